@@ -1,0 +1,109 @@
+"""Errors raised by the SDK.
+
+CloudpipeError
+ ├── AuthError          credentials missing or wrong (UNAUTHENTICATED / PERMISSION_DENIED)
+ ├── NotFound           no such job in your account
+ ├── InvalidRequest     the server refused the request; the message names the field
+ ├── Unavailable        the server cannot be reached (after retries)
+ ├── Timeout            a deadline passed before the job finished
+ └── JobFailed          the job ended in error; carries reason, return code, stderr
+      ├── JobKilled     the job was killed
+      └── JobStalled    the server lost the job's runner
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class CloudpipeError(Exception):
+    """Root of every error the SDK raises."""
+
+
+class AuthError(CloudpipeError):
+    """The server did not accept the credentials."""
+
+
+class NotFound(CloudpipeError):
+    """The job does not exist in your account."""
+
+
+class InvalidRequest(CloudpipeError):
+    """The server rejected the request as invalid."""
+
+
+class Unavailable(CloudpipeError):
+    """The server could not be reached or is overloaded; retrying later may help."""
+
+
+class Timeout(CloudpipeError, TimeoutError):
+    """The job did not finish within the given time."""
+
+
+class JobFailed(CloudpipeError):
+    """A job ended without a result.
+
+    Attributes: `job_id`, `status`, `reason`, `return_code` (None if it never exited),
+    `stderr_tail` (the last lines of its stderr) and `remote_traceback` (for function jobs).
+    """
+
+    def __init__(
+        self,
+        job_id: int,
+        status: str,
+        reason: str,
+        return_code: int | None,
+        stderr_tail: str,
+        remote_traceback: str = "",
+    ) -> None:
+        self.job_id = job_id
+        self.status = status
+        self.reason = reason
+        self.return_code = return_code
+        self.stderr_tail = stderr_tail
+        self.remote_traceback = remote_traceback
+        message = f"job {job_id} ended {status}"
+        if reason:
+            message += f": {reason}"
+        if stderr_tail:
+            message += f"\n--- stderr (tail) ---\n{stderr_tail}"
+        super().__init__(message)
+
+
+class JobKilled(JobFailed):
+    """The job was killed (on request, or by a limit)."""
+
+
+class JobStalled(JobFailed):
+    """The server lost the job's runner and the job was not restartable."""
+
+
+class RemoteTraceback(Exception):
+    """Attached as `__cause__` of an exception re-raised from a function job: its
+    message is the traceback as the runner printed it."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.text}"""'
+
+
+_CODES: dict[grpc.StatusCode, type[CloudpipeError]] = {
+    grpc.StatusCode.UNAUTHENTICATED: AuthError,
+    grpc.StatusCode.PERMISSION_DENIED: AuthError,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
+    grpc.StatusCode.FAILED_PRECONDITION: InvalidRequest,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: Timeout,
+}
+
+
+def from_rpc_error(error: grpc.RpcError) -> CloudpipeError:
+    """The SDK error for a failed RPC."""
+    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = error.details() if isinstance(error, grpc.Call) else str(error)
+    cls = _CODES.get(code, CloudpipeError)
+    return cls(f"{details} ({code.name})")

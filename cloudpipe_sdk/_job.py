@@ -1,0 +1,187 @@
+"""`Job`: a handle on one submitted job, usable like a concurrent.futures.Future."""
+
+from __future__ import annotations
+
+import enum
+import time
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from cloudpipe_proto.v1 import jobs_pb2 as pb
+from cloudpipe_sdk._errors import JobFailed, JobKilled, JobStalled, RemoteTraceback, Timeout, from_rpc_error
+from cloudpipe_sdk._serialize import load_envelope
+
+if TYPE_CHECKING:
+    from cloudpipe_sdk._client import Client
+
+STDERR_TAIL_LINES = 20
+
+
+class JobStatus(enum.Enum):
+    """Where a job is in its life. `done`, `error`, `killed` and `stalled` are final."""
+
+    WAITING = "waiting"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DONE = "done"
+    ERROR = "error"
+    KILLED = "killed"
+    STALLED = "stalled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.DONE, JobStatus.ERROR, JobStatus.KILLED, JobStatus.STALLED)
+
+
+_FROM_PB = {
+    pb.JOB_STATUS_WAITING: JobStatus.WAITING,
+    pb.JOB_STATUS_QUEUED: JobStatus.QUEUED,
+    pb.JOB_STATUS_PROCESSING: JobStatus.PROCESSING,
+    pb.JOB_STATUS_DONE: JobStatus.DONE,
+    pb.JOB_STATUS_ERROR: JobStatus.ERROR,
+    pb.JOB_STATUS_KILLED: JobStatus.KILLED,
+    pb.JOB_STATUS_STALLED: JobStatus.STALLED,
+}
+
+
+def status_from_pb(value: int) -> JobStatus:
+    return _FROM_PB[value]  # type: ignore[index]
+
+
+class Job:
+    """A submitted job. Properties that describe the job fetch its latest state.
+
+    Example::
+
+        job = client.shell("echo hello")
+        job.result()          # b"hello\\n"
+        job.status            # JobStatus.DONE
+    """
+
+    def __init__(self, client: Client, job_id: int, snapshot: pb.Job | None = None) -> None:
+        self._client = client
+        self.id = job_id
+        self._snapshot = snapshot
+
+    def __repr__(self) -> str:
+        status = status_from_pb(self._snapshot.status).value if self._snapshot is not None else "?"
+        return f"<Job {self.id} {status}>"
+
+    # -- state ------------------------------------------------------------------------
+
+    def refresh(self) -> pb.Job:
+        """Fetch the job's current state from the server and return it."""
+        self._snapshot = self._client._get(self.id)
+        return self._snapshot
+
+    @property
+    def snapshot(self) -> pb.Job:
+        """The state last fetched (fetching it if never fetched)."""
+        return self._snapshot if self._snapshot is not None else self.refresh()
+
+    def _final_snapshot(self) -> pb.Job:
+        if self._snapshot is None or not status_from_pb(self._snapshot.status).finished:
+            return self.refresh()
+        return self._snapshot
+
+    @property
+    def status(self) -> JobStatus:
+        return status_from_pb(self._final_snapshot().status)
+
+    @property
+    def stdout(self) -> str:
+        """Standard output so far, decoded as UTF-8 (undecodable bytes replaced)."""
+        return self._final_snapshot().stdout.decode("utf-8", "replace")
+
+    @property
+    def stderr(self) -> str:
+        return self._final_snapshot().stderr.decode("utf-8", "replace")
+
+    @property
+    def return_code(self) -> int | None:
+        snapshot = self._final_snapshot()
+        return snapshot.return_code if snapshot.HasField("return_code") else None
+
+    @property
+    def reason(self) -> str:
+        return self._final_snapshot().reason
+
+    def done(self) -> bool:
+        """Whether the job has finished (in any final status)."""
+        return self.status.finished
+
+    # -- waiting and results -----------------------------------------------------------
+
+    def wait(self, timeout: float | None = None) -> JobStatus:
+        """Block until the job finishes; return its final status.
+        Raises Timeout if it is still running after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            try:
+                for event in self._client._wait_stream(self.id, remaining):
+                    status = status_from_pb(event.status)
+                    if status.finished:
+                        self.refresh()
+                        return status
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise Timeout(f"job {self.id} did not finish within {timeout} s") from None
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise from_rpc_error(exc) from None
+                time.sleep(0.5)  # the server restarts: watch again until the deadline
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the job and return its result.
+
+        Shell jobs return bytes (stdout, or the `file:` result). Function jobs return the
+        function's return value, or re-raise its exception with the remote traceback as
+        `__cause__`. Raises JobFailed / JobKilled / JobStalled when there is no result,
+        and Timeout when the job is still running after `timeout` seconds.
+        """
+        self.wait(timeout)
+        snapshot = self._final_snapshot()
+        status = status_from_pb(snapshot.status)
+        is_function = snapshot.spec.result_type == pb.RESULT_TYPE_PICKLE
+        if is_function and snapshot.result:
+            envelope = load_envelope(snapshot.result, self.id)
+            if envelope["ok"] and status is JobStatus.DONE:
+                return envelope["value"]
+            if not envelope["ok"]:
+                raise self._remote_exception(envelope)
+        if status is JobStatus.DONE:
+            return snapshot.result
+        raise self._failure(snapshot)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The exception `result()` would raise, or None if the job succeeded."""
+        try:
+            self.result(timeout)
+        except Timeout:
+            raise
+        except BaseException as exc:
+            return exc
+        return None
+
+    def kill(self) -> None:
+        """Kill the job. A finished job stays as it is."""
+        self._snapshot = self._client._kill(self.id)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _remote_exception(self, envelope: dict[str, Any]) -> BaseException:
+        traceback_text = str(envelope.get("traceback", ""))
+        exc = envelope.get("exc")
+        if not isinstance(exc, BaseException):
+            reason = f"{envelope.get('exc_type', 'exception')}: {envelope.get('exc_repr', '')}"
+            return self._failure(self._final_snapshot(), remote_traceback=traceback_text, reason=reason)
+        exc.__cause__ = RemoteTraceback(traceback_text)
+        return exc
+
+    def _failure(self, snapshot: pb.Job, remote_traceback: str = "", reason: str | None = None) -> JobFailed:
+        status = status_from_pb(snapshot.status)
+        cls = {JobStatus.KILLED: JobKilled, JobStatus.STALLED: JobStalled}.get(status, JobFailed)
+        tail = "\n".join(snapshot.stderr.decode("utf-8", "replace").splitlines()[-STDERR_TAIL_LINES:])
+        return_code = snapshot.return_code if snapshot.HasField("return_code") else None
+        return cls(self.id, status.value, reason or snapshot.reason, return_code, tail, remote_traceback)

@@ -1,0 +1,1 @@
+"""Cloudpipe control plane: gRPC services, job store, dispatcher and executors."""

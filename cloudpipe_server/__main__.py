@@ -1,0 +1,77 @@
+"""`cloudpipe-server`: run the control plane until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from cloudpipe_server.app import start_server
+from cloudpipe_server.config import Settings
+from cloudpipe_server.errors import CloudpipeError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="cloudpipe-server",
+        description="Run the Cloudpipe control plane. Every flag has a CLOUDPIPE_<NAME> environment variable.",
+    )
+    parser.add_argument("--listen", help="host:port to serve gRPC on (default 127.0.0.1:50051)")
+    parser.add_argument("--data-dir", type=Path, help="where the SQLite store and admin key live")
+    parser.add_argument("--store-url", help="sqlite:///PATH (default: <data-dir>/cloudpipe.db)")
+    parser.add_argument("--max-concurrent-jobs", type=int, help="containers run at once by this server")
+    parser.add_argument("--default-image", help="image for jobs that name none")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds running jobs get on SIGTERM")
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        default=None,
+        dest="allow_anonymous",
+        help="accept every caller without credentials (local experiments only)",
+    )
+    return parser.parse_args(argv)
+
+
+async def serve(settings: Settings, shutdown_grace: float) -> None:
+    running = await start_server(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await running.stop(shutdown_grace)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = Settings.from_env(
+            listen=args.listen,
+            data_dir=args.data_dir,
+            store_url=args.store_url,
+            max_concurrent_jobs=args.max_concurrent_jobs,
+            default_image=args.default_image,
+            log_level=args.log_level,
+            allow_anonymous=args.allow_anonymous,
+        )
+    except CloudpipeError as exc:
+        print(f"cloudpipe-server: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        asyncio.run(serve(settings, args.shutdown_grace))
+    except CloudpipeError as exc:
+        logging.getLogger("cloudpipe_server").error("%s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

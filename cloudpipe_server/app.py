@@ -1,0 +1,133 @@
+"""Composition root: the one place concrete store, executor and authenticator classes
+are chosen and wired together."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from grpc import aio
+from grpc_health.v1 import health
+
+from cloudpipe_server.auth import AnonymousAuthenticator, Authenticator, StaticAdminAuthenticator
+from cloudpipe_server.config import Settings
+from cloudpipe_server.dispatcher import Dispatcher, DispatcherConfig
+from cloudpipe_server.errors import InvalidArgument
+from cloudpipe_server.events import JobEvents
+from cloudpipe_server.executors.base import Executor
+from cloudpipe_server.executors.docker import DockerConfig, DockerExecutor
+from cloudpipe_server.rpc.interceptor import AuthInterceptor
+from cloudpipe_server.rpc.jobs import JobServicer
+from cloudpipe_server.rpc.server import build_server, set_serving
+from cloudpipe_server.service import JobService
+from cloudpipe_server.store.base import JobStore
+from cloudpipe_server.store.sqlite import SqliteJobStore
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_store(url: str) -> JobStore:
+    """A store for a URL: `sqlite:///absolute/path.db` (or `sqlite:///:memory:`)."""
+    if url.startswith("sqlite:///"):
+        return SqliteJobStore(url[len("sqlite:///") :] if url != "sqlite:///:memory:" else ":memory:")
+    raise InvalidArgument(f"CLOUDPIPE_STORE_URL: unsupported store URL {url.split(':')[0]!r}; use sqlite:///PATH")
+
+
+def build_authenticator(settings: Settings) -> Authenticator:
+    """The admin credential from the settings, or from <data_dir>/admin.key (created
+    once, mode 0600, when no key is configured). Anonymous only when asked for."""
+    if settings.allow_anonymous:
+        log.warning("!!! AUTHENTICATION IS DISABLED: anyone who can reach this port can run code !!!")
+        return AnonymousAuthenticator()
+    key = settings.admin_key
+    if not key:
+        path = settings.admin_key_file
+        if path.exists():
+            key = path.read_text().strip()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(32)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(key + "\n")
+            log.info("generated an API key for account %r in %s", settings.admin_name, path)
+        log.info("the API key of account %r is read from %s", settings.admin_name, path)
+    return StaticAdminAuthenticator(settings.admin_name, key)
+
+
+@dataclass
+class RunningServer:
+    """A started control plane; `stop()` shuts it down gracefully."""
+
+    settings: Settings
+    port: int
+    server: aio.Server
+    health: health.aio.HealthServicer
+    dispatcher: Dispatcher
+    executor: Executor
+    store: JobStore
+
+    async def stop(self, grace: float = 10.0) -> None:
+        log.info("shutting down: no new jobs are claimed; waiting up to %.0f s", grace)
+        await set_serving(self.health, False)
+        await self.dispatcher.stop(grace)
+        await self.server.stop(grace=1.0)
+        await self.executor.close()
+        await self.store.close()
+
+
+async def start_server(settings: Settings, *, executor: Executor | None = None) -> RunningServer:
+    """Open the store, start the dispatcher and serve gRPC on `settings.listen`."""
+    authenticator = build_authenticator(settings)
+    store = open_store(settings.resolved_store_url)
+    await store.initialize()
+    owner = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    if executor is None:
+        executor = DockerExecutor(
+            DockerConfig(
+                owner=owner,
+                base_url=settings.docker_host,
+                job_user=settings.job_user,
+                pull_missing_images=settings.pull_missing_images,
+                output_cap_bytes=settings.output_cap_bytes,
+            ),
+            utc_now,
+        )
+    events = JobEvents()
+    dispatcher = Dispatcher(
+        store,
+        executor,
+        events,
+        DispatcherConfig(
+            owner=owner,
+            max_concurrent_jobs=settings.max_concurrent_jobs,
+            poll_interval=settings.poll_interval,
+            lease_seconds=settings.lease_seconds,
+            max_attempts=settings.max_attempts,
+            default_image=settings.default_image,
+            default_cpus=settings.default_cpus,
+            default_memory_bytes=settings.default_memory_bytes,
+            default_pids=settings.default_pids,
+            default_max_runtime=settings.default_max_runtime,
+        ),
+        utc_now,
+    )
+    service = JobService(store, dispatcher, events, utc_now, settings.poll_interval)
+    server, health_servicer = build_server(JobServicer(service), AuthInterceptor(authenticator))
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise InvalidArgument(f"CLOUDPIPE_LISTEN: cannot listen on {settings.listen}")
+    await server.start()
+    dispatcher.start()
+    await set_serving(health_servicer, True)
+    host = settings.listen.rsplit(":", 1)[0]
+    log.info("cloudpipe server %s listening on %s:%d (store %s)", owner, host, port, settings.resolved_store_url)
+    return RunningServer(settings, port, server, health_servicer, dispatcher, executor, store)

@@ -1,0 +1,106 @@
+"""Server settings: one frozen dataclass, read from the environment in one place.
+
+Every setting has a `CLOUDPIPE_*` variable; the admin credential also honours the
+original server's `PIPE_ADMINNAME` / `PIPE_ADMINKEY`. Command-line flags override the
+environment (see `cloudpipe_server.__main__`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cloudpipe_server.errors import InvalidArgument
+
+DEFAULT_RUNNER_IMAGE = "cloudpipe/runner-python3:latest"
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "/root")) / ".local" / "share")
+    return Path(base) / "cloudpipe"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be configured with. Sizes in bytes, times in seconds."""
+
+    listen: str = "127.0.0.1:50051"
+    data_dir: Path = Path("/var/lib/cloudpipe")
+    store_url: str = ""  # empty: sqlite:///<data_dir>/cloudpipe.db
+    admin_name: str = "admin"
+    admin_key: str = ""  # empty: generated once and written to <data_dir>/admin.key
+    allow_anonymous: bool = False
+    default_image: str = DEFAULT_RUNNER_IMAGE
+    python_image: str = DEFAULT_RUNNER_IMAGE
+    max_concurrent_jobs: int = 4
+    poll_interval: float = 0.5
+    lease_seconds: float = 30.0
+    max_attempts: int = 3
+    default_cpus: float = 1.0
+    default_memory_bytes: int = 1 << 30
+    default_pids: int = 512
+    default_max_runtime: float = 3600.0
+    job_user: str = "65534:65534"
+    pull_missing_images: bool = True
+    output_cap_bytes: int = 64 << 20
+    docker_host: str = ""  # empty: DOCKER_HOST or the local socket
+    log_level: str = "INFO"
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'cloudpipe.db'}"
+
+    @property
+    def admin_key_file(self) -> Path:
+        return self.data_dir / "admin.key"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from `CLOUDPIPE_<FIELD>` variables; empty values count as unset.
+        Raises InvalidArgument naming the variable when a value does not parse."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {"data_dir": default_data_dir(env)}
+        aliases = {"admin_name": ("PIPE_ADMINNAME",), "admin_key": ("PIPE_ADMINKEY",)}
+        for item in dataclasses.fields(cls):
+            names = (f"CLOUDPIPE_{item.name.upper()}", *aliases.get(item.name, ()))
+            raw = next((env[n] for n in names if env.get(n)), None)
+            if raw is None:
+                continue
+            values[item.name] = _parse(names[0], raw, cls.__dataclass_fields__[item.name].type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.max_concurrent_jobs < 1:
+            raise InvalidArgument("CLOUDPIPE_MAX_CONCURRENT_JOBS must be at least 1")
+        if self.lease_seconds <= self.poll_interval:
+            raise InvalidArgument("CLOUDPIPE_LEASE_SECONDS must be longer than CLOUDPIPE_POLL_INTERVAL")
+        if self.max_attempts < 1:
+            raise InvalidArgument("CLOUDPIPE_MAX_ATTEMPTS must be at least 1")
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse(name: str, raw: str, kind: object) -> object:
+    try:
+        if kind in ("bool", bool):
+            lowered = raw.strip().lower()
+            if lowered not in _TRUE | _FALSE:
+                raise ValueError(raw)
+            return lowered in _TRUE
+        if kind in ("int", int):
+            return int(raw, 0)
+        if kind in ("float", float):
+            return float(raw)
+        if kind in ("Path", Path):
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise InvalidArgument(f"{name}: cannot parse {raw!r} as {kind}") from None

@@ -1,0 +1,99 @@
+"""The one error tree of Cloudpipe's control plane.
+
+    CloudpipeError
+     ├── InvalidArgument      bad input; the message names the field
+     ├── NotFound             no such object (or not the caller's)
+     ├── AlreadyExists
+     ├── FailedPrecondition   valid request, wrong state or version
+     ├── Unauthenticated      missing or wrong credentials
+     ├── PermissionDenied
+     ├── ResourceExhausted    quota or size limit
+     └── Unavailable          a dependency is down; retrying may help
+          └── StoreUnavailable
+
+Each maps to one gRPC status code in `GRPC_CODES` and one HTTP status in `HTTP_STATUS`.
+Anything else that escapes a handler is a bug and becomes INTERNAL, logged server-side only.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class CloudpipeError(Exception):
+    """Root of every error Cloudpipe raises on purpose."""
+
+
+class InvalidArgument(CloudpipeError):
+    """The request is malformed; the message names the offending field."""
+
+
+class NotFound(CloudpipeError):
+    """The object does not exist, or belongs to another account."""
+
+
+class AlreadyExists(CloudpipeError):
+    """An object with that identity exists already."""
+
+
+class FailedPrecondition(CloudpipeError):
+    """The request is valid but cannot be done in the current state."""
+
+
+class Unauthenticated(CloudpipeError):
+    """Credentials are missing or wrong."""
+
+
+class PermissionDenied(CloudpipeError):
+    """The caller is known but may not do this."""
+
+
+class ResourceExhausted(CloudpipeError):
+    """A quota or a size limit was hit."""
+
+
+class Unavailable(CloudpipeError):
+    """A dependency (store, Docker, auth service) cannot be reached; retry later."""
+
+
+class StoreUnavailable(Unavailable):
+    """The job store failed; nothing was changed."""
+
+
+GRPC_CODES: dict[type[CloudpipeError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+HTTP_STATUS: dict[type[CloudpipeError], int] = {
+    InvalidArgument: 400,
+    NotFound: 404,
+    AlreadyExists: 409,
+    FailedPrecondition: 412,
+    Unauthenticated: 401,
+    PermissionDenied: 403,
+    ResourceExhausted: 429,
+    Unavailable: 503,
+}
+
+
+def grpc_code(error: CloudpipeError) -> grpc.StatusCode:
+    """The gRPC status for an error, walking up its class tree."""
+    for cls in type(error).__mro__:
+        if cls in GRPC_CODES:
+            return GRPC_CODES[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+def http_status(error: CloudpipeError) -> int:
+    """The HTTP status for an error, walking up its class tree."""
+    for cls in type(error).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500

@@ -1,0 +1,32 @@
+"""In-process notification that a job changed, so waiters react at once instead of
+at the next poll. Other replicas' changes are still seen by polling."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+
+class JobEvents:
+    """Wake everything waiting on a job id."""
+
+    def __init__(self) -> None:
+        self._waiters: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
+
+    def publish(self, job_id: int) -> None:
+        for event in self._waiters.get(job_id, ()):
+            event.set()
+
+    async def wait(self, job_id: int, timeout: float) -> None:
+        """Return when the job changed or after `timeout` seconds, whichever is first."""
+        event = asyncio.Event()
+        self._waiters[job_id].add(event)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            waiters = self._waiters[job_id]
+            waiters.discard(event)
+            if not waiters:
+                del self._waiters[job_id]

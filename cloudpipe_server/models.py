@@ -1,0 +1,158 @@
+"""Domain model of jobs. No protobuf in here: `convert.py` is the only bridge."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+
+class JobStatus(enum.Enum):
+    """Lifecycle: waiting -> queued -> processing -> done | error | killed | stalled."""
+
+    WAITING = "waiting"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DONE = "done"
+    ERROR = "error"
+    KILLED = "killed"
+    STALLED = "stalled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.DONE, JobStatus.ERROR, JobStatus.KILLED, JobStatus.STALLED})
+
+
+class ResultType(enum.Enum):
+    """How a client should read `Job.result`; the server never interprets it."""
+
+    BINARY = "binary"
+    PICKLE = "pickle"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Container limits; zero means the server default."""
+
+    cpus: float = 0.0
+    memory_bytes: int = 0
+    pids: int = 0
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a user submitted. Validated by `service.validate_spec` before it is stored."""
+
+    cmd: str
+    name: str = ""
+    image: str = ""
+    stdin: bytes = b""
+    env: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    result_source: str = "stdout"
+    result_type: ResultType = ResultType.BINARY
+    max_runtime: timedelta | None = None
+    restartable: bool = False
+    depends_on: tuple[int, ...] = ()
+    resources: Resources = Resources()
+    network: bool = False
+    core: str = ""
+    multicore: int = 0
+    profile: bool = False
+    volumes: tuple[str, ...] = ()
+    serializer: str = ""
+    client_python: str = ""
+
+    @property
+    def result_path(self) -> str | None:
+        """The path of a `file:` result source, or None for stdout."""
+        if self.result_source.startswith("file:"):
+            return self.result_source[len("file:") :]
+        return None
+
+
+@dataclass(frozen=True)
+class Collected:
+    """Resource usage read from the container after it ran."""
+
+    cputime_user_ns: int = 0
+    cputime_system_ns: int = 0
+    memory_max_usage_bytes: int = 0
+    memory_failcnt: int = 0
+    oom_killed: bool = False
+
+
+@dataclass
+class Job:
+    """A stored job: its spec plus everything the server learnt while running it."""
+
+    id: int
+    account: str
+    spec: JobSpec
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None = None
+    container_started_at: datetime | None = None
+    finished_at: datetime | None = None
+    return_code: int | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""
+    result: bytes = b""
+    reason: str = ""
+    collected: Collected = Collected()
+    kill_requested: bool = False
+    attempts: int = 0
+    container_id: str = ""
+    lease_owner: str = ""
+    lease_expires_at: datetime | None = None
+
+    @property
+    def queue_delay(self) -> timedelta | None:
+        if self.started_at is None:
+            return None
+        return self.started_at - self.created_at
+
+    @property
+    def overhead_delay(self) -> timedelta | None:
+        if self.started_at is None or self.container_started_at is None:
+            return None
+        return self.container_started_at - self.started_at
+
+    @property
+    def runtime(self) -> timedelta | None:
+        if self.container_started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.container_started_at
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended, as the dispatcher records it in the store."""
+
+    status: JobStatus
+    finished_at: datetime
+    reason: str = ""
+    return_code: int | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""
+    result: bytes = b""
+    collected: Collected = Collected()
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    """Filters of `JobStore.list`; empty collections and None mean no filter."""
+
+    ids: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
+    statuses: tuple[JobStatus, ...] = ()
+    after_id: int = 0
+    before_id: int = 0
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int = 1000
+    newest_first: bool = False

@@ -1,0 +1,1 @@
+"""gRPC wiring: servicers (thin), the auth/error interceptor, and the server."""

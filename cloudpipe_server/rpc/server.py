@@ -1,0 +1,40 @@
+"""The grpc.aio server: JobService plus the standard health and reflection services."""
+
+from __future__ import annotations
+
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from cloudpipe_proto.v1 import jobs_pb2, jobs_pb2_grpc
+from cloudpipe_server.rpc.interceptor import AuthInterceptor
+from cloudpipe_server.rpc.jobs import JobServicer
+
+MAX_MESSAGE_BYTES = 256 << 20
+SERVICE_NAMES = (
+    jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+    health.SERVICE_NAME,
+    reflection.SERVICE_NAME,
+)
+
+
+def build_server(jobs: JobServicer, interceptor: AuthInterceptor) -> tuple[aio.Server, health.aio.HealthServicer]:
+    """A server with every service registered; the caller binds ports and starts it."""
+    server = aio.server(
+        interceptors=[interceptor],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)  # type: ignore[no-untyped-call]
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(SERVICE_NAMES, server)
+    return server, health_servicer
+
+
+async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ("", *SERVICE_NAMES[:1]):
+        await health_servicer.set(name, status)

@@ -1,0 +1,123 @@
+"""Business rules of jobs, shared by the gRPC servicer and the HTTP gateway."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from cloudpipe_server.auth.base import Principal
+from cloudpipe_server.dispatcher import Dispatcher
+from cloudpipe_server.errors import InvalidArgument, ResourceExhausted
+from cloudpipe_server.events import JobEvents
+from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus
+from cloudpipe_server.store.base import JobStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIST_LIMIT = 1000
+MAX_LIST_LIMIT = 9999
+MAX_JOBS_PER_SUBMIT = 10_000
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IMAGE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.:/@-]*$")
+
+
+def validate_spec(spec: JobSpec, where: str = "job") -> JobSpec:
+    """Return the spec if it can run, else raise InvalidArgument naming the field."""
+    if not spec.cmd.strip():
+        raise InvalidArgument(f"{where}.cmd: every job needs a command to execute")
+    if "\x00" in spec.cmd:
+        raise InvalidArgument(f"{where}.cmd: must not contain NUL bytes")
+    if spec.result_source != "stdout" and not spec.result_source.startswith("file:"):
+        raise InvalidArgument(
+            f'{where}.result_source: invalid result source [{spec.result_source}]; use "stdout" or "file:/path"'
+        )
+    path = spec.result_path
+    if path is not None and not path.startswith("/"):
+        raise InvalidArgument(f"{where}.result_source: the file path must be absolute, got {path!r}")
+    if spec.image and not _IMAGE.match(spec.image):
+        raise InvalidArgument(f"{where}.image: {spec.image!r} is not a valid Docker image reference")
+    for name in spec.env:
+        if not _ENV_NAME.match(name):
+            raise InvalidArgument(f"{where}.env: {name!r} is not a valid environment variable name")
+    if spec.max_runtime is not None and spec.max_runtime < timedelta(0):
+        raise InvalidArgument(f"{where}.max_runtime: must not be negative")
+    resources = spec.resources
+    if resources.cpus < 0 or resources.memory_bytes < 0 or resources.pids < 0:
+        raise InvalidArgument(f"{where}.resources: limits must not be negative")
+    if 0 < resources.memory_bytes < 6 << 20:
+        raise InvalidArgument(f"{where}.resources.memory_bytes: Docker needs at least 6 MiB")
+    return spec
+
+
+class JobService:
+    """What a caller can do with jobs. Every call is scoped to the caller's account."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        dispatcher: Dispatcher,
+        events: JobEvents,
+        clock: Callable[[], datetime],
+        poll_interval: float = 0.5,
+    ) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._events = events
+        self._clock = clock
+        self._poll_interval = poll_interval
+
+    async def submit(self, caller: Principal, specs: Sequence[JobSpec]) -> list[int]:
+        if len(specs) > MAX_JOBS_PER_SUBMIT:
+            raise ResourceExhausted(f"jobs: at most {MAX_JOBS_PER_SUBMIT} jobs per submit, got {len(specs)}")
+        checked = [validate_spec(spec, f"jobs[{i}]") for i, spec in enumerate(specs)]
+        ids = await self._store.submit(caller.account, checked, self._clock())
+        for job_id, spec in zip(ids, checked, strict=True):
+            log.info("job %d: queued for account %s (%s)", job_id, caller.account, spec.image or "default image")
+        if ids:
+            self._dispatcher.wake()
+        return ids
+
+    async def get(self, caller: Principal, job_id: int) -> Job:
+        return await self._store.get(job_id, caller.account)
+
+    async def list_jobs(self, caller: Principal, query: JobQuery) -> list[Job]:
+        if query.limit < 0:
+            raise InvalidArgument(f"limit: must be positive, got {query.limit}")
+        limit = min(query.limit or DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
+        return await self._store.list_jobs(caller.account, replace(query, limit=limit))
+
+    async def kill(self, caller: Principal, job_id: int) -> Job:
+        job = await self._store.request_kill(job_id, caller.account, self._clock())
+        if job.status is JobStatus.PROCESSING:
+            await self._dispatcher.kill(job_id)
+        log.info("job %d: kill requested by %s (now %s)", job_id, caller.account, job.status.value)
+        self._events.publish(job_id)
+        return job
+
+    async def kill_all(self, caller: Principal) -> list[int]:
+        ids = await self._store.kill_all(caller.account, self._clock())
+        running = self._dispatcher.running_job_ids
+        for job_id in ids:
+            if job_id in running:
+                await self._dispatcher.kill(job_id)
+            self._events.publish(job_id)
+        log.info("kill-all by %s: %d job(s)", caller.account, len(ids))
+        return ids
+
+    async def watch(self, caller: Principal, job_id: int) -> AsyncIterator[Job]:
+        """Yield the job now and after each status change, ending after a terminal one."""
+        job = await self._store.get(job_id, caller.account)
+        yield job
+        last = job.status
+        while not last.terminal:
+            await self._events.wait(job_id, self._poll_interval)
+            job = await self._store.get(job_id, caller.account)
+            if job.status is not last:
+                last = job.status
+                yield job
+
+    async def counts(self, caller: Principal) -> dict[JobStatus, int]:
+        return await self._store.counts(caller.account)

@@ -1,0 +1,94 @@
+"""The job store contract. Every backend implements `JobStore`; the contract tests in
+tests/contract/ run the same suite against each of them.
+
+Claims are leases: a dispatcher owns a processing job only until `lease_expires_at`,
+and must extend the lease while the job runs. A job whose lease ran out is recovered by
+`reap_expired` (requeued when restartable, otherwise stalled), so no job stays
+`processing` forever after a crash.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Outcome
+
+
+class JobStore(abc.ABC):
+    """Durable storage of jobs. All methods are coroutines and safe to call concurrently."""
+
+    @abc.abstractmethod
+    async def initialize(self) -> None:
+        """Create or migrate the schema. Idempotent."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections. The store is unusable afterwards."""
+
+    @abc.abstractmethod
+    async def submit(self, account: str, specs: Sequence[JobSpec], now: datetime) -> list[int]:
+        """Atomically insert jobs: all of them or none. Returns their ids in order.
+
+        Ids are global, start at 1 and increase. A job with `depends_on` starts WAITING,
+        every other one QUEUED.
+        """
+
+    @abc.abstractmethod
+    async def get(self, job_id: int, account: str | None = None) -> Job:
+        """Return the job. Raises NotFound when it is missing or, with `account`
+        given, belongs to another account."""
+
+    @abc.abstractmethod
+    async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
+        """Jobs of `account` matching every filter of `query`, ordered by id
+        (ascending unless `query.newest_first`), at most `query.limit`."""
+
+    @abc.abstractmethod
+    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Job]:
+        """Atomically move up to `limit` of the oldest QUEUED jobs to PROCESSING, leased to
+        `owner` until `now + lease`, with `attempts` incremented and `started_at = now`.
+        No job is ever returned to two claimers."""
+
+    @abc.abstractmethod
+    async def extend_leases(self, owner: str, job_ids: Sequence[int], until: datetime) -> set[int]:
+        """Extend the leases `owner` still holds on these jobs. Returns the ids whose lease
+        was extended; a missing id means the lease was lost (reaped) and the caller
+        must stop treating the job as its own."""
+
+    @abc.abstractmethod
+    async def mark_started(self, job_id: int, owner: str, container_id: str, container_started_at: datetime) -> None:
+        """Record the container of a job `owner` holds. No-op when the lease was lost."""
+
+    @abc.abstractmethod
+    async def finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
+        """Atomically record a terminal outcome of a job `owner` holds, and release the
+        lease. A KILLED outcome wins over ERROR when a kill was requested. Returns False
+        (and changes nothing) when the lease was lost. Promotes WAITING jobs whose
+        dependencies are now all DONE to QUEUED, and fails those whose dependency did
+        not end DONE."""
+
+    @abc.abstractmethod
+    async def request_kill(self, job_id: int, account: str, now: datetime) -> Job:
+        """Set `kill_requested`. A WAITING or QUEUED job becomes KILLED at once; a
+        finished job is left unchanged. Returns the job after the change. Raises
+        NotFound like `get`."""
+
+    @abc.abstractmethod
+    async def kill_all(self, account: str, now: datetime) -> list[int]:
+        """`request_kill` for every unfinished job of the account; returns their ids."""
+
+    @abc.abstractmethod
+    async def kill_requested(self, job_ids: Sequence[int]) -> set[int]:
+        """Which of these processing jobs have a pending kill request."""
+
+    @abc.abstractmethod
+    async def counts(self, account: str) -> dict[JobStatus, int]:
+        """Number of the account's jobs per status; every status is a key."""
+
+    @abc.abstractmethod
+    async def reap_expired(self, now: datetime, max_attempts: int) -> list[Job]:
+        """Recover PROCESSING jobs whose lease expired before `now`: a restartable job
+        with fewer than `max_attempts` attempts goes back to QUEUED, any other becomes
+        STALLED with a reason. Returns the jobs after the change."""

@@ -1,0 +1,424 @@
+"""SQLite job store: the embedded default. One file, WAL mode, schema version in
+`PRAGMA user_version`.
+
+Every operation runs in a worker thread (`asyncio.to_thread`) on one connection
+guarded by a lock; writes use `BEGIN IMMEDIATE`, so claims are atomic across
+processes sharing the file too. `synchronous=NORMAL` in WAL mode survives a crash of
+any process; only a power loss can drop the last commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cloudpipe_server.errors import InvalidArgument, NotFound, StoreUnavailable
+from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome
+from cloudpipe_server.store.base import JobStore
+from cloudpipe_server.store.codec import (
+    collected_from_doc,
+    collected_to_doc,
+    from_ns,
+    spec_from_doc,
+    spec_to_doc,
+    to_ns,
+)
+
+T = TypeVar("T")
+
+MIGRATIONS: list[str] = [
+    # 1: jobs
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        account TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        stdin BLOB NOT NULL DEFAULT x'',
+        depends_on TEXT NOT NULL DEFAULT '[]',
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        container_started_at INTEGER,
+        finished_at INTEGER,
+        return_code INTEGER,
+        stdout BLOB NOT NULL DEFAULT x'',
+        stderr BLOB NOT NULL DEFAULT x'',
+        result BLOB NOT NULL DEFAULT x'',
+        reason TEXT NOT NULL DEFAULT '',
+        collected TEXT,
+        kill_requested INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        container_id TEXT NOT NULL DEFAULT '',
+        lease_owner TEXT NOT NULL DEFAULT '',
+        lease_expires_at INTEGER
+    );
+    CREATE INDEX jobs_status_id ON jobs (status, id);
+    CREATE INDEX jobs_account_id ON jobs (account, id);
+    CREATE INDEX jobs_account_name ON jobs (account, name);
+    """,
+]
+
+_UNFINISHED = tuple(s.value for s in JobStatus if not s.terminal)
+
+
+class SqliteJobStore(JobStore):
+    """`JobStore` on one SQLite file (or ":memory:" for throwaway use)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = str(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    # -- plumbing -------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        return await asyncio.to_thread(self._locked, fn, write)
+
+    def _locked(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise StoreUnavailable("the SQLite store is closed")
+            try:
+                if not write:
+                    return fn(conn)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    value = fn(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return value
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"SQLite store error: {exc}") from exc
+
+    async def initialize(self) -> None:
+        def connect() -> None:
+            if self._path != ":memory:":
+                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("BEGIN IMMEDIATE")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+            self._conn = conn
+
+        await asyncio.to_thread(connect)
+
+    async def close(self) -> None:
+        def close() -> None:
+            with self._lock:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+
+        await asyncio.to_thread(close)
+
+    # -- jobs -------------------------------------------------------------------------
+
+    async def submit(self, account: str, specs: Sequence[JobSpec], now: datetime) -> list[int]:
+        def insert(conn: sqlite3.Connection) -> list[int]:
+            ids: list[int] = []
+            for spec in specs:
+                for dep in spec.depends_on:
+                    row = conn.execute("SELECT account FROM jobs WHERE id = ?", (dep,)).fetchone()
+                    if row is None or row["account"] != account:
+                        raise InvalidArgument(f"depends_on: job {dep} not found")
+                status = JobStatus.WAITING if spec.depends_on else JobStatus.QUEUED
+                cursor = conn.execute(
+                    "INSERT INTO jobs (account, name, status, spec, stdin, depends_on, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        account,
+                        spec.name,
+                        status.value,
+                        json.dumps(spec_to_doc(spec)),
+                        spec.stdin,
+                        json.dumps(list(spec.depends_on)),
+                        to_ns(now),
+                    ),
+                )
+                assert cursor.lastrowid is not None
+                ids.append(cursor.lastrowid)
+            _settle_waiting(conn, now)
+            return ids
+
+        return await self._run(insert, write=True)
+
+    async def get(self, job_id: int, account: str | None = None) -> Job:
+        def read(conn: sqlite3.Connection) -> Job:
+            return _get(conn, job_id, account)
+
+        return await self._run(read)
+
+    async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
+        clauses = ["account = ?"]
+        params: list[Any] = [account]
+        for column, values in (("id", query.ids), ("name", query.names)):
+            if values:
+                clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+                params.extend(values)
+        if query.statuses:
+            clauses.append(f"status IN ({','.join('?' * len(query.statuses))})")
+            params.extend(s.value for s in query.statuses)
+        if query.after_id:
+            clauses.append("id >= ?")
+            params.append(query.after_id)
+        if query.before_id:
+            clauses.append("id < ?")
+            params.append(query.before_id)
+        if query.created_after is not None:
+            clauses.append("created_at >= ?")
+            params.append(to_ns(query.created_after))
+        if query.created_before is not None:
+            clauses.append("created_at < ?")
+            params.append(to_ns(query.created_before))
+        order = "DESC" if query.newest_first else "ASC"
+        sql = f"SELECT * FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id {order} LIMIT ?"
+        params.append(query.limit)
+
+        def read(conn: sqlite3.Connection) -> list[Job]:
+            return [_row_to_job(row) for row in conn.execute(sql, params)]
+
+        return await self._run(read)
+
+    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Job]:
+        def claim(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                "UPDATE jobs SET status = 'processing', lease_owner = ?, lease_expires_at = ?,"
+                " attempts = attempts + 1, started_at = ?, container_started_at = NULL,"
+                " container_id = '' WHERE id IN"
+                " (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT ?) RETURNING *",
+                (owner, to_ns(now + lease), to_ns(now), limit),
+            ).fetchall()
+            return sorted((_row_to_job(row) for row in rows), key=lambda job: job.id)
+
+        return await self._run(claim, write=True)
+
+    async def extend_leases(self, owner: str, job_ids: Sequence[int], until: datetime) -> set[int]:
+        if not job_ids:
+            return set()
+
+        def extend(conn: sqlite3.Connection) -> set[int]:
+            rows = conn.execute(
+                f"UPDATE jobs SET lease_expires_at = ? WHERE lease_owner = ? AND status = 'processing'"
+                f" AND id IN ({','.join('?' * len(job_ids))}) RETURNING id",
+                (to_ns(until), owner, *job_ids),
+            ).fetchall()
+            return {row["id"] for row in rows}
+
+        return await self._run(extend, write=True)
+
+    async def mark_started(self, job_id: int, owner: str, container_id: str, container_started_at: datetime) -> None:
+        def update(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE jobs SET container_id = ?, container_started_at = ?"
+                " WHERE id = ? AND lease_owner = ? AND status = 'processing'",
+                (container_id, to_ns(container_started_at), job_id, owner),
+            )
+
+        await self._run(update, write=True)
+
+    async def finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
+        def update(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT kill_requested FROM jobs WHERE id = ? AND lease_owner = ? AND status = 'processing'",
+                (job_id, owner),
+            ).fetchone()
+            if row is None:
+                return False
+            status = outcome.status
+            if row["kill_requested"] and status is JobStatus.ERROR:
+                status = JobStatus.KILLED
+            conn.execute(
+                "UPDATE jobs SET status = ?, finished_at = ?, reason = ?, return_code = ?, stdout = ?,"
+                " stderr = ?, result = ?, collected = ?, lease_owner = '', lease_expires_at = NULL"
+                " WHERE id = ?",
+                (
+                    status.value,
+                    to_ns(outcome.finished_at),
+                    outcome.reason,
+                    outcome.return_code,
+                    outcome.stdout,
+                    outcome.stderr,
+                    outcome.result,
+                    json.dumps(collected_to_doc(outcome.collected)),
+                    job_id,
+                ),
+            )
+            _settle_waiting(conn, outcome.finished_at)
+            return True
+
+        return await self._run(update, write=True)
+
+    async def request_kill(self, job_id: int, account: str, now: datetime) -> Job:
+        def update(conn: sqlite3.Connection) -> Job:
+            job = _get(conn, job_id, account)
+            if job.status.terminal:
+                return job
+            _kill(conn, [job_id], now)
+            _settle_waiting(conn, now)
+            return _get(conn, job_id, account)
+
+        return await self._run(update, write=True)
+
+    async def kill_all(self, account: str, now: datetime) -> list[int]:
+        def update(conn: sqlite3.Connection) -> list[int]:
+            ids = [
+                row["id"]
+                for row in conn.execute(
+                    f"SELECT id FROM jobs WHERE account = ? AND status IN ({','.join('?' * len(_UNFINISHED))})"
+                    " ORDER BY id",
+                    (account, *_UNFINISHED),
+                )
+            ]
+            _kill(conn, ids, now)
+            _settle_waiting(conn, now)
+            return ids
+
+        return await self._run(update, write=True)
+
+    async def kill_requested(self, job_ids: Sequence[int]) -> set[int]:
+        if not job_ids:
+            return set()
+
+        def read(conn: sqlite3.Connection) -> set[int]:
+            rows = conn.execute(
+                f"SELECT id FROM jobs WHERE kill_requested = 1 AND status = 'processing'"
+                f" AND id IN ({','.join('?' * len(job_ids))})",
+                tuple(job_ids),
+            )
+            return {row["id"] for row in rows}
+
+        return await self._run(read)
+
+    async def counts(self, account: str) -> dict[JobStatus, int]:
+        def read(conn: sqlite3.Connection) -> dict[JobStatus, int]:
+            counts = {status: 0 for status in JobStatus}
+            rows = conn.execute("SELECT status, COUNT(*) AS n FROM jobs WHERE account = ? GROUP BY status", (account,))
+            for row in rows:
+                counts[JobStatus(row["status"])] = row["n"]
+            return counts
+
+        return await self._run(read)
+
+    async def reap_expired(self, now: datetime, max_attempts: int) -> list[Job]:
+        def reap(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                "SELECT * FROM jobs WHERE status = 'processing' AND lease_expires_at < ? ORDER BY id",
+                (to_ns(now),),
+            ).fetchall()
+            reaped: list[int] = []
+            for row in rows:
+                job = _row_to_job(row)
+                if job.spec.restartable and job.attempts < max_attempts and not job.kill_requested:
+                    conn.execute(
+                        "UPDATE jobs SET status = 'queued', lease_owner = '', lease_expires_at = NULL,"
+                        " reason = ? WHERE id = ?",
+                        (f"requeued after its runner was lost (attempt {job.attempts} of {max_attempts})", job.id),
+                    )
+                else:
+                    status = JobStatus.KILLED if job.kill_requested else JobStatus.STALLED
+                    conn.execute(
+                        "UPDATE jobs SET status = ?, finished_at = ?, lease_owner = '', lease_expires_at = NULL,"
+                        " reason = ? WHERE id = ?",
+                        (status.value, to_ns(now), "the runner of this job was lost and it is not restartable", job.id),
+                    )
+                reaped.append(job.id)
+            _settle_waiting(conn, now)
+            return [_get(conn, job_id, None) for job_id in reaped]
+
+        return await self._run(reap, write=True)
+
+
+# -- helpers run inside a transaction ------------------------------------------------------
+
+
+def _get(conn: sqlite3.Connection, job_id: int, account: str | None) -> Job:
+    row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None or (account is not None and row["account"] != account):
+        raise NotFound(f"job {job_id} not found")
+    return _row_to_job(row)
+
+
+def _kill(conn: sqlite3.Connection, job_ids: Sequence[int], now: datetime) -> None:
+    """Flag a kill; jobs that never started end KILLED here and now."""
+    for job_id in job_ids:
+        conn.execute(
+            "UPDATE jobs SET kill_requested = 1 WHERE id = ? AND status NOT IN ('done','error','killed','stalled')",
+            (job_id,),
+        )
+        conn.execute(
+            "UPDATE jobs SET status = 'killed', finished_at = ?, reason = 'killed before it started'"
+            " WHERE id = ? AND status IN ('waiting', 'queued')",
+            (to_ns(now), job_id),
+        )
+
+
+def _settle_waiting(conn: sqlite3.Connection, now: datetime) -> None:
+    """Queue WAITING jobs whose dependencies all ended DONE; fail those with a
+    dependency that ended otherwise. Repeats until nothing changes (chains)."""
+    changed = True
+    while changed:
+        changed = False
+        for row in conn.execute("SELECT id, depends_on FROM jobs WHERE status = 'waiting'").fetchall():
+            deps = json.loads(row["depends_on"])
+            statuses = {
+                dep["id"]: JobStatus(dep["status"])
+                for dep in conn.execute(f"SELECT id, status FROM jobs WHERE id IN ({','.join('?' * len(deps))})", deps)
+            }
+            failed = [d for d in deps if statuses.get(d) in TERMINAL_STATUSES and statuses[d] is not JobStatus.DONE]
+            if failed:
+                conn.execute(
+                    "UPDATE jobs SET status = 'error', finished_at = ?, reason = ? WHERE id = ?",
+                    (to_ns(now), f"dependency job {failed[0]} ended {statuses[failed[0]].value}", row["id"]),
+                )
+                changed = True
+            elif all(statuses.get(d) is JobStatus.DONE for d in deps):
+                conn.execute("UPDATE jobs SET status = 'queued' WHERE id = ?", (row["id"],))
+                changed = True
+
+
+def _row_to_job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        account=row["account"],
+        spec=spec_from_doc(json.loads(row["spec"]), bytes(row["stdin"])),
+        status=JobStatus(row["status"]),
+        created_at=_at(row["created_at"]),
+        started_at=from_ns(row["started_at"]),
+        container_started_at=from_ns(row["container_started_at"]),
+        finished_at=from_ns(row["finished_at"]),
+        return_code=row["return_code"],
+        stdout=bytes(row["stdout"]),
+        stderr=bytes(row["stderr"]),
+        result=bytes(row["result"]),
+        reason=row["reason"],
+        collected=collected_from_doc(json.loads(row["collected"]) if row["collected"] else None),
+        kill_requested=bool(row["kill_requested"]),
+        attempts=row["attempts"],
+        container_id=row["container_id"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=from_ns(row["lease_expires_at"]),
+    )
+
+
+def _at(value: int) -> datetime:
+    moment = from_ns(value)
+    assert moment is not None
+    return moment

@@ -1,0 +1,1 @@
+"""HTTP gateway wire-compatible with multyvac 0.5.0 (see issue: gateway)."""
