@@ -3,102 +3,13 @@ engine, and a check that no job container outlives the test session."""
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import grpc
 import pytest
 
 from cloudpipe_sdk import Client
-
-ROOT = Path(__file__).resolve().parent.parent
-JOB_LABEL = "org.cloudpipe.job"
-RUNNER_IMAGES = ("cloudpipe/runner-python3:latest",)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class ServerProcess:
-    """A `cloudpipe-server` subprocess; `log` holds what it printed so far."""
-
-    address: str
-    api_key: str
-    data_dir: Path
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def client(self, **options: object) -> Client:
-        return Client(self.address, api_key=self.api_key, **options)  # type: ignore[arg-type]
-
-    def stop(self, sig: int = 15, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
-def start_server(data_dir: Path, *, env: dict[str, str] | None = None, port: int | None = None) -> ServerProcess:
-    """Start a server and wait until its health check answers SERVING."""
-    port = port or free_port()
-    key = (env or {}).get("CLOUDPIPE_ADMIN_KEY") or secrets.token_urlsafe(16)
-    environment = {
-        **os.environ,
-        "CLOUDPIPE_LISTEN": f"127.0.0.1:{port}",
-        "CLOUDPIPE_DATA_DIR": str(data_dir),
-        "CLOUDPIPE_ADMIN_KEY": key,
-        "CLOUDPIPE_POLL_INTERVAL": "0.2",
-        "CLOUDPIPE_LEASE_SECONDS": "6",
-        "CLOUDPIPE_LOG_LEVEL": "DEBUG",
-        **(env or {}),
-    }
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / f"server-{port}.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cloudpipe_server"], env=environment, stdout=log, stderr=subprocess.STDOUT
-        )
-    server = ServerProcess(f"127.0.0.1:{port}", key, data_dir, process, log_path)
-    wait_serving(server)
-    return server
-
-
-def wait_serving(server: ServerProcess, timeout: float = 30) -> None:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(server.address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.log}")
-            try:
-                response = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if response.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-    raise RuntimeError(f"server not serving after {timeout} s:\n{server.log}")
+from tests.support import JOB_LABEL, RUNNER_IMAGES, ServerProcess, start_server
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +20,7 @@ def docker_engine() -> Iterator[object]:
     try:
         client = docker.from_env()
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
+    except Exception as exc:
         pytest.fail(f"these tests need a running Docker engine (run scripts/test.sh): {exc}")
     for image in RUNNER_IMAGES:
         try:
@@ -128,7 +39,7 @@ def no_leftover_containers() -> Iterator[None]:
         import docker
 
         client = docker.from_env()
-    except Exception:  # noqa: BLE001 - no engine: nothing could have been left
+    except Exception:
         return
     deadline = time.monotonic() + 20
     while True:
