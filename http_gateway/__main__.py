@@ -1,0 +1,67 @@
+"""`python -m http_gateway` / `cloudpipe-gateway`: serve the multyvac HTTP API with uvicorn.
+
+Flags override the environment (`CLOUDPIPE_GATEWAY_*`, `CLOUDPIPE_ADDRESS`); see
+`http_gateway.config.GatewaySettings`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from http_gateway.app import create_app
+from http_gateway.config import GatewaySettings, SettingsError
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="cloudpipe-gateway", description="HTTP gateway for multyvac 0.5.0 clients, in front of a Cloudpipe server."
+    )
+    parser.add_argument("--listen", help="HOST:PORT to serve HTTP on (CLOUDPIPE_GATEWAY_LISTEN, 127.0.0.1:8000)")
+    parser.add_argument("--server", help="gRPC address of the Cloudpipe server (CLOUDPIPE_ADDRESS, localhost:50051)")
+    parser.add_argument("--default-image", help="image of jobs without a layer (CLOUDPIPE_GATEWAY_DEFAULT_IMAGE)")
+    parser.add_argument("--max-body-bytes", type=int, help="largest request body (CLOUDPIPE_GATEWAY_MAX_BODY_BYTES)")
+    parser.add_argument(
+        "--rpc-timeout", type=float, help="deadline of each gRPC call, s (CLOUDPIPE_GATEWAY_RPC_TIMEOUT)"
+    )
+    parser.add_argument("--auth-address", help="address reported by /v1/auth_service (CLOUDPIPE_GATEWAY_AUTH_ADDRESS)")
+    parser.add_argument("--auth-style", help="style reported by /v1/auth_service (CLOUDPIPE_GATEWAY_AUTH_STYLE, null)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING... (CLOUDPIPE_GATEWAY_LOG_LEVEL)")
+    parser.add_argument(
+        "--access-log", action="store_true", default=None, help="log every request (CLOUDPIPE_GATEWAY_ACCESS_LOG)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = GatewaySettings.from_env(**vars(args))
+    except SettingsError as exc:
+        print(f"cloudpipe-gateway: {exc}", file=sys.stderr)
+        return 2
+    level = settings.log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, port = settings.host_port
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        log_level=level.lower(),
+        access_log=settings.access_log,
+        server_header=False,  # the Go server sent none
+        loop="asyncio",  # grpc.aio runs on the standard event loop
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""Routing and wiring: the Starlette app that serves the multyvac HTTP API over the
+Cloudpipe gRPC API.
+
+Starlette rather than FastAPI: the Go server's quirks (exact Content-Types, the method
+check before authentication, plain-text Go 404s, no 422 validation layer, no slash
+redirects) are easier to keep with plain Request/Response objects. Each route is a
+small ASGI endpoint that accepts every method and decides itself, as Go's ServeMux
+handlers did.
+
+The gateway is a pure client of the gRPC server: it holds no job state, forwards the
+Basic credentials as gRPC metadata and lets the server decide. Every gRPC call has a
+deadline, since multyvac sets no HTTP timeout and would wait forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from cloudpipe_proto.v1 import jobs_pb2 as pb
+from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
+from http_gateway import multyvac
+from http_gateway.config import GatewaySettings
+from http_gateway.multyvac import ApiError, Reply
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 256 << 20  # as the server's limit
+NOT_FOUND = Reply(404, multyvac.TEXT, b"404 page not found\n")
+
+Handler = Callable[[Request], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request claims to be, ready to send as gRPC metadata."""
+
+    account: str
+    metadata: tuple[tuple[str, str], ...]
+
+
+class Endpoint:
+    """An ASGI endpoint around one handler: every method reaches it, an ApiError is
+    answered in the Go envelope, and anything else is logged and answered 500 WTF."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            reply = await self._handler(request)
+        except ApiError as exc:
+            reply = exc.reply()
+        except Exception as exc:
+            log.exception("%s %s failed", request.method, request.url.path)
+            reply = multyvac.wtf(type(exc).__name__).reply()
+        headers = {"content-type": reply.content_type}
+        if reply.location:
+            headers["location"] = reply.location
+        await Response(reply.body, reply.status, headers=headers)(scope, receive, send)
+
+
+class Gateway:
+    """The handlers; `open()` must run inside the serving event loop before any request."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._settings = settings
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: Any = None
+
+    async def open(self) -> None:
+        options = [
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ]
+        self._channel = grpc.aio.insecure_channel(self._settings.server, options=options)
+        self._stub = pb_grpc.JobServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        log.info("gateway for gRPC server %s", self._settings.server)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _call(self, op: str, method: str, request: Any, caller: Caller, jid: int = 0) -> Any:
+        try:
+            return await getattr(self._stub, method)(
+                request, metadata=caller.metadata, timeout=self._settings.rpc_timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.info("%s for %s failed: %s %s", method, caller.account, exc.code().name, exc.details())
+            raise multyvac.rpc_failure(op, exc, caller.account, jid) from None
+
+    async def _verified(self, caller: Caller, error: ApiError) -> ApiError:
+        """`error`, once the server has accepted the credentials: the Go server
+        authenticated before parsing, so bad credentials win over bad input."""
+        await self._call("probe", "List", pb.ListJobsRequest(ids=[multyvac.MAX_JID], limit=1), caller)
+        return error
+
+    @staticmethod
+    def _caller(request: Request) -> Caller:
+        account, key = multyvac.basic_credentials(request.headers.get("authorization"))
+        metadata = multyvac.grpc_metadata(account, key)
+        if metadata is None:
+            raise multyvac.afail(account)
+        return Caller(account, metadata)
+
+    async def _body(self, request: Request, caller: Caller, kill: bool = False) -> bytes:
+        limit = self._settings.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        too_large = declared.isdigit() and int(declared) > limit
+        chunks: list[bytes] = []
+        size = 0
+        if not too_large:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    too_large = True
+                    break
+                chunks.append(chunk)
+        if too_large:
+            raise await self._verified(caller, multyvac.body_too_large(limit, kill))
+        return b"".join(chunks)
+
+    # -- routes ---------------------------------------------------------------------------
+
+    async def auth_service(self, request: Request) -> Reply:
+        return multyvac.auth_service_reply(self._settings.auth_address, self._settings.auth_style)
+
+    async def job(self, request: Request) -> Reply:
+        if request.method == "GET":
+            return await self._list(request)
+        if request.method == "POST":
+            return await self._submit(request)
+        raise multyvac.minval()
+
+    async def _list(self, request: Request) -> Reply:
+        caller = self._caller(request)
+        try:
+            plan = multyvac.parse_list_query(request.scope["query_string"])
+        except ApiError as exc:
+            raise await self._verified(caller, exc) from None
+        if plan.empty:
+            await self._verified(caller, multyvac.wtf("unused"))
+            return multyvac.jobs_reply([], self._settings.default_image)
+        response = await self._call("list", "List", plan.request, caller)
+        return multyvac.jobs_reply(response.jobs, self._settings.default_image)
+
+    async def _submit(self, request: Request) -> Reply:
+        caller = self._caller(request)
+        body = await self._body(request, caller)
+        try:
+            specs = multyvac.parse_submission(body, self._settings.default_image)
+        except ApiError as exc:
+            raise await self._verified(caller, exc) from None
+        response = await self._call("submit", "Submit", pb.SubmitRequest(jobs=specs), caller)
+        return multyvac.json_reply({"jids": list(response.ids)})
+
+    async def kill(self, request: Request) -> Reply:
+        """Kill one job. `sudo=true` is accepted and changes nothing: the gRPC API has
+        no cross-account kill yet, so every kill is scoped to the caller's account."""
+        caller = self._caller(request)
+        body = await self._body(request, caller, kill=True) if request.method in ("POST", "PUT", "PATCH") else b""
+        try:
+            jid, _sudo = multyvac.parse_kill_form(
+                request.method, request.headers.get("content-type"), body, request.scope["query_string"]
+            )
+        except ApiError as exc:
+            raise await self._verified(caller, exc) from None
+        if not 0 < jid <= multyvac.MAX_JID:
+            raise await self._verified(caller, multyvac.jnf(jid))
+        await self._call("kill", "Kill", pb.KillJobRequest(id=jid), caller, jid)
+        return Reply(200, multyvac.TEXT, multyvac.OK_BODY)
+
+    async def kill_all(self, request: Request) -> Reply:
+        if request.method != "POST":  # a GET must never kill everything (crawlers, prefetch)
+            raise multyvac.minval("POST")
+        caller = self._caller(request)
+        await self._call("kill_all", "KillAll", pb.KillAllRequest(), caller)
+        return Reply(200, multyvac.TEXT, multyvac.OK_BODY)
+
+    async def queue_stats(self, request: Request) -> Reply:
+        caller = self._caller(request)
+        response = await self._call("stats", "QueueStats", pb.QueueStatsRequest(), caller)
+        return multyvac.stats_reply(dict(response.counts))
+
+    async def not_found(self, request: Request) -> Reply:
+        """Go's ServeMux: an unclean path is redirected to its clean form, anything else
+        that no route matches is a plain-text 404."""
+        path = request.url.path
+        clean = clean_path(path)
+        if clean == path:
+            return NOT_FOUND
+        query = request.scope["query_string"]
+        location = clean + ("?" + query.decode("latin-1") if query else "")
+        note = f'<a href="{_html_escape(location)}">Moved Permanently</a>.\n\n' if request.method == "GET" else ""
+        return Reply(301, "text/html; charset=utf-8", note.encode(), location=location)
+
+
+def _html_escape(text: str) -> str:
+    for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&#34;"), ("'", "&#39;")):
+        text = text.replace(raw, escaped)
+    return text
+
+
+def clean_path(path: str) -> str:
+    """Go's `cleanPath`: `path.Clean` of a rooted path, keeping a trailing slash."""
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part and part != ".":
+            parts.append(part)
+    clean = "/" + "/".join(parts)
+    if path.endswith("/") and clean != "/":
+        clean += "/"
+    return clean
+
+
+def create_app(settings: GatewaySettings) -> Starlette:
+    """The ASGI app for `settings`; its lifespan opens and closes the gRPC channel."""
+    gateway = Gateway(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.open()
+        try:
+            yield
+        finally:
+            await gateway.close()
+
+    routes = [
+        Route("/v1/auth_service", Endpoint(gateway.auth_service)),
+        Route("/v1/job", Endpoint(gateway.job)),
+        Route("/v1/job/kill", Endpoint(gateway.kill)),
+        Route("/v1/job/kill_all", Endpoint(gateway.kill_all)),
+        Route("/v1/job/queue_stats", Endpoint(gateway.queue_stats)),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.router.redirect_slashes = False  # Go 404s `/v1/job/`; it never adds or drops a slash
+    app.router.default = Endpoint(gateway.not_found)
+    return app

@@ -1,0 +1,96 @@
+"""Gateway settings: one frozen dataclass, read from the environment in one place.
+
+Every setting has a `CLOUDPIPE_GATEWAY_*` variable, except the gRPC server address,
+which is `CLOUDPIPE_ADDRESS` as for the SDK and CLI. Command-line flags override the
+environment (see `http_gateway.__main__`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_IMAGE = "cloudpipe/runner-py2:latest"
+
+
+class SettingsError(ValueError):
+    """A setting does not parse; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Everything the gateway can be configured with. Sizes in bytes, times in seconds."""
+
+    listen: str = "127.0.0.1:8000"
+    server: str = "localhost:50051"
+    # Image of jobs that name no `layer`: multyvac's submit() needs Python 2.7 + multyvac.
+    default_image: str = DEFAULT_IMAGE
+    # Larger request bodies get 413 JPRS before anything is parsed.
+    max_body_bytes: int = 64 << 20
+    # Deadline of every gRPC call: multyvac has no HTTP timeout, so the gateway never waits longer.
+    rpc_timeout: float = 15.0
+    # What GET /v1/auth_service reports (spec 2.4.1); "null" while no auth service exists.
+    auth_address: str = ""
+    auth_style: str = "null"
+    log_level: str = "INFO"
+    access_log: bool = False
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        """`listen` split into host and port; `[::1]:8000` is accepted for IPv6."""
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not port.isdigit():
+            raise SettingsError(f"listen address {self.listen!r} is not HOST:PORT")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> GatewaySettings:
+        """Settings from the environment (empty values count as unset), then `overrides`
+        (None values are skipped). Raises SettingsError naming a value that does not parse."""
+        env = os.environ if environ is None else environ
+        names = {
+            "listen": "CLOUDPIPE_GATEWAY_LISTEN",
+            "server": "CLOUDPIPE_ADDRESS",
+            "default_image": "CLOUDPIPE_GATEWAY_DEFAULT_IMAGE",
+            "max_body_bytes": "CLOUDPIPE_GATEWAY_MAX_BODY_BYTES",
+            "rpc_timeout": "CLOUDPIPE_GATEWAY_RPC_TIMEOUT",
+            "auth_address": "CLOUDPIPE_GATEWAY_AUTH_ADDRESS",
+            "auth_style": "CLOUDPIPE_GATEWAY_AUTH_STYLE",
+            "log_level": "CLOUDPIPE_GATEWAY_LOG_LEVEL",
+            "access_log": "CLOUDPIPE_GATEWAY_ACCESS_LOG",
+        }
+        values: dict[str, object] = {}
+        for field, name in names.items():
+            raw = env.get(name)
+            if raw:
+                values[field] = _parse(name, raw, type(getattr(cls, field)))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        self.host_port  # noqa: B018 - raises for a malformed address
+        if self.max_body_bytes < 1:
+            raise SettingsError("CLOUDPIPE_GATEWAY_MAX_BODY_BYTES must be positive")
+        if self.rpc_timeout <= 0:
+            raise SettingsError("CLOUDPIPE_GATEWAY_RPC_TIMEOUT must be positive")
+        if not self.default_image:
+            raise SettingsError("CLOUDPIPE_GATEWAY_DEFAULT_IMAGE must not be empty")
+
+
+def _parse(name: str, raw: str, kind: type) -> object:
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError(raw)
+            return lowered in ("1", "true", "yes", "on")
+        if kind is int:
+            return int(raw, 0)
+        if kind is float:
+            return float(raw)
+        return raw
+    except ValueError:
+        raise SettingsError(f"{name}: cannot parse {raw!r} as {kind.__name__}") from None
