@@ -1,0 +1,1 @@
+"""Job entry points of the multyvac-compatible Python 2.7 runner image."""

@@ -1,0 +1,174 @@
+"""Cloudpipe job bootstrap for the Python 3 runner image.
+
+Run as ``python3 -m cloudpipe_runner`` with the job on stdin.
+
+Contract:
+
+* stdin holds a cloudpickle of the tuple ``(f, args, kwargs)``;
+* ``f(*args, **kwargs)`` is called;
+* a cloudpickle of an *envelope* dict is written atomically to
+  ``$CLOUDPIPE_RESULT_PATH`` (default ``/tmp/.result``)::
+
+      {"ok": True, "value": <result>, "python": "3.11.2"}
+      {"ok": False, "exc": <exception or None>, "exc_type": "module.QualName",
+       "exc_repr": "...", "traceback": "...", "python": "3.11.2"}
+
+  ``exc`` is None when the exception does not survive a pickle round trip;
+* exit status 0 on success; on failure the traceback also goes to stderr
+  and the exit status is 1.
+
+Optional environment: ``CLOUDPIPE_CLIENT_PYTHON`` (client ``major.minor``;
+a mismatch is warned about on stderr) and ``CLOUDPIPE_CLIENT_CLOUDPICKLE``
+(client cloudpickle version, quoted when the payload cannot be unpickled).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import platform
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+
+DEFAULT_RESULT_PATH = "/tmp/.result"
+RUNNER_PYTHON = "{}.{}".format(*sys.version_info[:2])
+
+
+def qualified_name(cls: type) -> str:
+    """Return ``module.QualName`` of ``cls``."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def portable_exception(exc: BaseException) -> BaseException | None:
+    """Return ``exc`` if it survives a cloudpickle round trip, else None."""
+    try:
+        pickle.loads(cloudpickle.dumps(exc))
+    except Exception:
+        return None
+    return exc
+
+
+def failure(exc: BaseException, text: str) -> dict[str, Any]:
+    """Build the failure envelope for ``exc`` with traceback ``text``."""
+    return {
+        "ok": False,
+        "exc": portable_exception(exc),
+        "exc_type": qualified_name(type(exc)),
+        "exc_repr": repr(exc),
+        "traceback": text,
+        "python": platform.python_version(),
+    }
+
+
+def format_exc(exc: BaseException, skip_frames: int = 0) -> str:
+    """Format ``exc`` with its traceback, dropping the first ``skip_frames`` frames."""
+    tb = exc.__traceback__
+    for _ in range(skip_frames):
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def warn_on_version_mismatch() -> None:
+    """Warn on stderr if the client's Python differs from the runner's."""
+    client = os.environ.get("CLOUDPIPE_CLIENT_PYTHON")
+    if client and client != RUNNER_PYTHON:
+        print(
+            f"cloudpipe: warning: job pickled with Python {client} but the runner has "
+            f"Python {RUNNER_PYTHON}; functions and objects may not transfer correctly",
+            file=sys.stderr,
+        )
+
+
+def load_job(payload: bytes) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    """Unpickle the ``(f, args, kwargs)`` payload.
+
+    Raises RuntimeError naming both sides' Python and cloudpickle versions,
+    since a mismatch between them is the usual cause of failure here.
+    """
+    try:
+        f, args, kwargs = pickle.loads(payload)
+    except Exception as exc:
+        client_python = os.environ.get("CLOUDPIPE_CLIENT_PYTHON", "unknown")
+        client_cloudpickle = os.environ.get("CLOUDPIPE_CLIENT_CLOUDPICKLE", "unknown")
+        raise RuntimeError(
+            f"cannot unpickle the job payload ({qualified_name(type(exc))}: {exc}); "
+            f"client: Python {client_python}, cloudpickle {client_cloudpickle}; "
+            f"runner: Python {platform.python_version()}, cloudpickle {cloudpickle.__version__}"
+        ) from exc
+    return f, args, kwargs
+
+
+def run(payload: bytes) -> dict[str, Any]:
+    """Execute the pickled job and return its envelope."""
+    try:
+        f, args, kwargs = load_job(payload)
+    except RuntimeError as exc:
+        return failure(exc, format_exc(exc))
+    try:
+        value = f(*args, **kwargs)
+    except BaseException as exc:  # the job's SystemExit etc. are job failures too
+        return failure(exc, format_exc(exc, skip_frames=1))
+    return {"ok": True, "value": value, "python": platform.python_version()}
+
+
+def serialize(envelope: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """Pickle ``envelope``; if that fails, pickle a failure describing why.
+
+    Returns the bytes and the envelope they actually contain.
+    """
+    try:
+        return cloudpickle.dumps(envelope), envelope
+    except Exception as exc:
+        what = "return value" if envelope["ok"] else "exception"
+        error = RuntimeError(f"cannot pickle the job's {what}: {qualified_name(type(exc))}: {exc}")
+        error.__cause__ = exc
+        text = format_exc(error)
+        if not envelope["ok"]:
+            text = envelope["traceback"] + "\n" + text
+        fallback = failure(error, text)
+        return cloudpickle.dumps(fallback), fallback
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename."""
+    tmp_path = f"{path}.tmp.{os.getpid()}"
+    with open(tmp_path, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp_path, path)
+
+
+def flush_std_streams() -> None:
+    """Flush the job's stdout/stderr (and the originals, if it replaced them)."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass  # closed or broken by the job; nothing left to save
+
+
+def main() -> int:
+    """Run one job from stdin; return the process exit status."""
+    result_path = os.path.abspath(os.environ.get("CLOUDPIPE_RESULT_PATH") or DEFAULT_RESULT_PATH)
+    warn_on_version_mismatch()
+    payload = sys.stdin.buffer.read()
+    data, envelope = serialize(run(payload))
+    write_atomically(result_path, data)
+    flush_std_streams()
+    if envelope["ok"]:
+        return 0
+    stderr = sys.__stderr__ or sys.stderr  # the process's stderr even if the job swapped it
+    stderr.write(envelope["traceback"])
+    stderr.flush()
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
