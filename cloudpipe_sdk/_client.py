@@ -15,7 +15,14 @@ from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
 from cloudpipe_sdk._errors import InvalidRequest, from_rpc_error
 from cloudpipe_sdk._job import Job, JobStatus
-from cloudpipe_sdk._serialize import RESULT_PATH, RUNNER_COMMAND, SERIALIZER, client_python, dump_call
+from cloudpipe_sdk._serialize import (
+    RESULT_PATH,
+    RUNNER_COMMAND,
+    SERIALIZER,
+    SERIALIZER_VERSION,
+    client_python,
+    dump_call,
+)
 
 DEFAULT_ADDRESS = "localhost:50051"
 MAX_MESSAGE_BYTES = 256 << 20
@@ -147,6 +154,7 @@ class Client:
             result_type=pb.RESULT_TYPE_PICKLE,
             serializer=SERIALIZER,
             client_python=client_python(),
+            env={"CLOUDPIPE_CLIENT_CLOUDPICKLE": SERIALIZER_VERSION},
             tags={"function": _qualname(fn)},
         )
         return self._submit_one(spec)

@@ -13,9 +13,12 @@ from typing import Any
 
 import cloudpickle
 
+from cloudpipe_sdk._errors import InvalidRequest
+
 RUNNER_COMMAND = "python3 -m cloudpipe_runner"
 RESULT_PATH = "/tmp/.result"
 SERIALIZER = "cloudpickle"
+SERIALIZER_VERSION: str = cloudpickle.__version__
 
 
 def client_python() -> str:
@@ -23,7 +26,11 @@ def client_python() -> str:
 
 
 def dump_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-    return bytes(cloudpickle.dumps((fn, args, kwargs)))
+    """The job's stdin. Raises InvalidRequest when the call cannot be pickled."""
+    try:
+        return bytes(cloudpickle.dumps((fn, args, kwargs)))
+    except Exception as exc:
+        raise InvalidRequest(f"cannot serialize the function or its arguments with cloudpickle: {exc}") from exc
 
 
 def load_envelope(data: bytes, job_id: int) -> dict[str, Any]:

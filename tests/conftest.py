@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import docker
 import pytest
 
 from cloudpipe_sdk import Client
@@ -13,10 +14,8 @@ from tests.support import JOB_LABEL, RUNNER_IMAGES, ServerProcess, start_server
 
 
 @pytest.fixture(scope="session")
-def docker_engine() -> Iterator[object]:
+def docker_engine() -> Iterator[docker.DockerClient]:
     """The real Docker engine; the test command starts dockerd and builds the images."""
-    import docker
-
     try:
         client = docker.from_env()
         client.ping()
@@ -36,8 +35,6 @@ def no_leftover_containers() -> Iterator[None]:
     """After the session, no container made for a job may remain."""
     yield
     try:
-        import docker
-
         client = docker.from_env()
     except Exception:
         return
@@ -53,7 +50,7 @@ def no_leftover_containers() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, docker_engine: object) -> Iterator[ServerProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory, docker_engine: docker.DockerClient) -> Iterator[ServerProcess]:
     """One server for the session (SQLite store, local Docker)."""
     process = start_server(tmp_path_factory.mktemp("server"))
     yield process

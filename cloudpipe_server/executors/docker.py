@@ -16,6 +16,7 @@ import re
 import socket
 import tarfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests.exceptions
+from docker.utils.socket import frames_iter
 
 from cloudpipe_server.executors.base import Executor, Limits, OnStarted
 from cloudpipe_server.models import Collected, Job, JobStatus, Outcome
@@ -32,7 +34,8 @@ log = logging.getLogger(__name__)
 
 LABEL_JOB = "org.cloudpipe.job"
 LABEL_OWNER = "org.cloudpipe.owner"
-TRUNCATED = b"\n[cloudpipe: output truncated at %d bytes]\n"
+TRUNCATED = b"\n[cloudpipe: output truncated at %d bytes; %d more bytes dropped]\n"
+STDOUT, STDERR = 1, 2
 _NAME_OK = re.compile(r"[^a-zA-Z0-9_.-]+")
 
 
@@ -45,7 +48,7 @@ class DockerConfig:
     job_user: str = "65534:65534"
     pull_missing_images: bool = True
     output_cap_bytes: int = 64 << 20
-    kill_grace_seconds: float = 3.0
+    kill_grace_seconds: int = 3
 
 
 class DockerExecutor(Executor):
@@ -56,7 +59,7 @@ class DockerExecutor(Executor):
         self._clock = clock
         self._client = docker.DockerClient(base_url=config.base_url) if config.base_url else docker.from_env()
         self._api = self._client.api
-        self._running: dict[int, str] = {}
+        self._running: dict[int, str | None] = {}
         self._killed: set[int] = set()
         self._lock = threading.Lock()
         self._image_users: dict[str, str] = {}
@@ -71,10 +74,12 @@ class DockerExecutor(Executor):
 
     async def kill(self, job_id: int) -> bool:
         with self._lock:
-            container_id = self._running.get(job_id)
-            if container_id is None:
+            if job_id not in self._running:
                 return False
             self._killed.add(job_id)
+            container_id = self._running[job_id]
+        if container_id is None:  # not created yet: `_run` sees the flag and never starts it
+            return True
         log.info("job %d: stopping container %s", job_id, container_id[:12])
         try:
             await asyncio.to_thread(self._api.stop, container_id, timeout=self._config.kill_grace_seconds)
@@ -90,28 +95,38 @@ class DockerExecutor(Executor):
     # -- one run, in a worker thread ------------------------------------------------------
 
     def _run(self, job: Job, image: str, limits: Limits, on_started: Callable[[str, datetime], None]) -> Outcome:
+        with self._lock:
+            self._running[job.id] = None
         try:
             user = self._user_for(image)
             container_id = self._create(job, image, limits, user)
         except _JobError as exc:
+            self._forget(job.id)
             return Outcome(JobStatus.ERROR, self._clock(), reason=str(exc))
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            self._forget(job.id)
             return Outcome(JobStatus.ERROR, self._clock(), reason=f"Docker engine unavailable: {exc}")
         with self._lock:
             self._running[job.id] = container_id
+            killed_early = job.id in self._killed
         try:
+            if killed_early:
+                return Outcome(JobStatus.KILLED, self._clock(), reason="killed before it started")
             return self._start_and_wait(job, container_id, limits, on_started)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             log.warning("job %d: Docker failed mid-run: %s", job.id, exc)
             return Outcome(JobStatus.ERROR, self._clock(), reason=f"Docker engine error while running: {exc}")
         finally:
-            with self._lock:
-                self._running.pop(job.id, None)
-                self._killed.discard(job.id)
+            self._forget(job.id)
             try:
                 self._api.remove_container(container_id, force=True)
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                 log.warning("job %d: could not remove container %s: %s", job.id, container_id[:12], exc)
+
+    def _forget(self, job_id: int) -> None:
+        with self._lock:
+            self._running.pop(job_id, None)
+            self._killed.discard(job_id)
 
     def _user_for(self, image: str) -> str:
         """The image's own user unless that is root; then the configured unprivileged one."""
@@ -178,32 +193,36 @@ class DockerExecutor(Executor):
     def _start_and_wait(
         self, job: Job, container_id: str, limits: Limits, on_started: Callable[[str, datetime], None]
     ) -> Outcome:
-        stdin_socket = None
-        if job.spec.stdin:
-            stdin_socket = self._api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
+        # One attach, made before start so no output is missed: stdin in, stdout and
+        # stderr out as a multiplexed, binary-safe stream (the engine's log is not).
+        attach = self._api.attach_socket(
+            container_id, params={"stdin": int(bool(job.spec.stdin)), "stdout": 1, "stderr": 1, "stream": 1}
+        )
+        output = _OutputReader(attach, self._config.output_cap_bytes, job.id)
         try:
             self._api.start(container_id)
         except docker.errors.APIError as exc:
+            output.close()
             reason = f"the container did not start: {exc.explanation or exc}"
             return Outcome(JobStatus.ERROR, self._clock(), reason=reason)
         on_started(container_id, self._clock())
         log.info("job %d: container %s started", job.id, container_id[:12])
-        writer = None
-        if stdin_socket is not None:
-            writer = threading.Thread(target=_feed, args=(stdin_socket, job.spec.stdin, job.id), daemon=True)
-            writer.start()
+        output.start()
+        if job.spec.stdin:
+            threading.Thread(target=_feed, args=(attach, job.spec.stdin, job.id), daemon=True).start()
         reason = ""
+        waited_from = time.monotonic()
         try:
             exit_code = int(self._api.wait(container_id, timeout=limits.max_runtime)["StatusCode"])
-        except requests.exceptions.Timeout:
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError):
+            # the SDK reports a read timeout on the unix socket as a ConnectionError
+            if limits.max_runtime is None or time.monotonic() - waited_from < limits.max_runtime:
+                raise
             self._api.kill(container_id)
-            exit_code = int(self._api.wait(container_id)["StatusCode"])
+            exit_code = int(self._api.wait(container_id, timeout=30)["StatusCode"])
             reason = f"max_runtime exceeded ({limits.max_runtime:g} s)"
         finished_at = self._clock()
-        if writer is not None:
-            writer.join(timeout=5)
-        stdout = self._logs(container_id, stdout=True)
-        stderr = self._logs(container_id, stdout=False)
+        stdout, stderr = output.collect(timeout=10)
         state = self._api.inspect_container(container_id).get("State", {})
         collected = Collected(oom_killed=bool(state.get("OOMKilled")))
         with self._lock:
@@ -223,6 +242,8 @@ class DockerExecutor(Executor):
             status, reason = JobStatus.KILLED, "killed on request"
         elif collected.oom_killed:
             reason = f"killed by the kernel: out of memory (limit {limits.memory_bytes} bytes)"
+        elif exit_code == 127 and b"exec /bin/bash failed" in stderr:
+            reason = "the image has no /bin/bash (jobs run as /bin/bash -c CMD)"
         elif status is JobStatus.ERROR and not reason:
             reason = f"exited with code {exit_code}"
         log.info("job %d: container exited with code %d (%s)", job.id, exit_code, status.value)
@@ -236,13 +257,6 @@ class DockerExecutor(Executor):
             result=result,
             collected=collected,
         )
-
-    def _logs(self, container_id: str, *, stdout: bool) -> bytes:
-        data = bytes(self._api.logs(container_id, stdout=stdout, stderr=not stdout))
-        cap = self._config.output_cap_bytes
-        if len(data) > cap:
-            data = data[:cap] + TRUNCATED % cap
-        return data
 
     def _copy_out(self, container_id: str, path: str) -> bytes:
         """Concatenated contents of every file under `path` in the container."""
@@ -266,16 +280,56 @@ class _JobError(Exception):
     """A problem of the job (image, command, result path), told to its owner."""
 
 
-def _feed(stdin_socket: Any, data: bytes, job_id: int) -> None:
+class _OutputReader:
+    """Reads the attached stream in a thread, keeping at most `cap` bytes per stream."""
+
+    def __init__(self, attach: Any, cap: int, job_id: int) -> None:
+        self._attach = attach
+        self._cap = cap
+        self._job_id = job_id
+        self._streams = {STDOUT: bytearray(), STDERR: bytearray()}
+        self._dropped = {STDOUT: 0, STDERR: 0}
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for stream, data in frames_iter(self._attach, tty=False):
+                buffer = self._streams.get(stream)
+                if buffer is None:
+                    continue
+                room = self._cap - len(buffer)
+                buffer += data[:room]
+                self._dropped[stream] += max(len(data) - room, 0)
+        except OSError as exc:
+            log.warning("job %d: output stream broke: %s", self._job_id, exc)
+
+    def collect(self, timeout: float) -> tuple[bytes, bytes]:
+        """Wait for the stream to end (the container exited); return (stdout, stderr)."""
+        self._thread.join(timeout)
+        self.close()
+        return self._finish(STDOUT), self._finish(STDERR)
+
+    def _finish(self, stream: int) -> bytes:
+        data = bytes(self._streams[stream])
+        if self._dropped[stream]:
+            data += TRUNCATED % (self._cap, self._dropped[stream])
+        return data
+
+    def close(self) -> None:
+        try:
+            self._attach.close()
+        except OSError:
+            pass
+
+
+def _feed(attach: Any, data: bytes, job_id: int) -> None:
     """Write stdin into the attached socket, then close our half so the job sees EOF."""
-    raw = getattr(stdin_socket, "_sock", stdin_socket)
+    raw = getattr(attach, "_sock", attach)
     try:
         raw.sendall(data)
         raw.shutdown(socket.SHUT_WR)
     except OSError as exc:  # the job exited without reading everything
         log.info("job %d: stdin not fully consumed: %s", job_id, exc)
-    finally:
-        try:
-            stdin_socket.close()
-        except OSError:
-            pass
