@@ -35,10 +35,18 @@ def utc_now() -> datetime:
 
 
 def open_store(url: str) -> JobStore:
-    """A store for a URL: `sqlite:///absolute/path.db` (or `sqlite:///:memory:`)."""
+    """A store for a URL: `sqlite:///absolute/path.db` (or `sqlite:///:memory:`) or
+    `postgresql://user:password@host/dbname` (or `postgres://...`). The PostgreSQL
+    driver is optional: imported only when such a URL is used."""
     if url.startswith("sqlite:///"):
         return SqliteJobStore(url[len("sqlite:///") :] if url != "sqlite:///:memory:" else ":memory:")
-    raise InvalidArgument(f"CLOUDPIPE_STORE_URL: unsupported store URL {url.split(':')[0]!r}; use sqlite:///PATH")
+    if url.startswith(("postgresql://", "postgres://")):
+        from cloudpipe_server.store.postgres import PostgresJobStore
+
+        return PostgresJobStore(url)
+    raise InvalidArgument(
+        f"CLOUDPIPE_STORE_URL: unsupported store URL {url.split(':')[0]!r}; use sqlite:///PATH or postgresql://..."
+    )
 
 
 def build_authenticator(settings: Settings) -> Authenticator:

@@ -18,12 +18,19 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
+    backend: JobStore
     if request.param == "sqlite":
         from cloudpipe_server.store.sqlite import SqliteJobStore
 
-        backend: JobStore = SqliteJobStore(tmp_path / "jobs.db")
+        backend = SqliteJobStore(tmp_path / "jobs.db")
+    elif request.param == "postgres":
+        from cloudpipe_server.store.postgres import PostgresJobStore
+
+        backend = PostgresJobStore(request.getfixturevalue("postgres_url"))
+    else:
+        raise AssertionError(f"unknown backend {request.param}")
     await backend.initialize()
     yield backend
     await backend.close()
@@ -183,31 +190,50 @@ async def test_dependencies_wait_then_queue_or_fail(store: JobStore) -> None:
         await store.submit("bob", [spec(depends_on=(first,))], T0)
 
 
-def _claim_in_process(path: str, owner: str, out: multiprocessing.Queue[list[int]]) -> None:
-    from cloudpipe_server.store.sqlite import SqliteJobStore
+def _open_shared(kind: str, target: str) -> JobStore:
+    """A store object of its own on the shared database `target`."""
+    if kind == "sqlite":
+        from cloudpipe_server.store.sqlite import SqliteJobStore
 
+        return SqliteJobStore(target)
+    if kind == "postgres":
+        from cloudpipe_server.store.postgres import PostgresJobStore
+
+        return PostgresJobStore(target)
+    raise AssertionError(f"unknown backend {kind}")
+
+
+async def _claim_until_empty(backend: JobStore, owner: str) -> list[int]:
+    got: list[int] = []
+    while batch := await backend.claim(owner, T0, LEASE, 3):
+        got += [j.id for j in batch]
+    return got
+
+
+def _claim_in_process(kind: str, target: str, owner: str, out: multiprocessing.Queue[list[int]]) -> None:
     async def claim_all() -> list[int]:
-        backend = SqliteJobStore(path)
+        backend = _open_shared(kind, target)
         await backend.initialize()
-        got: list[int] = []
-        while batch := await backend.claim(owner, T0, LEASE, 3):
-            got += [j.id for j in batch]
-        await backend.close()
-        return got
+        try:
+            return await _claim_until_empty(backend, owner)
+        finally:
+            await backend.close()
 
     out.put(asyncio.run(claim_all()))
 
 
-async def test_concurrent_claims_from_processes_never_double_claim(tmp_path: Path) -> None:
-    from cloudpipe_server.store.sqlite import SqliteJobStore
-
-    path = str(tmp_path / "shared.db")
-    backend = SqliteJobStore(path)
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_concurrent_claims_from_processes_never_double_claim(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    fixture = {"postgres": "postgres_url"}.get(kind)
+    target: str = request.getfixturevalue(fixture) if fixture else str(tmp_path / "shared.db")
+    backend = _open_shared(kind, target)
     await backend.initialize()
     ids = await backend.submit("alice", [spec(str(i)) for i in range(300)], T0)
     context = multiprocessing.get_context("spawn")
     queue: multiprocessing.Queue[list[int]] = context.Queue()
-    workers = [context.Process(target=_claim_in_process, args=(path, f"d{i}", queue)) for i in range(4)]
+    workers = [context.Process(target=_claim_in_process, args=(kind, target, f"d{i}", queue)) for i in range(4)]
     for worker in workers:
         worker.start()
     claimed = [queue.get(timeout=60) for _ in workers]
@@ -216,3 +242,33 @@ async def test_concurrent_claims_from_processes_never_double_claim(tmp_path: Pat
     everything = [job_id for batch in claimed for job_id in batch]
     assert sorted(everything) == ids, "every job claimed exactly once"
     await backend.close()
+
+
+async def test_dependents_of_jobs_finishing_together_are_queued(store: JobStore) -> None:
+    """Two dependencies finishing at the same moment must not each miss the other."""
+    for round_ in range(10):
+        first, second = await store.submit("alice", [spec("a"), spec("b")], T0)
+        [dependent] = await store.submit("alice", [spec("c", depends_on=(first, second))], T0)
+        await store.claim("d1", T0, LEASE, 2)
+        done = Outcome(JobStatus.DONE, T0)
+        assert all(await asyncio.gather(store.finish(first, "d1", done), store.finish(second, "d1", done)))
+        assert (await store.get(dependent)).status is JobStatus.QUEUED, f"round {round_}"
+        await store.claim("d1", T0, LEASE, 1)
+        await store.finish(dependent, "d1", done)
+
+
+async def test_submit_with_an_unknown_dependency_stores_nothing(store: JobStore) -> None:
+    [first] = await store.submit("alice", [spec("first")], T0)
+    with pytest.raises(InvalidArgument):
+        await store.submit("alice", [spec("ok"), spec("bad", depends_on=(first, 10_000))], T0)
+    assert [j.id for j in await store.list_jobs("alice", JobQuery())] == [first]
+
+
+async def test_killing_a_dependency_fails_its_waiting_chain(store: JobStore) -> None:
+    [first] = await store.submit("alice", [spec("first")], T0)
+    [second] = await store.submit("alice", [spec("second", depends_on=(first,))], T0)
+    [third] = await store.submit("alice", [spec("third", depends_on=(second,))], T0)
+    await store.request_kill(first, "alice", T0)
+    assert (await store.get(second)).reason == f"dependency job {first} ended killed"
+    assert (await store.get(third)).reason == f"dependency job {second} ended error"
+    assert (await store.counts("alice"))[JobStatus.ERROR] == 2

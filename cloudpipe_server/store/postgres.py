@@ -1,0 +1,438 @@
+"""PostgreSQL job store (psycopg 3, async, one connection pool).
+
+Claims are one statement: `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)`,
+so concurrent dispatchers skip each other's rows instead of queueing behind them.
+
+Schema migrations are the short list `MIGRATIONS`, applied by `initialize()` in one
+transaction that first takes `pg_advisory_xact_lock`, with the applied version in a
+`schema_version` table. That is all a handful of tables needs: no migration tool to
+install and configure, and servers starting together cannot migrate twice.
+
+Two more transaction-scoped advisory locks keep SQLite's semantics under concurrency:
+- `_SUBMIT_LOCK` serialises submits, so the ids of one submit are consecutive and a
+  job becomes visible only after every job with a smaller id (`after_id` paging never
+  skips a late-committing job). Ids can have gaps: a failed submit burns its ids.
+- `_SETTLE_LOCK` serialises the transactions that settle WAITING jobs (submits with
+  dependencies, finish, kills, the reaper). Without it two dependencies finishing at
+  once could each miss the other's commit and leave their dependent WAITING forever.
+  Claims, lease extensions and reads never take it.
+Lock order is always submit before settle, so these locks cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from cloudpipe_server.errors import InvalidArgument, NotFound, StoreUnavailable
+from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome
+from cloudpipe_server.store.base import JobStore
+from cloudpipe_server.store.codec import (
+    collected_from_doc,
+    collected_to_doc,
+    from_ns,
+    spec_from_doc,
+    spec_to_doc,
+    to_ns,
+)
+
+Conn = AsyncConnection[DictRow]
+Query = LiteralString | bytes  # bytes only for SQL assembled from literals
+
+MIGRATIONS: list[str] = [
+    # 1: jobs
+    """
+    CREATE TABLE jobs (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        account TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL,
+        spec JSONB NOT NULL,
+        stdin BYTEA NOT NULL DEFAULT '',
+        depends_on BIGINT[] NOT NULL DEFAULT '{}',
+        created_at BIGINT NOT NULL,
+        started_at BIGINT,
+        container_started_at BIGINT,
+        finished_at BIGINT,
+        return_code INTEGER,
+        stdout BYTEA NOT NULL DEFAULT '',
+        stderr BYTEA NOT NULL DEFAULT '',
+        result BYTEA NOT NULL DEFAULT '',
+        reason TEXT NOT NULL DEFAULT '',
+        collected JSONB,
+        kill_requested BOOLEAN NOT NULL DEFAULT FALSE,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        container_id TEXT NOT NULL DEFAULT '',
+        lease_owner TEXT NOT NULL DEFAULT '',
+        lease_expires_at BIGINT
+    );
+    CREATE INDEX jobs_status_id ON jobs (status, id);
+    CREATE INDEX jobs_account_id ON jobs (account, id);
+    CREATE INDEX jobs_account_name ON jobs (account, name);
+    """,
+]
+
+# Keys of the transaction-scoped advisory locks (any constants unique to Cloudpipe).
+_MIGRATE_LOCK = 0x436C_6F75_6400_0001
+_SUBMIT_LOCK = 0x436C_6F75_6400_0002
+_SETTLE_LOCK = 0x436C_6F75_6400_0003
+
+_UNFINISHED = [s.value for s in JobStatus if not s.terminal]
+_TERMINAL = [s.value for s in TERMINAL_STATUSES]
+
+_INSERT = (
+    "INSERT INTO jobs (account, name, status, spec, stdin, depends_on, created_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id"
+)
+
+
+class PostgresJobStore(JobStore):
+    """`JobStore` on PostgreSQL. `url` is a libpq URL or conninfo string
+    (`postgresql://user:password@host:5432/dbname`)."""
+
+    def __init__(self, url: str, *, max_connections: int = 10) -> None:
+        self._url = url
+        self._max_connections = max_connections
+        self._pool: AsyncConnectionPool[Conn] | None = None
+
+    # -- plumbing -------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """A pooled autocommit connection: one statement is one transaction; several
+        need `conn.transaction()`. Driver failures become `StoreUnavailable`."""
+        pool = self._pool
+        if pool is None:
+            raise StoreUnavailable("the PostgreSQL store is closed")
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:  # includes PoolTimeout and deadlocks
+            raise StoreUnavailable(f"PostgreSQL store error: {exc}") from exc
+
+    async def initialize(self) -> None:
+        if self._pool is None:
+            pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+                self._url,
+                connection_class=AsyncConnection[DictRow],
+                kwargs={"autocommit": True, "row_factory": dict_row},
+                min_size=1,
+                max_size=self._max_connections,
+                open=False,
+            )
+            try:
+                await pool.open(wait=True, timeout=30)
+            except psycopg.OperationalError as exc:
+                await pool.close()
+                raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+            self._pool = pool
+        async with self._connection() as conn, conn.transaction():
+            await _lock(conn, _MIGRATE_LOCK)
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = await _one(conn, "SELECT COALESCE(MAX(version), 0) AS version FROM schema_version")
+            version = int(row["version"]) if row else 0
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                await conn.execute(script.encode())  # bytes: several statements, no parameters
+                await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    # -- jobs -------------------------------------------------------------------------
+
+    async def submit(self, account: str, specs: Sequence[JobSpec], now: datetime) -> list[int]:
+        if not specs:
+            return []
+        rows = [
+            (
+                account,
+                spec.name,
+                (JobStatus.WAITING if spec.depends_on else JobStatus.QUEUED).value,
+                Jsonb(spec_to_doc(spec)),
+                spec.stdin,
+                list(spec.depends_on),
+                to_ns(now),
+            )
+            for spec in specs
+        ]
+        with_deps = any(spec.depends_on for spec in specs)
+        async with self._connection() as conn, conn.transaction():
+            await _lock(conn, _SUBMIT_LOCK)
+            if not with_deps:  # fast path: one pipelined batch
+                async with conn.cursor() as cursor:
+                    await cursor.executemany(_INSERT, rows, returning=True)
+                    ids: list[int] = []
+                    while True:
+                        row = await cursor.fetchone()
+                        assert row is not None
+                        ids.append(row["id"])
+                        if not cursor.nextset():
+                            return ids
+            await _lock(conn, _SETTLE_LOCK)
+            ids = []
+            for spec, values in zip(specs, rows, strict=True):
+                if spec.depends_on:
+                    found = await _all(
+                        conn,
+                        "SELECT id FROM jobs WHERE id = ANY(%s) AND account = %s FOR SHARE",
+                        (list(spec.depends_on), account),
+                    )
+                    missing = sorted(set(spec.depends_on) - {row["id"] for row in found})
+                    if missing:
+                        raise InvalidArgument(f"depends_on: job {missing[0]} not found")
+                row = await _one(conn, _INSERT, values)
+                assert row is not None
+                ids.append(row["id"])
+            await _settle_waiting(conn, now)
+            return ids
+
+    async def get(self, job_id: int, account: str | None = None) -> Job:
+        async with self._connection() as conn:
+            return await _get(conn, job_id, account)
+
+    async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
+        filters: list[tuple[object, LiteralString, object]] = [
+            (query.ids, "id = ANY(%s)", list(query.ids)),
+            (query.names, "name = ANY(%s)", list(query.names)),
+            (query.statuses, "status = ANY(%s)", [s.value for s in query.statuses]),
+            (query.after_id, "id >= %s", query.after_id),
+            (query.before_id, "id < %s", query.before_id),
+            (query.created_after, "created_at >= %s", to_ns(query.created_after)),
+            (query.created_before, "created_at < %s", to_ns(query.created_before)),
+        ]
+        clauses = ["account = %s", *(clause for given, clause, _ in filters if given)]
+        params = [account, *(value for given, _, value in filters if given)]
+        order = "DESC" if query.newest_first else "ASC"
+        sql = f"SELECT * FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id {order} LIMIT %s"
+        params.append(query.limit if query.limit >= 0 else None)  # like SQLite: negative = no limit
+        async with self._connection() as conn:
+            return [_row_to_job(row) for row in await _all(conn, sql.encode(), params)]  # built from literals
+
+    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Job]:
+        async with self._connection() as conn:
+            rows = await _all(
+                conn,
+                "UPDATE jobs SET status = 'processing', lease_owner = %s, lease_expires_at = %s,"
+                " attempts = attempts + 1, started_at = %s, container_started_at = NULL, container_id = ''"
+                " WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT %s"
+                " FOR UPDATE SKIP LOCKED) RETURNING *",
+                (owner, to_ns(now + lease), to_ns(now), limit),
+            )
+        return sorted((_row_to_job(row) for row in rows), key=lambda job: job.id)
+
+    async def extend_leases(self, owner: str, job_ids: Sequence[int], until: datetime) -> set[int]:
+        if not job_ids:
+            return set()
+        async with self._connection() as conn:
+            rows = await _all(
+                conn,
+                "UPDATE jobs SET lease_expires_at = %s WHERE lease_owner = %s AND status = 'processing'"
+                " AND id = ANY(%s) RETURNING id",
+                (to_ns(until), owner, list(job_ids)),
+            )
+        return {row["id"] for row in rows}
+
+    async def mark_started(self, job_id: int, owner: str, container_id: str, container_started_at: datetime) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "UPDATE jobs SET container_id = %s, container_started_at = %s"
+                " WHERE id = %s AND lease_owner = %s AND status = 'processing'",
+                (container_id, to_ns(container_started_at), job_id, owner),
+            )
+
+    async def finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
+        ended = (to_ns(outcome.finished_at), outcome.reason, outcome.return_code)
+        blobs, collected = (outcome.stdout, outcome.stderr, outcome.result), Jsonb(collected_to_doc(outcome.collected))
+        async with self._connection() as conn, conn.transaction():
+            await _lock(conn, _SETTLE_LOCK)
+            row = await _one(
+                conn,
+                "UPDATE jobs SET status = CASE WHEN kill_requested AND %s THEN 'killed' ELSE %s END,"
+                " finished_at = %s, reason = %s, return_code = %s, stdout = %s, stderr = %s, result = %s,"
+                " collected = %s, lease_owner = '', lease_expires_at = NULL"
+                " WHERE id = %s AND lease_owner = %s AND status = 'processing' RETURNING id",
+                (outcome.status is JobStatus.ERROR, outcome.status.value, *ended, *blobs, collected, job_id, owner),
+            )
+            if row is None:
+                return False
+            await _settle_waiting(conn, outcome.finished_at)
+            return True
+
+    async def request_kill(self, job_id: int, account: str, now: datetime) -> Job:
+        async with self._connection() as conn, conn.transaction():
+            await _lock(conn, _SETTLE_LOCK)
+            job = await _get(conn, job_id, account)
+            if job.status.terminal:
+                return job
+            await _kill(conn, [job_id], now)
+            await _settle_waiting(conn, now)
+            return await _get(conn, job_id, account)
+
+    async def kill_all(self, account: str, now: datetime) -> list[int]:
+        async with self._connection() as conn, conn.transaction():
+            await _lock(conn, _SETTLE_LOCK)
+            rows = await _all(
+                conn,
+                "SELECT id FROM jobs WHERE account = %s AND status = ANY(%s) ORDER BY id FOR UPDATE",
+                (account, _UNFINISHED),
+            )
+            ids = [row["id"] for row in rows]
+            await _kill(conn, ids, now)
+            await _settle_waiting(conn, now)
+            return ids
+
+    async def kill_requested(self, job_ids: Sequence[int]) -> set[int]:
+        if not job_ids:
+            return set()
+        async with self._connection() as conn:
+            rows = await _all(
+                conn,
+                "SELECT id FROM jobs WHERE kill_requested AND status = 'processing' AND id = ANY(%s)",
+                (list(job_ids),),
+            )
+        return {row["id"] for row in rows}
+
+    async def counts(self, account: str) -> dict[JobStatus, int]:
+        counts = {status: 0 for status in JobStatus}
+        async with self._connection() as conn:
+            rows = await _all(
+                conn, "SELECT status, COUNT(*) AS n FROM jobs WHERE account = %s GROUP BY status", (account,)
+            )
+        for row in rows:
+            counts[JobStatus(row["status"])] = row["n"]
+        return counts
+
+    async def reap_expired(self, now: datetime, max_attempts: int) -> list[Job]:
+        async with self._connection() as conn, conn.transaction():
+            await _lock(conn, _SETTLE_LOCK)
+            rows = await _all(
+                conn,
+                "SELECT * FROM jobs WHERE status = 'processing' AND lease_expires_at < %s ORDER BY id FOR UPDATE",
+                (to_ns(now),),
+            )
+            for row in rows:
+                job = _row_to_job(row)
+                if job.spec.restartable and job.attempts < max_attempts and not job.kill_requested:
+                    await conn.execute(
+                        "UPDATE jobs SET status = 'queued', lease_owner = '', lease_expires_at = NULL,"
+                        " reason = %s WHERE id = %s",
+                        (f"requeued after its runner was lost (attempt {job.attempts} of {max_attempts})", job.id),
+                    )
+                else:
+                    status = JobStatus.KILLED if job.kill_requested else JobStatus.STALLED
+                    await conn.execute(
+                        "UPDATE jobs SET status = %s, finished_at = %s, lease_owner = '', lease_expires_at = NULL,"
+                        " reason = %s WHERE id = %s",
+                        (status.value, to_ns(now), "the runner of this job was lost and it is not restartable", job.id),
+                    )
+            await _settle_waiting(conn, now)
+            if not rows:
+                return []
+            reaped = await _all(conn, "SELECT * FROM jobs WHERE id = ANY(%s) ORDER BY id", ([r["id"] for r in rows],))
+            return [_row_to_job(row) for row in reaped]
+
+
+# -- helpers run on one connection, mostly inside a transaction -------------------------------
+
+
+async def _lock(conn: Conn, key: int) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+
+async def _one(conn: Conn, sql: Query, params: Sequence[Any] = ()) -> DictRow | None:
+    cursor = await conn.execute(sql, params)
+    return await cursor.fetchone()
+
+
+async def _all(conn: Conn, sql: Query, params: Sequence[Any] = ()) -> list[DictRow]:
+    cursor = await conn.execute(sql, params)
+    return await cursor.fetchall()
+
+
+async def _get(conn: Conn, job_id: int, account: str | None) -> Job:
+    row = await _one(conn, "SELECT * FROM jobs WHERE id = %s", (job_id,))
+    if row is None or (account is not None and row["account"] != account):
+        raise NotFound(f"job {job_id} not found")
+    return _row_to_job(row)
+
+
+async def _kill(conn: Conn, job_ids: Sequence[int], now: datetime) -> None:
+    """Flag a kill; jobs that never started end KILLED here and now."""
+    ids = list(job_ids)
+    await conn.execute(
+        "UPDATE jobs SET kill_requested = TRUE WHERE id = ANY(%s) AND status <> ALL(%s)",
+        (ids, _TERMINAL),
+    )
+    await conn.execute(
+        "UPDATE jobs SET status = 'killed', finished_at = %s, reason = 'killed before it started'"
+        " WHERE id = ANY(%s) AND status IN ('waiting', 'queued')",
+        (to_ns(now), ids),
+    )
+
+
+async def _settle_waiting(conn: Conn, now: datetime) -> None:
+    """Queue WAITING jobs whose dependencies all ended DONE; fail those with a
+    dependency that ended otherwise. Repeats until nothing changes (chains).
+
+    Rows are decided in id order against a status map updated as it goes, which is
+    exactly what SQLite's row-by-row pass sees; the writes then go out in two batches."""
+    changed = True
+    while changed:
+        waiting = await _all(conn, "SELECT id, depends_on FROM jobs WHERE status = 'waiting' ORDER BY id")
+        if not waiting:
+            return
+        dep_ids = sorted({dep for row in waiting for dep in row["depends_on"]})
+        found = await _all(conn, "SELECT id, status FROM jobs WHERE id = ANY(%s)", (dep_ids,))
+        statuses = {row["id"]: JobStatus(row["status"]) for row in found}
+        failures: list[tuple[int | None, str, int]] = []
+        queued: list[int] = []
+        for row in waiting:
+            deps: list[int] = row["depends_on"]
+            failed = [d for d in deps if statuses.get(d) in TERMINAL_STATUSES and statuses[d] is not JobStatus.DONE]
+            if failed:
+                failures.append(
+                    (to_ns(now), f"dependency job {failed[0]} ended {statuses[failed[0]].value}", row["id"])
+                )
+                statuses[row["id"]] = JobStatus.ERROR
+            elif all(statuses.get(d) is JobStatus.DONE for d in deps):
+                queued.append(row["id"])
+                statuses[row["id"]] = JobStatus.QUEUED
+        if failures:
+            async with conn.cursor() as cursor:
+                await cursor.executemany(
+                    "UPDATE jobs SET status = 'error', finished_at = %s, reason = %s WHERE id = %s", failures
+                )
+        if queued:
+            await conn.execute("UPDATE jobs SET status = 'queued' WHERE id = ANY(%s)", (queued,))
+        changed = bool(failures or queued)
+
+
+def _row_to_job(row: DictRow) -> Job:
+    created_at = from_ns(row["created_at"])
+    assert created_at is not None
+    plain: dict[str, Any] = {name: row[name] for name in _PLAIN_FIELDS}
+    times: dict[str, Any] = {name: from_ns(row[name]) for name in _TIME_FIELDS}
+    blobs: dict[str, Any] = {name: bytes(row[name]) for name in ("stdout", "stderr", "result")}
+    return Job(
+        spec=spec_from_doc(row["spec"], bytes(row["stdin"])),
+        status=JobStatus(row["status"]),
+        created_at=created_at,
+        collected=collected_from_doc(row["collected"]),
+        **plain,
+        **times,
+        **blobs,
+    )
+
+
+_PLAIN_FIELDS = ("id", "account", "return_code", "reason", "kill_requested", "attempts", "container_id", "lease_owner")
+_TIME_FIELDS = ("started_at", "container_started_at", "finished_at", "lease_expires_at")

@@ -1,0 +1,37 @@
+"""Backends for the contract suite. Only the fixtures a test's parameter names get built:
+the PostgreSQL cluster starts on the first postgres test and stops at session end;
+every test gets a database of its own."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.contract.postgres_cluster import PostgresMissing, fresh_database, start_cluster
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A superuser URL of a real PostgreSQL: `CLOUDPIPE_TEST_POSTGRES_URL` when set (it must
+    allow CREATE DATABASE), else a throwaway cluster started here for the session."""
+    external = os.environ.get("CLOUDPIPE_TEST_POSTGRES_URL")
+    if external:
+        yield external
+        return
+    try:
+        cluster = start_cluster()
+    except PostgresMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield cluster.url()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A database of its own for one test, dropped afterwards."""
+    with fresh_database(postgres_server_url) as url:
+        yield url
