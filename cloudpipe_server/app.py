@@ -35,17 +35,23 @@ def utc_now() -> datetime:
 
 
 def open_store(url: str) -> JobStore:
-    """A store for a URL: `sqlite:///absolute/path.db` (or `sqlite:///:memory:`) or
-    `postgresql://user:password@host/dbname` (or `postgres://...`). The PostgreSQL
-    driver is optional: imported only when such a URL is used."""
+    """A store for a URL: `sqlite:///absolute/path.db` (or `sqlite:///:memory:`),
+    `postgresql://user:password@host/dbname` (or `postgres://...`), or
+    `mongodb://host/dbname` (database `cloudpipe` when the URL names none). The
+    PostgreSQL and MongoDB drivers are optional: imported only when such a URL is used."""
     if url.startswith("sqlite:///"):
         return SqliteJobStore(url[len("sqlite:///") :] if url != "sqlite:///:memory:" else ":memory:")
     if url.startswith(("postgresql://", "postgres://")):
         from cloudpipe_server.store.postgres import PostgresJobStore
 
         return PostgresJobStore(url)
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        from cloudpipe_server.store.mongodb import MongoJobStore
+
+        return MongoJobStore(url)
     raise InvalidArgument(
-        f"CLOUDPIPE_STORE_URL: unsupported store URL {url.split(':')[0]!r}; use sqlite:///PATH or postgresql://..."
+        f"CLOUDPIPE_STORE_URL: unsupported store URL {url.split(':')[0]!r};"
+        " use sqlite:///PATH, postgresql://... or mongodb://..."
     )
 
 

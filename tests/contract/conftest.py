@@ -5,7 +5,9 @@ every test gets a database of its own."""
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -35,3 +37,17 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A database of its own for one test, dropped afterwards."""
     with fresh_database(postgres_server_url) as url:
         yield url
+
+
+@pytest.fixture
+def mongo_database() -> Iterator[str]:
+    """The name of a fresh database on the MongoDB server of CLOUDPIPE_TEST_MONGO_URI,
+    dropped afterwards. Only tests that run against a real MongoDB ask for it."""
+    import pymongo
+
+    uri = os.environ["CLOUDPIPE_TEST_MONGO_URI"]
+    name = f"cloudpipe_test_{secrets.token_hex(6)}"
+    yield name
+    client: pymongo.MongoClient[dict[str, Any]]
+    with pymongo.MongoClient(uri) as client:
+        client.drop_database(name)

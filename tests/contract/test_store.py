@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +20,14 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# With no MongoDB server on this machine, the mongodb backend runs against mongomock: an
+# in-memory double of pymongo, used only because no server can run here. Its test ids say
+# so. Set CLOUDPIPE_TEST_MONGO_URI to run the same tests against a real server.
+MONGO_URI = os.environ.get("CLOUDPIPE_TEST_MONGO_URI", "")
+MONGO = pytest.param("mongodb", id="mongodb" if MONGO_URI else "mongodb-mongomock-double")
+
+
+@pytest.fixture(params=["sqlite", "postgres", MONGO])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
     backend: JobStore
     if request.param == "sqlite":
@@ -29,11 +38,48 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         from cloudpipe_server.store.postgres import PostgresJobStore
 
         backend = PostgresJobStore(request.getfixturevalue("postgres_url"))
+    elif request.param == "mongodb":
+        backend = await _mongo_store(request)
     else:
         raise AssertionError(f"unknown backend {request.param}")
     await backend.initialize()
     yield backend
     await backend.close()
+
+
+async def _mongo_store(request: pytest.FixtureRequest) -> JobStore:
+    """A MongoJobStore on the real server's fresh database when one is given, else on a
+    fresh mongomock client."""
+    from cloudpipe_server.store.mongodb import MongoJobStore
+
+    if MONGO_URI:
+        return MongoJobStore(MONGO_URI, database=request.getfixturevalue("mongo_database"))
+    import mongomock
+
+    _atomic_mongomock_writes(request.getfixturevalue("monkeypatch"))
+    return MongoJobStore("mongodb://mongomock", client=mongomock.MongoClient(), transactions=False)
+
+
+def _atomic_mongomock_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mongomock's writes read, then write, with no lock between: two threads can both
+    claim one job, which a MongoDB server never allows (every single-document write,
+    find_one_and_update included, is atomic there). One lock around each write models
+    that server guarantee, and nothing more, so the store's own logic is what is tested."""
+    import threading
+
+    from mongomock.collection import Collection
+
+    lock = threading.RLock()
+
+    def locking(original: Any) -> Any:
+        def locked(*args: object, **kwargs: object) -> object:
+            with lock:
+                return original(*args, **kwargs)
+
+        return locked
+
+    for name in ("find_one_and_update", "update_one", "update_many", "insert_many", "insert_one"):
+        monkeypatch.setattr(Collection, name, locking(getattr(Collection, name)))
 
 
 def spec(cmd: str = "echo hi", **kw: object) -> JobSpec:
@@ -200,6 +246,10 @@ def _open_shared(kind: str, target: str) -> JobStore:
         from cloudpipe_server.store.postgres import PostgresJobStore
 
         return PostgresJobStore(target)
+    if kind == "mongodb":
+        from cloudpipe_server.store.mongodb import MongoJobStore
+
+        return MongoJobStore(MONGO_URI, database=target)
     raise AssertionError(f"unknown backend {kind}")
 
 
@@ -222,11 +272,15 @@ def _claim_in_process(kind: str, target: str, owner: str, out: multiprocessing.Q
     out.put(asyncio.run(claim_all()))
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+# The mongodb backend joins only with a real server: mongomock lives inside one process.
+PROCESS_BACKENDS = ["sqlite", "postgres", *(["mongodb"] if MONGO_URI else [])]
+
+
+@pytest.mark.parametrize("kind", PROCESS_BACKENDS)
 async def test_concurrent_claims_from_processes_never_double_claim(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    fixture = {"postgres": "postgres_url"}.get(kind)
+    fixture = {"postgres": "postgres_url", "mongodb": "mongo_database"}.get(kind)
     target: str = request.getfixturevalue(fixture) if fixture else str(tmp_path / "shared.db")
     backend = _open_shared(kind, target)
     await backend.initialize()
@@ -242,6 +296,29 @@ async def test_concurrent_claims_from_processes_never_double_claim(
     everything = [job_id for batch in claimed for job_id in batch]
     assert sorted(everything) == ids, "every job claimed exactly once"
     await backend.close()
+
+
+async def test_concurrent_claims_from_tasks_never_double_claim_mongomock_double(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The multi-process test cannot run on mongomock (an in-process double, used only
+    because no MongoDB server runs here): instead several store objects on one mongomock
+    client claim from concurrent tasks, each store call running in its own thread."""
+    import mongomock
+
+    from cloudpipe_server.store.mongodb import MongoJobStore
+
+    _atomic_mongomock_writes(monkeypatch)
+    client: Any = mongomock.MongoClient()
+    stores = [MongoJobStore("mongodb://mongomock", client=client, transactions=False) for _ in range(8)]
+    for backend in stores:
+        await backend.initialize()
+    ids = await stores[0].submit("alice", [spec(str(i)) for i in range(300)], T0)
+    claimed = await asyncio.gather(*(_claim_until_empty(backend, f"d{i}") for i, backend in enumerate(stores)))
+    everything = [job_id for batch in claimed for job_id in batch]
+    assert sorted(everything) == ids, "every job claimed exactly once"
+    for backend in stores:
+        await backend.close()
 
 
 async def test_dependents_of_jobs_finishing_together_are_queued(store: JobStore) -> None:

@@ -1,0 +1,396 @@
+"""MongoDB job store (pymongo). pymongo blocks, so every operation runs in a worker
+thread (`asyncio.to_thread`), never on the event loop.
+
+Documents: one per job in `jobs`, `_id` being the job id; ids come from the counter
+document `{_id: "jobs", seq}` in `counters`, advanced with `find_one_and_update($inc)`.
+Times are int64 nanoseconds (`codec.to_ns`; BSON dates only keep milliseconds) and
+byte fields are `bson.Binary`. `env` and `tags` are stored as [key, value] pairs because
+their keys are user data and MongoDB field names must not contain "." or start with "$".
+
+Atomicity, honestly:
+- A claim is one `find_one_and_update` per job (queued -> processing, oldest first), so
+  no job is ever returned to two claimers; a claim of several jobs is not one step.
+- `submit` inserts all its jobs in one transaction when the server supports them (a
+  replica set or sharded cluster). A standalone server has no transactions: then the
+  jobs go in with one ordered `insert_many`, and a failure in the middle of it (a
+  dropped connection, say) can leave the first jobs of the batch stored. Invalid
+  dependencies are still rejected before anything is written.
+- Every other change is to one document at a time, made conditional (compare-and-set)
+  on the state it was decided from. Settling WAITING jobs always runs after the write
+  that may unblock them (after the submit transaction commits), so whichever of two
+  concurrent writers settles last sees both writes; settling also runs on every reap
+  pass, which would catch anything missed.
+- Ids never repeat, but a failed submit can leave a gap (its ids are burnt).
+- A document holds at most 16 MiB: a finish whose outputs do not fit is recorded as
+  ERROR without its outputs, saying why (keep the server's output cap well below that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+import pymongo
+from bson import Binary
+from pymongo import ReturnDocument
+from pymongo.client_session import ClientSession
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import ConnectionFailure, DocumentTooLarge, OperationFailure
+
+from cloudpipe_server.errors import InvalidArgument, NotFound, StoreUnavailable
+from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome
+from cloudpipe_server.store.base import JobStore
+from cloudpipe_server.store.codec import (
+    collected_from_doc,
+    collected_to_doc,
+    from_ns,
+    spec_from_doc,
+    spec_to_doc,
+    to_ns,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Doc = dict[str, Any]
+
+_WAITING, _QUEUED, _PROCESSING = JobStatus.WAITING.value, JobStatus.QUEUED.value, JobStatus.PROCESSING.value
+_UNFINISHED = [s.value for s in JobStatus if not s.terminal]
+_TERMINAL = [s.value for s in TERMINAL_STATUSES]
+_TOO_LARGE = {10334, 17419}  # server codes: BSONObjectTooLarge, document grown past the limit by an update
+_NOT_STARTED: Doc = {
+    **dict.fromkeys(["started_at", "container_started_at", "finished_at", "return_code", "collected"]),
+    **{"reason": "", "kill_requested": False, "attempts": 0, "container_id": "", "lease_owner": ""},
+    **{"lease_expires_at": None, "stdout": Binary(b""), "stderr": Binary(b""), "result": Binary(b"")},
+}
+
+
+class MongoJobStore(JobStore):
+    """`JobStore` on database `database` of the MongoDB server at `url` (default: the
+    database the URL names, else "cloudpipe").
+
+    `client` injects an already-built client (the store then never closes it);
+    `transactions` forces transactional submits on or off (default: ask the server)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        database: str | None = None,
+        client: pymongo.MongoClient[Doc] | None = None,
+        transactions: bool | None = None,
+    ) -> None:
+        self._url = url
+        self._database = database
+        self._client = client
+        self._owns_client = client is None
+        self._transactions = transactions
+
+    # -- plumbing -------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run blocking pymongo code in a worker thread; lost connections become
+        `StoreUnavailable`."""
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except ConnectionFailure as exc:
+            raise StoreUnavailable(f"MongoDB store error: {exc}") from exc
+
+    @property
+    def _db(self) -> Database[Doc]:
+        if self._client is None or self._database is None:
+            raise StoreUnavailable("the MongoDB store is closed (or not initialized)")
+        return self._client[self._database]
+
+    @property
+    def _jobs(self) -> Collection[Doc]:
+        return self._db["jobs"]
+
+    async def initialize(self) -> None:
+        await self._run(self._initialize)
+
+    def _initialize(self) -> None:
+        if self._client is None:
+            self._client = pymongo.MongoClient(self._url)
+        if self._database is None:
+            self._database = self._client.get_default_database("cloudpipe").name
+        if self._transactions is None:
+            hello = self._client.admin.command("hello")
+            self._transactions = "setName" in hello or hello.get("msg") == "isdbgrid"
+        self._db["counters"].update_one({"_id": "jobs"}, {"$setOnInsert": {"seq": 0}}, upsert=True)
+        jobs = self._jobs
+        jobs.create_index([("status", 1), ("_id", 1)], name="status_id")
+        jobs.create_index([("account", 1), ("_id", 1)], name="account_id")
+        jobs.create_index([("account", 1), ("name", 1)], name="account_name")
+        jobs.create_index([("status", 1), ("lease_expires_at", 1)], name="status_lease")
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            await asyncio.to_thread(client.close)
+
+    # -- jobs -------------------------------------------------------------------------
+
+    async def submit(self, account: str, specs: Sequence[JobSpec], now: datetime) -> list[int]:
+        return await self._run(self._submit, account, specs, now) if specs else []
+
+    def _submit(self, account: str, specs: Sequence[JobSpec], now: datetime) -> list[int]:
+        def insert(session: ClientSession | None) -> list[int]:
+            counter = self._db["counters"].find_one_and_update(
+                {"_id": "jobs"}, {"$inc": {"seq": len(specs)}}, return_document=ReturnDocument.AFTER, session=session
+            )
+            assert counter is not None, "initialize() creates the counter"
+            ids = list(range(counter["seq"] - len(specs) + 1, counter["seq"] + 1))
+            wanted = sorted({dep for spec in specs for dep in spec.depends_on})
+            mine = self._jobs.find({"_id": {"$in": wanted}, "account": account}, {"_id": 1}, session=session)
+            known = {d["_id"] for d in mine} if wanted else set()
+            for index, spec in enumerate(specs):  # a job may depend on an earlier one of its batch
+                if missing := sorted(set(spec.depends_on) - known - set(ids[:index])):
+                    raise InvalidArgument(f"depends_on: job {missing[0]} not found")
+            documents = [_new_doc(job_id, account, spec, now) for job_id, spec in zip(ids, specs, strict=True)]
+            self._jobs.insert_many(documents, ordered=True, session=session)
+            return ids
+
+        if self._transactions:
+            assert self._client is not None
+            with self._client.start_session() as session:
+                ids = session.with_transaction(insert)
+        else:
+            ids = insert(None)
+        if any(spec.depends_on for spec in specs):
+            self._settle_waiting(now)  # after the commit: see the module docstring
+        return ids
+
+    async def get(self, job_id: int, account: str | None = None) -> Job:
+        return await self._run(self._get, job_id, account)
+
+    def _get(self, job_id: int, account: str | None) -> Job:
+        doc = self._jobs.find_one({"_id": job_id})
+        if doc is None or (account is not None and doc["account"] != account):
+            raise NotFound(f"job {job_id} not found")
+        return _doc_to_job(doc)
+
+    async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
+        filters: list[tuple[object, str, str, object]] = [
+            (query.ids, "_id", "$in", list(query.ids)),
+            (query.after_id, "_id", "$gte", query.after_id),
+            (query.before_id, "_id", "$lt", query.before_id),
+            (query.created_after, "created_at", "$gte", to_ns(query.created_after)),
+            (query.created_before, "created_at", "$lt", to_ns(query.created_before)),
+            (query.names, "name", "$in", list(query.names)),
+            (query.statuses, "status", "$in", [s.value for s in query.statuses]),
+        ]
+        where: Doc = {"account": account}
+        for given, field, operator, value in filters:
+            if given:  # empty tuples, id 0 and None mean no filter (a datetime is always true)
+                where.setdefault(field, {})[operator] = value
+
+        def read() -> list[Job]:
+            cursor = self._jobs.find(where).sort("_id", -1 if query.newest_first else 1)
+            return [_doc_to_job(doc) for doc in cursor.limit(max(query.limit, 0))]
+
+        # MongoDB reads limit 0 as "no limit", SQL as "nothing"; negative is "no limit" in both.
+        return await self._run(read) if query.limit != 0 else []
+
+    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Job]:
+        def claim() -> list[Job]:
+            lease_fields = {"lease_owner": owner, "lease_expires_at": to_ns(now + lease), "started_at": to_ns(now)}
+            fresh = {"status": _PROCESSING, "container_started_at": None, "container_id": "", **lease_fields}
+            change = {"$set": fresh, "$inc": {"attempts": 1}}
+            claimed: list[Job] = []
+            while len(claimed) < limit:  # one atomic queued -> processing step per job
+                doc = self._jobs.find_one_and_update(
+                    {"status": _QUEUED}, change, sort=[("_id", 1)], return_document=ReturnDocument.AFTER
+                )
+                if doc is None:
+                    break
+                claimed.append(_doc_to_job(doc))
+            return claimed
+
+        return await self._run(claim)
+
+    async def extend_leases(self, owner: str, job_ids: Sequence[int], until: datetime) -> set[int]:
+        def extend() -> set[int]:
+            held = {"lease_owner": owner, "status": _PROCESSING}
+            change = {"$set": {"lease_expires_at": to_ns(until)}}
+            return {i for i in job_ids if self._jobs.update_one({"_id": i, **held}, change).matched_count}
+
+        return await self._run(extend) if job_ids else set()
+
+    async def mark_started(self, job_id: int, owner: str, container_id: str, container_started_at: datetime) -> None:
+        await self._run(
+            self._jobs.update_one,
+            {"_id": job_id, "lease_owner": owner, "status": _PROCESSING},
+            {"$set": {"container_id": container_id, "container_started_at": to_ns(container_started_at)}},
+        )
+
+    async def finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
+        return await self._run(self._finish, job_id, owner, outcome)
+
+    def _finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
+        held = {"_id": job_id, "lease_owner": owner, "status": _PROCESSING}
+        fields: Doc = {
+            "finished_at": to_ns(outcome.finished_at),
+            "reason": outcome.reason,
+            "return_code": outcome.return_code,
+            "stdout": Binary(outcome.stdout),
+            "stderr": Binary(outcome.stderr),
+            "result": Binary(outcome.result),
+            "collected": collected_to_doc(outcome.collected),
+            "lease_owner": "",
+            "lease_expires_at": None,
+        }
+        while True:  # compare-and-set on kill_requested: a kill may arrive meanwhile
+            doc = self._jobs.find_one(held, {"kill_requested": 1})
+            if doc is None:
+                return False
+            killed = doc["kill_requested"] and outcome.status is JobStatus.ERROR
+            where = {**held, "kill_requested": doc["kill_requested"]}
+            change = {**fields, "status": JobStatus.KILLED.value if killed else outcome.status.value}
+            try:
+                done = self._jobs.update_one(where, {"$set": change}).matched_count
+            except (DocumentTooLarge, OperationFailure) as exc:
+                if isinstance(exc, OperationFailure) and exc.code not in _TOO_LARGE:
+                    raise
+                size = len(outcome.stdout) + len(outcome.stderr) + len(outcome.result)
+                reason = f"the job's outputs ({size} bytes) exceed MongoDB's 16 MiB document limit and were dropped"
+                empty = {name: _NOT_STARTED[name] for name in ("stdout", "stderr", "result")}
+                change = {**change, **empty, "status": JobStatus.ERROR.value, "reason": reason}
+                done = self._jobs.update_one(where, {"$set": change}).matched_count
+            if done:
+                self._settle_waiting(outcome.finished_at)
+                return True
+
+    async def request_kill(self, job_id: int, account: str, now: datetime) -> Job:
+        def update() -> Job:
+            job = self._get(job_id, account)
+            if job.status.terminal:
+                return job
+            self._kill([job_id], now)
+            self._settle_waiting(now)
+            return self._get(job_id, account)
+
+        return await self._run(update)
+
+    async def kill_all(self, account: str, now: datetime) -> list[int]:
+        def update() -> list[int]:
+            where = {"account": account, "status": {"$in": _UNFINISHED}}
+            ids = [doc["_id"] for doc in self._jobs.find(where, {"_id": 1}).sort("_id", 1)]
+            self._kill(ids, now)
+            self._settle_waiting(now)
+            return ids
+
+        return await self._run(update)
+
+    async def kill_requested(self, job_ids: Sequence[int]) -> set[int]:
+        def read() -> set[int]:
+            where = {"_id": {"$in": list(job_ids)}, "kill_requested": True, "status": _PROCESSING}
+            return {doc["_id"] for doc in self._jobs.find(where, {"_id": 1})}
+
+        return await self._run(read) if job_ids else set()
+
+    async def counts(self, account: str) -> dict[JobStatus, int]:
+        def read() -> dict[JobStatus, int]:
+            counts = {status: 0 for status in JobStatus}
+            pipeline: list[Doc] = [{"$match": {"account": account}}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
+            for row in self._jobs.aggregate(pipeline):
+                counts[JobStatus(row["_id"])] = row["n"]
+            return counts
+
+        return await self._run(read)
+
+    async def reap_expired(self, now: datetime, max_attempts: int) -> list[Job]:
+        return await self._run(self._reap_expired, now, max_attempts)
+
+    def _reap_expired(self, now: datetime, max_attempts: int) -> list[Job]:
+        expired = {"status": _PROCESSING, "lease_expires_at": {"$lt": to_ns(now)}}
+        reaped: list[int] = []
+        for doc in list(self._jobs.find(expired).sort("_id", 1)):
+            job = _doc_to_job(doc)
+            if job.spec.restartable and job.attempts < max_attempts and not job.kill_requested:
+                reason = f"requeued after its runner was lost (attempt {job.attempts} of {max_attempts})"
+                change: Doc = {"status": _QUEUED, "reason": reason}
+            else:
+                status = JobStatus.KILLED if job.kill_requested else JobStatus.STALLED
+                reason = "the runner of this job was lost and it is not restartable"
+                change = {"status": status.value, "finished_at": to_ns(now), "reason": reason}
+            # Conditional on what was read: a lease extended or a job finished meanwhile is left alone.
+            same = {**expired, "_id": job.id, "lease_owner": job.lease_owner, "kill_requested": job.kill_requested}
+            change |= {"lease_owner": "", "lease_expires_at": None}
+            if self._jobs.update_one(same, {"$set": change}).matched_count:
+                reaped.append(job.id)
+        self._settle_waiting(now)
+        return [self._get(job_id, None) for job_id in reaped]
+
+    # -- helpers (blocking) ------------------------------------------------------------
+
+    def _kill(self, job_ids: Sequence[int], now: datetime) -> None:
+        """Flag a kill; jobs that never started end KILLED here and now."""
+        ids = {"$in": list(job_ids)}
+        killed = {"status": JobStatus.KILLED.value, "finished_at": to_ns(now), "reason": "killed before it started"}
+        self._jobs.update_many({"_id": ids, "status": {"$nin": _TERMINAL}}, {"$set": {"kill_requested": True}})
+        self._jobs.update_many({"_id": ids, "status": {"$in": [_WAITING, _QUEUED]}}, {"$set": killed})
+
+    def _settle_waiting(self, now: datetime) -> None:
+        """Queue WAITING jobs whose dependencies all ended DONE; fail those with a
+        dependency that ended otherwise. Repeats until nothing changes (chains).
+        Rows are decided in id order against a status map updated as it goes, as in
+        SQLite's row-by-row pass; each write is conditional on the job still WAITING."""
+        jobs = self._jobs
+        changed = True
+        while changed:
+            changed = False
+            waiting = list(jobs.find({"status": _WAITING}, {"depends_on": 1}).sort("_id", 1))
+            if not waiting:
+                return
+            wanted = sorted({dep for doc in waiting for dep in doc["depends_on"]})
+            statuses = {d["_id"]: JobStatus(d["status"]) for d in jobs.find({"_id": {"$in": wanted}}, {"status": 1})}
+            for doc in waiting:
+                deps: list[int] = doc["depends_on"]
+                failed = [d for d in deps if statuses.get(d) in TERMINAL_STATUSES and statuses[d] is not JobStatus.DONE]
+                if failed:
+                    reason = f"dependency job {failed[0]} ended {statuses[failed[0]].value}"
+                    change: Doc = {"status": JobStatus.ERROR.value, "finished_at": to_ns(now), "reason": reason}
+                elif all(statuses.get(d) is JobStatus.DONE for d in deps):
+                    change = {"status": _QUEUED}
+                else:
+                    continue
+                statuses[doc["_id"]] = JobStatus(change["status"])
+                if jobs.update_one({"_id": doc["_id"], "status": _WAITING}, {"$set": change}).matched_count:
+                    changed = True
+
+
+def _new_doc(job_id: int, account: str, spec: JobSpec, now: datetime) -> Doc:
+    doc = spec_to_doc(spec)
+    doc["env"], doc["tags"] = [list(item) for item in spec.env.items()], [list(item) for item in spec.tags.items()]
+    status = _WAITING if spec.depends_on else _QUEUED
+    return {
+        **_NOT_STARTED,
+        **{"_id": job_id, "account": account, "name": spec.name, "status": status, "spec": doc},
+        **{"stdin": Binary(spec.stdin), "depends_on": list(spec.depends_on), "created_at": to_ns(now)},
+    }
+
+
+def _doc_to_job(doc: Doc) -> Job:
+    spec = {**doc["spec"], "env": dict(doc["spec"].get("env", [])), "tags": dict(doc["spec"].get("tags", []))}
+    created_at = from_ns(doc["created_at"])
+    assert created_at is not None
+    plain: Doc = {name: doc[name] for name in _PLAIN_FIELDS}
+    times: Doc = {name: from_ns(doc[name]) for name in _TIME_FIELDS}
+    blobs: Doc = {name: bytes(doc[name]) for name in ("stdout", "stderr", "result")}
+    return Job(
+        id=doc["_id"],
+        spec=spec_from_doc(spec, bytes(doc["stdin"])),
+        status=JobStatus(doc["status"]),
+        created_at=created_at,
+        collected=collected_from_doc(doc["collected"]),
+        **plain,
+        **times,
+        **blobs,
+    )
+
+
+_PLAIN_FIELDS = ("account", "return_code", "reason", "kill_requested", "attempts", "container_id", "lease_owner")
+_TIME_FIELDS = ("started_at", "container_started_at", "finished_at", "lease_expires_at")
