@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from cloudpipe_server.errors import StoreUnavailable
+from cloudpipe_server.errors import NotFound, StoreUnavailable
 from cloudpipe_server.events import JobEvents
 from cloudpipe_server.executors.base import Executor, Limits
 from cloudpipe_server.models import Job, JobStatus, Outcome
@@ -137,6 +137,25 @@ class Dispatcher:
             self._events.publish(job.id)
             if job.status is JobStatus.QUEUED:
                 self.wake()
+        await self._remove_orphans()
+
+    async def _remove_orphans(self) -> None:
+        """Remove containers whose job is no longer running under the container's owner
+        (its server died, or it finished): no container outlives its job."""
+        for container in await self._executor.list_managed():
+            if container.owner == self._config.owner and container.job_id in self._running:
+                continue
+            try:
+                job = await self._store.get(container.job_id)
+            except NotFound:
+                job = None
+            if job is not None and job.status is JobStatus.PROCESSING and job.lease_owner == container.owner:
+                continue
+            log.info("job %d: removing orphaned container %s", container.job_id, container.container_id[:12])
+            try:
+                await self._executor.remove(container.container_id)
+            except Exception:  # one bad container must not stop the sweep
+                log.exception("job %d: could not remove container %s", container.job_id, container.container_id[:12])
 
     # -- one job ------------------------------------------------------------------------
 

@@ -25,6 +25,15 @@ class Limits:
     network: bool
 
 
+@dataclass(frozen=True)
+class ManagedContainer:
+    """A container this system made for a job, found by its labels."""
+
+    container_id: str
+    job_id: int
+    owner: str
+
+
 class Executor(abc.ABC):
     """Runs jobs to completion and reports how they ended."""
 
@@ -38,6 +47,14 @@ class Executor(abc.ABC):
     async def kill(self, job_id: int) -> bool:
         """Stop the job's container if this executor runs it (SIGTERM, then SIGKILL after
         the grace period). Returns whether a container was found."""
+
+    @abc.abstractmethod
+    async def list_managed(self) -> list[ManagedContainer]:
+        """Every job container on the engine, running or not, of any owner."""
+
+    @abc.abstractmethod
+    async def remove(self, container_id: str) -> None:
+        """Force-remove a container; a missing one is not an error."""
 
     @abc.abstractmethod
     async def close(self) -> None:

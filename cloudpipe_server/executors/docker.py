@@ -27,7 +27,7 @@ import docker.errors
 import requests.exceptions
 from docker.utils.socket import frames_iter
 
-from cloudpipe_server.executors.base import Executor, Limits, OnStarted
+from cloudpipe_server.executors.base import Executor, Limits, ManagedContainer, OnStarted
 from cloudpipe_server.models import Collected, Job, JobStatus, Outcome
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,23 @@ class DockerExecutor(Executor):
         except docker.errors.APIError as exc:
             log.warning("job %d: stopping container failed: %s", job_id, exc)
         return True
+
+    async def list_managed(self) -> list[ManagedContainer]:
+        found = await asyncio.to_thread(self._api.containers, all=True, filters={"label": LABEL_JOB})
+        managed = []
+        for item in found:
+            labels = item.get("Labels") or {}
+            try:
+                managed.append(ManagedContainer(item["Id"], int(labels[LABEL_JOB]), labels.get(LABEL_OWNER, "")))
+            except (KeyError, ValueError):
+                log.warning("container %s has a malformed job label; leaving it alone", item.get("Id", "?")[:12])
+        return managed
+
+    async def remove(self, container_id: str) -> None:
+        try:
+            await asyncio.to_thread(self._api.remove_container, container_id, force=True)
+        except docker.errors.NotFound:
+            pass
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)

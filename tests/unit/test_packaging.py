@@ -1,0 +1,22 @@
+"""The shape of what we ship: generated code is fresh, the SDK's public names are curated."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cloudpipe_sdk
+from tests.support import ROOT
+
+
+def test_generated_protobuf_code_is_not_stale() -> None:
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_protos.py"), "--check"], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr
+
+
+def test_sdk_exports_exactly_its_public_api() -> None:
+    public = {name for name in dir(cloudpipe_sdk) if not name.startswith("_")}
+    assert set(cloudpipe_sdk.__all__) == public - {"annotations"}
+    assert sorted(cloudpipe_sdk.__all__) == cloudpipe_sdk.__all__
