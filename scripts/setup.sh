@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Shared set-up for scripts/demo.sh and scripts/test.sh, on Debian as root.
+# Installs what is missing (apt packages, a venv with the Python deps), starts dockerd
+# when no engine answers, and builds the runner images (cached after the first run).
+#
+#   source scripts/setup.sh [--with-test-deps]
+set -euo pipefail
+
+CLOUDPIPE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${CLOUDPIPE_VENV:-$CLOUDPIPE_ROOT/.venv}"
+WITH_TEST_DEPS=0
+[[ "${1:-}" == "--with-test-deps" ]] && WITH_TEST_DEPS=1
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+APT_UPDATED=0
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  ((${#missing[@]})) || return 0
+  if ! command -v apt-get >/dev/null; then
+    echo "missing packages ${missing[*]} and no apt-get: install them by hand" >&2
+    return 1
+  fi
+  if ((APT_UPDATED == 0)); then
+    say "apt-get update"
+    apt-get update -qq
+    APT_UPDATED=1
+  fi
+  say "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# -- system packages -------------------------------------------------------------
+packages=(ca-certificates debootstrap)
+command -v dockerd >/dev/null || packages+=(docker.io)
+if ((WITH_TEST_DEPS)); then
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
+fi
+apt_install "${packages[@]}"
+
+# -- Python environment ----------------------------------------------------------
+PYTHON="${PYTHON:-python3}"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  say "creating the virtual environment $VENV"
+  if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+    rm -rf "$VENV"
+    apt_install python3-venv
+    "$PYTHON" -m venv "$VENV"
+  fi
+fi
+extras="" && ((WITH_TEST_DEPS)) && extras="[dev]"
+stamp="$VENV/.cloudpipe-installed$extras"
+if [[ ! -f "$stamp" || "$CLOUDPIPE_ROOT/pyproject.toml" -nt "$stamp" ]]; then
+  say "installing Python dependencies$extras"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  "$VENV/bin/python" -m pip install -q -e "$CLOUDPIPE_ROOT$extras"
+  touch "$stamp"
+fi
+
+# -- Docker engine ---------------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+  say "starting dockerd (log: /var/log/cloudpipe-dockerd.log)"
+  nohup dockerd >/var/log/cloudpipe-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { tail -20 /var/log/cloudpipe-dockerd.log >&2; echo "dockerd did not start" >&2; exit 1; }
+fi
+
+# -- runner images ---------------------------------------------------------------
+say "building runner images (cached)"
+"$VENV/bin/python" "$CLOUDPIPE_ROOT/runner_images/build.py"
