@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -59,8 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
+    # uvicorn stops gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
+    # that was installed before it: make that one a no-op so a requested stop exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_requested)
     uvicorn.Server(config).run()
     return 0
+
+
+def _stop_requested(signum: int, frame: object) -> None:
+    logging.getLogger(__name__).info("stopped by signal %d", signum)
 
 
 if __name__ == "__main__":

@@ -160,7 +160,7 @@ def decode_base64(text: str) -> bytes:
                     if pos >= olen:
                         raise GoError(f"illegal base64 data at input byte {olen}")
                     if src[pos] != 0x3D:
-                        raise GoError(f"illegal base64 data at input byte {pos}")
+                        raise GoError(f"illegal base64 data at input byte {pos - 1}")
                     pos += 1
                 if pos < olen:
                     raise GoError(f"illegal base64 data at input byte {pos}")
