@@ -103,10 +103,14 @@ class Gateway:
             log.info("%s for %s failed: %s %s", method, caller.account, exc.code().name, exc.details())
             raise multyvac.rpc_failure(op, exc, caller.account, jid) from None
 
+    async def _authenticate(self, caller: Caller) -> None:
+        """Have the server check the credentials, with a List that cannot match anything."""
+        await self._call("probe", "List", pb.ListJobsRequest(ids=[multyvac.MAX_JID], limit=1), caller)
+
     async def _verified(self, caller: Caller, error: ApiError) -> ApiError:
         """`error`, once the server has accepted the credentials: the Go server
         authenticated before parsing, so bad credentials win over bad input."""
-        await self._call("probe", "List", pb.ListJobsRequest(ids=[multyvac.MAX_JID], limit=1), caller)
+        await self._authenticate(caller)
         return error
 
     @staticmethod
@@ -153,7 +157,7 @@ class Gateway:
         except ApiError as exc:
             raise await self._verified(caller, exc) from None
         if plan.empty:
-            await self._verified(caller, multyvac.wtf("unused"))
+            await self._authenticate(caller)
             return multyvac.jobs_reply([], self._settings.default_image)
         response = await self._call("list", "List", plan.request, caller)
         return multyvac.jobs_reply(response.jobs, self._settings.default_image)
