@@ -35,6 +35,7 @@ TEXT = "text/plain; charset=utf-8"
         "/v1/invoice/2015-04-10",
         "/v1/report/client_log/",
         "/v2/job",
+        "/v1/nonexistent",
     ],
 )
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT"])
