@@ -8,6 +8,7 @@
      ├── Unauthenticated      missing or wrong credentials
      ├── PermissionDenied
      ├── ResourceExhausted    quota or size limit
+     │    └── TooManyAttempts  too many failed authentications; retry after a while
      └── Unavailable          a dependency is down; retrying may help
           └── StoreUnavailable
 
@@ -50,6 +51,15 @@ class PermissionDenied(CloudpipeError):
 
 class ResourceExhausted(CloudpipeError):
     """A quota or a size limit was hit."""
+
+
+class TooManyAttempts(ResourceExhausted):
+    """Too many failed authentication attempts from this source or for this account;
+    `retry_after` says in how many seconds the next attempt is allowed."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Unavailable(CloudpipeError):
