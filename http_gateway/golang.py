@@ -10,6 +10,7 @@ contract; it knows nothing about jobs.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import string
 from collections.abc import Callable, Iterable
@@ -24,8 +25,10 @@ __all__ = [
     "as_names",
     "as_string",
     "as_string_map",
+    "basic_auth",
     "decode_base64",
     "decode_json",
+    "go_json",
     "parse_int",
     "parse_media_type",
     "parse_query",
@@ -282,3 +285,30 @@ def as_names(value: object, go_type: str) -> list[str]:
             raise type_error(item, go_type)
         names.append(as_string(struct_fields(item, ("name",)).get("name", "")) if item else "")
     return names
+
+
+# -- net/http and encoding/json output --------------------------------------------------------
+
+
+def basic_auth(header: str | None) -> tuple[str, str] | None:
+    """Go 1.4's `r.BasicAuth()`: the exact `Basic ` prefix, standard base64, split at the
+    first colon; None when any of that fails."""
+    if header is None or not header.startswith("Basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:], validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return None
+    user, colon, password = decoded.partition(":")
+    return (user, password) if colon else None
+
+
+def go_json(value: object, newline: bool = False) -> bytes:
+    """Compact JSON as Go's encoder writes it (HTML characters escaped, UTF-8 kept);
+    `newline` for `json.NewEncoder(w).Encode`, which ends with one."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if any(c in text for c in "<>&\u2028\u2029"):
+        for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+            text = text.replace(raw, escaped)
+        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return (text + "\n" if newline else text).encode()

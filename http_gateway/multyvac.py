@@ -12,7 +12,6 @@ parsers whose error texts the original messages embed.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -30,8 +29,10 @@ from http_gateway.golang import (
     as_names,
     as_string,
     as_string_map,
+    basic_auth,
     decode_base64,
     decode_json,
+    go_json,
     parse_int,
     parse_media_type,
     parse_query,
@@ -76,16 +77,6 @@ class ApiError(Exception):
         if self.retry:
             error["retry"] = True
         return Reply(self.status, JSON, go_json({"error": error}))
-
-
-def go_json(value: object, newline: bool = False) -> bytes:
-    """Compact JSON as Go's encoder writes it (HTML characters escaped, UTF-8 kept)."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    if any(c in text for c in "<>&\u2028\u2029"):
-        for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
-            text = text.replace(raw, escaped)
-        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return (text + "\n" if newline else text).encode()
 
 
 def json_reply(value: object) -> Reply:
@@ -165,16 +156,10 @@ def jnf(jid: int) -> ApiError:
 def basic_credentials(header: str | None) -> tuple[str, str]:
     """(account, key) from `Authorization: Basic base64(account:key)`, like Go 1.4's
     `r.BasicAuth()`: exact `Basic ` prefix, split at the first colon; else ANONE."""
-    if header is None or not header.startswith("Basic "):
+    credentials = basic_auth(header)
+    if credentials is None:
         raise anone()
-    try:
-        decoded = base64.b64decode(header[6:], validate=True).decode("utf-8", "replace")
-    except (binascii.Error, ValueError):
-        raise anone() from None
-    account, colon, key = decoded.partition(":")
-    if not colon:
-        raise anone()
-    return account, key
+    return credentials
 
 
 def grpc_metadata(account: str, key: str) -> tuple[tuple[str, str], ...] | None:

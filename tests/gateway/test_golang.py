@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from http_gateway.golang import GoError, decode_base64, parse_int, parse_media_type, parse_query, parse_uint, quote
+from http_gateway.golang import (
+    GoError,
+    basic_auth,
+    decode_base64,
+    go_json,
+    parse_int,
+    parse_media_type,
+    parse_query,
+    parse_uint,
+    quote,
+)
 
 
 @pytest.mark.parametrize(("text", "value"), [("0", 0), ("007", 7), ("18446744073709551615", 2**64 - 1)])
@@ -68,3 +78,23 @@ def test_base64_reports_the_offset_go_reports(text: str, offset: int) -> None:
 def test_media_types_and_quotes() -> None:
     assert parse_media_type("Application/X-WWW-Form-Urlencoded; charset=utf-8") == "application/x-www-form-urlencoded"
     assert quote('a"\\\n\x01é') == '"a\\"\\\\\\n\\x01é"'
+
+
+def test_go_json_is_compact_and_escapes_html_like_go() -> None:
+    assert go_json({"a": "<b>&\u2028é"}) == '{"a":"\\u003cb\\u003e\\u0026\\u2028é"}'.encode()
+    assert go_json([], newline=True) == b"[]\n"
+
+
+@pytest.mark.parametrize(
+    ("header", "credentials"),
+    [
+        ("Basic YWRtaW46a2V5OndpdGg6Y29sb25z", ("admin", "key:with:colons")),
+        ("Basic OmtleQ==", ("", "key")),
+        ("basic YWRtaW46a2V5", None),
+        ("Basic YWRtaW4=", None),
+        ("Basic ???", None),
+        (None, None),
+    ],
+)
+def test_basic_auth_like_go(header: str | None, credentials: tuple[str, str] | None) -> None:
+    assert basic_auth(header) == credentials
