@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from cloudpipe_server.auth.base import Principal
 from cloudpipe_server.dispatcher import Dispatcher
-from cloudpipe_server.errors import InvalidArgument, ResourceExhausted
+from cloudpipe_server.errors import InvalidArgument, NotFound, ResourceExhausted
 from cloudpipe_server.events import JobEvents
 from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus
 from cloudpipe_server.store.base import JobStore
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LIST_LIMIT = 1000
 MAX_LIST_LIMIT = 9999
 MAX_JOBS_PER_SUBMIT = 10_000
+MAX_JOB_ID = (1 << 63) - 1  # ids are signed 64-bit in every store; larger ones cannot exist
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IMAGE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.:/@-]*$")
 
@@ -62,8 +63,11 @@ class JobService:
         events: JobEvents,
         clock: Callable[[], datetime],
         poll_interval: float = 0.5,
+        *,
+        max_queued_per_account: int = 0,
     ) -> None:
         self._store = store
+        self._max_queued = max_queued_per_account
         self._dispatcher = dispatcher
         self._events = events
         self._clock = clock
@@ -73,6 +77,7 @@ class JobService:
         if len(specs) > MAX_JOBS_PER_SUBMIT:
             raise ResourceExhausted(f"jobs: at most {MAX_JOBS_PER_SUBMIT} jobs per submit, got {len(specs)}")
         checked = [validate_spec(spec, f"jobs[{i}]") for i, spec in enumerate(specs)]
+        await self._check_queue_quota(caller, len(checked))
         ids = await self._store.submit(caller.account, checked, self._clock())
         for job_id, spec in zip(ids, checked, strict=True):
             log.info("job %d: queued for account %s (%s)", job_id, caller.account, spec.image or "default image")
@@ -80,17 +85,37 @@ class JobService:
             self._dispatcher.wake()
         return ids
 
+    async def _check_queue_quota(self, caller: Principal, adding: int) -> None:
+        """At most `max_queued_per_account` WAITING + QUEUED jobs per account. Checked
+        before the insert, not in it: concurrent submits may overshoot a little."""
+        if not self._max_queued or not adding:
+            return
+        counts = await self._store.counts(caller.account)
+        pending = counts[JobStatus.WAITING] + counts[JobStatus.QUEUED]
+        if pending + adding > self._max_queued:
+            raise ResourceExhausted(
+                f"account {caller.account} has {pending} queued job(s) and the limit is {self._max_queued}"
+                f" (CLOUDPIPE_MAX_QUEUED_PER_ACCOUNT): {adding} more cannot be queued; wait for some to finish"
+            )
+
     async def get(self, caller: Principal, job_id: int) -> Job:
-        return await self._store.get(job_id, caller.account)
+        return await self._store.get(_existing_id(job_id), caller.account)
 
     async def list_jobs(self, caller: Principal, query: JobQuery) -> list[Job]:
         if query.limit < 0:
             raise InvalidArgument(f"limit: must be positive, got {query.limit}")
         limit = min(query.limit or DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
-        return await self._store.list_jobs(caller.account, replace(query, limit=limit))
+        ids = tuple(i for i in query.ids if i <= MAX_JOB_ID)
+        if query.ids and not ids:
+            return []
+        bounds = {
+            "after_id": min(query.after_id, MAX_JOB_ID),
+            "before_id": min(query.before_id, MAX_JOB_ID),
+        }
+        return await self._store.list_jobs(caller.account, replace(query, limit=limit, ids=ids, **bounds))
 
     async def kill(self, caller: Principal, job_id: int) -> Job:
-        job = await self._store.request_kill(job_id, caller.account, self._clock())
+        job = await self._store.request_kill(_existing_id(job_id), caller.account, self._clock())
         if job.status is JobStatus.PROCESSING:
             await self._dispatcher.kill(job_id)
         log.info("job %d: kill requested by %s (now %s)", job_id, caller.account, job.status.value)
@@ -109,7 +134,7 @@ class JobService:
 
     async def watch(self, caller: Principal, job_id: int) -> AsyncIterator[Job]:
         """Yield the job now and after each status change, ending after a terminal one."""
-        job = await self._store.get(job_id, caller.account)
+        job = await self._store.get(_existing_id(job_id), caller.account)
         yield job
         last = job.status
         while not last.terminal:
@@ -121,3 +146,9 @@ class JobService:
 
     async def counts(self, caller: Principal) -> dict[JobStatus, int]:
         return await self._store.counts(caller.account)
+
+
+def _existing_id(job_id: int) -> int:
+    if job_id > MAX_JOB_ID:
+        raise NotFound(f"job {job_id} not found")
+    return job_id

@@ -148,3 +148,12 @@ def test_grpcurl_can_submit_with_a_key(server: ServerProcess) -> None:
 def test_health_is_serving(server: ServerProcess) -> None:
     checked = grpcurl(server.address, "grpc.health.v1.Health/Check")
     assert checked.returncode == 0 and "SERVING" in checked.stdout
+
+
+def test_ids_beyond_the_store_range_are_simply_not_found(stub: pb_grpc.JobServiceStub, server: ServerProcess) -> None:
+    md = auth(server)
+    huge = (1 << 64) - 1
+    assert code_of(lambda: stub.Get(pb.GetJobRequest(id=huge), timeout=5, metadata=md)) == grpc.StatusCode.NOT_FOUND
+    assert code_of(lambda: stub.Kill(pb.KillJobRequest(id=huge), timeout=5, metadata=md)) == grpc.StatusCode.NOT_FOUND
+    assert list(stub.List(pb.ListJobsRequest(ids=[huge]), timeout=5, metadata=md).jobs) == []
+    assert stub.List(pb.ListJobsRequest(after_id=huge), timeout=5, metadata=md) is not None
