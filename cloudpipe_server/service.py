@@ -108,11 +108,14 @@ class JobService:
         ids = tuple(i for i in query.ids if i <= MAX_JOB_ID)
         if query.ids and not ids:
             return []
-        bounds = {
-            "after_id": min(query.after_id, MAX_JOB_ID),
-            "before_id": min(query.before_id, MAX_JOB_ID),
-        }
-        return await self._store.list_jobs(caller.account, replace(query, limit=limit, ids=ids, **bounds))
+        bounded = replace(
+            query,
+            limit=limit,
+            ids=ids,
+            after_id=min(query.after_id, MAX_JOB_ID),
+            before_id=min(query.before_id, MAX_JOB_ID),
+        )
+        return await self._store.list_jobs(caller.account, bounded)
 
     async def kill(self, caller: Principal, job_id: int) -> Job:
         job = await self._store.request_kill(_existing_id(job_id), caller.account, self._clock())
