@@ -22,3 +22,6 @@ class Authenticator(abc.ABC):
         """Return the caller. `account` may be None when the key alone identifies it.
         Raises Unauthenticated for missing or wrong credentials and Unavailable when
         the credentials cannot be checked right now (never "allowed")."""
+
+    async def close(self) -> None:  # noqa: B027 - most authenticators hold nothing
+        """Release connections (an HTTP client, say). Called once at shutdown."""

@@ -1,0 +1,43 @@
+"""`ChainAuthenticator`: asks each authenticator in turn, as the original server did
+(the admin credential from the environment first, then the auth service, spec 2.3).
+
+Only Unauthenticated moves on to the next one; Unavailable and TooManyAttempts end
+the chain, so an auth-service outage is never turned into "wrong key" or "allowed".
+Names in `reserved` (the admin account) cannot be claimed by a later authenticator:
+an auth-service account called "admin" would otherwise share the admin's jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from cloudpipe_server.auth.base import Authenticator, Principal
+from cloudpipe_server.errors import Unauthenticated
+
+
+class ChainAuthenticator(Authenticator):
+    def __init__(self, authenticators: Sequence[Authenticator], *, reserved: Iterable[str] = ()) -> None:
+        if not authenticators:
+            raise ValueError("a chain needs at least one authenticator")
+        self._first, *self._rest = authenticators
+        self._reserved = frozenset(reserved)
+
+    async def authenticate(self, account: str | None, key: str | None) -> Principal:
+        try:
+            return await self._first.authenticate(account, key)
+        except Unauthenticated as exc:
+            error = exc
+        for authenticator in self._rest:
+            try:
+                principal = await authenticator.authenticate(account, key)
+            except Unauthenticated as exc:
+                error = exc
+                continue
+            if principal.account in self._reserved:
+                raise Unauthenticated(f"unable to authenticate account [{principal.account}]")
+            return principal
+        raise error
+
+    async def close(self) -> None:
+        for authenticator in (self._first, *self._rest):
+            await authenticator.close()

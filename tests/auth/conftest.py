@@ -1,0 +1,41 @@
+"""Auth fixtures: one PKI and one auth service process for the session, and a cloudpipe
+server process that checks API keys with it over mutual TLS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cloudpipe_server.auth import pki
+from tests.auth.support import AuthProcess, start_auth_service
+from tests.support import ServerProcess, start_server
+
+ADMIN_TOKEN = "admin-token-for-tests-" + "x" * 20
+
+
+@pytest.fixture(scope="session")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("pki") / "certs"
+    pki.init(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def auth_service(pki_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthProcess]:
+    service = start_auth_service(pki_dir, tmp_path_factory.mktemp("auth"), {"CLOUDPIPE_AUTH_ADMIN_TOKEN": ADMIN_TOKEN})
+    yield service
+    assert service.stop() == 0, service.log
+
+
+@pytest.fixture(scope="session")
+def auth_server(auth_service: AuthProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server whose API keys are checked by `auth_service`, with no answer cache (so a
+    revocation shows at once) and two jobs at a time."""
+    server = start_server(
+        tmp_path_factory.mktemp("auth-server"),
+        env=auth_service.server_env(CLOUDPIPE_AUTH_CACHE_TTL="0", CLOUDPIPE_MAX_CONCURRENT_JOBS="2"),
+    )
+    yield server
+    assert server.stop() == 0, server.log
