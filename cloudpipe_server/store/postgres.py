@@ -8,15 +8,19 @@ transaction that first takes `pg_advisory_xact_lock`, with the applied version i
 `schema_version` table. That is all a handful of tables needs: no migration tool to
 install and configure, and servers starting together cannot migrate twice.
 
-Two more transaction-scoped advisory locks keep SQLite's semantics under concurrency:
-- `_SUBMIT_LOCK` serialises submits, so the ids of one submit are consecutive and a
-  job becomes visible only after every job with a smaller id (`after_id` paging never
-  skips a late-committing job). Ids can have gaps: a failed submit burns its ids.
-- `_SETTLE_LOCK` serialises the transactions that settle WAITING jobs (submits with
-  dependencies, finish, kills, the reaper). Without it two dependencies finishing at
-  once could each miss the other's commit and leave their dependent WAITING forever.
-  Claims, lease extensions and reads never take it.
-Lock order is always submit before settle, so these locks cannot deadlock.
+`_SUBMIT_LOCK`, a second transaction-scoped advisory lock, serialises submits: the ids
+of one submit are consecutive, and a job becomes visible only after every job with a
+smaller id (`after_id` paging never skips a late-committing job). Ids can have gaps:
+a failed submit burns its ids. A submit without dependencies is one statement.
+
+WAITING jobs are settled (queued, or failed by a failed dependency) after every commit
+that can unblock them: a submit with dependencies, finish, kills, the reaper. Settling
+runs in autocommit and repeats until a pass changes nothing, so its last read starts
+after all of its own writes committed; of two concurrent writers (say two dependencies
+finishing together), the one committing last therefore reads both commits. Every
+settling write is conditional on the job still being WAITING. Claims, finishes and
+settles take no table-wide lock; a process dying between a commit and its settle pass
+leaves the dependents to the next pass of anyone (the reaper runs one periodically).
 """
 
 from __future__ import annotations
@@ -83,11 +87,19 @@ MIGRATIONS: list[str] = [
 # Keys of the transaction-scoped advisory locks (any constants unique to Cloudpipe).
 _MIGRATE_LOCK = 0x436C_6F75_6400_0001
 _SUBMIT_LOCK = 0x436C_6F75_6400_0002
-_SETTLE_LOCK = 0x436C_6F75_6400_0003
 
 _UNFINISHED = [s.value for s in JobStatus if not s.terminal]
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 
+# Jobs without dependencies in one autocommit statement: the lock is taken before the
+# first row draws its id, and held until the statement commits. Ids follow the rows' order.
+_INSERT_QUEUED = """
+    WITH submit_lock AS (SELECT pg_advisory_xact_lock(%s))
+    INSERT INTO jobs (account, name, status, spec, stdin, created_at)
+    SELECT %s, j.name, 'queued', j.spec, j.stdin, %s
+    FROM submit_lock, unnest(%s::text[], %s::jsonb[], %s::bytea[]) WITH ORDINALITY AS j(name, spec, stdin, n)
+    ORDER BY j.n RETURNING id
+"""
 _INSERT = (
     "INSERT INTO jobs (account, name, status, spec, stdin, depends_on, created_at)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id"
@@ -153,46 +165,29 @@ class PostgresJobStore(JobStore):
     async def submit(self, account: str, specs: Sequence[JobSpec], now: datetime) -> list[int]:
         if not specs:
             return []
-        rows = [
-            (
-                account,
-                spec.name,
-                (JobStatus.WAITING if spec.depends_on else JobStatus.QUEUED).value,
-                Jsonb(spec_to_doc(spec)),
-                spec.stdin,
-                list(spec.depends_on),
-                to_ns(now),
-            )
-            for spec in specs
-        ]
-        with_deps = any(spec.depends_on for spec in specs)
-        async with self._connection() as conn, conn.transaction():
-            await _lock(conn, _SUBMIT_LOCK)
-            if not with_deps:  # fast path: one pipelined batch
-                async with conn.cursor() as cursor:
-                    await cursor.executemany(_INSERT, rows, returning=True)
-                    ids: list[int] = []
-                    while True:
-                        row = await cursor.fetchone()
-                        assert row is not None
-                        ids.append(row["id"])
-                        if not cursor.nextset():
-                            return ids
-            await _lock(conn, _SETTLE_LOCK)
-            ids = []
-            for spec, values in zip(specs, rows, strict=True):
-                if spec.depends_on:
-                    found = await _all(
-                        conn,
-                        "SELECT id FROM jobs WHERE id = ANY(%s) AND account = %s FOR SHARE",
-                        (list(spec.depends_on), account),
-                    )
-                    missing = sorted(set(spec.depends_on) - {row["id"] for row in found})
-                    if missing:
-                        raise InvalidArgument(f"depends_on: job {missing[0]} not found")
-                row = await _one(conn, _INSERT, values)
-                assert row is not None
-                ids.append(row["id"])
+        if not any(spec.depends_on for spec in specs):
+            docs = [Jsonb(spec_to_doc(spec)) for spec in specs]
+            params = (_SUBMIT_LOCK, account, to_ns(now), [s.name for s in specs], docs, [s.stdin for s in specs])
+            async with self._connection() as conn:
+                return sorted(row["id"] for row in await _all(conn, _INSERT_QUEUED, params))
+        async with self._connection() as conn:
+            async with conn.transaction():
+                await _lock(conn, _SUBMIT_LOCK)
+                ids = []
+                for spec in specs:
+                    if spec.depends_on:
+                        found = await _all(
+                            conn,
+                            "SELECT id FROM jobs WHERE id = ANY(%s) AND account = %s",
+                            (list(spec.depends_on), account),
+                        )
+                        if missing := sorted(set(spec.depends_on) - {row["id"] for row in found}):
+                            raise InvalidArgument(f"depends_on: job {missing[0]} not found")
+                    status = JobStatus.WAITING if spec.depends_on else JobStatus.QUEUED
+                    values = (account, spec.name, status.value, Jsonb(spec_to_doc(spec)), spec.stdin)
+                    row = await _one(conn, _INSERT, (*values, list(spec.depends_on), to_ns(now)))
+                    assert row is not None
+                    ids.append(row["id"])
             await _settle_waiting(conn, now)
             return ids
 
@@ -253,8 +248,7 @@ class PostgresJobStore(JobStore):
     async def finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
         ended = (to_ns(outcome.finished_at), outcome.reason, outcome.return_code)
         blobs, collected = (outcome.stdout, outcome.stderr, outcome.result), Jsonb(collected_to_doc(outcome.collected))
-        async with self._connection() as conn, conn.transaction():
-            await _lock(conn, _SETTLE_LOCK)
+        async with self._connection() as conn:
             row = await _one(
                 conn,
                 "UPDATE jobs SET status = CASE WHEN kill_requested AND %s THEN 'killed' ELSE %s END,"
@@ -269,25 +263,25 @@ class PostgresJobStore(JobStore):
             return True
 
     async def request_kill(self, job_id: int, account: str, now: datetime) -> Job:
-        async with self._connection() as conn, conn.transaction():
-            await _lock(conn, _SETTLE_LOCK)
+        async with self._connection() as conn:
             job = await _get(conn, job_id, account)
             if job.status.terminal:
                 return job
-            await _kill(conn, [job_id], now)
+            async with conn.transaction():
+                await _kill(conn, [job_id], now)
             await _settle_waiting(conn, now)
             return await _get(conn, job_id, account)
 
     async def kill_all(self, account: str, now: datetime) -> list[int]:
-        async with self._connection() as conn, conn.transaction():
-            await _lock(conn, _SETTLE_LOCK)
-            rows = await _all(
-                conn,
-                "SELECT id FROM jobs WHERE account = %s AND status = ANY(%s) ORDER BY id FOR UPDATE",
-                (account, _UNFINISHED),
-            )
-            ids = [row["id"] for row in rows]
-            await _kill(conn, ids, now)
+        async with self._connection() as conn:
+            async with conn.transaction():
+                rows = await _all(
+                    conn,
+                    "SELECT id FROM jobs WHERE account = %s AND status = ANY(%s) ORDER BY id FOR UPDATE",
+                    (account, _UNFINISHED),
+                )
+                ids = [row["id"] for row in rows]
+                await _kill(conn, ids, now)
             await _settle_waiting(conn, now)
             return ids
 
@@ -313,28 +307,31 @@ class PostgresJobStore(JobStore):
         return counts
 
     async def reap_expired(self, now: datetime, max_attempts: int) -> list[Job]:
-        async with self._connection() as conn, conn.transaction():
-            await _lock(conn, _SETTLE_LOCK)
-            rows = await _all(
-                conn,
-                "SELECT * FROM jobs WHERE status = 'processing' AND lease_expires_at < %s ORDER BY id FOR UPDATE",
-                (to_ns(now),),
-            )
-            for row in rows:
-                job = _row_to_job(row)
-                if job.spec.restartable and job.attempts < max_attempts and not job.kill_requested:
-                    await conn.execute(
-                        "UPDATE jobs SET status = 'queued', lease_owner = '', lease_expires_at = NULL,"
-                        " reason = %s WHERE id = %s",
-                        (f"requeued after its runner was lost (attempt {job.attempts} of {max_attempts})", job.id),
-                    )
-                else:
-                    status = JobStatus.KILLED if job.kill_requested else JobStatus.STALLED
-                    await conn.execute(
-                        "UPDATE jobs SET status = %s, finished_at = %s, lease_owner = '', lease_expires_at = NULL,"
-                        " reason = %s WHERE id = %s",
-                        (status.value, to_ns(now), "the runner of this job was lost and it is not restartable", job.id),
-                    )
+        async with self._connection() as conn:
+            async with conn.transaction():
+                rows = await _all(
+                    conn,
+                    "SELECT * FROM jobs WHERE status = 'processing' AND lease_expires_at < %s"
+                    " ORDER BY id FOR UPDATE SKIP LOCKED",  # another reaper or a finish has the locked ones
+                    (to_ns(now),),
+                )
+                for row in rows:
+                    job = _row_to_job(row)
+                    if job.spec.restartable and job.attempts < max_attempts and not job.kill_requested:
+                        attempt = f"attempt {job.attempts} of {max_attempts}"
+                        await conn.execute(
+                            "UPDATE jobs SET status = 'queued', lease_owner = '', lease_expires_at = NULL,"
+                            " reason = %s WHERE id = %s",
+                            (f"requeued after its runner was lost ({attempt})", job.id),
+                        )
+                    else:
+                        status = JobStatus.KILLED if job.kill_requested else JobStatus.STALLED
+                        reason = "the runner of this job was lost and it is not restartable"
+                        await conn.execute(
+                            "UPDATE jobs SET status = %s, finished_at = %s, lease_owner = '', lease_expires_at = NULL,"
+                            " reason = %s WHERE id = %s",
+                            (status.value, to_ns(now), reason, job.id),
+                        )
             await _settle_waiting(conn, now)
             if not rows:
                 return []
@@ -342,7 +339,7 @@ class PostgresJobStore(JobStore):
             return [_row_to_job(row) for row in reaped]
 
 
-# -- helpers run on one connection, mostly inside a transaction -------------------------------
+# -- helpers run on one connection ------------------------------------------------------------
 
 
 async def _lock(conn: Conn, key: int) -> None:
@@ -384,8 +381,10 @@ async def _settle_waiting(conn: Conn, now: datetime) -> None:
     """Queue WAITING jobs whose dependencies all ended DONE; fail those with a
     dependency that ended otherwise. Repeats until nothing changes (chains).
 
-    Rows are decided in id order against a status map updated as it goes, which is
-    exactly what SQLite's row-by-row pass sees; the writes then go out in two batches."""
+    Runs in autocommit, never inside a transaction: see the module docstring. Rows are
+    decided in id order against a status map updated as it goes, which is exactly what
+    SQLite's row-by-row pass sees; the writes then go out in two batches, each write
+    conditional on the job still WAITING."""
     changed = True
     while changed:
         waiting = await _all(conn, "SELECT id, depends_on FROM jobs WHERE status = 'waiting' ORDER BY id")
@@ -410,10 +409,12 @@ async def _settle_waiting(conn: Conn, now: datetime) -> None:
         if failures:
             async with conn.cursor() as cursor:
                 await cursor.executemany(
-                    "UPDATE jobs SET status = 'error', finished_at = %s, reason = %s WHERE id = %s", failures
+                    "UPDATE jobs SET status = 'error', finished_at = %s, reason = %s"
+                    " WHERE id = %s AND status = 'waiting'",
+                    failures,
                 )
         if queued:
-            await conn.execute("UPDATE jobs SET status = 'queued' WHERE id = ANY(%s)", (queued,))
+            await conn.execute("UPDATE jobs SET status = 'queued' WHERE id = ANY(%s) AND status = 'waiting'", (queued,))
         changed = bool(failures or queued)
 
 

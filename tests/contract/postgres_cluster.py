@@ -1,6 +1,6 @@
 """A real, throwaway PostgreSQL cluster for the contract tests and the benchmarks.
 
-`start_cluster()` runs Debian's initdb/pg_ctl into a fresh temporary directory on a free
+`start_cluster()` runs Debian's initdb/pg_ctl (or those in $CLOUDPIPE_PG_BIN) into a fresh temporary directory on a free
 loopback port (unix socket in that directory too) and `ThrowawayCluster.stop()` removes
 everything again. PostgreSQL refuses to run as root, so as root the binaries run as the
 `postgres` OS user (`runuser -u postgres --`) and the directory is handed to that user.
@@ -21,7 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-PG_BIN = Path(os.environ.get("CLOUDPIPE_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _debian_pg_bin() -> Path:
+    """The newest Debian PostgreSQL server's bin/ (15 here), or the 15 path if none is installed."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]), reverse=True)
+    return found[0].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = Path(os.environ.get("CLOUDPIPE_PG_BIN") or _debian_pg_bin())
 
 # Settings for a cluster that only lives for a test session: durability costs time and buys nothing.
 THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
