@@ -15,14 +15,16 @@ import pytest
 from cloudpipe_server.errors import InvalidArgument, NotFound
 from cloudpipe_server.models import JobQuery, JobSpec, JobStatus, Outcome, Resources, ResultType
 from cloudpipe_server.store.base import JobStore
+from tests.contract.mongomock_double import atomic_writes
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 
 
 # With no MongoDB server on this machine, the mongodb backend runs against mongomock: an
-# in-memory double of pymongo, used only because no server can run here. Its test ids say
-# so. Set CLOUDPIPE_TEST_MONGO_URI to run the same tests against a real server.
+# in-memory double of pymongo, used only because no server can run here (see
+# mongomock_double.py). Its test ids say so. Set CLOUDPIPE_TEST_MONGO_URI to run the same
+# tests against a real server.
 MONGO_URI = os.environ.get("CLOUDPIPE_TEST_MONGO_URI", "")
 MONGO = pytest.param("mongodb", id="mongodb" if MONGO_URI else "mongodb-mongomock-double")
 
@@ -56,30 +58,10 @@ async def _mongo_store(request: pytest.FixtureRequest) -> JobStore:
         return MongoJobStore(MONGO_URI, database=request.getfixturevalue("mongo_database"))
     import mongomock
 
-    _atomic_mongomock_writes(request.getfixturevalue("monkeypatch"))
+    writes = atomic_writes()
+    writes.__enter__()
+    request.addfinalizer(lambda: writes.__exit__(None, None, None))
     return MongoJobStore("mongodb://mongomock", client=mongomock.MongoClient(), transactions=False)
-
-
-def _atomic_mongomock_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """mongomock's writes read, then write, with no lock between: two threads can both
-    claim one job, which a MongoDB server never allows (every single-document write,
-    find_one_and_update included, is atomic there). One lock around each write models
-    that server guarantee, and nothing more, so the store's own logic is what is tested."""
-    import threading
-
-    from mongomock.collection import Collection
-
-    lock = threading.RLock()
-
-    def locking(original: Any) -> Any:
-        def locked(*args: object, **kwargs: object) -> object:
-            with lock:
-                return original(*args, **kwargs)
-
-        return locked
-
-    for name in ("find_one_and_update", "update_one", "update_many", "insert_many", "insert_one"):
-        monkeypatch.setattr(Collection, name, locking(getattr(Collection, name)))
 
 
 def spec(cmd: str = "echo hi", **kw: object) -> JobSpec:
@@ -298,9 +280,7 @@ async def test_concurrent_claims_from_processes_never_double_claim(
     await backend.close()
 
 
-async def test_concurrent_claims_from_tasks_never_double_claim_mongomock_double(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_concurrent_claims_from_tasks_never_double_claim_mongomock_double() -> None:
     """The multi-process test cannot run on mongomock (an in-process double, used only
     because no MongoDB server runs here): instead several store objects on one mongomock
     client claim from concurrent tasks, each store call running in its own thread."""
@@ -308,13 +288,13 @@ async def test_concurrent_claims_from_tasks_never_double_claim_mongomock_double(
 
     from cloudpipe_server.store.mongodb import MongoJobStore
 
-    _atomic_mongomock_writes(monkeypatch)
     client: Any = mongomock.MongoClient()
     stores = [MongoJobStore("mongodb://mongomock", client=client, transactions=False) for _ in range(8)]
     for backend in stores:
         await backend.initialize()
     ids = await stores[0].submit("alice", [spec(str(i)) for i in range(300)], T0)
-    claimed = await asyncio.gather(*(_claim_until_empty(backend, f"d{i}") for i, backend in enumerate(stores)))
+    with atomic_writes():
+        claimed = await asyncio.gather(*(_claim_until_empty(backend, f"d{i}") for i, backend in enumerate(stores)))
     everything = [job_id for batch in claimed for job_id in batch]
     assert sorted(everything) == ids, "every job claimed exactly once"
     for backend in stores:
