@@ -45,7 +45,9 @@ class Client:
     """A connection to a Cloudpipe server.
 
     Arguments fall back to the environment: `CLOUDPIPE_ADDRESS` (default
-    localhost:50051) and `CLOUDPIPE_API_KEY`.
+    localhost:50051), `CLOUDPIPE_API_KEY`, `CLOUDPIPE_ACCOUNT` and `CLOUDPIPE_TLS_CA`.
+    With `tls_ca` (a PEM file, e.g. ca.pem from `cloudpipe pki init`) the channel is
+    TLS and the server's certificate must be signed by that CA.
 
     Example::
 
@@ -64,9 +66,12 @@ class Client:
         account: str | None = None,
         timeout: float = 30.0,
         retry_for: float = 10.0,
+        tls_ca: str | os.PathLike[str] | None = None,
     ) -> None:
         self.address = address or os.environ.get("CLOUDPIPE_ADDRESS") or DEFAULT_ADDRESS
         key = api_key if api_key is not None else os.environ.get("CLOUDPIPE_API_KEY", "")
+        account = account if account is not None else os.environ.get("CLOUDPIPE_ACCOUNT") or None
+        tls_ca = tls_ca if tls_ca is not None else os.environ.get("CLOUDPIPE_TLS_CA") or None
         self._metadata: tuple[tuple[str, str], ...] = ()
         if key:
             self._metadata += (("authorization", f"Bearer {key}"),)
@@ -74,13 +79,16 @@ class Client:
             self._metadata += (("x-cloudpipe-account", account),)
         self._timeout = timeout
         self._retry_for = retry_for
-        self._channel = grpc.insecure_channel(
-            self.address,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if tls_ca:
+            with open(tls_ca, "rb") as handle:
+                credentials = grpc.ssl_channel_credentials(root_certificates=handle.read())
+            self._channel = grpc.secure_channel(self.address, credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(self.address, options=options)
         self._stub = pb_grpc.JobServiceStub(self._channel)  # type: ignore[no-untyped-call]
 
     def close(self) -> None:

@@ -155,5 +155,25 @@ def result(client: Client, job_id: int, timeout: float | None) -> None:
         click.echo(repr(value))
 
 
+@main.group()
+def pki() -> None:
+    """Certificates for TLS and the auth service's mutual TLS."""
+
+
+@pki.command("init")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--host", "hosts", multiple=True, help="extra DNS name or IP for the server certificates (repeatable)")
+@click.option("--force", is_flag=True, help="replace existing files, starting a new CA")
+def pki_init(directory: str, hosts: tuple[str, ...], force: bool) -> None:
+    """Create an internal CA and the server/client certificates in DIRECTORY."""
+    from cloudpipe_server.auth import pki as pki_module  # server-side code, only needed here
+
+    try:
+        result = pki_module.init(directory, hosts=hosts, force=force)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(pki_module.describe(result))
+
+
 if __name__ == "__main__":
     main()

@@ -9,11 +9,14 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+import grpc
 from grpc import aio
 from grpc_health.v1 import health
 
-from cloudpipe_server.auth import AnonymousAuthenticator, Authenticator, StaticAdminAuthenticator
+from cloudpipe_server.auth import AnonymousAuthenticator, Authenticator, ChainAuthenticator, StaticAdminAuthenticator
+from cloudpipe_server.auth.ratelimit import FailureLimiter, LimiterConfig
 from cloudpipe_server.config import Settings
 from cloudpipe_server.dispatcher import Dispatcher, DispatcherConfig
 from cloudpipe_server.errors import InvalidArgument
@@ -74,7 +77,23 @@ def build_authenticator(settings: Settings) -> Authenticator:
                 handle.write(key + "\n")
             log.info("generated an API key for account %r in %s", settings.admin_name, path)
         log.info("the API key of account %r is read from %s", settings.admin_name, path)
-    return StaticAdminAuthenticator(settings.admin_name, key)
+    admin = StaticAdminAuthenticator(settings.admin_name, key)
+    if not settings.auth_service:
+        return admin
+    from cloudpipe_server.auth.remote import RemoteAuthConfig, RemoteAuthenticator
+
+    remote = RemoteAuthenticator(
+        RemoteAuthConfig(
+            url=settings.auth_service,
+            ca=settings.auth_ca,
+            cert=settings.auth_cert,
+            key=settings.auth_key,
+            cache_ttl=settings.auth_cache_ttl,
+            timeout=settings.auth_timeout,
+        )
+    )
+    log.info("API keys are checked by the auth service at %s", settings.auth_service)
+    return ChainAuthenticator([admin, remote], reserved=[settings.admin_name])
 
 
 @dataclass
@@ -88,6 +107,7 @@ class RunningServer:
     dispatcher: Dispatcher
     executor: Executor
     store: JobStore
+    authenticator: Authenticator | None = None
 
     async def stop(self, grace: float = 10.0) -> None:
         log.info("shutting down: no new jobs are claimed; waiting up to %.0f s", grace)
@@ -96,6 +116,8 @@ class RunningServer:
         await self.server.stop(grace=1.0)
         await self.executor.close()
         await self.store.close()
+        if self.authenticator is not None:
+            await self.authenticator.close()
 
 
 async def start_server(settings: Settings, *, executor: Executor | None = None) -> RunningServer:
@@ -134,14 +156,35 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
         ),
         utc_now,
     )
-    service = JobService(store, dispatcher, events, utc_now, settings.poll_interval)
-    server, health_servicer = build_server(JobServicer(service), AuthInterceptor(authenticator))
-    port = server.add_insecure_port(settings.listen)
+    service = JobService(
+        store,
+        dispatcher,
+        events,
+        utc_now,
+        settings.poll_interval,
+        max_queued_per_account=settings.max_queued_per_account,
+    )
+    limiter = FailureLimiter(LimiterConfig(settings.auth_failure_burst, settings.auth_failure_refill_seconds))
+    server, health_servicer = build_server(JobServicer(service), AuthInterceptor(authenticator, limiter))
+    if settings.tls_cert:
+        credentials = grpc.ssl_server_credentials(
+            [(Path(settings.tls_key).read_bytes(), Path(settings.tls_cert).read_bytes())]
+        )
+        port = server.add_secure_port(settings.listen, credentials)
+    else:
+        port = server.add_insecure_port(settings.listen)
     if port == 0:
         raise InvalidArgument(f"CLOUDPIPE_LISTEN: cannot listen on {settings.listen}")
     await server.start()
     dispatcher.start()
     await set_serving(health_servicer, True)
     host = settings.listen.rsplit(":", 1)[0]
-    log.info("cloudpipe server %s listening on %s:%d (store %s)", owner, host, port, settings.resolved_store_url)
-    return RunningServer(settings, port, server, health_servicer, dispatcher, executor, store)
+    log.info(
+        "cloudpipe server %s listening on %s:%d%s (store %s)",
+        owner,
+        host,
+        port,
+        " with TLS" if settings.tls_cert else "",
+        settings.resolved_store_url,
+    )
+    return RunningServer(settings, port, server, health_servicer, dispatcher, executor, store, authenticator)

@@ -48,6 +48,23 @@ class Settings:
     output_cap_bytes: int = 64 << 20
     docker_host: str = ""  # empty: DOCKER_HOST or the local socket
     log_level: str = "INFO"
+    # API keys checked by the auth service's internal API over mutual TLS (spec 5.1);
+    # empty: only the admin credential works, as with the original's NullAuthService.
+    auth_service: str = ""  # e.g. https://authstore:9001/v1
+    auth_ca: str = ""  # the internal CA (ca.pem from `cloudpipe pki init`)
+    auth_cert: str = ""  # this server's client certificate (cloudpipe-cert.pem)
+    auth_key: str = ""  # and its key (cloudpipe-key.pem)
+    auth_cache_ttl: float = 30.0  # seconds a positive answer is reused (a revoked key lives this long)
+    auth_timeout: float = 5.0
+    # Failed authentications per peer address: this many at once, then one per refill.
+    auth_failure_burst: int = 20
+    auth_failure_refill_seconds: float = 3.0
+    # TLS for the gRPC port (server-cert.pem / server-key.pem); empty: plaintext.
+    tls_cert: str = ""
+    tls_key: str = ""
+    # Per-account quotas; 0: no limit.
+    max_queued_per_account: int = 0  # WAITING + QUEUED jobs; Submit beyond it: RESOURCE_EXHAUSTED
+    max_running_per_account: int = 0  # PROCESSING jobs; more stay queued until one ends
 
     @property
     def resolved_store_url(self) -> str:
@@ -82,6 +99,17 @@ class Settings:
             raise InvalidArgument("CLOUDPIPE_LEASE_SECONDS must be longer than CLOUDPIPE_POLL_INTERVAL")
         if self.max_attempts < 1:
             raise InvalidArgument("CLOUDPIPE_MAX_ATTEMPTS must be at least 1")
+        if self.auth_service:
+            if not self.auth_service.startswith("https://"):
+                raise InvalidArgument("CLOUDPIPE_AUTH_SERVICE must be an https:// URL (mutual TLS)")
+            missing = [n for n in ("auth_ca", "auth_cert", "auth_key") if not getattr(self, n)]
+            if missing:
+                names = ", ".join(f"CLOUDPIPE_{n.upper()}" for n in missing)
+                raise InvalidArgument(f"CLOUDPIPE_AUTH_SERVICE needs {names}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise InvalidArgument("CLOUDPIPE_TLS_CERT and CLOUDPIPE_TLS_KEY go together")
+        if self.max_queued_per_account < 0 or self.max_running_per_account < 0:
+            raise InvalidArgument("CLOUDPIPE_MAX_QUEUED_PER_ACCOUNT / _RUNNING_PER_ACCOUNT must not be negative")
 
 
 _TRUE = {"1", "true", "yes", "on"}

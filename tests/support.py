@@ -55,8 +55,11 @@ class ServerProcess:
         return self.process.returncode
 
 
-def start_server(data_dir: Path, *, env: dict[str, str] | None = None, port: int | None = None) -> ServerProcess:
-    """Start a server and wait until its health check answers SERVING."""
+def start_server(
+    data_dir: Path, *, env: dict[str, str] | None = None, port: int | None = None, tls_ca: Path | None = None
+) -> ServerProcess:
+    """Start a server and wait until its health check answers SERVING (over TLS
+    verified with `tls_ca` when the server serves TLS)."""
     port = port or free_port()
     key = (env or {}).get("CLOUDPIPE_ADMIN_KEY") or secrets.token_urlsafe(16)
     environment = {
@@ -76,15 +79,20 @@ def start_server(data_dir: Path, *, env: dict[str, str] | None = None, port: int
             [sys.executable, "-m", "cloudpipe_server"], env=environment, stdout=log, stderr=subprocess.STDOUT
         )
     server = ServerProcess(f"127.0.0.1:{port}", key, data_dir, process, log_path)
-    wait_serving(server)
+    wait_serving(server, tls_ca=tls_ca)
     return server
 
 
-def wait_serving(server: ServerProcess, timeout: float = 30) -> None:
+def wait_serving(server: ServerProcess, timeout: float = 30, tls_ca: Path | None = None) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(server.address) as channel:
+    if tls_ca is not None:
+        credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca.read_bytes())
+        opened = grpc.secure_channel(server.address, credentials)
+    else:
+        opened = grpc.insecure_channel(server.address)
+    with opened as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if server.process.poll() is not None:

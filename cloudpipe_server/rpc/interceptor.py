@@ -7,6 +7,12 @@ server log only.
 
 Credentials travel as metadata: `authorization: Bearer <api key>` and, optionally,
 `x-cloudpipe-account: <account name>`.
+
+Failed authentications are counted per peer address (`FailureLimiter`); past the
+budget a peer gets RESOURCE_EXHAUSTED without its credentials being checked. A call
+refused by authentication carries the trailing metadata `x-cloudpipe-auth`
+(`failed`, `throttled` or `unavailable`), so the HTTP gateway can tell an auth-service
+outage (ACONN) from a store outage.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ from typing import Any
 import grpc
 
 from cloudpipe_server.auth.base import Authenticator, Principal
-from cloudpipe_server.errors import CloudpipeError, grpc_code
+from cloudpipe_server.auth.ratelimit import FailureLimiter
+from cloudpipe_server.errors import CloudpipeError, TooManyAttempts, Unauthenticated, Unavailable, grpc_code
 
 log = logging.getLogger(__name__)
 
 EXEMPT_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 ACCOUNT_HEADER = "x-cloudpipe-account"
+AUTH_TRAILER = "x-cloudpipe-auth"
 
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("cloudpipe_principal")
 
@@ -34,9 +42,13 @@ def current_principal() -> Principal:
     return _principal.get()
 
 
+Authenticate = Callable[[grpc.aio.ServicerContext], Awaitable[Principal]]
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, limiter: FailureLimiter | None = None) -> None:
         self._authenticator = authenticator
+        self._limiter = limiter
 
     async def intercept_service(
         self,
@@ -50,17 +62,48 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         metadata = {k: v for k, v in (handler_call_details.invocation_metadata or ())}
         authorization = str(metadata.get("authorization", ""))
         key = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
-        account = metadata.get(ACCOUNT_HEADER)
-        try:
-            principal = await self._authenticator.authenticate(str(account) if account else None, key)
-        except CloudpipeError as exc:
-            log.info("rejected %s: %s", method, exc)
-            return _wrap(handler, None, exc)
-        return _wrap(handler, principal, None)
+        raw_account = metadata.get(ACCOUNT_HEADER)
+        account = str(raw_account) if raw_account else None
+
+        async def authenticate(context: grpc.aio.ServicerContext) -> Principal:
+            peer = f"peer:{_peer_host(context.peer())}"
+            try:
+                if self._limiter is not None:
+                    self._limiter.check(peer)
+                try:
+                    return await self._authenticator.authenticate(account, key)
+                except Unauthenticated:
+                    if self._limiter is not None:
+                        self._limiter.fail(peer)
+                    raise
+            except CloudpipeError as exc:
+                log.info("rejected %s from %s: %s", method, peer, exc)
+                await context.abort(grpc_code(exc), str(exc), trailing_metadata=_auth_trailer(exc))
+                raise AssertionError("unreachable") from None
+
+        return _wrap(handler, authenticate)
 
 
-def _wrap(handler: grpc.RpcMethodHandler, principal: Principal | None, error: CloudpipeError | None) -> Any:
-    """The same handler, run with the principal set and errors mapped to statuses."""
+def _peer_host(peer: str | None) -> str:
+    """`ipv4:1.2.3.4:5678` -> `ipv4:1.2.3.4`; `ipv6:[::1]:5678` -> `ipv6:[::1]`."""
+    if not peer:
+        return "unknown"
+    if peer.startswith(("ipv4:", "ipv6:")):
+        return peer.rsplit(":", 1)[0]
+    return peer
+
+
+def _auth_trailer(exc: CloudpipeError) -> tuple[tuple[str, str], ...]:
+    if isinstance(exc, TooManyAttempts):
+        return ((AUTH_TRAILER, "throttled"), ("retry-after", str(int(exc.retry_after))))
+    if isinstance(exc, Unavailable):
+        return ((AUTH_TRAILER, "unavailable"),)
+    return ((AUTH_TRAILER, "failed"),)
+
+
+def _wrap(handler: grpc.RpcMethodHandler, authenticate: Authenticate) -> Any:
+    """The same handler, run after authentication with the principal set and errors
+    mapped to statuses."""
 
     async def fail(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
         if isinstance(exc, CloudpipeError):
@@ -72,10 +115,7 @@ def _wrap(handler: grpc.RpcMethodHandler, principal: Principal | None, error: Cl
         inner = handler.unary_unary or handler.stream_unary
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if error is not None:
-                await fail(context, error)
-            assert principal is not None
-            token = _principal.set(principal)
+            token = _principal.set(await authenticate(context))
             try:
                 return await inner(request, context)
             except grpc.aio.AbortError:
@@ -91,10 +131,7 @@ def _wrap(handler: grpc.RpcMethodHandler, principal: Principal | None, error: Cl
     inner_stream = handler.unary_stream or handler.stream_stream
 
     async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        if error is not None:
-            await fail(context, error)
-        assert principal is not None
-        token = _principal.set(principal)
+        token = _principal.set(await authenticate(context))
         try:
             async for item in inner_stream(request, context):
                 yield item
