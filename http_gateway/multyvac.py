@@ -122,6 +122,13 @@ def rpc_failure(op: str, error: grpc.aio.AioRpcError, account: str, jid: int = 0
         return afail(account)
     if code is grpc.StatusCode.PERMISSION_DENIED:
         return ApiError(403, "AFAIL", f"Account [{account}] may not do this: {detail}", _AFAIL_HINT)
+    # The server marks calls its authentication refused (cloudpipe_server.rpc.interceptor):
+    # an auth-service outage is ACONN (500, retry), whatever the operation (spec 2.2, 2.3).
+    auth = dict(error.trailing_metadata() or ()).get("x-cloudpipe-auth")
+    if auth == "unavailable":
+        return aconn(detail)
+    if auth == "throttled":
+        return ApiError(429, "AFAIL", f"Unable to authenticate account [{account}]: {detail}", _AFAIL_HINT)
     rejected = code in (
         grpc.StatusCode.INVALID_ARGUMENT,
         grpc.StatusCode.NOT_FOUND,
@@ -142,6 +149,10 @@ def rpc_failure(op: str, error: grpc.aio.AioRpcError, account: str, jid: int = 0
         return ApiError(500, "JLIST", "Unable to list jobs.", _STORAGE_HINT, True)
     if op == "kill_all":
         return ApiError(500, "JUPD", f"Unable to request a job kill: {detail}", _STORAGE_HINT, True)
+    return aconn(detail)
+
+
+def aconn(detail: str) -> ApiError:
     hint = "This is most likely an internal networking problem on our end."
     return ApiError(500, "ACONN", f"Unable to connect to authentication service: {detail}", hint, True)
 
