@@ -77,6 +77,12 @@ async def test_submitted_jobs_get_increasing_ids_and_start_queued(store: JobStor
     assert job.started_at is None and job.finished_at is None and job.return_code is None
 
 
+async def test_concurrent_submits_each_get_consecutive_ids(store: JobStore) -> None:
+    batches = await asyncio.gather(*(store.submit("alice", [spec(str(n))] * 20, T0) for n in range(8)))
+    assert all(ids == list(range(ids[0], ids[0] + 20)) for ids in batches)
+    assert len({i for ids in batches for i in ids}) == 160
+
+
 async def test_spec_round_trips_every_field(store: JobStore) -> None:
     full = JobSpec(
         cmd="python3 -m x",
