@@ -10,6 +10,7 @@ import pytest
 
 from cloudpipe_server.auth import pki
 from tests.auth.support import AuthProcess, start_auth_service
+from tests.gateway.support import GatewayProcess, start_gateway
 from tests.support import ServerProcess, start_server
 
 ADMIN_TOKEN = "admin-token-for-tests-" + "x" * 20
@@ -39,3 +40,11 @@ def auth_server(auth_service: AuthProcess, tmp_path_factory: pytest.TempPathFact
     )
     yield server
     assert server.stop() == 0, server.log
+
+
+@pytest.fixture(scope="session")
+def auth_gateway(auth_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """The multyvac HTTP gateway in front of `auth_server`."""
+    process = start_gateway(auth_server.address, tmp_path_factory.mktemp("auth-gateway"))
+    yield process
+    assert process.stop() == 0, process.log

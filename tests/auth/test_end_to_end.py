@@ -4,7 +4,6 @@ reached through the SDK (gRPC) and the multyvac HTTP gateway."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -45,11 +44,9 @@ def rpc_error(server: ServerProcess, metadata: tuple[tuple[str, str], ...]) -> g
     return caught.value
 
 
-@pytest.fixture(scope="module")
-def gateway(auth_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    process = start_gateway(auth_server.address, tmp_path_factory.mktemp("auth-gateway"))
-    yield process
-    assert process.stop() == 0, process.log
+@pytest.fixture
+def gateway(auth_gateway: GatewayProcess) -> GatewayProcess:
+    return auth_gateway
 
 
 def test_the_sdk_works_with_an_account_and_its_key(auth_service: AuthProcess, auth_server: ServerProcess) -> None:
