@@ -185,6 +185,6 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
         host,
         port,
         " with TLS" if settings.tls_cert else "",
-        settings.resolved_store_url,
+        settings.store_url_for_logs,
     )
     return RunningServer(settings, port, server, health_servicer, dispatcher, executor, store, authenticator)

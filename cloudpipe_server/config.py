@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from cloudpipe_server.errors import InvalidArgument
 
@@ -69,6 +70,15 @@ class Settings:
     @property
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.data_dir / 'cloudpipe.db'}"
+
+    @property
+    def store_url_for_logs(self) -> str:
+        """The store URL with any password replaced, safe to log."""
+        parts = urlsplit(self.resolved_store_url)
+        if parts.password is None:
+            return self.resolved_store_url
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
 
     @property
     def admin_key_file(self) -> Path:

@@ -54,3 +54,9 @@ def test_flags_override_the_environment_and_empty_means_unset() -> None:
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(InvalidArgument, match=name):
         Settings.from_env({name: value})
+
+
+def test_store_passwords_never_reach_the_log_line() -> None:
+    settings = Settings.from_env({"CLOUDPIPE_STORE_URL": "postgresql://cp:s3cret@db.internal:5433/jobs"})
+    assert settings.store_url_for_logs == "postgresql://cp:***@db.internal:5433/jobs"
+    assert Settings.from_env({"CLOUDPIPE_DATA_DIR": "/d"}).store_url_for_logs == "sqlite:////d/cloudpipe.db"
