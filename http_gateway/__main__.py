@@ -35,6 +35,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--access-log", action="store_true", default=None, help="log every request (CLOUDPIPE_GATEWAY_ACCESS_LOG)"
     )
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (CLOUDPIPE_GATEWAY_TLS_CERT)")
+    parser.add_argument("--tls-key", help="and this key (CLOUDPIPE_GATEWAY_TLS_KEY)")
+    parser.add_argument("--server-tls-ca", help="CA of a TLS gRPC server (CLOUDPIPE_TLS_CA)")
     return parser.parse_args(argv)
 
 
@@ -59,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop="asyncio",  # grpc.aio runs on the standard event loop
         lifespan="on",
         timeout_graceful_shutdown=10,
+        ssl_certfile=settings.tls_cert or None,
+        ssl_keyfile=settings.tls_key or None,
     )
     # uvicorn stops gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
     # that was installed before it: make that one a no-op so a requested stop exits 0.

@@ -84,7 +84,12 @@ class Gateway:
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ]
-        self._channel = grpc.aio.insecure_channel(self._settings.server, options=options)
+        if self._settings.server_tls_ca:
+            with open(self._settings.server_tls_ca, "rb") as handle:
+                credentials = grpc.ssl_channel_credentials(root_certificates=handle.read())
+            self._channel = grpc.aio.secure_channel(self._settings.server, credentials, options=options)
+        else:
+            self._channel = grpc.aio.insecure_channel(self._settings.server, options=options)
         self._stub = pb_grpc.JobServiceStub(self._channel)  # type: ignore[no-untyped-call]
         log.info("gateway for gRPC server %s", self._settings.server)
 

@@ -35,6 +35,11 @@ class GatewaySettings:
     auth_style: str = "null"
     log_level: str = "INFO"
     access_log: bool = False
+    # HTTPS for the gateway itself (server-cert.pem / server-key.pem from `cloudpipe pki init`).
+    tls_cert: str = ""
+    tls_key: str = ""
+    # CA of the gRPC server's certificate when the server serves TLS (as the SDK's CLOUDPIPE_TLS_CA).
+    server_tls_ca: str = ""
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -59,6 +64,9 @@ class GatewaySettings:
             "auth_style": "CLOUDPIPE_GATEWAY_AUTH_STYLE",
             "log_level": "CLOUDPIPE_GATEWAY_LOG_LEVEL",
             "access_log": "CLOUDPIPE_GATEWAY_ACCESS_LOG",
+            "tls_cert": "CLOUDPIPE_GATEWAY_TLS_CERT",
+            "tls_key": "CLOUDPIPE_GATEWAY_TLS_KEY",
+            "server_tls_ca": "CLOUDPIPE_TLS_CA",
         }
         values: dict[str, object] = {}
         for field, name in names.items():
@@ -78,6 +86,8 @@ class GatewaySettings:
             raise SettingsError("CLOUDPIPE_GATEWAY_RPC_TIMEOUT must be positive")
         if not self.default_image:
             raise SettingsError("CLOUDPIPE_GATEWAY_DEFAULT_IMAGE must not be empty")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SettingsError("CLOUDPIPE_GATEWAY_TLS_CERT and CLOUDPIPE_GATEWAY_TLS_KEY go together")
 
 
 def _parse(name: str, raw: str, kind: type) -> object:
