@@ -1,0 +1,87 @@
+"""Per-account quotas: queued jobs (checked at Submit) and running jobs (the claim
+skips accounts at their cap). Accounts come from metadata on an anonymous server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from cloudpipe_proto.v1 import jobs_pb2 as pb
+from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
+from tests.support import ServerProcess, start_server
+
+MAX_QUEUED = 2
+
+
+def stub(server: ServerProcess) -> Iterator[pb_grpc.JobServiceStub]:
+    with grpc.insecure_channel(server.address) as channel:
+        yield pb_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
+
+
+def as_account(name: str) -> tuple[tuple[str, str], ...]:
+    return (("x-cloudpipe-account", name),)
+
+
+def submit(jobs: pb_grpc.JobServiceStub, account: str, *cmds: str) -> list[int]:
+    request = pb.SubmitRequest(jobs=[pb.JobSpec(cmd=cmd) for cmd in cmds])
+    return list(jobs.Submit(request, metadata=as_account(account), timeout=20).ids)
+
+
+def status(jobs: pb_grpc.JobServiceStub, account: str, job_id: int) -> int:
+    return jobs.Get(pb.GetJobRequest(id=job_id), metadata=as_account(account), timeout=20).status  # type: ignore[no-any-return]
+
+
+def wait_for(jobs: pb_grpc.JobServiceStub, account: str, job_id: int, wanted: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while status(jobs, account, job_id) != wanted:
+        assert time.monotonic() < deadline, f"job {job_id} never reached {wanted}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def quota_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env = {
+        "CLOUDPIPE_ALLOW_ANONYMOUS": "true",
+        "CLOUDPIPE_MAX_QUEUED_PER_ACCOUNT": str(MAX_QUEUED),
+        "CLOUDPIPE_MAX_CONCURRENT_JOBS": "1",
+    }
+    server = start_server(tmp_path_factory.mktemp("quota-server"), env=env)
+    yield server
+    for jobs in stub(server):
+        for account in ("q-a", "q-b", "q-c"):
+            jobs.KillAll(pb.KillAllRequest(), metadata=as_account(account), timeout=20)
+    assert server.stop() == 0, server.log
+
+
+@pytest.fixture
+def jobs(quota_server: ServerProcess) -> Iterator[pb_grpc.JobServiceStub]:
+    yield from stub(quota_server)
+
+
+def test_a_submit_over_the_queue_quota_is_resource_exhausted_and_queues_nothing(
+    jobs: pb_grpc.JobServiceStub,
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        submit(jobs, "q-c", *["true"] * (MAX_QUEUED + 1))
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "limit is 2" in (caught.value.details() or "")
+    assert "CLOUDPIPE_MAX_QUEUED_PER_ACCOUNT" in (caught.value.details() or "")
+    counts = jobs.QueueStats(pb.QueueStatsRequest(), metadata=as_account("q-c"), timeout=20).counts
+    assert sum(counts.values()) == 0
+
+
+@pytest.mark.docker
+def test_the_queue_quota_counts_each_accounts_waiting_jobs(jobs: pb_grpc.JobServiceStub, docker_engine: object) -> None:
+    running = submit(jobs, "q-a", "sleep 60")[0]
+    wait_for(jobs, "q-a", running, pb.JOB_STATUS_PROCESSING)  # the server's only slot is taken
+    submit(jobs, "q-a", "true", "true")  # two queued: at the quota
+    with pytest.raises(grpc.RpcError) as caught:
+        submit(jobs, "q-a", "true")
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "account q-a has 2 queued job(s)" in (caught.value.details() or "")
+    assert len(submit(jobs, "q-b", "true", "true")) == 2  # another account has its own quota
+    jobs.KillAll(pb.KillAllRequest(), metadata=as_account("q-a"), timeout=20)
+    assert len(submit(jobs, "q-a", "true")) == 1  # room again once the queue drained
