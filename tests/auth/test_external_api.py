@@ -54,7 +54,7 @@ def test_a_new_key_is_128_hex_plain_text_and_validates(auth_service: AuthProcess
     with auth_service.external_client() as client:
         response = client.post("/v1/keys", data={"accountName": name, "password": password})
     assert response.status_code == 200
-    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["content-type"] == "text/plain"
     assert re.fullmatch(r"[0-9a-f]{128}", response.text)
     assert validate(auth_service, name, response.text) == 204
 

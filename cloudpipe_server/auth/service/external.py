@@ -28,6 +28,7 @@ from cloudpipe_server.auth.service.core import BAD_LOGIN, AccountService
 from cloudpipe_server.auth.service.json_api import json_routes
 from cloudpipe_server.auth.service.web import (
     ALL_METHODS,
+    PLAIN,
     AccessLog,
     error_response,
     form_values,
@@ -75,7 +76,7 @@ def create_external_app(service: AccountService) -> AccessLog:
             return message(401, BAD_LOGIN)
         except CloudpipeError as exc:
             return error_response(exc)
-        return Response(new.secret, media_type="text/plain", headers={"cache-control": "no-store"})
+        return Response(new.secret, headers={**PLAIN, "cache-control": "no-store"})
 
     async def revoke_key(request: Request) -> Response:
         values = await form_values(request)
@@ -89,7 +90,7 @@ def create_external_app(service: AccountService) -> AccessLog:
         return Response(status_code=204)
 
     async def heartbeat(scope: Scope, receive: Receive, send: Send) -> None:
-        await Response(HEARTBEAT, media_type="text/plain")(scope, receive, send)
+        await Response(HEARTBEAT, headers=PLAIN)(scope, receive, send)
 
     app = Starlette(
         routes=[

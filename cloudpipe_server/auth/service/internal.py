@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from cloudpipe_server.auth.service.core import AccountService
 from cloudpipe_server.auth.service.web import (
     ALL_METHODS,
+    PLAIN,
     AccessLog,
     error_response,
     form_values,
@@ -41,7 +42,7 @@ def create_internal_app(service: AccountService) -> AccessLog:
     async def style(request: Request) -> Response:
         if request.method != "GET":
             return unsupported(request.method)
-        return Response(STYLE, media_type="text/plain")
+        return Response(STYLE, headers=PLAIN)
 
     async def validate(request: Request) -> Response:
         if request.method != "GET":
@@ -63,7 +64,7 @@ def create_internal_app(service: AccountService) -> AccessLog:
         return Response(status_code=204 if owner else 404)
 
     async def heartbeat(scope: Scope, receive: Receive, send: Send) -> None:
-        await Response(HEARTBEAT, media_type="text/plain")(scope, receive, send)
+        await Response(HEARTBEAT, headers=PLAIN)(scope, receive, send)
 
     app = Starlette(
         routes=[

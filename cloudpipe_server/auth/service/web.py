@@ -20,6 +20,7 @@ from cloudpipe_server.errors import CloudpipeError, InvalidArgument, StoreUnavai
 
 log = logging.getLogger("cloudpipe_server.auth.access")
 
+PLAIN = {"content-type": "text/plain"}  # exactly, as the original's handlers set it
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 MAX_BODY = 64 << 10
 Endpoint = Callable[[Request], Awaitable[Response]]
