@@ -66,6 +66,14 @@ class JobSpec:
     volumes: tuple[str, ...] = ()
     serializer: str = ""
     client_python: str = ""
+    # Keep stdin open after `stdin` was written, for input typed through Attach.
+    interactive: bool = False
+    # A retried submit with the same key (per account) returns the same job.
+    idempotency_key: str = ""
+    # Where the job came from, when it was not submitted directly.
+    saved_job: str = ""
+    saved_job_version: int = 0
+    schedule_id: str = ""
 
     @property
     def result_path(self) -> str | None:
@@ -109,6 +117,7 @@ class Job:
     container_id: str = ""
     lease_owner: str = ""
     lease_expires_at: datetime | None = None
+    run_after: datetime | None = None
 
     @property
     def queue_delay(self) -> timedelta | None:
@@ -127,6 +136,22 @@ class Job:
         if self.container_started_at is None or self.finished_at is None:
             return None
         return self.finished_at - self.container_started_at
+
+
+class Stream(enum.IntEnum):
+    """Output streams, numbered as Docker numbers them."""
+
+    STDOUT = 1
+    STDERR = 2
+
+
+@dataclass(frozen=True)
+class OutputChunk:
+    """Bytes a job wrote to one stream, at `offset` bytes into that stream."""
+
+    stream: Stream
+    offset: int
+    data: bytes
 
 
 @dataclass(frozen=True)

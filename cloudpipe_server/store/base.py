@@ -13,7 +13,7 @@ import abc
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Outcome
+from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
 
 
 class JobStore(abc.ABC):
@@ -32,13 +32,17 @@ class JobStore(abc.ABC):
         """Atomically insert jobs: all of them or none. Returns their ids in order.
 
         Ids are global, start at 1 and increase. A job with `depends_on` starts WAITING,
-        every other one QUEUED.
+        every other one QUEUED. A spec whose non-empty `idempotency_key` matches a job of
+        the same account (submitted earlier, or earlier in this same call) is not
+        inserted: its position in the result holds the existing job's id. Keys are
+        unique per account even under concurrent submits.
         """
 
     @abc.abstractmethod
     async def get(self, job_id: int, account: str | None = None) -> Job:
         """Return the job. Raises NotFound when it is missing or, with `account`
-        given, belongs to another account."""
+        given, belongs to another account. A PROCESSING job's stdout/stderr hold the
+        output appended so far."""
 
     @abc.abstractmethod
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
@@ -47,9 +51,27 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Job]:
-        """Atomically move up to `limit` of the oldest QUEUED jobs to PROCESSING, leased to
-        `owner` until `now + lease`, with `attempts` incremented and `started_at = now`.
-        No job is ever returned to two claimers."""
+        """Atomically move up to `limit` of the oldest QUEUED jobs whose `run_after` is
+        unset or not after `now` to PROCESSING, leased to `owner` until `now + lease`,
+        with `attempts` incremented and `started_at = now`. No job is ever returned to
+        two claimers."""
+
+    @abc.abstractmethod
+    async def owned(self, owner: str) -> list[Job]:
+        """The PROCESSING jobs whose lease `owner` holds (expired or not), oldest first:
+        what a restarted server with the same identity re-adopts."""
+
+    @abc.abstractmethod
+    async def append_output(self, job_id: int, owner: str, chunks: Sequence[OutputChunk]) -> bool:
+        """Durably add output of a PROCESSING job `owner` holds; returns False (and
+        stores nothing) when the lease was lost. Chunks of one stream arrive in order
+        and contiguous; a chunk whose offset was already stored is ignored (a retried
+        append is harmless)."""
+
+    @abc.abstractmethod
+    async def read_output(self, job_id: int, stream: Stream, offset: int, account: str | None = None) -> bytes:
+        """The stream's bytes from `offset` on: the stored chunks while the job runs, the
+        final output once it finished. Raises NotFound like `get`."""
 
     @abc.abstractmethod
     async def extend_leases(self, owner: str, job_ids: Sequence[int], until: datetime) -> set[int]:
@@ -64,7 +86,8 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     async def finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
         """Atomically record a terminal outcome of a job `owner` holds, and release the
-        lease. A KILLED outcome wins over ERROR when a kill was requested. Returns False
+        lease. The outcome's stdout/stderr replace any appended chunks (which are
+        deleted). A KILLED outcome wins over ERROR when a kill was requested. Returns False
         (and changes nothing) when the lease was lost. Promotes WAITING jobs whose
         dependencies are now all DONE to QUEUED, and fails those whose dependency did
         not end DONE."""
@@ -90,5 +113,8 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     async def reap_expired(self, now: datetime, max_attempts: int) -> list[Job]:
         """Recover PROCESSING jobs whose lease expired before `now`: a restartable job
-        with fewer than `max_attempts` attempts goes back to QUEUED, any other becomes
-        STALLED with a reason. Returns the jobs after the change."""
+        with fewer than `max_attempts` attempts goes back to QUEUED with `run_after` set
+        to `now + backoff(attempts)` (1 s doubling per attempt, at most 60 s) and its
+        appended output discarded; any other becomes STALLED (KILLED if a kill was
+        requested) with a reason, keeping the output appended so far. Returns the jobs
+        after the change."""

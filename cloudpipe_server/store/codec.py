@@ -34,6 +34,11 @@ def spec_to_doc(spec: JobSpec) -> dict[str, Any]:
         "volumes": list(spec.volumes),
         "serializer": spec.serializer,
         "client_python": spec.client_python,
+        "interactive": spec.interactive,
+        "idempotency_key": spec.idempotency_key,
+        "saved_job": spec.saved_job,
+        "saved_job_version": spec.saved_job_version,
+        "schedule_id": spec.schedule_id,
     }
 
 
@@ -60,6 +65,11 @@ def spec_from_doc(doc: dict[str, Any], stdin: bytes) -> JobSpec:
         volumes=tuple(doc.get("volumes", ())),
         serializer=doc.get("serializer", ""),
         client_python=doc.get("client_python", ""),
+        interactive=bool(doc.get("interactive", False)),
+        idempotency_key=doc.get("idempotency_key", ""),
+        saved_job=doc.get("saved_job", ""),
+        saved_job_version=int(doc.get("saved_job_version", 0)),
+        schedule_id=doc.get("schedule_id", ""),
     )
 
 

@@ -20,14 +20,25 @@ Atomicity, honestly:
   that may unblock them (after the submit transaction commits), so whichever of two
   concurrent writers settles last sees both writes; settling also runs on every reap
   pass, which would catch anything missed.
+- Idempotency keys are unique per account by a partial unique index. A submit looks
+  the keys up first; a concurrent submit that stores one of them in between makes the
+  insert fail on the index: a transactional submit then starts over, a standalone one
+  answers that spec with the other submit's job and goes on with the rest (its id for
+  that spec is burnt).
 - Ids never repeat, but a failed submit can leave a gap (its ids are burnt).
 - A document holds at most 16 MiB: a finish whose outputs do not fit is recorded as
-  ERROR without its outputs, saying why (keep the server's output cap well below that).
+  ERROR without its outputs, saying why (keep the server's output cap well below that);
+  a stalled job whose output does not fit keeps none, also saying why.
+- Output of running jobs, and how it copes without transactions: `mongodb_output.py`.
+  One race remains: an append that checks its lease just before the reaper stalls the
+  job, and inserts just after the reaper read the chunks, returns True although the
+  stalled job does not keep those bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
@@ -38,19 +49,15 @@ from pymongo import ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, DocumentTooLarge, OperationFailure
+from pymongo.errors import BulkWriteError, ConnectionFailure, DocumentTooLarge, OperationFailure
 
 from cloudpipe_server.errors import InvalidArgument, NotFound, StoreUnavailable
-from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome
+from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
+from cloudpipe_server.store import mongodb_output as output
 from cloudpipe_server.store.base import JobStore
-from cloudpipe_server.store.codec import (
-    collected_from_doc,
-    collected_to_doc,
-    from_ns,
-    spec_from_doc,
-    spec_to_doc,
-    to_ns,
-)
+from cloudpipe_server.store.codec import collected_to_doc, to_ns
+from cloudpipe_server.store.common import backoff, dedupe, keys_of
+from cloudpipe_server.store.mongodb_documents import NOT_STARTED, doc_to_job, new_doc
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -60,11 +67,6 @@ _WAITING, _QUEUED, _PROCESSING = JobStatus.WAITING.value, JobStatus.QUEUED.value
 _UNFINISHED = [s.value for s in JobStatus if not s.terminal]
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 _TOO_LARGE = {10334, 17419}  # server codes: BSONObjectTooLarge, document grown past the limit by an update
-_NOT_STARTED: Doc = {
-    **dict.fromkeys(["started_at", "container_started_at", "finished_at", "return_code", "collected"]),
-    **{"reason": "", "kill_requested": False, "attempts": 0, "container_id": "", "lease_owner": ""},
-    **{"lease_expires_at": None, "stdout": Binary(b""), "stderr": Binary(b""), "result": Binary(b"")},
-}
 
 
 class MongoJobStore(JobStore):
@@ -125,6 +127,13 @@ class MongoJobStore(JobStore):
         jobs.create_index([("account", 1), ("_id", 1)], name="account_id")
         jobs.create_index([("account", 1), ("name", 1)], name="account_name")
         jobs.create_index([("status", 1), ("lease_expires_at", 1)], name="status_lease")
+        # Only when missing: a server ignores an index created again, mongomock re-checks
+        # every document against it, ignoring its partial filter.
+        if "account_key" not in jobs.index_information():
+            keyed = {"idempotency_key": {"$gt": ""}}  # non-empty strings; older documents have no key
+            keys = [("account", 1), ("idempotency_key", 1)]
+            jobs.create_index(keys, name="account_key", unique=True, partialFilterExpression=keyed)
+        output.create_indexes(self._db)
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -137,40 +146,76 @@ class MongoJobStore(JobStore):
         return await self._run(self._submit, account, specs, now) if specs else []
 
     def _submit(self, account: str, specs: Sequence[JobSpec], now: datetime) -> list[int]:
+        keys = keys_of(specs)
+
         def insert(session: ClientSession | None) -> list[int]:
+            where = {"account": account, "idempotency_key": {"$in": keys, "$gt": ""}}  # $gt: the partial index
+            existing = list(self._jobs.find(where, {"idempotency_key": 1}, session=session)) if keys else []
+            plan = dedupe(specs, {doc["idempotency_key"]: doc["_id"] for doc in existing})
+            if not plan.fresh:
+                return plan.ids([])
+            fresh = plan.fresh
             counter = self._db["counters"].find_one_and_update(
-                {"_id": "jobs"}, {"$inc": {"seq": len(specs)}}, return_document=ReturnDocument.AFTER, session=session
+                {"_id": "jobs"}, {"$inc": {"seq": len(fresh)}}, return_document=ReturnDocument.AFTER, session=session
             )
             assert counter is not None, "initialize() creates the counter"
-            ids = list(range(counter["seq"] - len(specs) + 1, counter["seq"] + 1))
-            wanted = sorted({dep for spec in specs for dep in spec.depends_on})
+            ids = list(range(counter["seq"] - len(fresh) + 1, counter["seq"] + 1))
+            wanted = sorted({dep for spec in fresh for dep in spec.depends_on})
             mine = self._jobs.find({"_id": {"$in": wanted}, "account": account}, {"_id": 1}, session=session)
             known = {d["_id"] for d in mine} if wanted else set()
-            for index, spec in enumerate(specs):  # a job may depend on an earlier one of its batch
+            for index, spec in enumerate(fresh):  # a job may depend on an earlier one of its batch
                 if missing := sorted(set(spec.depends_on) - known - set(ids[:index])):
                     raise InvalidArgument(f"depends_on: job {missing[0]} not found")
-            documents = [_new_doc(job_id, account, spec, now) for job_id, spec in zip(ids, specs, strict=True)]
-            self._jobs.insert_many(documents, ordered=True, session=session)
-            return ids
+            documents = [new_doc(job_id, account, spec, now) for job_id, spec in zip(ids, fresh, strict=True)]
+            return plan.ids(self._insert(documents, session))
 
         if self._transactions:
             assert self._client is not None
-            with self._client.start_session() as session:
-                ids = session.with_transaction(insert)
+            for retry in itertools.count():  # a concurrent submit stored one of our keys: look them up again
+                try:
+                    with self._client.start_session() as session:
+                        ids = session.with_transaction(insert)
+                    break
+                except BulkWriteError as exc:
+                    if retry >= 3 or not _duplicate_keys(exc):
+                        raise
         else:
             ids = insert(None)
         if any(spec.depends_on for spec in specs):
             self._settle_waiting(now)  # after the commit: see the module docstring
         return ids
 
+    def _insert(self, documents: list[Doc], session: ClientSession | None) -> list[int]:
+        """Insert in order; returns the job id of each document. Without a transaction, a
+        document whose key a concurrent submit stored first answers with that job."""
+        ids: list[int] = [doc["_id"] for doc in documents]
+        done = 0
+        while done < len(documents):
+            try:
+                self._jobs.insert_many(documents[done:], ordered=True, session=session)
+                break
+            except BulkWriteError as exc:
+                if session is not None or not _duplicate_keys(exc):
+                    raise
+                index = done + exc.details["writeErrors"][0]["index"]  # ordered: the first error ends the batch
+                key = {"account": documents[index]["account"], "idempotency_key": documents[index]["idempotency_key"]}
+                twin = self._jobs.find_one(key, {"_id": 1}) if key["idempotency_key"] else None
+                if twin is None:
+                    raise
+                ids[index], done = twin["_id"], index + 1
+        return ids
+
     async def get(self, job_id: int, account: str | None = None) -> Job:
         return await self._run(self._get, job_id, account)
 
     def _get(self, job_id: int, account: str | None) -> Job:
-        doc = self._jobs.find_one({"_id": job_id})
-        if doc is None or (account is not None and doc["account"] != account):
-            raise NotFound(f"job {job_id} not found")
-        return _doc_to_job(doc)
+        while True:
+            doc = self._jobs.find_one({"_id": job_id})
+            if doc is None or (account is not None and doc["account"] != account):
+                raise NotFound(f"job {job_id} not found")
+            job = output.with_live_output(self._db, doc_to_job(doc))
+            if job.status is not JobStatus.PROCESSING or output.still_running(self._db, job_id, job.attempts):
+                return job
 
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
         filters: list[tuple[object, str, str, object]] = [
@@ -189,7 +234,7 @@ class MongoJobStore(JobStore):
 
         def read() -> list[Job]:
             cursor = self._jobs.find(where).sort("_id", -1 if query.newest_first else 1)
-            return [_doc_to_job(doc) for doc in cursor.limit(max(query.limit, 0))]
+            return [doc_to_job(doc) for doc in cursor.limit(max(query.limit, 0))]
 
         # MongoDB reads limit 0 as "no limit", SQL as "nothing"; negative is "no limit" in both.
         return await self._run(read) if query.limit != 0 else []
@@ -199,17 +244,32 @@ class MongoJobStore(JobStore):
             lease_fields = {"lease_owner": owner, "lease_expires_at": to_ns(now + lease), "started_at": to_ns(now)}
             fresh = {"status": _PROCESSING, "container_started_at": None, "container_id": "", **lease_fields}
             change = {"$set": fresh, "$inc": {"attempts": 1}}
+            due = {"status": _QUEUED, "$or": [{"run_after": None}, {"run_after": {"$lte": to_ns(now)}}]}
             claimed: list[Job] = []
             while len(claimed) < limit:  # one atomic queued -> processing step per job
                 doc = self._jobs.find_one_and_update(
-                    {"status": _QUEUED}, change, sort=[("_id", 1)], return_document=ReturnDocument.AFTER
+                    due, change, sort=[("_id", 1)], return_document=ReturnDocument.AFTER
                 )
                 if doc is None:
                     break
-                claimed.append(_doc_to_job(doc))
+                claimed.append(doc_to_job(doc))
             return claimed
 
         return await self._run(claim)
+
+    async def owned(self, owner: str) -> list[Job]:
+        def read() -> list[Job]:
+            where = {"status": _PROCESSING, "lease_owner": owner}
+            jobs = [self._get(doc["_id"], None) for doc in self._jobs.find(where, {"_id": 1}).sort("_id", 1)]
+            return [job for job in jobs if job.status is JobStatus.PROCESSING and job.lease_owner == owner]
+
+        return await self._run(read)
+
+    async def append_output(self, job_id: int, owner: str, chunks: Sequence[OutputChunk]) -> bool:
+        return await self._run(output.append, self._db, job_id, owner, chunks)
+
+    async def read_output(self, job_id: int, stream: Stream, offset: int, account: str | None = None) -> bytes:
+        return await self._run(output.read, self._db, job_id, stream, offset, account)
 
     async def extend_leases(self, owner: str, job_ids: Sequence[int], until: datetime) -> set[int]:
         def extend() -> set[int]:
@@ -256,10 +316,11 @@ class MongoJobStore(JobStore):
                     raise
                 size = len(outcome.stdout) + len(outcome.stderr) + len(outcome.result)
                 reason = f"the job's outputs ({size} bytes) exceed MongoDB's 16 MiB document limit and were dropped"
-                empty = {name: _NOT_STARTED[name] for name in ("stdout", "stderr", "result")}
+                empty = {name: NOT_STARTED[name] for name in ("stdout", "stderr", "result")}
                 change = {**change, **empty, "status": JobStatus.ERROR.value, "reason": reason}
                 done = self._jobs.update_one(where, {"$set": change}).matched_count
             if done:
+                output.discard(self._db, job_id)
                 self._settle_waiting(outcome.finished_at)
                 return True
 
@@ -308,18 +369,32 @@ class MongoJobStore(JobStore):
         expired = {"status": _PROCESSING, "lease_expires_at": {"$lt": to_ns(now)}}
         reaped: list[int] = []
         for doc in list(self._jobs.find(expired).sort("_id", 1)):
-            job = _doc_to_job(doc)
+            job = doc_to_job(doc)
+            kept: Doc = {}
             if job.spec.restartable and job.attempts < max_attempts and not job.kill_requested:
                 reason = f"requeued after its runner was lost (attempt {job.attempts} of {max_attempts})"
-                change: Doc = {"status": _QUEUED, "reason": reason}
+                change: Doc = {"status": _QUEUED, "reason": reason, "run_after": to_ns(now + backoff(job.attempts))}
             else:
                 status = JobStatus.KILLED if job.kill_requested else JobStatus.STALLED
                 reason = "the runner of this job was lost and it is not restartable"
                 change = {"status": status.value, "finished_at": to_ns(now), "reason": reason}
+                live = output.with_live_output(self._db, job)
+                kept = {"stdout": Binary(live.stdout), "stderr": Binary(live.stderr)}
             # Conditional on what was read: a lease extended or a job finished meanwhile is left alone.
             same = {**expired, "_id": job.id, "lease_owner": job.lease_owner, "kill_requested": job.kill_requested}
             change |= {"lease_owner": "", "lease_expires_at": None}
-            if self._jobs.update_one(same, {"$set": change}).matched_count:
+            try:
+                matched = self._jobs.update_one(same, {"$set": change | kept}).matched_count
+            except (DocumentTooLarge, OperationFailure) as exc:
+                if isinstance(exc, OperationFailure) and exc.code not in _TOO_LARGE:
+                    raise
+                size = len(kept["stdout"]) + len(kept["stderr"])
+                change["reason"] += (
+                    f"; its output ({size} bytes) exceeds MongoDB's 16 MiB document limit and was dropped"
+                )
+                matched = self._jobs.update_one(same, {"$set": change}).matched_count
+            if matched:
+                output.discard(self._db, job.id, up_to_attempt=job.attempts)
                 reaped.append(job.id)
         self._settle_waiting(now)
         return [self._get(job_id, None) for job_id in reaped]
@@ -362,35 +437,6 @@ class MongoJobStore(JobStore):
                     changed = True
 
 
-def _new_doc(job_id: int, account: str, spec: JobSpec, now: datetime) -> Doc:
-    doc = spec_to_doc(spec)
-    doc["env"], doc["tags"] = [list(item) for item in spec.env.items()], [list(item) for item in spec.tags.items()]
-    status = _WAITING if spec.depends_on else _QUEUED
-    return {
-        **_NOT_STARTED,
-        **{"_id": job_id, "account": account, "name": spec.name, "status": status, "spec": doc},
-        **{"stdin": Binary(spec.stdin), "depends_on": list(spec.depends_on), "created_at": to_ns(now)},
-    }
-
-
-def _doc_to_job(doc: Doc) -> Job:
-    spec = {**doc["spec"], "env": dict(doc["spec"].get("env", [])), "tags": dict(doc["spec"].get("tags", []))}
-    created_at = from_ns(doc["created_at"])
-    assert created_at is not None
-    plain: Doc = {name: doc[name] for name in _PLAIN_FIELDS}
-    times: Doc = {name: from_ns(doc[name]) for name in _TIME_FIELDS}
-    blobs: Doc = {name: bytes(doc[name]) for name in ("stdout", "stderr", "result")}
-    return Job(
-        id=doc["_id"],
-        spec=spec_from_doc(spec, bytes(doc["stdin"])),
-        status=JobStatus(doc["status"]),
-        created_at=created_at,
-        collected=collected_from_doc(doc["collected"]),
-        **plain,
-        **times,
-        **blobs,
-    )
-
-
-_PLAIN_FIELDS = ("account", "return_code", "reason", "kill_requested", "attempts", "container_id", "lease_owner")
-_TIME_FIELDS = ("started_at", "container_started_at", "finished_at", "lease_expires_at")
+def _duplicate_keys(exc: BulkWriteError) -> bool:
+    """Whether a bulk write failed only on a unique index (an idempotency key)."""
+    return all(error["code"] == output.DUPLICATE_KEY for error in exc.details["writeErrors"])

@@ -3,15 +3,18 @@
 Claims are one statement: `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)`,
 so concurrent dispatchers skip each other's rows instead of queueing behind them.
 
-Schema migrations are the short list `MIGRATIONS`, applied by `initialize()` in one
-transaction that first takes `pg_advisory_xact_lock`, with the applied version in a
-`schema_version` table. That is all a handful of tables needs: no migration tool to
-install and configure, and servers starting together cannot migrate twice.
+Schema migrations are the short list `MIGRATIONS` (`postgres_schema.py`), applied by
+`initialize()` in one transaction that first takes `pg_advisory_xact_lock`, with the
+applied version in a `schema_version` table. That is all a handful of tables needs: no
+migration tool to install and configure, and servers starting together cannot migrate
+twice.
 
 `_SUBMIT_LOCK`, a second transaction-scoped advisory lock, serialises submits: the ids
 of one submit are consecutive, and a job becomes visible only after every job with a
 smaller id (`after_id` paging never skips a late-committing job). Ids can have gaps:
-a failed submit burns its ids. A submit without dependencies is one statement.
+a failed submit burns its ids. A submit without dependencies or idempotency keys is one
+statement; one with keys looks them up in a transaction holding the lock, so a key is
+never inserted twice (the partial unique index on (account, idempotency_key) backs that).
 
 WAITING jobs are settled (queued, or failed by a failed dependency) after every commit
 that can unblock them: a submit with dependencies, finish, kills, the reaper. Settling
@@ -21,6 +24,8 @@ finishing together), the one committing last therefore reads both commits. Every
 settling write is conditional on the job still being WAITING. Claims, finishes and
 settles take no table-wide lock; a process dying between a commit and its settle pass
 leaves the dependents to the next pass of anyone (the reaper runs one periodically).
+
+Output of running jobs: `postgres_output.py`.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from cloudpipe_server.errors import InvalidArgument, NotFound, StoreUnavailable
-from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome
+from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
+from cloudpipe_server.store import postgres_output as output
 from cloudpipe_server.store.base import JobStore
 from cloudpipe_server.store.codec import (
     collected_from_doc,
@@ -47,45 +53,14 @@ from cloudpipe_server.store.codec import (
     spec_to_doc,
     to_ns,
 )
+from cloudpipe_server.store.common import backoff, dedupe, keys_of
+from cloudpipe_server.store.postgres_output import SELECT_JOBS
+from cloudpipe_server.store.postgres_schema import migrate
 
 Conn = AsyncConnection[DictRow]
 Query = LiteralString | bytes  # bytes only for SQL assembled from literals
 
-MIGRATIONS: list[str] = [
-    # 1: jobs
-    """
-    CREATE TABLE jobs (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        account TEXT NOT NULL,
-        name TEXT NOT NULL DEFAULT '',
-        status TEXT NOT NULL,
-        spec JSONB NOT NULL,
-        stdin BYTEA NOT NULL DEFAULT '',
-        depends_on BIGINT[] NOT NULL DEFAULT '{}',
-        created_at BIGINT NOT NULL,
-        started_at BIGINT,
-        container_started_at BIGINT,
-        finished_at BIGINT,
-        return_code INTEGER,
-        stdout BYTEA NOT NULL DEFAULT '',
-        stderr BYTEA NOT NULL DEFAULT '',
-        result BYTEA NOT NULL DEFAULT '',
-        reason TEXT NOT NULL DEFAULT '',
-        collected JSONB,
-        kill_requested BOOLEAN NOT NULL DEFAULT FALSE,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        container_id TEXT NOT NULL DEFAULT '',
-        lease_owner TEXT NOT NULL DEFAULT '',
-        lease_expires_at BIGINT
-    );
-    CREATE INDEX jobs_status_id ON jobs (status, id);
-    CREATE INDEX jobs_account_id ON jobs (account, id);
-    CREATE INDEX jobs_account_name ON jobs (account, name);
-    """,
-]
-
-# Keys of the transaction-scoped advisory locks (any constants unique to Cloudpipe).
-_MIGRATE_LOCK = 0x436C_6F75_6400_0001
+# Key of the transaction-scoped advisory lock of submits (any constant unique to Cloudpipe).
 _SUBMIT_LOCK = 0x436C_6F75_6400_0002
 
 _UNFINISHED = [s.value for s in JobStatus if not s.terminal]
@@ -93,16 +68,18 @@ _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 
 # Jobs without dependencies in one autocommit statement: the lock is taken before the
 # first row draws its id, and held until the statement commits. Ids follow the rows' order.
+# (Also run inside the locked transaction: the lock is re-entrant.)
 _INSERT_QUEUED = """
     WITH submit_lock AS (SELECT pg_advisory_xact_lock(%s))
-    INSERT INTO jobs (account, name, status, spec, stdin, created_at)
-    SELECT %s, j.name, 'queued', j.spec, j.stdin, %s
-    FROM submit_lock, unnest(%s::text[], %s::jsonb[], %s::bytea[]) WITH ORDINALITY AS j(name, spec, stdin, n)
+    INSERT INTO jobs (account, name, status, spec, stdin, created_at, idempotency_key)
+    SELECT %s, j.name, 'queued', j.spec, j.stdin, %s, j.key
+    FROM submit_lock,
+        unnest(%s::text[], %s::jsonb[], %s::bytea[], %s::text[]) WITH ORDINALITY AS j(name, spec, stdin, key, n)
     ORDER BY j.n RETURNING id
 """
-_INSERT = (
-    "INSERT INTO jobs (account, name, status, spec, stdin, depends_on, created_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id"
+_INSERT_ONE = (
+    "INSERT INTO jobs (account, name, status, spec, stdin, depends_on, created_at, idempotency_key)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
 )
 
 
@@ -146,14 +123,8 @@ class PostgresJobStore(JobStore):
                 await pool.close()
                 raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
             self._pool = pool
-        async with self._connection() as conn, conn.transaction():
-            await _lock(conn, _MIGRATE_LOCK)
-            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = await _one(conn, "SELECT COALESCE(MAX(version), 0) AS version FROM schema_version")
-            version = int(row["version"]) if row else 0
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                await conn.execute(script.encode())  # bytes: several statements, no parameters
-                await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
+        async with self._connection() as conn:
+            await migrate(conn)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -165,31 +136,28 @@ class PostgresJobStore(JobStore):
     async def submit(self, account: str, specs: Sequence[JobSpec], now: datetime) -> list[int]:
         if not specs:
             return []
-        if not any(spec.depends_on for spec in specs):
-            docs = [Jsonb(spec_to_doc(spec)) for spec in specs]
-            params = (_SUBMIT_LOCK, account, to_ns(now), [s.name for s in specs], docs, [s.stdin for s in specs])
+        keys = keys_of(specs)
+        if not keys and not any(spec.depends_on for spec in specs):
             async with self._connection() as conn:
-                return sorted(row["id"] for row in await _all(conn, _INSERT_QUEUED, params))
+                return await _insert_queued(conn, account, specs, now)
         async with self._connection() as conn:
             async with conn.transaction():
                 await _lock(conn, _SUBMIT_LOCK)
-                ids = []
-                for spec in specs:
-                    if spec.depends_on:
-                        found = await _all(
-                            conn,
-                            "SELECT id FROM jobs WHERE id = ANY(%s) AND account = %s",
-                            (list(spec.depends_on), account),
-                        )
-                        if missing := sorted(set(spec.depends_on) - {row["id"] for row in found}):
-                            raise InvalidArgument(f"depends_on: job {missing[0]} not found")
-                    status = JobStatus.WAITING if spec.depends_on else JobStatus.QUEUED
-                    values = (account, spec.name, status.value, Jsonb(spec_to_doc(spec)), spec.stdin)
-                    row = await _one(conn, _INSERT, (*values, list(spec.depends_on), to_ns(now)))
-                    assert row is not None
-                    ids.append(row["id"])
-            await _settle_waiting(conn, now)
-            return ids
+                rows = await _all(
+                    conn,
+                    "SELECT idempotency_key, id FROM jobs WHERE account = %s AND idempotency_key = ANY(%s)"
+                    " AND idempotency_key <> ''",  # lets even a generic plan use the partial index
+                    (account, keys),
+                )
+                plan = dedupe(specs, {row["idempotency_key"]: row["id"] for row in rows})
+                waiting = any(spec.depends_on for spec in plan.fresh)
+                if plan.fresh and not waiting:
+                    ids = await _insert_queued(conn, account, plan.fresh, now)
+                else:
+                    ids = [await _insert(conn, account, spec, now) for spec in plan.fresh]
+            if waiting:
+                await _settle_waiting(conn, now)
+            return plan.ids(ids)
 
     async def get(self, job_id: int, account: str | None = None) -> Job:
         async with self._connection() as conn:
@@ -219,11 +187,24 @@ class PostgresJobStore(JobStore):
                 conn,
                 "UPDATE jobs SET status = 'processing', lease_owner = %s, lease_expires_at = %s,"
                 " attempts = attempts + 1, started_at = %s, container_started_at = NULL, container_id = ''"
-                " WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT %s"
-                " FOR UPDATE SKIP LOCKED) RETURNING *",
-                (owner, to_ns(now + lease), to_ns(now), limit),
+                " WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %s)"
+                " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING *",
+                (owner, to_ns(now + lease), to_ns(now), to_ns(now), limit),
             )
         return sorted((_row_to_job(row) for row in rows), key=lambda job: job.id)
+
+    async def owned(self, owner: str) -> list[Job]:
+        sql = SELECT_JOBS + " WHERE status = 'processing' AND lease_owner = %s ORDER BY id"
+        async with self._connection() as conn:
+            return [_row_to_job(row) for row in await _all(conn, sql, (owner,))]
+
+    async def append_output(self, job_id: int, owner: str, chunks: Sequence[OutputChunk]) -> bool:
+        async with self._connection() as conn:
+            return await output.append(conn, job_id, owner, chunks)
+
+    async def read_output(self, job_id: int, stream: Stream, offset: int, account: str | None = None) -> bytes:
+        async with self._connection() as conn:
+            return await output.read(conn, job_id, stream, offset, account)
 
     async def extend_leases(self, owner: str, job_ids: Sequence[int], until: datetime) -> set[int]:
         if not job_ids:
@@ -249,15 +230,18 @@ class PostgresJobStore(JobStore):
         ended = (to_ns(outcome.finished_at), outcome.reason, outcome.return_code)
         blobs, collected = (outcome.stdout, outcome.stderr, outcome.result), Jsonb(collected_to_doc(outcome.collected))
         async with self._connection() as conn:
-            row = await _one(
-                conn,
-                "UPDATE jobs SET status = CASE WHEN kill_requested AND %s THEN 'killed' ELSE %s END,"
-                " finished_at = %s, reason = %s, return_code = %s, stdout = %s, stderr = %s, result = %s,"
-                " collected = %s, lease_owner = '', lease_expires_at = NULL"
-                " WHERE id = %s AND lease_owner = %s AND status = 'processing' RETURNING id",
-                (outcome.status is JobStatus.ERROR, outcome.status.value, *ended, *blobs, collected, job_id, owner),
-            )
-            if row is None:
+            # One transaction whose DELETE starts after the UPDATE locked the row, so it sees
+            # every append that committed before (see postgres_output); one round trip.
+            async with output.pipelined_transaction(conn):
+                cursor = await conn.execute(
+                    "UPDATE jobs SET status = CASE WHEN kill_requested AND %s THEN 'killed' ELSE %s END,"
+                    " finished_at = %s, reason = %s, return_code = %s, stdout = %s, stderr = %s, result = %s,"
+                    " collected = %s, lease_owner = '', lease_expires_at = NULL"
+                    " WHERE id = %s AND lease_owner = %s AND status = 'processing' RETURNING id",
+                    (outcome.status is JobStatus.ERROR, outcome.status.value, *ended, *blobs, collected, job_id, owner),
+                )
+                await output.discard_ended(conn, job_id)
+            if await cursor.fetchone() is None:
                 return False
             await _settle_waiting(conn, outcome.finished_at)
             return True
@@ -315,15 +299,19 @@ class PostgresJobStore(JobStore):
                     " ORDER BY id FOR UPDATE SKIP LOCKED",  # another reaper or a finish has the locked ones
                     (to_ns(now),),
                 )
+                requeued: list[int] = []
+                ended: list[int] = []
                 for row in rows:
                     job = _row_to_job(row)
                     if job.spec.restartable and job.attempts < max_attempts and not job.kill_requested:
                         attempt = f"attempt {job.attempts} of {max_attempts}"
+                        retry = (to_ns(now + backoff(job.attempts)), f"requeued after its runner was lost ({attempt})")
                         await conn.execute(
                             "UPDATE jobs SET status = 'queued', lease_owner = '', lease_expires_at = NULL,"
-                            " reason = %s WHERE id = %s",
-                            (f"requeued after its runner was lost ({attempt})", job.id),
+                            " run_after = %s, reason = %s WHERE id = %s",
+                            (*retry, job.id),
                         )
+                        requeued.append(job.id)
                     else:
                         status = JobStatus.KILLED if job.kill_requested else JobStatus.STALLED
                         reason = "the runner of this job was lost and it is not restartable"
@@ -332,6 +320,9 @@ class PostgresJobStore(JobStore):
                             " reason = %s WHERE id = %s",
                             (status.value, to_ns(now), reason, job.id),
                         )
+                        ended.append(job.id)
+                await output.discard(conn, requeued)  # a new attempt starts with no output
+                await output.keep(conn, ended)
             await _settle_waiting(conn, now)
             if not rows:
                 return []
@@ -356,8 +347,30 @@ async def _all(conn: Conn, sql: Query, params: Sequence[Any] = ()) -> list[DictR
     return await cursor.fetchall()
 
 
+async def _insert_queued(conn: Conn, account: str, specs: Sequence[JobSpec], now: datetime) -> list[int]:
+    """Insert jobs without dependencies in one statement that takes the submit lock."""
+    docs, keys = [Jsonb(spec_to_doc(spec)) for spec in specs], [s.idempotency_key for s in specs]
+    params = (_SUBMIT_LOCK, account, to_ns(now), [s.name for s in specs], docs, [s.stdin for s in specs], keys)
+    return sorted(row["id"] for row in await _all(conn, _INSERT_QUEUED, params))
+
+
+async def _insert(conn: Conn, account: str, spec: JobSpec, now: datetime) -> int:
+    """Insert one job (inside the locked transaction), checking its dependencies."""
+    if spec.depends_on:
+        found = await _all(
+            conn, "SELECT id FROM jobs WHERE id = ANY(%s) AND account = %s", (list(spec.depends_on), account)
+        )
+        if missing := sorted(set(spec.depends_on) - {row["id"] for row in found}):
+            raise InvalidArgument(f"depends_on: job {missing[0]} not found")
+    status = JobStatus.WAITING if spec.depends_on else JobStatus.QUEUED
+    values = (account, spec.name, status.value, Jsonb(spec_to_doc(spec)), spec.stdin, list(spec.depends_on))
+    row = await _one(conn, _INSERT_ONE, (*values, to_ns(now), spec.idempotency_key))
+    assert row is not None
+    return int(row["id"])
+
+
 async def _get(conn: Conn, job_id: int, account: str | None) -> Job:
-    row = await _one(conn, "SELECT * FROM jobs WHERE id = %s", (job_id,))
+    row = await _one(conn, SELECT_JOBS + " WHERE id = %s", (job_id,))
     if row is None or (account is not None and row["account"] != account):
         raise NotFound(f"job {job_id} not found")
     return _row_to_job(row)
@@ -424,6 +437,9 @@ def _row_to_job(row: DictRow) -> Job:
     plain: dict[str, Any] = {name: row[name] for name in _PLAIN_FIELDS}
     times: dict[str, Any] = {name: from_ns(row[name]) for name in _TIME_FIELDS}
     blobs: dict[str, Any] = {name: bytes(row[name]) for name in ("stdout", "stderr", "result")}
+    for name in ("stdout", "stderr"):  # a PROCESSING job's output so far (the SELECT_JOBS columns)
+        if row.get(f"live_{name}") is not None:
+            blobs[name] = bytes(row[f"live_{name}"])
     return Job(
         spec=spec_from_doc(row["spec"], bytes(row["stdin"])),
         status=JobStatus(row["status"]),
@@ -436,4 +452,4 @@ def _row_to_job(row: DictRow) -> Job:
 
 
 _PLAIN_FIELDS = ("id", "account", "return_code", "reason", "kill_requested", "attempts", "container_id", "lease_owner")
-_TIME_FIELDS = ("started_at", "container_started_at", "finished_at", "lease_expires_at")
+_TIME_FIELDS = ("started_at", "container_started_at", "finished_at", "lease_expires_at", "run_after")

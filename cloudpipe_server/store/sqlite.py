@@ -1,10 +1,12 @@
 """SQLite job store: the embedded default. One file, WAL mode, schema version in
-`PRAGMA user_version`.
+`PRAGMA user_version` (migrations: `sqlite_schema.py`).
 
 Every operation runs in a worker thread (`asyncio.to_thread`) on one connection
-guarded by a lock; writes use `BEGIN IMMEDIATE`, so claims are atomic across
-processes sharing the file too. `synchronous=NORMAL` in WAL mode survives a crash of
-any process; only a power loss can drop the last commits.
+guarded by a lock; writes use `BEGIN IMMEDIATE`, so claims (and submits with
+idempotency keys) are atomic across processes sharing the file too, and reads of
+several statements use `BEGIN`: one snapshot. `synchronous=NORMAL` in WAL mode survives
+a crash of any process; only a power loss can drop the last commits. The output of
+running jobs lives in `sqlite_output.py`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cloudpipe_server.errors import InvalidArgument, NotFound, StoreUnavailable
-from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome
+from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
+from cloudpipe_server.store import sqlite_output as output
 from cloudpipe_server.store.base import JobStore
 from cloudpipe_server.store.codec import (
     collected_from_doc,
@@ -29,41 +32,10 @@ from cloudpipe_server.store.codec import (
     spec_to_doc,
     to_ns,
 )
+from cloudpipe_server.store.common import backoff, dedupe, keys_of
+from cloudpipe_server.store.sqlite_schema import migrate
 
 T = TypeVar("T")
-
-MIGRATIONS: list[str] = [
-    # 1: jobs
-    """
-    CREATE TABLE jobs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        account TEXT NOT NULL,
-        name TEXT NOT NULL DEFAULT '',
-        status TEXT NOT NULL,
-        spec TEXT NOT NULL,
-        stdin BLOB NOT NULL DEFAULT x'',
-        depends_on TEXT NOT NULL DEFAULT '[]',
-        created_at INTEGER NOT NULL,
-        started_at INTEGER,
-        container_started_at INTEGER,
-        finished_at INTEGER,
-        return_code INTEGER,
-        stdout BLOB NOT NULL DEFAULT x'',
-        stderr BLOB NOT NULL DEFAULT x'',
-        result BLOB NOT NULL DEFAULT x'',
-        reason TEXT NOT NULL DEFAULT '',
-        collected TEXT,
-        kill_requested INTEGER NOT NULL DEFAULT 0,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        container_id TEXT NOT NULL DEFAULT '',
-        lease_owner TEXT NOT NULL DEFAULT '',
-        lease_expires_at INTEGER
-    );
-    CREATE INDEX jobs_status_id ON jobs (status, id);
-    CREATE INDEX jobs_account_id ON jobs (account, id);
-    CREATE INDEX jobs_account_name ON jobs (account, name);
-    """,
-]
 
 _UNFINISHED = tuple(s.value for s in JobStatus if not s.terminal)
 
@@ -78,18 +50,21 @@ class SqliteJobStore(JobStore):
 
     # -- plumbing -------------------------------------------------------------------
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
-        return await asyncio.to_thread(self._locked, fn, write)
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False, snapshot: bool = False) -> T:
+        """`fn` in a write transaction (`write`), a read transaction (`snapshot`: several
+        reads that must agree), or in autocommit."""
+        begin = "BEGIN IMMEDIATE" if write else "BEGIN" if snapshot else ""
+        return await asyncio.to_thread(self._locked, fn, begin)
 
-    def _locked(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
+    def _locked(self, fn: Callable[[sqlite3.Connection], T], begin: str) -> T:
         with self._lock:
             conn = self._conn
             if conn is None:
                 raise StoreUnavailable("the SQLite store is closed")
             try:
-                if not write:
+                if not begin:
                     return fn(conn)
-                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(begin)
                 try:
                     value = fn(conn)
                 except BaseException:
@@ -109,13 +84,7 @@ class SqliteJobStore(JobStore):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("BEGIN IMMEDIATE")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
+            migrate(conn)
             self._conn = conn
 
         await asyncio.to_thread(connect)
@@ -132,17 +101,25 @@ class SqliteJobStore(JobStore):
     # -- jobs -------------------------------------------------------------------------
 
     async def submit(self, account: str, specs: Sequence[JobSpec], now: datetime) -> list[int]:
+        keys = keys_of(specs)
+
         def insert(conn: sqlite3.Connection) -> list[int]:
+            rows = conn.execute(
+                f"SELECT idempotency_key, id FROM jobs WHERE account = ? AND idempotency_key <> ''"  # the partial index
+                f" AND idempotency_key IN ({','.join('?' * len(keys))})",
+                (account, *keys),
+            )
+            plan = dedupe(specs, {row["idempotency_key"]: row["id"] for row in rows} if keys else {})
             ids: list[int] = []
-            for spec in specs:
+            for spec in plan.fresh:
                 for dep in spec.depends_on:
                     row = conn.execute("SELECT account FROM jobs WHERE id = ?", (dep,)).fetchone()
                     if row is None or row["account"] != account:
                         raise InvalidArgument(f"depends_on: job {dep} not found")
                 status = JobStatus.WAITING if spec.depends_on else JobStatus.QUEUED
                 cursor = conn.execute(
-                    "INSERT INTO jobs (account, name, status, spec, stdin, depends_on, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO jobs (account, name, status, spec, stdin, depends_on, created_at, idempotency_key)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         account,
                         spec.name,
@@ -151,20 +128,21 @@ class SqliteJobStore(JobStore):
                         spec.stdin,
                         json.dumps(list(spec.depends_on)),
                         to_ns(now),
+                        spec.idempotency_key,
                     ),
                 )
                 assert cursor.lastrowid is not None
                 ids.append(cursor.lastrowid)
             _settle_waiting(conn, now)
-            return ids
+            return plan.ids(ids)
 
         return await self._run(insert, write=True)
 
     async def get(self, job_id: int, account: str | None = None) -> Job:
         def read(conn: sqlite3.Connection) -> Job:
-            return _get(conn, job_id, account)
+            return output.with_live_output(conn, _get(conn, job_id, account))
 
-        return await self._run(read)
+        return await self._run(read, snapshot=True)
 
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
         clauses = ["account = ?"]
@@ -203,12 +181,28 @@ class SqliteJobStore(JobStore):
                 "UPDATE jobs SET status = 'processing', lease_owner = ?, lease_expires_at = ?,"
                 " attempts = attempts + 1, started_at = ?, container_started_at = NULL,"
                 " container_id = '' WHERE id IN"
-                " (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT ?) RETURNING *",
-                (owner, to_ns(now + lease), to_ns(now), limit),
+                " (SELECT id FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= ?)"
+                " ORDER BY id LIMIT ?) RETURNING *",
+                (owner, to_ns(now + lease), to_ns(now), to_ns(now), limit),
             ).fetchall()
             return sorted((_row_to_job(row) for row in rows), key=lambda job: job.id)
 
         return await self._run(claim, write=True)
+
+    async def owned(self, owner: str) -> list[Job]:
+        def read(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                "SELECT * FROM jobs WHERE status = 'processing' AND lease_owner = ? ORDER BY id", (owner,)
+            ).fetchall()
+            return [output.with_live_output(conn, _row_to_job(row)) for row in rows]
+
+        return await self._run(read, snapshot=True)
+
+    async def append_output(self, job_id: int, owner: str, chunks: Sequence[OutputChunk]) -> bool:
+        return await self._run(lambda conn: output.append(conn, job_id, owner, chunks), write=True)
+
+    async def read_output(self, job_id: int, stream: Stream, offset: int, account: str | None = None) -> bytes:
+        return await self._run(lambda conn: output.read(conn, job_id, stream, offset, account), snapshot=True)
 
     async def extend_leases(self, owner: str, job_ids: Sequence[int], until: datetime) -> set[int]:
         if not job_ids:
@@ -261,6 +255,7 @@ class SqliteJobStore(JobStore):
                     job_id,
                 ),
             )
+            output.discard(conn, job_id)
             _settle_waiting(conn, outcome.finished_at)
             return True
 
@@ -329,9 +324,14 @@ class SqliteJobStore(JobStore):
                 if job.spec.restartable and job.attempts < max_attempts and not job.kill_requested:
                     conn.execute(
                         "UPDATE jobs SET status = 'queued', lease_owner = '', lease_expires_at = NULL,"
-                        " reason = ? WHERE id = ?",
-                        (f"requeued after its runner was lost (attempt {job.attempts} of {max_attempts})", job.id),
+                        " run_after = ?, reason = ? WHERE id = ?",
+                        (
+                            to_ns(now + backoff(job.attempts)),
+                            f"requeued after its runner was lost (attempt {job.attempts} of {max_attempts})",
+                            job.id,
+                        ),
                     )
+                    output.discard(conn, job.id)
                 else:
                     status = JobStatus.KILLED if job.kill_requested else JobStatus.STALLED
                     conn.execute(
@@ -339,6 +339,7 @@ class SqliteJobStore(JobStore):
                         " reason = ? WHERE id = ?",
                         (status.value, to_ns(now), "the runner of this job was lost and it is not restartable", job.id),
                     )
+                    output.keep(conn, job.id)
                 reaped.append(job.id)
             _settle_waiting(conn, now)
             return [_get(conn, job_id, None) for job_id in reaped]
@@ -415,6 +416,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         container_id=row["container_id"],
         lease_owner=row["lease_owner"],
         lease_expires_at=from_ns(row["lease_expires_at"]),
+        run_after=from_ns(row["run_after"]),
     )
 
 

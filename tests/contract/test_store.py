@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
+import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,8 +16,9 @@ from typing import Any
 import pytest
 
 from cloudpipe_server.errors import InvalidArgument, NotFound
-from cloudpipe_server.models import JobQuery, JobSpec, JobStatus, Outcome, Resources, ResultType
+from cloudpipe_server.models import JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Resources, ResultType, Stream
 from cloudpipe_server.store.base import JobStore
+from cloudpipe_server.store.codec import to_ns
 from tests.contract.mongomock_double import atomic_writes
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -196,7 +200,7 @@ async def test_expired_lease_requeues_restartable_and_stalls_others(store: JobSt
     reaped = {j.id: j for j in await store.reap_expired(T0 + LEASE * 2, max_attempts=3)}
     assert reaped[plain].status is JobStatus.STALLED and reaped[plain].reason
     assert reaped[restartable].status is JobStatus.QUEUED
-    [again] = await store.claim("d2", T0 + LEASE * 2, LEASE, 5)
+    [again] = await store.claim("d2", T0 + LEASE * 2 + timedelta(seconds=1), LEASE, 5)  # after its backoff
     assert again.id == restartable and again.attempts == 2
 
 
@@ -335,3 +339,375 @@ async def test_killing_a_dependency_fails_its_waiting_chain(store: JobStore) -> 
     assert (await store.get(second)).reason == f"dependency job {first} ended killed"
     assert (await store.get(third)).reason == f"dependency job {second} ended error"
     assert (await store.counts("alice"))[JobStatus.ERROR] == 2
+
+
+# -- idempotency keys ------------------------------------------------------------------------
+
+
+async def test_a_retried_submit_with_the_same_key_returns_the_same_job(store: JobStore) -> None:
+    [first] = await store.submit("alice", [spec("a", idempotency_key="k1")], T0)
+    retried = await store.submit("alice", [spec("a", idempotency_key="k1")], T0 + timedelta(seconds=5))
+    assert retried == [first]
+    job = await store.get(first)
+    assert job.spec.idempotency_key == "k1" and job.created_at == T0, "the retry changed nothing"
+
+    # within one call: the second spec with a key is the first one's job
+    mixed = [spec("b", idempotency_key="k2"), spec("b", idempotency_key="k2"), spec("a", idempotency_key="k1")]
+    b, b_again, a, plain, plain_again = await store.submit("alice", [*mixed, spec("plain"), spec("plain")], T0)
+    assert b == b_again and a == first and b > first
+    assert plain == b + 1 and plain_again == b + 2, "specs without a key are never merged"
+    assert len(await store.list_jobs("alice", JobQuery())) == 4, "k1, k2 and two jobs without a key"
+
+    # keys are per account: bob's k1 is a job of his own
+    [bobs] = await store.submit("bob", [spec("a", idempotency_key="k1")], T0)
+    assert bobs != first and (await store.get(bobs, "bob")).account == "bob"
+
+    # a finished job still answers its key
+    await store.claim("d1", T0, LEASE, 10)
+    assert await store.finish(first, "d1", Outcome(JobStatus.DONE, T0))
+    assert await store.submit("alice", [spec("a", idempotency_key="k1")], T0) == [first]
+
+
+async def test_a_rejected_submit_does_not_take_its_keys(store: JobStore) -> None:
+    with pytest.raises(InvalidArgument):
+        await store.submit("alice", [spec("a", idempotency_key="k"), spec("b", depends_on=(10_000,))], T0)
+    [job_id] = await store.submit("alice", [spec("a", idempotency_key="k")], T0)
+    assert [j.id for j in await store.list_jobs("alice", JobQuery())] == [job_id]
+
+
+async def test_concurrent_submits_with_the_same_key_make_one_job(store: JobStore) -> None:
+    batch = [spec(f"job {n}", idempotency_key=f"k{n}") for n in range(5)]
+    results = await asyncio.gather(*(store.submit("alice", batch, T0) for _ in range(8)))
+    assert all(ids == results[0] for ids in results), results
+    assert [j.id for j in await store.list_jobs("alice", JobQuery())] == sorted(results[0])
+
+
+def _submit_in_process(kind: str, target: str, out: multiprocessing.Queue[list[int]]) -> None:
+    async def submit_all() -> list[int]:
+        backend = _open_shared(kind, target)
+        await backend.initialize()
+        try:
+            return [(await backend.submit("alice", [spec(idempotency_key=f"k{n}")], T0))[0] for n in range(20)]
+        finally:
+            await backend.close()
+
+    out.put(asyncio.run(submit_all()))
+
+
+@pytest.mark.parametrize("kind", PROCESS_BACKENDS)
+async def test_concurrent_submits_with_the_same_key_from_processes_make_one_job(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    fixture = {"postgres": "postgres_url", "mongodb": "mongo_database"}.get(kind)
+    target: str = request.getfixturevalue(fixture) if fixture else str(tmp_path / "shared.db")
+    backend = _open_shared(kind, target)
+    await backend.initialize()  # the schema exists before the workers race
+    context = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue[list[int]] = context.Queue()
+    workers = [context.Process(target=_submit_in_process, args=(kind, target, queue)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(10)
+    assert all(ids == results[0] for ids in results), results
+    assert [j.id for j in await backend.list_jobs("alice", JobQuery())] == sorted(results[0])
+    await backend.close()
+
+
+# -- output of running jobs ------------------------------------------------------------------
+
+
+def out(offset: int, data: bytes) -> OutputChunk:
+    return OutputChunk(Stream.STDOUT, offset, data)
+
+
+def err(offset: int, data: bytes) -> OutputChunk:
+    return OutputChunk(Stream.STDERR, offset, data)
+
+
+async def _running(store: JobStore, owner: str = "d1", **kw: object) -> int:
+    [job_id] = await store.submit("alice", [spec(**kw)], T0)
+    [job] = await store.claim(owner, T0, LEASE, 1)
+    assert job.id == job_id
+    return job_id
+
+
+async def test_output_appended_while_running_is_visible_and_readable_from_an_offset(store: JobStore) -> None:
+    job_id = await _running(store)
+    assert await store.read_output(job_id, Stream.STDOUT, 0) == b""
+    assert await store.append_output(job_id, "d1", [out(0, b"hello "), err(0, b"warn\n")])
+    assert await store.append_output(job_id, "d1", [out(6, b"world"), out(11, b"\n")])
+    job = await store.get(job_id, "alice")
+    assert job.status is JobStatus.PROCESSING and job.stdout == b"hello world\n" and job.stderr == b"warn\n"
+    assert await store.read_output(job_id, Stream.STDOUT, 0, "alice") == b"hello world\n"
+    assert await store.read_output(job_id, Stream.STDOUT, 3) == b"lo world\n", "from inside a chunk"
+    assert await store.read_output(job_id, Stream.STDOUT, 6) == b"world\n", "from a chunk boundary"
+    assert await store.read_output(job_id, Stream.STDOUT, 12) == b"", "from the end"
+    assert await store.read_output(job_id, Stream.STDOUT, 99) == b""
+    assert await store.read_output(job_id, Stream.STDERR, 2) == b"rn\n"
+    with pytest.raises(NotFound):
+        await store.read_output(job_id, Stream.STDOUT, 0, "bob")
+    with pytest.raises(NotFound):
+        await store.read_output(10_000, Stream.STDOUT, 0)
+    [queued] = await store.submit("alice", [spec()], T0)
+    assert await store.read_output(queued, Stream.STDOUT, 0) == b""
+
+
+async def test_append_after_losing_the_lease_stores_nothing(store: JobStore) -> None:
+    job_id = await _running(store, restartable=True)
+    assert await store.append_output(job_id, "d1", [out(0, b"first run\n")])
+    assert not await store.append_output(job_id, "intruder", [out(10, b"not mine\n")])
+    assert (await store.get(job_id)).stdout == b"first run\n"
+    [requeued] = await store.reap_expired(T0 + LEASE * 2, max_attempts=3)
+    assert requeued.status is JobStatus.QUEUED
+    assert not await store.append_output(job_id, "d1", [out(10, b"late\n")]), "a queued job has no lease"
+    [again] = await store.claim("d2", T0 + LEASE * 3, LEASE, 1)
+    assert not await store.append_output(job_id, "d1", [out(0, b"zombie\n")]), "d2 holds it now"
+    assert again.stdout == b"" and await store.read_output(job_id, Stream.STDOUT, 0) == b""
+    assert await store.append_output(job_id, "d2", [out(0, b"second run\n")])
+    assert (await store.get(job_id)).stdout == b"second run\n"
+    await store.finish(job_id, "d2", Outcome(JobStatus.DONE, T0 + LEASE * 3, stdout=b"second run\n"))
+    assert not await store.append_output(job_id, "d2", [out(11, b"after the end\n")]), "a finished job"
+    assert (await store.get(job_id)).stdout == b"second run\n"
+
+
+async def test_a_retried_append_is_harmless(store: JobStore) -> None:
+    job_id = await _running(store)
+    first = [out(0, b"ab"), out(2, b"cd"), err(0, b"e")]
+    assert await store.append_output(job_id, "d1", first)
+    assert await store.append_output(job_id, "d1", first), "the same append again"
+    assert await store.append_output(job_id, "d1", [out(2, b"cd"), out(4, b"ef"), err(1, b"")])
+    assert await store.append_output(job_id, "d1", [])
+    job = await store.get(job_id)
+    assert job.stdout == b"abcdef" and job.stderr == b"e"
+
+
+async def test_finish_replaces_appended_output(store: JobStore) -> None:
+    job_id = await _running(store)
+    assert await store.append_output(job_id, "d1", [out(0, b"partial, truncated"), err(0, b"noise")])
+    final = Outcome(JobStatus.DONE, T0 + timedelta(seconds=1), return_code=0, stdout=b"the whole output\n")
+    assert await store.finish(job_id, "d1", final)
+    job = await store.get(job_id)
+    assert job.stdout == b"the whole output\n" and job.stderr == b"", "the outcome's output, not the chunks"
+    assert await store.read_output(job_id, Stream.STDOUT, 4) == b"whole output\n"
+    assert await store.read_output(job_id, Stream.STDERR, 0) == b""
+
+
+async def test_requeued_job_waits_for_its_backoff(store: JobStore) -> None:
+    job_id = await _running(store, restartable=True)
+    assert await store.append_output(job_id, "d1", [out(0, b"lost with its runner")])
+    reaped_at = T0 + LEASE * 2
+    [job] = await store.reap_expired(reaped_at, max_attempts=10)
+    assert job.status is JobStatus.QUEUED and job.run_after == reaped_at + timedelta(seconds=1)
+    assert job.stdout == b"" and await store.read_output(job_id, Stream.STDOUT, 0) == b"", "output discarded"
+    [other] = await store.submit("alice", [spec("newer")], reaped_at)
+    assert [j.id for j in await store.claim("d2", reaped_at, LEASE, 5)] == [other], "the backoff holds it back"
+    await store.finish(other, "d2", Outcome(JobStatus.DONE, reaped_at))
+    now = reaped_at + timedelta(seconds=1)
+    [again] = await store.claim("d2", now, LEASE, 5)
+    assert again.id == job_id and again.attempts == 2
+    # 1 s doubling per lost attempt, at most 60 s
+    waits = [1]
+    for _ in range(8):
+        now += LEASE * 2
+        [job] = await store.reap_expired(now, max_attempts=10)
+        waits.append(int((job.run_after - now).total_seconds()) if job.run_after else -1)
+        now += timedelta(seconds=waits[-1])
+        assert [j.id for j in await store.claim("d2", now, LEASE, 1)] == [job_id]
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+
+
+async def test_owned_lists_the_processing_jobs_of_an_owner(store: JobStore) -> None:
+    ids = await store.submit("alice", [spec(str(n)) for n in range(4)], T0)
+    await store.claim("d1", T0, LEASE, 2)
+    await store.claim("d2", T0, LEASE, 1)
+    assert await store.append_output(ids[1], "d1", [out(0, b"so far")])
+    assert [j.id for j in await store.owned("d1")] == ids[:2]
+    owned = {j.id: j for j in await store.owned("d1")}
+    assert owned[ids[1]].stdout == b"so far" and owned[ids[1]].lease_owner == "d1"
+    assert [j.id for j in await store.owned("d2")] == [ids[2]]
+    assert await store.owned("nobody") == []
+    await store.finish(ids[0], "d1", Outcome(JobStatus.DONE, T0))
+    late = T0 + LEASE * 2
+    assert [j.id for j in await store.owned("d1")] == [ids[1]], "finished jobs are not owned"
+    assert [j.id for j in await store.owned("d2")] == [ids[2]], "an expired lease is still owned until reaped"
+    await store.reap_expired(late, max_attempts=3)
+    assert await store.owned("d1") == [] and await store.owned("d2") == []
+
+
+async def test_stalled_job_keeps_its_output(store: JobStore) -> None:
+    plain, killed = await store.submit("alice", [spec("plain"), spec("killed", restartable=True)], T0)
+    await store.claim("dead", T0, LEASE, 2)
+    for job_id in (plain, killed):
+        assert await store.append_output(job_id, "dead", [out(0, b"up to "), out(6, b"here"), err(0, b"oops")])
+    await store.request_kill(killed, "alice", T0)
+    reaped = {j.id: j for j in await store.reap_expired(T0 + LEASE * 2, max_attempts=3)}
+    assert reaped[plain].status is JobStatus.STALLED and reaped[killed].status is JobStatus.KILLED
+    for job_id in (plain, killed):
+        job = await store.get(job_id)
+        assert job.stdout == b"up to here" and job.stderr == b"oops" and reaped[job_id].stdout == b"up to here"
+        assert await store.read_output(job_id, Stream.STDOUT, 6) == b"here"
+    assert not await store.append_output(plain, "dead", [out(10, b"!")])
+
+
+async def test_large_output_across_many_chunks(store: JobStore) -> None:
+    job_id = await _running(store)
+    data = os.urandom(6 << 20)  # 6 MiB in 96 appends of 64 KiB
+    size = 64 << 10
+    for start in range(0, len(data), size):
+        assert await store.append_output(job_id, "d1", [out(start, data[start : start + size])])
+    assert (await store.get(job_id)).stdout == data
+    middle = len(data) // 2 + 12345
+    assert await store.read_output(job_id, Stream.STDOUT, middle) == data[middle:]
+    assert await store.read_output(job_id, Stream.STDOUT, len(data) - 10) == data[-10:]
+    assert await store.finish(job_id, "d1", Outcome(JobStatus.DONE, T0, return_code=0, stdout=data))
+    assert (await store.get(job_id)).stdout == data
+    assert await store.read_output(job_id, Stream.STDOUT, middle) == data[middle:]
+
+
+# -- upgrades of existing databases ----------------------------------------------------------
+
+OLD_SPEC = json.dumps({"cmd": "echo old", "name": "old", "restartable": True})  # as schema 1 stored it
+
+
+async def test_sqlite_database_at_schema_1_upgrades_and_keeps_its_jobs(tmp_path: Path) -> None:
+    from cloudpipe_server.store.sqlite import SqliteJobStore
+    from cloudpipe_server.store.sqlite_schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO jobs (account, name, status, spec, created_at) VALUES ('alice', 'old', 'queued', ?, ?)",
+            (OLD_SPEC, to_ns(T0)),
+        )
+    backend = SqliteJobStore(path)
+    await backend.initialize()
+    try:
+        await _old_job_works_after_the_upgrade(backend)
+    finally:
+        await backend.close()
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+async def test_postgres_database_at_schema_1_upgrades_and_keeps_its_jobs(postgres_url: str) -> None:
+    import psycopg
+
+    from cloudpipe_server.store.postgres import PostgresJobStore
+    from cloudpipe_server.store.postgres_schema import MIGRATIONS
+
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        await conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        await conn.execute(MIGRATIONS[0].encode())
+        await conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        await conn.execute(
+            "INSERT INTO jobs (account, name, status, spec, created_at) VALUES ('alice', 'old', 'queued', %s, %s)",
+            (OLD_SPEC, to_ns(T0)),
+        )
+    backend = PostgresJobStore(postgres_url)
+    await backend.initialize()
+    try:
+        await _old_job_works_after_the_upgrade(backend)
+    finally:
+        await backend.close()
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+        row = await (await conn.execute("SELECT MAX(version) FROM schema_version")).fetchone()
+        assert row == (len(MIGRATIONS),)
+
+
+async def test_mongodb_jobs_stored_before_the_upgrade_still_work() -> None:
+    """MongoDB has no schema: documents written before these fields existed lack them."""
+    import mongomock
+
+    from cloudpipe_server.store.mongodb import MongoJobStore
+
+    client: Any = mongomock.MongoClient()
+    old = {"_id": 1, "account": "alice", "name": "old", "status": "queued", "depends_on": [], "created_at": to_ns(T0)}
+    old |= {"spec": {"cmd": "echo old", "name": "old", "restartable": True, "env": [], "tags": []}, "stdin": b""}
+    old |= dict.fromkeys(["started_at", "container_started_at", "finished_at", "return_code", "collected"])
+    old |= {"reason": "", "kill_requested": False, "attempts": 0, "container_id": "", "lease_owner": ""}
+    old |= {"lease_expires_at": None, "stdout": b"", "stderr": b"", "result": b""}
+    client.cloudpipe.jobs.insert_one(old)
+    client.cloudpipe.counters.insert_one({"_id": "jobs", "seq": 1})
+    backend = MongoJobStore("mongodb://mongomock", database="cloudpipe", client=client, transactions=False)
+    await backend.initialize()
+    with atomic_writes():
+        ids = await _old_job_works_after_the_upgrade(backend)
+    await backend.submit("alice", [spec("no key"), spec("no key")], T0)
+    again = MongoJobStore("mongodb://mongomock", database="cloudpipe", client=client, transactions=False)
+    await again.initialize()  # a second server starting on the populated database
+    assert await again.submit("alice", [spec("new", idempotency_key="k")], T0) == ids[:1]
+    await backend.close()
+
+
+async def _old_job_works_after_the_upgrade(backend: JobStore) -> list[int]:
+    [old] = await backend.list_jobs("alice", JobQuery())
+    assert old.spec.cmd == "echo old" and old.spec.idempotency_key == "" and old.run_after is None
+    [claimed] = await backend.claim("d1", T0, LEASE, 1)
+    assert claimed.id == old.id and claimed.attempts == 1
+    assert await backend.append_output(old.id, "d1", [out(0, b"still works")])
+    assert (await backend.get(old.id)).stdout == b"still works"
+    [requeued] = await backend.reap_expired(T0 + LEASE * 2, max_attempts=3)
+    assert requeued.run_after == T0 + LEASE * 2 + timedelta(seconds=1)
+    ids = await backend.submit("alice", [spec("new", idempotency_key="k"), spec("new", idempotency_key="k")], T0)
+    assert ids[0] == ids[1] > old.id
+    return ids
+
+
+# -- MongoDB without transactions: the races its documents cannot rule out -------------------
+
+
+async def test_mongodb_a_key_stored_by_a_racing_submit_answers_with_that_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A standalone server has no transaction around look-up and insert: another submit
+    can store a key in between. The unique index catches it (mongomock double)."""
+    import mongomock
+
+    from cloudpipe_server.store.mongodb import MongoJobStore
+
+    client: Any = mongomock.MongoClient()
+    mine, racer = (MongoJobStore("mongodb://mongomock", client=client, transactions=False) for _ in range(2))
+    await mine.initialize()
+    await racer.initialize()
+    insert = mine._insert
+
+    def racer_first(documents: list[dict[str, Any]], session: Any) -> list[int]:
+        racer._submit("alice", [spec("the racer's", idempotency_key="k2")], T0)  # after our look-up
+        return insert(documents, session)
+
+    monkeypatch.setattr(mine, "_insert", racer_first)
+    batch = [spec("a", idempotency_key="k1"), spec("b", idempotency_key="k2"), spec("c", idempotency_key="k3")]
+    a, b, c, plain = await mine.submit("alice", [*batch, spec("no key")], T0)
+    monkeypatch.undo()
+    assert (await mine.get(b)).spec.cmd == "the racer's"
+    assert await racer.submit("alice", [spec(idempotency_key="k2")], T0) == [b]
+    stored = {j.id: j.spec.cmd for j in await mine.list_jobs("alice", JobQuery())}
+    assert stored == {a: "a", b: "the racer's", c: "c", plain: "no key"}, "our k2 job was not stored"
+
+
+async def test_mongodb_append_racing_the_reaper_stores_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lease is lost between the append's check and its insert (mongomock double)."""
+    import mongomock
+    from mongomock.collection import Collection
+
+    from cloudpipe_server.store.mongodb import MongoJobStore
+
+    client: Any = mongomock.MongoClient()
+    backend = MongoJobStore("mongodb://mongomock", client=client, transactions=False)
+    await backend.initialize()
+    job_id = await _running(backend, restartable=True)
+    insert_many = Collection.insert_many
+
+    def reaped_first(self: Any, documents: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.name == "job_output":
+            backend._reap_expired(T0 + LEASE * 2, 3)
+        return insert_many(self, documents, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "insert_many", reaped_first)
+    assert not await backend.append_output(job_id, "d1", [out(0, b"too late")])
+    monkeypatch.undo()
+    assert client.cloudpipe.job_output.count_documents({}) == 0
+    [again] = await backend.claim("d2", T0 + LEASE * 3, LEASE, 1)
+    assert again.id == job_id and await backend.read_output(job_id, Stream.STDOUT, 0) == b""

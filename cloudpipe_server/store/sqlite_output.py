@@ -1,0 +1,71 @@
+"""Output of running jobs in the SQLite store: chunks in `job_output`, one row per
+appended chunk, so an append writes only its own bytes. Chunks exist only while a job
+is PROCESSING: `finish` replaces them by the outcome's output, the reaper discards them
+(requeue) or moves them into the job's row (stall). Every function here runs inside
+the caller's transaction (`SqliteJobStore._run`)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from cloudpipe_server.errors import NotFound
+from cloudpipe_server.models import Job, JobStatus, OutputChunk, Stream
+from cloudpipe_server.store.common import read_from
+
+_HELD = "SELECT 1 FROM jobs WHERE id = ? AND lease_owner = ? AND status = 'processing'"
+
+
+def append(conn: sqlite3.Connection, job_id: int, owner: str, chunks: Sequence[OutputChunk]) -> bool:
+    if conn.execute(_HELD, (job_id, owner)).fetchone() is None:
+        return False
+    conn.executemany(
+        'INSERT OR IGNORE INTO job_output (job_id, stream, "offset", data) VALUES (?, ?, ?, ?)',
+        [(job_id, int(chunk.stream), chunk.offset, chunk.data) for chunk in chunks if chunk.data],
+    )
+    return True
+
+
+def stream_from(conn: sqlite3.Connection, job_id: int, stream: Stream, offset: int) -> bytes:
+    """The stored chunks of one stream, from `offset` on."""
+    rows = conn.execute(
+        'SELECT "offset", data FROM job_output WHERE job_id = ? AND stream = ? AND "offset" + length(data) > ?'
+        ' ORDER BY "offset"',
+        (job_id, int(stream), offset),
+    )
+    return read_from(((row["offset"], bytes(row["data"])) for row in rows), offset)
+
+
+def with_live_output(conn: sqlite3.Connection, job: Job) -> Job:
+    """`job`, with the output appended so far when it is PROCESSING."""
+    if job.status is JobStatus.PROCESSING:
+        job.stdout = stream_from(conn, job.id, Stream.STDOUT, 0)
+        job.stderr = stream_from(conn, job.id, Stream.STDERR, 0)
+    return job
+
+
+def read(conn: sqlite3.Connection, job_id: int, stream: Stream, offset: int, account: str | None) -> bytes:
+    column = "stdout" if stream is Stream.STDOUT else "stderr"
+    offset = max(offset, 0)
+    row = conn.execute(
+        f"SELECT account, status, substr({column}, ?) AS tail FROM jobs WHERE id = ?", (offset + 1, job_id)
+    )
+    found = row.fetchone()
+    if found is None or (account is not None and found["account"] != account):
+        raise NotFound(f"job {job_id} not found")
+    if found["status"] == JobStatus.PROCESSING.value:
+        return stream_from(conn, job_id, stream, offset)
+    return bytes(found["tail"] or b"")
+
+
+def keep(conn: sqlite3.Connection, job_id: int) -> None:
+    """Move the chunks into the job's stdout/stderr (a job that ends without an outcome)."""
+    conn.execute(
+        "UPDATE jobs SET stdout = ?, stderr = ? WHERE id = ?",
+        (stream_from(conn, job_id, Stream.STDOUT, 0), stream_from(conn, job_id, Stream.STDERR, 0), job_id),
+    )
+    discard(conn, job_id)
+
+
+def discard(conn: sqlite3.Connection, job_id: int) -> None:
+    conn.execute("DELETE FROM job_output WHERE job_id = ?", (job_id,))
