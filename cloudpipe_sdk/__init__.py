@@ -22,12 +22,17 @@ from cloudpipe_sdk._errors import (
     Timeout,
     Unavailable,
 )
-from cloudpipe_sdk._job import Job, JobStatus
+from cloudpipe_sdk._job import Job
+from cloudpipe_sdk._status import JobStatus
+from cloudpipe_sdk._stream import Attachment, Event, Exit, Output, StatusChange
 
 __all__ = [
+    "Attachment",
     "AuthError",
     "Client",
     "CloudpipeError",
+    "Event",
+    "Exit",
     "InvalidRequest",
     "Job",
     "JobFailed",
@@ -35,7 +40,9 @@ __all__ = [
     "JobStalled",
     "JobStatus",
     "NotFound",
+    "Output",
     "RemoteTraceback",
+    "StatusChange",
     "Timeout",
     "Unavailable",
 ]

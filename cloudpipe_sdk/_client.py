@@ -14,7 +14,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
 from cloudpipe_sdk._errors import InvalidRequest, from_rpc_error
-from cloudpipe_sdk._job import Job, JobStatus
+from cloudpipe_sdk._job import Job
 from cloudpipe_sdk._serialize import (
     RESULT_PATH,
     RUNNER_COMMAND,
@@ -23,6 +23,7 @@ from cloudpipe_sdk._serialize import (
     client_python,
     dump_call,
 )
+from cloudpipe_sdk._status import JobStatus
 
 DEFAULT_ADDRESS = "localhost:50051"
 MAX_MESSAGE_BYTES = 256 << 20
@@ -117,11 +118,15 @@ class Client:
         cpus: float | None = None,
         memory: int | None = None,
         restartable: bool = False,
+        interactive: bool = False,
+        idempotency_key: str | None = None,
     ) -> Job:
         """Run `cmd` with `/bin/bash -c` in a container and return its Job.
 
         `result_source` is "stdout" or "file:/path/in/container"; `timeout` bounds the
-        container's run time in seconds; `memory` is in bytes.
+        container's run time in seconds; `memory` is in bytes. `interactive` keeps stdin
+        open for `job.attach()`. A retried call with the same `idempotency_key` returns
+        the job the first call created.
 
         Example::
 
@@ -139,6 +144,8 @@ class Client:
             network=network,
             restartable=restartable,
             resources=pb.Resources(cpus=cpus or 0.0, memory_bytes=memory or 0),
+            interactive=interactive,
+            idempotency_key=idempotency_key or "",
         )
         if timeout is not None:
             spec.max_runtime.FromTimedelta(timedelta(seconds=timeout))

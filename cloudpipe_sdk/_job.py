@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import enum
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -11,42 +11,13 @@ import grpc
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_sdk._errors import JobFailed, JobKilled, JobStalled, RemoteTraceback, Timeout, from_rpc_error
 from cloudpipe_sdk._serialize import load_envelope
+from cloudpipe_sdk._status import JobStatus, status_from_pb
+from cloudpipe_sdk._stream import Attachment, Event, Output
 
 if TYPE_CHECKING:
     from cloudpipe_sdk._client import Client
 
 STDERR_TAIL_LINES = 20
-
-
-class JobStatus(enum.Enum):
-    """Where a job is in its life. `done`, `error`, `killed` and `stalled` are final."""
-
-    WAITING = "waiting"
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    DONE = "done"
-    ERROR = "error"
-    KILLED = "killed"
-    STALLED = "stalled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobStatus.DONE, JobStatus.ERROR, JobStatus.KILLED, JobStatus.STALLED)
-
-
-_FROM_PB = {
-    pb.JOB_STATUS_WAITING: JobStatus.WAITING,
-    pb.JOB_STATUS_QUEUED: JobStatus.QUEUED,
-    pb.JOB_STATUS_PROCESSING: JobStatus.PROCESSING,
-    pb.JOB_STATUS_DONE: JobStatus.DONE,
-    pb.JOB_STATUS_ERROR: JobStatus.ERROR,
-    pb.JOB_STATUS_KILLED: JobStatus.KILLED,
-    pb.JOB_STATUS_STALLED: JobStatus.STALLED,
-}
-
-
-def status_from_pb(value: int) -> JobStatus:
-    return _FROM_PB[value]  # type: ignore[index]
 
 
 class Job:
@@ -167,6 +138,53 @@ class Job:
     def kill(self) -> None:
         """Kill the job. A finished job stays as it is."""
         self._snapshot = self._client._kill(self.id)
+
+    # -- live output and input ------------------------------------------------------------
+
+    def stream(self, *, stdout_offset: int = 0, stderr_offset: int = 0) -> Iterator[Event]:
+        """Events as they happen: `Output` chunks (from the given offsets on), `StatusChange`
+        and, last, `Exit`. A finished job replays its output. Reconnects by itself.
+
+        Example::
+
+            for event in job.stream():
+                if isinstance(event, Output):
+                    print(event.text, end="")
+        """
+        with Attachment(self._client, self.id, stdout_offset, stderr_offset) as attachment:
+            yield from attachment
+
+    def logs(self, *, follow: bool = False) -> Iterator[str]:
+        """The job's output as text: what exists now (stdout, then stderr), or with
+        `follow=True` everything as it is written, stdout and stderr interleaved,
+        until the job ends."""
+        if not follow:
+            snapshot = self.refresh()
+            for data in (snapshot.stdout, snapshot.stderr):
+                if data:
+                    yield data.decode("utf-8", "replace")
+            return
+        for event in self.stream():
+            if isinstance(event, Output):
+                yield event.text
+
+    def attach(self, *, stdin: bytes | str | None = None) -> Attachment:
+        """Connect to the job to watch it and type into it (submit it with
+        `interactive=True` to keep its stdin open). With `stdin`, send it and close stdin.
+
+        Example::
+
+            job = client.shell("cat", interactive=True)
+            with job.attach() as session:
+                session.write("hello\n")
+                session.close_stdin()
+                print(b"".join(e.data for e in session if isinstance(e, Output)))
+        """
+        attachment = Attachment(self._client, self.id)
+        if stdin is not None:
+            attachment.write(stdin)
+            attachment.close_stdin()
+        return attachment
 
     # -- helpers ----------------------------------------------------------------------
 

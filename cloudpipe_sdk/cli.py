@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from typing import Any
 
 import click
@@ -17,7 +18,9 @@ from rich.table import Table
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_sdk._client import Client
 from cloudpipe_sdk._errors import AuthError, CloudpipeError, JobFailed, NotFound, Timeout, Unavailable
-from cloudpipe_sdk._job import Job, status_from_pb
+from cloudpipe_sdk._job import Job
+from cloudpipe_sdk._status import status_from_pb
+from cloudpipe_sdk._stream import Exit, Output
 
 EXIT_CODES: dict[type[CloudpipeError], int] = {
     JobFailed: 1,
@@ -153,6 +156,51 @@ def result(client: Client, job_id: int, timeout: float | None) -> None:
         sys.stdout.buffer.write(value)
     else:
         click.echo(repr(value))
+
+
+@main.command()
+@click.argument("job_id", type=int)
+@click.option("-f", "--follow", is_flag=True, help="keep printing output until the job ends")
+@click.pass_obj
+def logs(client: Client, job_id: int, follow: bool) -> None:
+    """Print a job's output (stdout to stdout, stderr to stderr)."""
+    job = client.get(job_id)
+    if not follow:
+        snapshot = job.refresh()
+        sys.stdout.buffer.write(snapshot.stdout)
+        sys.stderr.buffer.write(snapshot.stderr)
+        return
+    for event in job.stream():
+        if isinstance(event, Output):
+            target = sys.stdout if event.stream == "stdout" else sys.stderr
+            target.buffer.write(event.data)
+            target.flush()
+        elif isinstance(event, Exit) and event.status.value != "done":
+            click.echo(f"cloudpipe: job {job_id} ended {event.status.value}: {event.reason}", err=True)
+            sys.exit(1)
+
+
+@main.command()
+@click.argument("job_id", type=int)
+@click.pass_obj
+def attach(client: Client, job_id: int) -> None:
+    """Attach our stdin and stdout/stderr to a running interactive job."""
+    job = client.get(job_id)
+    with job.attach() as session:
+
+        def pump_stdin() -> None:
+            for line in iter(sys.stdin.buffer.readline, b""):
+                session.write(line)
+            session.close_stdin()
+
+        threading.Thread(target=pump_stdin, daemon=True).start()
+        for event in session:
+            if isinstance(event, Output):
+                target = sys.stdout if event.stream == "stdout" else sys.stderr
+                target.buffer.write(event.data)
+                target.flush()
+            elif isinstance(event, Exit):
+                sys.exit(0 if event.status.value == "done" else 1)
 
 
 @main.group()

@@ -3,6 +3,7 @@ are chosen and wired together."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -15,6 +16,7 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health
 
+from cloudpipe_server.attach import Watch
 from cloudpipe_server.auth import AnonymousAuthenticator, Authenticator, ChainAuthenticator, StaticAdminAuthenticator
 from cloudpipe_server.auth.ratelimit import FailureLimiter, LimiterConfig
 from cloudpipe_server.config import Settings
@@ -23,6 +25,7 @@ from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.events import JobEvents
 from cloudpipe_server.executors.base import Executor
 from cloudpipe_server.executors.docker import DockerConfig, DockerExecutor
+from cloudpipe_server.output import OutputHub
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
 from cloudpipe_server.rpc.server import build_server, set_serving
@@ -125,11 +128,12 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
     authenticator = build_authenticator(settings)
     store = open_store(settings.resolved_store_url)
     await store.initialize()
-    owner = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    owner = settings.server_id or f"{socket.gethostname()}-{settings.listen}"
     if executor is None:
         executor = DockerExecutor(
             DockerConfig(
                 owner=owner,
+                cluster=settings.cluster_id or hashlib.sha256(settings.store_url_for_logs.encode()).hexdigest()[:16],
                 base_url=settings.docker_host,
                 job_user=settings.job_user,
                 pull_missing_images=settings.pull_missing_images,
@@ -138,10 +142,12 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
             utc_now,
         )
     events = JobEvents()
+    hub = OutputHub()
     dispatcher = Dispatcher(
         store,
         executor,
         events,
+        hub,
         DispatcherConfig(
             owner=owner,
             max_concurrent_jobs=settings.max_concurrent_jobs,
@@ -162,6 +168,7 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
         events,
         utc_now,
         settings.poll_interval,
+        watch=Watch(store, dispatcher, events, hub, settings.poll_interval),
         max_queued_per_account=settings.max_queued_per_account,
     )
     limiter = FailureLimiter(LimiterConfig(settings.auth_failure_burst, settings.auth_failure_refill_seconds))

@@ -29,6 +29,12 @@ class Settings:
     """Everything the server can be configured with. Sizes in bytes, times in seconds."""
 
     listen: str = "127.0.0.1:50051"
+    # This server's identity in leases and container labels. It must survive restarts
+    # (so a restarted server re-adopts its containers) and differ between replicas.
+    # Empty: "<hostname>-<listen>".
+    server_id: str = ""
+    # Servers sharing one store; labels their containers. Empty: derived from the store URL.
+    cluster_id: str = ""
     data_dir: Path = Path("/var/lib/cloudpipe")
     store_url: str = ""  # empty: sqlite:///<data_dir>/cloudpipe.db
     admin_name: str = "admin"

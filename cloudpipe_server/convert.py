@@ -9,7 +9,17 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_server.errors import InvalidArgument
-from cloudpipe_server.models import Collected, Job, JobQuery, JobSpec, JobStatus, Resources, ResultType
+from cloudpipe_server.models import (
+    Collected,
+    Job,
+    JobQuery,
+    JobSpec,
+    JobStatus,
+    OutputChunk,
+    Resources,
+    ResultType,
+    Stream,
+)
 
 STATUS_TO_PB: dict[JobStatus, int] = {
     JobStatus.WAITING: pb.JOB_STATUS_WAITING,
@@ -60,6 +70,8 @@ def spec_from_pb(msg: pb.JobSpec, where: str = "job") -> JobSpec:
         volumes=tuple(msg.volumes),
         serializer=msg.serializer,
         client_python=msg.client_python,
+        interactive=msg.interactive,
+        idempotency_key=msg.idempotency_key,
     )
 
 
@@ -85,6 +97,11 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
         volumes=list(spec.volumes),
         serializer=spec.serializer,
         client_python=spec.client_python,
+        interactive=spec.interactive,
+        idempotency_key=spec.idempotency_key,
+        saved_job=spec.saved_job,
+        saved_job_version=spec.saved_job_version,
+        schedule_id=spec.schedule_id,
     )
     if spec.max_runtime is not None:
         msg.max_runtime.CopyFrom(_duration(spec.max_runtime))
@@ -155,3 +172,24 @@ def _duration(span: timedelta) -> Duration:
     value = Duration()
     value.FromTimedelta(span)
     return value
+
+
+STREAM_TO_PB: dict[Stream, int] = {Stream.STDOUT: pb.OUTPUT_STREAM_STDOUT, Stream.STDERR: pb.OUTPUT_STREAM_STDERR}
+
+
+def chunk_to_pb(chunk: OutputChunk) -> pb.OutputChunk:
+    return pb.OutputChunk(stream=STREAM_TO_PB[chunk.stream], offset=chunk.offset, data=chunk.data)  # type: ignore[arg-type]
+
+
+def status_event_to_pb(job: Job) -> pb.JobStatusEvent:
+    event = pb.JobStatusEvent(id=job.id, status=STATUS_TO_PB[job.status], reason=job.reason)  # type: ignore[arg-type]
+    if job.return_code is not None:
+        event.return_code = job.return_code
+    return event
+
+
+def exit_event_to_pb(job: Job) -> pb.ExitEvent:
+    event = pb.ExitEvent(status=STATUS_TO_PB[job.status], reason=job.reason)  # type: ignore[arg-type]
+    if job.return_code is not None:
+        event.return_code = job.return_code
+    return event

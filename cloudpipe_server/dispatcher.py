@@ -1,21 +1,29 @@
 """The dispatcher: claim queued jobs with a lease, run them on the executor, record
-how they ended. A heartbeat extends the leases of running jobs, forwards kill requests
-made through any replica, and reaps jobs whose runner was lost."""
+how they ended.
+
+A heartbeat extends the leases of running jobs, forwards kill requests made through
+any replica, reaps jobs whose runner was lost, and removes containers whose job no
+longer runs. On start, jobs still leased to this server's identity (it was restarted)
+are re-adopted: their containers are waited for, or the jobs are left to the reaper
+when their container is gone.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from cloudpipe_server.errors import NotFound, StoreUnavailable
 from cloudpipe_server.events import JobEvents
-from cloudpipe_server.executors.base import Executor, Limits
-from cloudpipe_server.models import Job, JobStatus, Outcome
+from cloudpipe_server.executors.base import Delivery, Executor, Limits, RunObserver, Signal
+from cloudpipe_server.models import Job, JobStatus, Outcome, OutputChunk
+from cloudpipe_server.output import OutputHub, OutputWriter
 from cloudpipe_server.store.base import JobStore
 
 log = logging.getLogger(__name__)
@@ -43,22 +51,42 @@ class Dispatcher:
         store: JobStore,
         executor: Executor,
         events: JobEvents,
+        hub: OutputHub,
         config: DispatcherConfig,
         clock: Callable[[], datetime],
     ) -> None:
         self._store = store
         self._executor = executor
         self._events = events
+        self._hub = hub
         self._config = config
         self._clock = clock
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._writers: dict[int, OutputWriter] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
 
     @property
     def running_job_ids(self) -> set[int]:
         return set(self._running)
+
+    def runs_here(self, job_id: int) -> bool:
+        return job_id in self._running
+
+    def unflushed_output(self, job_id: int) -> list[OutputChunk]:
+        """Output of a job running here that may not be in the store yet."""
+        writer = self._writers.get(job_id)
+        return writer.unflushed() if writer is not None else []
+
+    async def write_stdin(self, job_id: int, data: bytes) -> Delivery:
+        return await self._executor.write_stdin(job_id, data)
+
+    async def close_stdin(self, job_id: int) -> Delivery:
+        return await self._executor.close_stdin(job_id)
+
+    async def signal(self, job_id: int, signal: Signal) -> bool:
+        return await self._executor.signal(job_id, signal)
 
     def start(self) -> None:
         self._loops = [
@@ -76,7 +104,8 @@ class Dispatcher:
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; give running jobs `grace` seconds to finish, then leave them
-        (their leases expire and they are requeued or stalled)."""
+        running: a server restarted with the same identity re-adopts them, and any
+        other replica requeues or stalls them once their leases expire."""
         self._stopping = True
         self._wake.set()
         for task in self._loops:
@@ -88,10 +117,13 @@ class Dispatcher:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+            if pending:
+                log.info("left %d job(s) running, to be re-adopted", len(pending))
 
     # -- loops --------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
+        await self._adopt_leftovers()
         while not self._stopping:
             self._wake.clear()
             free = self._config.max_concurrent_jobs - len(self._running)
@@ -104,13 +136,25 @@ class Dispatcher:
                 except StoreUnavailable as exc:
                     log.warning("claiming failed, retrying: %s", exc)
             for job in claimed:
-                self._running[job.id] = asyncio.create_task(self._execute(job), name=f"cloudpipe-job-{job.id}")
+                self._track(job, self._execute(job))
             if claimed and len(claimed) == free:
                 continue
             try:
                 await asyncio.wait_for(self._wake.wait(), self._config.poll_interval)
             except TimeoutError:
                 pass
+
+    async def _adopt_leftovers(self) -> None:
+        try:
+            leftovers = await self._store.owned(self._config.owner)
+        except StoreUnavailable as exc:
+            log.warning("could not look for jobs to re-adopt (the reaper will recover them): %s", exc)
+            return
+        for job in leftovers:
+            self._track(job, self._adopt(job))
+
+    def _track(self, job: Job, work: Coroutine[Any, Any, None]) -> None:
+        self._running[job.id] = asyncio.create_task(work, name=f"cloudpipe-job-{job.id}")
 
     async def _heartbeat_loop(self) -> None:
         interval = self._config.lease_seconds / 3
@@ -119,6 +163,8 @@ class Dispatcher:
                 await self._heartbeat()
             except StoreUnavailable as exc:
                 log.warning("heartbeat failed, retrying: %s", exc)
+            except Exception:  # the heartbeat must survive anything one sweep hits
+                log.exception("heartbeat failed")
             await asyncio.sleep(interval)
 
     async def _heartbeat(self) -> None:
@@ -146,7 +192,7 @@ class Dispatcher:
             if container.owner == self._config.owner and container.job_id in self._running:
                 continue
             try:
-                job = await self._store.get(container.job_id)
+                job: Job | None = await self._store.get(container.job_id)
             except NotFound:
                 job = None
             if job is not None and job.status is JobStatus.PROCESSING and job.lease_owner == container.owner:
@@ -159,10 +205,9 @@ class Dispatcher:
 
     # -- one job ------------------------------------------------------------------------
 
-    async def _execute(self, job: Job) -> None:
+    def _limits(self, job: Job) -> Limits:
         spec = job.spec
-        image = spec.image or self._config.default_image
-        limits = Limits(
+        return Limits(
             cpus=spec.resources.cpus or self._config.default_cpus,
             memory_bytes=spec.resources.memory_bytes or self._config.default_memory_bytes,
             pids=spec.resources.pids or self._config.default_pids,
@@ -171,26 +216,54 @@ class Dispatcher:
             or None,
             network=spec.network,
         )
+
+    async def _execute(self, job: Job) -> None:
+        image = job.spec.image or self._config.default_image
         log.info("job %d: processing (attempt %d, image %s)", job.id, job.attempts, image)
         self._events.publish(job.id)
-
-        async def on_started(container_id: str, at: datetime) -> None:
-            await self._store.mark_started(job.id, self._config.owner, container_id, at)
-            self._events.publish(job.id)
-
+        writer = self._writers[job.id] = OutputWriter(self._store, job.id, self._config.owner)
+        observer = _Observer(asyncio.get_running_loop(), self, job.id)
         try:
-            outcome = await self._executor.run(job, image, limits, on_started)
+            outcome = await self._executor.run(job, image, self._limits(job), observer)
         except asyncio.CancelledError:
-            self._running.pop(job.id, None)
             raise
         except Exception:  # a bug, not the job's fault: record it, never leave it processing
             log.exception("job %d: executor failed", job.id)
             outcome = Outcome(JobStatus.ERROR, self._clock(), reason="internal error while running the job")
+        finally:
+            await writer.close()
+            del self._writers[job.id]
         try:
             await self._record(job.id, outcome)
         finally:
             self._running.pop(job.id, None)
             self._wake.set()
+
+    async def _adopt(self, job: Job) -> None:
+        try:
+            outcome = await self._executor.adopt(job, self._limits(job))
+        except Exception:
+            log.exception("job %d: re-adopting failed; leaving it to the reaper", job.id)
+            outcome = None
+        if outcome is None:
+            log.warning("job %d: no container to re-adopt; the reaper recovers it when its lease expires", job.id)
+            self._running.pop(job.id, None)
+            return
+        try:
+            await self._record(job.id, outcome)
+        finally:
+            self._running.pop(job.id, None)
+            self._wake.set()
+
+    async def _container_started(self, job_id: int, container_id: str, at: datetime) -> None:
+        await self._store.mark_started(job_id, self._config.owner, container_id, at)
+        self._events.publish(job_id)
+
+    def _output(self, job_id: int, chunk: OutputChunk) -> None:
+        self._hub.publish(job_id, chunk)
+        writer = self._writers.get(job_id)
+        if writer is not None:
+            writer.add(chunk)
 
     async def _record(self, job_id: int, outcome: Outcome) -> None:
         try:
@@ -210,3 +283,19 @@ class Dispatcher:
         else:
             log.warning("job %d: finished after its lease was lost; outcome dropped", job_id)
         self._events.publish(job_id)
+
+
+class _Observer(RunObserver):
+    """Hops from the executor's threads onto the event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, dispatcher: Dispatcher, job_id: int) -> None:
+        self._loop = loop
+        self._dispatcher = dispatcher
+        self._job_id = job_id
+
+    def started(self, container_id: str, at: datetime) -> None:
+        coroutine = self._dispatcher._container_started(self._job_id, container_id, at)
+        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=60)
+
+    def output(self, chunk: OutputChunk) -> None:
+        self._loop.call_soon_threadsafe(self._dispatcher._output, self._job_id, chunk)

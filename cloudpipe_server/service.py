@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from cloudpipe_server.attach import AttachEvent, Watch
 from cloudpipe_server.auth.base import Principal
 from cloudpipe_server.dispatcher import Dispatcher
-from cloudpipe_server.errors import InvalidArgument, NotFound, ResourceExhausted
+from cloudpipe_server.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from cloudpipe_server.events import JobEvents
-from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus
+from cloudpipe_server.executors.base import Delivery, Signal
+from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Stream
 from cloudpipe_server.store.base import JobStore
 
 log = logging.getLogger(__name__)
@@ -64,9 +66,11 @@ class JobService:
         clock: Callable[[], datetime],
         poll_interval: float = 0.5,
         *,
+        watch: Watch,
         max_queued_per_account: int = 0,
     ) -> None:
         self._store = store
+        self._watch = watch
         self._max_queued = max_queued_per_account
         self._dispatcher = dispatcher
         self._events = events
@@ -146,6 +150,59 @@ class JobService:
             if job.status is not last:
                 last = job.status
                 yield job
+
+    async def attach(self, caller: Principal, job_id: int, offsets: dict[Stream, int]) -> AsyncIterator[AttachEvent]:
+        """Output from `offsets`, status changes and the end of the job (see attach.py)."""
+        if any(offset < 0 for offset in offsets.values()):
+            raise InvalidArgument("offsets: must not be negative")
+        job = await self._store.get(_existing_id(job_id), caller.account)
+        async for event in self._watch.follow(job, offsets):
+            yield event
+
+    async def write_stdin(self, caller: Principal, job_id: int, data: bytes) -> None:
+        """Deliver stdin in order; input sent before the job's container runs waits for it."""
+        await self._deliver(caller, job_id, "send stdin to", lambda: self._dispatcher.write_stdin(job_id, data))
+
+    async def close_stdin(self, caller: Principal, job_id: int) -> None:
+        await self._deliver(caller, job_id, "close stdin of", lambda: self._dispatcher.close_stdin(job_id))
+
+    async def _deliver(
+        self, caller: Principal, job_id: int, action: str, attempt: Callable[[], Awaitable[Delivery]]
+    ) -> None:
+        while True:
+            job = await self._store.get(_existing_id(job_id), caller.account)
+            if job.status.terminal:
+                raise FailedPrecondition(f"cannot {action} job {job_id}: it ended {job.status.value}")
+            if not job.spec.interactive:
+                raise FailedPrecondition(f"job {job_id} was not submitted as interactive: its stdin is closed")
+            if job.status is JobStatus.PROCESSING:
+                if not self._dispatcher.runs_here(job_id):
+                    raise FailedPrecondition(f"cannot {action} job {job_id}: it runs on another server; attach there")
+                delivery = await attempt()
+                if delivery == "written":
+                    return
+                if delivery == "closed":
+                    raise FailedPrecondition(f"cannot {action} job {job_id}: its stdin is closed")
+            await self._events.wait(job_id, 0.05 if job.status is JobStatus.PROCESSING else self._poll_interval)
+
+    async def signal(self, caller: Principal, job_id: int, signal: Signal | None) -> None:
+        """Deliver TERM or INT; None means kill (TERM, grace, KILL; the job ends KILLED)."""
+        if signal is None:
+            await self.kill(caller, job_id)
+            return
+        await self._running_here(caller, job_id, "signal")
+        await self._dispatcher.signal(job_id, signal)
+
+    async def _running_here(self, caller: Principal, job_id: int, action: str) -> Job:
+        job = await self._store.get(_existing_id(job_id), caller.account)
+        if job.status.terminal:
+            raise FailedPrecondition(f"cannot {action} job {job_id}: it ended {job.status.value}")
+        if job.status is not JobStatus.PROCESSING or not self._dispatcher.runs_here(job_id):
+            raise FailedPrecondition(
+                f"cannot {action} job {job_id} now: it is {job.status.value}"
+                + ("" if job.status is not JobStatus.PROCESSING else " on another server; attach there")
+            )
+        return job
 
     async def counts(self, caller: Principal) -> dict[JobStatus, int]:
         return await self._store.counts(caller.account)

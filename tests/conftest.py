@@ -10,7 +10,7 @@ import docker
 import pytest
 
 from cloudpipe_sdk import Client
-from tests.support import JOB_LABEL, RUNNER_IMAGES, ServerProcess, start_server
+from tests.support import JOB_LABEL, OWNER_LABEL, RUNNER_IMAGES, SESSION_PREFIX, ServerProcess, start_server
 
 
 @pytest.fixture(scope="session")
@@ -32,17 +32,19 @@ def docker_engine() -> Iterator[docker.DockerClient]:
 
 @pytest.fixture(scope="session", autouse=True)
 def no_leftover_containers() -> Iterator[None]:
-    """After the session, no container made for a job may remain."""
+    """After the session, no container made for a job by this session's servers may remain."""
     yield
     try:
         client = docker.from_env()
-    except Exception:
+    except docker.errors.DockerException:  # no engine: nothing could have been left
         return
+
+    def ours() -> list[docker.models.containers.Container]:
+        found = client.containers.list(all=True, filters={"label": JOB_LABEL})
+        return [c for c in found if c.labels.get(OWNER_LABEL, "").startswith(SESSION_PREFIX)]
+
     deadline = time.monotonic() + 20
-    while True:
-        left = client.containers.list(all=True, filters={"label": JOB_LABEL})
-        if not left or time.monotonic() > deadline:
-            break
+    while (left := ours()) and time.monotonic() < deadline:
         time.sleep(0.5)
     for container in left:
         container.remove(force=True)

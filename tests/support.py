@@ -18,6 +18,10 @@ from cloudpipe_sdk import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 JOB_LABEL = "org.cloudpipe.job"
+OWNER_LABEL = "org.cloudpipe.owner"
+# Servers started by this test session carry this prefix in their identity (and so in
+# their containers' owner label): the leftover check looks only at our own containers.
+SESSION_PREFIX = f"test-{secrets.token_hex(4)}-"
 RUNNER_IMAGES = ("cloudpipe/runner-python3:latest",)
 
 
@@ -70,6 +74,7 @@ def start_server(
         "CLOUDPIPE_POLL_INTERVAL": "0.2",
         "CLOUDPIPE_LEASE_SECONDS": "6",
         "CLOUDPIPE_LOG_LEVEL": "DEBUG",
+        "CLOUDPIPE_SERVER_ID": f"{SESSION_PREFIX}{port}",
         **(env or {}),
     }
     data_dir.mkdir(parents=True, exist_ok=True)

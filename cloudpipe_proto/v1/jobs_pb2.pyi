@@ -27,6 +27,19 @@ class ResultType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RESULT_TYPE_UNSPECIFIED: _ClassVar[ResultType]
     RESULT_TYPE_BINARY: _ClassVar[ResultType]
     RESULT_TYPE_PICKLE: _ClassVar[ResultType]
+
+class OutputStream(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OUTPUT_STREAM_UNSPECIFIED: _ClassVar[OutputStream]
+    OUTPUT_STREAM_STDOUT: _ClassVar[OutputStream]
+    OUTPUT_STREAM_STDERR: _ClassVar[OutputStream]
+
+class Signal(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SIGNAL_UNSPECIFIED: _ClassVar[Signal]
+    SIGNAL_TERM: _ClassVar[Signal]
+    SIGNAL_INT: _ClassVar[Signal]
+    SIGNAL_KILL: _ClassVar[Signal]
 JOB_STATUS_UNSPECIFIED: JobStatus
 JOB_STATUS_WAITING: JobStatus
 JOB_STATUS_QUEUED: JobStatus
@@ -38,9 +51,16 @@ JOB_STATUS_STALLED: JobStatus
 RESULT_TYPE_UNSPECIFIED: ResultType
 RESULT_TYPE_BINARY: ResultType
 RESULT_TYPE_PICKLE: ResultType
+OUTPUT_STREAM_UNSPECIFIED: OutputStream
+OUTPUT_STREAM_STDOUT: OutputStream
+OUTPUT_STREAM_STDERR: OutputStream
+SIGNAL_UNSPECIFIED: Signal
+SIGNAL_TERM: Signal
+SIGNAL_INT: Signal
+SIGNAL_KILL: Signal
 
 class JobSpec(_message.Message):
-    __slots__ = ("cmd", "name", "image", "stdin", "env", "tags", "result_source", "result_type", "max_runtime", "restartable", "depends_on", "resources", "network", "core", "multicore", "profile", "volumes", "serializer", "client_python")
+    __slots__ = ("cmd", "name", "image", "stdin", "env", "tags", "result_source", "result_type", "max_runtime", "restartable", "depends_on", "resources", "network", "core", "multicore", "profile", "volumes", "serializer", "client_python", "interactive", "idempotency_key", "saved_job", "saved_job_version", "schedule_id")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +94,11 @@ class JobSpec(_message.Message):
     VOLUMES_FIELD_NUMBER: _ClassVar[int]
     SERIALIZER_FIELD_NUMBER: _ClassVar[int]
     CLIENT_PYTHON_FIELD_NUMBER: _ClassVar[int]
+    INTERACTIVE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    SAVED_JOB_FIELD_NUMBER: _ClassVar[int]
+    SAVED_JOB_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     cmd: str
     name: str
     image: str
@@ -93,7 +118,12 @@ class JobSpec(_message.Message):
     volumes: _containers.RepeatedScalarFieldContainer[str]
     serializer: str
     client_python: str
-    def __init__(self, cmd: _Optional[str] = ..., name: _Optional[str] = ..., image: _Optional[str] = ..., stdin: _Optional[bytes] = ..., env: _Optional[_Mapping[str, str]] = ..., tags: _Optional[_Mapping[str, str]] = ..., result_source: _Optional[str] = ..., result_type: _Optional[_Union[ResultType, str]] = ..., max_runtime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., restartable: _Optional[bool] = ..., depends_on: _Optional[_Iterable[int]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., network: _Optional[bool] = ..., core: _Optional[str] = ..., multicore: _Optional[int] = ..., profile: _Optional[bool] = ..., volumes: _Optional[_Iterable[str]] = ..., serializer: _Optional[str] = ..., client_python: _Optional[str] = ...) -> None: ...
+    interactive: bool
+    idempotency_key: str
+    saved_job: str
+    saved_job_version: int
+    schedule_id: str
+    def __init__(self, cmd: _Optional[str] = ..., name: _Optional[str] = ..., image: _Optional[str] = ..., stdin: _Optional[bytes] = ..., env: _Optional[_Mapping[str, str]] = ..., tags: _Optional[_Mapping[str, str]] = ..., result_source: _Optional[str] = ..., result_type: _Optional[_Union[ResultType, str]] = ..., max_runtime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., restartable: _Optional[bool] = ..., depends_on: _Optional[_Iterable[int]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., network: _Optional[bool] = ..., core: _Optional[str] = ..., multicore: _Optional[int] = ..., profile: _Optional[bool] = ..., volumes: _Optional[_Iterable[str]] = ..., serializer: _Optional[str] = ..., client_python: _Optional[str] = ..., interactive: _Optional[bool] = ..., idempotency_key: _Optional[str] = ..., saved_job: _Optional[str] = ..., saved_job_version: _Optional[int] = ..., schedule_id: _Optional[str] = ...) -> None: ...
 
 class Resources(_message.Message):
     __slots__ = ("cpus", "memory_bytes", "pids")
@@ -238,6 +268,58 @@ class JobStatusEvent(_message.Message):
     reason: str
     return_code: int
     def __init__(self, id: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ..., reason: _Optional[str] = ..., return_code: _Optional[int] = ...) -> None: ...
+
+class AttachStart(_message.Message):
+    __slots__ = ("id", "stdout_offset", "stderr_offset")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    STDERR_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    stdout_offset: int
+    stderr_offset: int
+    def __init__(self, id: _Optional[int] = ..., stdout_offset: _Optional[int] = ..., stderr_offset: _Optional[int] = ...) -> None: ...
+
+class AttachRequest(_message.Message):
+    __slots__ = ("start", "stdin", "close_stdin", "signal")
+    START_FIELD_NUMBER: _ClassVar[int]
+    STDIN_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_STDIN_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    start: AttachStart
+    stdin: bytes
+    close_stdin: bool
+    signal: Signal
+    def __init__(self, start: _Optional[_Union[AttachStart, _Mapping]] = ..., stdin: _Optional[bytes] = ..., close_stdin: _Optional[bool] = ..., signal: _Optional[_Union[Signal, str]] = ...) -> None: ...
+
+class OutputChunk(_message.Message):
+    __slots__ = ("stream", "offset", "data")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    stream: OutputStream
+    offset: int
+    data: bytes
+    def __init__(self, stream: _Optional[_Union[OutputStream, str]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ExitEvent(_message.Message):
+    __slots__ = ("status", "return_code", "reason")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RETURN_CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    status: JobStatus
+    return_code: int
+    reason: str
+    def __init__(self, status: _Optional[_Union[JobStatus, str]] = ..., return_code: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AttachEvent(_message.Message):
+    __slots__ = ("output", "status", "exit")
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    EXIT_FIELD_NUMBER: _ClassVar[int]
+    output: OutputChunk
+    status: JobStatusEvent
+    exit: ExitEvent
+    def __init__(self, output: _Optional[_Union[OutputChunk, _Mapping]] = ..., status: _Optional[_Union[JobStatusEvent, _Mapping]] = ..., exit: _Optional[_Union[ExitEvent, _Mapping]] = ...) -> None: ...
 
 class QueueStatsRequest(_message.Message):
     __slots__ = ()

@@ -70,6 +70,11 @@ class JobServiceStub:
                 request_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.QueueStatsRequest.SerializeToString,
                 response_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.QueueStatsResponse.FromString,
                 _registered_method=True)
+        self.Attach = channel.stream_stream(
+                '/cloudpipe.v1.JobService/Attach',
+                request_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.AttachRequest.SerializeToString,
+                response_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.AttachEvent.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -128,6 +133,17 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Attach(self, request_iterator, context):
+        """Watch a job live and talk to it. The first request must be `start`; then send
+        stdin, close_stdin or signals at any time. The server sends output chunks (with
+        their offsets, from the offsets given in `start`), status changes, and a final
+        `exit` event, then ends the stream. Attaching to a finished job replays its
+        output and ends. Any number of clients may attach to one job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +181,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.QueueStats,
                     request_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.QueueStatsRequest.FromString,
                     response_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.QueueStatsResponse.SerializeToString,
+            ),
+            'Attach': grpc.stream_stream_rpc_method_handler(
+                    servicer.Attach,
+                    request_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.AttachRequest.FromString,
+                    response_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.AttachEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -357,6 +378,33 @@ class JobService:
             '/cloudpipe.v1.JobService/QueueStats',
             cloudpipe__proto_dot_v1_dot_jobs__pb2.QueueStatsRequest.SerializeToString,
             cloudpipe__proto_dot_v1_dot_jobs__pb2.QueueStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Attach(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/cloudpipe.v1.JobService/Attach',
+            cloudpipe__proto_dot_v1_dot_jobs__pb2.AttachRequest.SerializeToString,
+            cloudpipe__proto_dot_v1_dot_jobs__pb2.AttachEvent.FromString,
             options,
             channel_credentials,
             insecure,

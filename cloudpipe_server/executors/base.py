@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Coroutine
+import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Literal
 
-from cloudpipe_server.models import Job, Outcome
-
-OnStarted = Callable[[str, datetime], Coroutine[Any, Any, None]]
-"""Called once the job's container started: (container id, start time)."""
+from cloudpipe_server.models import Job, Outcome, OutputChunk
 
 
 @dataclass(frozen=True)
@@ -34,23 +31,65 @@ class ManagedContainer:
     owner: str
 
 
+Delivery = Literal["written", "not-started", "closed"]
+
+
+class Signal(enum.Enum):
+    TERM = "SIGTERM"
+    INT = "SIGINT"
+
+
+class RunObserver(abc.ABC):
+    """Told about a run as it happens. Called from the executor's worker threads, so
+    implementations must be thread-safe; `started` may block until it is recorded."""
+
+    @abc.abstractmethod
+    def started(self, container_id: str, at: datetime) -> None:
+        """The container started."""
+
+    @abc.abstractmethod
+    def output(self, chunk: OutputChunk) -> None:
+        """The job wrote these bytes."""
+
+
 class Executor(abc.ABC):
     """Runs jobs to completion and reports how they ended."""
 
     @abc.abstractmethod
-    async def run(self, job: Job, image: str, limits: Limits, on_started: OnStarted) -> Outcome:
+    async def run(self, job: Job, image: str, limits: Limits, observer: RunObserver) -> Outcome:
         """Run the job and return its outcome. Never raises for a problem of the job
         itself (missing image, bad command, crash): that is an ERROR outcome with a
-        readable reason. Cancellation leaves the container to the reaper."""
+        readable reason. Cancellation leaves the container running, to be re-adopted."""
+
+    @abc.abstractmethod
+    async def adopt(self, job: Job, limits: Limits) -> Outcome | None:
+        """Take over a job whose container was started by an earlier run of this server:
+        wait for it (bounded by what remains of max_runtime) and return its outcome, or
+        None when no container of the job exists."""
 
     @abc.abstractmethod
     async def kill(self, job_id: int) -> bool:
         """Stop the job's container if this executor runs it (SIGTERM, then SIGKILL after
-        the grace period). Returns whether a container was found."""
+        the grace period). Returns whether the job was found."""
+
+    @abc.abstractmethod
+    async def signal(self, job_id: int, signal: Signal) -> bool:
+        """Send a signal to the job's processes. Returns whether the job was found."""
+
+    @abc.abstractmethod
+    async def write_stdin(self, job_id: int, data: bytes) -> Delivery:
+        """Send bytes to a running interactive job: "written", "not-started" (its
+        container is not attached yet: try again shortly) or "closed" (stdin was closed,
+        or the job is not running here)."""
+
+    @abc.abstractmethod
+    async def close_stdin(self, job_id: int) -> Delivery:
+        """Close a running job's stdin; answers like `write_stdin`."""
 
     @abc.abstractmethod
     async def list_managed(self) -> list[ManagedContainer]:
-        """Every job container on the engine, running or not, of any owner."""
+        """Every job container of this cluster (servers sharing the store) on the engine,
+        running or not, of any owner."""
 
     @abc.abstractmethod
     async def remove(self, container_id: str) -> None:

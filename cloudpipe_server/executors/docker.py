@@ -1,20 +1,23 @@
 """Run jobs in containers of the local Docker engine, through the `docker` SDK.
 
 One run: make sure the image exists (pull it when allowed), create the container
-(non-root, no capabilities, CPU/memory/pids limits, no network unless asked, labelled
-with the job id), attach stdin, start, feed stdin, wait (bounded by max_runtime), read
-stdout/stderr from the engine's log, copy a `file:` result out with `get_archive`,
-then remove the container. Blocking SDK calls run in worker threads.
+(non-root, no capabilities, CPU/memory/pids limits, no network unless asked, an init
+process, labelled with the job id and the server's identity), attach once for stdin,
+stdout and stderr, start, feed stdin, wait (bounded by max_runtime) while output is
+handed to the observer as it arrives, copy a `file:` result out with `get_archive`,
+then remove the container.
+
+A server that restarts with the same identity re-adopts its containers (`adopt`): it
+waits for them and reads their output from the engine's log (text-safe only: the
+json-file log driver replaces invalid UTF-8). Blocking calls run in daemon threads, so
+a stopping server leaves its containers running instead of waiting for them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import re
-import socket
-import tarfile
 import threading
 import time
 from collections.abc import Callable
@@ -25,18 +28,18 @@ from typing import Any
 import docker
 import docker.errors
 import requests.exceptions
-from docker.utils.socket import frames_iter
 
-from cloudpipe_server.executors.base import Executor, Limits, ManagedContainer, OnStarted
+from cloudpipe_server.executors.base import Delivery, Executor, Limits, ManagedContainer, RunObserver, Signal
+from cloudpipe_server.executors.docker_io import AttachedStreams, StatsSampler, concatenated_files, in_daemon_thread
 from cloudpipe_server.models import Collected, Job, JobStatus, Outcome
 
 log = logging.getLogger(__name__)
 
 LABEL_JOB = "org.cloudpipe.job"
 LABEL_OWNER = "org.cloudpipe.owner"
-TRUNCATED = b"\n[cloudpipe: output truncated at %d bytes; %d more bytes dropped]\n"
-STDOUT, STDERR = 1, 2
+LABEL_CLUSTER = "org.cloudpipe.cluster"
 _NAME_OK = re.compile(r"[^a-zA-Z0-9_.-]+")
+_ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 
 
 @dataclass(frozen=True)
@@ -44,11 +47,23 @@ class DockerConfig:
     """How containers are made."""
 
     owner: str
+    # Servers sharing one store form a cluster; a server only sweeps its cluster's
+    # containers, so installations sharing a Docker engine leave each other alone.
+    cluster: str
     base_url: str = ""  # empty: from the environment (DOCKER_HOST) or the local socket
     job_user: str = "65534:65534"
     pull_missing_images: bool = True
     output_cap_bytes: int = 64 << 20
     kill_grace_seconds: int = 3
+
+
+@dataclass
+class _Run:
+    """What the executor knows about a job it runs now."""
+
+    container_id: str | None = None
+    streams: AttachedStreams | None = None
+    killed: bool = False
 
 
 class DockerExecutor(Executor):
@@ -59,25 +74,33 @@ class DockerExecutor(Executor):
         self._clock = clock
         self._client = docker.DockerClient(base_url=config.base_url) if config.base_url else docker.from_env()
         self._api = self._client.api
-        self._running: dict[int, str | None] = {}
-        self._killed: set[int] = set()
+        self._runs: dict[int, _Run] = {}
         self._lock = threading.Lock()
         self._image_users: dict[str, str] = {}
+        self._closing = False
 
-    async def run(self, job: Job, image: str, limits: Limits, on_started: OnStarted) -> Outcome:
-        loop = asyncio.get_running_loop()
+    # -- the Executor interface ---------------------------------------------------------
 
-        def started(container_id: str, at: datetime) -> None:
-            asyncio.run_coroutine_threadsafe(on_started(container_id, at), loop).result()
+    async def run(self, job: Job, image: str, limits: Limits, observer: RunObserver) -> Outcome:
+        return await in_daemon_thread(self._run, job, image, limits, observer)
 
-        return await asyncio.to_thread(self._run, job, image, limits, started)
+    async def adopt(self, job: Job, limits: Limits) -> Outcome | None:
+        found = await asyncio.to_thread(
+            self._api.containers,
+            all=True,
+            filters={"label": [f"{LABEL_JOB}={job.id}", f"{LABEL_OWNER}={self._config.owner}"]},
+        )
+        if not found:
+            return None
+        return await in_daemon_thread(self._adopt, job, str(found[0]["Id"]), limits)
 
     async def kill(self, job_id: int) -> bool:
         with self._lock:
-            if job_id not in self._running:
+            run = self._runs.get(job_id)
+            if run is None:
                 return False
-            self._killed.add(job_id)
-            container_id = self._running[job_id]
+            run.killed = True
+            container_id = run.container_id
         if container_id is None:  # not created yet: `_run` sees the flag and never starts it
             return True
         log.info("job %d: stopping container %s", job_id, container_id[:12])
@@ -89,8 +112,39 @@ class DockerExecutor(Executor):
             log.warning("job %d: stopping container failed: %s", job_id, exc)
         return True
 
+    async def signal(self, job_id: int, signal: Signal) -> bool:
+        container_id = self._container_of(job_id)
+        if container_id is None:
+            return False
+        try:
+            await asyncio.to_thread(self._api.kill, container_id, signal=signal.value)
+        except docker.errors.APIError as exc:
+            log.info("job %d: %s not delivered: %s", job_id, signal.value, exc)
+            return False
+        return True
+
+    async def write_stdin(self, job_id: int, data: bytes) -> Delivery:
+        with self._lock:
+            run = self._runs.get(job_id)
+        if run is None:
+            return "closed"
+        if run.streams is None:
+            return "not-started"
+        return "written" if await asyncio.to_thread(run.streams.write_stdin, data) else "closed"
+
+    async def close_stdin(self, job_id: int) -> Delivery:
+        with self._lock:
+            run = self._runs.get(job_id)
+        if run is None:
+            return "closed"
+        if run.streams is None:
+            return "not-started"
+        return "written" if await asyncio.to_thread(run.streams.close_stdin) else "closed"
+
     async def list_managed(self) -> list[ManagedContainer]:
-        found = await asyncio.to_thread(self._api.containers, all=True, filters={"label": LABEL_JOB})
+        found = await asyncio.to_thread(
+            self._api.containers, all=True, filters={"label": [LABEL_JOB, f"{LABEL_CLUSTER}={self._config.cluster}"]}
+        )
         managed = []
         for item in found:
             labels = item.get("Labels") or {}
@@ -107,43 +161,178 @@ class DockerExecutor(Executor):
             pass
 
     async def close(self) -> None:
+        self._closing = True  # runs still in flight leave their containers to be re-adopted
         await asyncio.to_thread(self._client.close)
+
+    # -- bookkeeping --------------------------------------------------------------------
+
+    def _container_of(self, job_id: int) -> str | None:
+        with self._lock:
+            run = self._runs.get(job_id)
+            return run.container_id if run else None
+
+    def _forget(self, job_id: int, container_id: str | None) -> None:
+        with self._lock:
+            self._runs.pop(job_id, None)
+        if container_id is None or self._closing:
+            return
+        try:
+            self._api.remove_container(container_id, force=True)
+        except _ENGINE_ERRORS as exc:
+            log.warning("job %d: could not remove container %s: %s", job_id, container_id[:12], exc)
 
     # -- one run, in a worker thread ------------------------------------------------------
 
-    def _run(self, job: Job, image: str, limits: Limits, on_started: Callable[[str, datetime], None]) -> Outcome:
+    def _run(self, job: Job, image: str, limits: Limits, observer: RunObserver) -> Outcome:
+        run = _Run()
         with self._lock:
-            self._running[job.id] = None
+            self._runs[job.id] = run
         try:
-            user = self._user_for(image)
-            container_id = self._create(job, image, limits, user)
+            container_id = self._create(job, image, limits, self._user_for(image))
         except _JobError as exc:
-            self._forget(job.id)
+            self._forget(job.id, None)
             return Outcome(JobStatus.ERROR, self._clock(), reason=str(exc))
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            self._forget(job.id)
+        except _ENGINE_ERRORS as exc:
+            self._forget(job.id, None)
             return Outcome(JobStatus.ERROR, self._clock(), reason=f"Docker engine unavailable: {exc}")
         with self._lock:
-            self._running[job.id] = container_id
-            killed_early = job.id in self._killed
+            run.container_id = container_id
+            killed_early = run.killed
         try:
             if killed_early:
                 return Outcome(JobStatus.KILLED, self._clock(), reason="killed before it started")
-            return self._start_and_wait(job, container_id, limits, on_started)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            return self._start_and_wait(job, run, container_id, limits, observer)
+        except _ENGINE_ERRORS as exc:
             log.warning("job %d: Docker failed mid-run: %s", job.id, exc)
             return Outcome(JobStatus.ERROR, self._clock(), reason=f"Docker engine error while running: {exc}")
         finally:
-            self._forget(job.id)
-            try:
-                self._api.remove_container(container_id, force=True)
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-                log.warning("job %d: could not remove container %s: %s", job.id, container_id[:12], exc)
+            self._forget(job.id, container_id)
 
-    def _forget(self, job_id: int) -> None:
+    def _start_and_wait(self, job: Job, run: _Run, container_id: str, limits: Limits, observer: RunObserver) -> Outcome:
+        # One attach, made before start so no output is missed: stdin in, stdout and
+        # stderr out as a multiplexed, binary-safe stream (the engine's log is not).
+        keep_stdin = bool(job.spec.stdin) or job.spec.interactive
+        attach = self._api.attach_socket(
+            container_id, params={"stdin": int(keep_stdin), "stdout": 1, "stderr": 1, "stream": 1}
+        )
+        streams = AttachedStreams(attach, self._config.output_cap_bytes, job.id, observer.output)
         with self._lock:
-            self._running.pop(job_id, None)
-            self._killed.discard(job_id)
+            run.streams = streams
+        try:
+            self._api.start(container_id)
+        except docker.errors.APIError as exc:
+            streams.close()
+            return Outcome(
+                JobStatus.ERROR, self._clock(), reason=f"the container did not start: {exc.explanation or exc}"
+            )
+        observer.started(container_id, self._clock())
+        log.info("job %d: container %s started", job.id, container_id[:12])
+        streams.start()
+        stats = StatsSampler(self._api.stats(container_id, stream=True, decode=True))
+        stats.start()
+        if keep_stdin:
+            threading.Thread(
+                target=streams.write_stdin,
+                args=(job.spec.stdin,),
+                kwargs={"then_close": not job.spec.interactive},
+                daemon=True,
+            ).start()
+        exit_code, reason = self._wait(container_id, limits.max_runtime)
+        finished_at = self._clock()
+        stdout, stderr = streams.collect(timeout=10)
+        oom_killed = bool(self._api.inspect_container(container_id).get("State", {}).get("OOMKilled"))
+        return self._outcome(
+            job, container_id, limits, exit_code, reason, finished_at, stdout, stderr, stats.result(oom_killed), run
+        )
+
+    def _adopt(self, job: Job, container_id: str, limits: Limits) -> Outcome:
+        run = _Run(container_id=container_id)
+        with self._lock:
+            self._runs[job.id] = run
+        log.info("job %d: re-adopting container %s", job.id, container_id[:12])
+        try:
+            remaining = limits.max_runtime
+            if remaining is not None and job.container_started_at is not None:
+                remaining = max(remaining - (self._clock() - job.container_started_at).total_seconds(), 0.1)
+            exit_code, reason = self._wait(container_id, remaining)
+            finished_at = self._clock()
+            logs = {
+                stream: bytes(self._api.logs(container_id, stdout=stream == "out", stderr=stream == "err"))
+                for stream in ("out", "err")
+            }
+            state = self._api.inspect_container(container_id).get("State", {})
+            collected = Collected(oom_killed=bool(state.get("OOMKilled")))
+            return self._outcome(
+                job, container_id, limits, exit_code, reason, finished_at, logs["out"], logs["err"], collected, run
+            )
+        except _ENGINE_ERRORS as exc:
+            log.warning("job %d: Docker failed while re-adopting: %s", job.id, exc)
+            return Outcome(JobStatus.ERROR, self._clock(), reason=f"Docker engine error while running: {exc}")
+        finally:
+            self._forget(job.id, container_id)
+
+    def _wait(self, container_id: str, max_runtime: float | None) -> tuple[int, str]:
+        """Wait for the container to exit: (exit code, "" or why it was stopped)."""
+        waited_from = time.monotonic()
+        try:
+            return int(self._api.wait(container_id, timeout=max_runtime)["StatusCode"]), ""
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError):
+            # the SDK reports a read timeout on the unix socket as a ConnectionError
+            if max_runtime is None or time.monotonic() - waited_from < max_runtime:
+                raise
+            self._api.kill(container_id)
+            exit_code = int(self._api.wait(container_id, timeout=30)["StatusCode"])
+            return exit_code, "max_runtime exceeded"
+
+    def _outcome(
+        self,
+        job: Job,
+        container_id: str,
+        limits: Limits,
+        exit_code: int,
+        reason: str,
+        finished_at: datetime,
+        stdout: bytes,
+        stderr: bytes,
+        collected: Collected,
+        run: _Run,
+    ) -> Outcome:
+        if reason == "max_runtime exceeded" and limits.max_runtime is not None:
+            reason = f"max_runtime exceeded ({limits.max_runtime:g} s)"
+        status = JobStatus.DONE if exit_code == 0 and not reason else JobStatus.ERROR
+        result = b""
+        path = job.spec.result_path
+        if path is None:
+            result = stdout if status is JobStatus.DONE else b""
+        else:
+            try:
+                result = self._copy_out(container_id, path)
+            except _JobError as exc:
+                if status is JobStatus.DONE:
+                    status, reason = JobStatus.ERROR, str(exc)
+        with self._lock:
+            killed = run.killed
+        if killed:
+            status, reason = JobStatus.KILLED, "killed on request"
+        elif collected.oom_killed:
+            reason = f"killed by the kernel: out of memory (limit {limits.memory_bytes} bytes)"
+        elif exit_code == 127 and b"exec /bin/bash failed" in stderr:
+            reason = "the image has no /bin/bash (jobs run as /bin/bash -c CMD)"
+        elif status is JobStatus.ERROR and not reason:
+            reason = f"exited with code {exit_code}"
+        log.info("job %d: container exited with code %d (%s)", job.id, exit_code, status.value)
+        return Outcome(
+            status=status,
+            finished_at=finished_at,
+            reason=reason,
+            return_code=exit_code,
+            stdout=stdout,
+            stderr=stderr,
+            result=result,
+            collected=collected,
+        )
+
+    # -- containers and images ------------------------------------------------------------
 
     def _user_for(self, image: str) -> str:
         """The image's own user unless that is root; then the configured unprivileged one."""
@@ -194,8 +383,8 @@ class DockerExecutor(Executor):
             name=name,
             user=user,
             environment=environment,
-            labels={LABEL_JOB: str(job.id), LABEL_OWNER: self._config.owner},
-            stdin_open=bool(spec.stdin),
+            labels={LABEL_JOB: str(job.id), LABEL_OWNER: self._config.owner, LABEL_CLUSTER: self._config.cluster},
+            stdin_open=bool(spec.stdin) or spec.interactive,
             host_config=host_config,
             network_disabled=not limits.network,
         )
@@ -207,146 +396,16 @@ class DockerExecutor(Executor):
                 return str(self._api.create_container(**kwargs)["Id"])
             raise _JobError(f"could not create the container: {exc.explanation or exc}") from None
 
-    def _start_and_wait(
-        self, job: Job, container_id: str, limits: Limits, on_started: Callable[[str, datetime], None]
-    ) -> Outcome:
-        # One attach, made before start so no output is missed: stdin in, stdout and
-        # stderr out as a multiplexed, binary-safe stream (the engine's log is not).
-        attach = self._api.attach_socket(
-            container_id, params={"stdin": int(bool(job.spec.stdin)), "stdout": 1, "stderr": 1, "stream": 1}
-        )
-        output = _OutputReader(attach, self._config.output_cap_bytes, job.id)
-        try:
-            self._api.start(container_id)
-        except docker.errors.APIError as exc:
-            output.close()
-            reason = f"the container did not start: {exc.explanation or exc}"
-            return Outcome(JobStatus.ERROR, self._clock(), reason=reason)
-        on_started(container_id, self._clock())
-        log.info("job %d: container %s started", job.id, container_id[:12])
-        output.start()
-        if job.spec.stdin:
-            threading.Thread(target=_feed, args=(attach, job.spec.stdin, job.id), daemon=True).start()
-        reason = ""
-        waited_from = time.monotonic()
-        try:
-            exit_code = int(self._api.wait(container_id, timeout=limits.max_runtime)["StatusCode"])
-        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError):
-            # the SDK reports a read timeout on the unix socket as a ConnectionError
-            if limits.max_runtime is None or time.monotonic() - waited_from < limits.max_runtime:
-                raise
-            self._api.kill(container_id)
-            exit_code = int(self._api.wait(container_id, timeout=30)["StatusCode"])
-            reason = f"max_runtime exceeded ({limits.max_runtime:g} s)"
-        finished_at = self._clock()
-        stdout, stderr = output.collect(timeout=10)
-        state = self._api.inspect_container(container_id).get("State", {})
-        collected = Collected(oom_killed=bool(state.get("OOMKilled")))
-        with self._lock:
-            killed = job.id in self._killed
-        result = b""
-        path = job.spec.result_path
-        status = JobStatus.DONE if exit_code == 0 and not reason else JobStatus.ERROR
-        if path is None:
-            result = stdout if status is JobStatus.DONE else b""
-        else:
-            try:
-                result = self._copy_out(container_id, path)
-            except _JobError as exc:
-                if status is JobStatus.DONE:
-                    status, reason = JobStatus.ERROR, str(exc)
-        if killed:
-            status, reason = JobStatus.KILLED, "killed on request"
-        elif collected.oom_killed:
-            reason = f"killed by the kernel: out of memory (limit {limits.memory_bytes} bytes)"
-        elif exit_code == 127 and b"exec /bin/bash failed" in stderr:
-            reason = "the image has no /bin/bash (jobs run as /bin/bash -c CMD)"
-        elif status is JobStatus.ERROR and not reason:
-            reason = f"exited with code {exit_code}"
-        log.info("job %d: container exited with code %d (%s)", job.id, exit_code, status.value)
-        return Outcome(
-            status=status,
-            finished_at=finished_at,
-            reason=reason,
-            return_code=exit_code,
-            stdout=stdout,
-            stderr=stderr,
-            result=result,
-            collected=collected,
-        )
-
     def _copy_out(self, container_id: str, path: str) -> bytes:
         """Concatenated contents of every file under `path` in the container."""
         try:
             stream, _ = self._api.get_archive(container_id, path)
+            return concatenated_files(stream)
         except docker.errors.NotFound:
             raise _JobError(f"result file {path} was not found in the container") from None
         except docker.errors.APIError as exc:
             raise _JobError(f"could not copy the result {path}: {exc.explanation or exc}") from None
-        buffer = io.BytesIO(b"".join(stream))
-        parts: list[bytes] = []
-        with tarfile.open(fileobj=buffer) as archive:
-            for member in archive:
-                extracted = archive.extractfile(member) if member.isfile() else None
-                if extracted is not None:
-                    parts.append(extracted.read())
-        return b"".join(parts)
 
 
 class _JobError(Exception):
     """A problem of the job (image, command, result path), told to its owner."""
-
-
-class _OutputReader:
-    """Reads the attached stream in a thread, keeping at most `cap` bytes per stream."""
-
-    def __init__(self, attach: Any, cap: int, job_id: int) -> None:
-        self._attach = attach
-        self._cap = cap
-        self._job_id = job_id
-        self._streams = {STDOUT: bytearray(), STDERR: bytearray()}
-        self._dropped = {STDOUT: 0, STDERR: 0}
-        self._thread = threading.Thread(target=self._read, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _read(self) -> None:
-        try:
-            for stream, data in frames_iter(self._attach, tty=False):
-                buffer = self._streams.get(stream)
-                if buffer is None:
-                    continue
-                room = self._cap - len(buffer)
-                buffer += data[:room]
-                self._dropped[stream] += max(len(data) - room, 0)
-        except OSError as exc:
-            log.warning("job %d: output stream broke: %s", self._job_id, exc)
-
-    def collect(self, timeout: float) -> tuple[bytes, bytes]:
-        """Wait for the stream to end (the container exited); return (stdout, stderr)."""
-        self._thread.join(timeout)
-        self.close()
-        return self._finish(STDOUT), self._finish(STDERR)
-
-    def _finish(self, stream: int) -> bytes:
-        data = bytes(self._streams[stream])
-        if self._dropped[stream]:
-            data += TRUNCATED % (self._cap, self._dropped[stream])
-        return data
-
-    def close(self) -> None:
-        try:
-            self._attach.close()
-        except OSError:
-            pass
-
-
-def _feed(attach: Any, data: bytes, job_id: int) -> None:
-    """Write stdin into the attached socket, then close our half so the job sees EOF."""
-    raw = getattr(attach, "_sock", attach)
-    try:
-        raw.sendall(data)
-        raw.shutdown(socket.SHUT_WR)
-    except OSError as exc:  # the job exited without reading everything
-        log.info("job %d: stdin not fully consumed: %s", job_id, exc)

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
-from cloudpipe_server.convert import STATUS_TO_PB, job_to_pb, query_from_pb, spec_from_pb
+from cloudpipe_server.attach import AttachEvent
+from cloudpipe_server.auth.base import Principal
+from cloudpipe_server.convert import (
+    chunk_to_pb,
+    exit_event_to_pb,
+    job_to_pb,
+    query_from_pb,
+    spec_from_pb,
+    status_event_to_pb,
+)
 from cloudpipe_server.errors import InvalidArgument
+from cloudpipe_server.executors.base import Signal
+from cloudpipe_server.models import Stream
 from cloudpipe_server.rpc.interceptor import current_principal
 from cloudpipe_server.service import JobService
 
@@ -40,16 +52,84 @@ class JobServicer(pb_grpc.JobServiceServicer):
         self, request: pb.WaitJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.JobStatusEvent]:
         async for job in self._service.watch(current_principal(), _id(request.id)):
-            event = pb.JobStatusEvent(id=job.id, status=STATUS_TO_PB[job.status], reason=job.reason)  # type: ignore[arg-type]
-            if job.return_code is not None:
-                event.return_code = job.return_code
-            yield event
+            yield status_event_to_pb(job)
 
     async def QueueStats(
         self, request: pb.QueueStatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.QueueStatsResponse:
         counts = await self._service.counts(current_principal())
         return pb.QueueStatsResponse(counts={status.value: n for status, n in counts.items()})
+
+    async def Attach(
+        self, request_iterator: AsyncIterator[pb.AttachRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.AttachEvent]:
+        caller = current_principal()
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("action") != "start":
+            raise InvalidArgument("start: the first AttachRequest must be `start` with a job id")
+        job_id = _id(first.start.id)
+        offsets = {Stream.STDOUT: first.start.stdout_offset, Stream.STDERR: first.start.stderr_offset}
+        # Output and input run side by side; whichever fails first ends the call.
+        outbox: asyncio.Queue[pb.AttachEvent | BaseException | None] = asyncio.Queue()
+
+        async def send() -> None:
+            try:
+                async for event in self._service.attach(caller, job_id, offsets):
+                    await outbox.put(_event_to_pb(event))
+                await outbox.put(None)
+            except BaseException as exc:
+                await outbox.put(exc)
+                raise
+
+        async def receive() -> None:
+            try:
+                async for request in request_iterator:
+                    await self._act(caller, job_id, request)
+            except Exception as exc:
+                await outbox.put(exc)
+
+        tasks = [asyncio.create_task(send()), asyncio.create_task(receive())]
+        try:
+            while (item := await outbox.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _act(self, caller: Principal, job_id: int, request: pb.AttachRequest) -> None:
+        action = request.WhichOneof("action")
+        if action == "stdin":
+            await self._service.write_stdin(caller, job_id, request.stdin)
+        elif action == "close_stdin":
+            await self._service.close_stdin(caller, job_id)
+        elif action == "signal":
+            await self._service.signal(caller, job_id, _signal(request.signal))
+        elif action == "start":
+            raise InvalidArgument("start: send it once, as the first request")
+        else:
+            raise InvalidArgument("action: every AttachRequest needs one of start, stdin, close_stdin, signal")
+
+
+def _event_to_pb(event: AttachEvent) -> pb.AttachEvent:
+    if event.chunk is not None:
+        return pb.AttachEvent(output=chunk_to_pb(event.chunk))
+    if event.status is not None:
+        return pb.AttachEvent(status=status_event_to_pb(event.status))
+    assert event.exit is not None
+    return pb.AttachEvent(exit=exit_event_to_pb(event.exit))
+
+
+def _signal(value: int) -> Signal | None:
+    if value == pb.SIGNAL_TERM:
+        return Signal.TERM
+    if value == pb.SIGNAL_INT:
+        return Signal.INT
+    if value == pb.SIGNAL_KILL:
+        return None
+    raise InvalidArgument(f"signal: unknown signal {value}")
 
 
 def _id(value: int) -> int:

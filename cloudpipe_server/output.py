@@ -1,0 +1,114 @@
+"""Live output of the jobs this process runs: fanned out to attached watchers the
+moment the executor reads it, and written to the store in batches (every 100 ms or
+256 KiB) so that `Get` shows it and a restart loses at most the last batch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from cloudpipe_server.errors import StoreUnavailable
+from cloudpipe_server.models import OutputChunk
+from cloudpipe_server.store.base import JobStore
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.1
+FLUSH_BYTES = 256 << 10
+
+
+class OutputHub:
+    """Per-job subscriber queues. Publishing and subscribing happen on the event loop."""
+
+    def __init__(self) -> None:
+        self._subscribers: defaultdict[int, set[asyncio.Queue[OutputChunk]]] = defaultdict(set)
+
+    def publish(self, job_id: int, chunk: OutputChunk) -> None:
+        for queue in self._subscribers.get(job_id, ()):
+            queue.put_nowait(chunk)
+
+    @contextmanager
+    def subscribe(self, job_id: int) -> Iterator[asyncio.Queue[OutputChunk]]:
+        queue: asyncio.Queue[OutputChunk] = asyncio.Queue()
+        self._subscribers[job_id].add(queue)
+        try:
+            yield queue
+        finally:
+            subscribers = self._subscribers[job_id]
+            subscribers.discard(queue)
+            if not subscribers:
+                del self._subscribers[job_id]
+
+
+class OutputWriter:
+    """Batches one running job's output into `JobStore.append_output`."""
+
+    def __init__(self, store: JobStore, job_id: int, owner: str) -> None:
+        self._store = store
+        self._job_id = job_id
+        self._owner = owner
+        self._pending: list[OutputChunk] = []
+        self._inflight: list[OutputChunk] = []
+        self._pending_bytes = 0
+        self._due = asyncio.Event()
+        self._task = asyncio.create_task(self._loop(), name=f"cloudpipe-output-{job_id}")
+
+    def add(self, chunk: OutputChunk) -> None:
+        self._pending.append(chunk)
+        self._pending_bytes += len(chunk.data)
+        if self._pending_bytes >= FLUSH_BYTES:
+            self._due.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._due.wait(), FLUSH_INTERVAL)
+            except TimeoutError:
+                pass
+            self._due.clear()
+            if self._pending:
+                await self._flush()
+
+    def unflushed(self) -> list[OutputChunk]:
+        """Output not yet (known to be) in the store, oldest first."""
+        return [*self._inflight, *self._pending]
+
+    async def _flush(self) -> None:
+        chunks, self._pending, self._pending_bytes = merge(self._pending), [], 0
+        self._inflight = chunks
+        try:
+            if not await self._store.append_output(self._job_id, self._owner, chunks):
+                log.warning("job %d: output not stored: the lease was lost", self._job_id)
+        except StoreUnavailable as exc:  # keep them for the next flush
+            log.warning("job %d: storing output failed, will retry: %s", self._job_id, exc)
+            self._pending[:0] = chunks
+            self._pending_bytes += sum(len(c.data) for c in chunks)
+        finally:
+            self._inflight = []
+
+    async def close(self) -> None:
+        """Stop writing; the job's final output replaces what was appended."""
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+
+
+def merge(chunks: list[OutputChunk]) -> list[OutputChunk]:
+    """Join chunks that continue each other in the same stream: fewer, larger rows."""
+    merged: list[tuple[OutputChunk, bytearray]] = []
+    last: dict[int, int] = {}
+    for chunk in chunks:
+        index = last.get(chunk.stream)
+        if index is not None:
+            first, data = merged[index]
+            if first.offset + len(data) == chunk.offset:
+                data += chunk.data
+                continue
+        last[chunk.stream] = len(merged)
+        merged.append((chunk, bytearray(chunk.data)))
+    return [OutputChunk(first.stream, first.offset, bytes(data)) for first, data in merged]
