@@ -61,9 +61,14 @@ if [[ ! -f "$stamp" || "$CLOUDPIPE_ROOT/pyproject.toml" -nt "$stamp" ]]; then
 fi
 
 # -- Docker engine ---------------------------------------------------------------
+DOCKERD_PID_FILE=/var/run/cloudpipe-dockerd.pid
+if [[ -f $DOCKERD_PID_FILE ]] && ! kill -0 "$(cat "$DOCKERD_PID_FILE")" 2>/dev/null; then
+  rm -f "$DOCKERD_PID_FILE" # a stale record of a dockerd we started earlier
+fi
 if ! docker info >/dev/null 2>&1; then
   say "starting dockerd (log: /var/log/cloudpipe-dockerd.log)"
   nohup dockerd >/var/log/cloudpipe-dockerd.log 2>&1 &
+  echo $! >"$DOCKERD_PID_FILE" # ours: the engine-restart test may restart it
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
     sleep 1
