@@ -1,0 +1,167 @@
+"""Turning recorded fires into jobs, shared by the firing loop and manual triggers.
+
+A fire is recorded (PENDING) before its job is submitted, and the job carries the
+idempotency key `schedule:<id>:<scheduled time>`: a submit repeated after a crash, or
+by a second server completing the fire, returns the job the first submit created.
+Then the job id is attached to the fire (PENDING -> RUNNING).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Protocol
+
+from cloudpipe_server.auth.base import Principal
+from cloudpipe_server.errors import CloudpipeError, InvalidArgument, NotFound
+from cloudpipe_server.models import JobQuery, JobSpec, JobStatus
+from cloudpipe_server.scheduler.models import Fire, FireOutcome, SavedJob, Schedule
+from cloudpipe_server.service import JobService
+from cloudpipe_server.store.schedules_base import OutcomeChange, ScheduleStore
+
+log = logging.getLogger(__name__)
+
+
+class JobsPort(Protocol):
+    """What the scheduler needs of jobs (the job service, in the server)."""
+
+    async def submit(self, account: str, specs: Sequence[JobSpec]) -> list[int]:
+        """Submit atomically; ids in order. Raises CloudpipeError."""
+
+    async def statuses(self, account: str, job_ids: Sequence[int]) -> dict[int, JobStatus]:
+        """The status of each of these jobs that exists."""
+
+    async def kill(self, account: str, job_id: int) -> None:
+        """Kill a job (a finished one is left as it is)."""
+
+
+class ServiceJobs:
+    """`JobsPort` over the job service: the scheduler's jobs pass the same rules
+    (validation, quotas) as anyone's."""
+
+    def __init__(self, service: JobService) -> None:
+        self._service = service
+
+    async def submit(self, account: str, specs: Sequence[JobSpec]) -> list[int]:
+        return await self._service.submit(Principal(account), specs)
+
+    async def statuses(self, account: str, job_ids: Sequence[int]) -> dict[int, JobStatus]:
+        if not job_ids:
+            return {}
+        jobs = await self._service.list_jobs(Principal(account), JobQuery(ids=tuple(job_ids), limit=len(job_ids)))
+        return {job.id: job.status for job in jobs}
+
+    async def kill(self, account: str, job_id: int) -> None:
+        try:
+            await self._service.kill(Principal(account), job_id)
+        except NotFound:
+            pass
+
+
+def idempotency_key(fire: Fire) -> str:
+    return f"schedule:{fire.schedule_id}:{fire.scheduled_at.astimezone(UTC).isoformat()}"
+
+
+def fire_spec(schedule: Schedule, fire: Fire, saved: SavedJob | None) -> JobSpec:
+    """The job of one fire: the saved job's spec (or the inline one), marked with where
+    it came from and keyed by the fire."""
+    marks: dict[str, object] = {"idempotency_key": idempotency_key(fire), "schedule_id": schedule.id}
+    if saved is not None:
+        base = saved.spec
+        marks.update(saved_job=saved.name, saved_job_version=saved.version)
+    elif schedule.spec.job is not None:
+        base = schedule.spec.job
+    else:
+        raise InvalidArgument(f"schedule {schedule.name!r} names no job")
+    return replace(base, name=base.name or schedule.name, **marks)  # type: ignore[arg-type]
+
+
+class Firer:
+    """Submits the jobs of PENDING fires and attaches their ids."""
+
+    def __init__(self, store: ScheduleStore, jobs: JobsPort, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._jobs = jobs
+        self._clock = clock
+
+    async def submit(self, fires: Sequence[tuple[Fire, Schedule]]) -> list[Fire]:
+        """Submit the jobs of these PENDING fires, batched per account. Fires whose job
+        cannot be made (saved job deleted, invalid spec) become FAILED; on a store or
+        quota error they stay PENDING for a later pass. Returns the fires as they are
+        now."""
+        if not fires:
+            return []
+        specs: dict[tuple[str, datetime], JobSpec] = {}
+        changes: dict[tuple[str, datetime], OutcomeChange] = {}
+        saved_cache: dict[tuple[str, str, int], SavedJob | CloudpipeError] = {}
+        for fire, schedule in fires:
+            key = (fire.schedule_id, fire.scheduled_at)
+            try:
+                saved = await self._saved(schedule, saved_cache)
+                specs[key] = fire_spec(schedule, fire, saved)
+            except (InvalidArgument, NotFound) as exc:
+                changes[key] = _failed(fire, str(exc))
+        by_account: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+        for fire, _ in fires:
+            if (fire.schedule_id, fire.scheduled_at) in specs:
+                by_account[fire.account].append((fire.schedule_id, fire.scheduled_at))
+        for account, keys in by_account.items():
+            changes.update(await self._submit_account(account, keys, specs))
+        ordered = [changes[k] for k in ((f.schedule_id, f.scheduled_at) for f, _ in fires) if k in changes]
+        applied = await self._store.set_fire_outcomes(ordered)
+        done = {(c.schedule_id, c.scheduled_at): c for c, ok in zip(ordered, applied, strict=True) if ok}
+        result = []
+        for fire, _ in fires:
+            change = done.get((fire.schedule_id, fire.scheduled_at))
+            if change is None:
+                result.append(fire)
+            else:
+                reason = fire.reason if change.reason is None else change.reason
+                result.append(replace(fire, outcome=change.outcome, job_id=change.job_id, reason=reason))
+        return result
+
+    async def _submit_account(
+        self, account: str, keys: list[tuple[str, datetime]], specs: dict[tuple[str, datetime], JobSpec]
+    ) -> dict[tuple[str, datetime], OutcomeChange]:
+        try:
+            ids = await self._jobs.submit(account, [specs[k] for k in keys])
+        except InvalidArgument as exc:
+            if len(keys) == 1:
+                return {keys[0]: OutcomeChange(*keys[0], FireOutcome.PENDING, FireOutcome.FAILED, reason=str(exc))}
+            found: dict[tuple[str, datetime], OutcomeChange] = {}
+            for key in keys:  # one bad spec fails a batch: submit one by one to tell which
+                found.update(await self._submit_account(account, [key], specs))
+            return found
+        except CloudpipeError as exc:
+            log.warning("schedule fires of account %s stay pending, submit failed: %s", account, exc)
+            return {}
+        for key, job_id in zip(keys, ids, strict=True):
+            log.info("schedule %s: fire at %s submitted job %d", key[0], key[1].isoformat(), job_id)
+        return {
+            key: OutcomeChange(*key, FireOutcome.PENDING, FireOutcome.RUNNING, job_id=job_id)
+            for key, job_id in zip(keys, ids, strict=True)
+        }
+
+    async def _saved(
+        self, schedule: Schedule, cache: dict[tuple[str, str, int], SavedJob | CloudpipeError]
+    ) -> SavedJob | None:
+        name, version = schedule.spec.saved_job, schedule.spec.saved_job_version
+        if not name:
+            return None
+        key = (schedule.account, name, version)
+        if key not in cache:
+            try:
+                cache[key] = await self._store.get_saved_job(schedule.account, name, version)
+            except NotFound as exc:
+                cache[key] = exc
+        found = cache[key]
+        if isinstance(found, CloudpipeError):
+            raise found
+        return found
+
+
+def _failed(fire: Fire, reason: str) -> OutcomeChange:
+    return OutcomeChange(fire.schedule_id, fire.scheduled_at, FireOutcome.PENDING, FireOutcome.FAILED, reason=reason)
