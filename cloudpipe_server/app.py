@@ -28,9 +28,14 @@ from cloudpipe_server.executors.docker import DockerConfig, DockerExecutor
 from cloudpipe_server.output import OutputHub
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
+from cloudpipe_server.rpc.schedules import SavedJobServicer, ScheduleServicer
 from cloudpipe_server.rpc.server import build_server, set_serving
+from cloudpipe_server.scheduler.firing import ServiceJobs
+from cloudpipe_server.scheduler.loop import Scheduler, SchedulerConfig
+from cloudpipe_server.scheduler.service import SavedJobService, ScheduleService
 from cloudpipe_server.service import JobService
 from cloudpipe_server.store.base import JobStore
+from cloudpipe_server.store.schedules_base import ScheduleStore
 from cloudpipe_server.store.sqlite import SqliteJobStore
 
 log = logging.getLogger(__name__)
@@ -59,6 +64,23 @@ def open_store(url: str) -> JobStore:
         f"CLOUDPIPE_STORE_URL: unsupported store URL {url.split(':')[0]!r};"
         " use sqlite:///PATH, postgresql://... or mongodb://..."
     )
+
+
+def open_schedule_store(url: str) -> ScheduleStore:
+    """The schedule store for the job store's URL (same database, its own connections)."""
+    if url.startswith("sqlite:///"):
+        from cloudpipe_server.store.schedules_sqlite import SqliteScheduleStore
+
+        return SqliteScheduleStore(url[len("sqlite:///") :] if url != "sqlite:///:memory:" else ":memory:")
+    if url.startswith(("postgresql://", "postgres://")):
+        from cloudpipe_server.store.schedules_postgres import PostgresScheduleStore
+
+        return PostgresScheduleStore(url)
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        from cloudpipe_server.store.schedules_mongodb import MongoScheduleStore
+
+        return MongoScheduleStore(url)
+    raise InvalidArgument(f"CLOUDPIPE_STORE_URL: unsupported store URL {url.split(':')[0]!r}")
 
 
 def build_authenticator(settings: Settings) -> Authenticator:
@@ -111,14 +133,20 @@ class RunningServer:
     executor: Executor
     store: JobStore
     authenticator: Authenticator | None = None
+    scheduler: Scheduler | None = None
+    schedule_store: ScheduleStore | None = None
 
     async def stop(self, grace: float = 10.0) -> None:
         log.info("shutting down: no new jobs are claimed; waiting up to %.0f s", grace)
         await set_serving(self.health, False)
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         await self.dispatcher.stop(grace)
         await self.server.stop(grace=1.0)
         await self.executor.close()
         await self.store.close()
+        if self.schedule_store is not None:
+            await self.schedule_store.close()
         if self.authenticator is not None:
             await self.authenticator.close()
 
@@ -171,8 +199,27 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
         watch=Watch(store, dispatcher, events, hub, settings.poll_interval),
         max_queued_per_account=settings.max_queued_per_account,
     )
+    schedule_store = open_schedule_store(settings.resolved_store_url)
+    await schedule_store.initialize()
+    jobs = ServiceJobs(service)
+    scheduler = Scheduler(
+        schedule_store,
+        jobs,
+        SchedulerConfig(
+            owner=owner,
+            interval=settings.scheduler_interval,
+            lease_seconds=settings.lease_seconds,
+            misfire_grace=settings.scheduler_misfire_grace,
+        ),
+        utc_now,
+    )
     limiter = FailureLimiter(LimiterConfig(settings.auth_failure_burst, settings.auth_failure_refill_seconds))
-    server, health_servicer = build_server(JobServicer(service), AuthInterceptor(authenticator, limiter))
+    server, health_servicer = build_server(
+        JobServicer(service),
+        AuthInterceptor(authenticator, limiter),
+        SavedJobServicer(SavedJobService(schedule_store, jobs, utc_now)),
+        ScheduleServicer(ScheduleService(schedule_store, jobs, utc_now, wake=scheduler.wake)),
+    )
     if settings.tls_cert:
         credentials = grpc.ssl_server_credentials(
             [(Path(settings.tls_key).read_bytes(), Path(settings.tls_cert).read_bytes())]
@@ -184,6 +231,7 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
         raise InvalidArgument(f"CLOUDPIPE_LISTEN: cannot listen on {settings.listen}")
     await server.start()
     dispatcher.start()
+    scheduler.start()
     await set_serving(health_servicer, True)
     host = settings.listen.rsplit(":", 1)[0]
     log.info(
@@ -194,4 +242,6 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
         " with TLS" if settings.tls_cert else "",
         settings.store_url_for_logs,
     )
-    return RunningServer(settings, port, server, health_servicer, dispatcher, executor, store, authenticator)
+    return RunningServer(
+        settings, port, server, health_servicer, dispatcher, executor, store, authenticator, scheduler, schedule_store
+    )

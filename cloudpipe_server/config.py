@@ -72,6 +72,11 @@ class Settings:
     # Per-account quotas; 0: no limit.
     max_queued_per_account: int = 0  # WAITING + QUEUED jobs; Submit beyond it: RESOURCE_EXHAUSTED
     max_running_per_account: int = 0  # PROCESSING jobs; more stay queued until one ends
+    # The schedule firing loop: longest sleep between passes (it also wakes for the
+    # next due fire), and how late a fire may be found before it counts as missed
+    # (then the schedule's catch-up policy decides).
+    scheduler_interval: float = 1.0
+    scheduler_misfire_grace: float = 10.0
 
     @property
     def resolved_store_url(self) -> str:
@@ -124,6 +129,8 @@ class Settings:
                 raise InvalidArgument(f"CLOUDPIPE_AUTH_SERVICE needs {names}")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise InvalidArgument("CLOUDPIPE_TLS_CERT and CLOUDPIPE_TLS_KEY go together")
+        if self.scheduler_interval <= 0 or self.scheduler_misfire_grace < 0:
+            raise InvalidArgument("CLOUDPIPE_SCHEDULER_INTERVAL must be positive, _MISFIRE_GRACE not negative")
         if self.max_queued_per_account < 0 or self.max_running_per_account < 0:
             raise InvalidArgument("CLOUDPIPE_MAX_QUEUED_PER_ACCOUNT / _RUNNING_PER_ACCOUNT must not be negative")
 

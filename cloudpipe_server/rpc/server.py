@@ -1,4 +1,5 @@
-"""The grpc.aio server: JobService plus the standard health and reflection services."""
+"""The grpc.aio server: JobService, SavedJobService and ScheduleService plus the
+standard health and reflection services."""
 
 from __future__ import annotations
 
@@ -6,19 +7,27 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from cloudpipe_proto.v1 import jobs_pb2, jobs_pb2_grpc
+from cloudpipe_proto.v1 import jobs_pb2, jobs_pb2_grpc, schedules_pb2, schedules_pb2_grpc
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
+from cloudpipe_server.rpc.schedules import SavedJobServicer, ScheduleServicer
 
 MAX_MESSAGE_BYTES = 256 << 20
 SERVICE_NAMES = (
     jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     health.SERVICE_NAME,
     reflection.SERVICE_NAME,
+    schedules_pb2.DESCRIPTOR.services_by_name["SavedJobService"].full_name,
+    schedules_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
 )
 
 
-def build_server(jobs: JobServicer, interceptor: AuthInterceptor) -> tuple[aio.Server, health.aio.HealthServicer]:
+def build_server(
+    jobs: JobServicer,
+    interceptor: AuthInterceptor,
+    saved_jobs: SavedJobServicer | None = None,
+    schedules: ScheduleServicer | None = None,
+) -> tuple[aio.Server, health.aio.HealthServicer]:
     """A server with every service registered; the caller binds ports and starts it."""
     server = aio.server(
         interceptors=[interceptor],
@@ -28,6 +37,10 @@ def build_server(jobs: JobServicer, interceptor: AuthInterceptor) -> tuple[aio.S
         ],
     )
     jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)  # type: ignore[no-untyped-call]
+    if saved_jobs is not None:
+        schedules_pb2_grpc.add_SavedJobServiceServicer_to_server(saved_jobs, server)  # type: ignore[no-untyped-call]
+    if schedules is not None:
+        schedules_pb2_grpc.add_ScheduleServiceServicer_to_server(schedules, server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)
