@@ -11,6 +11,7 @@ Example::
 
 from cloudpipe_sdk._client import Client
 from cloudpipe_sdk._errors import (
+    AlreadyExists,
     AuthError,
     CloudpipeError,
     InvalidRequest,
@@ -23,16 +24,20 @@ from cloudpipe_sdk._errors import (
     Unavailable,
 )
 from cloudpipe_sdk._job import Job
+from cloudpipe_sdk._schedule_types import Fire, SavedJob, Schedule
+from cloudpipe_sdk._schedules import SavedJobs, Schedules
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._stream import Attachment, Event, Exit, Output, StatusChange
 
 __all__ = [
+    "AlreadyExists",
     "Attachment",
     "AuthError",
     "Client",
     "CloudpipeError",
     "Event",
     "Exit",
+    "Fire",
     "InvalidRequest",
     "Job",
     "JobFailed",
@@ -42,6 +47,10 @@ __all__ = [
     "NotFound",
     "Output",
     "RemoteTraceback",
+    "SavedJob",
+    "SavedJobs",
+    "Schedule",
+    "Schedules",
     "StatusChange",
     "Timeout",
     "Unavailable",

@@ -15,6 +15,7 @@ from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
 from cloudpipe_sdk._errors import InvalidRequest, from_rpc_error
 from cloudpipe_sdk._job import Job
+from cloudpipe_sdk._schedules import SavedJobs, Schedules
 from cloudpipe_sdk._serialize import (
     RESULT_PATH,
     RUNNER_COMMAND,
@@ -94,6 +95,16 @@ class Client:
 
     def close(self) -> None:
         self._channel.close()
+
+    @property
+    def saved_jobs(self) -> SavedJobs:
+        """Saved jobs of your account (see `cloudpipe_sdk._schedules`)."""
+        return SavedJobs(self)
+
+    @property
+    def schedules(self) -> Schedules:
+        """Schedules of your account (see `cloudpipe_sdk._schedules`)."""
+        return Schedules(self)
 
     def __enter__(self) -> Client:
         return self

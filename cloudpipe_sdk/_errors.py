@@ -2,7 +2,8 @@
 
 CloudpipeError
  ├── AuthError          credentials missing or wrong (UNAUTHENTICATED / PERMISSION_DENIED)
- ├── NotFound           no such job in your account
+ ├── NotFound           no such job (saved job, schedule) in your account
+ ├── AlreadyExists      a saved job or schedule of that name exists already
  ├── InvalidRequest     the server refused the request; the message names the field
  ├── Unavailable        the server cannot be reached (after retries)
  ├── Timeout            a deadline passed before the job finished
@@ -26,6 +27,10 @@ class AuthError(CloudpipeError):
 
 class NotFound(CloudpipeError):
     """The job does not exist in your account."""
+
+
+class AlreadyExists(CloudpipeError):
+    """A saved job or schedule of that name exists already in your account."""
 
 
 class InvalidRequest(CloudpipeError):
@@ -94,6 +99,7 @@ _CODES: dict[grpc.StatusCode, type[CloudpipeError]] = {
     grpc.StatusCode.UNAUTHENTICATED: AuthError,
     grpc.StatusCode.PERMISSION_DENIED: AuthError,
     grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
     grpc.StatusCode.FAILED_PRECONDITION: InvalidRequest,
     grpc.StatusCode.UNAVAILABLE: Unavailable,

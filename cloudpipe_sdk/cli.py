@@ -21,6 +21,7 @@ from cloudpipe_sdk._errors import AuthError, CloudpipeError, JobFailed, NotFound
 from cloudpipe_sdk._job import Job
 from cloudpipe_sdk._status import status_from_pb
 from cloudpipe_sdk._stream import Exit, Output
+from cloudpipe_sdk.cli_schedules import register as register_schedule_commands
 
 EXIT_CODES: dict[type[CloudpipeError], int] = {
     JobFailed: 1,
@@ -222,6 +223,8 @@ def pki_init(directory: str, hosts: tuple[str, ...], force: bool) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(pki_module.describe(result))
 
+
+register_schedule_commands(main)
 
 if __name__ == "__main__":
     main()

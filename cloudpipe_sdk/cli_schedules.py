@@ -1,0 +1,328 @@
+"""`cloudpipe saved ...`, `cloudpipe schedules ...` and `cloudpipe apply FILE`.
+
+Registered on the main group by `register(main)` in cli.py; errors and exit codes are
+the main group's.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cloudpipe_sdk._apply import load, plan
+from cloudpipe_sdk._client import Client
+from cloudpipe_sdk._job import Job
+from cloudpipe_sdk._schedule_types import OVERLAP, Fire, SavedJob, Schedule, shell_spec
+from cloudpipe_sdk._schedules import SavedJobs, Schedules
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment is not None else "-"
+
+
+def _env(pairs: tuple[str, ...]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r}: use NAME=VALUE", param_hint="--env")
+        env[name] = value
+    return env
+
+
+def _fire_text(fire: Fire | None) -> str:
+    if fire is None:
+        return "-"
+    text = fire.outcome + (f" ({fire.job_status})" if fire.job_status else "")
+    return text + (f" job {fire.job_id}" if fire.job_id else "")
+
+
+def _target(schedule: Schedule) -> str:
+    spec = schedule.spec
+    if spec.WhichOneof("target") == "saved_job":
+        return spec.saved_job + (f"@v{spec.saved_job_version}" if spec.saved_job_version else "")
+    return f"$ {spec.job.cmd[:40]}"
+
+
+def _saved_dict(saved: SavedJob) -> dict[str, Any]:
+    spec = saved.spec
+    return {
+        "name": saved.name,
+        "version": saved.version,
+        "kind": f"python {spec.client_python} function" if saved.is_function else "shell",
+        "cmd": spec.cmd,
+        "image": spec.image,
+        "env": dict(spec.env),
+        "description": saved.description,
+        "created_at": _when(saved.created_at),
+    }
+
+
+# -- saved jobs ---------------------------------------------------------------------------
+
+
+@click.group("saved")
+def saved_group() -> None:
+    """Saved jobs: named, versioned job templates."""
+
+
+@saved_group.command("ls")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def saved_ls(client: Client, as_json: bool) -> None:
+    """List saved jobs (latest versions)."""
+    rows = [_saved_dict(s) for s in SavedJobs(client).list()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("NAME", "VERSION", "KIND", "CMD", "UPDATED")
+    for row in rows:
+        table.add_row(row["name"], str(row["version"]), row["kind"], row["cmd"][:50], row["created_at"])
+    Console().print(table)
+
+
+@saved_group.command("show")
+@click.argument("name")
+@click.option("--version", type=int, default=0, help="a given version (default: the latest)")
+@click.pass_obj
+def saved_show(client: Client, name: str, version: int) -> None:
+    """Show one saved job."""
+    click.echo(json.dumps(_saved_dict(SavedJobs(client).get(name, version=version)), indent=2))
+
+
+@saved_group.command("save")
+@click.argument("name")
+@click.argument("cmd")
+@click.option("--image")
+@click.option("--env", "env", multiple=True, help="NAME=VALUE (repeatable)")
+@click.option("--timeout", type=float, help="max run time in seconds")
+@click.option("--description", default="")
+@click.pass_obj
+def saved_save(
+    client: Client,
+    name: str,
+    cmd: str,
+    image: str | None,
+    env: tuple[str, ...],
+    timeout: float | None,
+    description: str,
+) -> None:
+    """Save a shell command as NAME (a new version when it changed)."""
+    spec = shell_spec(cmd, image=image, env=_env(env), timeout=timeout)
+    saved = SavedJobs(client).save(name, spec, description=description)
+    click.echo(f"saved job {saved.name} v{saved.version}")
+
+
+@saved_group.command("run")
+@click.argument("name")
+@click.argument("args", nargs=-1)
+@click.option("--version", type=int, default=0)
+@click.option("--env", "env", multiple=True, help="NAME=VALUE (repeatable), merged over the saved env")
+@click.option("--image")
+@click.option("--wait/--no-wait", default=False, help="wait and print the result")
+@click.pass_obj
+def saved_run(
+    client: Client, name: str, args: tuple[str, ...], version: int, env: tuple[str, ...], image: str | None, wait: bool
+) -> None:
+    """Run a saved job; ARGS are appended to a shell command."""
+    job = SavedJobs(client).run(name, version=version, args=args, env=_env(env), image=image)
+    if not wait:
+        click.echo(job.id)
+        return
+    value = job.result()
+    if isinstance(value, bytes):
+        sys.stdout.buffer.write(value)
+    else:
+        click.echo(repr(value))
+
+
+@saved_group.command("rm")
+@click.argument("name")
+@click.pass_obj
+def saved_rm(client: Client, name: str) -> None:
+    """Delete a saved job (every version)."""
+    SavedJobs(client).delete(name)
+    click.echo(f"deleted saved job {name}")
+
+
+# -- schedules ------------------------------------------------------------------------------
+
+
+@click.group("schedules")
+def schedules_group() -> None:
+    """Schedules: saved jobs or commands run on cron times."""
+
+
+@schedules_group.command("ls")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def schedules_ls(client: Client, as_json: bool) -> None:
+    """List schedules with their next fire and last outcome."""
+    rows: list[dict[str, Any]] = [
+        {
+            "name": s.name,
+            "cron": s.spec.cron,
+            "timezone": s.spec.timezone,
+            "runs": _target(s),
+            "paused": s.paused,
+            "next_fire": _when(s.next_fire_at),
+            "last_fire": _when(s.last_fire.scheduled_at) if s.last_fire else "-",
+            "last_outcome": _fire_text(s.last_fire),
+        }
+        for s in Schedules(client).list()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("NAME", "CRON", "TZ", "RUNS", "NEXT FIRE", "LAST OUTCOME")
+    for row in rows:
+        next_fire = "paused" if row["paused"] else row["next_fire"]
+        table.add_row(row["name"], row["cron"], row["timezone"], row["runs"], next_fire, row["last_outcome"])
+    Console().print(table)
+
+
+@schedules_group.command("show")
+@click.argument("name")
+@click.pass_obj
+def schedules_show(client: Client, name: str) -> None:
+    """Show one schedule."""
+    s = Schedules(client).get(name)
+    overlap = {v: k for k, v in OVERLAP.items()}.get(s.spec.overlap, "skip")
+    for key, value in (
+        ("name", s.name),
+        ("id", s.id),
+        ("cron", s.spec.cron),
+        ("timezone", s.spec.timezone),
+        ("runs", _target(s)),
+        ("overlap", overlap),
+        ("paused", s.paused),
+        ("next fire", _when(s.next_fire_at)),
+        ("last fire", _fire_text(s.last_fire)),
+        ("description", s.spec.description),
+    ):
+        click.echo(f"{key}: {value}")
+
+
+@schedules_group.command("pause")
+@click.argument("name")
+@click.pass_obj
+def schedules_pause(client: Client, name: str) -> None:
+    """Stop firing until resumed."""
+    Schedules(client).pause(name)
+    click.echo(f"schedule {name}: paused")
+
+
+@schedules_group.command("resume")
+@click.argument("name")
+@click.pass_obj
+def schedules_resume(client: Client, name: str) -> None:
+    """Fire again (fires that fell in the pause are not caught up)."""
+    schedule = Schedules(client).resume(name)
+    click.echo(f"schedule {name}: next fire {_when(schedule.next_fire_at)}")
+
+
+@schedules_group.command("trigger")
+@click.argument("name")
+@click.option("--wait/--no-wait", default=False, help="wait for the job")
+@click.pass_obj
+def schedules_trigger(client: Client, name: str, wait: bool) -> None:
+    """Fire now; print the job id."""
+    fire = Schedules(client).trigger(name)
+    if fire.job_id is None:
+        raise click.ClickException(f"schedule {name}: the fire {fire.outcome}: {fire.reason}")
+    click.echo(fire.job_id)
+    if wait:
+        status = Job(client, fire.job_id).wait()
+        click.echo(f"job {fire.job_id}: {status.value}")
+
+
+@schedules_group.command("preview")
+@click.argument("name")
+@click.option("-n", "--count", default=10, show_default=True)
+@click.pass_obj
+def schedules_preview(client: Client, name: str, count: int) -> None:
+    """Print the next fire times (UTC, with jitter)."""
+    for moment in Schedules(client).preview(name, count=count):
+        click.echo(_when(moment))
+
+
+@schedules_group.command("history")
+@click.argument("name")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def schedules_history(client: Client, name: str, limit: int, as_json: bool) -> None:
+    """Fires, newest first, with their jobs and outcomes."""
+    fires = Schedules(client).history(name, limit=limit)
+    rows: list[dict[str, Any]] = [
+        {
+            "scheduled_at": _when(f.scheduled_at),
+            "outcome": f.outcome,
+            "job_id": f.job_id,
+            "job_status": f.job_status,
+            "reason": f.reason,
+            "manual": f.manual,
+        }
+        for f in fires
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("SCHEDULED", "OUTCOME", "JOB", "STATUS", "REASON")
+    for row in rows:
+        scheduled = row["scheduled_at"] + (" (manual)" if row["manual"] else "")
+        job = str(row["job_id"] or "-")
+        table.add_row(scheduled, row["outcome"], job, row["job_status"] or "-", row["reason"])
+    Console().print(table)
+
+
+@schedules_group.command("rm")
+@click.argument("name")
+@click.pass_obj
+def schedules_rm(client: Client, name: str) -> None:
+    """Delete a schedule and its history (its jobs stay)."""
+    Schedules(client).delete(name)
+    click.echo(f"deleted schedule {name}")
+
+
+# -- apply ----------------------------------------------------------------------------------
+
+_STYLE = {"create": ("+", "green"), "update": ("~", "yellow"), "unchanged": ("=", None)}
+
+
+@click.command("apply")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="show what would change, change nothing")
+@click.pass_obj
+def apply_command(client: Client, file: str, dry_run: bool) -> None:
+    """Create or update the saved jobs and schedules declared in a TOML FILE.
+
+    Prints the differences first; applying the same file twice changes nothing."""
+    changes = plan(client, load(file))
+    for change in changes:
+        mark, colour = _STYLE[change.action]
+        click.secho(f"{mark} {change.kind} {change.name}: {change.action}", fg=colour)
+        for detail in change.details:
+            click.echo(f"    {detail}")
+    counts = {action: sum(c.action == action for c in changes) for action in _STYLE}
+    click.echo(f"{counts['create']} to create, {counts['update']} to update, {counts['unchanged']} unchanged")
+    if dry_run:
+        click.echo("dry run: nothing changed")
+        return
+    for change in changes:
+        if change.action != "unchanged":
+            change.run()
+    click.echo("applied")
+
+
+def register(main: click.Group) -> None:
+    """Add the commands of this module to the `cloudpipe` group."""
+    main.add_command(saved_group)
+    main.add_command(schedules_group)
+    main.add_command(apply_command)
