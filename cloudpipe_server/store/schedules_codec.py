@@ -5,6 +5,8 @@ document (schedules are few and small; function jobs carry their pickle here).""
 from __future__ import annotations
 
 import base64
+import functools
+import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,6 +62,13 @@ def schedule_spec_from_doc(doc: dict[str, Any]) -> ScheduleSpec:
     )
 
 
+@functools.lru_cache(maxsize=8192)
+def schedule_spec_from_json(text: str) -> ScheduleSpec:
+    """`schedule_spec_from_doc` of a JSON text, reused: a claim of many schedules reads
+    the same definitions pass after pass (the result is frozen; do not mutate its maps)."""
+    return schedule_spec_from_doc(json.loads(text))
+
+
 def cursor_ns(cursor: tuple[datetime, datetime] | None) -> tuple[int | None, int | None]:
     """(next_fire_at, next_due_at) as nanoseconds, (None, None) for an ended schedule."""
     if cursor is None:
@@ -102,11 +111,12 @@ def saved_job_from_row(row: Mapping[str, Any], spec_doc: dict[str, Any]) -> Save
     return SavedJob(row["account"], row["name"], row["version"], spec, _time(row["created_at"]), row["description"])
 
 
-def schedule_from_row(row: Mapping[str, Any], spec_doc: dict[str, Any]) -> Schedule:
+def schedule_from_row(row: Mapping[str, Any], spec: dict[str, Any] | str) -> Schedule:
+    """A schedule from a row; `spec` is the definition as a document or as JSON text."""
     return Schedule(
         id=row["id"],
         account=row["account"],
-        spec=schedule_spec_from_doc(spec_doc),
+        spec=schedule_spec_from_json(spec) if isinstance(spec, str) else schedule_spec_from_doc(spec),
         created_at=_time(row["created_at"]),
         updated_at=_time(row["updated_at"]),
         next_fire_at=from_ns(row["next_fire_at"]),

@@ -371,7 +371,7 @@ def _spec_fields(spec: ScheduleSpec) -> Doc:
 
 
 def _schedule(doc: Doc) -> Schedule:
-    return schedule_from_row({**doc, "id": doc["_id"]}, json.loads(doc["spec_json"]))
+    return schedule_from_row({**doc, "id": doc["_id"]}, doc["spec_json"])
 
 
 def _fire_doc(fire: Fire) -> Doc:

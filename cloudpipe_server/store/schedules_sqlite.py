@@ -222,14 +222,14 @@ class SqliteScheduleStore(ScheduleStore):
     async def schedules_by_id(self, ids: Sequence[str]) -> dict[str, Schedule]:
         def read(conn: sqlite3.Connection) -> dict[str, Schedule]:
             rows = conn.execute(f"SELECT * FROM schedules WHERE id IN ({','.join('?' * len(ids))})", tuple(ids))
-            return {row["id"]: schedule_from_row(row, json.loads(row["spec"])) for row in rows}
+            return {row["id"]: schedule_from_row(row, row["spec"]) for row in rows}
 
         return await self._run(read) if ids else {}
 
     async def list_schedules(self, account: str) -> list[Schedule]:
         def read(conn: sqlite3.Connection) -> list[Schedule]:
             rows = conn.execute("SELECT * FROM schedules WHERE account = ? ORDER BY name", (account,))
-            return [schedule_from_row(row, json.loads(row["spec"])) for row in rows]
+            return [schedule_from_row(row, row["spec"]) for row in rows]
 
         return await self._run(read)
 
@@ -260,9 +260,7 @@ class SqliteScheduleStore(ScheduleStore):
                 " AND (lease_owner = '' OR lease_expires_at < ?) ORDER BY next_due_at LIMIT ?) RETURNING *",
                 (owner, to_ns(now + lease), to_ns(now), to_ns(now), limit),
             ).fetchall()
-            return sorted(
-                (schedule_from_row(row, json.loads(row["spec"])) for row in rows), key=lambda s: (s.next_due_at, s.id)
-            )
+            return sorted((schedule_from_row(row, row["spec"]) for row in rows), key=lambda s: (s.next_due_at, s.id))
 
         return await self._run(claim, write=True)
 
@@ -355,7 +353,7 @@ def _get(conn: sqlite3.Connection, account: str, name: str) -> Schedule:
     row = conn.execute("SELECT * FROM schedules WHERE account = ? AND name = ?", (account, name)).fetchone()
     if row is None:
         raise schedule_missing(name)
-    return schedule_from_row(row, json.loads(row["spec"]))
+    return schedule_from_row(row, row["spec"])
 
 
 def _record(conn: sqlite3.Connection, owner: str, record: FireRecord) -> list[Fire] | None:
