@@ -187,6 +187,7 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
             default_memory_bytes=settings.default_memory_bytes,
             default_pids=settings.default_pids,
             default_max_runtime=settings.default_max_runtime,
+            max_running_per_account=settings.max_running_per_account,
         ),
         utc_now,
     )

@@ -41,6 +41,7 @@ class DispatcherConfig:
     default_memory_bytes: int
     default_pids: int
     default_max_runtime: float
+    max_running_per_account: int = 0  # 0: no per-account limit
 
 
 class Dispatcher:
@@ -131,7 +132,11 @@ class Dispatcher:
             if free > 0:
                 try:
                     claimed = await self._store.claim(
-                        self._config.owner, self._clock(), timedelta(seconds=self._config.lease_seconds), free
+                        self._config.owner,
+                        self._clock(),
+                        timedelta(seconds=self._config.lease_seconds),
+                        free,
+                        per_account_limit=self._config.max_running_per_account,
                     )
                 except StoreUnavailable as exc:
                     log.warning("claiming failed, retrying: %s", exc)

@@ -50,11 +50,14 @@ class JobStore(abc.ABC):
         (ascending unless `query.newest_first`), at most `query.limit`."""
 
     @abc.abstractmethod
-    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Job]:
+    async def claim(
+        self, owner: str, now: datetime, lease: timedelta, limit: int, per_account_limit: int = 0
+    ) -> list[Job]:
         """Atomically move up to `limit` of the oldest QUEUED jobs whose `run_after` is
         unset or not after `now` to PROCESSING, leased to `owner` until `now + lease`,
         with `attempts` incremented and `started_at = now`. No job is ever returned to
-        two claimers."""
+        two claimers. With `per_account_limit` > 0, an account's jobs are skipped once
+        it has that many PROCESSING (other accounts' later jobs go first)."""
 
     @abc.abstractmethod
     async def owned(self, owner: str) -> list[Job]:

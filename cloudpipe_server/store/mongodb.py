@@ -239,19 +239,31 @@ class MongoJobStore(JobStore):
         # MongoDB reads limit 0 as "no limit", SQL as "nothing"; negative is "no limit" in both.
         return await self._run(read) if query.limit != 0 else []
 
-    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Job]:
+    async def claim(
+        self, owner: str, now: datetime, lease: timedelta, limit: int, per_account_limit: int = 0
+    ) -> list[Job]:
         def claim() -> list[Job]:
             lease_fields = {"lease_owner": owner, "lease_expires_at": to_ns(now + lease), "started_at": to_ns(now)}
             fresh = {"status": _PROCESSING, "container_started_at": None, "container_id": "", **lease_fields}
             change = {"$set": fresh, "$inc": {"attempts": 1}}
-            due = {"status": _QUEUED, "$or": [{"run_after": None}, {"run_after": {"$lte": to_ns(now)}}]}
+            due: Doc = {"status": _QUEUED, "$or": [{"run_after": None}, {"run_after": {"$lte": to_ns(now)}}]}
+            running: dict[str, int] = {}
+            if per_account_limit > 0:  # counted once per claim: concurrent claimers may overshoot
+                pipeline: list[Doc] = [
+                    {"$match": {"status": _PROCESSING}},
+                    {"$group": {"_id": "$account", "n": {"$sum": 1}}},
+                ]
+                running = {row["_id"]: row["n"] for row in self._jobs.aggregate(pipeline)}
             claimed: list[Job] = []
             while len(claimed) < limit:  # one atomic queued -> processing step per job
+                full = [account for account, n in running.items() if n >= per_account_limit > 0]
+                where = {**due, "account": {"$nin": full}} if full else due
                 doc = self._jobs.find_one_and_update(
-                    due, change, sort=[("_id", 1)], return_document=ReturnDocument.AFTER
+                    where, change, sort=[("_id", 1)], return_document=ReturnDocument.AFTER
                 )
                 if doc is None:
                     break
+                running[doc["account"]] = running.get(doc["account"], 0) + 1
                 claimed.append(doc_to_job(doc))
             return claimed
 

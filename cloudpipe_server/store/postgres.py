@@ -62,6 +62,24 @@ Query = LiteralString | bytes  # bytes only for SQL assembled from literals
 
 # Key of the transaction-scoped advisory lock of submits (any constant unique to Cloudpipe).
 _SUBMIT_LOCK = 0x436C_6F75_6400_0002
+_CLAIM_LOCK = 0x436C_6F75_6400_0005
+
+_CLAIM = (
+    "UPDATE jobs SET status = 'processing', lease_owner = %s, lease_expires_at = %s,"
+    " attempts = attempts + 1, started_at = %s, container_started_at = NULL, container_id = ''"
+)
+_DUE = (
+    " WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %s)"
+    " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING *"
+)
+# Due queued jobs within each account's running allowance (as in sqlite.py).
+_DUE_WITHIN_ACCOUNT_LIMIT = (
+    " WHERE id IN (SELECT q.id FROM (SELECT id, account, ROW_NUMBER() OVER (PARTITION BY account ORDER BY id) AS n"
+    " FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %s)) q"
+    " LEFT JOIN (SELECT account, COUNT(*) AS running FROM jobs WHERE status = 'processing' GROUP BY account) r"
+    " ON r.account = q.account WHERE q.n + COALESCE(r.running, 0) <= %s ORDER BY q.id LIMIT %s)"
+    " AND status = 'queued' RETURNING *"
+)
 
 _UNFINISHED = [s.value for s in JobStatus if not s.terminal]
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
@@ -181,16 +199,21 @@ class PostgresJobStore(JobStore):
         async with self._connection() as conn:
             return [_row_to_job(row) for row in await _all(conn, sql.encode(), params)]  # built from literals
 
-    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Job]:
+    async def claim(
+        self, owner: str, now: datetime, lease: timedelta, limit: int, per_account_limit: int = 0
+    ) -> list[Job]:
+        lease_args = (owner, to_ns(now + lease), to_ns(now))
         async with self._connection() as conn:
-            rows = await _all(
-                conn,
-                "UPDATE jobs SET status = 'processing', lease_owner = %s, lease_expires_at = %s,"
-                " attempts = attempts + 1, started_at = %s, container_started_at = NULL, container_id = ''"
-                " WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %s)"
-                " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING *",
-                (owner, to_ns(now + lease), to_ns(now), to_ns(now), limit),
-            )
+            if per_account_limit <= 0:
+                rows = await _all(conn, _CLAIM + _DUE, (*lease_args, to_ns(now), limit))
+            else:
+                # Counting running jobs per account needs a consistent view, which SKIP
+                # LOCKED cannot give: claimers that enforce the limit take turns.
+                async with conn.transaction():
+                    await _lock(conn, _CLAIM_LOCK)
+                    rows = await _all(
+                        conn, _CLAIM + _DUE_WITHIN_ACCOUNT_LIMIT, (*lease_args, to_ns(now), per_account_limit, limit)
+                    )
         return sorted((_row_to_job(row) for row in rows), key=lambda job: job.id)
 
     async def owned(self, owner: str) -> list[Job]:

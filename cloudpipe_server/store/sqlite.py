@@ -40,6 +40,16 @@ T = TypeVar("T")
 _UNFINISHED = tuple(s.value for s in JobStatus if not s.terminal)
 
 
+# Due queued jobs, each account's oldest first, that fit in its running allowance (the
+# per-account limit minus its PROCESSING jobs). Parameters: now, the per-account limit.
+_WITHIN_ACCOUNT_LIMIT = (
+    "SELECT q.id AS id FROM (SELECT id, account, ROW_NUMBER() OVER (PARTITION BY account ORDER BY id) AS n"
+    " FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= ?)) q"
+    " LEFT JOIN (SELECT account, COUNT(*) AS running FROM jobs WHERE status = 'processing' GROUP BY account) r"
+    " ON r.account = q.account WHERE q.n + COALESCE(r.running, 0) <= ?"
+)
+
+
 class SqliteJobStore(JobStore):
     """`JobStore` on one SQLite file (or ":memory:" for throwaway use)."""
 
@@ -175,15 +185,19 @@ class SqliteJobStore(JobStore):
 
         return await self._run(read)
 
-    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Job]:
+    async def claim(
+        self, owner: str, now: datetime, lease: timedelta, limit: int, per_account_limit: int = 0
+    ) -> list[Job]:
         def claim(conn: sqlite3.Connection) -> list[Job]:
+            due = "SELECT id FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= ?)"
+            args: tuple[object, ...] = (to_ns(now),)
+            if per_account_limit > 0:
+                due, args = _WITHIN_ACCOUNT_LIMIT, (to_ns(now), per_account_limit)
             rows = conn.execute(
                 "UPDATE jobs SET status = 'processing', lease_owner = ?, lease_expires_at = ?,"
                 " attempts = attempts + 1, started_at = ?, container_started_at = NULL,"
-                " container_id = '' WHERE id IN"
-                " (SELECT id FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= ?)"
-                " ORDER BY id LIMIT ?) RETURNING *",
-                (owner, to_ns(now + lease), to_ns(now), to_ns(now), limit),
+                f" container_id = '' WHERE id IN ({due} ORDER BY id LIMIT ?) RETURNING *",
+                (owner, to_ns(now + lease), to_ns(now), *args, limit),
             ).fetchall()
             return sorted((_row_to_job(row) for row in rows), key=lambda job: job.id)
 

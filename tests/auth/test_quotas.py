@@ -85,3 +85,33 @@ def test_the_queue_quota_counts_each_accounts_waiting_jobs(jobs: pb_grpc.JobServ
     assert len(submit(jobs, "q-b", "true", "true")) == 2  # another account has its own quota
     jobs.KillAll(pb.KillAllRequest(), metadata=as_account("q-a"), timeout=20)
     assert len(submit(jobs, "q-a", "true")) == 1  # room again once the queue drained
+
+
+@pytest.mark.docker
+def test_the_running_cap_keeps_an_accounts_extra_jobs_queued_while_others_run(
+    tmp_path_factory: pytest.TempPathFactory, docker_engine: object
+) -> None:
+    env = {
+        "CLOUDPIPE_ALLOW_ANONYMOUS": "true",
+        "CLOUDPIPE_MAX_RUNNING_PER_ACCOUNT": "1",
+        "CLOUDPIPE_MAX_CONCURRENT_JOBS": "3",
+    }
+    server = start_server(tmp_path_factory.mktemp("running-cap"), env=env)
+    try:
+        for jobs in stub(server):
+            first, second = submit(jobs, "r-a", "sleep 60", "sleep 60")
+            [other] = submit(jobs, "r-b", "sleep 60")
+            wait_for(jobs, "r-b", other, pb.JOB_STATUS_PROCESSING)  # claimed past r-a's queued job
+            deadline = time.monotonic() + 1.5  # several claim rounds (poll 0.2 s) with a free slot
+            while time.monotonic() < deadline:
+                listed = jobs.List(pb.ListJobsRequest(ids=[first, second]), metadata=as_account("r-a"), timeout=20)
+                running = [job.id for job in listed.jobs if job.status == pb.JOB_STATUS_PROCESSING]
+                assert len(running) <= 1, "r-a runs more jobs than its cap"
+                time.sleep(0.1)
+            assert running, "r-a's first job should run"
+            jobs.Kill(pb.KillJobRequest(id=running[0]), metadata=as_account("r-a"), timeout=20)
+            wait_for(jobs, "r-a", second, pb.JOB_STATUS_PROCESSING)
+            for account in ("r-a", "r-b"):
+                jobs.KillAll(pb.KillAllRequest(), metadata=as_account(account), timeout=20)
+    finally:
+        assert server.stop() == 0, server.log

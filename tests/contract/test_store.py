@@ -151,6 +151,19 @@ async def test_claim_takes_oldest_first_and_leases(store: JobStore) -> None:
     assert await store.claim("d3", T0, LEASE, 5) == []
 
 
+async def test_claim_skips_accounts_at_their_running_limit(store: JobStore) -> None:
+    a1, a2, a3 = await store.submit("alice", [spec("a1"), spec("a2"), spec("a3")], T0)
+    [b1] = await store.submit("bob", [spec("b1")], T0)
+    claimed = await store.claim("d1", T0, LEASE, 10, per_account_limit=2)
+    assert [j.id for j in claimed] == [a1, a2, b1]
+    assert await store.claim("d2", T0, LEASE, 10, per_account_limit=2) == []
+    assert await store.finish(a1, "d1", Outcome(JobStatus.DONE, T0, return_code=0))
+    assert [j.id for j in await store.claim("d2", T0, LEASE, 10, per_account_limit=2)] == [a3]
+    [c1, c2] = await store.submit("carol", [spec("c1"), spec("c2")], T0)
+    assert [j.id for j in await store.claim("d3", T0, LEASE, 1, per_account_limit=1)] == [c1]
+    assert [j.id for j in await store.claim("d3", T0, LEASE, 10)] == [c2]  # no limit: as before
+
+
 async def test_finish_records_outcome_only_for_the_lease_holder(store: JobStore) -> None:
     [job_id] = await store.submit("alice", [spec()], T0)
     await store.claim("d1", T0, LEASE, 1)
