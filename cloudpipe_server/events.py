@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Collection
 
 
 class JobEvents:
@@ -19,14 +20,21 @@ class JobEvents:
 
     async def wait(self, job_id: int, timeout: float) -> None:
         """Return when the job changed or after `timeout` seconds, whichever is first."""
+        await self.wait_any((job_id,), timeout)
+
+    async def wait_any(self, job_ids: Collection[int], timeout: float) -> None:
+        """Return when any of the jobs changed or after `timeout` seconds, whichever is
+        first. One event serves every id, so waiting on many jobs costs one wake-up."""
         event = asyncio.Event()
-        self._waiters[job_id].add(event)
+        for job_id in job_ids:
+            self._waiters[job_id].add(event)
         try:
             await asyncio.wait_for(event.wait(), timeout)
         except TimeoutError:
             pass
         finally:
-            waiters = self._waiters[job_id]
-            waiters.discard(event)
-            if not waiters:
-                del self._waiters[job_id]
+            for job_id in job_ids:
+                waiters = self._waiters[job_id]
+                waiters.discard(event)
+                if not waiters:
+                    del self._waiters[job_id]

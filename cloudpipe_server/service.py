@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -10,11 +11,12 @@ from datetime import datetime, timedelta
 
 from cloudpipe_server.attach import AttachEvent, Watch
 from cloudpipe_server.auth.base import Principal
+from cloudpipe_server.compat import RunnerCheck
 from cloudpipe_server.dispatcher import Dispatcher
 from cloudpipe_server.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from cloudpipe_server.events import JobEvents
 from cloudpipe_server.executors.base import Delivery, Signal
-from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Stream
+from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Stream
 from cloudpipe_server.store.base import JobStore
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,9 @@ log = logging.getLogger(__name__)
 DEFAULT_LIST_LIMIT = 1000
 MAX_LIST_LIMIT = 9999
 MAX_JOBS_PER_SUBMIT = 10_000
+MAX_JOBS_PER_WATCH = 10_000
+_WATCH_BATCH = 200  # ids per store query while watching many jobs (bounds memory)
+_WATCH_COALESCE = 0.02  # after a wake-up, let jobs finishing together share one query
 MAX_JOB_ID = (1 << 63) - 1  # ids are signed 64-bit in every store; larger ones cannot exist
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IMAGE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.:/@-]*$")
@@ -68,8 +73,10 @@ class JobService:
         *,
         watch: Watch,
         max_queued_per_account: int = 0,
+        runner_check: RunnerCheck | None = None,
     ) -> None:
         self._store = store
+        self._runner_check = runner_check
         self._watch = watch
         self._max_queued = max_queued_per_account
         self._dispatcher = dispatcher
@@ -81,6 +88,8 @@ class JobService:
         if len(specs) > MAX_JOBS_PER_SUBMIT:
             raise ResourceExhausted(f"jobs: at most {MAX_JOBS_PER_SUBMIT} jobs per submit, got {len(specs)}")
         checked = [validate_spec(spec, f"jobs[{i}]") for i, spec in enumerate(specs)]
+        if self._runner_check is not None:
+            await self._runner_check.check(checked)
         await self._check_queue_quota(caller, len(checked))
         ids = await self._store.submit(caller.account, checked, self._clock())
         for job_id, spec in zip(ids, checked, strict=True):
@@ -150,6 +159,44 @@ class JobService:
             if job.status is not last:
                 last = job.status
                 yield job
+
+    async def watch_many(self, caller: Principal, job_ids: Sequence[int]) -> AsyncIterator[Job]:
+        """Yield each distinct job once, when it is terminal: the finished ones at once,
+        the others as they finish. Raises NotFound, before yielding anything, when an id
+        is not one of the caller's jobs."""
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            raise InvalidArgument("ids: name at least one job")
+        if len(ids) > MAX_JOBS_PER_WATCH:
+            raise InvalidArgument(f"ids: at most {MAX_JOBS_PER_WATCH} jobs per watch, got {len(ids)}")
+        if 0 in ids:
+            raise InvalidArgument("ids: a job id is required, got 0")
+        known = await self._find(caller, ids, ())
+        missing = [i for i in ids if i not in known]
+        if missing:
+            shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
+            raise NotFound(f"job(s) {shown} not found")
+        pending = set(ids)
+        finished = [job for job in known.values() if job.status.terminal]
+        while True:
+            for job in finished:
+                pending.discard(job.id)
+                yield job
+            if not pending:
+                return
+            await self._events.wait_any(pending, self._poll_interval)
+            await asyncio.sleep(_WATCH_COALESCE)
+            finished = list((await self._find(caller, sorted(pending), tuple(TERMINAL_STATUSES))).values())
+
+    async def _find(self, caller: Principal, ids: Sequence[int], statuses: tuple[JobStatus, ...]) -> dict[int, Job]:
+        """The caller's jobs among `ids` (in these statuses, when given), queried in batches."""
+        found: dict[int, Job] = {}
+        for start in range(0, len(ids), _WATCH_BATCH):
+            batch = tuple(i for i in ids[start : start + _WATCH_BATCH] if i <= MAX_JOB_ID)
+            if batch:
+                query = JobQuery(ids=batch, statuses=statuses, limit=len(batch))
+                found.update((job.id, job) for job in await self._store.list_jobs(caller.account, query))
+        return found
 
     async def attach(self, caller: Principal, job_id: int, offsets: dict[Stream, int]) -> AsyncIterator[AttachEvent]:
         """Output from `offsets`, status changes and the end of the job (see attach.py)."""

@@ -257,6 +257,12 @@ class WaitJobRequest(_message.Message):
     id: int
     def __init__(self, id: _Optional[int] = ...) -> None: ...
 
+class WatchManyRequest(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class JobStatusEvent(_message.Message):
     __slots__ = ("id", "status", "reason", "return_code")
     ID_FIELD_NUMBER: _ClassVar[int]

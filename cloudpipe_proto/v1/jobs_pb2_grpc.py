@@ -65,6 +65,11 @@ class JobServiceStub:
                 request_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.WaitJobRequest.SerializeToString,
                 response_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.JobStatusEvent.FromString,
                 _registered_method=True)
+        self.WatchMany = channel.unary_stream(
+                '/cloudpipe.v1.JobService/WatchMany',
+                request_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.WatchManyRequest.SerializeToString,
+                response_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.JobStatusEvent.FromString,
+                _registered_method=True)
         self.QueueStats = channel.unary_unary(
                 '/cloudpipe.v1.JobService/QueueStats',
                 request_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.QueueStatsRequest.SerializeToString,
@@ -126,6 +131,16 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchMany(self, request, context):
+        """Wait for many jobs at once: one terminal JobStatusEvent per distinct id, sent as
+        that job finishes (at once for a job already finished), in finishing order; the
+        stream ends after the last. NOT_FOUND, before any event, when an id does not exist
+        or belongs to another account. At most 10000 ids.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def QueueStats(self, request, context):
         """Count the caller's jobs per status.
         """
@@ -175,6 +190,11 @@ def add_JobServiceServicer_to_server(servicer, server):
             'Wait': grpc.unary_stream_rpc_method_handler(
                     servicer.Wait,
                     request_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.WaitJobRequest.FromString,
+                    response_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.JobStatusEvent.SerializeToString,
+            ),
+            'WatchMany': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchMany,
+                    request_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.WatchManyRequest.FromString,
                     response_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.JobStatusEvent.SerializeToString,
             ),
             'QueueStats': grpc.unary_unary_rpc_method_handler(
@@ -350,6 +370,33 @@ class JobService:
             target,
             '/cloudpipe.v1.JobService/Wait',
             cloudpipe__proto_dot_v1_dot_jobs__pb2.WaitJobRequest.SerializeToString,
+            cloudpipe__proto_dot_v1_dot_jobs__pb2.JobStatusEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/cloudpipe.v1.JobService/WatchMany',
+            cloudpipe__proto_dot_v1_dot_jobs__pb2.WatchManyRequest.SerializeToString,
             cloudpipe__proto_dot_v1_dot_jobs__pb2.JobStatusEvent.FromString,
             options,
             channel_credentials,

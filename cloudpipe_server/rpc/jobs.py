@@ -54,6 +54,12 @@ class JobServicer(pb_grpc.JobServiceServicer):
         async for job in self._service.watch(current_principal(), _id(request.id)):
             yield status_event_to_pb(job)
 
+    async def WatchMany(
+        self, request: pb.WatchManyRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.JobStatusEvent]:
+        async for job in self._service.watch_many(current_principal(), list(request.ids)):
+            yield status_event_to_pb(job)
+
     async def QueueStats(
         self, request: pb.QueueStatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.QueueStatsResponse:

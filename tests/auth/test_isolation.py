@@ -39,7 +39,7 @@ class Tenant:
     def error(self, method: str, request: object) -> grpc.RpcError:
         with pytest.raises(grpc.RpcError) as caught:
             result = self.call(method, request)
-            if method == "Wait":
+            if method in ("Wait", "WatchMany"):
                 list(result)  # type: ignore[call-overload]
         return caught.value
 
@@ -100,6 +100,7 @@ def same_as_missing(error: grpc.RpcError, missing: grpc.RpcError, job_id: int) -
         ("Get", lambda i: pb.GetJobRequest(id=i)),
         ("Kill", lambda i: pb.KillJobRequest(id=i)),
         ("Wait", lambda i: pb.WaitJobRequest(id=i)),
+        ("WatchMany", lambda i: pb.WatchManyRequest(ids=[i])),
     ],
 )
 def test_grpc_another_accounts_job_is_not_found(
