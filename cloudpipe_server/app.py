@@ -19,6 +19,7 @@ from grpc_health.v1 import health
 from cloudpipe_server.attach import Watch
 from cloudpipe_server.auth import AnonymousAuthenticator, Authenticator, ChainAuthenticator, StaticAdminAuthenticator
 from cloudpipe_server.auth.ratelimit import FailureLimiter, LimiterConfig
+from cloudpipe_server.compat import RunnerCheck
 from cloudpipe_server.config import Settings
 from cloudpipe_server.dispatcher import Dispatcher, DispatcherConfig
 from cloudpipe_server.errors import InvalidArgument
@@ -199,6 +200,7 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
         settings.poll_interval,
         watch=Watch(store, dispatcher, events, hub, settings.poll_interval),
         max_queued_per_account=settings.max_queued_per_account,
+        runner_check=RunnerCheck(executor.image_labels, settings.default_image),
     )
     schedule_store = open_schedule_store(settings.resolved_store_url)
     await schedule_store.initialize()

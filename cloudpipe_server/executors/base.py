@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -85,6 +86,11 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     async def close_stdin(self, job_id: int) -> Delivery:
         """Close a running job's stdin; answers like `write_stdin`."""
+
+    async def image_labels(self, image: str) -> Mapping[str, str] | None:
+        """The labels of `image` as the engine has it, or None when it is not there
+        (yet) or this executor cannot tell. Only used for submit-time checks."""
+        return None
 
     @abc.abstractmethod
     async def list_managed(self) -> list[ManagedContainer]:

@@ -141,6 +141,13 @@ class DockerExecutor(Executor):
             return "not-started"
         return "written" if await asyncio.to_thread(run.streams.close_stdin) else "closed"
 
+    async def image_labels(self, image: str) -> dict[str, str] | None:
+        try:
+            attrs = await asyncio.to_thread(self._api.inspect_image, image)
+        except _ENGINE_ERRORS:
+            return None
+        return dict((attrs.get("Config") or {}).get("Labels") or {})
+
     async def list_managed(self) -> list[ManagedContainer]:
         found = await asyncio.to_thread(
             self._api.containers, all=True, filters={"label": [LABEL_JOB, f"{LABEL_CLUSTER}={self._config.cluster}"]}
@@ -377,6 +384,8 @@ class DockerExecutor(Executor):
         environment = {**spec.env, "CLOUDPIPE_JOB_ID": str(job.id)}
         if spec.client_python:
             environment["CLOUDPIPE_CLIENT_PYTHON"] = spec.client_python
+        if spec.serializer:
+            environment["CLOUDPIPE_SERIALIZER"] = spec.serializer
         kwargs: dict[str, Any] = dict(
             image=image,
             command=["/bin/bash", "-c", spec.cmd],
