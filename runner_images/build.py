@@ -60,8 +60,11 @@ LABEL_RUNNER = "org.cloudpipe.runner"
 LABEL_PYTHON = "org.cloudpipe.python"
 LABEL_HASH = "org.cloudpipe.context-hash"
 LABEL_BASE = "org.cloudpipe.base"
+LABEL_SERIALIZERS = "org.cloudpipe.serializers"
 
+# The serializers of function jobs; both must equal the SDK's pinned versions.
 CLOUDPICKLE_VERSION = os.environ.get("CLOUDPICKLE_VERSION", "3.1.1")
+DILL_VERSION = os.environ.get("DILL_VERSION", "0.4.1")
 
 # Setuptools releases that can still run the 2014-era setup.py scripts of
 # the Python 2 sdists (ez_setup needs pkg_resources, ConcurrentLogHandler
@@ -117,6 +120,8 @@ class ImageSpec:
     probe: str
     python_prefix: str
     build_args: dict[str, str] = field(default_factory=dict)
+    # Space-separated "name==version" of the serializers the runner loads jobs with.
+    serializers: str = ""
 
     @property
     def context_dir(self) -> Path:
@@ -138,14 +143,15 @@ SPECS: dict[str, ImageSpec] = {
         base_packages=("python3",),
         downloads=(
             Download(
-                requirements=(f"cloudpickle=={CLOUDPICKLE_VERSION}",),
+                requirements=(f"cloudpickle=={CLOUDPICKLE_VERSION}", f"dill=={DILL_VERSION}"),
                 options=("--only-binary=:all:", "--no-deps"),
             ),
         ),
         python="python3",
-        probe=f"import cloudpickle, cloudpipe_runner; {PYTHON_VERSION_CODE}",
+        probe=f"import cloudpickle, dill, cloudpipe_runner; {PYTHON_VERSION_CODE}",
         python_prefix="3.",
-        build_args={"CLOUDPICKLE_VERSION": CLOUDPICKLE_VERSION},
+        build_args={"CLOUDPICKLE_VERSION": CLOUDPICKLE_VERSION, "DILL_VERSION": DILL_VERSION},
+        serializers=f"cloudpickle=={CLOUDPICKLE_VERSION} dill=={DILL_VERSION}",
     ),
     "python2": ImageSpec(
         name="python2",
@@ -626,6 +632,8 @@ def build_image(client: docker.DockerClient, spec: ImageSpec, base_override: str
         built = docker_build(client, f"docker build {spec.tag}", path=str(staging), buildargs=build_args, nocache=force)
     python = probe_python(client, spec, built)
     labels = {LABEL_RUNNER: spec.name, LABEL_PYTHON: python, LABEL_HASH: digest}
+    if spec.serializers:
+        labels[LABEL_SERIALIZERS] = spec.serializers
     final_id = docker_build(
         client, f"labelling {spec.tag}", tag=spec.tag, labels=labels, fileobj=io.BytesIO(f"FROM {built}\n".encode())
     )

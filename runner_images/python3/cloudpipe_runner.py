@@ -4,9 +4,10 @@ Run as ``python3 -m cloudpipe_runner`` with the job on stdin.
 
 Contract:
 
-* stdin holds a cloudpickle of the tuple ``(f, args, kwargs)``;
+* stdin holds a pickle of the tuple ``(f, args, kwargs)`` made with the job's
+  serializer, ``$CLOUDPIPE_SERIALIZER``: ``cloudpickle`` (the default) or ``dill``;
 * ``f(*args, **kwargs)`` is called;
-* a cloudpickle of an *envelope* dict is written atomically to
+* a pickle of an *envelope* dict, made with the same serializer, is written atomically to
   ``$CLOUDPIPE_RESULT_PATH`` (default ``/tmp/.result``)::
 
       {"ok": True, "value": <result>, "python": "3.11.2"}
@@ -17,6 +18,9 @@ Contract:
 * exit status 0 on success; on failure the traceback also goes to stderr
   and the exit status is 1.
 
+``$CLOUDPIPE_RETRIES`` (default 0): call ``f`` again up to that many times when it
+raises an Exception, pausing 1, 2, 4... seconds (at most 30) in between.
+
 Optional environment: ``CLOUDPIPE_CLIENT_PYTHON`` (client ``major.minor``;
 a mismatch is warned about on stderr) and ``CLOUDPIPE_CLIENT_CLOUDPICKLE``
 (client cloudpickle version, quoted when the payload cannot be unpickled).
@@ -25,15 +29,16 @@ a mismatch is warned about on stderr) and ``CLOUDPIPE_CLIENT_CLOUDPICKLE``
 from __future__ import annotations
 
 import os
-import pickle
 import platform
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
 
+SERIALIZERS = ("cloudpickle", "dill")
 DEFAULT_RESULT_PATH = "/tmp/.result"
 RUNNER_PYTHON = "{}.{}".format(*sys.version_info[:2])
 
@@ -43,10 +48,22 @@ def qualified_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def codec() -> Any:
+    """The serializer module named by ``$CLOUDPIPE_SERIALIZER`` (``dumps``/``loads``)."""
+    name = os.environ.get("CLOUDPIPE_SERIALIZER") or "cloudpickle"
+    if name == "dill":
+        import dill
+
+        return dill
+    if name != "cloudpickle":
+        raise RuntimeError(f"unknown serializer {name!r}; this runner has {', '.join(SERIALIZERS)}")
+    return cloudpickle
+
+
 def portable_exception(exc: BaseException) -> BaseException | None:
-    """Return ``exc`` if it survives a cloudpickle round trip, else None."""
+    """Return ``exc`` if it survives a pickle round trip, else None."""
     try:
-        pickle.loads(cloudpickle.dumps(exc))
+        codec().loads(codec().dumps(exc))
     except Exception:
         return None
     return exc
@@ -91,14 +108,15 @@ def load_job(payload: bytes) -> tuple[Callable[..., Any], tuple[Any, ...], dict[
     since a mismatch between them is the usual cause of failure here.
     """
     try:
-        f, args, kwargs = pickle.loads(payload)
+        f, args, kwargs = codec().loads(payload)
     except Exception as exc:
         client_python = os.environ.get("CLOUDPIPE_CLIENT_PYTHON", "unknown")
         client_cloudpickle = os.environ.get("CLOUDPIPE_CLIENT_CLOUDPICKLE", "unknown")
         raise RuntimeError(
             f"cannot unpickle the job payload ({qualified_name(type(exc))}: {exc}); "
             f"client: Python {client_python}, cloudpickle {client_cloudpickle}; "
-            f"runner: Python {platform.python_version()}, cloudpickle {cloudpickle.__version__}"
+            f"runner: Python {platform.python_version()}, cloudpickle {cloudpickle.__version__}, "
+            f"serializer {os.environ.get('CLOUDPIPE_SERIALIZER') or 'cloudpickle'}"
         ) from exc
     return f, args, kwargs
 
@@ -110,10 +128,32 @@ def run(payload: bytes) -> dict[str, Any]:
     except RuntimeError as exc:
         return failure(exc, format_exc(exc))
     try:
-        value = f(*args, **kwargs)
+        value = call_with_retries(f, args, kwargs)
     except BaseException as exc:  # the job's SystemExit etc. are job failures too
-        return failure(exc, format_exc(exc, skip_frames=1))
+        return failure(exc, format_exc(exc, skip_frames=2))
     return {"ok": True, "value": value, "python": platform.python_version()}
+
+
+def call_with_retries(f: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call ``f``; when it raises an Exception, call it again up to ``$CLOUDPIPE_RETRIES``
+    more times, pausing 1, 2, 4... seconds (at most 30) in between."""
+    retries = int(os.environ.get("CLOUDPIPE_RETRIES") or 0)
+    attempt = 0
+    while True:
+        try:
+            return f(*args, **kwargs)
+        except Exception as exc:
+            if attempt >= retries:
+                raise
+            delay = min(2**attempt, 30)
+            attempt += 1
+            print(
+                f"cloudpipe: attempt {attempt} of {retries + 1} raised {qualified_name(type(exc))}: {exc};"
+                f" retrying in {delay} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(delay)
 
 
 def serialize(envelope: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
@@ -122,7 +162,7 @@ def serialize(envelope: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
     Returns the bytes and the envelope they actually contain.
     """
     try:
-        return cloudpickle.dumps(envelope), envelope
+        return codec().dumps(envelope), envelope
     except Exception as exc:
         what = "return value" if envelope["ok"] else "exception"
         error = RuntimeError(f"cannot pickle the job's {what}: {qualified_name(type(exc))}: {exc}")
@@ -131,7 +171,7 @@ def serialize(envelope: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
         if not envelope["ok"]:
             text = envelope["traceback"] + "\n" + text
         fallback = failure(error, text)
-        return cloudpickle.dumps(fallback), fallback
+        return codec().dumps(fallback), fallback
 
 
 def write_atomically(path: str, data: bytes) -> None:
