@@ -1,19 +1,16 @@
-"""SQLite schedule store, in the job store's file (its own connection; schema in
-`schedules_sqlite_schema.py`). Writes use `BEGIN IMMEDIATE`, so claims and fire
-records are atomic across processes sharing the file."""
+"""SQLite schedule store, in the job store's file (its own connection, a
+`sqlite_db.SqliteDatabase`; schema in `schedules_sqlite_schema.py`). Writes use `BEGIN
+IMMEDIATE`, so claims and fire records are atomic across processes sharing the file."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from cloudpipe_server.errors import StoreUnavailable
 from cloudpipe_server.models import JobSpec
 from cloudpipe_server.scheduler.models import Fire, SavedJob, Schedule, ScheduleSpec
 from cloudpipe_server.store.codec import from_ns, spec_to_doc, to_ns
@@ -32,9 +29,8 @@ from cloudpipe_server.store.schedules_codec import (
     schedule_missing,
     schedule_spec_to_doc,
 )
-from cloudpipe_server.store.schedules_sqlite_schema import migrate
-
-T = TypeVar("T")
+from cloudpipe_server.store.schedules_sqlite_schema import MIGRATIONS
+from cloudpipe_server.store.sqlite_db import SqliteDatabase
 
 _FIRE_COLUMNS = ", ".join(FIRE_COLUMNS)
 _INSERT_FIRE = (
@@ -48,54 +44,13 @@ class SqliteScheduleStore(ScheduleStore):
     """`ScheduleStore` on one SQLite file (or ":memory:")."""
 
     def __init__(self, path: str | Path) -> None:
-        self._path = str(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
-        return await asyncio.to_thread(self._locked, fn, "BEGIN IMMEDIATE" if write else "")
-
-    def _locked(self, fn: Callable[[sqlite3.Connection], T], begin: str) -> T:
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise StoreUnavailable("the SQLite schedule store is closed")
-            try:
-                if not begin:
-                    return fn(conn)
-                conn.execute(begin)
-                try:
-                    value = fn(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-                return value
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"SQLite store error: {exc}") from exc
+        self._db = SqliteDatabase(path, name="SQLite schedule store")
 
     async def initialize(self) -> None:
-        def connect() -> None:
-            if self._path != ":memory:":
-                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            migrate(conn)
-            self._conn = conn
-
-        await asyncio.to_thread(connect)
+        await self._db.connect(MIGRATIONS, version_table="schedule_schema")
 
     async def close(self) -> None:
-        def close() -> None:
-            with self._lock:
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
-
-        await asyncio.to_thread(close)
+        await self._db.close()
 
     # -- saved jobs ----------------------------------------------------------------
 
@@ -107,7 +62,7 @@ class SqliteScheduleStore(ScheduleStore):
                 raise saved_job_exists(account, name)
             return _insert_version(conn, account, name, 1, spec, description, now)
 
-        return await self._run(insert, write=True)
+        return await self._db.run(insert, write=True)
 
     async def update_saved_job(
         self, account: str, name: str, spec: JobSpec, description: str, now: datetime
@@ -120,7 +75,7 @@ class SqliteScheduleStore(ScheduleStore):
                 raise saved_job_missing(name)
             return _insert_version(conn, account, name, row[0] + 1, spec, description, now)
 
-        return await self._run(insert, write=True)
+        return await self._db.run(insert, write=True)
 
     async def get_saved_job(self, account: str, name: str, version: int = 0) -> SavedJob:
         def read(conn: sqlite3.Connection) -> SavedJob:
@@ -133,7 +88,7 @@ class SqliteScheduleStore(ScheduleStore):
                 raise saved_job_missing(name, version if version and _exists(conn, account, name) else 0)
             return saved_job_from_row(row, json.loads(row["spec"]))
 
-        return await self._run(read)
+        return await self._db.run(read)
 
     async def list_saved_jobs(self, account: str) -> list[SavedJob]:
         def read(conn: sqlite3.Connection) -> list[SavedJob]:
@@ -145,14 +100,14 @@ class SqliteScheduleStore(ScheduleStore):
             )
             return [saved_job_from_row(row, json.loads(row["spec"])) for row in rows]
 
-        return await self._run(read)
+        return await self._db.run(read)
 
     async def delete_saved_job(self, account: str, name: str) -> None:
         def delete(conn: sqlite3.Connection) -> None:
             if conn.execute("DELETE FROM saved_jobs WHERE account = ? AND name = ?", (account, name)).rowcount == 0:
                 raise saved_job_missing(name)
 
-        await self._run(delete, write=True)
+        await self._db.run(delete, write=True)
 
     # -- schedules -----------------------------------------------------------------
 
@@ -179,7 +134,7 @@ class SqliteScheduleStore(ScheduleStore):
                 raise schedule_exists(schedule.account, schedule.name) from None
             return _get(conn, schedule.account, schedule.name)
 
-        return await self._run(insert, write=True)
+        return await self._db.run(insert, write=True)
 
     async def update_schedule(
         self, account: str, name: str, spec: ScheduleSpec, cursor: tuple[datetime, datetime] | None, now: datetime
@@ -198,7 +153,7 @@ class SqliteScheduleStore(ScheduleStore):
                 raise schedule_missing(name)
             return _get(conn, account, spec.name)
 
-        return await self._run(update, write=True)
+        return await self._db.run(update, write=True)
 
     async def set_paused(
         self, account: str, name: str, paused: bool, cursor: tuple[datetime, datetime] | None, now: datetime
@@ -214,31 +169,31 @@ class SqliteScheduleStore(ScheduleStore):
                 raise schedule_missing(name)
             return _get(conn, account, name)
 
-        return await self._run(update, write=True)
+        return await self._db.run(update, write=True)
 
     async def get_schedule(self, account: str, name: str) -> Schedule:
-        return await self._run(lambda conn: _get(conn, account, name))
+        return await self._db.run(lambda conn: _get(conn, account, name))
 
     async def schedules_by_id(self, ids: Sequence[str]) -> dict[str, Schedule]:
         def read(conn: sqlite3.Connection) -> dict[str, Schedule]:
             rows = conn.execute(f"SELECT * FROM schedules WHERE id IN ({','.join('?' * len(ids))})", tuple(ids))
             return {row["id"]: schedule_from_row(row, row["spec"]) for row in rows}
 
-        return await self._run(read) if ids else {}
+        return await self._db.run(read) if ids else {}
 
     async def list_schedules(self, account: str) -> list[Schedule]:
         def read(conn: sqlite3.Connection) -> list[Schedule]:
             rows = conn.execute("SELECT * FROM schedules WHERE account = ? ORDER BY name", (account,))
             return [schedule_from_row(row, row["spec"]) for row in rows]
 
-        return await self._run(read)
+        return await self._db.run(read)
 
     async def delete_schedule(self, account: str, name: str) -> None:
         def delete(conn: sqlite3.Connection) -> None:
             if conn.execute("DELETE FROM schedules WHERE account = ? AND name = ?", (account, name)).rowcount == 0:
                 raise schedule_missing(name)
 
-        await self._run(delete, write=True)
+        await self._db.run(delete, write=True)
 
     async def schedules_using(self, account: str, saved_job: str) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
@@ -248,7 +203,7 @@ class SqliteScheduleStore(ScheduleStore):
             )
             return [row["name"] for row in rows]
 
-        return await self._run(read)
+        return await self._db.run(read)
 
     # -- firing ---------------------------------------------------------------------
 
@@ -262,19 +217,19 @@ class SqliteScheduleStore(ScheduleStore):
             ).fetchall()
             return sorted((schedule_from_row(row, row["spec"]) for row in rows), key=lambda s: (s.next_due_at, s.id))
 
-        return await self._run(claim, write=True)
+        return await self._db.run(claim, write=True)
 
     async def record_fires(self, owner: str, records: Sequence[FireRecord]) -> list[list[Fire] | None]:
         def record(conn: sqlite3.Connection) -> list[list[Fire] | None]:
             return [_record(conn, owner, item) for item in records]
 
-        return await self._run(record, write=True) if records else []
+        return await self._db.run(record, write=True) if records else []
 
     async def add_fire(self, fire: Fire) -> bool:
         def insert(conn: sqlite3.Connection) -> bool:
             return bool(conn.execute(_INSERT_FIRE, fire_values(fire)).rowcount == 1)
 
-        return await self._run(insert, write=True)
+        return await self._db.run(insert, write=True)
 
     async def next_due_at(self) -> datetime | None:
         def read(conn: sqlite3.Connection) -> datetime | None:
@@ -283,7 +238,7 @@ class SqliteScheduleStore(ScheduleStore):
             ).fetchone()
             return from_ns(row[0])
 
-        return await self._run(read)
+        return await self._db.run(read)
 
     async def set_fire_outcomes(self, changes: Sequence[OutcomeChange]) -> list[bool]:
         def update(conn: sqlite3.Connection) -> list[bool]:
@@ -305,7 +260,7 @@ class SqliteScheduleStore(ScheduleStore):
                 for change in changes
             ]
 
-        return await self._run(update, write=True) if changes else []
+        return await self._db.run(update, write=True) if changes else []
 
     async def open_fires(self, schedule_ids: Sequence[str] | None = None, limit: int = 1000) -> list[Fire]:
         def read(conn: sqlite3.Connection) -> list[Fire]:
@@ -319,7 +274,7 @@ class SqliteScheduleStore(ScheduleStore):
             rows = conn.execute(f"{query} ORDER BY scheduled_at LIMIT ?", (*args, limit))
             return [fire_from_row(row) for row in rows]
 
-        return await self._run(read)
+        return await self._db.run(read)
 
     async def fires(self, schedule_id: str, limit: int = 100, before: datetime | None = None) -> list[Fire]:
         def read(conn: sqlite3.Connection) -> list[Fire]:
@@ -329,7 +284,7 @@ class SqliteScheduleStore(ScheduleStore):
             )
             return [fire_from_row(row) for row in rows]
 
-        return await self._run(read)
+        return await self._db.run(read)
 
 
 def _exists(conn: sqlite3.Connection, account: str, name: str) -> bool:

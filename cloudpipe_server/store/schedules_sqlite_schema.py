@@ -1,10 +1,9 @@
-"""Schema of the SQLite schedule store: `MIGRATIONS`, applied in order by `migrate`.
-The applied version lives in the `schedule_schema` table (the job store owns `PRAGMA
-user_version` of the same file). Append new migrations; never edit an applied one."""
+"""Schema of the SQLite schedule store: `MIGRATIONS`, applied in order by
+`SqliteDatabase.connect` (`sqlite_db.py`). The applied version lives in the
+`schedule_schema` table (the job store owns `PRAGMA user_version` of the same file).
+Append new migrations; never edit an applied one."""
 
 from __future__ import annotations
-
-import sqlite3
 
 MIGRATIONS: list[str] = [
     """
@@ -49,22 +48,3 @@ MIGRATIONS: list[str] = [
     CREATE INDEX fires_open ON fires (scheduled_at) WHERE outcome IN ('pending', 'buffered', 'running');
     """,
 ]
-
-
-def migrate(conn: sqlite3.Connection) -> None:
-    """Apply the migrations the file lacks, in one write transaction (servers starting
-    together cannot migrate twice)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("CREATE TABLE IF NOT EXISTS schedule_schema (version INTEGER NOT NULL)")
-        row = conn.execute("SELECT version FROM schedule_schema").fetchone()
-        version = row[0] if row else 0
-        for script in MIGRATIONS[version:]:
-            for statement in filter(str.strip, script.split(";")):
-                conn.execute(statement)
-        conn.execute("DELETE FROM schedule_schema")
-        conn.execute("INSERT INTO schedule_schema VALUES (?)", (len(MIGRATIONS),))
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")

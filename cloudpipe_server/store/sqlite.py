@@ -1,8 +1,8 @@
 """SQLite job store: the embedded default. One file, WAL mode, schema version in
 `PRAGMA user_version` (migrations: `sqlite_schema.py`).
 
-Every operation runs in a worker thread (`asyncio.to_thread`) on one connection
-guarded by a lock; writes use `BEGIN IMMEDIATE`, so claims (and submits with
+Every operation runs in a worker thread on one connection guarded by a lock
+(`sqlite_db.SqliteDatabase`); writes use `BEGIN IMMEDIATE`, so claims (and submits with
 idempotency keys) are atomic across processes sharing the file too, and reads of
 several statements use `BEGIN`: one snapshot. `synchronous=NORMAL` in WAL mode survives
 a crash of any process; only a power loss can drop the last commits. The output of
@@ -11,16 +11,14 @@ running jobs lives in `sqlite_output.py`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from cloudpipe_server.errors import InvalidArgument, NotFound, StoreUnavailable
+from cloudpipe_server.errors import InvalidArgument, NotFound
 from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
 from cloudpipe_server.store import sqlite_output as output
 from cloudpipe_server.store.base import JobStore
@@ -33,9 +31,8 @@ from cloudpipe_server.store.codec import (
     to_ns,
 )
 from cloudpipe_server.store.common import backoff, dedupe, keys_of
-from cloudpipe_server.store.sqlite_schema import migrate
-
-T = TypeVar("T")
+from cloudpipe_server.store.sqlite_db import SqliteDatabase
+from cloudpipe_server.store.sqlite_schema import MIGRATIONS
 
 _UNFINISHED = tuple(s.value for s in JobStatus if not s.terminal)
 
@@ -54,59 +51,13 @@ class SqliteJobStore(JobStore):
     """`JobStore` on one SQLite file (or ":memory:" for throwaway use)."""
 
     def __init__(self, path: str | Path) -> None:
-        self._path = str(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    # -- plumbing -------------------------------------------------------------------
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False, snapshot: bool = False) -> T:
-        """`fn` in a write transaction (`write`), a read transaction (`snapshot`: several
-        reads that must agree), or in autocommit."""
-        begin = "BEGIN IMMEDIATE" if write else "BEGIN" if snapshot else ""
-        return await asyncio.to_thread(self._locked, fn, begin)
-
-    def _locked(self, fn: Callable[[sqlite3.Connection], T], begin: str) -> T:
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise StoreUnavailable("the SQLite store is closed")
-            try:
-                if not begin:
-                    return fn(conn)
-                conn.execute(begin)
-                try:
-                    value = fn(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-                return value
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"SQLite store error: {exc}") from exc
+        self._db = SqliteDatabase(path)
 
     async def initialize(self) -> None:
-        def connect() -> None:
-            if self._path != ":memory:":
-                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            migrate(conn)
-            self._conn = conn
-
-        await asyncio.to_thread(connect)
+        await self._db.connect(MIGRATIONS)
 
     async def close(self) -> None:
-        def close() -> None:
-            with self._lock:
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
-
-        await asyncio.to_thread(close)
+        await self._db.close()
 
     # -- jobs -------------------------------------------------------------------------
 
@@ -146,13 +97,13 @@ class SqliteJobStore(JobStore):
             _settle_waiting(conn, now)
             return plan.ids(ids)
 
-        return await self._run(insert, write=True)
+        return await self._db.run(insert, write=True)
 
     async def get(self, job_id: int, account: str | None = None) -> Job:
         def read(conn: sqlite3.Connection) -> Job:
             return output.with_live_output(conn, _get(conn, job_id, account))
 
-        return await self._run(read, snapshot=True)
+        return await self._db.run(read, snapshot=True)
 
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
         clauses = ["account = ?"]
@@ -183,7 +134,7 @@ class SqliteJobStore(JobStore):
         def read(conn: sqlite3.Connection) -> list[Job]:
             return [_row_to_job(row) for row in conn.execute(sql, params)]
 
-        return await self._run(read)
+        return await self._db.run(read)
 
     async def claim(
         self, owner: str, now: datetime, lease: timedelta, limit: int, per_account_limit: int = 0
@@ -201,7 +152,7 @@ class SqliteJobStore(JobStore):
             ).fetchall()
             return sorted((_row_to_job(row) for row in rows), key=lambda job: job.id)
 
-        return await self._run(claim, write=True)
+        return await self._db.run(claim, write=True)
 
     async def owned(self, owner: str) -> list[Job]:
         def read(conn: sqlite3.Connection) -> list[Job]:
@@ -210,13 +161,13 @@ class SqliteJobStore(JobStore):
             ).fetchall()
             return [output.with_live_output(conn, _row_to_job(row)) for row in rows]
 
-        return await self._run(read, snapshot=True)
+        return await self._db.run(read, snapshot=True)
 
     async def append_output(self, job_id: int, owner: str, chunks: Sequence[OutputChunk]) -> bool:
-        return await self._run(lambda conn: output.append(conn, job_id, owner, chunks), write=True)
+        return await self._db.run(lambda conn: output.append(conn, job_id, owner, chunks), write=True)
 
     async def read_output(self, job_id: int, stream: Stream, offset: int, account: str | None = None) -> bytes:
-        return await self._run(lambda conn: output.read(conn, job_id, stream, offset, account), snapshot=True)
+        return await self._db.run(lambda conn: output.read(conn, job_id, stream, offset, account), snapshot=True)
 
     async def extend_leases(self, owner: str, job_ids: Sequence[int], until: datetime) -> set[int]:
         if not job_ids:
@@ -230,7 +181,7 @@ class SqliteJobStore(JobStore):
             ).fetchall()
             return {row["id"] for row in rows}
 
-        return await self._run(extend, write=True)
+        return await self._db.run(extend, write=True)
 
     async def mark_started(self, job_id: int, owner: str, container_id: str, container_started_at: datetime) -> None:
         def update(conn: sqlite3.Connection) -> None:
@@ -240,7 +191,7 @@ class SqliteJobStore(JobStore):
                 (container_id, to_ns(container_started_at), job_id, owner),
             )
 
-        await self._run(update, write=True)
+        await self._db.run(update, write=True)
 
     async def finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
         def update(conn: sqlite3.Connection) -> bool:
@@ -273,7 +224,7 @@ class SqliteJobStore(JobStore):
             _settle_waiting(conn, outcome.finished_at)
             return True
 
-        return await self._run(update, write=True)
+        return await self._db.run(update, write=True)
 
     async def request_kill(self, job_id: int, account: str, now: datetime) -> Job:
         def update(conn: sqlite3.Connection) -> Job:
@@ -284,7 +235,7 @@ class SqliteJobStore(JobStore):
             _settle_waiting(conn, now)
             return _get(conn, job_id, account)
 
-        return await self._run(update, write=True)
+        return await self._db.run(update, write=True)
 
     async def kill_all(self, account: str, now: datetime) -> list[int]:
         def update(conn: sqlite3.Connection) -> list[int]:
@@ -300,7 +251,7 @@ class SqliteJobStore(JobStore):
             _settle_waiting(conn, now)
             return ids
 
-        return await self._run(update, write=True)
+        return await self._db.run(update, write=True)
 
     async def kill_requested(self, job_ids: Sequence[int]) -> set[int]:
         if not job_ids:
@@ -314,7 +265,7 @@ class SqliteJobStore(JobStore):
             )
             return {row["id"] for row in rows}
 
-        return await self._run(read)
+        return await self._db.run(read)
 
     async def counts(self, account: str) -> dict[JobStatus, int]:
         def read(conn: sqlite3.Connection) -> dict[JobStatus, int]:
@@ -324,7 +275,7 @@ class SqliteJobStore(JobStore):
                 counts[JobStatus(row["status"])] = row["n"]
             return counts
 
-        return await self._run(read)
+        return await self._db.run(read)
 
     async def reap_expired(self, now: datetime, max_attempts: int) -> list[Job]:
         def reap(conn: sqlite3.Connection) -> list[Job]:
@@ -358,7 +309,7 @@ class SqliteJobStore(JobStore):
             _settle_waiting(conn, now)
             return [_get(conn, job_id, None) for job_id in reaped]
 
-        return await self._run(reap, write=True)
+        return await self._db.run(reap, write=True)
 
 
 # -- helpers run inside a transaction ------------------------------------------------------

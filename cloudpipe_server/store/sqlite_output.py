@@ -2,7 +2,7 @@
 appended chunk, so an append writes only its own bytes. Chunks exist only while a job
 is PROCESSING: `finish` replaces them by the outcome's output, the reaper discards them
 (requeue) or moves them into the job's row (stall). Every function here runs inside
-the caller's transaction (`SqliteJobStore._run`)."""
+the caller's transaction (`SqliteDatabase.run`)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
-"""Schema of the SQLite store: `MIGRATIONS`, applied in order by `migrate`, with the
-applied version in `PRAGMA user_version`. Append new migrations; never edit an applied one."""
+"""Schema of the SQLite store: `MIGRATIONS`, applied in order by `SqliteDatabase.connect`
+(`sqlite_db.py`), with the applied version in `PRAGMA user_version`. Append new
+migrations; never edit an applied one."""
 
 from __future__ import annotations
-
-import sqlite3
 
 MIGRATIONS: list[str] = [
     # 1: jobs
@@ -50,19 +49,3 @@ MIGRATIONS: list[str] = [
     );
     """,
 ]
-
-
-def migrate(conn: sqlite3.Connection) -> None:
-    """Apply the migrations `conn`'s database lacks, in one write transaction (servers
-    starting together cannot migrate twice)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            for statement in filter(str.strip, script.split(";")):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")

@@ -1,24 +1,20 @@
 """SQLite account store: one file, WAL mode, schema version in `PRAGMA user_version`.
 
 Like the job store, every operation runs in a worker thread on one connection guarded
-by a lock, and writes use `BEGIN IMMEDIATE`.
+by a lock, and writes use `BEGIN IMMEDIATE` (`cloudpipe_server.store.sqlite_db`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from cloudpipe_server.auth.service.store import Account, AccountStore, ApiKey
-from cloudpipe_server.errors import AlreadyExists, InvalidArgument, NotFound, StoreUnavailable
+from cloudpipe_server.errors import AlreadyExists, InvalidArgument, NotFound
 from cloudpipe_server.store.codec import from_ns, to_ns
-
-T = TypeVar("T")
+from cloudpipe_server.store.sqlite_db import SqliteDatabase
 
 MIGRATIONS: list[str] = [
     # 1: accounts, key hashes, session hashes
@@ -59,60 +55,13 @@ def open_account_store(url: str) -> AccountStore:
 
 class SqliteAccountStore(AccountStore):
     def __init__(self, path: str | Path) -> None:
-        self._path = str(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
-        return await asyncio.to_thread(self._locked, fn, write)
-
-    def _locked(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise StoreUnavailable("the account store is closed")
-            try:
-                if not write:
-                    return fn(conn)
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    value = fn(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-                return value
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"account store error: {exc}") from exc
+        self._db = SqliteDatabase(path, name="account store", error_prefix="account store error")
 
     async def initialize(self) -> None:
-        def connect() -> None:
-            if self._path != ":memory:":
-                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("BEGIN IMMEDIATE")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
-            self._conn = conn
-
-        await asyncio.to_thread(connect)
+        await self._db.connect(MIGRATIONS)
 
     async def close(self) -> None:
-        def close() -> None:
-            with self._lock:
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
-
-        await asyncio.to_thread(close)
+        await self._db.close()
 
     # -- accounts -----------------------------------------------------------------------
 
@@ -127,20 +76,20 @@ class SqliteAccountStore(AccountStore):
                 raise AlreadyExists(f"account {name!r} exists") from None
             return _account(conn, name)
 
-        return await self._run(insert, write=True)
+        return await self._db.run(insert, write=True)
 
     async def get_account(self, name: str) -> Account | None:
         def get(conn: sqlite3.Connection) -> Account | None:
             row = conn.execute("SELECT * FROM accounts WHERE name = ?", (name,)).fetchone()
             return None if row is None else _row_to_account(row)
 
-        return await self._run(get)
+        return await self._db.run(get)
 
     async def list_accounts(self) -> list[Account]:
         def rows(conn: sqlite3.Connection) -> list[Account]:
             return [_row_to_account(r) for r in conn.execute("SELECT * FROM accounts ORDER BY name")]
 
-        return await self._run(rows)
+        return await self._db.run(rows)
 
     async def update_account(
         self, name: str, now: datetime, *, password_hash: str | None = None, disabled: bool | None = None
@@ -158,14 +107,14 @@ class SqliteAccountStore(AccountStore):
                 raise NotFound(f"no account {name!r}")
             return _account(conn, name)
 
-        return await self._run(update, write=True)
+        return await self._db.run(update, write=True)
 
     async def delete_account(self, name: str) -> None:
         def delete(conn: sqlite3.Connection) -> None:
             if conn.execute("DELETE FROM accounts WHERE name = ?", (name,)).rowcount != 1:
                 raise NotFound(f"no account {name!r}")
 
-        await self._run(delete, write=True)
+        await self._db.run(delete, write=True)
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -182,7 +131,7 @@ class SqliteAccountStore(AccountStore):
                 raise AlreadyExists("key id or hash exists") from None
             return ApiKey(key_id, account, name, now)
 
-        return await self._run(insert, write=True)
+        return await self._db.run(insert, write=True)
 
     async def find_key(self, key_hash: str) -> ApiKey | None:
         def find(conn: sqlite3.Connection) -> ApiKey | None:
@@ -193,14 +142,14 @@ class SqliteAccountStore(AccountStore):
             ).fetchone()
             return None if row is None else _row_to_key(row)
 
-        return await self._run(find)
+        return await self._db.run(find)
 
     async def list_keys(self, account: str) -> list[ApiKey]:
         def rows(conn: sqlite3.Connection) -> list[ApiKey]:
             query = "SELECT * FROM api_keys WHERE account = ? ORDER BY created_at, id"
             return [_row_to_key(r) for r in conn.execute(query, (account,))]
 
-        return await self._run(rows)
+        return await self._db.run(rows)
 
     async def delete_key(self, account: str, *, key_id: str | None = None, key_hash: str | None = None) -> bool:
         column, value = ("id", key_id) if key_id is not None else ("key_hash", key_hash)
@@ -211,19 +160,19 @@ class SqliteAccountStore(AccountStore):
             cursor = conn.execute(f"DELETE FROM api_keys WHERE account = ? AND {column} = ?", (account, value))
             return cursor.rowcount == 1
 
-        return await self._run(delete, write=True)
+        return await self._db.run(delete, write=True)
 
     async def delete_keys(self, account: str) -> int:
         def delete(conn: sqlite3.Connection) -> int:
             return conn.execute("DELETE FROM api_keys WHERE account = ?", (account,)).rowcount
 
-        return await self._run(delete, write=True)
+        return await self._db.run(delete, write=True)
 
     async def touch_key(self, key_id: str, now: datetime) -> None:
         def touch(conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (to_ns(now), key_id))
 
-        await self._run(touch, write=True)
+        await self._db.run(touch, write=True)
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -234,7 +183,7 @@ class SqliteAccountStore(AccountStore):
                 (token_hash, account, to_ns(expires_at)),
             )
 
-        await self._run(insert, write=True)
+        await self._db.run(insert, write=True)
 
     async def find_session(self, token_hash: str, now: datetime) -> str | None:
         def find(conn: sqlite3.Connection) -> str | None:
@@ -246,7 +195,7 @@ class SqliteAccountStore(AccountStore):
             ).fetchone()
             return None if row is None else str(row["account"])
 
-        return await self._run(find, write=True)
+        return await self._db.run(find, write=True)
 
     async def delete_sessions(self, account: str, *, token_hash: str | None = None) -> None:
         def delete(conn: sqlite3.Connection) -> None:
@@ -255,7 +204,7 @@ class SqliteAccountStore(AccountStore):
             else:
                 conn.execute("DELETE FROM sessions WHERE account = ? AND token_hash = ?", (account, token_hash))
 
-        await self._run(delete, write=True)
+        await self._db.run(delete, write=True)
 
 
 def _account(conn: sqlite3.Connection, name: str) -> Account:
