@@ -4,10 +4,12 @@ CloudpipeError
  ├── AuthError          credentials missing or wrong (UNAUTHENTICATED / PERMISSION_DENIED)
  ├── NotFound           no such job (saved job, schedule) in your account
  ├── AlreadyExists      a saved job or schedule of that name exists already
- ├── InvalidRequest     the server refused the request; the message names the field
+ ├── InvalidRequest     the server refused the request; the message names the field (and,
+ │                      for a function its runner cannot load, the mismatch and the fix)
  ├── Unavailable        the server cannot be reached (after retries)
  ├── Timeout            a deadline passed before the job finished
- └── JobFailed          the job ended in error; carries reason, return code, stderr
+ └── JobFailed          the job ended without a result; carries reason, return code,
+      │                 stdout/stderr tails and the remote traceback
       ├── JobKilled     the job was killed
       └── JobStalled    the server lost the job's runner
 """
@@ -18,7 +20,10 @@ import grpc
 
 
 class CloudpipeError(Exception):
-    """Root of every error the SDK raises."""
+    """Root of every error the SDK raises. Errors from the server carry the gRPC status
+    name in `code` ("NOT_FOUND", ...); errors raised here have an empty one."""
+
+    code: str = ""
 
 
 class AuthError(CloudpipeError):
@@ -49,7 +54,15 @@ class JobFailed(CloudpipeError):
     """A job ended without a result.
 
     Attributes: `job_id`, `status`, `reason`, `return_code` (None if it never exited),
-    `stderr_tail` (the last lines of its stderr) and `remote_traceback` (for function jobs).
+    `stdout_tail` and `stderr_tail` (the last lines of its output) and `remote_traceback`
+    (for function jobs: the traceback as the runner printed it).
+
+    Example::
+
+        try:
+            client.shell("exit 3").result()
+        except JobFailed as failure:
+            failure.return_code      # 3
     """
 
     def __init__(
@@ -60,8 +73,10 @@ class JobFailed(CloudpipeError):
         return_code: int | None,
         stderr_tail: str,
         remote_traceback: str = "",
+        stdout_tail: str = "",
     ) -> None:
         self.job_id = job_id
+        self.stdout_tail = stdout_tail
         self.status = status
         self.reason = reason
         self.return_code = return_code
@@ -112,4 +127,6 @@ def from_rpc_error(error: grpc.RpcError) -> CloudpipeError:
     code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = error.details() if isinstance(error, grpc.Call) else str(error)
     cls = _CODES.get(code, CloudpipeError)
-    return cls(f"{details} ({code.name})")
+    mapped = cls(f"{details} ({code.name})")
+    mapped.code = str(code.name)
+    return mapped

@@ -9,15 +9,13 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
-from cloudpipe_sdk._errors import JobFailed, JobKilled, JobStalled, RemoteTraceback, Timeout, from_rpc_error
-from cloudpipe_sdk._serialize import load_envelope
+from cloudpipe_sdk._errors import Timeout, from_rpc_error
+from cloudpipe_sdk._outcome import outcome
 from cloudpipe_sdk._status import JobStatus, status_from_pb
 from cloudpipe_sdk._stream import Attachment, Event, Output
 
 if TYPE_CHECKING:
     from cloudpipe_sdk._client import Client
-
-STDERR_TAIL_LINES = 20
 
 
 class Job:
@@ -112,18 +110,7 @@ class Job:
         and Timeout when the job is still running after `timeout` seconds.
         """
         self.wait(timeout)
-        snapshot = self._final_snapshot()
-        status = status_from_pb(snapshot.status)
-        is_function = snapshot.spec.result_type == pb.RESULT_TYPE_PICKLE
-        if is_function and snapshot.result:
-            envelope = load_envelope(snapshot.result, self.id)
-            if envelope["ok"] and status is JobStatus.DONE:
-                return envelope["value"]
-            if not envelope["ok"]:
-                raise self._remote_exception(envelope)
-        if status is JobStatus.DONE:
-            return snapshot.result
-        raise self._failure(snapshot)
+        return outcome(self._final_snapshot())
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The exception `result()` would raise, or None if the job succeeded."""
@@ -185,21 +172,3 @@ class Job:
             attachment.write(stdin)
             attachment.close_stdin()
         return attachment
-
-    # -- helpers ----------------------------------------------------------------------
-
-    def _remote_exception(self, envelope: dict[str, Any]) -> BaseException:
-        traceback_text = str(envelope.get("traceback", ""))
-        exc = envelope.get("exc")
-        if not isinstance(exc, BaseException):
-            reason = f"{envelope.get('exc_type', 'exception')}: {envelope.get('exc_repr', '')}"
-            return self._failure(self._final_snapshot(), remote_traceback=traceback_text, reason=reason)
-        exc.__cause__ = RemoteTraceback(traceback_text)
-        return exc
-
-    def _failure(self, snapshot: pb.Job, remote_traceback: str = "", reason: str | None = None) -> JobFailed:
-        status = status_from_pb(snapshot.status)
-        cls = {JobStatus.KILLED: JobKilled, JobStatus.STALLED: JobStalled}.get(status, JobFailed)
-        tail = "\n".join(snapshot.stderr.decode("utf-8", "replace").splitlines()[-STDERR_TAIL_LINES:])
-        return_code = snapshot.return_code if snapshot.HasField("return_code") else None
-        return cls(self.id, status.value, reason or snapshot.reason, return_code, tail, remote_traceback)

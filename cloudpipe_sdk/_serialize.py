@@ -1,6 +1,10 @@
-"""How function jobs travel: a cloudpickle of (f, args, kwargs) on stdin, and an
-envelope dict written by the runner to the result file.
+"""How function jobs travel: a pickle of (f, args, kwargs) on stdin, made with the job's
+serializer, and an envelope dict written by the runner to the result file with the
+same serializer.
 
+Serializers: `cloudpickle` (the default) and `dill` (for objects cloudpickle cannot
+serialize). The job records its serializer (`JobSpec.serializer`); the runner image has
+both, pinned to the same versions as this SDK (runner_images/build.py).
 The runner image (runner_images/python3/cloudpipe_runner.py) is the other half.
 """
 
@@ -9,7 +13,8 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Callable
-from typing import Any
+from types import ModuleType
+from typing import Any, Literal
 
 import cloudpickle
 
@@ -17,25 +22,56 @@ from cloudpipe_sdk._errors import InvalidRequest
 
 RUNNER_COMMAND = "python3 -m cloudpipe_runner"
 RESULT_PATH = "/tmp/.result"
-SERIALIZER = "cloudpickle"
+SERIALIZER = "cloudpickle"  # the default
 SERIALIZER_VERSION: str = cloudpickle.__version__
+SERIALIZERS = ("cloudpickle", "dill")
+DILL_VERSION = "0.4.1"  # the runner image's; this SDK's own dill must match it
+SerializerName = Literal["cloudpickle", "dill"]
 
 
 def client_python() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def dump_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-    """The job's stdin. Raises InvalidRequest when the call cannot be pickled."""
+def check_serializer(name: str) -> str:
+    """The name if it is a serializer the runners have; InvalidRequest otherwise."""
+    if name not in SERIALIZERS:
+        raise InvalidRequest(f"serializer: {name!r} is not one of {', '.join(SERIALIZERS)}")
+    return name
+
+
+def codec(name: str) -> ModuleType:
+    """The module (`dumps`/`loads`) of a serializer; InvalidRequest when not installed."""
+    if check_serializer(name) == "cloudpickle":
+        pickler: ModuleType = cloudpickle
+        return pickler
     try:
-        return bytes(cloudpickle.dumps((fn, args, kwargs)))
+        import dill  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    except ImportError:
+        raise InvalidRequest(f"serializer dill is not installed: pip install dill=={DILL_VERSION}") from None
+    module: ModuleType = dill
+    return module
+
+
+def version_of(name: str) -> str:
+    return str(getattr(codec(name), "__version__", "?"))
+
+
+def dump_call(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], serializer: str = SERIALIZER
+) -> bytes:
+    """The job's stdin. Raises InvalidRequest when the call cannot be pickled."""
+    module = codec(serializer)
+    try:
+        return bytes(module.dumps((fn, args, kwargs)))
     except Exception as exc:
-        raise InvalidRequest(f"cannot serialize the function or its arguments with cloudpickle: {exc}") from exc
+        hint = " (try serializer='dill')" if serializer == "cloudpickle" else ""
+        raise InvalidRequest(f"cannot serialize the function or its arguments with {serializer}: {exc}{hint}") from exc
 
 
-def load_envelope(data: bytes, job_id: int) -> dict[str, Any]:
+def load_envelope(data: bytes, job_id: int, serializer: str = "") -> dict[str, Any]:
     """Unpickle the runner's envelope and warn when its Python differs from ours."""
-    envelope = cloudpickle.loads(data)
+    envelope = codec(serializer or SERIALIZER).loads(data)
     if not isinstance(envelope, dict) or "ok" not in envelope:
         raise ValueError(f"job {job_id}: the result is not a Cloudpipe runner envelope")
     runner = str(envelope.get("python", ""))

@@ -1,0 +1,133 @@
+"""`JobOptions`: how a job runs (image, limits, serializer...), and the JobSpecs built
+from them for shell commands and Python calls."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from cloudpipe_proto.v1 import jobs_pb2 as pb
+from cloudpipe_sdk._errors import InvalidRequest
+from cloudpipe_sdk._serialize import (
+    RESULT_PATH,
+    RUNNER_COMMAND,
+    check_serializer,
+    client_python,
+    dump_call,
+    version_of,
+)
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How jobs run. None means the server's default (or, for `serializer`, the client's).
+
+    - `image`: Docker image (function jobs need a Cloudpipe Python runner image);
+    - `cpus`: CPU cores, fractions allowed; `memory`: bytes, or a string like "512M", "2G";
+    - `timeout`: the longest the container may run, in seconds;
+    - `retries`: a function job calls the function up to this many more times (in the
+      same container, with 1, 2, 4... s pauses) when it raises, and the job is requeued
+      if its runner is lost;
+    - `serializer`: "cloudpickle" or "dill" for function jobs;
+    - `env`, `name`, `tags`, `network` (off by default), `restartable`.
+
+    Example::
+
+        JobOptions(image="my/runner:3.11", cpus=2, memory="4G", timeout=600, retries=2)
+    """
+
+    image: str | None = None
+    cpus: float | None = None
+    memory: int | str | None = None
+    timeout: float | None = None
+    retries: int = 0
+    serializer: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    name: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    network: bool = False
+    restartable: bool = False
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise InvalidRequest(f"retries: must not be negative, got {self.retries}")
+        if self.serializer is not None:
+            check_serializer(self.serializer)
+        memory_bytes(self.memory)
+
+    def merged(self, **changes: Any) -> JobOptions:
+        """A copy with `changes` applied (None values leave a setting as it is)."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise InvalidRequest(f"unknown job option(s): {', '.join(sorted(unknown))}; options: {', '.join(known)}")
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    # -- specs ---------------------------------------------------------------------------
+
+    def shell_spec(self, cmd: str, *, stdin: bytes | str | None = None, result_source: str = "stdout") -> pb.JobSpec:
+        spec = self._base_spec(cmd)
+        spec.stdin = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
+        spec.result_source = result_source
+        spec.result_type = pb.RESULT_TYPE_BINARY
+        return spec
+
+    def function_spec(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, serializer: str
+    ) -> pb.JobSpec:
+        """The spec of the call `fn(*args, **kwargs)`; `serializer` is used unless these
+        options name one."""
+        serializer = self.serializer or serializer
+        spec = self._base_spec(RUNNER_COMMAND)
+        spec.stdin = dump_call(fn, args, kwargs, serializer)
+        spec.result_source = f"file:{RESULT_PATH}"
+        spec.result_type = pb.RESULT_TYPE_PICKLE
+        spec.serializer = serializer
+        spec.client_python = client_python()
+        spec.env["CLOUDPIPE_CLIENT_CLOUDPICKLE"] = version_of("cloudpickle")
+        if self.retries:
+            spec.env["CLOUDPIPE_RETRIES"] = str(self.retries)
+            spec.restartable = True
+        spec.tags.setdefault("function", qualname(fn))
+        return spec
+
+    def _base_spec(self, cmd: str) -> pb.JobSpec:
+        spec = pb.JobSpec(
+            cmd=cmd,
+            name=self.name or "",
+            image=self.image or "",
+            env=dict(self.env),
+            tags=dict(self.tags),
+            network=self.network,
+            restartable=self.restartable,
+            resources=pb.Resources(cpus=self.cpus or 0.0, memory_bytes=memory_bytes(self.memory)),
+        )
+        if self.timeout is not None:
+            spec.max_runtime.FromTimedelta(timedelta(seconds=self.timeout))
+        return spec
+
+
+def memory_bytes(value: int | str | None) -> int:
+    """Bytes from an int, or from "512M", "1.5G", "2GiB" (binary units); 0 for None."""
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        if value < 0:
+            raise InvalidRequest(f"memory: must not be negative, got {value}")
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise InvalidRequest(f"memory: {value!r} is not a size like 512M or 2G")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def qualname(fn: Callable[..., Any]) -> str:
+    module = getattr(fn, "__module__", None) or "?"
+    return f"{module}.{getattr(fn, '__qualname__', type(fn).__name__)}"[:200]

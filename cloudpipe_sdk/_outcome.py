@@ -1,0 +1,58 @@
+"""What a finished job amounts to: its value, or the exception to raise. Shared by
+`Job` and `AsyncJob`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudpipe_proto.v1 import jobs_pb2 as pb
+from cloudpipe_sdk._errors import JobFailed, JobKilled, JobStalled, RemoteTraceback
+from cloudpipe_sdk._serialize import load_envelope
+from cloudpipe_sdk._status import JobStatus, status_from_pb
+
+TAIL_LINES = 20
+
+
+def outcome(snapshot: pb.Job) -> Any:
+    """The result of a finished job, or raise what `Job.result()` documents."""
+    status = status_from_pb(snapshot.status)
+    if snapshot.spec.result_type == pb.RESULT_TYPE_PICKLE and snapshot.result:
+        envelope = load_envelope(snapshot.result, snapshot.id, snapshot.spec.serializer)
+        if envelope["ok"] and status is JobStatus.DONE:
+            return envelope["value"]
+        if not envelope["ok"]:
+            raise remote_exception(snapshot, envelope)
+    if status is JobStatus.DONE:
+        return snapshot.result
+    raise failure(snapshot)
+
+
+def remote_exception(snapshot: pb.Job, envelope: dict[str, Any]) -> BaseException:
+    """The function's own exception with the remote traceback as its cause, or JobFailed
+    when the exception did not survive the trip."""
+    traceback_text = str(envelope.get("traceback", ""))
+    exc = envelope.get("exc")
+    if not isinstance(exc, BaseException):
+        reason = f"{envelope.get('exc_type', 'exception')}: {envelope.get('exc_repr', '')}"
+        return failure(snapshot, remote_traceback=traceback_text, reason=reason)
+    exc.__cause__ = RemoteTraceback(traceback_text)
+    return exc
+
+
+def failure(snapshot: pb.Job, remote_traceback: str = "", reason: str | None = None) -> JobFailed:
+    status = status_from_pb(snapshot.status)
+    cls = {JobStatus.KILLED: JobKilled, JobStatus.STALLED: JobStalled}.get(status, JobFailed)
+    return_code = snapshot.return_code if snapshot.HasField("return_code") else None
+    return cls(
+        snapshot.id,
+        status.value,
+        reason or snapshot.reason,
+        return_code,
+        tail(snapshot.stderr),
+        remote_traceback,
+        stdout_tail=tail(snapshot.stdout),
+    )
+
+
+def tail(data: bytes, lines: int = TAIL_LINES) -> str:
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])

@@ -1,0 +1,172 @@
+"""The sync client's RPC plumbing on grpc_testing's fake channel: error mapping,
+retries of UNAVAILABLE, deadlines, credentials, idempotency keys on retried submits."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import grpc_testing  # type: ignore[import-untyped]
+import pytest
+
+from cloudpipe_proto.v1 import jobs_pb2 as pb
+from cloudpipe_sdk import AuthError, Client, CloudpipeError, InvalidRequest, NotFound, Timeout, Unavailable
+
+SERVICE = pb.DESCRIPTOR.services_by_name["JobService"]
+
+
+class Server:
+    """Plays the server on a fake channel; the client runs in a worker thread."""
+
+    def __init__(self) -> None:
+        self.channel = grpc_testing.channel([SERVICE], grpc_testing.strict_real_time())
+        self.timeouts: list[float | None] = []
+        self._pool = ThreadPoolExecutor(1)
+
+    def client(self, **options: Any) -> Client:
+        return Client(channel=_Recording(self.channel, self.timeouts), api_key="k3y", **options)
+
+    def run(self, call: Callable[[], Any]) -> Future[Any]:
+        return self._pool.submit(call)
+
+    def answer(
+        self, method: str, response: Any = None, code: grpc.StatusCode = grpc.StatusCode.OK, details: str = ""
+    ) -> tuple[dict[str, str], Any]:
+        metadata, request, rpc = self.channel.take_unary_unary(SERVICE.methods_by_name[method])
+        rpc.terminate(response, (), code, details)
+        return dict(metadata), request
+
+
+class _Recording(grpc.Channel):  # type: ignore[misc]
+    """The fake channel, noting the deadline of every unary call. (grpc.intercept_channel
+    cannot wrap grpc_testing's channel: its callables lack `wait_for_ready`.)"""
+
+    def __init__(self, inner: Any, timeouts: list[float | None]) -> None:
+        self._inner = inner
+        self._timeouts = timeouts
+
+    def unary_unary(
+        self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any
+    ) -> Any:
+        call = self._inner.unary_unary(method, request_serializer, response_deserializer)
+
+        def invoke(request: Any, timeout: float | None = None, metadata: Any = None, **__: Any) -> Any:
+            self._timeouts.append(timeout)
+            return call(request, timeout=timeout, metadata=metadata)
+
+        return invoke
+
+    def unary_stream(
+        self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any
+    ) -> Any:
+        return self._inner.unary_stream(method, request_serializer, response_deserializer)
+
+    def stream_unary(
+        self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any
+    ) -> Any:
+        return self._inner.stream_unary(method, request_serializer, response_deserializer)
+
+    def stream_stream(
+        self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any
+    ) -> Any:
+        return self._inner.stream_stream(method, request_serializer, response_deserializer)
+
+    def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
+        self._inner.subscribe(callback, try_to_connect)
+
+    def unsubscribe(self, callback: Any) -> None:
+        self._inner.unsubscribe(callback)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Server]:
+    for name in ("CLOUDPIPE_ADDRESS", "CLOUDPIPE_API_KEY", "CLOUDPIPE_PROFILE", "CLOUDPIPE_SERIALIZER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLOUDPIPE_CONFIG", str(tmp_path / "none.toml"))
+    yield Server()
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (grpc.StatusCode.NOT_FOUND, NotFound),
+        (grpc.StatusCode.UNAUTHENTICATED, AuthError),
+        (grpc.StatusCode.PERMISSION_DENIED, AuthError),
+        (grpc.StatusCode.INVALID_ARGUMENT, InvalidRequest),
+        (grpc.StatusCode.FAILED_PRECONDITION, InvalidRequest),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, Timeout),
+        (grpc.StatusCode.INTERNAL, CloudpipeError),
+    ],
+)
+def test_status_codes_become_typed_errors(server: Server, code: grpc.StatusCode, error: type[Exception]) -> None:
+    client = server.client()
+    pending = server.run(lambda: client.get(7))
+    server.answer("Get", code=code, details="job 7 says no")
+    with pytest.raises(error, match="job 7 says no") as raised:
+        pending.result(timeout=10)
+    assert raised.value.code == code.name  # type: ignore[attr-defined]
+
+
+def test_every_call_carries_the_key_and_a_deadline(server: Server) -> None:
+    client = server.client(rpc_timeout=7.5)
+    pending = server.run(client.queue_stats)
+    metadata, _ = server.answer("QueueStats", pb.QueueStatsResponse(counts={"done": 2}))
+    assert pending.result(timeout=10) == {"done": 2}
+    assert metadata["authorization"] == "Bearer k3y"
+    assert server.timeouts == [7.5]
+
+
+def test_unavailable_is_retried_with_backoff_until_it_answers(server: Server) -> None:
+    client = server.client()
+    pending = server.run(lambda: client.kill_all())
+    server.answer("KillAll", code=grpc.StatusCode.UNAVAILABLE, details="restarting")
+    server.answer("KillAll", code=grpc.StatusCode.UNAVAILABLE, details="restarting")
+    server.answer("KillAll", pb.KillAllResponse(ids=[1, 2]))
+    assert pending.result(timeout=10) == [1, 2]
+
+
+def test_unavailable_for_longer_than_retry_for_raises(server: Server) -> None:
+    client = server.client(retry_for=0.3)
+    pending = server.run(lambda: client.get(1))
+
+    def always_down() -> None:
+        while True:
+            server.answer("Get", code=grpc.StatusCode.UNAVAILABLE, details="down")
+
+    threading.Thread(target=always_down, daemon=True).start()
+    with pytest.raises(Unavailable, match="down"):
+        pending.result(timeout=10)
+
+
+def test_a_retried_submit_sends_the_same_idempotency_keys(server: Server) -> None:
+    client = server.client()
+    pending = server.run(lambda: client.shell("echo once"))
+    _, first = server.answer("Submit", code=grpc.StatusCode.UNAVAILABLE, details="answer lost")
+    _, second = server.answer("Submit", pb.SubmitResponse(ids=[41]))
+    assert pending.result(timeout=10).id == 41
+    assert first.jobs[0].idempotency_key and first.jobs[0].idempotency_key == second.jobs[0].idempotency_key
+    another = server.run(lambda: client.shell("echo once"))
+    _, third = server.answer("Submit", pb.SubmitResponse(ids=[42]))
+    assert another.result(timeout=10).id == 42
+    assert third.jobs[0].idempotency_key != first.jobs[0].idempotency_key
+
+
+def test_many_jobs_go_in_batches_with_distinct_keys(server: Server) -> None:
+    client = server.client()
+    specs = [pb.JobSpec(cmd=f"echo {i}") for i in range(600)]
+    pending = server.run(lambda: client._submit_specs(specs))
+    sizes, keys = [], set()
+    for start in (0, 250, 500):
+        _, request = server.answer(
+            "Submit", pb.SubmitResponse(ids=range(start + 1, start + 1 + len(specs[start : start + 250])))
+        )
+        sizes.append(len(request.jobs))
+        keys.update(job.idempotency_key for job in request.jobs)
+    assert [job.id for job in pending.result(timeout=10)] == list(range(1, 601))
+    assert sizes == [250, 250, 100] and len(keys) == 600
