@@ -24,12 +24,12 @@ import grpc
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
-from http_gateway import multyvac
+from http_gateway import multyvac, ui
 from http_gateway.config import GatewaySettings
 from http_gateway.multyvac import ApiError, Reply
 
@@ -205,6 +205,42 @@ class Gateway:
         response = await self._call("stats", "QueueStats", pb.QueueStatsRequest(), caller)
         return multyvac.stats_reply(dict(response.counts))
 
+    # -- the web UI's additions (http_gateway/ui.py) --------------------------------------
+
+    async def ui_job(self, request: Request) -> Reply:
+        """`GET /ui/api/job?jid=N`: one job of the caller as in `GET /v1/job`, plus its
+        image, reason and attempts; 404 JNF when the caller has no such job."""
+        if request.method != "GET":
+            raise multyvac.minval("GET")
+        caller = self._caller(request)
+        try:
+            jid = ui.parse_jid(request.scope["query_string"])
+        except ApiError as exc:
+            raise await self._verified(caller, exc) from None
+        # Get, not List: it includes the output a running job has written so far.
+        try:
+            job = await self._stub.Get(
+                pb.GetJobRequest(id=jid), metadata=caller.metadata, timeout=self._settings.rpc_timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is grpc.StatusCode.NOT_FOUND:
+                raise multyvac.jnf(jid) from None
+            log.info("Get for %s failed: %s %s", caller.account, exc.code().name, exc.details())
+            raise multyvac.rpc_failure("list", exc, caller.account, jid) from None
+        return multyvac.json_reply(ui.job_detail(job, self._settings.default_image))
+
+    async def ui_account(self, request: Request) -> Reply:
+        """`GET /ui/api/account`: checks the credentials (the UI's login) and tells the
+        account name and the gRPC address this gateway uses (the profile's SDK snippet)."""
+        if request.method != "GET":
+            raise multyvac.minval("GET")
+        caller = self._caller(request)
+        await self._authenticate(caller)
+        return multyvac.json_reply({"account": caller.account, "server": self._settings.server})
+
+    async def ui_redirect(self, request: Request) -> Reply:
+        return Reply(301, "text/html; charset=utf-8", b"", location="/ui/")
+
     async def not_found(self, request: Request) -> Reply:
         """Go's ServeMux: an unclean path is redirected to its clean form, anything else
         that no route matches is a plain-text 404."""
@@ -257,6 +293,11 @@ def create_app(settings: GatewaySettings) -> Starlette:
         Route("/v1/job/kill", Endpoint(gateway.kill)),
         Route("/v1/job/kill_all", Endpoint(gateway.kill_all)),
         Route("/v1/job/queue_stats", Endpoint(gateway.queue_stats)),
+        # The web UI: `/` stays Go's 404 (a multyvac client probing it sees the same server).
+        Route("/ui", Endpoint(gateway.ui_redirect)),
+        Route("/ui/api/job", Endpoint(gateway.ui_job)),
+        Route("/ui/api/account", Endpoint(gateway.ui_account)),
+        Mount("/ui", ui.static_app()),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.router.redirect_slashes = False  # Go 404s `/v1/job/`; it never adds or drops a slash
