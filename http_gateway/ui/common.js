@@ -1,0 +1,197 @@
+// Shared by every page: the session, calls to the gateway, safe DOM building, and
+// time formatting. Job data only ever reaches the page as text (el() and textContent),
+// never as HTML.
+
+const SESSION = "cloudpipe.session";
+export const ONGOING = ["waiting", "queued", "processing"];
+
+// -- session: {account, key} in sessionStorage, or localStorage with "remember me" --
+
+export function loadSession() {
+  for (const storage of [sessionStorage, localStorage]) {
+    try {
+      const session = JSON.parse(storage.getItem(SESSION) || "null");
+      if (session && session.account && session.key) return session;
+    } catch {
+      storage.removeItem(SESSION);
+    }
+  }
+  return null;
+}
+
+export function saveSession(account, key, remember) {
+  clearSession();
+  (remember ? localStorage : sessionStorage).setItem(SESSION, JSON.stringify({ account, key }));
+}
+
+export function clearSession() {
+  sessionStorage.removeItem(SESSION);
+  localStorage.removeItem(SESSION);
+}
+
+// The session of a signed-in page; without one, null, and off to log in and come back.
+export function requireSession() {
+  const session = loadSession();
+  if (!session) {
+    const here = location.pathname.split("/").pop() + location.search;
+    location.replace("./?next=" + encodeURIComponent(here));
+    return null;
+  }
+  document.getElementById("account").textContent = session.account;
+  document.getElementById("logout").addEventListener("click", () => {
+    clearSession();
+    location.replace("./?loggedout=1");
+  });
+  return session;
+}
+
+// -- the gateway -----------------------------------------------------------------------
+
+export class ApiFailure extends Error {
+  constructor(status, code, message, hint) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.hint = hint || "";
+  }
+}
+
+function basic(session) {
+  const bytes = new TextEncoder().encode(session.account + ":" + session.key);
+  return "Basic " + btoa(String.fromCharCode(...bytes));
+}
+
+// A call with the session's Basic credentials; the parsed JSON, or an ApiFailure with
+// the gateway's error envelope (status 0: the gateway did not answer).
+export async function api(session, path, { method = "GET", form = null } = {}) {
+  const headers = { Authorization: basic(session) };
+  let body = null;
+  if (form) {
+    headers["Content-Type"] = "application/x-www-form-urlencoded";
+    body = new URLSearchParams(form).toString();
+  }
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body, cache: "no-store" });
+  } catch {
+    throw new ApiFailure(0, "NET", "Cannot reach the Cloudpipe gateway.");
+  }
+  const text = await response.text();
+  let data = null;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    // a body that is not JSON: reported below if the status is an error
+  }
+  if (!response.ok) {
+    const error = (data && data.error) || {};
+    throw new ApiFailure(response.status, error.code || "HTTP", error.message || text || response.statusText, error.hint);
+  }
+  return data;
+}
+
+// A failed call as one sentence for people; a refused key ends the session.
+export function explain(failure) {
+  if (failure.status === 401) {
+    clearSession();
+    return "The gateway refused the account name or API key.";
+  }
+  if (failure.status === 429) return "Too many failed attempts: wait a minute, then try again.";
+  if (failure.code === "ACONN") return "The server cannot check keys right now (authentication service unreachable). Try again shortly.";
+  return failure.message + (failure.hint ? " " + failure.hint : "");
+}
+
+// Shows `failure` (or clears the region with null); after a refused key, a link to log in.
+export function showError(region, failure) {
+  region.replaceChildren();
+  if (!failure) return;
+  const refused = failure.status === 401;
+  region.append(explain(failure));
+  if (refused) region.append(" ", el("a", { href: "./" }, "Log in again"));
+}
+
+// -- DOM ----------------------------------------------------------------------------------
+
+// el("a", {href: "x", class: "y"}, "text", child): children are nodes or text, never HTML.
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === null || value === undefined || value === false) continue;
+    node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) node.append(child);
+  }
+  return node;
+}
+
+export function statusLabel(status) {
+  return status ? status[0].toUpperCase() + status.slice(1) : "Unknown";
+}
+
+// The status as text (readable without colour), with a spinner while the job is ongoing.
+export function statusBadge(status) {
+  const marks = { done: "✓", error: "✗", killed: "■", stalled: "!" };
+  const badge = el("span", { class: "status status-" + (status || "unknown") });
+  if (ONGOING.includes(status)) badge.append(el("span", { class: "spinner", "aria-hidden": "true" }));
+  else badge.append(el("span", { class: "mark", "aria-hidden": "true" }, marks[status] || "?"));
+  badge.append(statusLabel(status));
+  return badge;
+}
+
+// -- time -------------------------------------------------------------------------------
+
+// The API's "YYYY-MM-DD HH:MM:SS.mmm" (UTC) as a Date; null when absent.
+export function parseStamp(stamp) {
+  return stamp ? new Date(stamp.replace(" ", "T") + "Z") : null;
+}
+
+export function absoluteTime(date) {
+  return date.toLocaleString(undefined, {
+    year: "numeric", month: "short", day: "numeric",
+    hour: "numeric", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+  });
+}
+
+const RELATIVE = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+const UNITS = [["year", 31536e6], ["month", 2592e6], ["week", 6048e5], ["day", 864e5], ["hour", 36e5], ["minute", 6e4], ["second", 1e3]];
+
+export function relativeTime(date, now = Date.now()) {
+  const ms = date.getTime() - now;
+  for (const [unit, size] of UNITS) {
+    if (Math.abs(ms) >= size || unit === "second") return RELATIVE.format(Math.round(ms / size), unit);
+  }
+  return "";
+}
+
+// <time> showing "3 minutes ago", the absolute time in its tooltip.
+export function timeElement(date) {
+  if (!date) return "—";
+  return el("time", { datetime: date.toISOString(), title: absoluteTime(date) }, relativeTime(date));
+}
+
+// Milliseconds as "850 ms", "12.3 s", "3 min 4 s", "2 h 5 min", "3 d 4 h".
+export function duration(ms) {
+  ms = Math.max(0, ms);
+  if (ms < 1000) return Math.round(ms) + " ms";
+  if (ms < 60e3) return (ms / 1000).toFixed(ms < 10e3 ? 1 : 0) + " s";
+  const s = Math.floor(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+// Time on a clock that keeps ticking: whole seconds, then as duration().
+export function elapsed(ms) {
+  return ms < 60e3 ? `${Math.floor(Math.max(0, ms) / 1000)} s` : duration(ms);
+}
+
+// How long an ongoing job has been running (or waiting, before it started), in ms.
+export function ongoingFor(job, now = Date.now()) {
+  const since = parseStamp(job.started_at) || parseStamp(job.created_at);
+  return since ? now - since.getTime() : 0;
+}
+
+export function nsToMs(ns) {
+  return (ns || 0) / 1e6;
+}
