@@ -38,6 +38,7 @@ packages=(ca-certificates debootstrap)
 command -v dockerd >/dev/null || packages+=(docker.io)
 if ((WITH_TEST_DEPS)); then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
+  packages+=(chromium chromium-driver tmux) # a real browser for the web UI tests; a real terminal for the CLI
 fi
 apt_install "${packages[@]}"
 
