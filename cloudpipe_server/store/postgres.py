@@ -5,9 +5,8 @@ so concurrent dispatchers skip each other's rows instead of queueing behind them
 
 Schema migrations are the short list `MIGRATIONS` (`postgres_schema.py`), applied by
 `initialize()` in one transaction that first takes `pg_advisory_xact_lock`, with the
-applied version in a `schema_version` table. That is all a handful of tables needs: no
-migration tool to install and configure, and servers starting together cannot migrate
-twice.
+applied version in a `schema_version` table (`postgres_db.py`: the pool, migrations and
+error mapping shared with the schedule store).
 
 `_SUBMIT_LOCK`, a second transaction-scoped advisory lock, serialises submits: the ids
 of one submit are consecutive, and a job becomes visible only after every job with a
@@ -30,18 +29,14 @@ Output of running jobs: `postgres_output.py`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, LiteralString
 
-import psycopg
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
-from cloudpipe_server.errors import InvalidArgument, NotFound, StoreUnavailable
+from cloudpipe_server.errors import InvalidArgument, NotFound
 from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
 from cloudpipe_server.store import postgres_output as output
 from cloudpipe_server.store.base import JobStore
@@ -54,11 +49,9 @@ from cloudpipe_server.store.codec import (
     to_ns,
 )
 from cloudpipe_server.store.common import backoff, dedupe, keys_of
+from cloudpipe_server.store.postgres_db import Conn, PostgresDatabase, advisory_lock, fetch_all, fetch_one
 from cloudpipe_server.store.postgres_output import SELECT_JOBS
-from cloudpipe_server.store.postgres_schema import migrate
-
-Conn = AsyncConnection[DictRow]
-Query = LiteralString | bytes  # bytes only for SQL assembled from literals
+from cloudpipe_server.store.postgres_schema import MIGRATE_LOCK, MIGRATIONS
 
 # Key of the transaction-scoped advisory lock of submits (any constant unique to Cloudpipe).
 _SUBMIT_LOCK = 0x436C_6F75_6400_0002
@@ -106,48 +99,13 @@ class PostgresJobStore(JobStore):
     (`postgresql://user:password@host:5432/dbname`)."""
 
     def __init__(self, url: str, *, max_connections: int = 10) -> None:
-        self._url = url
-        self._max_connections = max_connections
-        self._pool: AsyncConnectionPool[Conn] | None = None
-
-    # -- plumbing -------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Conn]:
-        """A pooled autocommit connection: one statement is one transaction; several
-        need `conn.transaction()`. Driver failures become `StoreUnavailable`."""
-        pool = self._pool
-        if pool is None:
-            raise StoreUnavailable("the PostgreSQL store is closed")
-        try:
-            async with pool.connection() as conn:
-                yield conn
-        except psycopg.OperationalError as exc:  # includes PoolTimeout and deadlocks
-            raise StoreUnavailable(f"PostgreSQL store error: {exc}") from exc
+        self._db = PostgresDatabase(url, max_connections=max_connections)
 
     async def initialize(self) -> None:
-        if self._pool is None:
-            pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-                self._url,
-                connection_class=AsyncConnection[DictRow],
-                kwargs={"autocommit": True, "row_factory": dict_row},
-                min_size=1,
-                max_size=self._max_connections,
-                open=False,
-            )
-            try:
-                await pool.open(wait=True, timeout=30)
-            except psycopg.OperationalError as exc:
-                await pool.close()
-                raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
-            self._pool = pool
-        async with self._connection() as conn:
-            await migrate(conn)
+        await self._db.connect(MIGRATIONS, version_table="schema_version", lock=MIGRATE_LOCK)
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        await self._db.close()
 
     # -- jobs -------------------------------------------------------------------------
 
@@ -156,12 +114,12 @@ class PostgresJobStore(JobStore):
             return []
         keys = keys_of(specs)
         if not keys and not any(spec.depends_on for spec in specs):
-            async with self._connection() as conn:
+            async with self._db.connection() as conn:
                 return await _insert_queued(conn, account, specs, now)
-        async with self._connection() as conn:
+        async with self._db.connection() as conn:
             async with conn.transaction():
-                await _lock(conn, _SUBMIT_LOCK)
-                rows = await _all(
+                await advisory_lock(conn, _SUBMIT_LOCK)
+                rows = await fetch_all(
                     conn,
                     "SELECT idempotency_key, id FROM jobs WHERE account = %s AND idempotency_key = ANY(%s)"
                     " AND idempotency_key <> ''",  # lets even a generic plan use the partial index
@@ -178,7 +136,7 @@ class PostgresJobStore(JobStore):
             return plan.ids(ids)
 
     async def get(self, job_id: int, account: str | None = None) -> Job:
-        async with self._connection() as conn:
+        async with self._db.connection() as conn:
             return await _get(conn, job_id, account)
 
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
@@ -196,44 +154,44 @@ class PostgresJobStore(JobStore):
         order = "DESC" if query.newest_first else "ASC"
         sql = f"SELECT * FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id {order} LIMIT %s"
         params.append(query.limit if query.limit >= 0 else None)  # like SQLite: negative = no limit
-        async with self._connection() as conn:
-            return [_row_to_job(row) for row in await _all(conn, sql.encode(), params)]  # built from literals
+        async with self._db.connection() as conn:
+            return [_row_to_job(row) for row in await fetch_all(conn, sql.encode(), params)]  # built from literals
 
     async def claim(
         self, owner: str, now: datetime, lease: timedelta, limit: int, per_account_limit: int = 0
     ) -> list[Job]:
         lease_args = (owner, to_ns(now + lease), to_ns(now))
-        async with self._connection() as conn:
+        async with self._db.connection() as conn:
             if per_account_limit <= 0:
-                rows = await _all(conn, _CLAIM + _DUE, (*lease_args, to_ns(now), limit))
+                rows = await fetch_all(conn, _CLAIM + _DUE, (*lease_args, to_ns(now), limit))
             else:
                 # Counting running jobs per account needs a consistent view, which SKIP
                 # LOCKED cannot give: claimers that enforce the limit take turns.
                 async with conn.transaction():
-                    await _lock(conn, _CLAIM_LOCK)
-                    rows = await _all(
+                    await advisory_lock(conn, _CLAIM_LOCK)
+                    rows = await fetch_all(
                         conn, _CLAIM + _DUE_WITHIN_ACCOUNT_LIMIT, (*lease_args, to_ns(now), per_account_limit, limit)
                     )
         return sorted((_row_to_job(row) for row in rows), key=lambda job: job.id)
 
     async def owned(self, owner: str) -> list[Job]:
         sql = SELECT_JOBS + " WHERE status = 'processing' AND lease_owner = %s ORDER BY id"
-        async with self._connection() as conn:
-            return [_row_to_job(row) for row in await _all(conn, sql, (owner,))]
+        async with self._db.connection() as conn:
+            return [_row_to_job(row) for row in await fetch_all(conn, sql, (owner,))]
 
     async def append_output(self, job_id: int, owner: str, chunks: Sequence[OutputChunk]) -> bool:
-        async with self._connection() as conn:
+        async with self._db.connection() as conn:
             return await output.append(conn, job_id, owner, chunks)
 
     async def read_output(self, job_id: int, stream: Stream, offset: int, account: str | None = None) -> bytes:
-        async with self._connection() as conn:
+        async with self._db.connection() as conn:
             return await output.read(conn, job_id, stream, offset, account)
 
     async def extend_leases(self, owner: str, job_ids: Sequence[int], until: datetime) -> set[int]:
         if not job_ids:
             return set()
-        async with self._connection() as conn:
-            rows = await _all(
+        async with self._db.connection() as conn:
+            rows = await fetch_all(
                 conn,
                 "UPDATE jobs SET lease_expires_at = %s WHERE lease_owner = %s AND status = 'processing'"
                 " AND id = ANY(%s) RETURNING id",
@@ -242,7 +200,7 @@ class PostgresJobStore(JobStore):
         return {row["id"] for row in rows}
 
     async def mark_started(self, job_id: int, owner: str, container_id: str, container_started_at: datetime) -> None:
-        async with self._connection() as conn:
+        async with self._db.connection() as conn:
             await conn.execute(
                 "UPDATE jobs SET container_id = %s, container_started_at = %s"
                 " WHERE id = %s AND lease_owner = %s AND status = 'processing'",
@@ -252,7 +210,7 @@ class PostgresJobStore(JobStore):
     async def finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
         ended = (to_ns(outcome.finished_at), outcome.reason, outcome.return_code)
         blobs, collected = (outcome.stdout, outcome.stderr, outcome.result), Jsonb(collected_to_doc(outcome.collected))
-        async with self._connection() as conn:
+        async with self._db.connection() as conn:
             # One transaction whose DELETE starts after the UPDATE locked the row, so it sees
             # every append that committed before (see postgres_output); one round trip.
             async with output.pipelined_transaction(conn):
@@ -270,7 +228,7 @@ class PostgresJobStore(JobStore):
             return True
 
     async def request_kill(self, job_id: int, account: str, now: datetime) -> Job:
-        async with self._connection() as conn:
+        async with self._db.connection() as conn:
             job = await _get(conn, job_id, account)
             if job.status.terminal:
                 return job
@@ -280,9 +238,9 @@ class PostgresJobStore(JobStore):
             return await _get(conn, job_id, account)
 
     async def kill_all(self, account: str, now: datetime) -> list[int]:
-        async with self._connection() as conn:
+        async with self._db.connection() as conn:
             async with conn.transaction():
-                rows = await _all(
+                rows = await fetch_all(
                     conn,
                     "SELECT id FROM jobs WHERE account = %s AND status = ANY(%s) ORDER BY id FOR UPDATE",
                     (account, _UNFINISHED),
@@ -295,8 +253,8 @@ class PostgresJobStore(JobStore):
     async def kill_requested(self, job_ids: Sequence[int]) -> set[int]:
         if not job_ids:
             return set()
-        async with self._connection() as conn:
-            rows = await _all(
+        async with self._db.connection() as conn:
+            rows = await fetch_all(
                 conn,
                 "SELECT id FROM jobs WHERE kill_requested AND status = 'processing' AND id = ANY(%s)",
                 (list(job_ids),),
@@ -305,8 +263,8 @@ class PostgresJobStore(JobStore):
 
     async def counts(self, account: str) -> dict[JobStatus, int]:
         counts = {status: 0 for status in JobStatus}
-        async with self._connection() as conn:
-            rows = await _all(
+        async with self._db.connection() as conn:
+            rows = await fetch_all(
                 conn, "SELECT status, COUNT(*) AS n FROM jobs WHERE account = %s GROUP BY status", (account,)
             )
         for row in rows:
@@ -314,9 +272,9 @@ class PostgresJobStore(JobStore):
         return counts
 
     async def reap_expired(self, now: datetime, max_attempts: int) -> list[Job]:
-        async with self._connection() as conn:
+        async with self._db.connection() as conn:
             async with conn.transaction():
-                rows = await _all(
+                rows = await fetch_all(
                     conn,
                     "SELECT * FROM jobs WHERE status = 'processing' AND lease_expires_at < %s"
                     " ORDER BY id FOR UPDATE SKIP LOCKED",  # another reaper or a finish has the locked ones
@@ -349,51 +307,39 @@ class PostgresJobStore(JobStore):
             await _settle_waiting(conn, now)
             if not rows:
                 return []
-            reaped = await _all(conn, "SELECT * FROM jobs WHERE id = ANY(%s) ORDER BY id", ([r["id"] for r in rows],))
+            reaped = await fetch_all(
+                conn, "SELECT * FROM jobs WHERE id = ANY(%s) ORDER BY id", ([r["id"] for r in rows],)
+            )
             return [_row_to_job(row) for row in reaped]
 
 
 # -- helpers run on one connection ------------------------------------------------------------
 
 
-async def _lock(conn: Conn, key: int) -> None:
-    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
-
-
-async def _one(conn: Conn, sql: Query, params: Sequence[Any] = ()) -> DictRow | None:
-    cursor = await conn.execute(sql, params)
-    return await cursor.fetchone()
-
-
-async def _all(conn: Conn, sql: Query, params: Sequence[Any] = ()) -> list[DictRow]:
-    cursor = await conn.execute(sql, params)
-    return await cursor.fetchall()
-
-
 async def _insert_queued(conn: Conn, account: str, specs: Sequence[JobSpec], now: datetime) -> list[int]:
     """Insert jobs without dependencies in one statement that takes the submit lock."""
     docs, keys = [Jsonb(spec_to_doc(spec)) for spec in specs], [s.idempotency_key for s in specs]
     params = (_SUBMIT_LOCK, account, to_ns(now), [s.name for s in specs], docs, [s.stdin for s in specs], keys)
-    return sorted(row["id"] for row in await _all(conn, _INSERT_QUEUED, params))
+    return sorted(row["id"] for row in await fetch_all(conn, _INSERT_QUEUED, params))
 
 
 async def _insert(conn: Conn, account: str, spec: JobSpec, now: datetime) -> int:
     """Insert one job (inside the locked transaction), checking its dependencies."""
     if spec.depends_on:
-        found = await _all(
+        found = await fetch_all(
             conn, "SELECT id FROM jobs WHERE id = ANY(%s) AND account = %s", (list(spec.depends_on), account)
         )
         if missing := sorted(set(spec.depends_on) - {row["id"] for row in found}):
             raise InvalidArgument(f"depends_on: job {missing[0]} not found")
     status = JobStatus.WAITING if spec.depends_on else JobStatus.QUEUED
     values = (account, spec.name, status.value, Jsonb(spec_to_doc(spec)), spec.stdin, list(spec.depends_on))
-    row = await _one(conn, _INSERT_ONE, (*values, to_ns(now), spec.idempotency_key))
+    row = await fetch_one(conn, _INSERT_ONE, (*values, to_ns(now), spec.idempotency_key))
     assert row is not None
     return int(row["id"])
 
 
 async def _get(conn: Conn, job_id: int, account: str | None) -> Job:
-    row = await _one(conn, SELECT_JOBS + " WHERE id = %s", (job_id,))
+    row = await fetch_one(conn, SELECT_JOBS + " WHERE id = %s", (job_id,))
     if row is None or (account is not None and row["account"] != account):
         raise NotFound(f"job {job_id} not found")
     return _row_to_job(row)
@@ -423,11 +369,11 @@ async def _settle_waiting(conn: Conn, now: datetime) -> None:
     conditional on the job still WAITING."""
     changed = True
     while changed:
-        waiting = await _all(conn, "SELECT id, depends_on FROM jobs WHERE status = 'waiting' ORDER BY id")
+        waiting = await fetch_all(conn, "SELECT id, depends_on FROM jobs WHERE status = 'waiting' ORDER BY id")
         if not waiting:
             return
         dep_ids = sorted({dep for row in waiting for dep in row["depends_on"]})
-        found = await _all(conn, "SELECT id, status FROM jobs WHERE id = ANY(%s)", (dep_ids,))
+        found = await fetch_all(conn, "SELECT id, status FROM jobs WHERE id = ANY(%s)", (dep_ids,))
         statuses = {row["id"]: JobStatus(row["status"]) for row in found}
         failures: list[tuple[int | None, str, int]] = []
         queued: list[int] = []

@@ -14,15 +14,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
-from psycopg.rows import DictRow
 
 from cloudpipe_server.errors import NotFound
 from cloudpipe_server.models import OutputChunk, Stream
 from cloudpipe_server.store.common import read_from
-
-Conn = AsyncConnection[DictRow]
+from cloudpipe_server.store.postgres_db import Conn
 
 # A job row plus, for a PROCESSING job, its chunks so far (NULL when there are none).
 SELECT_JOBS = """

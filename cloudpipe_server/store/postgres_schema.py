@@ -1,10 +1,8 @@
-"""Schema of the PostgreSQL store: `MIGRATIONS`, applied in order by `migrate` (see the
-`postgres` module docstring). Append new migrations; never edit an applied one."""
+"""Schema of the PostgreSQL store: `MIGRATIONS`, applied in order by
+`PostgresDatabase.connect` (`postgres_db.py`) under `MIGRATE_LOCK`, with the applied
+version in the `schema_version` table. Append new migrations; never edit an applied one."""
 
 from __future__ import annotations
-
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow
 
 MIGRATIONS: list[str] = [
     # 1: jobs
@@ -52,18 +50,5 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-# Key of the transaction-scoped advisory lock (any constant unique to Cloudpipe).
-_MIGRATE_LOCK = 0x436C_6F75_6400_0001
-
-
-async def migrate(conn: AsyncConnection[DictRow]) -> None:
-    """Apply the migrations the database lacks, in one transaction under an advisory lock."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
-        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        cursor = await conn.execute("SELECT COALESCE(MAX(version), 0) AS version FROM schema_version")
-        row = await cursor.fetchone()
-        version = int(row["version"]) if row else 0
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            await conn.execute(script.encode())  # bytes: several statements, no parameters
-            await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
+# Key of the transaction-scoped advisory lock of migrations (any constant unique to Cloudpipe).
+MIGRATE_LOCK = 0x436C_6F75_6400_0001

@@ -4,25 +4,22 @@ a fire record is one transaction that locks the schedule row, checks the lease,
 inserts the fires (`ON CONFLICT DO NOTHING` on the primary key (schedule_id,
 scheduled_at)) and moves the cursor. Versions of one saved job are serialised by a
 transaction-scoped advisory lock on its name. The schema version lives in
-`schedule_schema_version`, migrated under an advisory lock like the job store's."""
+`schedule_schema_version`, migrated under an advisory lock like the job store's (the pool,
+migrations and error mapping: `postgres_db.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, LiteralString
+from typing import LiteralString
 
-import psycopg
-from psycopg import AsyncConnection, errors
-from psycopg.rows import DictRow, dict_row
+from psycopg import errors
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
-from cloudpipe_server.errors import StoreUnavailable
 from cloudpipe_server.models import JobSpec
 from cloudpipe_server.scheduler.models import Fire, SavedJob, Schedule, ScheduleSpec
 from cloudpipe_server.store.codec import from_ns, spec_to_doc, to_ns
+from cloudpipe_server.store.postgres_db import Conn, PostgresDatabase
 from cloudpipe_server.store.schedules_base import FireRecord, OutcomeChange, ScheduleStore
 from cloudpipe_server.store.schedules_codec import (
     cursor_ns,
@@ -37,8 +34,6 @@ from cloudpipe_server.store.schedules_codec import (
     schedule_missing,
     schedule_spec_to_doc,
 )
-
-Conn = AsyncConnection[DictRow]
 
 MIGRATIONS: list[LiteralString] = [
     """
@@ -97,56 +92,13 @@ class PostgresScheduleStore(ScheduleStore):
     """`ScheduleStore` on PostgreSQL (`url` as for `PostgresJobStore`)."""
 
     def __init__(self, url: str, *, max_connections: int = 5) -> None:
-        self._url = url
-        self._max_connections = max_connections
-        self._pool: AsyncConnectionPool[Conn] | None = None
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Conn]:
-        pool = self._pool
-        if pool is None:
-            raise StoreUnavailable("the PostgreSQL schedule store is closed")
-        try:
-            async with pool.connection() as conn:
-                yield conn
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"PostgreSQL store error: {exc}") from exc
-
-    async def _all(self, sql: LiteralString, params: Sequence[Any] = ()) -> list[DictRow]:
-        async with self._connection() as conn:
-            return await (await conn.execute(sql, params)).fetchall()
+        self._db = PostgresDatabase(url, max_connections=max_connections, name="PostgreSQL schedule store")
 
     async def initialize(self) -> None:
-        if self._pool is None:
-            pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-                self._url,
-                connection_class=AsyncConnection[DictRow],
-                kwargs={"autocommit": True, "row_factory": dict_row},
-                min_size=1,
-                max_size=self._max_connections,
-                open=False,
-            )
-            try:
-                await pool.open(wait=True, timeout=30)
-            except psycopg.OperationalError as exc:
-                await pool.close()
-                raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
-            self._pool = pool
-        async with self._connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
-            await conn.execute("CREATE TABLE IF NOT EXISTS schedule_schema_version (version INTEGER NOT NULL)")
-            row = await (
-                await conn.execute("SELECT COALESCE(MAX(version), 0) AS v FROM schedule_schema_version")
-            ).fetchone()
-            version = int(row["v"]) if row else 0
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                await conn.execute(script)
-                await conn.execute("INSERT INTO schedule_schema_version VALUES (%s)", (number,))
+        await self._db.connect(MIGRATIONS, version_table="schedule_schema_version", lock=_MIGRATE_LOCK)
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        await self._db.close()
 
     # -- saved jobs ----------------------------------------------------------------
 
@@ -154,7 +106,7 @@ class PostgresScheduleStore(ScheduleStore):
         self, account: str, name: str, spec: JobSpec, description: str, now: datetime
     ) -> SavedJob:
         try:
-            async with self._connection() as conn:
+            async with self._db.connection() as conn:
                 await _insert_version(conn, account, name, 1, spec, description, now)
         except errors.UniqueViolation:
             raise saved_job_exists(account, name) from None
@@ -163,7 +115,7 @@ class PostgresScheduleStore(ScheduleStore):
     async def update_saved_job(
         self, account: str, name: str, spec: JobSpec, description: str, now: datetime
     ) -> SavedJob:
-        async with self._connection() as conn, conn.transaction():
+        async with self._db.connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", (f"{account}\x1f{name}",))
             cursor = await conn.execute(
                 "SELECT max(version) AS v FROM saved_jobs WHERE account = %s AND name = %s", (account, name)
@@ -177,29 +129,29 @@ class PostgresScheduleStore(ScheduleStore):
 
     async def get_saved_job(self, account: str, name: str, version: int = 0) -> SavedJob:
         if version:
-            rows = await self._all(
+            rows = await self._db.rows(
                 "SELECT * FROM saved_jobs WHERE account = %s AND name = %s AND version = %s", (account, name, version)
             )
         else:
-            rows = await self._all(
+            rows = await self._db.rows(
                 "SELECT * FROM saved_jobs WHERE account = %s AND name = %s ORDER BY version DESC LIMIT 1",
                 (account, name),
             )
         if not rows:
-            exists = version and await self._all(
+            exists = version and await self._db.rows(
                 "SELECT 1 FROM saved_jobs WHERE account = %s AND name = %s LIMIT 1", (account, name)
             )
             raise saved_job_missing(name, version if exists else 0)
         return saved_job_from_row(rows[0], rows[0]["spec"])
 
     async def list_saved_jobs(self, account: str) -> list[SavedJob]:
-        rows = await self._all(
+        rows = await self._db.rows(
             "SELECT DISTINCT ON (name) * FROM saved_jobs WHERE account = %s ORDER BY name, version DESC", (account,)
         )
         return [saved_job_from_row(row, row["spec"]) for row in rows]
 
     async def delete_saved_job(self, account: str, name: str) -> None:
-        async with self._connection() as conn:
+        async with self._db.connection() as conn:
             cursor = await conn.execute("DELETE FROM saved_jobs WHERE account = %s AND name = %s", (account, name))
             if cursor.rowcount == 0:
                 raise saved_job_missing(name)
@@ -209,7 +161,7 @@ class PostgresScheduleStore(ScheduleStore):
     async def create_schedule(self, schedule: Schedule) -> Schedule:
         fire_at, due_at = cursor_ns(cursor_of(schedule))
         try:
-            rows = await self._all(
+            rows = await self._db.rows(
                 "INSERT INTO schedules (id, account, name, spec, paused, created_at, updated_at, next_fire_at,"
                 " next_due_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
                 (
@@ -233,7 +185,7 @@ class PostgresScheduleStore(ScheduleStore):
     ) -> Schedule:
         fire_at, due_at = cursor_ns(cursor)
         try:
-            rows = await self._all(
+            rows = await self._db.rows(
                 "UPDATE schedules SET name = %s, spec = %s, next_fire_at = %s, next_due_at = %s, updated_at = %s,"
                 " lease_owner = '', lease_expires_at = NULL WHERE account = %s AND name = %s RETURNING *",
                 (spec.name, Jsonb(schedule_spec_to_doc(spec)), fire_at, due_at, to_ns(now), account, name),
@@ -248,7 +200,7 @@ class PostgresScheduleStore(ScheduleStore):
         self, account: str, name: str, paused: bool, cursor: tuple[datetime, datetime] | None, now: datetime
     ) -> Schedule:
         fire_at, due_at = cursor_ns(cursor)
-        rows = await self._all(
+        rows = await self._db.rows(
             "UPDATE schedules SET paused = %s, next_fire_at = %s, next_due_at = %s, updated_at = %s,"
             " lease_owner = '', lease_expires_at = NULL WHERE account = %s AND name = %s RETURNING *",
             (paused, fire_at, due_at, to_ns(now), account, name),
@@ -258,27 +210,27 @@ class PostgresScheduleStore(ScheduleStore):
         return schedule_from_row(rows[0], rows[0]["spec"])
 
     async def get_schedule(self, account: str, name: str) -> Schedule:
-        rows = await self._all("SELECT * FROM schedules WHERE account = %s AND name = %s", (account, name))
+        rows = await self._db.rows("SELECT * FROM schedules WHERE account = %s AND name = %s", (account, name))
         if not rows:
             raise schedule_missing(name)
         return schedule_from_row(rows[0], rows[0]["spec"])
 
     async def schedules_by_id(self, ids: Sequence[str]) -> dict[str, Schedule]:
-        rows = await self._all("SELECT * FROM schedules WHERE id = ANY(%s)", (list(ids),)) if ids else []
+        rows = await self._db.rows("SELECT * FROM schedules WHERE id = ANY(%s)", (list(ids),)) if ids else []
         return {row["id"]: schedule_from_row(row, row["spec"]) for row in rows}
 
     async def list_schedules(self, account: str) -> list[Schedule]:
-        rows = await self._all("SELECT * FROM schedules WHERE account = %s ORDER BY name", (account,))
+        rows = await self._db.rows("SELECT * FROM schedules WHERE account = %s ORDER BY name", (account,))
         return [schedule_from_row(row, row["spec"]) for row in rows]
 
     async def delete_schedule(self, account: str, name: str) -> None:
-        async with self._connection() as conn:
+        async with self._db.connection() as conn:
             cursor = await conn.execute("DELETE FROM schedules WHERE account = %s AND name = %s", (account, name))
             if cursor.rowcount == 0:
                 raise schedule_missing(name)
 
     async def schedules_using(self, account: str, saved_job: str) -> list[str]:
-        rows = await self._all(
+        rows = await self._db.rows(
             "SELECT name FROM schedules WHERE account = %s AND spec->>'saved_job' = %s ORDER BY name",
             (account, saved_job),
         )
@@ -287,7 +239,7 @@ class PostgresScheduleStore(ScheduleStore):
     # -- firing ---------------------------------------------------------------------
 
     async def claim_due(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Schedule]:
-        rows = await self._all(
+        rows = await self._db.rows(
             "UPDATE schedules SET lease_owner = %s, lease_expires_at = %s WHERE id IN ("
             " SELECT id FROM schedules WHERE NOT paused AND next_due_at IS NOT NULL AND next_due_at <= %s"
             " AND (lease_owner = '' OR lease_expires_at < %s) ORDER BY next_due_at LIMIT %s"
@@ -300,14 +252,14 @@ class PostgresScheduleStore(ScheduleStore):
     async def record_fires(self, owner: str, records: Sequence[FireRecord]) -> list[list[Fire] | None]:
         if not records:
             return []
-        async with self._connection() as conn, conn.transaction():
+        async with self._db.connection() as conn, conn.transaction():
             return [await _record(conn, owner, record) for record in records]
 
     async def add_fire(self, fire: Fire) -> bool:
-        return bool(await self._all(_INSERT_FIRE, fire_values(fire)))
+        return bool(await self._db.rows(_INSERT_FIRE, fire_values(fire)))
 
     async def next_due_at(self) -> datetime | None:
-        rows = await self._all(
+        rows = await self._db.rows(
             "SELECT min(next_due_at) AS due FROM schedules WHERE NOT paused AND next_due_at IS NOT NULL"
         )
         return from_ns(rows[0]["due"]) if rows else None
@@ -316,7 +268,7 @@ class PostgresScheduleStore(ScheduleStore):
         if not changes:
             return []
         applied: list[bool] = []
-        async with self._connection() as conn, conn.transaction():
+        async with self._db.connection() as conn, conn.transaction():
             for change in changes:
                 cursor = await conn.execute(
                     "UPDATE fires SET outcome = %s, job_id = coalesce(%s, job_id), job_status = %s,"
@@ -336,11 +288,11 @@ class PostgresScheduleStore(ScheduleStore):
 
     async def open_fires(self, schedule_ids: Sequence[str] | None = None, limit: int = 1000) -> list[Fire]:
         if schedule_ids is None:
-            rows = await self._all(
+            rows = await self._db.rows(
                 "SELECT * FROM fires WHERE outcome = ANY(%s) ORDER BY scheduled_at LIMIT %s", (_OPEN, limit)
             )
         elif schedule_ids:
-            rows = await self._all(
+            rows = await self._db.rows(
                 "SELECT * FROM fires WHERE outcome = ANY(%s) AND schedule_id = ANY(%s) ORDER BY scheduled_at LIMIT %s",
                 (_OPEN, list(schedule_ids), limit),
             )
@@ -349,7 +301,7 @@ class PostgresScheduleStore(ScheduleStore):
         return [fire_from_row(row) for row in rows]
 
     async def fires(self, schedule_id: str, limit: int = 100, before: datetime | None = None) -> list[Fire]:
-        rows = await self._all(
+        rows = await self._db.rows(
             "SELECT * FROM fires WHERE schedule_id = %s AND scheduled_at < %s ORDER BY scheduled_at DESC LIMIT %s",
             (schedule_id, to_ns(before) if before is not None else 1 << 62, limit),
         )
