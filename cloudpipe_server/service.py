@@ -128,7 +128,13 @@ class JobService:
             after_id=min(query.after_id, MAX_JOB_ID),
             before_id=min(query.before_id, MAX_JOB_ID),
         )
-        return await self._store.list_jobs(caller.account, bounded)
+        jobs = await self._store.list_jobs(caller.account, bounded)
+        # Running jobs show their output so far, as Get does (and as the original API did).
+        for job in jobs:
+            if job.status is JobStatus.PROCESSING:
+                job.stdout = await self._store.read_output(job.id, Stream.STDOUT, 0)
+                job.stderr = await self._store.read_output(job.id, Stream.STDERR, 0)
+        return jobs
 
     async def kill(self, caller: Principal, job_id: int) -> Job:
         job = await self._store.request_kill(_existing_id(job_id), caller.account, self._clock())
