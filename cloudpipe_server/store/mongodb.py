@@ -1,5 +1,5 @@
 """MongoDB job store (pymongo). pymongo blocks, so every operation runs in a worker
-thread (`asyncio.to_thread`), never on the event loop.
+thread, never on the event loop (`mongodb_db.py`: client, threads, error mapping).
 
 Documents: one per job in `jobs`, `_id` being the job id; ids come from the counter
 document `{_id: "jobs", seq}` in `counters`, advanced with `find_one_and_update($inc)`.
@@ -37,11 +37,9 @@ Atomicity, honestly:
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
 
 import pymongo
 from bson import Binary
@@ -49,19 +47,16 @@ from pymongo import ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, ConnectionFailure, DocumentTooLarge, OperationFailure
+from pymongo.errors import BulkWriteError, DocumentTooLarge, OperationFailure
 
-from cloudpipe_server.errors import InvalidArgument, NotFound, StoreUnavailable
+from cloudpipe_server.errors import InvalidArgument, NotFound
 from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
 from cloudpipe_server.store import mongodb_output as output
 from cloudpipe_server.store.base import JobStore
 from cloudpipe_server.store.codec import collected_to_doc, to_ns
 from cloudpipe_server.store.common import backoff, dedupe, keys_of
+from cloudpipe_server.store.mongodb_db import Doc, MongoDatabase
 from cloudpipe_server.store.mongodb_documents import NOT_STARTED, doc_to_job, new_doc
-
-P = ParamSpec("P")
-T = TypeVar("T")
-Doc = dict[str, Any]
 
 _WAITING, _QUEUED, _PROCESSING = JobStatus.WAITING.value, JobStatus.QUEUED.value, JobStatus.PROCESSING.value
 _UNFINISHED = [s.value for s in JobStatus if not s.terminal]
@@ -84,66 +79,22 @@ class MongoJobStore(JobStore):
         client: pymongo.MongoClient[Doc] | None = None,
         transactions: bool | None = None,
     ) -> None:
-        self._url = url
-        self._database = database
-        self._client = client
-        self._owns_client = client is None
-        self._transactions = transactions
-
-    # -- plumbing -------------------------------------------------------------------
-
-    async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run blocking pymongo code in a worker thread; lost connections become
-        `StoreUnavailable`."""
-        try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        except ConnectionFailure as exc:
-            raise StoreUnavailable(f"MongoDB store error: {exc}") from exc
-
-    @property
-    def _db(self) -> Database[Doc]:
-        if self._client is None or self._database is None:
-            raise StoreUnavailable("the MongoDB store is closed (or not initialized)")
-        return self._client[self._database]
+        self._mongo = MongoDatabase(url, database=database, client=client, transactions=transactions)
 
     @property
     def _jobs(self) -> Collection[Doc]:
-        return self._db["jobs"]
+        return self._mongo.db["jobs"]
 
     async def initialize(self) -> None:
-        await self._run(self._initialize)
-
-    def _initialize(self) -> None:
-        if self._client is None:
-            self._client = pymongo.MongoClient(self._url)
-        if self._database is None:
-            self._database = self._client.get_default_database("cloudpipe").name
-        if self._transactions is None:
-            hello = self._client.admin.command("hello")
-            self._transactions = "setName" in hello or hello.get("msg") == "isdbgrid"
-        self._db["counters"].update_one({"_id": "jobs"}, {"$setOnInsert": {"seq": 0}}, upsert=True)
-        jobs = self._jobs
-        jobs.create_index([("status", 1), ("_id", 1)], name="status_id")
-        jobs.create_index([("account", 1), ("_id", 1)], name="account_id")
-        jobs.create_index([("account", 1), ("name", 1)], name="account_name")
-        jobs.create_index([("status", 1), ("lease_expires_at", 1)], name="status_lease")
-        # Only when missing: a server ignores an index created again, mongomock re-checks
-        # every document against it, ignoring its partial filter.
-        if "account_key" not in jobs.index_information():
-            keyed = {"idempotency_key": {"$gt": ""}}  # non-empty strings; older documents have no key
-            keys = [("account", 1), ("idempotency_key", 1)]
-            jobs.create_index(keys, name="account_key", unique=True, partialFilterExpression=keyed)
-        output.create_indexes(self._db)
+        await self._mongo.connect(_setup)
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            await asyncio.to_thread(client.close)
+        await self._mongo.close()
 
     # -- jobs -------------------------------------------------------------------------
 
     async def submit(self, account: str, specs: Sequence[JobSpec], now: datetime) -> list[int]:
-        return await self._run(self._submit, account, specs, now) if specs else []
+        return await self._mongo.run(self._submit, account, specs, now) if specs else []
 
     def _submit(self, account: str, specs: Sequence[JobSpec], now: datetime) -> list[int]:
         keys = keys_of(specs)
@@ -155,7 +106,7 @@ class MongoJobStore(JobStore):
             if not plan.fresh:
                 return plan.ids([])
             fresh = plan.fresh
-            counter = self._db["counters"].find_one_and_update(
+            counter = self._mongo.db["counters"].find_one_and_update(
                 {"_id": "jobs"}, {"$inc": {"seq": len(fresh)}}, return_document=ReturnDocument.AFTER, session=session
             )
             assert counter is not None, "initialize() creates the counter"
@@ -169,11 +120,10 @@ class MongoJobStore(JobStore):
             documents = [new_doc(job_id, account, spec, now) for job_id, spec in zip(ids, fresh, strict=True)]
             return plan.ids(self._insert(documents, session))
 
-        if self._transactions:
-            assert self._client is not None
+        if self._mongo.transactions:
             for retry in itertools.count():  # a concurrent submit stored one of our keys: look them up again
                 try:
-                    with self._client.start_session() as session:
+                    with self._mongo.client.start_session() as session:
                         ids = session.with_transaction(insert)
                     break
                 except BulkWriteError as exc:
@@ -206,15 +156,15 @@ class MongoJobStore(JobStore):
         return ids
 
     async def get(self, job_id: int, account: str | None = None) -> Job:
-        return await self._run(self._get, job_id, account)
+        return await self._mongo.run(self._get, job_id, account)
 
     def _get(self, job_id: int, account: str | None) -> Job:
         while True:
             doc = self._jobs.find_one({"_id": job_id})
             if doc is None or (account is not None and doc["account"] != account):
                 raise NotFound(f"job {job_id} not found")
-            job = output.with_live_output(self._db, doc_to_job(doc))
-            if job.status is not JobStatus.PROCESSING or output.still_running(self._db, job_id, job.attempts):
+            job = output.with_live_output(self._mongo.db, doc_to_job(doc))
+            if job.status is not JobStatus.PROCESSING or output.still_running(self._mongo.db, job_id, job.attempts):
                 return job
 
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
@@ -237,7 +187,7 @@ class MongoJobStore(JobStore):
             return [doc_to_job(doc) for doc in cursor.limit(max(query.limit, 0))]
 
         # MongoDB reads limit 0 as "no limit", SQL as "nothing"; negative is "no limit" in both.
-        return await self._run(read) if query.limit != 0 else []
+        return await self._mongo.run(read) if query.limit != 0 else []
 
     async def claim(
         self, owner: str, now: datetime, lease: timedelta, limit: int, per_account_limit: int = 0
@@ -267,7 +217,7 @@ class MongoJobStore(JobStore):
                 claimed.append(doc_to_job(doc))
             return claimed
 
-        return await self._run(claim)
+        return await self._mongo.run(claim)
 
     async def owned(self, owner: str) -> list[Job]:
         def read() -> list[Job]:
@@ -275,13 +225,13 @@ class MongoJobStore(JobStore):
             jobs = [self._get(doc["_id"], None) for doc in self._jobs.find(where, {"_id": 1}).sort("_id", 1)]
             return [job for job in jobs if job.status is JobStatus.PROCESSING and job.lease_owner == owner]
 
-        return await self._run(read)
+        return await self._mongo.run(read)
 
     async def append_output(self, job_id: int, owner: str, chunks: Sequence[OutputChunk]) -> bool:
-        return await self._run(output.append, self._db, job_id, owner, chunks)
+        return await self._mongo.run(output.append, self._mongo.db, job_id, owner, chunks)
 
     async def read_output(self, job_id: int, stream: Stream, offset: int, account: str | None = None) -> bytes:
-        return await self._run(output.read, self._db, job_id, stream, offset, account)
+        return await self._mongo.run(output.read, self._mongo.db, job_id, stream, offset, account)
 
     async def extend_leases(self, owner: str, job_ids: Sequence[int], until: datetime) -> set[int]:
         def extend() -> set[int]:
@@ -289,17 +239,17 @@ class MongoJobStore(JobStore):
             change = {"$set": {"lease_expires_at": to_ns(until)}}
             return {i for i in job_ids if self._jobs.update_one({"_id": i, **held}, change).matched_count}
 
-        return await self._run(extend) if job_ids else set()
+        return await self._mongo.run(extend) if job_ids else set()
 
     async def mark_started(self, job_id: int, owner: str, container_id: str, container_started_at: datetime) -> None:
-        await self._run(
+        await self._mongo.run(
             self._jobs.update_one,
             {"_id": job_id, "lease_owner": owner, "status": _PROCESSING},
             {"$set": {"container_id": container_id, "container_started_at": to_ns(container_started_at)}},
         )
 
     async def finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
-        return await self._run(self._finish, job_id, owner, outcome)
+        return await self._mongo.run(self._finish, job_id, owner, outcome)
 
     def _finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
         held = {"_id": job_id, "lease_owner": owner, "status": _PROCESSING}
@@ -332,7 +282,7 @@ class MongoJobStore(JobStore):
                 change = {**change, **empty, "status": JobStatus.ERROR.value, "reason": reason}
                 done = self._jobs.update_one(where, {"$set": change}).matched_count
             if done:
-                output.discard(self._db, job_id)
+                output.discard(self._mongo.db, job_id)
                 self._settle_waiting(outcome.finished_at)
                 return True
 
@@ -345,7 +295,7 @@ class MongoJobStore(JobStore):
             self._settle_waiting(now)
             return self._get(job_id, account)
 
-        return await self._run(update)
+        return await self._mongo.run(update)
 
     async def kill_all(self, account: str, now: datetime) -> list[int]:
         def update() -> list[int]:
@@ -355,14 +305,14 @@ class MongoJobStore(JobStore):
             self._settle_waiting(now)
             return ids
 
-        return await self._run(update)
+        return await self._mongo.run(update)
 
     async def kill_requested(self, job_ids: Sequence[int]) -> set[int]:
         def read() -> set[int]:
             where = {"_id": {"$in": list(job_ids)}, "kill_requested": True, "status": _PROCESSING}
             return {doc["_id"] for doc in self._jobs.find(where, {"_id": 1})}
 
-        return await self._run(read) if job_ids else set()
+        return await self._mongo.run(read) if job_ids else set()
 
     async def counts(self, account: str) -> dict[JobStatus, int]:
         def read() -> dict[JobStatus, int]:
@@ -372,10 +322,10 @@ class MongoJobStore(JobStore):
                 counts[JobStatus(row["_id"])] = row["n"]
             return counts
 
-        return await self._run(read)
+        return await self._mongo.run(read)
 
     async def reap_expired(self, now: datetime, max_attempts: int) -> list[Job]:
-        return await self._run(self._reap_expired, now, max_attempts)
+        return await self._mongo.run(self._reap_expired, now, max_attempts)
 
     def _reap_expired(self, now: datetime, max_attempts: int) -> list[Job]:
         expired = {"status": _PROCESSING, "lease_expires_at": {"$lt": to_ns(now)}}
@@ -390,7 +340,7 @@ class MongoJobStore(JobStore):
                 status = JobStatus.KILLED if job.kill_requested else JobStatus.STALLED
                 reason = "the runner of this job was lost and it is not restartable"
                 change = {"status": status.value, "finished_at": to_ns(now), "reason": reason}
-                live = output.with_live_output(self._db, job)
+                live = output.with_live_output(self._mongo.db, job)
                 kept = {"stdout": Binary(live.stdout), "stderr": Binary(live.stderr)}
             # Conditional on what was read: a lease extended or a job finished meanwhile is left alone.
             same = {**expired, "_id": job.id, "lease_owner": job.lease_owner, "kill_requested": job.kill_requested}
@@ -406,7 +356,7 @@ class MongoJobStore(JobStore):
                 )
                 matched = self._jobs.update_one(same, {"$set": change}).matched_count
             if matched:
-                output.discard(self._db, job.id, up_to_attempt=job.attempts)
+                output.discard(self._mongo.db, job.id, up_to_attempt=job.attempts)
                 reaped.append(job.id)
         self._settle_waiting(now)
         return [self._get(job_id, None) for job_id in reaped]
@@ -447,6 +397,23 @@ class MongoJobStore(JobStore):
                 statuses[doc["_id"]] = JobStatus(change["status"])
                 if jobs.update_one({"_id": doc["_id"], "status": _WAITING}, {"$set": change}).matched_count:
                     changed = True
+
+
+def _setup(db: Database[Doc]) -> None:
+    """The counter and indexes of the job store (idempotent: runs at every start)."""
+    db["counters"].update_one({"_id": "jobs"}, {"$setOnInsert": {"seq": 0}}, upsert=True)
+    jobs = db["jobs"]
+    jobs.create_index([("status", 1), ("_id", 1)], name="status_id")
+    jobs.create_index([("account", 1), ("_id", 1)], name="account_id")
+    jobs.create_index([("account", 1), ("name", 1)], name="account_name")
+    jobs.create_index([("status", 1), ("lease_expires_at", 1)], name="status_lease")
+    # Only when missing: a server ignores an index created again, mongomock re-checks
+    # every document against it, ignoring its partial filter.
+    if "account_key" not in jobs.index_information():
+        keyed = {"idempotency_key": {"$gt": ""}}  # non-empty strings; older documents have no key
+        keys = [("account", 1), ("idempotency_key", 1)]
+        jobs.create_index(keys, name="account_key", unique=True, partialFilterExpression=keyed)
+    output.create_indexes(db)
 
 
 def _duplicate_keys(exc: BulkWriteError) -> bool:

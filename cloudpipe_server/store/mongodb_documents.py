@@ -5,14 +5,12 @@ absent from stored documents, so they are read with a default."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from bson import Binary
 
 from cloudpipe_server.models import Job, JobSpec, JobStatus
 from cloudpipe_server.store.codec import collected_from_doc, from_ns, spec_from_doc, spec_to_doc, to_ns
-
-Doc = dict[str, Any]
+from cloudpipe_server.store.mongodb_db import Doc
 
 NOT_STARTED: Doc = {
     **dict.fromkeys(["started_at", "container_started_at", "finished_at", "return_code", "collected"]),

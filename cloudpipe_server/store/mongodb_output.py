@@ -17,7 +17,6 @@ after their attempt ended. All functions block (the store runs them in a thread)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from bson import Binary
 from pymongo.collection import Collection
@@ -27,8 +26,8 @@ from pymongo.errors import BulkWriteError
 from cloudpipe_server.errors import NotFound
 from cloudpipe_server.models import Job, JobStatus, OutputChunk, Stream
 from cloudpipe_server.store.common import read_from
+from cloudpipe_server.store.mongodb_db import Doc
 
-Doc = dict[str, Any]
 _PROCESSING = JobStatus.PROCESSING.value
 DUPLICATE_KEY = 11000
 

@@ -1,5 +1,5 @@
 """MongoDB schedule store (pymongo, its own client on the job store's database; every
-call runs in a worker thread).
+call runs in a worker thread: `mongodb_db.py`).
 
 Collections: `saved_jobs` (unique index account+name+version), `schedules` (`_id` is
 the schedule id; unique index account+name) and `schedule_fires` (unique index
@@ -19,11 +19,9 @@ recorded, so no fire runs twice either way.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
 
 import pymongo
 from bson import Binary
@@ -31,12 +29,12 @@ from pymongo import ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
-from cloudpipe_server.errors import StoreUnavailable
 from cloudpipe_server.models import JobSpec
 from cloudpipe_server.scheduler.models import Fire, SavedJob, Schedule, ScheduleSpec
 from cloudpipe_server.store.codec import from_ns, spec_to_doc, to_ns
+from cloudpipe_server.store.mongodb_db import Doc, MongoDatabase
 from cloudpipe_server.store.schedules_base import FireRecord, OutcomeChange, ScheduleStore
 from cloudpipe_server.store.schedules_codec import (
     FIRE_COLUMNS,
@@ -53,9 +51,6 @@ from cloudpipe_server.store.schedules_codec import (
     schedule_spec_to_doc,
 )
 
-P = ParamSpec("P")
-T = TypeVar("T")
-Doc = dict[str, Any]
 _OPEN = ["pending", "buffered", "running"]
 
 
@@ -70,57 +65,27 @@ class MongoScheduleStore(ScheduleStore):
         client: pymongo.MongoClient[Doc] | None = None,
         transactions: bool | None = None,
     ) -> None:
-        self._url = url
-        self._database = database
-        self._client = client
-        self._owns_client = client is None
-        self._transactions = transactions
-
-    async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        except ConnectionFailure as exc:
-            raise StoreUnavailable(f"MongoDB store error: {exc}") from exc
-
-    @property
-    def _db(self) -> Database[Doc]:
-        if self._client is None or self._database is None:
-            raise StoreUnavailable("the MongoDB schedule store is closed (or not initialized)")
-        return self._client[self._database]
+        self._mongo = MongoDatabase(
+            url, database=database, client=client, transactions=transactions, name="MongoDB schedule store"
+        )
 
     @property
     def _saved(self) -> Collection[Doc]:
-        return self._db["saved_jobs"]
+        return self._mongo.db["saved_jobs"]
 
     @property
     def _schedules(self) -> Collection[Doc]:
-        return self._db["schedules"]
+        return self._mongo.db["schedules"]
 
     @property
     def _fires(self) -> Collection[Doc]:
-        return self._db["schedule_fires"]
+        return self._mongo.db["schedule_fires"]
 
     async def initialize(self) -> None:
-        await self._run(self._initialize)
-
-    def _initialize(self) -> None:
-        if self._client is None:
-            self._client = pymongo.MongoClient(self._url)
-        if self._database is None:
-            self._database = self._client.get_default_database("cloudpipe").name
-        if self._transactions is None:
-            hello = self._client.admin.command("hello")
-            self._transactions = "setName" in hello or hello.get("msg") == "isdbgrid"
-        self._saved.create_index([("account", 1), ("name", 1), ("version", 1)], unique=True, name="name_version")
-        self._schedules.create_index([("account", 1), ("name", 1)], unique=True, name="account_name")
-        self._schedules.create_index([("paused", 1), ("next_due_at", 1)], name="due")
-        self._fires.create_index([("schedule_id", 1), ("scheduled_at", 1)], unique=True, name="fire")
-        self._fires.create_index([("outcome", 1), ("scheduled_at", 1)], name="outcome")
+        await self._mongo.connect(_setup)
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            await asyncio.to_thread(client.close)
+        await self._mongo.close()
 
     # -- saved jobs ----------------------------------------------------------------
 
@@ -128,7 +93,7 @@ class MongoScheduleStore(ScheduleStore):
         self, account: str, name: str, spec: JobSpec, description: str, now: datetime
     ) -> SavedJob:
         try:
-            await self._run(self._saved.insert_one, _saved_doc(account, name, 1, spec, description, now))
+            await self._mongo.run(self._saved.insert_one, _saved_doc(account, name, 1, spec, description, now))
         except DuplicateKeyError:
             raise saved_job_exists(account, name) from None
         return SavedJob(account, name, 1, spec, now, description)
@@ -148,7 +113,7 @@ class MongoScheduleStore(ScheduleStore):
                     continue
                 return version
 
-        return SavedJob(account, name, await self._run(insert), spec, now, description)
+        return SavedJob(account, name, await self._mongo.run(insert), spec, now, description)
 
     async def get_saved_job(self, account: str, name: str, version: int = 0) -> SavedJob:
         def read() -> SavedJob:
@@ -159,7 +124,7 @@ class MongoScheduleStore(ScheduleStore):
                 raise saved_job_missing(name, version if exists else 0)
             return saved_job_from_row(doc, json.loads(doc["spec_json"]))
 
-        return await self._run(read)
+        return await self._mongo.run(read)
 
     async def list_saved_jobs(self, account: str) -> list[SavedJob]:
         def read() -> list[SavedJob]:
@@ -168,10 +133,10 @@ class MongoScheduleStore(ScheduleStore):
                 latest[doc["name"]] = doc
             return [saved_job_from_row(doc, json.loads(doc["spec_json"])) for doc in latest.values()]
 
-        return await self._run(read)
+        return await self._mongo.run(read)
 
     async def delete_saved_job(self, account: str, name: str) -> None:
-        result = await self._run(self._saved.delete_many, {"account": account, "name": name})
+        result = await self._mongo.run(self._saved.delete_many, {"account": account, "name": name})
         if result.deleted_count == 0:
             raise saved_job_missing(name)
 
@@ -192,14 +157,14 @@ class MongoScheduleStore(ScheduleStore):
             "lease_expires_at": None,
         }
         try:
-            await self._run(self._schedules.insert_one, doc)
+            await self._mongo.run(self._schedules.insert_one, doc)
         except DuplicateKeyError:
             raise schedule_exists(schedule.account, schedule.name) from None
         return _schedule(doc)
 
     async def _change(self, account: str, name: str, changes: Doc, new_name: str) -> Schedule:
         try:
-            doc = await self._run(
+            doc = await self._mongo.run(
                 self._schedules.find_one_and_update,
                 {"account": account, "name": name},
                 {"$set": {**changes, "lease_owner": "", "lease_expires_at": None}},
@@ -226,17 +191,17 @@ class MongoScheduleStore(ScheduleStore):
         return await self._change(account, name, changes, name)
 
     async def get_schedule(self, account: str, name: str) -> Schedule:
-        doc = await self._run(self._schedules.find_one, {"account": account, "name": name})
+        doc = await self._mongo.run(self._schedules.find_one, {"account": account, "name": name})
         if doc is None:
             raise schedule_missing(name)
         return _schedule(doc)
 
     async def schedules_by_id(self, ids: Sequence[str]) -> dict[str, Schedule]:
-        docs = await self._run(lambda: list(self._schedules.find({"_id": {"$in": list(ids)}})))
+        docs = await self._mongo.run(lambda: list(self._schedules.find({"_id": {"$in": list(ids)}})))
         return {doc["_id"]: _schedule(doc) for doc in docs}
 
     async def list_schedules(self, account: str) -> list[Schedule]:
-        docs = await self._run(lambda: list(self._schedules.find({"account": account}, sort=[("name", 1)])))
+        docs = await self._mongo.run(lambda: list(self._schedules.find({"account": account}, sort=[("name", 1)])))
         return [_schedule(doc) for doc in docs]
 
     async def delete_schedule(self, account: str, name: str) -> None:
@@ -246,11 +211,11 @@ class MongoScheduleStore(ScheduleStore):
                 raise schedule_missing(name)
             self._fires.delete_many({"schedule_id": doc["_id"]})
 
-        await self._run(delete)
+        await self._mongo.run(delete)
 
     async def schedules_using(self, account: str, saved_job: str) -> list[str]:
         query = {"account": account, "saved_job": saved_job}
-        docs = await self._run(lambda: list(self._schedules.find(query, sort=[("name", 1)])))
+        docs = await self._mongo.run(lambda: list(self._schedules.find(query, sort=[("name", 1)])))
         return [doc["name"] for doc in docs]
 
     # -- firing ---------------------------------------------------------------------
@@ -273,15 +238,14 @@ class MongoScheduleStore(ScheduleStore):
                 claimed.append(_schedule(doc))
             return claimed
 
-        return await self._run(claim)
+        return await self._mongo.run(claim)
 
     async def record_fires(self, owner: str, records: Sequence[FireRecord]) -> list[list[Fire] | None]:
         def record_all() -> list[list[Fire] | None]:
-            if not self._transactions:
+            if not self._mongo.transactions:
                 return [self._record(owner, record, None) for record in records]
-            assert self._client is not None
             results: list[list[Fire] | None] = []
-            with self._client.start_session() as session:
+            with self._mongo.client.start_session() as session:
                 for record in records:
 
                     def one(s: ClientSession, r: FireRecord = record) -> list[Fire] | None:
@@ -290,7 +254,7 @@ class MongoScheduleStore(ScheduleStore):
                     results.append(session.with_transaction(one))
             return results
 
-        return await self._run(record_all) if records else []
+        return await self._mongo.run(record_all) if records else []
 
     def _record(self, owner: str, record: FireRecord, session: ClientSession | None) -> list[Fire] | None:
         leased = {"_id": record.schedule_id, "lease_owner": owner}
@@ -310,14 +274,14 @@ class MongoScheduleStore(ScheduleStore):
 
     async def add_fire(self, fire: Fire) -> bool:
         try:
-            await self._run(self._fires.insert_one, _fire_doc(fire))
+            await self._mongo.run(self._fires.insert_one, _fire_doc(fire))
         except DuplicateKeyError:
             return False
         return True
 
     async def next_due_at(self) -> datetime | None:
         query = {"paused": False, "next_due_at": {"$ne": None}}
-        doc = await self._run(self._schedules.find_one, query, sort=[("next_due_at", 1)])
+        doc = await self._mongo.run(self._schedules.find_one, query, sort=[("next_due_at", 1)])
         return from_ns(doc["next_due_at"]) if doc is not None else None
 
     async def set_fire_outcomes(self, changes: Sequence[OutcomeChange]) -> list[bool]:
@@ -337,21 +301,30 @@ class MongoScheduleStore(ScheduleStore):
                 applied.append(self._fires.update_one(query, {"$set": values}).modified_count == 1)
             return applied
 
-        return await self._run(update) if changes else []
+        return await self._mongo.run(update) if changes else []
 
     async def open_fires(self, schedule_ids: Sequence[str] | None = None, limit: int = 1000) -> list[Fire]:
         query: Doc = {"outcome": {"$in": _OPEN}}
         if schedule_ids is not None:
             query["schedule_id"] = {"$in": list(schedule_ids)}
-        docs = await self._run(lambda: list(self._fires.find(query, sort=[("scheduled_at", 1)], limit=limit)))
+        docs = await self._mongo.run(lambda: list(self._fires.find(query, sort=[("scheduled_at", 1)], limit=limit)))
         return [fire_from_row(doc) for doc in docs]
 
     async def fires(self, schedule_id: str, limit: int = 100, before: datetime | None = None) -> list[Fire]:
         query: Doc = {"schedule_id": schedule_id}
         if before is not None:
             query["scheduled_at"] = {"$lt": to_ns(before)}
-        docs = await self._run(lambda: list(self._fires.find(query, sort=[("scheduled_at", -1)], limit=limit)))
+        docs = await self._mongo.run(lambda: list(self._fires.find(query, sort=[("scheduled_at", -1)], limit=limit)))
         return [fire_from_row(doc) for doc in docs]
+
+
+def _setup(db: Database[Doc]) -> None:
+    """The indexes of the schedule store (idempotent: runs at every start)."""
+    db["saved_jobs"].create_index([("account", 1), ("name", 1), ("version", 1)], unique=True, name="name_version")
+    db["schedules"].create_index([("account", 1), ("name", 1)], unique=True, name="account_name")
+    db["schedules"].create_index([("paused", 1), ("next_due_at", 1)], name="due")
+    db["schedule_fires"].create_index([("schedule_id", 1), ("scheduled_at", 1)], unique=True, name="fire")
+    db["schedule_fires"].create_index([("outcome", 1), ("scheduled_at", 1)], name="outcome")
 
 
 def _saved_doc(account: str, name: str, version: int, spec: JobSpec, description: str, now: datetime) -> Doc:
