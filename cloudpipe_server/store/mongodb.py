@@ -19,7 +19,7 @@ Atomicity, honestly:
   on the state it was decided from. Settling WAITING jobs always runs after the write
   that may unblock them (after the submit transaction commits), so whichever of two
   concurrent writers settles last sees both writes; settling also runs on every reap
-  pass, which would catch anything missed.
+  pass, which would catch anything missed (`mongodb_dependencies.py`).
 - Idempotency keys are unique per account by a partial unique index. A submit looks
   the keys up first; a concurrent submit that stores one of them in between makes the
   insert fail on the index: a transactional submit then starts over, a standalone one
@@ -56,6 +56,7 @@ from cloudpipe_server.store.base import JobStore
 from cloudpipe_server.store.codec import collected_to_doc, to_ns
 from cloudpipe_server.store.common import backoff, dedupe, keys_of
 from cloudpipe_server.store.mongodb_db import Doc, MongoDatabase
+from cloudpipe_server.store.mongodb_dependencies import settle_waiting
 from cloudpipe_server.store.mongodb_documents import NOT_STARTED, doc_to_job, new_doc
 
 _WAITING, _QUEUED, _PROCESSING = JobStatus.WAITING.value, JobStatus.QUEUED.value, JobStatus.PROCESSING.value
@@ -132,7 +133,7 @@ class MongoJobStore(JobStore):
         else:
             ids = insert(None)
         if any(spec.depends_on for spec in specs):
-            self._settle_waiting(now)  # after the commit: see the module docstring
+            settle_waiting(self._jobs, now)  # after the commit: see the module docstring
         return ids
 
     def _insert(self, documents: list[Doc], session: ClientSession | None) -> list[int]:
@@ -283,7 +284,7 @@ class MongoJobStore(JobStore):
                 done = self._jobs.update_one(where, {"$set": change}).matched_count
             if done:
                 output.discard(self._mongo.db, job_id)
-                self._settle_waiting(outcome.finished_at)
+                settle_waiting(self._jobs, outcome.finished_at)
                 return True
 
     async def request_kill(self, job_id: int, account: str, now: datetime) -> Job:
@@ -292,7 +293,7 @@ class MongoJobStore(JobStore):
             if job.status.terminal:
                 return job
             self._kill([job_id], now)
-            self._settle_waiting(now)
+            settle_waiting(self._jobs, now)
             return self._get(job_id, account)
 
         return await self._mongo.run(update)
@@ -302,7 +303,7 @@ class MongoJobStore(JobStore):
             where = {"account": account, "status": {"$in": _UNFINISHED}}
             ids = [doc["_id"] for doc in self._jobs.find(where, {"_id": 1}).sort("_id", 1)]
             self._kill(ids, now)
-            self._settle_waiting(now)
+            settle_waiting(self._jobs, now)
             return ids
 
         return await self._mongo.run(update)
@@ -358,7 +359,7 @@ class MongoJobStore(JobStore):
             if matched:
                 output.discard(self._mongo.db, job.id, up_to_attempt=job.attempts)
                 reaped.append(job.id)
-        self._settle_waiting(now)
+        settle_waiting(self._jobs, now)
         return [self._get(job_id, None) for job_id in reaped]
 
     # -- helpers (blocking) ------------------------------------------------------------
@@ -369,34 +370,6 @@ class MongoJobStore(JobStore):
         killed = {"status": JobStatus.KILLED.value, "finished_at": to_ns(now), "reason": "killed before it started"}
         self._jobs.update_many({"_id": ids, "status": {"$nin": _TERMINAL}}, {"$set": {"kill_requested": True}})
         self._jobs.update_many({"_id": ids, "status": {"$in": [_WAITING, _QUEUED]}}, {"$set": killed})
-
-    def _settle_waiting(self, now: datetime) -> None:
-        """Queue WAITING jobs whose dependencies all ended DONE; fail those with a
-        dependency that ended otherwise. Repeats until nothing changes (chains).
-        Rows are decided in id order against a status map updated as it goes, as in
-        SQLite's row-by-row pass; each write is conditional on the job still WAITING."""
-        jobs = self._jobs
-        changed = True
-        while changed:
-            changed = False
-            waiting = list(jobs.find({"status": _WAITING}, {"depends_on": 1}).sort("_id", 1))
-            if not waiting:
-                return
-            wanted = sorted({dep for doc in waiting for dep in doc["depends_on"]})
-            statuses = {d["_id"]: JobStatus(d["status"]) for d in jobs.find({"_id": {"$in": wanted}}, {"status": 1})}
-            for doc in waiting:
-                deps: list[int] = doc["depends_on"]
-                failed = [d for d in deps if statuses.get(d) in TERMINAL_STATUSES and statuses[d] is not JobStatus.DONE]
-                if failed:
-                    reason = f"dependency job {failed[0]} ended {statuses[failed[0]].value}"
-                    change: Doc = {"status": JobStatus.ERROR.value, "finished_at": to_ns(now), "reason": reason}
-                elif all(statuses.get(d) is JobStatus.DONE for d in deps):
-                    change = {"status": _QUEUED}
-                else:
-                    continue
-                statuses[doc["_id"]] = JobStatus(change["status"])
-                if jobs.update_one({"_id": doc["_id"], "status": _WAITING}, {"$set": change}).matched_count:
-                    changed = True
 
 
 def _setup(db: Database[Doc]) -> None:

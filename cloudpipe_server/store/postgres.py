@@ -16,13 +16,8 @@ statement; one with keys looks them up in a transaction holding the lock, so a k
 never inserted twice (the partial unique index on (account, idempotency_key) backs that).
 
 WAITING jobs are settled (queued, or failed by a failed dependency) after every commit
-that can unblock them: a submit with dependencies, finish, kills, the reaper. Settling
-runs in autocommit and repeats until a pass changes nothing, so its last read starts
-after all of its own writes committed; of two concurrent writers (say two dependencies
-finishing together), the one committing last therefore reads both commits. Every
-settling write is conditional on the job still being WAITING. Claims, finishes and
-settles take no table-wide lock; a process dying between a commit and its settle pass
-leaves the dependents to the next pass of anyone (the reaper runs one periodically).
+that can unblock them: a submit with dependencies, finish, kills, the reaper; how that
+stays correct under concurrent writers: `postgres_dependencies.py`.
 
 Output of running jobs: `postgres_output.py`.
 """
@@ -50,6 +45,7 @@ from cloudpipe_server.store.codec import (
 )
 from cloudpipe_server.store.common import backoff, dedupe, keys_of
 from cloudpipe_server.store.postgres_db import Conn, PostgresDatabase, advisory_lock, fetch_all, fetch_one
+from cloudpipe_server.store.postgres_dependencies import settle_waiting
 from cloudpipe_server.store.postgres_output import SELECT_JOBS
 from cloudpipe_server.store.postgres_schema import MIGRATE_LOCK, MIGRATIONS
 
@@ -132,7 +128,7 @@ class PostgresJobStore(JobStore):
                 else:
                     ids = [await _insert(conn, account, spec, now) for spec in plan.fresh]
             if waiting:
-                await _settle_waiting(conn, now)
+                await settle_waiting(conn, now)
             return plan.ids(ids)
 
     async def get(self, job_id: int, account: str | None = None) -> Job:
@@ -224,7 +220,7 @@ class PostgresJobStore(JobStore):
                 await output.discard_ended(conn, job_id)
             if await cursor.fetchone() is None:
                 return False
-            await _settle_waiting(conn, outcome.finished_at)
+            await settle_waiting(conn, outcome.finished_at)
             return True
 
     async def request_kill(self, job_id: int, account: str, now: datetime) -> Job:
@@ -234,7 +230,7 @@ class PostgresJobStore(JobStore):
                 return job
             async with conn.transaction():
                 await _kill(conn, [job_id], now)
-            await _settle_waiting(conn, now)
+            await settle_waiting(conn, now)
             return await _get(conn, job_id, account)
 
     async def kill_all(self, account: str, now: datetime) -> list[int]:
@@ -247,7 +243,7 @@ class PostgresJobStore(JobStore):
                 )
                 ids = [row["id"] for row in rows]
                 await _kill(conn, ids, now)
-            await _settle_waiting(conn, now)
+            await settle_waiting(conn, now)
             return ids
 
     async def kill_requested(self, job_ids: Sequence[int]) -> set[int]:
@@ -304,7 +300,7 @@ class PostgresJobStore(JobStore):
                         ended.append(job.id)
                 await output.discard(conn, requeued)  # a new attempt starts with no output
                 await output.keep(conn, ended)
-            await _settle_waiting(conn, now)
+            await settle_waiting(conn, now)
             if not rows:
                 return []
             reaped = await fetch_all(
@@ -357,47 +353,6 @@ async def _kill(conn: Conn, job_ids: Sequence[int], now: datetime) -> None:
         " WHERE id = ANY(%s) AND status IN ('waiting', 'queued')",
         (to_ns(now), ids),
     )
-
-
-async def _settle_waiting(conn: Conn, now: datetime) -> None:
-    """Queue WAITING jobs whose dependencies all ended DONE; fail those with a
-    dependency that ended otherwise. Repeats until nothing changes (chains).
-
-    Runs in autocommit, never inside a transaction: see the module docstring. Rows are
-    decided in id order against a status map updated as it goes, which is exactly what
-    SQLite's row-by-row pass sees; the writes then go out in two batches, each write
-    conditional on the job still WAITING."""
-    changed = True
-    while changed:
-        waiting = await fetch_all(conn, "SELECT id, depends_on FROM jobs WHERE status = 'waiting' ORDER BY id")
-        if not waiting:
-            return
-        dep_ids = sorted({dep for row in waiting for dep in row["depends_on"]})
-        found = await fetch_all(conn, "SELECT id, status FROM jobs WHERE id = ANY(%s)", (dep_ids,))
-        statuses = {row["id"]: JobStatus(row["status"]) for row in found}
-        failures: list[tuple[int | None, str, int]] = []
-        queued: list[int] = []
-        for row in waiting:
-            deps: list[int] = row["depends_on"]
-            failed = [d for d in deps if statuses.get(d) in TERMINAL_STATUSES and statuses[d] is not JobStatus.DONE]
-            if failed:
-                failures.append(
-                    (to_ns(now), f"dependency job {failed[0]} ended {statuses[failed[0]].value}", row["id"])
-                )
-                statuses[row["id"]] = JobStatus.ERROR
-            elif all(statuses.get(d) is JobStatus.DONE for d in deps):
-                queued.append(row["id"])
-                statuses[row["id"]] = JobStatus.QUEUED
-        if failures:
-            async with conn.cursor() as cursor:
-                await cursor.executemany(
-                    "UPDATE jobs SET status = 'error', finished_at = %s, reason = %s"
-                    " WHERE id = %s AND status = 'waiting'",
-                    failures,
-                )
-        if queued:
-            await conn.execute("UPDATE jobs SET status = 'queued' WHERE id = ANY(%s) AND status = 'waiting'", (queued,))
-        changed = bool(failures or queued)
 
 
 def _row_to_job(row: DictRow) -> Job:

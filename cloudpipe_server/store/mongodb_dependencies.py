@@ -1,0 +1,44 @@
+"""Dependencies in the MongoDB job store: settling WAITING jobs, after every write that
+can unblock them (a submit with dependencies, after its transaction commits; finish;
+kills; every reap pass). Whichever of two concurrent writers settles last sees both
+writes (see the `mongodb` module docstring). Blocking: the store runs it in a thread."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pymongo.collection import Collection
+
+from cloudpipe_server.models import TERMINAL_STATUSES, JobStatus
+from cloudpipe_server.store.codec import to_ns
+from cloudpipe_server.store.mongodb_db import Doc
+
+_WAITING, _QUEUED = JobStatus.WAITING.value, JobStatus.QUEUED.value
+
+
+def settle_waiting(jobs: Collection[Doc], now: datetime) -> None:
+    """Queue WAITING jobs whose dependencies all ended DONE; fail those with a
+    dependency that ended otherwise. Repeats until nothing changes (chains).
+    Rows are decided in id order against a status map updated as it goes, as in
+    SQLite's row-by-row pass; each write is conditional on the job still WAITING."""
+    changed = True
+    while changed:
+        changed = False
+        waiting = list(jobs.find({"status": _WAITING}, {"depends_on": 1}).sort("_id", 1))
+        if not waiting:
+            return
+        wanted = sorted({dep for doc in waiting for dep in doc["depends_on"]})
+        statuses = {d["_id"]: JobStatus(d["status"]) for d in jobs.find({"_id": {"$in": wanted}}, {"status": 1})}
+        for doc in waiting:
+            deps: list[int] = doc["depends_on"]
+            failed = [d for d in deps if statuses.get(d) in TERMINAL_STATUSES and statuses[d] is not JobStatus.DONE]
+            if failed:
+                reason = f"dependency job {failed[0]} ended {statuses[failed[0]].value}"
+                change: Doc = {"status": JobStatus.ERROR.value, "finished_at": to_ns(now), "reason": reason}
+            elif all(statuses.get(d) is JobStatus.DONE for d in deps):
+                change = {"status": _QUEUED}
+            else:
+                continue
+            statuses[doc["_id"]] = JobStatus(change["status"])
+            if jobs.update_one({"_id": doc["_id"], "status": _WAITING}, {"$set": change}).matched_count:
+                changed = True
