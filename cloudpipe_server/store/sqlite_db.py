@@ -136,5 +136,6 @@ def _migrate_table(conn: sqlite3.Connection, migrations: Sequence[str], table: s
     version = row[0] if row else 0
     for script in migrations[version:]:
         _execute_script(conn, script)
-    conn.execute(f"DELETE FROM {table}")
-    conn.execute(f"INSERT INTO {table} VALUES (?)", (len(migrations),))
+    if len(migrations) > version:  # never write the version down: a newer server may have migrated further
+        conn.execute(f"DELETE FROM {table}")
+        conn.execute(f"INSERT INTO {table} VALUES (?)", (len(migrations),))
