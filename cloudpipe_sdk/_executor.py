@@ -43,7 +43,10 @@ class JobFuture(concurrent.futures.Future[Any]):
             self.job.kill()
         except CloudpipeError:
             return False
-        return super().cancel()
+        if not super().cancel():
+            return False
+        self.set_running_or_notify_cancel()  # no worker will: wake wait() and as_completed()
+        return True
 
     def __repr__(self) -> str:
         return f"<JobFuture job {self.job.id} {super().__repr__()[1:-1]}>"
@@ -157,7 +160,7 @@ class CloudpipeExecutor(concurrent.futures.Executor):
             with self._lock:
                 failed = [self._pending.pop(i) for i in ids if i in self._pending]
             for future in failed:
-                if future.set_running_or_notify_cancel():
+                if not future.cancelled() and future.set_running_or_notify_cancel():
                     future.set_exception(error)
         finally:
             with self._lock:
@@ -178,7 +181,7 @@ class CloudpipeExecutor(concurrent.futures.Executor):
         with self._lock:
             future = self._pending.pop(job_id, None)
             self._lock.notify_all()
-        if future is None or not future.set_running_or_notify_cancel():
+        if future is None or future.cancelled() or not future.set_running_or_notify_cancel():
             return
         try:
             future.set_result(outcome(future.job.refresh()))

@@ -63,7 +63,10 @@ def dump_call(
     """The job's stdin. Raises InvalidRequest when the call cannot be pickled."""
     module = codec(serializer)
     try:
-        return bytes(module.dumps((fn, args, kwargs)))
+        if module is cloudpickle:
+            return bytes(module.dumps((fn, args, kwargs)))
+        # dill: a function's globals by value (only those it uses), not its module by name
+        return bytes(module.dumps((fn, args, kwargs), recurse=True))
     except Exception as exc:
         hint = " (try serializer='dill')" if serializer == "cloudpickle" else ""
         raise InvalidRequest(f"cannot serialize the function or its arguments with {serializer}: {exc}{hint}") from exc

@@ -60,10 +60,19 @@ def codec() -> Any:
     return cloudpickle
 
 
+def dumps(obj: Any) -> bytes:
+    """Pickle with the job's serializer (dill: only the globals a function uses, so
+    functions of modules the client has do not need those modules)."""
+    module = codec()
+    if module is cloudpickle:
+        return bytes(module.dumps(obj))
+    return bytes(module.dumps(obj, recurse=True))
+
+
 def portable_exception(exc: BaseException) -> BaseException | None:
     """Return ``exc`` if it survives a pickle round trip, else None."""
     try:
-        codec().loads(codec().dumps(exc))
+        codec().loads(dumps(exc))
     except Exception:
         return None
     return exc
@@ -162,7 +171,7 @@ def serialize(envelope: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
     Returns the bytes and the envelope they actually contain.
     """
     try:
-        return codec().dumps(envelope), envelope
+        return dumps(envelope), envelope
     except Exception as exc:
         what = "return value" if envelope["ok"] else "exception"
         error = RuntimeError(f"cannot pickle the job's {what}: {qualified_name(type(exc))}: {exc}")
@@ -171,7 +180,7 @@ def serialize(envelope: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
         if not envelope["ok"]:
             text = envelope["traceback"] + "\n" + text
         fallback = failure(error, text)
-        return codec().dumps(fallback), fallback
+        return dumps(fallback), fallback
 
 
 def write_atomically(path: str, data: bytes) -> None:
