@@ -12,6 +12,7 @@ Example::
 See docs/sdk.md for the guide.
 """
 
+from cloudpipe_sdk._aio import AsyncClient, AsyncJob
 from cloudpipe_sdk._client import Client
 from cloudpipe_sdk._errors import (
     AlreadyExists,
@@ -38,6 +39,8 @@ from cloudpipe_sdk._waiting import DoneAndNotDone, as_completed, wait
 
 __all__ = [
     "AlreadyExists",
+    "AsyncClient",
+    "AsyncJob",
     "Attachment",
     "AuthError",
     "Client",

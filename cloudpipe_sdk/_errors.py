@@ -124,8 +124,10 @@ _CODES: dict[grpc.StatusCode, type[CloudpipeError]] = {
 
 def from_rpc_error(error: grpc.RpcError) -> CloudpipeError:
     """The SDK error for a failed RPC."""
-    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = error.details() if isinstance(error, grpc.Call) else str(error)
+    # grpc.Call for the sync API; grpc.aio.AioRpcError has the same two methods
+    has_status = callable(getattr(error, "code", None)) and callable(getattr(error, "details", None))
+    code = error.code() if has_status else grpc.StatusCode.UNKNOWN
+    details = error.details() if has_status else str(error)
     cls = _CODES.get(code, CloudpipeError)
     mapped = cls(f"{details} ({code.name})")
     mapped.code = str(code.name)

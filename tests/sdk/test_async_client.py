@@ -1,0 +1,83 @@
+"""AsyncClient against a real server: the Client surface for asyncio, under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import FIRST_COMPLETED
+
+import pytest
+
+from cloudpipe_sdk import AsyncClient, AsyncJob, JobFailed, JobStatus, NotFound, Output, Timeout
+from tests.support import ServerProcess
+
+pytestmark = pytest.mark.docker
+
+
+def connect(server: ServerProcess) -> AsyncClient:
+    return AsyncClient(server.address, api_key=server.api_key)
+
+
+async def test_submit_shell_and_results(server: ServerProcess) -> None:
+    async with connect(server) as client:
+        job = await client.submit(pow, 2, 10)
+        assert isinstance(job, AsyncJob)
+        assert await job.result(timeout=60) == 1024
+        shell = await client.shell("echo hi; exit 2")
+        with pytest.raises(JobFailed) as failure:
+            await shell.result(timeout=60)
+        assert failure.value.return_code == 2 and failure.value.stdout_tail == "hi"
+        assert (await client.get(job.id)).done()
+        with pytest.raises(NotFound):
+            await client.get(1 << 40)
+
+
+async def test_fifty_concurrent_submits_and_waits(server: ServerProcess) -> None:
+    async with connect(server) as client:
+        started = time.monotonic()
+        jobs = await asyncio.gather(*(client.submit(abs, -n) for n in range(50)))
+        assert len({job.id for job in jobs}) == 50
+        results = await asyncio.gather(*(job.result(timeout=120) for job in jobs))
+        assert results == list(range(50))
+        assert time.monotonic() - started < 120
+
+
+async def test_map_and_starmap_are_async_iterators(server: ServerProcess) -> None:
+    async with connect(server) as client:
+        assert [r async for r in client.map(pow, [2, 3], [3, 2])] == [8, 9]
+        assert [r async for r in client.starmap(divmod, [(7, 2), (9, 4), (5, 5)], chunksize=2)] == [
+            (3, 1),
+            (2, 1),
+            (1, 0),
+        ]
+        mixed = [r async for r in client.map(divmod, [1, 1], [1, 0], return_exceptions=True)]
+        assert mixed[0] == (1, 0) and isinstance(mixed[1], ZeroDivisionError)
+
+
+async def test_as_completed_and_wait(server: ServerProcess) -> None:
+    async with connect(server) as client:
+        slow = await client.shell("sleep 2; echo slow")
+        fast = await client.shell("echo fast")
+        order = [job async for job in client.as_completed([slow, fast], timeout=60)]
+        assert order == [fast, slow]
+        assert await fast.result() == b"fast\n"
+        sleeper = await client.shell("sleep 30")
+        done, not_done = await client.wait([sleeper, fast], return_when=FIRST_COMPLETED)
+        assert done == {fast} and not_done == {sleeper}
+        with pytest.raises(Timeout):
+            await sleeper.wait(timeout=0.5)
+        await sleeper.kill()
+        assert await sleeper.wait(timeout=30) is JobStatus.KILLED
+
+
+async def test_streamed_output_arrives_while_the_job_runs(server: ServerProcess) -> None:
+    async with connect(server) as client:
+        job = await client.shell("echo first; sleep 2; echo second")
+        arrivals = []
+        async for event in job.stream():
+            if isinstance(event, Output):
+                arrivals.append((event.text, time.monotonic()))
+        assert "".join(text for text, _ in arrivals) == "first\nsecond\n"
+        assert arrivals[-1][1] - arrivals[0][1] > 1
+        assert [text async for text in job.logs()] == ["first\nsecond\n"]
+        assert "".join([text async for text in job.logs(follow=True)]) == "first\nsecond\n"
