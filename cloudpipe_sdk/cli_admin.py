@@ -1,0 +1,85 @@
+"""`cloudpipe config ...` and `cloudpipe server`: commands that need no connection.
+
+Registered on the main group by `register(main)` in cli.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from cloudpipe_sdk._config import SETTINGS, config_path, resolve_config, set_config_value
+
+
+def _connection(ctx: click.Context) -> dict[str, Any]:
+    return dict(ctx.meta.get("cloudpipe.connection", {}))
+
+
+@click.group("config", invoke_without_command=True)
+@click.pass_context
+def config_group(ctx: click.Context) -> None:
+    """Show the settings the other commands use (same as `config show`), or change
+    them in ~/.config/cloudpipe/config.toml."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(config_show)
+
+
+@config_group.command("show")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def config_show(ctx: click.Context, as_json: bool = False) -> None:
+    """Each setting, its value (the API key shortened) and where it comes from."""
+    connection = _connection(ctx)
+    profile = connection.pop("profile", None)
+    config = resolve_config(profile=profile, **connection)
+    values = config.redacted()
+    if as_json:
+        click.echo(json.dumps({"profile": config.profile, "file": str(config_path()), "settings": values}, indent=2))
+        return
+    click.echo(f"file: {config_path()}")
+    click.echo(f"profile: {config.profile}")
+    for name in SETTINGS:
+        click.echo(f"{name}: {values[name]}  ({config.source.get(name, 'default')})")
+
+
+@config_group.command("set")
+@click.argument("name", type=click.Choice(list(SETTINGS)))
+@click.argument("value")
+@click.option("--profile", default=None, help="profile to change (default: CLOUDPIPE_PROFILE or 'default')")
+@click.pass_context
+def config_set(ctx: click.Context, name: str, value: str, profile: str | None) -> None:
+    """Set NAME to VALUE in a profile (an empty VALUE removes it). The file is created
+    readable by you only, since it may hold an API key."""
+    chosen = profile or _connection(ctx).get("profile") or os.environ.get("CLOUDPIPE_PROFILE") or "default"
+    path = set_config_value(name, value, profile=chosen)
+    click.echo(f"{name} {'removed from' if value == '' else 'set in'} profile {chosen} of {path}")
+
+
+@config_group.command("path")
+def config_path_command() -> None:
+    """Print the config file's path (it need not exist)."""
+    click.echo(config_path())
+
+
+@click.command(
+    "server",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def server(args: tuple[str, ...]) -> None:
+    """Run the Cloudpipe server (same as `cloudpipe-server`; `cloudpipe server --help`
+    lists its options)."""
+    from cloudpipe_server.__main__ import main as server_main  # server-side code, only needed here
+
+    sys.exit(server_main(list(args)))
+
+
+def register(main: click.Group) -> None:
+    """Add the commands of this module to the `cloudpipe` group."""
+    main.add_command(config_group)
+    main.add_command(server)

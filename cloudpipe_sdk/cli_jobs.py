@@ -1,0 +1,361 @@
+"""`cloudpipe submit | ls | show | logs | attach | kill | kill-all | wait | result`.
+
+Registered on the main group by `register(main)` in cli.py; errors and exit codes are
+the main group's (see cli.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import re
+import shlex
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+import cloudpickle
+from rich.console import Console
+from rich.table import Table
+
+from cloudpipe_proto.v1 import jobs_pb2 as pb
+from cloudpipe_sdk._client import Client
+from cloudpipe_sdk._errors import CloudpipeError
+from cloudpipe_sdk._job import Job
+from cloudpipe_sdk._progress import progress_bar, wanted
+from cloudpipe_sdk._status import JobStatus, status_from_pb
+from cloudpipe_sdk._stream import Exit, Output
+from cloudpipe_sdk._waiting import as_completed
+
+_FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_AGO = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_COLOURS = {"done": "green", "error": "red", "killed": "yellow", "stalled": "magenta", "processing": "cyan"}
+
+
+class CommandError(click.ClickException):
+    """Bad usage found after parsing: exit code 2, like click's usage errors."""
+
+    exit_code = 2
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    pairs = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CommandError(f"{what}: expected KEY=VALUE, got {item!r}")
+        pairs[key] = value
+    return pairs
+
+
+def _job_dict(job: pb.Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "name": job.spec.name,
+        "status": status_from_pb(job.status).value,
+        "cmd": job.spec.cmd,
+        "function": job.spec.tags.get("function", ""),
+        "image": job.spec.image,
+        "created_at": job.created_at.ToDatetime().isoformat() + "Z",
+        "runtime_seconds": job.runtime.ToTimedelta().total_seconds() if job.HasField("runtime") else None,
+        "return_code": job.return_code if job.HasField("return_code") else None,
+        "reason": job.reason,
+    }
+
+
+def _write_result(value: Any) -> None:
+    if isinstance(value, bytes):
+        sys.stdout.buffer.write(value)
+        sys.stdout.flush()
+    elif isinstance(value, str):
+        click.echo(value)
+    else:
+        click.echo(repr(value))
+
+
+# -- submit ----------------------------------------------------------------------------------
+
+
+def _argument(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _load_function(target: str) -> Any:
+    """`module:function` imported from the current directory; the module's own code is
+    shipped by value unless it is part of the standard library."""
+    module_name, _, attribute = target.partition(":")
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CommandError(f"cannot import {module_name}: {exc}") from None
+    fn: Any = module
+    for part in attribute.split("."):
+        fn = getattr(fn, part, None)
+    if not callable(fn):
+        raise CommandError(f"{target}: not a function")
+    if module_name.split(".")[0] not in sys.stdlib_module_names:
+        cloudpickle.register_pickle_by_value(module)
+    return fn
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("command")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--image", help="Docker image (default: the server's)")
+@click.option("--cpus", type=float, help="CPU cores (fractions allowed)")
+@click.option("--memory", help="memory limit, bytes or like 512M, 2G")
+@click.option("--timeout", type=float, help="longest run time in seconds")
+@click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE", help="environment variable (repeatable)")
+@click.option("--tag", "tag_pairs", multiple=True, metavar="KEY=VALUE", help="tag (repeatable)")
+@click.option("--name", help="a name to find the job by")
+@click.option("--network", is_flag=True, help="give the job a network")
+@click.option("--depends-on", "depends_on", multiple=True, type=int, help="run after this job ended done (repeatable)")
+@click.option("--stdin", "stdin_file", type=click.File("rb"), help="file fed to the job's stdin ('-' for ours)")
+@click.option("--serializer", type=click.Choice(["cloudpickle", "dill"]), help="for module:function calls")
+@click.option(
+    "--shell",
+    "force_shell",
+    is_flag=True,
+    help="treat COMMAND as a shell command even if it looks like module:function",
+)
+@click.option("--wait", is_flag=True, help="wait and print the result (exit 1 if the job fails)")
+@click.pass_obj
+def submit(
+    client: Client,
+    /,
+    command: str,
+    args: tuple[str, ...],
+    env_pairs: tuple[str, ...],
+    tag_pairs: tuple[str, ...],
+    depends_on: tuple[int, ...],
+    stdin_file: Any,
+    force_shell: bool,
+    wait: bool,
+    **options: Any,
+) -> None:
+    """Submit COMMAND (a shell command; extra ARGS are appended, quoted) or a Python
+    call `module:function ARGS...` (ARGS as Python literals, else strings;
+    `key=value` ones are keyword arguments). Prints the job id, or with --wait the result.
+
+    \b
+    cloudpipe submit 'echo hello'
+    cloudpipe submit --cpus 2 --memory 1G -- make -j2 test
+    cloudpipe submit --wait math:factorial 20
+    """
+    job_options = {key: value for key, value in options.items() if value is not None}
+    job_options.update(env=_pairs(env_pairs, "--env"), tags=_pairs(tag_pairs, "--tag"))
+    if _FUNCTION.match(command) and not force_shell:
+        if stdin_file is not None or depends_on:
+            raise CommandError("--stdin and --depends-on are for shell commands")
+        fn = _load_function(command)
+        positional = [_argument(a) for a in args if not re.match(r"^[A-Za-z_]\w*=", a)]
+        keywords = {k: _argument(v) for k, _, v in (a.partition("=") for a in args if re.match(r"^[A-Za-z_]\w*=", a))}
+        job = client.with_options(**job_options).submit(fn, *positional, **keywords)
+    else:
+        job_options.pop("serializer", None)
+        cmd = " ".join([command, *(shlex.quote(a) for a in args)])
+        stdin = stdin_file.read() if stdin_file is not None else None
+        job = client.shell(cmd, stdin=stdin, depends_on=depends_on, **job_options)
+    if not wait:
+        click.echo(job.id)
+        return
+    _write_result(job.result())
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def _since(text: str) -> datetime:
+    match = _AGO.match(text)
+    if match:
+        return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"--since: expected like 30m, 2h, 1d or an ISO date, got {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@click.command("ls")
+@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in JobStatus]), help="repeatable")
+@click.option("--name", "names", multiple=True, help="only jobs with this name (repeatable)")
+@click.option("--since", help="only jobs created since: 30m, 2h, 1d or an ISO date")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_obj
+def list_jobs(
+    client: Client, statuses: tuple[str, ...], names: tuple[str, ...], since: str | None, limit: int, as_json: bool
+) -> None:
+    """List your jobs, newest first."""
+    created_after = _since(since) if since else None
+    jobs = client.list(statuses=statuses, names=names, created_after=created_after, limit=limit)
+    rows = [_job_dict(job.snapshot) for job in jobs]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("ID", "NAME", "STATUS", "CREATED", "RUNTIME", "COMMAND")
+    for row in rows:
+        status = row["status"]
+        runtime = f"{row['runtime_seconds']:.1f}s" if row["runtime_seconds"] is not None else ""
+        what = row["function"] + "()" if row["function"] else row["cmd"]
+        table.add_row(
+            str(row["id"]),
+            row["name"],
+            f"[{_COLOURS.get(status, 'white')}]{status}[/]",
+            row["created_at"][:19].replace("T", " "),
+            runtime,
+            what[:60],
+        )
+    Console().print(table)
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def show(client: Client, job_id: int, as_json: bool) -> None:
+    """Show one job with its output."""
+    snapshot = client.get(job_id).snapshot
+    row = _job_dict(snapshot)
+    row["attempts"] = snapshot.attempts
+    row["stdout"] = snapshot.stdout.decode("utf-8", "replace")
+    row["stderr"] = snapshot.stderr.decode("utf-8", "replace")
+    if as_json:
+        click.echo(json.dumps(row, indent=2))
+        return
+    for key, value in row.items():
+        click.echo(f"{key}: {value}")
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.option("-f", "--follow", is_flag=True, help="keep printing output until the job ends")
+@click.pass_obj
+def logs(client: Client, job_id: int, follow: bool) -> None:
+    """Print a job's output (stdout to stdout, stderr to stderr). With -f, exit 1 when
+    the job does not end done."""
+    job = client.get(job_id)
+    if not follow:
+        snapshot = job.snapshot
+        sys.stdout.buffer.write(snapshot.stdout)
+        sys.stderr.buffer.write(snapshot.stderr)
+        return
+    for event in job.stream():
+        if isinstance(event, Output):
+            target = sys.stdout if event.stream == "stdout" else sys.stderr
+            target.buffer.write(event.data)
+            target.flush()
+        elif isinstance(event, Exit) and event.status is not JobStatus.DONE:
+            click.echo(f"cloudpipe: job {job_id} ended {event.status.value}: {event.reason}", err=True)
+            sys.exit(1)
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.pass_obj
+def attach(client: Client, job_id: int) -> None:
+    """Attach our stdin and stdout/stderr to a running interactive job."""
+    job = client.get(job_id)
+    with job.attach() as session:
+
+        def pump_stdin() -> None:
+            for line in iter(sys.stdin.buffer.readline, b""):
+                session.write(line)
+            session.close_stdin()
+
+        threading.Thread(target=pump_stdin, daemon=True).start()
+        for event in session:
+            if isinstance(event, Output):
+                target = sys.stdout if event.stream == "stdout" else sys.stderr
+                target.buffer.write(event.data)
+                target.flush()
+            elif isinstance(event, Exit):
+                sys.exit(0 if event.status is JobStatus.DONE else 1)
+
+
+# -- changing ------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("job_ids", type=int, nargs=-1, required=True)
+@click.pass_obj
+def kill(client: Client, job_ids: tuple[int, ...]) -> None:
+    """Kill jobs (a finished job stays as it is)."""
+    for job_id in job_ids:
+        job = client.kill(job_id)
+        click.echo(f"job {job.id}: {job.status.value}")
+
+
+@click.command("kill-all")
+@click.option("--yes", is_flag=True, help="do not ask (asked only when stdin is a terminal)")
+@click.pass_obj
+def kill_all(client: Client, yes: bool) -> None:
+    """Kill every unfinished job of your account."""
+    if not yes and sys.stdin.isatty():
+        click.confirm("Kill every unfinished job of your account?", abort=True)
+    ids = client.kill_all()
+    click.echo(f"killed {len(ids)} job(s)" + (f": {' '.join(map(str, ids))}" if ids else ""))
+
+
+# -- waiting ---------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("job_ids", type=int, nargs=-1, required=True)
+@click.option("--timeout", type=float, help="give up after this many seconds (exit 6)")
+@click.option("--progress/--no-progress", default=None, help="progress bar (default: when stdout is a terminal)")
+@click.pass_obj
+def wait(client: Client, job_ids: tuple[int, ...], timeout: float | None, progress: bool | None) -> None:
+    """Wait for jobs to finish. Prints one line per job as it ends; exit 0 when all
+    ended done, 1 when one did not, 6 on timeout."""
+    jobs = [Job(client, job_id) for job_id in dict.fromkeys(job_ids)]
+    failed = 0
+    show_bar = wanted(progress, sys.stdout)
+    console = Console(file=sys.stdout)
+    with progress_bar(len(jobs), enabled=show_bar, description="waiting", stream=sys.stdout) as advance:
+        for job in as_completed(jobs, timeout=timeout):
+            status = job.status
+            bad = status is not JobStatus.DONE
+            failed += bad
+            advance(failed=int(bad))
+            line = f"job {job.id}: {status.value}" + (f" ({job.reason})" if job.reason and bad else "")
+            if show_bar:
+                console.print(line, style=_COLOURS.get(status.value), highlight=False)
+            else:
+                click.echo(line)
+    if failed:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.option("--timeout", type=float, help="give up after this many seconds (exit 6)")
+@click.pass_obj
+def result(client: Client, job_id: int, timeout: float | None) -> None:
+    """Wait for a job and print its result: a shell job's bytes as they are, a function's
+    str value as text, any other value repr'd. A failed job exits 1 with its error."""
+    try:
+        value = client.get(job_id).result(timeout)
+    except CloudpipeError:
+        raise
+    except Exception as exc:  # the function raised: say what, with its remote traceback
+        click.echo(f"cloudpipe: job {job_id} raised {type(exc).__name__}: {exc}", err=True)
+        if exc.__cause__ is not None:
+            click.echo(str(exc.__cause__), err=True)
+        sys.exit(1)
+    _write_result(value)
+
+
+def register(main: click.Group) -> None:
+    """Add the commands of this module to the `cloudpipe` group."""
+    for command in (submit, list_jobs, show, logs, attach, kill, kill_all, wait, result):
+        main.add_command(command)
