@@ -78,14 +78,14 @@ def _results(
     watcher: Watcher | None = None
     completed = False
     try:
-        with progress_bar(len(jobs), enabled=show_progress, description="map") as advance:
+        with progress_bar(len(jobs), enabled=show_progress, description="map") as tracker:
             watcher = Watcher(client, [job.id for job in jobs], timeout=timeout) if jobs else None
             for index, job in enumerate(jobs):
                 while job.id not in finished:
                     assert watcher is not None
                     for event in _arrived(watcher, deadline, timeout, len(jobs) - len(finished)):
                         finished.add(event.id)
-                        advance(failed=int(event.status != pb.JOB_STATUS_DONE))
+                        tracker.advance(failed=int(event.status != pb.JOB_STATUS_DONE))
                 ahead = [j for j in jobs[index : index + FETCH_BATCH] if j.id in finished and j._snapshot is None]
                 if job._snapshot is None:
                     fetch(client, ahead)

@@ -320,18 +320,14 @@ def wait(client: Client, job_ids: tuple[int, ...], timeout: float | None, progre
     jobs = [Job(client, job_id) for job_id in dict.fromkeys(job_ids)]
     failed = 0
     show_bar = wanted(progress, sys.stdout)
-    console = Console(file=sys.stdout)
-    with progress_bar(len(jobs), enabled=show_bar, description="waiting", stream=sys.stdout) as advance:
+    with progress_bar(len(jobs), enabled=show_bar, description="waiting", stream=sys.stdout) as tracker:
         for job in as_completed(jobs, timeout=timeout):
             status = job.status
             bad = status is not JobStatus.DONE
             failed += bad
-            advance(failed=int(bad))
+            tracker.advance(failed=int(bad))
             line = f"job {job.id}: {status.value}" + (f" ({job.reason})" if job.reason and bad else "")
-            if show_bar:
-                console.print(line, style=_COLOURS.get(status.value), highlight=False)
-            else:
-                click.echo(line)
+            tracker.print(line, style=_COLOURS.get(status.value))
     if failed:
         sys.exit(1)
 
