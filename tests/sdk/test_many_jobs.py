@@ -17,6 +17,7 @@ def test_map_returns_results_in_order_from_one_submit(client: Client) -> None:
     assert list(client.map(pow, [2, 3, 4], [5, 2, 0], name="map-order")) == [32, 9, 1]
     made = [job for job in client.list(names=["map-order"], limit=1000) if job.id not in before]
     assert len(made) == 3 and all(job.snapshot.spec.serializer == "cloudpickle" for job in made)
+    assert list(client.map(abs, [])) == []
 
 
 def test_starmap_and_chunks_run_several_calls_per_job(client: Client) -> None:
