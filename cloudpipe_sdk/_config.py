@@ -117,8 +117,9 @@ def resolve_config(
     path = config_path(env)
     document = read_config_file(path)
     profiles = document.get("profiles", {})
-    chosen = profile or env.get("CLOUDPIPE_PROFILE") or document.get("default_profile") or "default"
-    if not isinstance(profiles, dict) or (chosen not in profiles and (profile or env.get("CLOUDPIPE_PROFILE"))):
+    named = profile or env.get("CLOUDPIPE_PROFILE") or document.get("default_profile")
+    chosen = str(named or "default")
+    if not isinstance(profiles, dict) or (named and chosen not in profiles):
         raise InvalidRequest(f"profile {chosen!r} not found in {path} (profiles: {', '.join(profiles) or 'none'})")
     table = profiles.get(chosen, {})
     values: dict[str, Any] = {}

@@ -86,6 +86,7 @@ class Job:
         """Block until the job finishes; return its final status.
         Raises Timeout if it is still running after `timeout` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        failures = 0
         while True:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
@@ -99,7 +100,9 @@ class Job:
                     raise Timeout(f"job {self.id} did not finish within {timeout} s") from None
                 if exc.code() != grpc.StatusCode.UNAVAILABLE:
                     raise from_rpc_error(exc) from None
-                time.sleep(0.5)  # the server restarts: watch again until the deadline
+                # the server restarts: watch again (backing off) until the deadline
+                failures += 1
+                time.sleep(min(0.1 * 2**failures, 2.0))
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the job and return its result.
