@@ -148,7 +148,7 @@ SPECS: dict[str, ImageSpec] = {
             ),
         ),
         python="python3",
-        probe=f"import cloudpickle, dill, cloudpipe_runner; {PYTHON_VERSION_CODE}",
+        probe=f"import cloudpickle, dill, cloudpipe_runner, cloudpipe_agent; {PYTHON_VERSION_CODE}",
         python_prefix="3.",
         build_args={"CLOUDPICKLE_VERSION": CLOUDPICKLE_VERSION, "DILL_VERSION": DILL_VERSION},
         serializers=f"cloudpickle=={CLOUDPICKLE_VERSION} dill=={DILL_VERSION}",

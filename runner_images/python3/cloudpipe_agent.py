@@ -1,0 +1,463 @@
+"""Cloudpipe warm-container agent: a fork server for the Python 3 runner image.
+
+Run as ``python3 -m cloudpipe_agent`` as the container's command, with stdin and
+stdout attached by the Cloudpipe server. It has imported cloudpickle and the job
+bootstrap (``cloudpipe_runner``) once, and runs the jobs it is sent one after
+another, each in a freshly forked process, so jobs share no process state.
+
+Protocol (version 1), both directions on the container's stdin/stdout: frames of a
+5-byte header ``struct.pack("!BI", kind, length)`` followed by ``length`` bytes.
+
+server -> agent
+  RUN (1)        JSON {"job": id, "cmd": str, "env": {...}, "result_path": str|null}
+  STDIN (2)      bytes for the job's stdin
+  STDIN_END (3)  close the job's stdin
+  SIGNAL (4)     JSON {"job": id, "signal": n}: sent to that job's process group
+agent -> server
+  READY (16)     JSON {"protocol": 1, "python": "3.11.2", "pid": n}
+  STARTED (17)   JSON {"job": id, "pid": n}
+  STDOUT (18), STDERR (19)  the job's output, as it is written
+  RESULT (20)    a piece of the job's result (the ``file:`` result source)
+  EXIT (21)      JSON {"job", "code", "signal", "oom", "utime", "stime", "maxrss", "error"}
+
+End of stdin (the server closed the attach, e.g. because it died) kills the running
+job and ends the agent, and with it the container.
+
+A job is ``/bin/bash -c cmd`` with the job's environment, in a new session whose
+processes prefer the OOM killer to the agent. The runner's own command
+(``python3 -m cloudpipe_runner``) is not exec'd: the forked process calls the
+preloaded bootstrap directly and hands the result envelope over a pipe. When a job's
+main process exits, every other process it left behind is killed (as the end of a
+container would), and a ``file:`` result is read and then removed, so that a later
+job never returns an earlier job's result.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import json
+import os
+import platform
+import selectors
+import shutil
+import signal
+import struct
+import sys
+import time
+import traceback
+from typing import Any
+
+import cloudpickle  # noqa: F401  (preloaded for the forked jobs)
+import cloudpipe_runner
+
+try:  # the optional second serializer, when the image has it
+    import dill  # noqa: F401
+except ImportError:
+    pass
+
+PROTOCOL = 1
+HEADER = struct.Struct("!BI")
+RUN, STDIN, STDIN_END, SIGNAL = 1, 2, 3, 4
+READY, STARTED, STDOUT, STDERR, RESULT, EXIT = 16, 17, 18, 19, 20, 21
+RUNNER_COMMAND = "python3 -m cloudpipe_runner"
+CHUNK = 1 << 16
+RESULT_FD = 3
+OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
+PR_SET_DUMPABLE = 4
+
+
+def set_dumpable(value: int) -> None:
+    """Non-dumpable: jobs (same user) cannot open the agent's /proc files, fds or memory."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, value, 0, 0, 0)
+    except Exception:
+        pass
+
+
+def oom_kills() -> int:
+    """The container's OOM-kill counter (cgroup v2 or v1), or -1 when unreadable."""
+    for path in OOM_FILES:
+        try:
+            with open(path) as handle:
+                for line in handle:
+                    name, _, value = line.partition(" ")
+                    if name == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return -1
+
+
+def read_result(path: str) -> tuple[bytes, str]:
+    """Contents of a regular file, or of every file under a directory back to back
+    (as the fresh-container path does); then the path is removed."""
+    try:
+        if os.path.isdir(path):
+            parts = []
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    full = os.path.join(root, name)
+                    if os.path.isfile(full) and not os.path.islink(full):
+                        with open(full, "rb") as handle:
+                            parts.append(handle.read())
+            shutil.rmtree(path, ignore_errors=True)
+            return b"".join(parts), ""
+        with open(path, "rb") as handle:
+            data = handle.read()
+        os.unlink(path)
+        return data, ""
+    except FileNotFoundError:
+        return b"", f"result file {path} was not found in the container"
+    except OSError as exc:
+        return b"", f"could not copy the result {path}: {exc.strerror or exc}"
+
+
+class Job:
+    """The one job running now."""
+
+    def __init__(self, job_id: int, pid: int, fast: bool, result_path: str | None) -> None:
+        self.id = job_id
+        self.pid = pid
+        self.fast = fast
+        self.result_path = result_path
+        self.readers: dict[int, int] = {}  # fd -> frame kind (RESULT for the result pipe)
+        self.stdin_fd: int | None = None
+        self.stdin_pending: list[bytes] = []
+        self.stdin_end = False
+        self.pidfd: int | None = None
+        self.status: int | None = None
+        self.rusage: Any = None
+        self.result = bytearray()
+        self.oom_before = oom_kills()
+
+
+class Agent:
+    def __init__(self, proto_in: int, proto_out: int) -> None:
+        self.proto_in = proto_in
+        self.proto_out = proto_out
+        self.inbox = bytearray()
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(proto_in, selectors.EVENT_READ)
+        self.job: Job | None = None
+        self.cwd = os.getcwd()
+        self.base_env = dict(os.environ)
+        self.streams = {
+            fd: (getattr(stream, "encoding", None) or "utf-8", getattr(stream, "errors", None) or "strict")
+            for fd, stream in ((0, sys.stdin), (1, sys.stdout), (2, sys.stderr))
+        }
+
+    # -- frames -------------------------------------------------------------------------
+
+    def send(self, kind: int, payload: bytes = b"") -> None:
+        data = HEADER.pack(kind, len(payload)) + payload
+        view = memoryview(data)
+        while view:
+            written = os.write(self.proto_out, view)
+            view = view[written:]
+
+    def send_json(self, kind: int, value: dict[str, Any]) -> None:
+        self.send(kind, json.dumps(value).encode())
+
+    def frames(self) -> list[tuple[int, bytes]]:
+        out = []
+        while len(self.inbox) >= HEADER.size:
+            kind, length = HEADER.unpack_from(self.inbox)
+            if len(self.inbox) < HEADER.size + length:
+                break
+            out.append((kind, bytes(self.inbox[HEADER.size : HEADER.size + length])))
+            del self.inbox[: HEADER.size + length]
+        return out
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def serve(self) -> None:
+        self.send_json(READY, {"protocol": PROTOCOL, "python": platform.python_version(), "pid": os.getpid()})
+        while True:
+            timeout = None
+            job = self.job
+            if job is not None and job.pidfd is None and job.status is None:
+                timeout = 0.01  # no pidfd on this kernel/Python: poll for the exit
+            for key, _ in self.selector.select(timeout):
+                fd = key.fd
+                if fd == self.proto_in:
+                    if not self.read_commands():
+                        self.shutdown()
+                        return
+                elif job is not None and fd == job.pidfd:
+                    self.reap(job)
+                elif job is not None and fd == job.stdin_fd:
+                    self.feed_stdin(job)
+                elif job is not None and fd in job.readers:
+                    self.pump(job, fd)
+            job = self.job
+            if job is not None and job.status is None and job.pidfd is None:
+                self.reap(job, block=False)
+            if job is not None and job.status is not None and not job.readers:
+                self.finish(job)
+
+    def read_commands(self) -> bool:
+        data = os.read(self.proto_in, 1 << 20)
+        if not data:
+            return False
+        self.inbox += data
+        for kind, payload in self.frames():
+            job = self.job
+            if kind == RUN:
+                self.start(json.loads(payload))
+            elif job is None:
+                continue  # stdin or a signal for a job that already ended
+            elif kind == STDIN:
+                if job.stdin_fd is not None:
+                    job.stdin_pending.append(payload)
+                    self.watch_stdin(job)
+            elif kind == STDIN_END:
+                job.stdin_end = True
+                self.watch_stdin(job)
+            elif kind == SIGNAL:
+                request = json.loads(payload)
+                if int(request.get("job", job.id)) != job.id or job.status is not None:
+                    continue  # meant for a job that already ended
+                try:
+                    os.killpg(job.pid, int(request["signal"]))
+                except (ProcessLookupError, PermissionError):
+                    pass
+        return True
+
+    def shutdown(self) -> None:
+        """The server is gone: end the job and everything else, then the agent."""
+        if self.job is not None:
+            kill_others()
+
+    # -- one job ----------------------------------------------------------------------
+
+    def start(self, request: dict[str, Any]) -> None:
+        job_id = int(request["job"])
+        if self.job is not None:
+            self.send_json(EXIT, {"job": job_id, "code": 126, "error": "the agent is busy with another job"})
+            return
+        cmd = str(request["cmd"])
+        env = {**self.base_env, **{str(k): str(v) for k, v in dict(request.get("env") or {}).items()}}
+        result_path = request.get("result_path")
+        runner_result = os.path.abspath(env.get("CLOUDPIPE_RESULT_PATH") or cloudpipe_runner.DEFAULT_RESULT_PATH)
+        fast = cmd.strip() == RUNNER_COMMAND and result_path == runner_result
+        stdin_r, stdin_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        res_r, res_w = os.pipe() if fast else (-1, -1)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            for fd in (stdin_r, stdin_w, out_r, out_w, err_r, err_w, res_r, res_w):
+                if fd >= 0:
+                    os.close(fd)
+            self.send_json(EXIT, {"job": job_id, "code": 126, "error": f"cannot start the job: {exc}"})
+            return
+        if pid == 0:  # the job's process; never returns
+            self.child(cmd, env, fast, stdin_r, out_w, err_w, res_w)
+        for fd in (stdin_r, out_w, err_w, res_w):
+            if fd >= 0:
+                os.close(fd)
+        job = self.job = Job(job_id, pid, fast, result_path)
+        os.set_blocking(stdin_w, False)
+        job.stdin_fd = stdin_w
+        job.readers = {out_r: STDOUT, err_r: STDERR}
+        if fast:
+            job.readers[res_r] = RESULT
+        for fd in job.readers:
+            self.selector.register(fd, selectors.EVENT_READ)
+        try:
+            job.pidfd = os.pidfd_open(pid)
+            self.selector.register(job.pidfd, selectors.EVENT_READ)
+        except (AttributeError, OSError):
+            job.pidfd = None
+        self.send_json(STARTED, {"job": job_id, "pid": pid})
+
+    def child(self, cmd: str, env: dict[str, str], fast: bool, stdin: int, out: int, err: int, res: int) -> None:
+        code = 127
+        try:
+            os.setsid()
+            try:
+                with open("/proc/self/oom_score_adj", "w") as handle:
+                    handle.write("1000")  # the OOM killer takes the job, not the agent
+            except OSError:
+                pass
+            set_dumpable(1)
+            os.dup2(stdin, 0)
+            os.dup2(out, 1)
+            os.dup2(err, 2)
+            if fast:
+                os.dup2(res, RESULT_FD)
+            os.closerange(RESULT_FD + 1 if fast else RESULT_FD, os.sysconf("SC_OPEN_MAX"))
+            os.chdir(self.cwd)
+            if not fast:
+                for number in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores them; bash must not
+                    signal.signal(number, signal.SIG_DFL)
+                os.execve("/bin/bash", ["/bin/bash", "-c", cmd], env)
+            os.environ.clear()
+            os.environ.update(env)
+            self.fresh_std_streams()
+            sys.argv = [cloudpipe_runner.__file__]
+            cloudpipe_runner.write_atomically = write_result_fd  # this process only
+            code = cloudpipe_runner.main()
+            atexit._run_exitfuncs()
+            cloudpipe_runner.flush_std_streams()
+        except BaseException:
+            try:
+                if not fast:
+                    os.write(2, b"cloudpipe: exec /bin/bash failed\n")
+                os.write(2, traceback.format_exc().encode(errors="replace"))
+            except BaseException:
+                pass
+        finally:
+            os._exit(code)
+
+    def fresh_std_streams(self) -> None:
+        """sys.stdin/stdout/stderr on the job's pipes, configured as a fresh interpreter's."""
+        streams = []
+        for fd, mode in ((0, "r"), (1, "w"), (2, "w")):
+            encoding, errors = self.streams[fd]
+            if fd == 2:
+                errors = "backslashreplace"
+            raw = io.FileIO(fd, mode, closefd=False)
+            buffered: Any = io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw)
+            streams.append(io.TextIOWrapper(buffered, encoding=encoding, errors=errors, line_buffering=fd == 2))
+        sys.stdin, sys.stdout, sys.stderr = streams
+        sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams  # type: ignore[misc]
+
+    def watch_stdin(self, job: Job) -> None:
+        if job.stdin_fd is None:
+            return
+        try:
+            self.selector.modify(job.stdin_fd, selectors.EVENT_WRITE)
+        except KeyError:
+            self.selector.register(job.stdin_fd, selectors.EVENT_WRITE)
+
+    def feed_stdin(self, job: Job) -> None:
+        assert job.stdin_fd is not None
+        try:
+            while job.stdin_pending:
+                piece = job.stdin_pending[0]
+                written = os.write(job.stdin_fd, piece[:CHUNK])
+                if written < len(piece):
+                    job.stdin_pending[0] = piece[written:]
+                else:
+                    job.stdin_pending.pop(0)
+        except BlockingIOError:
+            return
+        except OSError:  # the job closed its stdin or exited: drop the rest, like a pipe
+            job.stdin_pending.clear()
+            job.stdin_end = True
+        if job.stdin_end:
+            self.close_stdin(job)
+        else:
+            self.selector.unregister(job.stdin_fd)
+
+    def close_stdin(self, job: Job) -> None:
+        if job.stdin_fd is None:
+            return
+        try:
+            self.selector.unregister(job.stdin_fd)
+        except KeyError:
+            pass
+        os.close(job.stdin_fd)
+        job.stdin_fd = None
+
+    def pump(self, job: Job, fd: int) -> None:
+        try:
+            data = os.read(fd, CHUNK)
+        except OSError:
+            data = b""
+        if not data:
+            self.selector.unregister(fd)
+            os.close(fd)
+            del job.readers[fd]
+            return
+        if job.readers[fd] == RESULT:
+            job.result += data
+        else:
+            self.send(job.readers[fd], data)
+
+    def reap(self, job: Job, block: bool = True) -> None:
+        pid, status, rusage = os.wait4(job.pid, 0 if block else os.WNOHANG)
+        if pid == 0:
+            return
+        job.status, job.rusage = status, rusage
+        if job.pidfd is not None:
+            self.selector.unregister(job.pidfd)
+            os.close(job.pidfd)
+        self.close_stdin(job)
+        kill_others()  # what it left behind ends with it, as at the end of a container
+
+    def finish(self, job: Job) -> None:
+        status = job.status
+        assert status is not None
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+        code = 128 + sig if sig else os.WEXITSTATUS(status)
+        error = ""
+        if job.fast:
+            result = bytes(job.result)
+            if not result:
+                error = f"result file {job.result_path} was not found in the container"
+        elif job.result_path:
+            result, error = read_result(job.result_path)
+        else:
+            result = b""
+        for start in range(0, len(result), 1 << 20):
+            self.send(RESULT, result[start : start + (1 << 20)])
+        after = oom_kills()
+        usage = job.rusage
+        self.send_json(
+            EXIT,
+            {
+                "job": job.id,
+                "code": code,
+                "signal": sig,
+                "oom": job.oom_before >= 0 and after > job.oom_before,
+                "utime": usage.ru_utime,
+                "stime": usage.ru_stime,
+                "maxrss": usage.ru_maxrss,
+                "error": error,
+            },
+        )
+        self.job = None
+
+
+def write_result_fd(path: str, data: bytes) -> None:
+    """The bootstrap's result goes to the agent over a pipe, not through the filesystem."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(RESULT_FD, view) :]
+    os.close(RESULT_FD)
+
+
+def kill_others() -> None:
+    """SIGKILL every process of this user in the container but the agent and init."""
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def main() -> int:
+    proto_in, proto_out = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(2, 1)  # anything printed by accident goes to stderr, never into the protocol
+    os.close(null)
+    set_dumpable(0)
+    started = time.monotonic()
+    agent = Agent(proto_in, proto_out)
+    try:
+        agent.serve()
+    except BrokenPipeError:
+        pass  # the server went away while we wrote
+    sys.stderr.write(f"cloudpipe agent: exiting after {time.monotonic() - started:.1f} s\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
