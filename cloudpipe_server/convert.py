@@ -72,6 +72,7 @@ def spec_from_pb(msg: pb.JobSpec, where: str = "job") -> JobSpec:
         client_python=msg.client_python,
         interactive=msg.interactive,
         idempotency_key=msg.idempotency_key,
+        fresh_container=msg.fresh_container,
     )
 
 
@@ -102,6 +103,7 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
         saved_job=spec.saved_job,
         saved_job_version=spec.saved_job_version,
         schedule_id=spec.schedule_id,
+        fresh_container=spec.fresh_container,
     )
     if spec.max_runtime is not None:
         msg.max_runtime.CopyFrom(_duration(spec.max_runtime))

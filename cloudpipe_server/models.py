@@ -74,6 +74,8 @@ class JobSpec:
     saved_job: str = ""
     saved_job_version: int = 0
     schedule_id: str = ""
+    # Never run in a warm container (one that earlier jobs of the account used).
+    fresh_container: bool = False
 
     @property
     def result_path(self) -> str | None:

@@ -39,6 +39,7 @@ def spec_to_doc(spec: JobSpec) -> dict[str, Any]:
         "saved_job": spec.saved_job,
         "saved_job_version": spec.saved_job_version,
         "schedule_id": spec.schedule_id,
+        "fresh_container": spec.fresh_container,
     }
 
 
@@ -70,6 +71,7 @@ def spec_from_doc(doc: dict[str, Any], stdin: bytes) -> JobSpec:
         saved_job=doc.get("saved_job", ""),
         saved_job_version=int(doc.get("saved_job_version", 0)),
         schedule_id=doc.get("schedule_id", ""),
+        fresh_container=bool(doc.get("fresh_container", False)),
     )
 
 
