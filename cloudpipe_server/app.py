@@ -24,8 +24,9 @@ from cloudpipe_server.config import Settings
 from cloudpipe_server.dispatcher import Dispatcher, DispatcherConfig
 from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.events import JobEvents
-from cloudpipe_server.executors.base import Executor
+from cloudpipe_server.executors.base import Executor, Limits
 from cloudpipe_server.executors.docker import DockerConfig, DockerExecutor
+from cloudpipe_server.executors.warm import PooledDockerExecutor, WarmConfig, parse_prewarm
 from cloudpipe_server.output import OutputHub
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
@@ -122,6 +123,36 @@ def build_authenticator(settings: Settings) -> Authenticator:
     return ChainAuthenticator([admin, remote], reserved=[settings.admin_name])
 
 
+def build_executor(settings: Settings, owner: str) -> Executor:
+    """Jobs run on the Docker engine: in warm containers when they can (unless
+    CLOUDPIPE_WARM_POOL=false), otherwise each in a fresh container."""
+    docker_config = DockerConfig(
+        owner=owner,
+        cluster=settings.cluster_id or hashlib.sha256(settings.store_url_for_logs.encode()).hexdigest()[:16],
+        base_url=settings.docker_host,
+        job_user=settings.job_user,
+        pull_missing_images=settings.pull_missing_images,
+        output_cap_bytes=settings.output_cap_bytes,
+    )
+    fresh = DockerExecutor(docker_config, utc_now)
+    if not settings.warm_pool:
+        return fresh
+    warm = WarmConfig(
+        max_containers=settings.warm_pool_max_containers or settings.max_concurrent_jobs,
+        idle_seconds=settings.warm_pool_idle_seconds,
+        prewarm=parse_prewarm(settings.warm_pool_prewarm),
+        default_image=settings.default_image,
+        default_limits=Limits(
+            cpus=settings.default_cpus,
+            memory_bytes=settings.default_memory_bytes,
+            pids=settings.default_pids,
+            max_runtime=None,
+            network=False,
+        ),
+    )
+    return PooledDockerExecutor(fresh, docker_config, warm, utc_now)
+
+
 @dataclass
 class RunningServer:
     """A started control plane; `stop()` shuts it down gracefully."""
@@ -159,17 +190,7 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
     await store.initialize()
     owner = settings.server_id or f"{socket.gethostname()}-{settings.listen}"
     if executor is None:
-        executor = DockerExecutor(
-            DockerConfig(
-                owner=owner,
-                cluster=settings.cluster_id or hashlib.sha256(settings.store_url_for_logs.encode()).hexdigest()[:16],
-                base_url=settings.docker_host,
-                job_user=settings.job_user,
-                pull_missing_images=settings.pull_missing_images,
-                output_cap_bytes=settings.output_cap_bytes,
-            ),
-            utc_now,
-        )
+        executor = build_executor(settings, owner)
     events = JobEvents()
     hub = OutputHub()
     dispatcher = Dispatcher(
@@ -234,6 +255,8 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
         raise InvalidArgument(f"CLOUDPIPE_LISTEN: cannot listen on {settings.listen}")
     await server.start()
     dispatcher.start()
+    if isinstance(executor, PooledDockerExecutor):
+        executor.start()  # idle eviction and pre-warming
     scheduler.start()
     await set_serving(health_servicer, True)
     host = settings.listen.rsplit(":", 1)[0]

@@ -77,6 +77,15 @@ class Settings:
     # (then the schedule's catch-up policy decides).
     scheduler_interval: float = 1.0
     scheduler_misfire_grace: float = 10.0
+    # Warm containers (docs/warm-containers.md): per (account, image, limits), taking
+    # jobs one after another through the runner image's agent. At most
+    # `warm_pool_max_containers` (0: max_concurrent_jobs), removed after
+    # `warm_pool_idle_seconds` idle; `warm_pool_prewarm` ("account[=n],...") starts
+    # some with the default image and limits as soon as the server runs.
+    warm_pool: bool = True
+    warm_pool_max_containers: int = 0
+    warm_pool_idle_seconds: float = 300.0
+    warm_pool_prewarm: str = ""
 
     @property
     def resolved_store_url(self) -> str:
@@ -131,6 +140,14 @@ class Settings:
             raise InvalidArgument("CLOUDPIPE_TLS_CERT and CLOUDPIPE_TLS_KEY go together")
         if self.scheduler_interval <= 0 or self.scheduler_misfire_grace < 0:
             raise InvalidArgument("CLOUDPIPE_SCHEDULER_INTERVAL must be positive, _MISFIRE_GRACE not negative")
+        if self.warm_pool_max_containers < 0 or self.warm_pool_idle_seconds <= 0:
+            raise InvalidArgument(
+                "CLOUDPIPE_WARM_POOL_MAX_CONTAINERS must not be negative, _IDLE_SECONDS must be positive"
+            )
+        for entry in filter(None, (e.strip() for e in self.warm_pool_prewarm.split(","))):
+            _, _, count = entry.partition("=")
+            if not entry.partition("=")[0].strip() or (count and not count.strip().isdigit()):
+                raise InvalidArgument(f"CLOUDPIPE_WARM_POOL_PREWARM: {entry!r} is not account or account=count")
         if self.max_queued_per_account < 0 or self.max_running_per_account < 0:
             raise InvalidArgument("CLOUDPIPE_MAX_QUEUED_PER_ACCOUNT / _RUNNING_PER_ACCOUNT must not be negative")
 

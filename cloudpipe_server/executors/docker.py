@@ -179,10 +179,17 @@ class DockerExecutor(Executor):
             return run.container_id if run else None
 
     def _forget(self, job_id: int, container_id: str | None) -> None:
+        """The run is over. Its container is removed in the background: the outcome is
+        known already, and a container left by a crash is the orphan sweep's."""
         with self._lock:
             self._runs.pop(job_id, None)
         if container_id is None or self._closing:
             return
+        threading.Thread(
+            target=self._remove_quietly, args=(job_id, container_id), daemon=True, name="cloudpipe-remove"
+        ).start()
+
+    def _remove_quietly(self, job_id: int, container_id: str) -> None:
         try:
             self._api.remove_container(container_id, force=True)
         except _ENGINE_ERRORS as exc:
@@ -368,7 +375,9 @@ class DockerExecutor(Executor):
 
     def _create(self, job: Job, image: str, limits: Limits, user: str) -> str:
         spec = job.spec
-        name = f"job_{job.id}_{_NAME_OK.sub('-', spec.name)[:40] or 'unnamed'}"
+        # Names are global on the engine and job ids are per store: the cluster keeps
+        # two installations (or test sessions) sharing an engine from colliding.
+        name = f"job_{job.id}_{self._config.cluster[:8]}_{_NAME_OK.sub('-', spec.name)[:40] or 'unnamed'}"
         if job.attempts > 1:
             name += f"_a{job.attempts}"
         host_config = self._api.create_host_config(
@@ -381,11 +390,7 @@ class DockerExecutor(Executor):
             security_opt=["no-new-privileges"],
             init=True,
         )
-        environment = {**spec.env, "CLOUDPIPE_JOB_ID": str(job.id)}
-        if spec.client_python:
-            environment["CLOUDPIPE_CLIENT_PYTHON"] = spec.client_python
-        if spec.serializer:
-            environment["CLOUDPIPE_SERIALIZER"] = spec.serializer
+        environment = job_environment(job)
         kwargs: dict[str, Any] = dict(
             image=image,
             command=["/bin/bash", "-c", spec.cmd],
@@ -414,6 +419,18 @@ class DockerExecutor(Executor):
             raise _JobError(f"result file {path} was not found in the container") from None
         except docker.errors.APIError as exc:
             raise _JobError(f"could not copy the result {path}: {exc.explanation or exc}") from None
+
+
+def job_environment(job: Job) -> dict[str, str]:
+    """The environment a job runs with (fresh or warm): its own, plus what the runner
+    needs to know."""
+    spec = job.spec
+    environment = {**spec.env, "CLOUDPIPE_JOB_ID": str(job.id)}
+    if spec.client_python:
+        environment["CLOUDPIPE_CLIENT_PYTHON"] = spec.client_python
+    if spec.serializer:
+        environment["CLOUDPIPE_SERIALIZER"] = spec.serializer
+    return environment
 
 
 class _JobError(Exception):

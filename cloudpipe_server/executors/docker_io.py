@@ -49,6 +49,33 @@ def in_daemon_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     return future
 
 
+class CappedOutput:
+    """A job's stdout and stderr, kept up to `cap` bytes per stream; what is dropped
+    beyond that is counted and noted at the end of the stream."""
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._buffers = {Stream.STDOUT: bytearray(), Stream.STDERR: bytearray()}
+        self._dropped = {Stream.STDOUT: 0, Stream.STDERR: 0}
+
+    def add(self, stream: Stream, data: bytes) -> OutputChunk | None:
+        """Keep what fits; return it as a chunk at its offset (None if nothing fit)."""
+        buffer = self._buffers[stream]
+        kept = data[: self._cap - len(buffer)]
+        self._dropped[stream] += len(data) - len(kept)
+        if not kept:
+            return None
+        chunk = OutputChunk(stream, len(buffer), bytes(kept))
+        buffer += kept
+        return chunk
+
+    def final(self, stream: Stream) -> bytes:
+        data = bytes(self._buffers[stream])
+        if self._dropped[stream]:
+            data += TRUNCATED % (self._cap, self._dropped[stream])
+        return data
+
+
 class AttachedStreams:
     """One attach socket: stdin in, stdout and stderr out (Docker's multiplexed frames,
     binary-safe). Output is kept up to `cap` bytes per stream and handed to `on_chunk`
@@ -57,11 +84,9 @@ class AttachedStreams:
     def __init__(self, attach: Any, cap: int, job_id: int, on_chunk: Callable[[OutputChunk], None]) -> None:
         self._attach = attach
         self._raw = getattr(attach, "_sock", attach)
-        self._cap = cap
         self._job_id = job_id
         self._on_chunk = on_chunk
-        self._buffers = {Stream.STDOUT: bytearray(), Stream.STDERR: bytearray()}
-        self._dropped = {Stream.STDOUT: 0, Stream.STDERR: 0}
+        self._output = CappedOutput(cap)
         self._reader = threading.Thread(target=self._read, daemon=True, name=f"cloudpipe-out-{job_id}")
         self._stdin_lock = threading.Lock()
         self._stdin_open = True
@@ -74,15 +99,9 @@ class AttachedStreams:
             for number, data in frames_iter(self._attach, tty=False):
                 if number not in (Stream.STDOUT, Stream.STDERR) or not data:
                     continue
-                stream = Stream(number)
-                buffer = self._buffers[stream]
-                room = self._cap - len(buffer)
-                kept = data[:room]
-                if kept:
-                    chunk = OutputChunk(stream, len(buffer), bytes(kept))
-                    buffer += kept
+                chunk = self._output.add(Stream(number), data)
+                if chunk is not None:
                     self._on_chunk(chunk)
-                self._dropped[stream] += len(data) - len(kept)
         except (OSError, ValueError) as exc:  # ValueError: read on a closed socket
             log.debug("job %d: output stream ended: %s", self._job_id, exc)
 
@@ -120,13 +139,7 @@ class AttachedStreams:
         """Wait for the stream to end (the container exited); return (stdout, stderr)."""
         self._reader.join(timeout)
         self.close()
-        return self._final(Stream.STDOUT), self._final(Stream.STDERR)
-
-    def _final(self, stream: Stream) -> bytes:
-        data = bytes(self._buffers[stream])
-        if self._dropped[stream]:
-            data += TRUNCATED % (self._cap, self._dropped[stream])
-        return data
+        return self._output.final(Stream.STDOUT), self._output.final(Stream.STDERR)
 
     def close(self) -> None:
         with self._stdin_lock:

@@ -62,7 +62,12 @@ def _wait_no_job_containers(timeout: float = 30) -> None:
     except Exception:
         return
     deadline = time.monotonic() + timeout
-    while client.containers.list(all=True, filters={"label": JOB_LABEL}) and time.monotonic() < deadline:
+
+    def job_containers() -> list[object]:  # warm containers (pool label) live as long as their server
+        found = client.containers.list(all=True, filters={"label": JOB_LABEL})
+        return [c for c in found if "org.cloudpipe.pool" not in c.labels]
+
+    while job_containers() and time.monotonic() < deadline:
         time.sleep(0.3)
     client.close()
 

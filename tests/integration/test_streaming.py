@@ -148,7 +148,10 @@ def test_collected_metrics_come_from_the_container(client: Client) -> None:
 
 
 def test_a_restarted_server_readopts_its_running_job(tmp_path: Path, docker_engine: object) -> None:
-    server = start_server(tmp_path)
+    # Re-adoption is for fresh containers: a warm job's output channel dies with the
+    # server (docs/warm-containers.md), so this server keeps no warm pool.
+    fresh = {"CLOUDPIPE_WARM_POOL": "false"}
+    server = start_server(tmp_path, env=fresh)
     port = int(server.address.rsplit(":", 1)[1])
     with server.client() as client:
         job = client.shell("echo before; sleep 4; echo after")
@@ -157,7 +160,7 @@ def test_a_restarted_server_readopts_its_running_job(tmp_path: Path, docker_engi
             assert time.monotonic() < deadline
             time.sleep(0.05)
     server.stop(signal.SIGKILL)
-    restarted = start_server(tmp_path, env={"CLOUDPIPE_ADMIN_KEY": server.api_key}, port=port)
+    restarted = start_server(tmp_path, env={**fresh, "CLOUDPIPE_ADMIN_KEY": server.api_key}, port=port)
     try:
         with restarted.client() as client:
             again = client.get(job.id)
@@ -166,3 +169,4 @@ def test_a_restarted_server_readopts_its_running_job(tmp_path: Path, docker_engi
             assert "re-adopting" in restarted.log
     finally:
         restarted.stop()
+

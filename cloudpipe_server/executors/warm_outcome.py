@@ -1,0 +1,68 @@
+"""How a warm run ended, as an `Outcome` worded like the fresh path's."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from cloudpipe_server.executors.agent_protocol import AgentExit
+from cloudpipe_server.executors.base import Limits
+from cloudpipe_server.executors.warm_container import WarmRun
+from cloudpipe_server.models import Collected, Job, JobStatus, Outcome, Stream
+
+log = logging.getLogger(__name__)
+
+
+def warm_outcome(
+    job: Job,
+    run: WarmRun,
+    ended: AgentExit | None,
+    killed: bool,
+    timed_out: bool,
+    died_reason: str,
+    limits: Limits,
+    finished_at: datetime,
+) -> Outcome:
+    """The outcome of a warm run, worded as the fresh path words it."""
+    stdout, stderr = run.output.final(Stream.STDOUT), run.output.final(Stream.STDERR)
+    if ended is None:
+        status = JobStatus.KILLED if killed else JobStatus.ERROR
+        reason = "killed on request" if killed else died_reason
+        return Outcome(status, finished_at, reason=reason, stdout=stdout, stderr=stderr)
+    code = ended.code
+    status = JobStatus.DONE if code == 0 and not timed_out else JobStatus.ERROR
+    reason = f"max_runtime exceeded ({limits.max_runtime:g} s)" if timed_out and limits.max_runtime else ""
+    result = b""
+    if job.spec.result_path is None:
+        result = stdout if status is JobStatus.DONE else b""
+    elif ended.error:
+        if status is JobStatus.DONE:
+            status, reason = JobStatus.ERROR, ended.error
+    else:
+        result = bytes(run.result)
+    if killed:
+        status, reason = JobStatus.KILLED, "killed on request"
+    elif ended.oom:
+        reason = f"killed by the kernel: out of memory (limit {limits.memory_bytes} bytes)"
+    elif code == 126 and ended.error and not reason:
+        reason = ended.error
+    elif code == 127 and b"exec /bin/bash failed" in stderr:
+        reason = "the image has no /bin/bash (jobs run as /bin/bash -c CMD)"
+    elif status is JobStatus.ERROR and not reason:
+        reason = f"exited with code {code}"
+    log.info("job %d: warm run exited with code %d (%s)", job.id, code, status.value)
+    return Outcome(
+        status=status,
+        finished_at=finished_at,
+        reason=reason,
+        return_code=code,
+        stdout=stdout,
+        stderr=stderr,
+        result=result,
+        collected=Collected(
+            cputime_user_ns=int(ended.utime * 1e9),
+            cputime_system_ns=int(ended.stime * 1e9),
+            memory_max_usage_bytes=ended.maxrss_kib * 1024,
+            oom_killed=ended.oom,
+        ),
+    )
