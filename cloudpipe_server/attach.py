@@ -55,6 +55,8 @@ class Watch:
                 if job.status is not last_status:
                     last_status = job.status
                     yield AttachEvent(status=job)
+                if live.overflowed:  # we fell behind the live feed: the store has what was dropped
+                    live.overflowed, need_backlog = False, True
                 if need_backlog or job.status.terminal or not self._dispatcher.runs_here(job.id):
                     for chunk in await self._backlog(job, sent):
                         yield AttachEvent(chunk=chunk)
@@ -62,9 +64,9 @@ class Watch:
                 if job.status.terminal:
                     yield AttachEvent(exit=job)
                     return
-                changed, arrived = await self._wait(job.id, live)
-                while not live.empty():
-                    arrived.append(live.get_nowait())
+                changed, arrived = await self._wait(job.id, live.queue)
+                while not live.queue.empty():
+                    arrived.append(live.queue.get_nowait())
                 for chunk in arrived:
                     piece = _cut(chunk, sent)
                     if piece is not None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from cloudpipe_server.errors import NotFound, StoreUnavailable
 from cloudpipe_server.events import JobEvents
@@ -140,6 +140,8 @@ class Dispatcher:
                     )
                 except StoreUnavailable as exc:
                     log.warning("claiming failed, retrying: %s", exc)
+                except Exception:  # the claim loop must outlive any one bad pass
+                    log.exception("claiming failed, retrying")
             for job in claimed:
                 self._track(job, self._execute(job))
             if claimed and len(claimed) == free:
@@ -159,7 +161,24 @@ class Dispatcher:
             self._track(job, self._adopt(job))
 
     def _track(self, job: Job, work: Coroutine[Any, Any, None]) -> None:
+        earlier = self._running.get(job.id)
+        if earlier is not None:
+            # This server lost the lease of an earlier attempt that still runs here and
+            # claimed the job again: stop the earlier run (its outcome is refused by
+            # the store: wrong attempt) before the new one starts.
+            log.warning("job %d: claimed again (attempt %d) while an earlier attempt runs here", job.id, job.attempts)
+            work = self._after(earlier, job.id, work)
         self._running[job.id] = asyncio.create_task(work, name=f"cloudpipe-job-{job.id}")
+
+    async def _after(self, earlier: asyncio.Task[None], job_id: int, work: Coroutine[Any, Any, None]) -> None:
+        await self._executor.kill(job_id)
+        await asyncio.gather(earlier, return_exceptions=True)
+        await work
+
+    def _untrack(self, job_id: int) -> None:
+        """Forget the job's run, unless a newer attempt of it has taken its place."""
+        if self._running.get(job_id) is asyncio.current_task():
+            del self._running[job_id]
 
     async def _heartbeat_loop(self) -> None:
         interval = self._config.lease_seconds / 3
@@ -178,11 +197,13 @@ class Dispatcher:
         held = await self._store.extend_leases(
             self._config.owner, ids, now + timedelta(seconds=self._config.lease_seconds)
         )
-        for job_id in set(ids) - held:
+        lost = set(ids) - held
+        for job_id in lost:
             log.warning("job %d: lease lost; stopping its container", job_id)
-            await self._executor.kill(job_id)
-        for job_id in await self._store.kill_requested(list(held)):
-            await self._executor.kill(job_id)
+        to_kill = lost | await self._store.kill_requested(list(held))
+        # concurrently: each stop may wait out the grace period, and the next lease
+        # extension must not wait for all of them
+        await asyncio.gather(*(self._executor.kill(job_id) for job_id in to_kill))
         for job in await self._store.reap_expired(now, self._config.max_attempts):
             log.warning("job %d: runner lost, now %s (%s)", job.id, job.status.value, job.reason)
             self._events.publish(job.id)
@@ -229,35 +250,35 @@ class Dispatcher:
         writer = self._writers[job.id] = OutputWriter(self._store, job.id, self._config.owner)
         observer = _Observer(asyncio.get_running_loop(), self, job.id)
         try:
-            outcome = await self._executor.run(job, image, self._limits(job), observer)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug, not the job's fault: record it, never leave it processing
-            log.exception("job %d: executor failed", job.id)
-            outcome = Outcome(JobStatus.ERROR, self._clock(), reason="internal error while running the job")
-        finally:
-            await writer.close()
-            del self._writers[job.id]
-        try:
+            try:
+                outcome = await self._executor.run(job, image, self._limits(job), observer)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug, not the job's fault: record it, never leave it processing
+                log.exception("job %d: executor failed", job.id)
+                outcome = Outcome(JobStatus.ERROR, self._clock(), reason="internal error while running the job")
+            finally:
+                await writer.close()
+                if self._writers.get(job.id) is writer:
+                    del self._writers[job.id]
             await self._record(job.id, outcome)
         finally:
-            self._running.pop(job.id, None)
+            self._untrack(job.id)
             self._wake.set()
 
     async def _adopt(self, job: Job) -> None:
         try:
-            outcome = await self._executor.adopt(job, self._limits(job))
-        except Exception:
-            log.exception("job %d: re-adopting failed; leaving it to the reaper", job.id)
-            outcome = None
-        if outcome is None:
-            log.warning("job %d: no container to re-adopt; the reaper recovers it when its lease expires", job.id)
-            self._running.pop(job.id, None)
-            return
-        try:
+            try:
+                outcome = await self._executor.adopt(job, self._limits(job))
+            except Exception:
+                log.exception("job %d: re-adopting failed; leaving it to the reaper", job.id)
+                outcome = None
+            if outcome is None:
+                log.warning("job %d: no container to re-adopt; the reaper recovers it when its lease expires", job.id)
+                return
             await self._record(job.id, outcome)
         finally:
-            self._running.pop(job.id, None)
+            self._untrack(job.id)
             self._wake.set()
 
     async def _container_started(self, job_id: int, container_id: str, at: datetime) -> None:
@@ -271,17 +292,22 @@ class Dispatcher:
             writer.add(chunk)
 
     async def _record(self, job_id: int, outcome: Outcome) -> None:
+        """Store the outcome, retrying through store outages for as long as the server
+        runs: the job stays in `_running`, so its lease keeps being extended meanwhile."""
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(StoreUnavailable),
-                stop=stop_after_attempt(5),
+                stop=lambda _: self._stopping,
                 wait=wait_exponential(multiplier=0.2, max=5),
+                before_sleep=lambda state: log.warning(
+                    "job %d: recording the outcome failed (try %d), retrying", job_id, state.attempt_number
+                ),
                 reraise=True,
             ):
                 with attempt:
                     recorded = await self._store.finish(job_id, self._config.owner, outcome)
         except StoreUnavailable as exc:
-            log.error("job %d: outcome not recorded (%s); its lease will expire and the reaper decides", job_id, exc)
+            log.error("job %d: outcome not recorded before shutdown (%s); the lease decides", job_id, exc)
             return
         if recorded:
             log.info("job %d: %s%s", job_id, outcome.status.value, f" ({outcome.reason})" if outcome.reason else "")

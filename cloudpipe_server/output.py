@@ -18,27 +18,44 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.1
 FLUSH_BYTES = 256 << 10
+SUBSCRIBER_CHUNKS = 1024  # live chunks a slow watcher may lag behind before it reads the store
+MAX_PENDING_BYTES = 64 << 20  # unstored output kept through a store outage
+
+
+class Subscription:
+    """A watcher's live feed: a bounded queue; when it overflows, chunks are dropped and
+    `overflowed` is set, so the watcher fills the gap from the store."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[OutputChunk] = asyncio.Queue(SUBSCRIBER_CHUNKS)
+        self.overflowed = False
+
+    def put(self, chunk: OutputChunk) -> None:
+        try:
+            self.queue.put_nowait(chunk)
+        except asyncio.QueueFull:
+            self.overflowed = True
 
 
 class OutputHub:
-    """Per-job subscriber queues. Publishing and subscribing happen on the event loop."""
+    """Per-job subscriptions. Publishing and subscribing happen on the event loop."""
 
     def __init__(self) -> None:
-        self._subscribers: defaultdict[int, set[asyncio.Queue[OutputChunk]]] = defaultdict(set)
+        self._subscribers: defaultdict[int, set[Subscription]] = defaultdict(set)
 
     def publish(self, job_id: int, chunk: OutputChunk) -> None:
-        for queue in self._subscribers.get(job_id, ()):
-            queue.put_nowait(chunk)
+        for subscription in self._subscribers.get(job_id, ()):
+            subscription.put(chunk)
 
     @contextmanager
-    def subscribe(self, job_id: int) -> Iterator[asyncio.Queue[OutputChunk]]:
-        queue: asyncio.Queue[OutputChunk] = asyncio.Queue()
-        self._subscribers[job_id].add(queue)
+    def subscribe(self, job_id: int) -> Iterator[Subscription]:
+        subscription = Subscription()
+        self._subscribers[job_id].add(subscription)
         try:
-            yield queue
+            yield subscription
         finally:
             subscribers = self._subscribers[job_id]
-            subscribers.discard(queue)
+            subscribers.discard(subscription)
             if not subscribers:
                 del self._subscribers[job_id]
 
@@ -57,6 +74,8 @@ class OutputWriter:
         self._task = asyncio.create_task(self._loop(), name=f"cloudpipe-output-{job_id}")
 
     def add(self, chunk: OutputChunk) -> None:
+        if self._pending_bytes >= MAX_PENDING_BYTES:
+            return  # the store is away for long: the job's final output replaces these anyway
         self._pending.append(chunk)
         self._pending_bytes += len(chunk.data)
         if self._pending_bytes >= FLUSH_BYTES:
@@ -70,7 +89,10 @@ class OutputWriter:
                 pass
             self._due.clear()
             if self._pending:
-                await self._flush()
+                try:
+                    await self._flush()
+                except Exception:  # never take the job down: its final output replaces these
+                    log.exception("job %d: storing output failed; dropping this batch", self._job_id)
 
     def unflushed(self) -> list[OutputChunk]:
         """Output not yet (known to be) in the store, oldest first."""
@@ -92,10 +114,7 @@ class OutputWriter:
     async def close(self) -> None:
         """Stop writing; the job's final output replaces what was appended."""
         self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        await asyncio.gather(self._task, return_exceptions=True)
 
 
 def merge(chunks: list[OutputChunk]) -> list[OutputChunk]:

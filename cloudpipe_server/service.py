@@ -52,6 +52,9 @@ def validate_spec(spec: JobSpec, where: str = "job") -> JobSpec:
             raise InvalidArgument(f"{where}.env: {name!r} is not a valid environment variable name")
     if spec.max_runtime is not None and spec.max_runtime < timedelta(0):
         raise InvalidArgument(f"{where}.max_runtime: must not be negative")
+    for dep in spec.depends_on:
+        if dep > MAX_JOB_ID:
+            raise InvalidArgument(f"{where}.depends_on: job {dep} not found")
     resources = spec.resources
     if resources.cpus < 0 or resources.memory_bytes < 0 or resources.pids < 0:
         raise InvalidArgument(f"{where}.resources: limits must not be negative")
@@ -147,9 +150,8 @@ class JobService:
     async def kill_all(self, caller: Principal) -> list[int]:
         ids = await self._store.kill_all(caller.account, self._clock())
         running = self._dispatcher.running_job_ids
+        await asyncio.gather(*(self._dispatcher.kill(job_id) for job_id in ids if job_id in running))
         for job_id in ids:
-            if job_id in running:
-                await self._dispatcher.kill(job_id)
             self._events.publish(job_id)
         log.info("kill-all by %s: %d job(s)", caller.account, len(ids))
         return ids
@@ -208,6 +210,7 @@ class JobService:
         """Output from `offsets`, status changes and the end of the job (see attach.py)."""
         if any(offset < 0 for offset in offsets.values()):
             raise InvalidArgument("offsets: must not be negative")
+        offsets = {stream: min(offset, MAX_JOB_ID) for stream, offset in offsets.items()}  # past any end
         job = await self._store.get(_existing_id(job_id), caller.account)
         async for event in self._watch.follow(job, offsets):
             yield event

@@ -76,7 +76,8 @@ class JobServicer(pb_grpc.JobServiceServicer):
         job_id = _id(first.start.id)
         offsets = {Stream.STDOUT: first.start.stdout_offset, Stream.STDERR: first.start.stderr_offset}
         # Output and input run side by side; whichever fails first ends the call.
-        outbox: asyncio.Queue[pb.AttachEvent | BaseException | None] = asyncio.Queue()
+        # bounded: a client that stops reading slows its own watch, not the server's memory
+        outbox: asyncio.Queue[pb.AttachEvent | BaseException | None] = asyncio.Queue(256)
 
         async def send() -> None:
             try:
