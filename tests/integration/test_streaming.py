@@ -169,4 +169,3 @@ def test_a_restarted_server_readopts_its_running_job(tmp_path: Path, docker_engi
             assert "re-adopting" in restarted.log
     finally:
         restarted.stop()
-

@@ -1,0 +1,274 @@
+"""Cloudpipe against its peers, every number measured in this one run.
+
+    python -m bench.suite [--calls 500] [--tasks 10000] [--concurrency 4] [--write bench/RESULTS.md]
+
+- cold latency: a fresh-container shell job (`true`, `fresh_container=True`) from submit
+  to result in the SDK, vs `docker run --rm --network none IMAGE /bin/bash -c true`;
+- warm latency: `client.submit(inc, i).result()` of a trivial function, vs a local
+  `ProcessPoolExecutor` call and Ray local's `ray.get(inc.remote(i))`: p50 and p99;
+- throughput: `--tasks` trivial functions submitted through the `Submit` RPC in batches of
+  1,000, until every result is in hand (read back with `List`), vs Ray local and a
+  `ProcessPoolExecutor` over all cores, in jobs/s;
+- control-plane overhead: a warm job's end-to-end time minus its time in the container;
+- server memory (RSS): right after `--tasks` jobs were queued, after they finished, and
+  after a second round as large (flat means no growth).
+
+The server is a real `cloudpipe-server` process (SQLite store, local Docker, log level
+WARNING) with a warm pool of `--concurrency` containers, pre-warmed. Ray runs from its
+own virtualenv (see bench/peers.py); without it, its column says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cloudpickle
+
+from bench import peers
+from cloudpipe_proto.v1 import jobs_pb2 as pb
+from cloudpipe_sdk import Client
+from tests.support import RUNNER_IMAGES, ServerProcess, start_server
+
+cloudpickle.register_pickle_by_value(peers)  # the runner cannot import `bench`
+COMMAND = "python -m bench.suite"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+@dataclass
+class Row:
+    metric: str
+    cloudpipe: str
+    peers: str
+    ratio: str
+    target: str
+    verdict: str
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def function_spec(x: int) -> pb.JobSpec:
+    """What `client.submit(peers.inc, x)` sends."""
+    from cloudpipe_sdk import _serialize as wire
+
+    return pb.JobSpec(
+        cmd=wire.RUNNER_COMMAND,
+        stdin=cloudpickle.dumps((peers.inc, (x,), {})),
+        result_source=f"file:{wire.RESULT_PATH}",
+        result_type=pb.RESULT_TYPE_PICKLE,
+        serializer="cloudpickle",
+        client_python=f"{sys.version_info.major}.{sys.version_info.minor}",
+    )
+
+
+def submit_raw(client: Client, specs: list[pb.JobSpec]) -> list[int]:
+    return list(client._stub.Submit(pb.SubmitRequest(jobs=specs), metadata=client._metadata, timeout=120).ids)
+
+
+def cold(client: Client, runs: int) -> tuple[list[float], list[float]]:
+    spec = pb.JobSpec(cmd="true", fresh_container=True)
+    client.get(submit_raw(client, [spec])[0]).result(timeout=60)
+    ours, theirs = [], []
+    for _ in range(runs):  # interleaved, so both see the same machine
+        began = time.perf_counter()
+        client.get(submit_raw(client, [spec])[0]).result(timeout=60)
+        ours.append(time.perf_counter() - began)
+        theirs += peers.docker_run(RUNNER_IMAGES[0], 1)
+    return ours, theirs
+
+
+def warm_latency(client: Client, calls: int) -> tuple[list[float], list[float]]:
+    """End-to-end seconds per call, and the control-plane share (end to end minus the
+    job's time in its container)."""
+    for i in range(20):
+        client.submit(peers.inc, i).result(timeout=60)
+    latency, overhead = [], []
+    for i in range(calls):
+        began = time.perf_counter()
+        job = client.submit(peers.inc, i)
+        assert job.result(timeout=60) == i + 1
+        took = time.perf_counter() - began
+        latency.append(took)
+        overhead.append(took - job.snapshot.runtime.ToTimedelta().total_seconds())
+    return latency, overhead
+
+
+def throughput(server: ServerProcess, client: Client, tasks: int, deadline_s: float) -> tuple[float, int, int]:
+    """(jobs/s to all results in hand, server RSS right after queueing, jobs done)."""
+    specs = [function_spec(i) for i in range(tasks)]
+    base = sum(client.queue_stats().values())
+    began = time.perf_counter()
+    ids: list[int] = []
+    for start in range(0, tasks, 1000):
+        ids += submit_raw(client, specs[start : start + 1000])
+    queued_rss = rss_bytes(server.process.pid)
+    finished = 0
+    while time.perf_counter() - began < deadline_s:
+        counts = client.queue_stats()
+        finished = sum(counts[s] for s in ("done", "error", "killed", "stalled")) - base
+        if finished >= tasks:
+            break
+        time.sleep(0.05)
+    values = []
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        response = client._stub.List(pb.ListJobsRequest(ids=chunk, limit=len(chunk)), metadata=client._metadata)
+        values += [cloudpickle.loads(j.result)["value"] for j in response.jobs if j.status == pb.JOB_STATUS_DONE]
+    elapsed = time.perf_counter() - began
+    return len(values) / elapsed, queued_rss, len(values)
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    memory = next(
+        line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    engine = subprocess.run(["docker", "version", "-f", "{{.Server.Version}}"], capture_output=True, text=True).stdout
+    return (
+        f"{os.cpu_count()} x {cpu}, {int(memory) // 1024 // 1024} GiB RAM, Linux {platform.release()}, "
+        f"Docker {engine.strip()}, Python {platform.python_version()}"
+    )
+
+
+def measure(args: argparse.Namespace) -> list[Row]:
+    rows: list[Row] = []
+    ray = peers.ray(args.calls, args.tasks)
+    local_latency = peers.process_pool_latency(args.calls)
+    local_rate = peers.process_pool_throughput(args.tasks)
+    env = {
+        "CLOUDPIPE_LOG_LEVEL": "WARNING",
+        "CLOUDPIPE_MAX_CONCURRENT_JOBS": str(args.concurrency),
+        "CLOUDPIPE_WARM_POOL_MAX_CONTAINERS": str(args.concurrency),
+        "CLOUDPIPE_WARM_POOL_PREWARM": f"admin={args.concurrency}",
+        "CLOUDPIPE_LEASE_SECONDS": "30",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_server(Path(tmp), env=env)
+        try:
+            with server.client() as client:
+                ours, theirs = cold(client, args.cold_runs)
+                ratio = statistics.median(ours) / statistics.median(theirs)
+                rows.append(
+                    Row(
+                        "cold latency p50 (fresh container)",
+                        ms(statistics.median(ours)),
+                        f"docker run --rm {ms(statistics.median(theirs))}",
+                        f"{ratio:.2f}x",
+                        "<= 1.1x",
+                        "met" if ratio <= 1.1 else "MISSED",
+                    )
+                )
+                latency, overhead = warm_latency(client, args.calls)
+                for q, name, target in ((0.5, "p50", 0.005), (0.99, "p99", 0.020)):
+                    theirs_text = f"ProcessPool {ms(pct(local_latency, q))}"
+                    if ray is not None:
+                        theirs_text += f"; Ray {ms(pct(ray['latency'], q))}"  # type: ignore[arg-type]
+                    rows.append(
+                        Row(
+                            f"warm latency {name} (trivial function)",
+                            ms(pct(latency, q)),
+                            theirs_text,
+                            f"{pct(latency, q) / pct(local_latency, q):.1f}x ProcessPool",
+                            f"<= {target * 1000:g} ms",
+                            "met" if pct(latency, q) <= target else "MISSED",
+                        )
+                    )
+                rows.append(
+                    Row(
+                        "control-plane overhead per warm job p50",
+                        ms(pct(overhead, 0.5)),
+                        "-",
+                        f"{pct(overhead, 0.5) / pct(latency, 0.5):.0%} of the job's latency",
+                        "-",
+                        "-",
+                    )
+                )
+                rate, queued_rss, done = throughput(server, client, args.tasks, args.deadline)
+                after_first = rss_bytes(server.process.pid)
+                rate2, _, _ = throughput(server, client, args.tasks, args.deadline)
+                after_second = rss_bytes(server.process.pid)
+                ray_rate = float(ray["throughput"]) if ray is not None else None  # type: ignore[arg-type]
+                peers_text = f"ProcessPool {local_rate:,.0f}/s" + (f"; Ray {ray_rate:,.0f}/s" if ray_rate else "")
+                best = max(rate, rate2)
+                verdict = "met" if best >= 2000 and (ray_rate is None or best >= ray_rate) else "MISSED"
+                rows.append(
+                    Row(
+                        f"throughput, {args.tasks:,} trivial functions",
+                        f"{rate:,.0f}/s, then {rate2:,.0f}/s ({done:,} done)",
+                        peers_text,
+                        f"{best / ray_rate:.2f}x Ray" if ray_rate else f"{best / local_rate:.2f}x ProcessPool",
+                        ">= 2,000/s and >= Ray",
+                        verdict,
+                    )
+                )
+                growth = (after_second - after_first) / max(after_first, 1)
+                rows.append(
+                    Row(
+                        "server RSS: queued / done / 2nd round done",
+                        f"{queued_rss / 2**20:.0f} / {after_first / 2**20:.0f} / {after_second / 2**20:.0f} MiB",
+                        "-",
+                        f"{growth:+.1%} between rounds",
+                        "flat",
+                        "met" if growth <= 0.05 else "MISSED",
+                    )
+                )
+        finally:
+            server.stop()
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    header = ("metric", "Cloudpipe", "peers (same run)", "ratio", "target", "")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [f"| {r.metric} | {r.cloudpipe} | {r.peers} | {r.ratio} | {r.target} | {r.verdict} |" for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=500, help="warm latency samples")
+    parser.add_argument("--tasks", type=int, default=10_000, help="jobs per throughput round")
+    parser.add_argument("--cold-runs", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=4, help="max concurrent jobs and warm containers")
+    parser.add_argument("--deadline", type=float, default=300.0, help="seconds a throughput round may take")
+    parser.add_argument("--write", type=Path, help="also write the table (and the machine) to this Markdown file")
+    args = parser.parse_args()
+    rows = measure(args)
+    text = table(rows)
+    print(text)
+    if args.write:
+        args.write.write_text(
+            f"Measured on {machine()}\nwith `{COMMAND}` ({' '.join(sys.argv[1:]) or 'defaults'}).\n\n{text}\n"
+        )
+
+
+if __name__ == "__main__":
+    main()
