@@ -57,8 +57,30 @@ def duration(span: timedelta) -> Duration:
     return value
 
 
-def _time(msg: pb.ScheduleSpec | pb.PreviewScheduleRequest | pb.ScheduleHistoryRequest, name: str) -> datetime | None:
-    return getattr(msg, name).ToDatetime(UTC) if msg.HasField(name) else None
+def _time(
+    msg: pb.ScheduleSpec | pb.PreviewScheduleRequest | pb.ScheduleHistoryRequest, name: str, where: str = ""
+) -> datetime | None:
+    """The Timestamp field `name` (None when unset). Raises InvalidArgument naming the
+    field for one out of the Timestamp range; the scheduler's own bounds (`cron.EARLIEST`
+    to `cron.LATEST`) are checked by the service."""
+    if not msg.HasField(name):
+        return None
+    try:
+        return getattr(msg, name).ToDatetime(UTC)  # type: ignore[no-any-return]
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgument(f"{where}{name}: not a valid timestamp: {exc}") from None
+
+
+def _span(msg: pb.ScheduleSpec, name: str, where: str) -> timedelta | None:
+    """The Duration field `name` (None when unset). Raises InvalidArgument naming the
+    field for one too large for a timedelta; maxima (`cron.MAX_JITTER`,
+    `policies.MAX_CATCHUP_WINDOW`) are checked by the service."""
+    if not msg.HasField(name):
+        return None
+    try:
+        return getattr(msg, name).ToTimedelta()  # type: ignore[no-any-return]
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgument(f"{where}{name}: not a valid duration: {exc}") from None
 
 
 def saved_job_to_pb(saved: SavedJob) -> pb.SavedJob:
@@ -97,7 +119,8 @@ def schedule_spec_from_pb(msg: pb.ScheduleSpec, where: str = "spec") -> Schedule
         raise InvalidArgument(f"{where}.overlap: unknown overlap policy {msg.overlap}")
     if msg.catchup not in CATCHUP_FROM_PB:
         raise InvalidArgument(f"{where}.catchup: unknown catch-up policy {msg.catchup}")
-    window = msg.catchup_window.ToTimedelta() if msg.HasField("catchup_window") else timedelta(0)
+    prefix = f"{where}."
+    window = _span(msg, "catchup_window", prefix)
     return ScheduleSpec(
         name=msg.name,
         cron=msg.cron,
@@ -105,9 +128,9 @@ def schedule_spec_from_pb(msg: pb.ScheduleSpec, where: str = "spec") -> Schedule
         saved_job=msg.saved_job if target == "saved_job" else "",
         saved_job_version=msg.saved_job_version,
         job=spec_from_pb(msg.job, f"{where}.job") if target == "job" else None,
-        jitter=msg.jitter.ToTimedelta() if msg.HasField("jitter") else timedelta(0),
-        start_at=_time(msg, "start_at"),
-        end_at=_time(msg, "end_at"),
+        jitter=_span(msg, "jitter", prefix) or timedelta(0),
+        start_at=_time(msg, "start_at", prefix),
+        end_at=_time(msg, "end_at", prefix),
         overlap=OVERLAP_FROM_PB[msg.overlap],
         catchup=CATCHUP_FROM_PB[msg.catchup],
         catchup_window=window or DEFAULT_CATCHUP_WINDOW,

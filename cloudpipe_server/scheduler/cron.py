@@ -51,6 +51,11 @@ ALIASES = {
     "@hourly": "0 * * * *",
 }
 MAX_JITTER = timedelta(days=1)
+# The instants a schedule may name (start_at, end_at, a preview's start): stores keep
+# times as signed 64-bit nanoseconds (they end in 2262), and cron steps near year 9999
+# overflow `datetime`.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 _FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
 
 
@@ -64,6 +69,12 @@ def parse_timezone(name: str, where: str = "timezone") -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidArgument(f"{where}: unknown time zone {name!r}; use an IANA name such as Europe/Berlin") from None
+
+
+def check_instant(moment: datetime | None, where: str) -> None:
+    """Raises InvalidArgument naming `where` unless `moment` is None or in [EARLIEST, LATEST)."""
+    if moment is not None and not EARLIEST <= moment < LATEST:
+        raise InvalidArgument(f"{where}: {moment.isoformat()} is out of range: {EARLIEST:%Y} to before {LATEST:%Y}")
 
 
 class CronExpression:

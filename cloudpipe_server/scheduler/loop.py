@@ -142,15 +142,17 @@ class Scheduler:
             return 0
         planned: list[tuple[Schedule, list[Decision], tuple[datetime, datetime] | None]] = []
         for schedule in claimed:
+            # One schedule that cannot be planned (a zone that left the tz database, a
+            # value stored before it was validated) must not stop the others.
             try:
                 fires, cursor, more = due_fires(schedule, now, grace, config.max_fires_per_schedule)
-            except CloudpipeError as exc:  # e.g. a zone that left the tz database
-                log.error("schedule %s (%s): cannot compute fire times: %s", schedule.id, schedule.name, exc)
+                spec = schedule.spec
+                decisions = plan_catchup(
+                    fires, now, grace=grace, policy=spec.catchup, window=spec.catchup_window, more_missed_follow=more
+                )
+            except Exception:
+                log.exception("schedule %s (%s): cannot plan its fires, skipped", schedule.id, schedule.name)
                 continue
-            spec = schedule.spec
-            decisions = plan_catchup(
-                fires, now, grace=grace, policy=spec.catchup, window=spec.catchup_window, more_missed_follow=more
-            )
             planned.append((schedule, decisions, cursor))
         running, buffered = await self._runs_of([s for s, d, _ in planned if _needs_overlap_check(s, d)])
         records: list[FireRecord] = []

@@ -9,7 +9,8 @@ time run, whatever the catch-up policy. Missed fires:
 - `skip`: none runs; each is recorded as skipped.
 - `run_once`: the latest missed fire runs, the others are recorded as skipped.
 - `run_all`: every missed fire scheduled within the catch-up window before now runs;
-  older ones are recorded as skipped.
+  older ones are recorded as skipped. The window is at most `MAX_CATCHUP_WINDOW` (366
+  days).
 
 Every fire that is to run then passes the overlap policy, together with the fires of
 the same pass (a catch-up of three fires overlaps itself):
@@ -31,6 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cloudpipe_server.scheduler.models import CatchupPolicy, FireOutcome, OverlapPolicy
+
+MAX_CATCHUP_WINDOW = timedelta(days=366)  # the longest `run_all` window a schedule may have
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def plan_catchup(
                 reason = "missed; only the latest missed fire runs (catch-up: run_once)"
                 decisions.append(Decision(scheduled, due, FireOutcome.SKIPPED, reason))
         elif policy is CatchupPolicy.RUN_ALL:
-            if scheduled >= now - window:
+            if now - scheduled <= window:  # `now - window` could overflow
                 decisions.append(Decision(scheduled, due, FireOutcome.PENDING, "late: catch-up (run_all)"))
             else:
                 reason = f"missed, older than the catch-up window of {window} (catch-up: run_all)"

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from cloudpipe_server.auth.base import Principal
 from cloudpipe_server.errors import FailedPrecondition, InvalidArgument
 from cloudpipe_server.models import JobSpec, Resources
-from cloudpipe_server.scheduler.cron import MAX_JITTER, CronExpression, Timing
+from cloudpipe_server.scheduler.cron import MAX_JITTER, CronExpression, Timing, check_instant
 from cloudpipe_server.scheduler.firing import Firer, JobsPort
 from cloudpipe_server.scheduler.models import (
     CatchupPolicy,
@@ -25,6 +25,7 @@ from cloudpipe_server.scheduler.models import (
     Schedule,
     ScheduleSpec,
 )
+from cloudpipe_server.scheduler.policies import MAX_CATCHUP_WINDOW
 from cloudpipe_server.service import validate_spec
 from cloudpipe_server.store.schedules_base import OutcomeChange, ScheduleStore
 from cloudpipe_server.store.schedules_codec import cursor_of
@@ -170,10 +171,14 @@ class ScheduleService:
         job = _template(spec.job, f"{prefix}job") if spec.job is not None else None
         if not timedelta(0) <= spec.jitter <= MAX_JITTER:
             raise InvalidArgument(f"{prefix}jitter: must be between 0 and {MAX_JITTER}")
+        check_instant(spec.start_at, f"{prefix}start_at")
+        check_instant(spec.end_at, f"{prefix}end_at")
         if spec.start_at and spec.end_at and spec.end_at <= spec.start_at:
             raise InvalidArgument(f"{prefix}end_at: must be after start_at")
         if spec.catchup is CatchupPolicy.RUN_ALL and spec.catchup_window <= timedelta(0):
             raise InvalidArgument(f"{prefix}catchup_window: run_all needs a positive window")
+        if spec.catchup_window > MAX_CATCHUP_WINDOW:
+            raise InvalidArgument(f"{prefix}catchup_window: at most {MAX_CATCHUP_WINDOW.days} days")
         return replace(spec, job=job, timezone=spec.timezone or "UTC")
 
     def _cursor(self, schedule_id: str, spec: ScheduleSpec, after: datetime) -> tuple[datetime, datetime] | None:
@@ -246,6 +251,7 @@ class ScheduleService:
         """The next `count` (scheduled, due) times of a spec (stored or not)."""
         if not 0 < count <= MAX_PREVIEW:
             raise InvalidArgument(f"count: between 1 and {MAX_PREVIEW}, got {count}")
+        check_instant(after, "after")
         cron = CronExpression(spec.cron, spec.timezone)
         timing = Timing(schedule_id or "preview", cron, spec.jitter, spec.start_at, spec.end_at)
         return timing.preview(after or self._clock(), count)
@@ -256,6 +262,7 @@ class ScheduleService:
         """Fires, newest first, with the current status of their jobs."""
         if not 0 < limit <= MAX_HISTORY:
             raise InvalidArgument(f"limit: between 1 and {MAX_HISTORY}, got {limit}")
+        check_instant(before, "before")
         schedule = await self._store.get_schedule(caller.account, validate_name(name))
         return await self._with_job_status(await self._store.fires(schedule.id, limit, before))
 

@@ -49,6 +49,18 @@ def test_schedules_with_bad_cron_zone_or_target_are_invalid_naming_the_field(
         "spec.job.cmd: every job needs a command": pb.ScheduleSpec(cron="@daily", job=jobs_pb.JobSpec()),
         "spec.jitter: must be between": pb.ScheduleSpec(cron="@daily", job=job, jitter={"seconds": -1}),
         "spec.name: '' is not a valid name": pb.ScheduleSpec(name="", cron="@daily", job=job),
+        # out of range: refused by name, not an internal error
+        "spec.start_at: not a valid timestamp": pb.ScheduleSpec(cron="@daily", job=job, start_at={"seconds": 10**13}),
+        "spec.start_at: 9999-12-31T00:00:00+00:00 is out of range": pb.ScheduleSpec(
+            cron="@daily", job=job, start_at={"seconds": 253402214400}
+        ),
+        "spec.end_at: 2300-01-01T00:00:00+00:00 is out of range": pb.ScheduleSpec(
+            cron="@daily", job=job, end_at={"seconds": 10413792000}
+        ),
+        "spec.jitter: not a valid duration": pb.ScheduleSpec(cron="@daily", job=job, jitter={"seconds": 10**15}),
+        "spec.catchup_window: at most 366 days": pb.ScheduleSpec(
+            cron="@daily", job=job, catchup=pb.CATCHUP_POLICY_RUN_ALL, catchup_window={"seconds": 3 * 10**11}
+        ),
     }
     for message, spec in cases.items():
         if spec.name == "" and not message.startswith("spec.name"):
@@ -116,6 +128,9 @@ def test_preview_validates_a_definition_without_storing_it(
     assert [t.scheduled_at.ToJsonString() for t in times] == ["2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z"]
     code, _ = refused(lambda: schedules.Get(pb.GetScheduleRequest(name=spec.name), metadata=auth(server)))
     assert code == grpc.StatusCode.NOT_FOUND
+    far = pb.PreviewScheduleRequest(spec=spec, count=2, after={"seconds": 253402214400})  # year 9999
+    code, details = refused(lambda: schedules.Preview(far, metadata=auth(server)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("after: 9999-12-31T00:00:00+00:00 is out")
 
 
 def test_schedules_are_scoped_to_the_account(

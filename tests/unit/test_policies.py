@@ -33,6 +33,11 @@ def test_fires_found_within_the_grace_run_whatever_the_policy() -> None:
         assert catchup(policy, now)[-1] is RUN
 
 
+def test_run_all_with_a_window_longer_than_the_calendar_runs_every_missed_fire() -> None:
+    now = T0 + 10 * MINUTE  # a window reaching before year 1 must not overflow
+    assert catchup(CatchupPolicy.RUN_ALL, now, window=timedelta(seconds=3e11)) == [RUN] * 6
+
+
 def test_skip_drops_every_missed_fire() -> None:
     now = T0 + 5 * MINUTE + timedelta(seconds=5)  # minutes 0-4 missed, 5 on time
     assert catchup(CatchupPolicy.SKIP, now) == [SKIP] * 5 + [RUN]

@@ -15,8 +15,10 @@ import pytest
 from cloudpipe_server.auth.base import Principal
 from cloudpipe_server.errors import StoreUnavailable
 from cloudpipe_server.models import JobSpec, JobStatus
+from cloudpipe_server.scheduler import loop
+from cloudpipe_server.scheduler.cron import Timing
 from cloudpipe_server.scheduler.loop import Scheduler, SchedulerConfig
-from cloudpipe_server.scheduler.models import CatchupPolicy, FireOutcome, OverlapPolicy, ScheduleSpec
+from cloudpipe_server.scheduler.models import CatchupPolicy, FireOutcome, OverlapPolicy, Schedule, ScheduleSpec
 from cloudpipe_server.scheduler.service import SavedJobService, ScheduleService
 from cloudpipe_server.store.schedules_base import OutcomeChange, ScheduleStore
 from cloudpipe_server.store.schedules_sqlite import SqliteScheduleStore
@@ -268,3 +270,22 @@ async def test_a_schedule_past_its_end_stops(world: World) -> None:
         await world.at(T0 + minute * MINUTE)
     assert len(world.jobs.specs) == 2
     assert (await world.store.get_schedule("alice", "tick")).next_fire_at is None
+
+
+async def test_a_schedule_that_cannot_be_planned_does_not_stop_the_others(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await world.saved.create(ALICE, "report", JobSpec(cmd="true"))
+    broken = await world.schedules.create(ALICE, every_minute("broken"))
+    await world.schedules.create(ALICE, every_minute("fine"))
+    real = loop.timing_of
+
+    def timing_of(schedule: Schedule) -> Timing:
+        if schedule.id == broken.id:
+            raise OverflowError("date value out of range")  # e.g. a value stored before it was validated
+        return real(schedule)
+
+    monkeypatch.setattr(loop, "timing_of", timing_of)
+    await world.at(T0 + MINUTE)
+    assert await world.history("fine") == [(T0 + MINUTE, FireOutcome.RUNNING)]
+    assert await world.history("broken") == []
