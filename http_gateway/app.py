@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
-from http_gateway import multyvac, ui
+from http_gateway import job_json, multyvac, ui
 from http_gateway.config import GatewaySettings
 from http_gateway.multyvac import ApiError, Reply
 
@@ -146,7 +146,7 @@ class Gateway:
     # -- routes ---------------------------------------------------------------------------
 
     async def auth_service(self, request: Request) -> Reply:
-        return multyvac.auth_service_reply(self._settings.auth_address, self._settings.auth_style)
+        return job_json.auth_service_reply(self._settings.auth_address, self._settings.auth_style)
 
     async def job(self, request: Request) -> Reply:
         if request.method == "GET":
@@ -163,9 +163,9 @@ class Gateway:
             raise await self._verified(caller, exc) from None
         if plan.empty:
             await self._authenticate(caller)
-            return multyvac.jobs_reply([], self._settings.default_image)
+            return job_json.jobs_reply([], self._settings.default_image)
         response = await self._call("list", "List", plan.request, caller)
-        return multyvac.jobs_reply(response.jobs, self._settings.default_image)
+        return job_json.jobs_reply(response.jobs, self._settings.default_image)
 
     async def _submit(self, request: Request) -> Reply:
         caller = self._caller(request)
@@ -203,7 +203,7 @@ class Gateway:
     async def queue_stats(self, request: Request) -> Reply:
         caller = self._caller(request)
         response = await self._call("stats", "QueueStats", pb.QueueStatsRequest(), caller)
-        return multyvac.stats_reply(dict(response.counts))
+        return job_json.stats_reply(dict(response.counts))
 
     # -- the web UI's additions (http_gateway/ui.py) --------------------------------------
 

@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
-from http_gateway import multyvac
+from http_gateway import job_json, multyvac
 from http_gateway.golang import GoError, parse_query, parse_uint
 from http_gateway.multyvac import ApiError
 
@@ -82,7 +82,7 @@ def parse_jid(raw_query: bytes) -> int:
 def job_detail(job: pb.Job, default_image: str) -> dict[str, Any]:
     """The Go job JSON of `GET /v1/job`, plus what it has no field for: `image` (the
     default image too, where the Go JSON shows `layer: []`), `reason` and `attempts`."""
-    detail = multyvac.render_job(job, default_image)
+    detail = job_json.render_job(job, default_image)
     detail["image"] = job.spec.image or default_image
     detail["reason"] = job.reason
     detail["attempts"] = job.attempts
