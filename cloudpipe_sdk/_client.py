@@ -144,7 +144,7 @@ class Client:
     def with_options(self, **options: Any) -> Client:
         """A view of this client (same connection) whose jobs use these `JobOptions`:
         image, cpus, memory, timeout, retries, serializer, env, name, tags, network,
-        restartable.
+        restartable, fresh_container.
 
         Example::
 
@@ -187,7 +187,7 @@ class Client:
         `result_source` is "stdout" or "file:/path/in/container". `interactive` keeps
         stdin open for `job.attach()`. The job starts once every job of `depends_on`
         ended done. `options` are `JobOptions` (image, cpus, memory, timeout in seconds,
-        env, name, tags, network, restartable). Submitting is idempotent: a retried call
+        env, name, tags, network, restartable, fresh_container). Submitting is idempotent: a retried call
         never makes a second job (pass your own `idempotency_key` to extend that across
         processes).
 

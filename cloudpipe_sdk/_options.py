@@ -36,7 +36,9 @@ class JobOptions:
       same container, with 1, 2, 4... s pauses) when it raises, and the job is requeued
       if its runner is lost;
     - `serializer`: "cloudpickle" or "dill" for function jobs;
-    - `env`, `name`, `tags`, `network` (off by default), `restartable`.
+    - `env`, `name`, `tags`, `network` (off by default), `restartable`;
+    - `fresh_container`: never run in a warm container of your account (see
+      docs/warm-containers.md); use it for long jobs, which a restarted server re-adopts.
 
     Example::
 
@@ -54,6 +56,7 @@ class JobOptions:
     tags: Mapping[str, str] = field(default_factory=dict)
     network: bool = False
     restartable: bool = False
+    fresh_container: bool = False
 
     def __post_init__(self) -> None:
         if self.retries < 0:
@@ -107,6 +110,7 @@ class JobOptions:
             tags=dict(self.tags),
             network=self.network,
             restartable=self.restartable,
+            fresh_container=self.fresh_container,
             resources=pb.Resources(cpus=self.cpus or 0.0, memory_bytes=memory_bytes(self.memory)),
         )
         if self.timeout is not None:

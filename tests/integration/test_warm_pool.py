@@ -195,3 +195,12 @@ def test_warm_pool_can_be_turned_off(tmp_path: Path, docker_engine: docker.Docke
         assert first != second and not pool_containers(docker_engine, server)
     finally:
         server.stop()
+
+
+def test_the_sdk_fresh_container_option_never_reuses_a_container(client: Client) -> None:
+    fresh = client.with_options(fresh_container=True)
+    first, second = host_of(fresh)[0], host_of(fresh)[0]
+    assert first != second
+    job = fresh.shell("true")
+    job.result(timeout=60)
+    assert job.snapshot.spec.fresh_container
