@@ -15,6 +15,15 @@ the condition that the lease still holds. A lease lost between the check and the
 cursor update (it expired and another scheduler claimed the schedule in that instant)
 can leave fires recorded with the cursor unmoved; the next pass then skips them as
 recorded, so no fire runs twice either way.
+
+Fires already recorded (a schedule update writes back a cursor read before a pass
+moved it, so a pass may decide fires again) are looked up with `find` and not inserted
+again: in a transaction, a duplicate-key error aborts the server-side transaction
+(MongoDB driver spec), so the next operation would fail with NoSuchTransaction, a
+transient error, and `with_transaction` would run the callback again and again for up
+to 120 s. Should a fire be inserted by someone else between that `find` and the insert
+(a manual trigger at the same instant), the duplicate-key error ends the transaction and
+the record is tried again, once, when the `find` sees it.
 """
 
 from __future__ import annotations
@@ -251,7 +260,10 @@ class MongoScheduleStore(ScheduleStore):
                     def one(s: ClientSession, r: FireRecord = record) -> list[Fire] | None:
                         return self._record(owner, r, s)
 
-                    results.append(session.with_transaction(one))
+                    try:
+                        results.append(session.with_transaction(one))
+                    except DuplicateKeyError:  # a fire inserted between our find and insert
+                        results.append(session.with_transaction(one))
             return results
 
         return await self._mongo.run(record_all) if records else []
@@ -260,11 +272,19 @@ class MongoScheduleStore(ScheduleStore):
         leased = {"_id": record.schedule_id, "lease_owner": owner}
         if self._schedules.find_one(leased, session=session) is None:
             return None
+        times = [to_ns(f.scheduled_at) for f in record.fires]
+        query = {"schedule_id": record.schedule_id, "scheduled_at": {"$in": times}}
+        found: list[Doc] = list(self._fires.find(query, {"scheduled_at": 1}, session=session)) if times else []
+        known = {d["scheduled_at"] for d in found}
         inserted = []
         for fire in record.fires:
+            if to_ns(fire.scheduled_at) in known:
+                continue
             try:
                 self._fires.insert_one(_fire_doc(fire), session=session)
             except DuplicateKeyError:
+                if session is not None:
+                    raise  # the transaction is aborted: see the module docstring
                 continue
             inserted.append(fire)
         fire_at, due_at = cursor_ns(record.cursor)

@@ -4,10 +4,12 @@ backends, parameters and MongoDB double as the JobStore contract in test_store.p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -325,3 +327,90 @@ async def test_history_pages_newest_first(store: ScheduleStore) -> None:
     assert [f.scheduled_at for f in page] == [T0 + 4 * SECOND, T0 + 3 * SECOND] and page[1].manual
     rest = await store.fires(item.id, limit=10, before=page[-1].scheduled_at)
     assert [f.scheduled_at for f in rest] == [T0 + 2 * SECOND, T0 + SECOND, T0]
+
+
+# -- MongoDB transactions, as the driver spec has them --------------------------------------
+
+
+class SpecSession:
+    """A session double for mongomock (which has none) that keeps the rule of the MongoDB
+    driver spec that matters to recording fires: a write error (duplicate key) aborts the
+    server-side transaction, later operations in it fail with NoSuchTransaction (labelled
+    TransientTransactionError), and `with_transaction` runs the callback again on a
+    transient error. Writes are not rolled back: only the retries are modelled."""
+
+    def __init__(self) -> None:
+        self.aborted = False
+        self.attempts = 0
+
+    def __enter__(self) -> SpecSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def with_transaction(self, callback: Callable[[SpecSession], Any]) -> Any:
+        from pymongo.errors import PyMongoError
+
+        while True:
+            self.aborted, self.attempts = False, self.attempts + 1
+            try:
+                return callback(self)
+            except PyMongoError as exc:
+                if not exc.has_error_label("TransientTransactionError") or self.attempts >= 5:
+                    raise
+
+
+@contextmanager
+def spec_sessions(client: Any) -> Iterator[SpecSession]:
+    """`client.start_session()` gives one SpecSession; mongomock's collection calls with
+    that session follow its rules."""
+    from mongomock.collection import Collection
+    from pymongo.errors import DuplicateKeyError, OperationFailure
+
+    session = SpecSession()
+    names = ("find", "find_one", "insert_one", "insert_many", "update_one")
+    originals = {name: getattr(Collection, name) for name in names}
+
+    def in_session(original: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, session: SpecSession | None = None, **kwargs: Any) -> Any:
+            if session is not None and session.aborted:
+                labels = {"errorLabels": ["TransientTransactionError"]}
+                raise OperationFailure("Transaction has been aborted.", code=251, details=labels)
+            try:
+                return original(*args, **kwargs)
+            except DuplicateKeyError:
+                if session is not None:
+                    session.aborted = True
+                raise
+
+        return call
+
+    client.start_session = lambda: session
+    for name, original in originals.items():
+        setattr(Collection, name, in_session(original))
+    try:
+        yield session
+    finally:
+        for name, original in originals.items():
+            setattr(Collection, name, original)
+
+
+async def test_mongodb_transactions_record_around_fires_already_recorded() -> None:
+    import mongomock
+
+    from cloudpipe_server.store.schedules_mongodb import MongoScheduleStore
+
+    client = mongomock.MongoClient()
+    backend = MongoScheduleStore("mongodb://mongomock", client=client, transactions=True)
+    await backend.initialize()
+    item = await backend.create_schedule(schedule())
+    assert await backend.add_fire(fire(item, T0, reason="recorded before"))
+    await backend.claim_due("s1", T0, LEASE, 1)
+    with spec_sessions(client) as session:
+        again = [fire(item, T0), fire(item, T0 + SECOND)]
+        assert await backend.record_fires("s1", [FireRecord(item.id, again, (T0 + 2 * SECOND,) * 2)]) == [[again[1]]]
+    assert session.attempts == 1  # a duplicate-key error would have aborted and retried the transaction
+    assert [f.reason for f in await backend.fires(item.id)] == ["", "recorded before"]
+    assert (await backend.get_schedule("alice", "nightly")).next_fire_at == T0 + 2 * SECOND
+    await backend.close()
