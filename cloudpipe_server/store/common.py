@@ -1,14 +1,15 @@
 """What every backend decides the same way: which specs of a submit are retries of a
-job that exists (idempotency keys), how long a requeued job waits, and how stored
+job that exists (idempotency keys), what the reaper does with a job whose runner was
+lost and how long a requeued job waits, when a WAITING job is settled, and how stored
 output chunks read from an offset."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from cloudpipe_server.models import JobSpec
+from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobSpec, JobStatus
 
 MAX_BACKOFF = timedelta(seconds=60)
 
@@ -17,6 +18,62 @@ def backoff(attempts: int) -> timedelta:
     """How long a job requeued after `attempts` lost runs waits: 1 s, doubling per
     attempt, at most 60 s."""
     return min(timedelta(seconds=2 ** min(max(attempts - 1, 0), 6)), MAX_BACKOFF)
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """What becomes of a PROCESSING job whose lease expired: QUEUED again (with
+    `run_after`, its appended output discarded), or ended STALLED or KILLED (`finished`,
+    keeping its output)."""
+
+    status: JobStatus
+    reason: str
+    run_after: datetime | None = None
+
+    @property
+    def requeued(self) -> bool:
+        return self.status is JobStatus.QUEUED
+
+
+def decide_reap(job: Job, now: datetime, max_attempts: int) -> Reaped:
+    """The reaper's decision for `job`, whose runner was lost (its lease expired)."""
+    if job.kill_requested:
+        return Reaped(JobStatus.KILLED, "the runner of this job was lost after a kill was requested")
+    if not job.spec.restartable:
+        return Reaped(JobStatus.STALLED, "the runner of this job was lost and it is not restartable")
+    if job.attempts >= max_attempts:
+        return Reaped(JobStatus.STALLED, f"the runner of this job was lost and it used all {max_attempts} attempts")
+    reason = f"requeued after its runner was lost (attempt {job.attempts} of {max_attempts})"
+    return Reaped(JobStatus.QUEUED, reason, now + backoff(job.attempts))
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A WAITING job's new state: QUEUED (its dependencies all ended DONE) or ERROR (one
+    ended otherwise; `reason` says which)."""
+
+    job_id: int
+    status: JobStatus
+    reason: str = ""
+
+
+def decide_settle(waiting: Iterable[tuple[int, Sequence[int]]], statuses: dict[int, JobStatus]) -> list[Settled]:
+    """Decide WAITING jobs, given as (id, depends_on) in id order, against `statuses`
+    (job id -> status of at least their dependencies). Decisions go into `statuses` as
+    they are made, so a job later in the order sees an earlier one's. Undecided jobs
+    (a dependency still unfinished) are left out."""
+    decided: list[Settled] = []
+    for job_id, deps in waiting:
+        failed = [d for d in deps if statuses.get(d) in TERMINAL_STATUSES and statuses[d] is not JobStatus.DONE]
+        if failed:
+            settled = Settled(job_id, JobStatus.ERROR, f"dependency job {failed[0]} ended {statuses[failed[0]].value}")
+        elif all(statuses.get(d) is JobStatus.DONE for d in deps):
+            settled = Settled(job_id, JobStatus.QUEUED)
+        else:
+            continue
+        statuses[job_id] = settled.status
+        decided.append(settled)
+    return decided
 
 
 @dataclass

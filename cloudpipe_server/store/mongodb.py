@@ -54,7 +54,7 @@ from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, J
 from cloudpipe_server.store import mongodb_output as output
 from cloudpipe_server.store.base import JobStore
 from cloudpipe_server.store.codec import collected_to_doc, to_ns
-from cloudpipe_server.store.common import backoff, dedupe, keys_of
+from cloudpipe_server.store.common import decide_reap, dedupe, keys_of
 from cloudpipe_server.store.mongodb_db import Doc, MongoDatabase
 from cloudpipe_server.store.mongodb_dependencies import settle_waiting
 from cloudpipe_server.store.mongodb_documents import NOT_STARTED, doc_to_job, new_doc
@@ -334,13 +334,12 @@ class MongoJobStore(JobStore):
         for doc in list(self._jobs.find(expired).sort("_id", 1)):
             job = doc_to_job(doc)
             kept: Doc = {}
-            if job.spec.restartable and job.attempts < max_attempts and not job.kill_requested:
-                reason = f"requeued after its runner was lost (attempt {job.attempts} of {max_attempts})"
-                change: Doc = {"status": _QUEUED, "reason": reason, "run_after": to_ns(now + backoff(job.attempts))}
+            decision = decide_reap(job, now, max_attempts)
+            change: Doc = {"status": decision.status.value, "reason": decision.reason}
+            if decision.requeued:
+                change["run_after"] = to_ns(decision.run_after)
             else:
-                status = JobStatus.KILLED if job.kill_requested else JobStatus.STALLED
-                reason = "the runner of this job was lost and it is not restartable"
-                change = {"status": status.value, "finished_at": to_ns(now), "reason": reason}
+                change["finished_at"] = to_ns(now)
                 live = output.with_live_output(self._mongo.db, job)
                 kept = {"stdout": Binary(live.stdout), "stderr": Binary(live.stderr)}
             # Conditional on what was read: a lease extended or a job finished meanwhile is left alone.

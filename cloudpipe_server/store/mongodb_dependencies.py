@@ -9,8 +9,9 @@ from datetime import datetime
 
 from pymongo.collection import Collection
 
-from cloudpipe_server.models import TERMINAL_STATUSES, JobStatus
+from cloudpipe_server.models import JobStatus
 from cloudpipe_server.store.codec import to_ns
+from cloudpipe_server.store.common import decide_settle
 from cloudpipe_server.store.mongodb_db import Doc
 
 _WAITING, _QUEUED = JobStatus.WAITING.value, JobStatus.QUEUED.value
@@ -18,9 +19,9 @@ _WAITING, _QUEUED = JobStatus.WAITING.value, JobStatus.QUEUED.value
 
 def settle_waiting(jobs: Collection[Doc], now: datetime) -> None:
     """Queue WAITING jobs whose dependencies all ended DONE; fail those with a
-    dependency that ended otherwise. Repeats until nothing changes (chains).
-    Rows are decided in id order against a status map updated as it goes, as in
-    SQLite's row-by-row pass; each write is conditional on the job still WAITING."""
+    dependency that ended otherwise. Repeats until nothing changes (chains). Rows are
+    decided in id order by `common.decide_settle`, as in every backend; each write is
+    conditional on the job still WAITING."""
     changed = True
     while changed:
         changed = False
@@ -29,16 +30,9 @@ def settle_waiting(jobs: Collection[Doc], now: datetime) -> None:
             return
         wanted = sorted({dep for doc in waiting for dep in doc["depends_on"]})
         statuses = {d["_id"]: JobStatus(d["status"]) for d in jobs.find({"_id": {"$in": wanted}}, {"status": 1})}
-        for doc in waiting:
-            deps: list[int] = doc["depends_on"]
-            failed = [d for d in deps if statuses.get(d) in TERMINAL_STATUSES and statuses[d] is not JobStatus.DONE]
-            if failed:
-                reason = f"dependency job {failed[0]} ended {statuses[failed[0]].value}"
-                change: Doc = {"status": JobStatus.ERROR.value, "finished_at": to_ns(now), "reason": reason}
-            elif all(statuses.get(d) is JobStatus.DONE for d in deps):
-                change = {"status": _QUEUED}
-            else:
-                continue
-            statuses[doc["_id"]] = JobStatus(change["status"])
-            if jobs.update_one({"_id": doc["_id"], "status": _WAITING}, {"$set": change}).matched_count:
+        for decision in decide_settle(((doc["_id"], doc["depends_on"]) for doc in waiting), statuses):
+            change: Doc = {"status": decision.status.value}
+            if decision.status is JobStatus.ERROR:
+                change |= {"finished_at": to_ns(now), "reason": decision.reason}
+            if jobs.update_one({"_id": decision.job_id, "status": _WAITING}, {"$set": change}).matched_count:
                 changed = True

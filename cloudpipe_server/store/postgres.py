@@ -43,7 +43,7 @@ from cloudpipe_server.store.codec import (
     spec_to_doc,
     to_ns,
 )
-from cloudpipe_server.store.common import backoff, dedupe, keys_of
+from cloudpipe_server.store.common import decide_reap, dedupe, keys_of
 from cloudpipe_server.store.postgres_db import Conn, PostgresDatabase, advisory_lock, fetch_all, fetch_one
 from cloudpipe_server.store.postgres_dependencies import settle_waiting
 from cloudpipe_server.store.postgres_output import SELECT_JOBS
@@ -280,22 +280,19 @@ class PostgresJobStore(JobStore):
                 ended: list[int] = []
                 for row in rows:
                     job = _row_to_job(row)
-                    if job.spec.restartable and job.attempts < max_attempts and not job.kill_requested:
-                        attempt = f"attempt {job.attempts} of {max_attempts}"
-                        retry = (to_ns(now + backoff(job.attempts)), f"requeued after its runner was lost ({attempt})")
+                    decision = decide_reap(job, now, max_attempts)
+                    if decision.requeued:
                         await conn.execute(
                             "UPDATE jobs SET status = 'queued', lease_owner = '', lease_expires_at = NULL,"
                             " run_after = %s, reason = %s WHERE id = %s",
-                            (*retry, job.id),
+                            (to_ns(decision.run_after), decision.reason, job.id),
                         )
                         requeued.append(job.id)
                     else:
-                        status = JobStatus.KILLED if job.kill_requested else JobStatus.STALLED
-                        reason = "the runner of this job was lost and it is not restartable"
                         await conn.execute(
                             "UPDATE jobs SET status = %s, finished_at = %s, lease_owner = '', lease_expires_at = NULL,"
                             " reason = %s WHERE id = %s",
-                            (status.value, to_ns(now), reason, job.id),
+                            (decision.status.value, to_ns(now), decision.reason, job.id),
                         )
                         ended.append(job.id)
                 await output.discard(conn, requeued)  # a new attempt starts with no output

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from cloudpipe_server.models import TERMINAL_STATUSES, JobStatus
+from cloudpipe_server.models import JobStatus
 from cloudpipe_server.store.codec import to_ns
+from cloudpipe_server.store.common import decide_settle
 from cloudpipe_server.store.postgres_db import Conn, fetch_all
 
 
@@ -24,9 +25,8 @@ async def settle_waiting(conn: Conn, now: datetime) -> None:
     dependency that ended otherwise. Repeats until nothing changes (chains).
 
     Runs in autocommit, never inside a transaction: see the module docstring. Rows are
-    decided in id order against a status map updated as it goes, which is exactly what
-    SQLite's row-by-row pass sees; the writes then go out in two batches, each write
-    conditional on the job still WAITING."""
+    decided in id order by `common.decide_settle`, as in every backend; the writes then
+    go out in two batches, each write conditional on the job still WAITING."""
     changed = True
     while changed:
         waiting = await fetch_all(conn, "SELECT id, depends_on FROM jobs WHERE status = 'waiting' ORDER BY id")
@@ -35,19 +35,9 @@ async def settle_waiting(conn: Conn, now: datetime) -> None:
         dep_ids = sorted({dep for row in waiting for dep in row["depends_on"]})
         found = await fetch_all(conn, "SELECT id, status FROM jobs WHERE id = ANY(%s)", (dep_ids,))
         statuses = {row["id"]: JobStatus(row["status"]) for row in found}
-        failures: list[tuple[int | None, str, int]] = []
-        queued: list[int] = []
-        for row in waiting:
-            deps: list[int] = row["depends_on"]
-            failed = [d for d in deps if statuses.get(d) in TERMINAL_STATUSES and statuses[d] is not JobStatus.DONE]
-            if failed:
-                failures.append(
-                    (to_ns(now), f"dependency job {failed[0]} ended {statuses[failed[0]].value}", row["id"])
-                )
-                statuses[row["id"]] = JobStatus.ERROR
-            elif all(statuses.get(d) is JobStatus.DONE for d in deps):
-                queued.append(row["id"])
-                statuses[row["id"]] = JobStatus.QUEUED
+        decided = decide_settle(((row["id"], row["depends_on"]) for row in waiting), statuses)
+        failures = [(to_ns(now), d.reason, d.job_id) for d in decided if d.status is JobStatus.ERROR]
+        queued = [d.job_id for d in decided if d.status is JobStatus.QUEUED]
         if failures:
             async with conn.cursor() as cursor:
                 await cursor.executemany(

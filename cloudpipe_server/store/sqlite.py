@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudpipe_server.errors import InvalidArgument, NotFound
-from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
+from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
 from cloudpipe_server.store import sqlite_output as output
 from cloudpipe_server.store.base import JobStore
 from cloudpipe_server.store.codec import (
@@ -30,7 +30,7 @@ from cloudpipe_server.store.codec import (
     spec_to_doc,
     to_ns,
 )
-from cloudpipe_server.store.common import backoff, dedupe, keys_of
+from cloudpipe_server.store.common import decide_reap, decide_settle, dedupe, keys_of
 from cloudpipe_server.store.sqlite_db import SqliteDatabase
 from cloudpipe_server.store.sqlite_schema import MIGRATIONS
 
@@ -286,23 +286,19 @@ class SqliteJobStore(JobStore):
             reaped: list[int] = []
             for row in rows:
                 job = _row_to_job(row)
-                if job.spec.restartable and job.attempts < max_attempts and not job.kill_requested:
+                decision = decide_reap(job, now, max_attempts)
+                if decision.requeued:
                     conn.execute(
                         "UPDATE jobs SET status = 'queued', lease_owner = '', lease_expires_at = NULL,"
                         " run_after = ?, reason = ? WHERE id = ?",
-                        (
-                            to_ns(now + backoff(job.attempts)),
-                            f"requeued after its runner was lost (attempt {job.attempts} of {max_attempts})",
-                            job.id,
-                        ),
+                        (to_ns(decision.run_after), decision.reason, job.id),
                     )
                     output.discard(conn, job.id)
                 else:
-                    status = JobStatus.KILLED if job.kill_requested else JobStatus.STALLED
                     conn.execute(
                         "UPDATE jobs SET status = ?, finished_at = ?, lease_owner = '', lease_expires_at = NULL,"
                         " reason = ? WHERE id = ?",
-                        (status.value, to_ns(now), "the runner of this job was lost and it is not restartable", job.id),
+                        (decision.status.value, to_ns(now), decision.reason, job.id),
                     )
                     output.keep(conn, job.id)
                 reaped.append(job.id)
@@ -338,26 +334,27 @@ def _kill(conn: sqlite3.Connection, job_ids: Sequence[int], now: datetime) -> No
 
 def _settle_waiting(conn: sqlite3.Connection, now: datetime) -> None:
     """Queue WAITING jobs whose dependencies all ended DONE; fail those with a
-    dependency that ended otherwise. Repeats until nothing changes (chains)."""
-    changed = True
-    while changed:
-        changed = False
-        for row in conn.execute("SELECT id, depends_on FROM jobs WHERE status = 'waiting'").fetchall():
-            deps = json.loads(row["depends_on"])
-            statuses = {
-                dep["id"]: JobStatus(dep["status"])
-                for dep in conn.execute(f"SELECT id, status FROM jobs WHERE id IN ({','.join('?' * len(deps))})", deps)
-            }
-            failed = [d for d in deps if statuses.get(d) in TERMINAL_STATUSES and statuses[d] is not JobStatus.DONE]
-            if failed:
-                conn.execute(
-                    "UPDATE jobs SET status = 'error', finished_at = ?, reason = ? WHERE id = ?",
-                    (to_ns(now), f"dependency job {failed[0]} ended {statuses[failed[0]].value}", row["id"]),
-                )
-                changed = True
-            elif all(statuses.get(d) is JobStatus.DONE for d in deps):
-                conn.execute("UPDATE jobs SET status = 'queued' WHERE id = ?", (row["id"],))
-                changed = True
+    dependency that ended otherwise (`common.decide_settle`). Repeats until nothing changes
+    (chains)."""
+    while True:
+        waiting = [
+            (row["id"], json.loads(row["depends_on"]))
+            for row in conn.execute("SELECT id, depends_on FROM jobs WHERE status = 'waiting' ORDER BY id")
+        ]
+        statuses = {
+            row["id"]: JobStatus(row["status"])
+            for row in conn.execute(
+                "SELECT DISTINCT d.id, d.status FROM jobs w, json_each(w.depends_on) e JOIN jobs d ON d.id = e.value"
+                " WHERE w.status = 'waiting'"
+            )
+        }
+        decided = decide_settle(waiting, statuses)
+        if not decided:
+            return
+        conn.executemany(
+            "UPDATE jobs SET status = ?, finished_at = ?, reason = ? WHERE id = ?",
+            [(s.status.value, to_ns(now) if s.status.terminal else None, s.reason, s.job_id) for s in decided],
+        )
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:

@@ -217,6 +217,28 @@ async def test_expired_lease_requeues_restartable_and_stalls_others(store: JobSt
     assert again.id == restartable and again.attempts == 2
 
 
+async def test_reaper_reasons_say_why_a_job_was_not_requeued(store: JobStore) -> None:
+    plain, used_up, killed, again = await store.submit(
+        "alice",
+        [
+            spec("plain"),
+            spec("used up", restartable=True),
+            spec("killed", restartable=True),
+            spec("again", restartable=True),
+        ],
+        T0,
+    )
+    await store.claim("dead", T0, LEASE, 4)
+    await store.request_kill(killed, "alice", T0)
+    reaped = {j.id: j for j in await store.reap_expired(T0 + LEASE * 2, max_attempts=1)}
+    assert reaped[plain].status is JobStatus.STALLED and "not restartable" in reaped[plain].reason
+    assert reaped[used_up].status is JobStatus.STALLED and "not restartable" not in reaped[used_up].reason
+    assert "used all 1 attempts" in reaped[used_up].reason and "lost" in reaped[used_up].reason
+    assert reaped[killed].status is JobStatus.KILLED and "kill was requested" in reaped[killed].reason
+    assert reaped[again].status is JobStatus.STALLED
+    assert all(job.finished_at == T0 + LEASE * 2 for job in reaped.values())
+
+
 async def test_extend_leases_keeps_a_job_from_the_reaper(store: JobStore) -> None:
     [job_id] = await store.submit("alice", [spec()], T0)
     await store.claim("d1", T0, LEASE, 1)
