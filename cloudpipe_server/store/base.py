@@ -5,12 +5,19 @@ Claims are leases: a dispatcher owns a processing job only until `lease_expires_
 and must extend the lease while the job runs. A job whose lease ran out is recovered by
 `reap_expired` (requeued when restartable, otherwise stalled), so no job stays
 `processing` forever after a crash.
+
+A lease is held by an owner for one attempt: a job can be reaped, requeued and claimed
+again by the same owner while its first run still goes on. The lease holder's
+operations (`append_output`, `extend_leases`, `mark_started`, `finish`) therefore take
+the attempt they act for (the job's `attempts` as its claim returned it): given, the
+operation applies only while the job's `attempts` still equals it, so a stale run
+changes nothing; omitted (None), only the owner is checked.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
@@ -65,9 +72,11 @@ class JobStore(abc.ABC):
         what a restarted server with the same identity re-adopts."""
 
     @abc.abstractmethod
-    async def append_output(self, job_id: int, owner: str, chunks: Sequence[OutputChunk]) -> bool:
-        """Durably add output of a PROCESSING job `owner` holds; returns False (and
-        stores nothing) when the lease was lost. Chunks of one stream arrive in order
+    async def append_output(
+        self, job_id: int, owner: str, chunks: Sequence[OutputChunk], *, attempt: int | None = None
+    ) -> bool:
+        """Durably add output of a PROCESSING job `owner` holds (for `attempt`, when
+        given); returns False (and stores nothing) when the lease was lost. Chunks of one stream arrive in order
         and contiguous; a chunk whose offset was already stored is ignored (a retried
         append is harmless)."""
 
@@ -77,19 +86,32 @@ class JobStore(abc.ABC):
         final output once it finished. Raises NotFound like `get`."""
 
     @abc.abstractmethod
-    async def extend_leases(self, owner: str, job_ids: Sequence[int], until: datetime) -> set[int]:
-        """Extend the leases `owner` still holds on these jobs. Returns the ids whose lease
-        was extended; a missing id means the lease was lost (reaped) and the caller
-        must stop treating the job as its own."""
+    async def extend_leases(
+        self, owner: str, job_ids: Sequence[int], until: datetime, *, attempts: Mapping[int, int] | None = None
+    ) -> set[int]:
+        """Extend the leases `owner` still holds on these jobs; with `attempts` (job id ->
+        attempt), a job in it only while its `attempts` equals that (ids missing from it
+        are checked by owner only). Returns the ids whose lease was extended; a missing
+        id means the lease was lost (reaped) and the caller must stop treating the job
+        as its own."""
 
     @abc.abstractmethod
-    async def mark_started(self, job_id: int, owner: str, container_id: str, container_started_at: datetime) -> None:
-        """Record the container of a job `owner` holds. No-op when the lease was lost."""
+    async def mark_started(
+        self,
+        job_id: int,
+        owner: str,
+        container_id: str,
+        container_started_at: datetime,
+        *,
+        attempt: int | None = None,
+    ) -> None:
+        """Record the container of a job `owner` holds (for `attempt`, when given). No-op
+        when the lease was lost."""
 
     @abc.abstractmethod
-    async def finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
-        """Atomically record a terminal outcome of a job `owner` holds, and release the
-        lease. The outcome's stdout/stderr replace any appended chunks (which are
+    async def finish(self, job_id: int, owner: str, outcome: Outcome, *, attempt: int | None = None) -> bool:
+        """Atomically record a terminal outcome of a job `owner` holds (for `attempt`,
+        when given), and release the lease. The outcome's stdout/stderr replace any appended chunks (which are
         deleted). A KILLED outcome wins over ERROR when a kill was requested. Returns False
         (and changes nothing) when the lease was lost. Promotes WAITING jobs whose
         dependencies are now all DONE to QUEUED, and fails those whose dependency did

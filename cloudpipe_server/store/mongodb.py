@@ -38,7 +38,7 @@ Atomicity, honestly:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import pymongo
@@ -228,32 +228,46 @@ class MongoJobStore(JobStore):
 
         return await self._mongo.run(read)
 
-    async def append_output(self, job_id: int, owner: str, chunks: Sequence[OutputChunk]) -> bool:
-        return await self._mongo.run(output.append, self._mongo.db, job_id, owner, chunks)
+    async def append_output(
+        self, job_id: int, owner: str, chunks: Sequence[OutputChunk], *, attempt: int | None = None
+    ) -> bool:
+        return await self._mongo.run(output.append, self._mongo.db, job_id, owner, chunks, attempt)
 
     async def read_output(self, job_id: int, stream: Stream, offset: int, account: str | None = None) -> bytes:
         return await self._mongo.run(output.read, self._mongo.db, job_id, stream, offset, account)
 
-    async def extend_leases(self, owner: str, job_ids: Sequence[int], until: datetime) -> set[int]:
+    async def extend_leases(
+        self, owner: str, job_ids: Sequence[int], until: datetime, *, attempts: Mapping[int, int] | None = None
+    ) -> set[int]:
         def extend() -> set[int]:
-            held = {"lease_owner": owner, "status": _PROCESSING}
             change = {"$set": {"lease_expires_at": to_ns(until)}}
-            return {i for i in job_ids if self._jobs.update_one({"_id": i, **held}, change).matched_count}
+            wanted = attempts or {}
+            return {
+                i for i in job_ids if self._jobs.update_one(output.held(i, owner, wanted.get(i)), change).matched_count
+            }
 
         return await self._mongo.run(extend) if job_ids else set()
 
-    async def mark_started(self, job_id: int, owner: str, container_id: str, container_started_at: datetime) -> None:
+    async def mark_started(
+        self,
+        job_id: int,
+        owner: str,
+        container_id: str,
+        container_started_at: datetime,
+        *,
+        attempt: int | None = None,
+    ) -> None:
         await self._mongo.run(
             self._jobs.update_one,
-            {"_id": job_id, "lease_owner": owner, "status": _PROCESSING},
+            output.held(job_id, owner, attempt),
             {"$set": {"container_id": container_id, "container_started_at": to_ns(container_started_at)}},
         )
 
-    async def finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
-        return await self._mongo.run(self._finish, job_id, owner, outcome)
+    async def finish(self, job_id: int, owner: str, outcome: Outcome, *, attempt: int | None = None) -> bool:
+        return await self._mongo.run(self._finish, job_id, owner, outcome, attempt)
 
-    def _finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
-        held = {"_id": job_id, "lease_owner": owner, "status": _PROCESSING}
+    def _finish(self, job_id: int, owner: str, outcome: Outcome, attempt: int | None) -> bool:
+        held = output.held(job_id, owner, attempt)
         fields: Doc = {
             "finished_at": to_ns(outcome.finished_at),
             "reason": outcome.reason,

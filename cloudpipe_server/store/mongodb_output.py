@@ -37,9 +37,19 @@ def create_indexes(db: Database[Doc]) -> None:
     db["job_output"].create_index(keys, name="job_attempt_stream_offset", unique=True)
 
 
-def append(db: Database[Doc], job_id: int, owner: str, chunks: Sequence[OutputChunk]) -> bool:
-    held = {"_id": job_id, "lease_owner": owner, "status": _PROCESSING}
-    job = db["jobs"].find_one(held, {"attempts": 1})
+def held(job_id: int, owner: str, attempt: int | None) -> Doc:
+    """The filter of a job whose lease `owner` holds (for `attempt`, unless None)."""
+    where: Doc = {"_id": job_id, "lease_owner": owner, "status": _PROCESSING}
+    if attempt is not None:
+        where["attempts"] = attempt
+    return where
+
+
+def append(
+    db: Database[Doc], job_id: int, owner: str, chunks: Sequence[OutputChunk], attempt: int | None = None
+) -> bool:
+    lease = held(job_id, owner, attempt)
+    job = db["jobs"].find_one(lease, {"attempts": 1})
     if job is None:
         return False
     attempt = job["attempts"]
@@ -58,7 +68,7 @@ def append(db: Database[Doc], job_id: int, owner: str, chunks: Sequence[OutputCh
         if any(error["code"] != DUPLICATE_KEY for error in errors):
             raise
         failed = {error["index"] for error in errors}  # stored before: a retried append
-    if db["jobs"].find_one({**held, "attempts": attempt}, {"_id": 1}) is None:  # lost while inserting
+    if db["jobs"].find_one({**lease, "attempts": attempt}, {"_id": 1}) is None:  # lost while inserting
         _output(db).delete_many({"_id": {"$in": [doc["_id"] for i, doc in enumerate(docs) if i not in failed]}})
         return False
     return True

@@ -24,7 +24,7 @@ Output of running jobs: `postgres_output.py`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, LiteralString
 
@@ -175,37 +175,52 @@ class PostgresJobStore(JobStore):
         async with self._db.connection() as conn:
             return [_row_to_job(row) for row in await fetch_all(conn, sql, (owner,))]
 
-    async def append_output(self, job_id: int, owner: str, chunks: Sequence[OutputChunk]) -> bool:
+    async def append_output(
+        self, job_id: int, owner: str, chunks: Sequence[OutputChunk], *, attempt: int | None = None
+    ) -> bool:
         async with self._db.connection() as conn:
-            return await output.append(conn, job_id, owner, chunks)
+            return await output.append(conn, job_id, owner, chunks, attempt)
 
     async def read_output(self, job_id: int, stream: Stream, offset: int, account: str | None = None) -> bytes:
         async with self._db.connection() as conn:
             return await output.read(conn, job_id, stream, offset, account)
 
-    async def extend_leases(self, owner: str, job_ids: Sequence[int], until: datetime) -> set[int]:
+    async def extend_leases(
+        self, owner: str, job_ids: Sequence[int], until: datetime, *, attempts: Mapping[int, int] | None = None
+    ) -> set[int]:
         if not job_ids:
             return set()
+        ids = sorted(set(job_ids))
+        wanted = [(attempts or {}).get(i) for i in ids]
         async with self._db.connection() as conn:
             rows = await fetch_all(
                 conn,
-                "UPDATE jobs SET lease_expires_at = %s WHERE lease_owner = %s AND status = 'processing'"
-                " AND id = ANY(%s) RETURNING id",
-                (to_ns(until), owner, list(job_ids)),
+                "UPDATE jobs SET lease_expires_at = %s FROM unnest(%s::bigint[], %s::int[]) AS a(id, attempt)"
+                " WHERE jobs.id = a.id AND lease_owner = %s AND status = 'processing'"
+                " AND (a.attempt IS NULL OR attempts = a.attempt) RETURNING jobs.id",
+                (to_ns(until), ids, wanted, owner),
             )
         return {row["id"] for row in rows}
 
-    async def mark_started(self, job_id: int, owner: str, container_id: str, container_started_at: datetime) -> None:
+    async def mark_started(
+        self,
+        job_id: int,
+        owner: str,
+        container_id: str,
+        container_started_at: datetime,
+        *,
+        attempt: int | None = None,
+    ) -> None:
         async with self._db.connection() as conn:
             await conn.execute(
-                "UPDATE jobs SET container_id = %s, container_started_at = %s"
-                " WHERE id = %s AND lease_owner = %s AND status = 'processing'",
-                (container_id, to_ns(container_started_at), job_id, owner),
+                "UPDATE jobs SET container_id = %s, container_started_at = %s WHERE " + output.HELD,
+                (container_id, to_ns(container_started_at), job_id, owner, attempt, attempt),
             )
 
-    async def finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
+    async def finish(self, job_id: int, owner: str, outcome: Outcome, *, attempt: int | None = None) -> bool:
         ended = (to_ns(outcome.finished_at), outcome.reason, outcome.return_code)
         blobs, collected = (outcome.stdout, outcome.stderr, outcome.result), Jsonb(collected_to_doc(outcome.collected))
+        lease = (job_id, owner, attempt, attempt)
         async with self._db.connection() as conn:
             # One transaction whose DELETE starts after the UPDATE locked the row, so it sees
             # every append that committed before (see postgres_output); one round trip.
@@ -213,9 +228,8 @@ class PostgresJobStore(JobStore):
                 cursor = await conn.execute(
                     "UPDATE jobs SET status = CASE WHEN kill_requested AND %s THEN 'killed' ELSE %s END,"
                     " finished_at = %s, reason = %s, return_code = %s, stdout = %s, stderr = %s, result = %s,"
-                    " collected = %s, lease_owner = '', lease_expires_at = NULL"
-                    " WHERE id = %s AND lease_owner = %s AND status = 'processing' RETURNING id",
-                    (outcome.status is JobStatus.ERROR, outcome.status.value, *ended, *blobs, collected, job_id, owner),
+                    " collected = %s, lease_owner = '', lease_expires_at = NULL WHERE " + output.HELD + " RETURNING id",
+                    (outcome.status is JobStatus.ERROR, outcome.status.value, *ended, *blobs, collected, *lease),
                 )
                 await output.discard_ended(conn, job_id)
             if await cursor.fetchone() is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import LiteralString
 
 from psycopg.pq import TransactionStatus
 
@@ -31,9 +32,15 @@ SELECT_JOBS = """
     FROM jobs
 """
 
-_APPEND = """
+# The lease is held: parameters id, owner, attempt, attempt (None: any attempt).
+HELD: LiteralString = "id = %s AND lease_owner = %s AND status = 'processing' AND (%s::int IS NULL OR attempts = %s)"
+
+_APPEND = (
+    """
     WITH held AS (
-        SELECT id FROM jobs WHERE id = %s AND lease_owner = %s AND status = 'processing' FOR SHARE
+        SELECT id FROM jobs WHERE """
+    + HELD
+    + """ FOR SHARE
     ), stored AS (
         INSERT INTO job_output (job_id, stream, "offset", data)
         SELECT held.id, c.stream, c.start, c.data
@@ -42,6 +49,7 @@ _APPEND = """
     )
     SELECT count(*) AS held FROM held
 """
+)
 
 # The stream's final output from the offset on, or (one row per chunk) its chunks.
 _READ = """
@@ -59,10 +67,12 @@ _READ = """
 """
 
 
-async def append(conn: Conn, job_id: int, owner: str, chunks: Sequence[OutputChunk]) -> bool:
+async def append(
+    conn: Conn, job_id: int, owner: str, chunks: Sequence[OutputChunk], attempt: int | None = None
+) -> bool:
     chunks = [chunk for chunk in chunks if chunk.data]
     streams, starts, datas = [int(c.stream) for c in chunks], [c.offset for c in chunks], [c.data for c in chunks]
-    cursor = await conn.execute(_APPEND, (job_id, owner, streams, starts, datas))
+    cursor = await conn.execute(_APPEND, (job_id, owner, attempt, attempt, streams, starts, datas))
     row = await cursor.fetchone()
     return bool(row and row["held"])
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -163,41 +163,54 @@ class SqliteJobStore(JobStore):
 
         return await self._db.run(read, snapshot=True)
 
-    async def append_output(self, job_id: int, owner: str, chunks: Sequence[OutputChunk]) -> bool:
-        return await self._db.run(lambda conn: output.append(conn, job_id, owner, chunks), write=True)
+    async def append_output(
+        self, job_id: int, owner: str, chunks: Sequence[OutputChunk], *, attempt: int | None = None
+    ) -> bool:
+        return await self._db.run(lambda conn: output.append(conn, job_id, owner, chunks, attempt), write=True)
 
     async def read_output(self, job_id: int, stream: Stream, offset: int, account: str | None = None) -> bytes:
         return await self._db.run(lambda conn: output.read(conn, job_id, stream, offset, account), snapshot=True)
 
-    async def extend_leases(self, owner: str, job_ids: Sequence[int], until: datetime) -> set[int]:
+    async def extend_leases(
+        self, owner: str, job_ids: Sequence[int], until: datetime, *, attempts: Mapping[int, int] | None = None
+    ) -> set[int]:
         if not job_ids:
             return set()
+        wanted = attempts or {}
 
         def extend(conn: sqlite3.Connection) -> set[int]:
             rows = conn.execute(
-                f"UPDATE jobs SET lease_expires_at = ? WHERE lease_owner = ? AND status = 'processing'"
-                f" AND id IN ({','.join('?' * len(job_ids))}) RETURNING id",
-                (to_ns(until), owner, *job_ids),
+                f"SELECT id, attempts FROM jobs WHERE lease_owner = ? AND status = 'processing'"
+                f" AND id IN ({','.join('?' * len(job_ids))})",
+                (owner, *job_ids),
             ).fetchall()
-            return {row["id"] for row in rows}
+            held = [row["id"] for row in rows if wanted.get(row["id"], row["attempts"]) == row["attempts"]]
+            conn.executemany("UPDATE jobs SET lease_expires_at = ? WHERE id = ?", [(to_ns(until), i) for i in held])
+            return set(held)
 
         return await self._db.run(extend, write=True)
 
-    async def mark_started(self, job_id: int, owner: str, container_id: str, container_started_at: datetime) -> None:
+    async def mark_started(
+        self,
+        job_id: int,
+        owner: str,
+        container_id: str,
+        container_started_at: datetime,
+        *,
+        attempt: int | None = None,
+    ) -> None:
         def update(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE jobs SET container_id = ?, container_started_at = ?"
-                " WHERE id = ? AND lease_owner = ? AND status = 'processing'",
-                (container_id, to_ns(container_started_at), job_id, owner),
+                f"UPDATE jobs SET container_id = ?, container_started_at = ? WHERE {output.HELD}",
+                (container_id, to_ns(container_started_at), job_id, owner, attempt, attempt),
             )
 
         await self._db.run(update, write=True)
 
-    async def finish(self, job_id: int, owner: str, outcome: Outcome) -> bool:
+    async def finish(self, job_id: int, owner: str, outcome: Outcome, *, attempt: int | None = None) -> bool:
         def update(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
-                "SELECT kill_requested FROM jobs WHERE id = ? AND lease_owner = ? AND status = 'processing'",
-                (job_id, owner),
+                f"SELECT kill_requested FROM jobs WHERE {output.HELD}", (job_id, owner, attempt, attempt)
             ).fetchone()
             if row is None:
                 return False

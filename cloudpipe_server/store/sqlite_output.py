@@ -13,11 +13,14 @@ from cloudpipe_server.errors import NotFound
 from cloudpipe_server.models import Job, JobStatus, OutputChunk, Stream
 from cloudpipe_server.store.common import read_from
 
-_HELD = "SELECT 1 FROM jobs WHERE id = ? AND lease_owner = ? AND status = 'processing'"
+# The lease is held: parameters id, owner, attempt, attempt (None: any attempt).
+HELD = "id = ? AND lease_owner = ? AND status = 'processing' AND (? IS NULL OR attempts = ?)"
 
 
-def append(conn: sqlite3.Connection, job_id: int, owner: str, chunks: Sequence[OutputChunk]) -> bool:
-    if conn.execute(_HELD, (job_id, owner)).fetchone() is None:
+def append(
+    conn: sqlite3.Connection, job_id: int, owner: str, chunks: Sequence[OutputChunk], attempt: int | None = None
+) -> bool:
+    if conn.execute(f"SELECT 1 FROM jobs WHERE {HELD}", (job_id, owner, attempt, attempt)).fetchone() is None:
         return False
     conn.executemany(
         'INSERT OR IGNORE INTO job_output (job_id, stream, "offset", data) VALUES (?, ?, ?, ?)',

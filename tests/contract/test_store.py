@@ -247,6 +247,31 @@ async def test_extend_leases_keeps_a_job_from_the_reaper(store: JobStore) -> Non
     assert await store.reap_expired(T0 + LEASE * 2, max_attempts=3) == []
 
 
+async def test_a_stale_attempt_of_the_same_owner_changes_nothing(store: JobStore) -> None:
+    """Run 1 is reaped and requeued, then the same server claims the job again (run 2)
+    while run 1 still goes on: run 1's lease operations must not touch run 2."""
+    job_id = await _running(store, restartable=True)
+    assert await store.append_output(job_id, "d1", [out(0, b"run 1 ")], attempt=1)
+    await store.reap_expired(T0 + LEASE * 2, max_attempts=3)
+    later = T0 + LEASE * 3
+    [again] = await store.claim("d1", later, LEASE, 1)
+    assert again.id == job_id and again.attempts == 2
+    assert await store.append_output(job_id, "d1", [out(0, b"run 2 ")], attempt=2)
+    assert not await store.append_output(job_id, "d1", [out(6, b"more of run 1")], attempt=1)
+    assert await store.extend_leases("d1", [job_id], later + LEASE * 9, attempts={job_id: 1}) == set()
+    await store.mark_started(job_id, "d1", "run-1-container", later, attempt=1)
+    assert not await store.finish(job_id, "d1", Outcome(JobStatus.DONE, later, stdout=b"run 1"), attempt=1)
+    job = await store.get(job_id)
+    assert job.status is JobStatus.PROCESSING and job.attempts == 2 and job.stdout == b"run 2 "
+    assert job.lease_expires_at == later + LEASE and job.container_id == ""
+    assert await store.extend_leases("d1", [job_id], later + LEASE * 2, attempts={job_id: 2}) == {job_id}
+    assert await store.extend_leases("d1", [job_id], later + LEASE * 2, attempts={}) == {job_id}, "unlisted: owner only"
+    await store.mark_started(job_id, "d1", "run-2-container", later, attempt=2)
+    assert await store.finish(job_id, "d1", Outcome(JobStatus.DONE, later, stdout=b"run 2"), attempt=2)
+    job = await store.get(job_id)
+    assert job.status is JobStatus.DONE and job.stdout == b"run 2" and job.container_id == "run-2-container"
+
+
 async def test_dependencies_wait_then_queue_or_fail(store: JobStore) -> None:
     [first] = await store.submit("alice", [spec("first")], T0)
     [second] = await store.submit("alice", [spec("second", depends_on=(first,))], T0)
