@@ -1,7 +1,8 @@
 """Brute-force protection: a small in-process token bucket per key (an account name, a
 source address). Only failures take tokens; tokens come back at a steady rate. While a
-key's bucket is empty, callers refuse the attempt without checking the credentials
-(so a guess is not even evaluated) and answer 429 / RESOURCE_EXHAUSTED.
+key's bucket is empty, callers refuse failed attempts (429 / RESOURCE_EXHAUSTED); a
+password attempt is refused before the password is even hashed. IPv6 sources count by
+their /64 (`address_key`), since one host commonly holds a whole /64.
 
 In-process on purpose: the auth service and the server are single processes, and a
 limiter shared through the store would turn every failed guess into a write.
@@ -9,6 +10,7 @@ limiter shared through the store would turn every failed guess into a write.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections.abc import Callable
@@ -25,6 +27,21 @@ class LimiterConfig:
     burst: int = 10
     refill_seconds: float = 6.0
     max_keys: int = 100_000
+
+
+def address_key(host: str) -> str:
+    """The limiter's name for a client address: an IPv4 address as is, an IPv6 address
+    by its /64 (`2001:db8:1:2::/64`), an IPv4-mapped IPv6 address as its IPv4 address;
+    anything that is not an address (`unknown`, a Unix socket path) unchanged."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class FailureLimiter:

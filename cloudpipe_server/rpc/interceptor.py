@@ -8,11 +8,14 @@ server log only.
 Credentials travel as metadata: `authorization: Bearer <api key>` and, optionally,
 `x-cloudpipe-account: <account name>`.
 
-Failed authentications are counted per peer address (`FailureLimiter`); past the
-budget a peer gets RESOURCE_EXHAUSTED without its credentials being checked. A call
-refused by authentication carries the trailing metadata `x-cloudpipe-auth`
-(`failed`, `throttled` or `unavailable`), so the HTTP gateway can tell an auth-service
-outage (ACONN) from a store outage.
+Failed authentications are counted per peer address (`FailureLimiter`; an IPv6 peer
+by its /64); past the budget a peer's failed attempts get RESOURCE_EXHAUSTED instead of
+UNAUTHENTICATED. The credentials are checked first and valid ones are never refused:
+many users share one peer behind the HTTP gateway, and one of them guessing keys must
+not lock the others (the admin included) out. A call refused by authentication
+carries the trailing metadata `x-cloudpipe-auth` (`failed`, `throttled` or
+`unavailable`), so the HTTP gateway can tell an auth-service outage (ACONN) from a
+store outage.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import grpc
 
 from cloudpipe_server.auth.base import Authenticator, Principal
-from cloudpipe_server.auth.ratelimit import FailureLimiter
+from cloudpipe_server.auth.ratelimit import FailureLimiter, address_key
 from cloudpipe_server.errors import CloudpipeError, TooManyAttempts, Unauthenticated, Unavailable, grpc_code
 
 log = logging.getLogger(__name__)
@@ -68,12 +72,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def authenticate(context: grpc.aio.ServicerContext) -> Principal:
             peer = f"peer:{_peer_host(context.peer())}"
             try:
-                if self._limiter is not None:
-                    self._limiter.check(peer)
                 try:
                     return await self._authenticator.authenticate(account, key)
                 except Unauthenticated:
                     if self._limiter is not None:
+                        self._limiter.check(peer)  # past the budget: throttled
                         self._limiter.fail(peer)
                     raise
             except CloudpipeError as exc:
@@ -85,11 +88,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 
 def _peer_host(peer: str | None) -> str:
-    """`ipv4:1.2.3.4:5678` -> `ipv4:1.2.3.4`; `ipv6:[::1]:5678` -> `ipv6:[::1]`."""
+    """The limiter's name for a gRPC peer: `ipv4:1.2.3.4:5678` -> `1.2.3.4`,
+    `ipv6:[2001:db8::1]:5678` -> `2001:db8::/64` (`address_key`); others unchanged."""
     if not peer:
         return "unknown"
-    if peer.startswith(("ipv4:", "ipv6:")):
-        return peer.rsplit(":", 1)[0]
+    kind, _, rest = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        return address_key(unquote(rest).rsplit(":", 1)[0])
     return peer
 
 

@@ -156,17 +156,37 @@ def test_an_auth_service_that_was_never_there_is_unavailable(pki_dir: Path, tmp_
         assert server.stop() == 0, server.log
 
 
-def test_failed_authentications_are_limited_per_peer(tmp_path: Path) -> None:
-    server = start_server(
-        tmp_path, env={"CLOUDPIPE_AUTH_FAILURE_BURST": "3", "CLOUDPIPE_AUTH_FAILURE_REFILL_SECONDS": "600"}
-    )
+STRICT = {"CLOUDPIPE_AUTH_FAILURE_BURST": "3", "CLOUDPIPE_AUTH_FAILURE_REFILL_SECONDS": "600"}
+
+
+def test_failed_authentications_are_limited_per_peer_but_a_valid_key_still_works(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env=STRICT)
     try:
         codes = [rpc_error(server, credentials("guess-" + secrets.token_hex(8))).code() for _ in range(4)]
         assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 3 + [grpc.StatusCode.RESOURCE_EXHAUSTED]
-        blocked = rpc_error(server, credentials(server.api_key))  # not even checked now
+        assert call(server, "QueueStats", pb.QueueStatsRequest(), credentials(server.api_key, "admin"))
+        blocked = rpc_error(server, credentials("guess-" + secrets.token_hex(8)))
         assert blocked.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "too many failed" in (blocked.details() or "")
         assert ("x-cloudpipe-auth", "throttled") in tuple(blocked.trailing_metadata() or ())
+    finally:
+        assert server.stop() == 0, server.log
+
+
+def test_one_client_guessing_keys_through_the_gateway_does_not_lock_out_the_others(tmp_path: Path) -> None:
+    """Every gateway user reaches the server from the gateway's address: one peer."""
+    server = start_server(tmp_path, env=STRICT)
+    try:
+        gateway = start_gateway(server.address, tmp_path)
+        try:
+            guesses = [
+                httpx.get(f"{gateway.url}/v1/job", auth=("admin", secrets.token_hex(8)), timeout=30) for _ in range(4)
+            ]
+            assert [r.status_code for r in guesses] == [401, 401, 401, 429]
+            admin = httpx.get(f"{gateway.url}/v1/job", auth=("admin", server.api_key), timeout=30)
+            assert admin.status_code == 200, admin.text
+        finally:
+            assert gateway.stop() == 0, gateway.log
     finally:
         assert server.stop() == 0, server.log
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cloudpipe_server.auth.ratelimit import address_key
 from tests.auth.support import AuthProcess, new_account, start_auth_service
 
 BURST = 3
@@ -59,3 +60,18 @@ def test_failed_key_checks_for_an_account_end_in_429_but_its_real_key_still_work
         assert statuses[:BURST] == [404] * BURST
         assert set(statuses[BURST:]) == {429}
         assert client.get("/v1/validate", params={"accountName": name, "apiKey": key}).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("host", "key"),
+    [
+        ("10.0.0.7", "10.0.0.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("[::1]", "::/64"),
+        ("::ffff:192.0.2.9", "192.0.2.9"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_an_ipv6_client_counts_by_its_64_since_one_host_holds_a_whole_64(host: str, key: str) -> None:
+    assert address_key(host) == key

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cloudpipe_server.auth.ratelimit import address_key
 from cloudpipe_server.errors import CloudpipeError, InvalidArgument, StoreUnavailable, TooManyAttempts, http_status
 
 log = logging.getLogger("cloudpipe_server.auth.access")
@@ -100,7 +101,8 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 def source(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client for the limiter's `source:` buckets: its address, an IPv6 one by its /64."""
+    return address_key(request.client.host) if request.client else "unknown"
 
 
 class AccessLog:
