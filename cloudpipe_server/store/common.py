@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobSpec, JobStatus
+from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobSpec, JobStatus, OutputChunk
 
 MAX_BACKOFF = timedelta(seconds=60)
 
@@ -114,11 +114,40 @@ def keys_of(specs: Iterable[JobSpec]) -> list[str]:
     return sorted({spec.idempotency_key for spec in specs if spec.idempotency_key})
 
 
-def read_from(chunks: Iterable[tuple[int, bytes]], offset: int) -> bytes:
-    """The bytes from `offset` on of a stream stored as (offset, data) chunks, given in
-    offset order; chunks that end before `offset` may be included or not."""
-    parts = []
-    for start, data in chunks:
-        if start + len(data) > offset:
-            parts.append(data[max(offset - start, 0) :])
+def unstored(chunks: Iterable[OutputChunk], ends: Mapping[int, int]) -> list[OutputChunk]:
+    """The parts of `chunks` (one append) that go beyond what is stored. `ends` maps a
+    stream (as int) to the end of its stored data, which is the end of its last chunk:
+    a chunk (or the part of one) that overlaps stored data, or an earlier chunk of the
+    same append, is dropped, so a stream's stored chunks never overlap. A retried append
+    that carries more bytes than the one that committed stores exactly the new ones."""
+    ends = dict(ends)
+    kept: list[OutputChunk] = []
+    for chunk in chunks:
+        stream, stop = int(chunk.stream), chunk.offset + len(chunk.data)
+        end = ends.get(stream, 0)
+        if stop <= end:
+            continue
+        skip = max(end - chunk.offset, 0)
+        kept.append(OutputChunk(chunk.stream, chunk.offset + skip, chunk.data[skip:]))
+        ends[stream] = stop
+    return kept
+
+
+def read_from(chunks: Iterable[tuple[int, int, bytes | None]], offset: int) -> bytes:
+    """The bytes from `offset` on of a stream stored as (start, length, data) chunks,
+    given in offset order from the stream's first chunk. The stream is what is
+    contiguous from offset 0: reading stops at the first gap, which is never bridged.
+    `data` may be None for a chunk that ends at or before `offset` (only its extent
+    counts); a None where bytes are needed ends the read too. Overlapping chunks (stored
+    before overlaps were trimmed) give each byte once."""
+    parts: list[bytes] = []
+    end = 0
+    for start, length, data in chunks:
+        if start > end:
+            break
+        if start + length > max(offset, end):
+            if data is None:
+                break
+            parts.append(data[max(offset, end) - start :])
+        end = max(end, start + length)
     return b"".join(parts)

@@ -1,5 +1,6 @@
 """Output of running jobs in the MongoDB store: one document per appended chunk in
-`job_output` ({job_id, attempt, stream, offset, data}, unique on the first four), so an
+`job_output` ({job_id, attempt, stream, offset, data, end}, unique on the first four;
+`end` = offset + length, absent from chunks of older versions), so an
 append writes only its own bytes and no job document grows towards the 16 MiB limit
 while the job runs. Chunks matter only while their job is PROCESSING: `finish`
 replaces them by the outcome's output, the reaper discards them (requeue) or moves them
@@ -12,7 +13,9 @@ the two steps, are never mixed into another attempt's output. An append checks t
 lease, inserts, then checks the lease again and deletes what it inserted if the lease
 was lost meanwhile. Readers of a PROCESSING job re-check after reading its chunks that
 the same attempt still runs (`still_running`), else read again: chunks are deleted only
-after their attempt ended. All functions block (the store runs them in a thread)."""
+after their attempt ended. A stream's chunks never overlap: an append stores only what
+goes beyond the end of the stream's last chunk (`common.unstored`); reads stop at the
+first gap (`common.read_from`). All functions block (the store runs them in a thread)."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from pymongo.errors import BulkWriteError
 
 from cloudpipe_server.errors import NotFound
 from cloudpipe_server.models import Job, JobStatus, OutputChunk, Stream
-from cloudpipe_server.store.common import read_from
+from cloudpipe_server.store.common import read_from, unstored
 from cloudpipe_server.store.mongodb_db import Doc
 
 _PROCESSING = JobStatus.PROCESSING.value
@@ -53,10 +56,11 @@ def append(
     if job is None:
         return False
     attempt = job["attempts"]
+    ends = {int(s): _stored_end(db, job_id, attempt, int(s)) for s in {c.stream for c in chunks if c.data}}
     docs = [
         {"job_id": job_id, "attempt": attempt, "stream": int(c.stream), "offset": c.offset, "data": Binary(c.data)}
-        for c in chunks
-        if c.data
+        | {"end": c.offset + len(c.data)}
+        for c in unstored(chunks, ends)
     ]
     if not docs:
         return True
@@ -74,15 +78,29 @@ def append(
     return True
 
 
+def _stored_end(db: Database[Doc], job_id: int, attempt: int, stream: int) -> int:
+    """The end of the stream's last chunk (0 without chunks)."""
+    where = {"job_id": job_id, "attempt": attempt, "stream": stream}
+    last = _output(db).find_one(where, {"offset": 1, "end": 1}, sort=[("offset", -1)])
+    if last is None:
+        return 0
+    if "end" not in last:  # stored by an older version
+        last = _output(db).find_one({"_id": last["_id"]}, {"offset": 1, "data": 1}) or {"offset": 0, "data": b""}
+        return int(last["offset"]) + len(last["data"])
+    return int(last["end"])
+
+
 def stream_from(db: Database[Doc], job_id: int, attempt: int, stream: Stream, offset: int) -> bytes:
-    """The stored chunks of one stream of one attempt, from `offset` on."""
+    """The stored chunks of one stream of one attempt, from `offset` on, up to its first
+    gap: the extents of all chunks, the bytes only of those that end after `offset`."""
     where: Doc = {"job_id": job_id, "attempt": attempt, "stream": int(stream)}
-    start = 0
-    if offset > 0:  # the chunk holding `offset`, then everything after it
-        floor = _output(db).find_one({**where, "offset": {"$lte": offset}}, {"offset": 1}, sort=[("offset", -1)])
-        start = floor["offset"] if floor else 0
-    docs = _output(db).find({**where, "offset": {"$gte": start}}, {"offset": 1, "data": 1}).sort("offset", 1)
-    return read_from(((doc["offset"], bytes(doc["data"])) for doc in docs), offset)
+    extents = list(_output(db).find(where, {"offset": 1, "end": 1}).sort("offset", 1))
+    if any("end" not in doc for doc in extents):  # chunks of an older version: read them all
+        docs = list(_output(db).find(where, {"offset": 1, "data": 1}).sort("offset", 1))
+        return read_from(((doc["offset"], len(doc["data"]), bytes(doc["data"])) for doc in docs), offset)
+    wanted = _output(db).find({**where, "end": {"$gt": offset}}, {"data": 1})
+    data = {doc["_id"]: bytes(doc["data"]) for doc in wanted}
+    return read_from(((doc["offset"], doc["end"] - doc["offset"], data.get(doc["_id"])) for doc in extents), offset)
 
 
 def with_live_output(db: Database[Doc], job: Job) -> Job:

@@ -171,7 +171,7 @@ class PostgresJobStore(JobStore):
         return sorted((_row_to_job(row) for row in rows), key=lambda job: job.id)
 
     async def owned(self, owner: str) -> list[Job]:
-        sql = SELECT_JOBS + " WHERE status = 'processing' AND lease_owner = %s ORDER BY id"
+        sql = SELECT_JOBS + b" WHERE status = 'processing' AND lease_owner = %s ORDER BY id"
         async with self._db.connection() as conn:
             return [_row_to_job(row) for row in await fetch_all(conn, sql, (owner,))]
 
@@ -346,7 +346,7 @@ async def _insert(conn: Conn, account: str, spec: JobSpec, now: datetime) -> int
 
 
 async def _get(conn: Conn, job_id: int, account: str | None) -> Job:
-    row = await fetch_one(conn, SELECT_JOBS + " WHERE id = %s", (job_id,))
+    row = await fetch_one(conn, SELECT_JOBS + b" WHERE id = %s", (job_id,))
     if row is None or (account is not None and row["account"] != account):
         raise NotFound(f"job {job_id} not found")
     return _row_to_job(row)
@@ -373,8 +373,8 @@ def _row_to_job(row: DictRow) -> Job:
     times: dict[str, Any] = {name: from_ns(row[name]) for name in _TIME_FIELDS}
     blobs: dict[str, Any] = {name: bytes(row[name]) for name in ("stdout", "stderr", "result")}
     for name in ("stdout", "stderr"):  # a PROCESSING job's output so far (the SELECT_JOBS columns)
-        if row.get(f"live_{name}") is not None:
-            blobs[name] = bytes(row[f"live_{name}"])
+        if (so_far := output.live(row, name)) is not None:
+            blobs[name] = so_far
     return Job(
         spec=spec_from_doc(row["spec"], bytes(row["stdin"])),
         status=JobStatus(row["status"]),

@@ -1,5 +1,7 @@
 """Output of running jobs in the SQLite store: chunks in `job_output`, one row per
-appended chunk, so an append writes only its own bytes. Chunks exist only while a job
+appended chunk, so an append writes only its own bytes. A stream's chunks never overlap
+(an append stores only what goes beyond the stream's stored end, `common.unstored`),
+and reads stop at the first gap (`common.read_from`). Chunks exist only while a job
 is PROCESSING: `finish` replaces them by the outcome's output, the reaper discards them
 (requeue) or moves them into the job's row (stall). Every function here runs inside
 the caller's transaction (`SqliteDatabase.run`)."""
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 
 from cloudpipe_server.errors import NotFound
 from cloudpipe_server.models import Job, JobStatus, OutputChunk, Stream
-from cloudpipe_server.store.common import read_from
+from cloudpipe_server.store.common import read_from, unstored
 
 # The lease is held: parameters id, owner, attempt, attempt (None: any attempt).
 HELD = "id = ? AND lease_owner = ? AND status = 'processing' AND (? IS NULL OR attempts = ?)"
@@ -22,21 +24,30 @@ def append(
 ) -> bool:
     if conn.execute(f"SELECT 1 FROM jobs WHERE {HELD}", (job_id, owner, attempt, attempt)).fetchone() is None:
         return False
+    ends: dict[int, int] = {}
+    for stream in {int(chunk.stream) for chunk in chunks}:
+        last = conn.execute(
+            'SELECT "offset" + length(data) AS stop FROM job_output WHERE job_id = ? AND stream = ?'
+            ' ORDER BY "offset" DESC LIMIT 1',
+            (job_id, stream),
+        ).fetchone()
+        ends[stream] = last["stop"] if last else 0
     conn.executemany(
         'INSERT OR IGNORE INTO job_output (job_id, stream, "offset", data) VALUES (?, ?, ?, ?)',
-        [(job_id, int(chunk.stream), chunk.offset, chunk.data) for chunk in chunks if chunk.data],
+        [(job_id, int(chunk.stream), chunk.offset, chunk.data) for chunk in unstored(chunks, ends)],
     )
     return True
 
 
 def stream_from(conn: sqlite3.Connection, job_id: int, stream: Stream, offset: int) -> bytes:
-    """The stored chunks of one stream, from `offset` on."""
+    """The stored chunks of one stream, from `offset` on, up to its first gap. Every
+    chunk's extent is read (length() reads no blob), the bytes only from `offset` on."""
     rows = conn.execute(
-        'SELECT "offset", data FROM job_output WHERE job_id = ? AND stream = ? AND "offset" + length(data) > ?'
-        ' ORDER BY "offset"',
-        (job_id, int(stream), offset),
+        'SELECT "offset", length(data) AS n, CASE WHEN "offset" + length(data) > ? THEN data END AS data'
+        ' FROM job_output WHERE job_id = ? AND stream = ? ORDER BY "offset"',
+        (offset, job_id, int(stream)),
     )
-    return read_from(((row["offset"], bytes(row["data"])) for row in rows), offset)
+    return read_from(((row["offset"], row["n"], row["data"]) for row in rows), offset)
 
 
 def with_live_output(conn: sqlite3.Connection, job: Job) -> Job:

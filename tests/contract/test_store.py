@@ -543,6 +543,34 @@ async def test_a_retried_append_is_harmless(store: JobStore) -> None:
     assert job.stdout == b"abcdef" and job.stderr == b"e"
 
 
+async def test_a_retried_append_with_more_bytes_stores_exactly_the_new_ones(store: JobStore) -> None:
+    """An append that raised StoreUnavailable may have committed; the writer retries from
+    the same offset with more bytes (merged with newer output)."""
+    data = b"0123456789ab"
+    job_id = await _running(store)
+    assert await store.append_output(job_id, "d1", [out(0, data[:4]), err(0, b"e")])
+    assert await store.append_output(job_id, "d1", [out(0, data), err(0, b"ef")])
+    assert (await store.get(job_id)).stdout == data and (await store.get(job_id)).stderr == b"ef"
+    assert await store.read_output(job_id, Stream.STDOUT, 0) == data
+    assert await store.read_output(job_id, Stream.STDOUT, 6) == data[6:]
+    assert await store.append_output(job_id, "d1", [out(10, b"abcd"), out(12, b"cdef"), out(2, b"23")])
+    assert await store.read_output(job_id, Stream.STDOUT, 0) == data + b"cdef"
+    assert await store.finish(job_id, "d1", Outcome(JobStatus.DONE, T0))
+
+
+async def test_a_gap_in_appended_output_is_never_bridged(store: JobStore) -> None:
+    job_id = await _running(store)
+    assert await store.append_output(job_id, "d1", [out(0, b"0123"), out(8, b"89ab")])
+    assert (await store.get(job_id)).stdout == b"0123", "the stream stops at the gap"
+    assert await store.read_output(job_id, Stream.STDOUT, 0) == b"0123"
+    assert await store.read_output(job_id, Stream.STDOUT, 2) == b"23"
+    assert await store.read_output(job_id, Stream.STDOUT, 4) == b""
+    assert await store.read_output(job_id, Stream.STDOUT, 9) == b"", "past the gap is past the stream's end"
+    assert [j.stdout for j in await store.owned("d1")] == [b"0123"]
+    [stalled] = await store.reap_expired(T0 + LEASE * 2, max_attempts=3)
+    assert stalled.status is JobStatus.STALLED and stalled.stdout == b"0123", "the kept output stops there too"
+
+
 async def test_finish_replaces_appended_output(store: JobStore) -> None:
     job_id = await _running(store)
     assert await store.append_output(job_id, "d1", [out(0, b"partial, truncated"), err(0, b"noise")])
