@@ -12,6 +12,19 @@ from datetime import datetime, timedelta
 from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobSpec, JobStatus, OutputChunk
 
 MAX_BACKOFF = timedelta(seconds=60)
+INT64_MAX = 2**63 - 1
+
+
+def int64(value: int) -> int:
+    """`value` clamped to the signed 64-bit range that every backend stores: ids and
+    offsets arrive as uint64 (a clamped id is not found; a clamped offset is past the end)."""
+    return max(-(2**63), min(value, INT64_MAX))
+
+
+def offset64(offset: int) -> int:
+    """A read offset clamped to [0, 2**63 - 2]: `offset + 1` (SQL's 1-based positions)
+    still fits in 64 bits, and an offset that large is past the end of any stream."""
+    return max(0, min(offset, INT64_MAX - 1))
 
 
 def backoff(attempts: int) -> timedelta:

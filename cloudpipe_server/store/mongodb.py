@@ -54,7 +54,7 @@ from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, J
 from cloudpipe_server.store import mongodb_output as output
 from cloudpipe_server.store.base import JobStore
 from cloudpipe_server.store.codec import collected_to_doc, to_ns
-from cloudpipe_server.store.common import decide_reap, dedupe, keys_of
+from cloudpipe_server.store.common import decide_reap, dedupe, int64, keys_of, offset64
 from cloudpipe_server.store.mongodb_db import Doc, MongoDatabase
 from cloudpipe_server.store.mongodb_dependencies import settle_waiting
 from cloudpipe_server.store.mongodb_documents import NOT_STARTED, doc_to_job, new_doc
@@ -112,11 +112,13 @@ class MongoJobStore(JobStore):
             )
             assert counter is not None, "initialize() creates the counter"
             ids = list(range(counter["seq"] - len(fresh) + 1, counter["seq"] + 1))
-            wanted = sorted({dep for spec in fresh for dep in spec.depends_on})
+            wanted = sorted({int64(dep) for spec in fresh for dep in spec.depends_on})
             mine = self._jobs.find({"_id": {"$in": wanted}, "account": account}, {"_id": 1}, session=session)
             known = {d["_id"] for d in mine} if wanted else set()
             for index, spec in enumerate(fresh):  # a job may depend on an earlier one of its batch
-                if missing := sorted(set(spec.depends_on) - known - set(ids[:index])):
+                if missing := sorted(
+                    {d for d in spec.depends_on if int64(d) != d} | (set(spec.depends_on) - known - set(ids[:index]))
+                ):
                     raise InvalidArgument(f"depends_on: job {missing[0]} not found")
             documents = [new_doc(job_id, account, spec, now) for job_id, spec in zip(ids, fresh, strict=True)]
             return plan.ids(self._insert(documents, session))
@@ -160,6 +162,7 @@ class MongoJobStore(JobStore):
         return await self._mongo.run(self._get, job_id, account)
 
     def _get(self, job_id: int, account: str | None) -> Job:
+        job_id = int64(job_id)
         while True:
             doc = self._jobs.find_one({"_id": job_id})
             if doc is None or (account is not None and doc["account"] != account):
@@ -170,9 +173,9 @@ class MongoJobStore(JobStore):
 
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
         filters: list[tuple[object, str, str, object]] = [
-            (query.ids, "_id", "$in", list(query.ids)),
-            (query.after_id, "_id", "$gte", query.after_id),
-            (query.before_id, "_id", "$lt", query.before_id),
+            (query.ids, "_id", "$in", [int64(i) for i in query.ids]),
+            (query.after_id, "_id", "$gte", int64(query.after_id)),
+            (query.before_id, "_id", "$lt", int64(query.before_id)),
             (query.created_after, "created_at", "$gte", to_ns(query.created_after)),
             (query.created_before, "created_at", "$lt", to_ns(query.created_before)),
             (query.names, "name", "$in", list(query.names)),
@@ -234,7 +237,7 @@ class MongoJobStore(JobStore):
         return await self._mongo.run(output.append, self._mongo.db, job_id, owner, chunks, attempt)
 
     async def read_output(self, job_id: int, stream: Stream, offset: int, account: str | None = None) -> bytes:
-        return await self._mongo.run(output.read, self._mongo.db, job_id, stream, offset, account)
+        return await self._mongo.run(output.read, self._mongo.db, int64(job_id), stream, offset64(offset), account)
 
     async def extend_leases(
         self, owner: str, job_ids: Sequence[int], until: datetime, *, attempts: Mapping[int, int] | None = None
@@ -324,7 +327,7 @@ class MongoJobStore(JobStore):
 
     async def kill_requested(self, job_ids: Sequence[int]) -> set[int]:
         def read() -> set[int]:
-            where = {"_id": {"$in": list(job_ids)}, "kill_requested": True, "status": _PROCESSING}
+            where = {"_id": {"$in": [int64(i) for i in job_ids]}, "kill_requested": True, "status": _PROCESSING}
             return {doc["_id"] for doc in self._jobs.find(where, {"_id": 1})}
 
         return await self._mongo.run(read) if job_ids else set()

@@ -43,7 +43,7 @@ from cloudpipe_server.store.codec import (
     spec_to_doc,
     to_ns,
 )
-from cloudpipe_server.store.common import decide_reap, dedupe, keys_of
+from cloudpipe_server.store.common import decide_reap, dedupe, int64, keys_of, offset64
 from cloudpipe_server.store.postgres_db import Conn, PostgresDatabase, advisory_lock, fetch_all, fetch_one
 from cloudpipe_server.store.postgres_dependencies import settle_waiting
 from cloudpipe_server.store.postgres_output import SELECT_JOBS
@@ -137,11 +137,11 @@ class PostgresJobStore(JobStore):
 
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
         filters: list[tuple[object, LiteralString, object]] = [
-            (query.ids, "id = ANY(%s)", list(query.ids)),
+            (query.ids, "id = ANY(%s)", [int64(i) for i in query.ids]),
             (query.names, "name = ANY(%s)", list(query.names)),
             (query.statuses, "status = ANY(%s)", [s.value for s in query.statuses]),
-            (query.after_id, "id >= %s", query.after_id),
-            (query.before_id, "id < %s", query.before_id),
+            (query.after_id, "id >= %s", int64(query.after_id)),
+            (query.before_id, "id < %s", int64(query.before_id)),
             (query.created_after, "created_at >= %s", to_ns(query.created_after)),
             (query.created_before, "created_at < %s", to_ns(query.created_before)),
         ]
@@ -183,7 +183,7 @@ class PostgresJobStore(JobStore):
 
     async def read_output(self, job_id: int, stream: Stream, offset: int, account: str | None = None) -> bytes:
         async with self._db.connection() as conn:
-            return await output.read(conn, job_id, stream, offset, account)
+            return await output.read(conn, int64(job_id), stream, offset64(offset), account)
 
     async def extend_leases(
         self, owner: str, job_ids: Sequence[int], until: datetime, *, attempts: Mapping[int, int] | None = None
@@ -267,7 +267,7 @@ class PostgresJobStore(JobStore):
             rows = await fetch_all(
                 conn,
                 "SELECT id FROM jobs WHERE kill_requested AND status = 'processing' AND id = ANY(%s)",
-                (list(job_ids),),
+                ([int64(i) for i in job_ids],),
             )
         return {row["id"] for row in rows}
 
@@ -334,9 +334,11 @@ async def _insert(conn: Conn, account: str, spec: JobSpec, now: datetime) -> int
     """Insert one job (inside the locked transaction), checking its dependencies."""
     if spec.depends_on:
         found = await fetch_all(
-            conn, "SELECT id FROM jobs WHERE id = ANY(%s) AND account = %s", (list(spec.depends_on), account)
+            conn,
+            "SELECT id FROM jobs WHERE id = ANY(%s) AND account = %s",
+            ([int64(d) for d in spec.depends_on], account),
         )
-        if missing := sorted(set(spec.depends_on) - {row["id"] for row in found}):
+        if missing := sorted(d for d in set(spec.depends_on) if int64(d) != d or d not in {row["id"] for row in found}):
             raise InvalidArgument(f"depends_on: job {missing[0]} not found")
     status = JobStatus.WAITING if spec.depends_on else JobStatus.QUEUED
     values = (account, spec.name, status.value, Jsonb(spec_to_doc(spec)), spec.stdin, list(spec.depends_on))
@@ -346,7 +348,7 @@ async def _insert(conn: Conn, account: str, spec: JobSpec, now: datetime) -> int
 
 
 async def _get(conn: Conn, job_id: int, account: str | None) -> Job:
-    row = await fetch_one(conn, SELECT_JOBS + b" WHERE id = %s", (job_id,))
+    row = await fetch_one(conn, SELECT_JOBS + b" WHERE id = %s", (int64(job_id),))
     if row is None or (account is not None and row["account"] != account):
         raise NotFound(f"job {job_id} not found")
     return _row_to_job(row)

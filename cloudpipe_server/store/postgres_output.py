@@ -70,7 +70,8 @@ _INSERT = """
 _READ = """
     SELECT jobs.account, jobs.status = 'processing' AS running,
         CASE WHEN jobs.status <> 'processing'
-            THEN substring(CASE WHEN %(stream)s = 1 THEN stdout ELSE stderr END FROM %(offset)s::int + 1) END AS tail,
+            THEN substring(CASE WHEN %(stream)s = 1 THEN stdout ELSE stderr END
+                FROM least(%(offset)s::bigint, 2147483646)::int + 1) END AS tail,
         o."offset", o.n, o.data
     FROM jobs LEFT JOIN LATERAL (
         SELECT "offset", length(data) AS n, CASE WHEN "offset" + length(data) > %(offset)s::bigint THEN data END AS data

@@ -30,7 +30,7 @@ from cloudpipe_server.store.codec import (
     spec_to_doc,
     to_ns,
 )
-from cloudpipe_server.store.common import decide_reap, decide_settle, dedupe, keys_of
+from cloudpipe_server.store.common import decide_reap, decide_settle, dedupe, int64, keys_of, offset64
 from cloudpipe_server.store.sqlite_db import SqliteDatabase
 from cloudpipe_server.store.sqlite_schema import MIGRATIONS
 
@@ -74,7 +74,7 @@ class SqliteJobStore(JobStore):
             ids: list[int] = []
             for spec in plan.fresh:
                 for dep in spec.depends_on:
-                    row = conn.execute("SELECT account FROM jobs WHERE id = ?", (dep,)).fetchone()
+                    row = conn.execute("SELECT account FROM jobs WHERE id = ?", (int64(dep),)).fetchone()
                     if row is None or row["account"] != account:
                         raise InvalidArgument(f"depends_on: job {dep} not found")
                 status = JobStatus.WAITING if spec.depends_on else JobStatus.QUEUED
@@ -111,16 +111,16 @@ class SqliteJobStore(JobStore):
         for column, values in (("id", query.ids), ("name", query.names)):
             if values:
                 clauses.append(f"{column} IN ({','.join('?' * len(values))})")
-                params.extend(values)
+                params.extend(int64(v) if isinstance(v, int) else v for v in values)
         if query.statuses:
             clauses.append(f"status IN ({','.join('?' * len(query.statuses))})")
             params.extend(s.value for s in query.statuses)
         if query.after_id:
             clauses.append("id >= ?")
-            params.append(query.after_id)
+            params.append(int64(query.after_id))
         if query.before_id:
             clauses.append("id < ?")
-            params.append(query.before_id)
+            params.append(int64(query.before_id))
         if query.created_after is not None:
             clauses.append("created_at >= ?")
             params.append(to_ns(query.created_after))
@@ -169,6 +169,7 @@ class SqliteJobStore(JobStore):
         return await self._db.run(lambda conn: output.append(conn, job_id, owner, chunks, attempt), write=True)
 
     async def read_output(self, job_id: int, stream: Stream, offset: int, account: str | None = None) -> bytes:
+        job_id, offset = int64(job_id), offset64(offset)
         return await self._db.run(lambda conn: output.read(conn, job_id, stream, offset, account), snapshot=True)
 
     async def extend_leases(
@@ -274,7 +275,7 @@ class SqliteJobStore(JobStore):
             rows = conn.execute(
                 f"SELECT id FROM jobs WHERE kill_requested = 1 AND status = 'processing'"
                 f" AND id IN ({','.join('?' * len(job_ids))})",
-                tuple(job_ids),
+                tuple(map(int64, job_ids)),
             )
             return {row["id"] for row in rows}
 
@@ -325,7 +326,7 @@ class SqliteJobStore(JobStore):
 
 
 def _get(conn: sqlite3.Connection, job_id: int, account: str | None) -> Job:
-    row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    row = conn.execute("SELECT * FROM jobs WHERE id = ?", (int64(job_id),)).fetchone()
     if row is None or (account is not None and row["account"] != account):
         raise NotFound(f"job {job_id} not found")
     return _row_to_job(row)

@@ -62,7 +62,9 @@ def read(conn: sqlite3.Connection, job_id: int, stream: Stream, offset: int, acc
     column = "stdout" if stream is Stream.STDOUT else "stderr"
     offset = max(offset, 0)
     row = conn.execute(
-        f"SELECT account, status, substr({column}, ?) AS tail FROM jobs WHERE id = ?", (offset + 1, job_id)
+        # substr() misreads huge positions; a blob is shorter than 2**31 bytes
+        f"SELECT account, status, substr({column}, ?) AS tail FROM jobs WHERE id = ?",
+        (min(offset, 2**31 - 1) + 1, job_id),
     )
     found = row.fetchone()
     if found is None or (account is not None and found["account"] != account):

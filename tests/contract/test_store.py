@@ -514,6 +514,32 @@ async def test_output_appended_while_running_is_visible_and_readable_from_an_off
     assert await store.read_output(queued, Stream.STDOUT, 0) == b""
 
 
+async def test_uint64_offsets_and_ids_are_past_the_end_or_not_found(store: JobStore) -> None:
+    """Offsets and ids arrive as uint64: past 2**31 and 2**63 they must not overflow."""
+    running = await _running(store)
+    assert await store.append_output(running, "d1", [out(0, b"so far")])
+    [done] = await store.submit("alice", [spec()], T0)
+    assert [j.id for j in await store.claim("d1", T0, LEASE, 1)] == [done]
+    assert await store.finish(done, "d1", Outcome(JobStatus.DONE, T0, stdout=b"all of it"))
+    for job_id in (running, done):
+        for offset in (2**31, 2**40, 2**63 - 1, 2**63, 2**64 - 1):
+            assert await store.read_output(job_id, Stream.STDOUT, offset) == b"", (job_id, offset)
+    assert await store.read_output(done, Stream.STDOUT, 4) == b"of it"
+    for huge in (2**40, 2**63, 2**64 - 1):
+        with pytest.raises(NotFound):
+            await store.get(huge)
+        with pytest.raises(NotFound):
+            await store.read_output(huge, Stream.STDOUT, 2**63)
+        with pytest.raises(NotFound):
+            await store.request_kill(huge, "alice", T0)
+        with pytest.raises(InvalidArgument):
+            await store.submit("alice", [spec(depends_on=(huge,))], T0)
+        assert await store.kill_requested([huge]) == set()
+        assert await store.list_jobs("alice", JobQuery(ids=(huge,))) == []
+        assert await store.list_jobs("alice", JobQuery(after_id=huge)) == []
+    assert len(await store.list_jobs("alice", JobQuery(before_id=2**64 - 1))) == 2
+
+
 async def test_append_after_losing_the_lease_stores_nothing(store: JobStore) -> None:
     job_id = await _running(store, restartable=True)
     assert await store.append_output(job_id, "d1", [out(0, b"first run\n")])
