@@ -46,10 +46,12 @@ class JobStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def get(self, job_id: int, account: str | None = None) -> Job:
+    async def get(self, job_id: int, account: str | None = None, *, with_output: bool = True) -> Job:
         """Return the job. Raises NotFound when it is missing or, with `account`
         given, belongs to another account. A PROCESSING job's stdout/stderr hold the
-        output appended so far."""
+        output appended so far; with `with_output=False` they are left empty (b"")
+        instead, sparing the read of its chunks, for callers that need only the
+        status. A finished job's outputs are always there."""
 
     @abc.abstractmethod
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:

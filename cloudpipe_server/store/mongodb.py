@@ -158,15 +158,17 @@ class MongoJobStore(JobStore):
                 ids[index], done = twin["_id"], index + 1
         return ids
 
-    async def get(self, job_id: int, account: str | None = None) -> Job:
-        return await self._mongo.run(self._get, job_id, account)
+    async def get(self, job_id: int, account: str | None = None, *, with_output: bool = True) -> Job:
+        return await self._mongo.run(self._get, job_id, account, with_output)
 
-    def _get(self, job_id: int, account: str | None) -> Job:
+    def _get(self, job_id: int, account: str | None, with_output: bool = True) -> Job:
         job_id = int64(job_id)
         while True:
             doc = self._jobs.find_one({"_id": job_id})
             if doc is None or (account is not None and doc["account"] != account):
                 raise NotFound(f"job {job_id} not found")
+            if not with_output:
+                return doc_to_job(doc)
             job = output.with_live_output(self._mongo.db, doc_to_job(doc))
             if job.status is not JobStatus.PROCESSING or output.still_running(self._mongo.db, job_id, job.attempts):
                 return job

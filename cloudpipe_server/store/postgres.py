@@ -131,9 +131,9 @@ class PostgresJobStore(JobStore):
                 await settle_waiting(conn, now)
             return plan.ids(ids)
 
-    async def get(self, job_id: int, account: str | None = None) -> Job:
+    async def get(self, job_id: int, account: str | None = None, *, with_output: bool = True) -> Job:
         async with self._db.connection() as conn:
-            return await _get(conn, job_id, account)
+            return await _get(conn, job_id, account, with_output=with_output)
 
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
         filters: list[tuple[object, LiteralString, object]] = [
@@ -347,8 +347,9 @@ async def _insert(conn: Conn, account: str, spec: JobSpec, now: datetime) -> int
     return int(row["id"])
 
 
-async def _get(conn: Conn, job_id: int, account: str | None) -> Job:
-    row = await fetch_one(conn, SELECT_JOBS + b" WHERE id = %s", (int64(job_id),))
+async def _get(conn: Conn, job_id: int, account: str | None, *, with_output: bool = True) -> Job:
+    select = SELECT_JOBS if with_output else b"SELECT * FROM jobs"
+    row = await fetch_one(conn, select + b" WHERE id = %s", (int64(job_id),))
     if row is None or (account is not None and row["account"] != account):
         raise NotFound(f"job {job_id} not found")
     return _row_to_job(row)

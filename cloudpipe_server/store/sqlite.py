@@ -99,10 +99,12 @@ class SqliteJobStore(JobStore):
 
         return await self._db.run(insert, write=True)
 
-    async def get(self, job_id: int, account: str | None = None) -> Job:
+    async def get(self, job_id: int, account: str | None = None, *, with_output: bool = True) -> Job:
         def read(conn: sqlite3.Connection) -> Job:
             return output.with_live_output(conn, _get(conn, job_id, account))
 
+        if not with_output:
+            return await self._db.run(lambda conn: _get(conn, job_id, account))
         return await self._db.run(read, snapshot=True)
 
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:

@@ -540,6 +540,19 @@ async def test_uint64_offsets_and_ids_are_past_the_end_or_not_found(store: JobSt
     assert len(await store.list_jobs("alice", JobQuery(before_id=2**64 - 1))) == 2
 
 
+async def test_get_without_output_skips_a_running_jobs_chunks(store: JobStore) -> None:
+    job_id = await _running(store)
+    assert await store.append_output(job_id, "d1", [out(0, b"so far"), err(0, b"warn")])
+    job = await store.get(job_id, "alice", with_output=False)
+    assert job.status is JobStatus.PROCESSING and job.lease_owner == "d1" and job.attempts == 1
+    assert job.stdout == b"" and job.stderr == b""
+    assert (await store.get(job_id, "alice")).stdout == b"so far", "with output by default"
+    with pytest.raises(NotFound):
+        await store.get(job_id, "bob", with_output=False)
+    assert await store.finish(job_id, "d1", Outcome(JobStatus.DONE, T0, stdout=b"final"))
+    assert (await store.get(job_id, with_output=False)).stdout == b"final", "a finished job's output is its row"
+
+
 async def test_append_after_losing_the_lease_stores_nothing(store: JobStore) -> None:
     job_id = await _running(store, restartable=True)
     assert await store.append_output(job_id, "d1", [out(0, b"first run\n")])
