@@ -27,6 +27,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--default-image", help="image of jobs without a layer (CLOUDPIPE_GATEWAY_DEFAULT_IMAGE)")
     parser.add_argument("--max-body-bytes", type=int, help="largest request body (CLOUDPIPE_GATEWAY_MAX_BODY_BYTES)")
     parser.add_argument(
+        "--max-concurrency", type=int, help="requests served at once, 503 beyond (CLOUDPIPE_GATEWAY_MAX_CONCURRENCY)"
+    )
+    parser.add_argument(
         "--rpc-timeout", type=float, help="deadline of each gRPC call, s (CLOUDPIPE_GATEWAY_RPC_TIMEOUT)"
     )
     parser.add_argument("--auth-address", help="address reported by /v1/auth_service (CLOUDPIPE_GATEWAY_AUTH_ADDRESS)")
@@ -59,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=level.lower(),
         access_log=settings.access_log,
         server_header=False,  # the Go server sent none
+        limit_concurrency=settings.max_concurrency,
         loop="asyncio",  # grpc.aio runs on the standard event loop
         lifespan="on",
         timeout_graceful_shutdown=10,

@@ -14,6 +14,7 @@ deadline, since multyvac sets no HTTP timeout and would wait forever.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -108,9 +109,9 @@ class Gateway:
             log.info("%s for %s failed: %s %s", method, caller.account, exc.code().name, exc.details())
             raise multyvac.rpc_failure(op, exc, caller.account, jid) from None
 
-    async def _authenticate(self, caller: Caller) -> None:
+    async def _authenticate(self, caller: Caller, op: str = "probe") -> None:
         """Have the server check the credentials, with a List that cannot match anything."""
-        await self._call("probe", "List", pb.ListJobsRequest(ids=[multyvac.MAX_JID], limit=1), caller)
+        await self._call(op, "List", pb.ListJobsRequest(ids=[multyvac.MAX_JID], limit=1), caller)
 
     async def _verified(self, caller: Caller, error: ApiError) -> ApiError:
         """`error`, once the server has accepted the credentials: the Go server
@@ -126,7 +127,9 @@ class Gateway:
             raise multyvac.afail(account)
         return Caller(account, metadata)
 
-    async def _body(self, request: Request, caller: Caller, kill: bool = False) -> bytes:
+    async def _body(self, request: Request, caller: Caller, kill: bool = False, verified: bool = False) -> bytes:
+        """The request body, at most `max_body_bytes` of it (413 beyond, once the
+        credentials are known good: `verified` says they already are)."""
         limit = self._settings.max_body_bytes
         declared = request.headers.get("content-length", "")
         too_large = declared.isdigit() and int(declared) > limit
@@ -140,7 +143,8 @@ class Gateway:
                     break
                 chunks.append(chunk)
         if too_large:
-            raise await self._verified(caller, multyvac.body_too_large(limit, kill))
+            error = multyvac.body_too_large(limit, kill)
+            raise error if verified else await self._verified(caller, error)
         return b"".join(chunks)
 
     # -- routes ---------------------------------------------------------------------------
@@ -169,11 +173,11 @@ class Gateway:
 
     async def _submit(self, request: Request) -> Reply:
         caller = self._caller(request)
-        body = await self._body(request, caller)
-        try:
-            specs = multyvac.parse_submission(body, self._settings.default_image)
-        except ApiError as exc:
-            raise await self._verified(caller, exc) from None
+        # As Go: credentials first, so bad ones cost neither buffering nor parsing a body.
+        await self._authenticate(caller, "submit_check")
+        body = await self._body(request, caller, verified=True)
+        # Parsing a large body takes a while: not on the event loop.
+        specs = await asyncio.to_thread(multyvac.parse_submission, body, self._settings.default_image)
         response = await self._call("submit", "Submit", pb.SubmitRequest(jobs=specs), caller)
         return multyvac.json_reply({"jids": list(response.ids)})
 

@@ -27,7 +27,9 @@ class GatewaySettings:
     # Image of jobs that name no `layer`: multyvac's submit() needs Python 2.7 + multyvac.
     default_image: str = DEFAULT_IMAGE
     # Larger request bodies get 413 JPRS before anything is parsed.
-    max_body_bytes: int = 64 << 20
+    max_body_bytes: int = 16 << 20
+    # Requests served at once (uvicorn's limit_concurrency); more get 503 (multyvac retries).
+    max_concurrency: int = 500
     # Deadline of every gRPC call: multyvac has no HTTP timeout, so the gateway never waits longer.
     rpc_timeout: float = 15.0
     # What GET /v1/auth_service reports (spec 2.4.1); "null" while no auth service exists.
@@ -59,6 +61,7 @@ class GatewaySettings:
             "server": "CLOUDPIPE_ADDRESS",
             "default_image": "CLOUDPIPE_GATEWAY_DEFAULT_IMAGE",
             "max_body_bytes": "CLOUDPIPE_GATEWAY_MAX_BODY_BYTES",
+            "max_concurrency": "CLOUDPIPE_GATEWAY_MAX_CONCURRENCY",
             "rpc_timeout": "CLOUDPIPE_GATEWAY_RPC_TIMEOUT",
             "auth_address": "CLOUDPIPE_GATEWAY_AUTH_ADDRESS",
             "auth_style": "CLOUDPIPE_GATEWAY_AUTH_STYLE",
@@ -82,6 +85,8 @@ class GatewaySettings:
         self.host_port  # noqa: B018 - raises for a malformed address
         if self.max_body_bytes < 1:
             raise SettingsError("CLOUDPIPE_GATEWAY_MAX_BODY_BYTES must be positive")
+        if self.max_concurrency < 1:
+            raise SettingsError("CLOUDPIPE_GATEWAY_MAX_CONCURRENCY must be positive")
         if self.rpc_timeout <= 0:
             raise SettingsError("CLOUDPIPE_GATEWAY_RPC_TIMEOUT must be positive")
         if not self.default_image:

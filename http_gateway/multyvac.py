@@ -112,7 +112,7 @@ def wtf(detail: str) -> ApiError:
 
 def rpc_failure(op: str, error: grpc.aio.AioRpcError, account: str, jid: int = 0) -> ApiError:
     """The original error for a failed gRPC call of `op` (submit, list, stats, kill,
-    kill_all, probe); "the server decides" about credentials, the gateway only translates."""
+    kill_all, probe, submit_check); "the server decides" about credentials, the gateway only translates."""
     code = error.code()
     detail = error.details() or code.name
     if code is grpc.StatusCode.UNAUTHENTICATED:
@@ -126,6 +126,8 @@ def rpc_failure(op: str, error: grpc.aio.AioRpcError, account: str, jid: int = 0
         return aconn(detail)
     if auth == "throttled":
         return ApiError(429, "AFAIL", f"Unable to authenticate account [{account}]: {detail}", _AFAIL_HINT)
+    if op == "submit_check":  # the credential check before a submit: nothing was enqueued
+        return ApiError(503, "JQUEUE", "Unable to enqueue your job.", retry=True)
     rejected = code in (
         grpc.StatusCode.INVALID_ARGUMENT,
         grpc.StatusCode.NOT_FOUND,

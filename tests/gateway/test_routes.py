@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import json
+import socket
 from collections.abc import Callable
-from http.client import HTTPConnection
+from http.client import HTTPConnection, HTTPResponse
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.gateway.conftest import Stack
+from tests.gateway.conftest import MAX_BODY, Stack
 from tests.gateway.support import assert_api_error, start_gateway
 
 GO_404 = b"404 page not found\n"
@@ -164,6 +166,23 @@ def test_bad_credentials_win_over_bad_input_as_in_go(stack: Stack) -> None:
     assert_api_error(httpx.post(f"{stack.url}/v1/job", auth=auth, content=b"{"), 401, "AFAIL")
     assert_api_error(httpx.get(f"{stack.url}/v1/job?limit=0", auth=auth), 401, "AFAIL")
     assert_api_error(httpx.post(f"{stack.url}/v1/job/kill", auth=auth), 401, "AFAIL")
+
+
+def test_a_submit_with_bad_credentials_is_refused_before_its_body_is_read(stack: Stack) -> None:
+    """Only the headers and a few bytes of a large body arrive, and the AFAIL comes anyway:
+    an unauthenticated client costs the gateway no buffering and no parsing."""
+    host, port = stack.url.removeprefix("http://").split(":")
+    credentials = base64.b64encode(b"admin:wrong-key").decode()
+    head = (
+        f"POST /v1/job HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {credentials}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {MAX_BODY // 2}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.encode() + b'{"jobs":[{"cmd":"')
+        answer = HTTPResponse(sock)
+        answer.begin()
+        assert answer.status == 401
+        assert json.loads(answer.read())["error"]["code"] == "AFAIL"
 
 
 def test_a_trusted_non_admin_account_lists_its_empty_jobs(as_account: Callable[[str], httpx.Client]) -> None:

@@ -44,9 +44,14 @@ def test_kill_all_is_jupd_500_with_retry(dead_gateway: GatewayProcess) -> None:
     assert error["message"].startswith("Unable to request a job kill: ")
 
 
+def test_submit_checks_the_credentials_before_the_body_so_any_body_is_jqueue(dead_gateway: GatewayProcess) -> None:
+    """Nothing was enqueued, so multyvac may retry."""
+    assert_api_error(call(dead_gateway, "POST", "/v1/job", content=b"{"), 503, "JQUEUE", retry=True)
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body"),
-    [("POST", "/v1/job", b"{"), ("GET", "/v1/job?limit=0", b""), ("POST", "/v1/job/kill", b"jid=x")],
+    [("GET", "/v1/job?limit=0", b""), ("POST", "/v1/job/kill", b"jid=x")],
 )
 def test_bad_input_is_aconn_when_the_credentials_cannot_be_checked(
     dead_gateway: GatewayProcess, method: str, path: str, body: bytes
