@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -253,7 +254,8 @@ class Gateway:
         if clean == path:
             return NOT_FOUND
         query = request.scope["query_string"]
-        location = clean + ("?" + query.decode("latin-1") if query else "")
+        # The path is decoded (`%E2%82%AC` is `€`): escape it again, as Go's `url.String()`.
+        location = urllib.parse.quote(clean, safe="/$&+,:;=@") + ("?" + query.decode("latin-1") if query else "")
         note = f'<a href="{_html_escape(location)}">Moved Permanently</a>.\n\n' if request.method == "GET" else ""
         return Reply(301, "text/html; charset=utf-8", note.encode(), location=location)
 

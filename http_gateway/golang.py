@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import string
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -205,10 +206,24 @@ def _char(ch: str) -> str:
     return "'\\''" if ch == "'" else "'" + quote(ch)[1:-1] + "'"
 
 
+# A `\\` (kept as is), a surrogate pair escape (kept), or a lone surrogate escape.
+_SURROGATE_ESCAPES = re.compile(
+    r"(\\\\)|(\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2})|\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+)
+
+
+def _lone_surrogate_to_fffd(match: re.Match[str]) -> str:
+    return match.group(0) if match.lastindex else "\\ufffd"
+
+
 def decode_json(body: bytes, decoder: Callable[[str, int], tuple[Any, int]] = _DECODER.raw_decode) -> Any:
     """The first JSON value of `body`, like Go's `json.NewDecoder(body).Decode`: an
-    empty body is `EOF`, a truncated one `unexpected EOF`, trailing data is ignored."""
+    empty body is `EOF`, a truncated one `unexpected EOF`, trailing data is ignored, a
+    lone surrogate escape (`"\\ud800"`) is U+FFFD. Go had no depth limit; nesting
+    deeper than Python's recursion allows is `exceeded max depth`."""
     text = body.decode("utf-8", "replace")
+    if "\\u" in text:  # same length: error offsets stay right
+        text = _SURROGATE_ESCAPES.sub(_lone_surrogate_to_fffd, text)
     start = len(text) - len(text.lstrip(" \t\r\n"))
     if start == len(text):
         raise GoError("EOF")
@@ -221,6 +236,8 @@ def decode_json(body: bytes, decoder: Callable[[str, int], tuple[Any, int]] = _D
         raise GoError(f"invalid character {_char(text[exc.pos])} {what}") from None
     except ValueError as exc:
         raise GoError(str(exc)) from None
+    except RecursionError:
+        raise GoError("exceeded max depth") from None
 
 
 # -- encoding/json into typed Go values (after decode_json) ----------------------------------

@@ -147,6 +147,23 @@ def test_a_body_over_the_limit_is_413_jprs(http: httpx.Client) -> None:
     assert_api_error(http.post("/v1/job", content=chunks), 413, "JPRS")
 
 
+def test_json_nested_deeper_than_the_parser_goes_is_jprs(http: httpx.Client) -> None:
+    for opener in (b"[", b'{"a":'):
+        response = http.post("/v1/job", content=b'{"jobs":' + opener * 60_000)
+        assert_api_error(response, 400, "JPRS", JPRS_PREFIX + "exceeded max depth")
+
+
+def test_a_lone_surrogate_escape_becomes_the_replacement_character_as_in_go(http: httpx.Client) -> None:
+    body = b'{"jobs":[{"cmd":"echo \\ud800 \\ud83d\\ude00","tags":{"\\udc00":"x"},'
+    rest = f'"layer":[{{"name":"{NO_IMAGE}"}}],"result_source":"stdout","result_type":"binary"}}]}}'
+    (jid,) = http.post("/v1/job", content=body + rest.encode()).json()["jids"]
+    job = get_job(http, jid)
+    assert job["cmd"] == "echo \ufffd \U0001f600"
+    assert job["tags"] == {"\ufffd": "x"}
+    rejected = http.post("/v1/job", content=b'{"jobs":[{"cmd":"x","result_source":"\\udfff"}]}')
+    assert_api_error(rejected, 400, "JRSRC", "Invalid result source [\ufffd]")
+
+
 def test_empty_submissions_give_an_empty_jid_list(http: httpx.Client) -> None:
     for body in (b"{}", b'{"jobs":null}', b'{"jobs":[]}', b"null"):
         response = http.post("/v1/job", content=body)
