@@ -46,11 +46,11 @@ from bson import Binary
 from pymongo import ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
-from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DocumentTooLarge, OperationFailure
 
 from cloudpipe_server.errors import InvalidArgument, NotFound
 from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
+from cloudpipe_server.store import mongodb_documents as documents
 from cloudpipe_server.store import mongodb_output as output
 from cloudpipe_server.store.base import JobStore
 from cloudpipe_server.store.codec import collected_to_doc, to_ns
@@ -87,7 +87,7 @@ class MongoJobStore(JobStore):
         return self._mongo.db["jobs"]
 
     async def initialize(self) -> None:
-        await self._mongo.connect(_setup)
+        await self._mongo.connect(documents.setup)
 
     async def close(self) -> None:
         await self._mongo.close()
@@ -135,7 +135,7 @@ class MongoJobStore(JobStore):
         else:
             ids = insert(None)
         if any(spec.depends_on for spec in specs):
-            settle_waiting(self._jobs, now)  # after the commit: see the module docstring
+            settle_waiting(self._jobs, now, ids)  # after the commit: see the module docstring
         return ids
 
     def _insert(self, documents: list[Doc], session: ClientSession | None) -> list[int]:
@@ -303,7 +303,7 @@ class MongoJobStore(JobStore):
                 done = self._jobs.update_one(where, {"$set": change}).matched_count
             if done:
                 output.discard(self._mongo.db, job_id)
-                settle_waiting(self._jobs, outcome.finished_at)
+                settle_waiting(self._jobs, outcome.finished_at, [job_id])
                 return True
 
     async def request_kill(self, job_id: int, account: str, now: datetime) -> Job:
@@ -312,7 +312,7 @@ class MongoJobStore(JobStore):
             if job.status.terminal:
                 return job
             self._kill([job_id], now)
-            settle_waiting(self._jobs, now)
+            settle_waiting(self._jobs, now, [job_id])
             return self._get(job_id, account)
 
         return await self._mongo.run(update)
@@ -322,7 +322,7 @@ class MongoJobStore(JobStore):
             where = {"account": account, "status": {"$in": _UNFINISHED}}
             ids = [doc["_id"] for doc in self._jobs.find(where, {"_id": 1}).sort("_id", 1)]
             self._kill(ids, now)
-            settle_waiting(self._jobs, now)
+            settle_waiting(self._jobs, now, ids)
             return ids
 
         return await self._mongo.run(update)
@@ -377,7 +377,7 @@ class MongoJobStore(JobStore):
             if matched:
                 output.discard(self._mongo.db, job.id, up_to_attempt=job.attempts)
                 reaped.append(job.id)
-        settle_waiting(self._jobs, now)
+        settle_waiting(self._jobs, now, None)  # every pass: catches what a dead process left
         return [self._get(job_id, None) for job_id in reaped]
 
     # -- helpers (blocking) ------------------------------------------------------------
@@ -388,23 +388,6 @@ class MongoJobStore(JobStore):
         killed = {"status": JobStatus.KILLED.value, "finished_at": to_ns(now), "reason": "killed before it started"}
         self._jobs.update_many({"_id": ids, "status": {"$nin": _TERMINAL}}, {"$set": {"kill_requested": True}})
         self._jobs.update_many({"_id": ids, "status": {"$in": [_WAITING, _QUEUED]}}, {"$set": killed})
-
-
-def _setup(db: Database[Doc]) -> None:
-    """The counter and indexes of the job store (idempotent: runs at every start)."""
-    db["counters"].update_one({"_id": "jobs"}, {"$setOnInsert": {"seq": 0}}, upsert=True)
-    jobs = db["jobs"]
-    jobs.create_index([("status", 1), ("_id", 1)], name="status_id")
-    jobs.create_index([("account", 1), ("_id", 1)], name="account_id")
-    jobs.create_index([("account", 1), ("name", 1)], name="account_name")
-    jobs.create_index([("status", 1), ("lease_expires_at", 1)], name="status_lease")
-    # Only when missing: a server ignores an index created again, mongomock re-checks
-    # every document against it, ignoring its partial filter.
-    if "account_key" not in jobs.index_information():
-        keyed = {"idempotency_key": {"$gt": ""}}  # non-empty strings; older documents have no key
-        keys = [("account", 1), ("idempotency_key", 1)]
-        jobs.create_index(keys, name="account_key", unique=True, partialFilterExpression=keyed)
-    output.create_indexes(db)
 
 
 def _duplicate_keys(exc: BulkWriteError) -> bool:

@@ -1,14 +1,17 @@
 """How jobs are stored as MongoDB documents: one per job in `jobs`, `_id` being the job
-id (see the `mongodb` module docstring). Fields added since the first version may be
-absent from stored documents, so they are read with a default."""
+id (see the `mongodb` module docstring), and their indexes (`setup`). Fields added
+since the first version may be absent from stored documents, so they are read with a
+default."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from bson import Binary
+from pymongo.database import Database
 
 from cloudpipe_server.models import Job, JobSpec, JobStatus
+from cloudpipe_server.store import mongodb_output as output
 from cloudpipe_server.store.codec import collected_from_doc, from_ns, spec_from_doc, spec_to_doc, to_ns
 from cloudpipe_server.store.mongodb_db import Doc
 
@@ -54,3 +57,21 @@ def doc_to_job(doc: Doc) -> Job:
 
 _PLAIN_FIELDS = ("account", "return_code", "reason", "kill_requested", "attempts", "container_id", "lease_owner")
 _TIME_FIELDS = ("started_at", "container_started_at", "finished_at", "lease_expires_at")
+
+
+def setup(db: Database[Doc]) -> None:
+    """The counter and indexes of the job store (idempotent: runs at every start)."""
+    db["counters"].update_one({"_id": "jobs"}, {"$setOnInsert": {"seq": 0}}, upsert=True)
+    jobs = db["jobs"]
+    jobs.create_index([("status", 1), ("_id", 1)], name="status_id")
+    jobs.create_index([("account", 1), ("_id", 1)], name="account_id")
+    jobs.create_index([("account", 1), ("name", 1)], name="account_name")
+    jobs.create_index([("status", 1), ("lease_expires_at", 1)], name="status_lease")
+    jobs.create_index([("depends_on", 1), ("status", 1)], name="depends_on_status")  # the dependents of a job
+    # Only when missing: a server ignores an index created again, mongomock re-checks
+    # every document against it, ignoring its partial filter.
+    if "account_key" not in jobs.index_information():
+        keyed = {"idempotency_key": {"$gt": ""}}  # non-empty strings; older documents have no key
+        keys = [("account", 1), ("idempotency_key", 1)]
+        jobs.create_index(keys, name="account_key", unique=True, partialFilterExpression=keyed)
+    output.create_indexes(db)

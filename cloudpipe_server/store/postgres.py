@@ -128,7 +128,7 @@ class PostgresJobStore(JobStore):
                 else:
                     ids = [await _insert(conn, account, spec, now) for spec in plan.fresh]
             if waiting:
-                await settle_waiting(conn, now)
+                await settle_waiting(conn, now, ids)
             return plan.ids(ids)
 
     async def get(self, job_id: int, account: str | None = None, *, with_output: bool = True) -> Job:
@@ -234,7 +234,7 @@ class PostgresJobStore(JobStore):
                 await output.discard_ended(conn, job_id)
             if await cursor.fetchone() is None:
                 return False
-            await settle_waiting(conn, outcome.finished_at)
+            await settle_waiting(conn, outcome.finished_at, [job_id])
             return True
 
     async def request_kill(self, job_id: int, account: str, now: datetime) -> Job:
@@ -244,7 +244,7 @@ class PostgresJobStore(JobStore):
                 return job
             async with conn.transaction():
                 await _kill(conn, [job_id], now)
-            await settle_waiting(conn, now)
+            await settle_waiting(conn, now, [job_id])
             return await _get(conn, job_id, account)
 
     async def kill_all(self, account: str, now: datetime) -> list[int]:
@@ -257,7 +257,7 @@ class PostgresJobStore(JobStore):
                 )
                 ids = [row["id"] for row in rows]
                 await _kill(conn, ids, now)
-            await settle_waiting(conn, now)
+            await settle_waiting(conn, now, ids)
             return ids
 
     async def kill_requested(self, job_ids: Sequence[int]) -> set[int]:
@@ -311,7 +311,7 @@ class PostgresJobStore(JobStore):
                         ended.append(job.id)
                 await output.discard(conn, requeued)  # a new attempt starts with no output
                 await output.keep(conn, ended)
-            await settle_waiting(conn, now)
+            await settle_waiting(conn, now, None)  # every pass: see postgres_dependencies
             if not rows:
                 return []
             reaped = await fetch_all(

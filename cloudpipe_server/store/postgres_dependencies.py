@@ -1,7 +1,10 @@
 """Dependencies in the PostgreSQL job store: settling WAITING jobs.
 
 WAITING jobs are settled (queued, or failed by a failed dependency) after every commit
-that can unblock them: a submit with dependencies, finish, kills, the reaper. Settling
+that can unblock them: a submit with dependencies, finish, kills, the reaper. A write
+settles only the WAITING jobs that depend on the jobs it changed (found through a
+partial GIN index on `depends_on`); the reaper's periodic pass looks at every WAITING
+job with a finished dependency. Settling
 runs in autocommit and repeats until a pass changes nothing, so its last read starts
 after all of its own writes committed; of two concurrent writers (say two dependencies
 finishing together), the one committing last therefore reads both commits. Every
@@ -12,24 +15,44 @@ leaves the dependents to the next pass of anyone (the reaper runs one periodical
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from cloudpipe_server.models import JobStatus
+from cloudpipe_server.models import TERMINAL_STATUSES, JobStatus
 from cloudpipe_server.store.codec import to_ns
 from cloudpipe_server.store.common import decide_settle
 from cloudpipe_server.store.postgres_db import Conn, fetch_all
 
+# Waiting jobs that may settle: those among the given ids or depending on one of them
+# (the partial GIN index on depends_on), or, for a full pass, those with a dependency
+# that ended (a join on the server, not every waiting row shipped to the client).
+_CANDIDATES = (
+    "SELECT id, depends_on FROM jobs WHERE status = 'waiting' AND (id = ANY(%s) OR depends_on && %s::bigint[])"
+    " ORDER BY id"
+)
+_ALL_CANDIDATES = (
+    "SELECT id, depends_on FROM jobs w WHERE status = 'waiting' AND EXISTS"
+    " (SELECT 1 FROM jobs d WHERE d.id = ANY(w.depends_on) AND d.status = ANY(%s)) ORDER BY id"
+)
+_TERMINAL = [s.value for s in TERMINAL_STATUSES]
 
-async def settle_waiting(conn: Conn, now: datetime) -> None:
-    """Queue WAITING jobs whose dependencies all ended DONE; fail those with a
-    dependency that ended otherwise. Repeats until nothing changes (chains).
+
+async def settle_waiting(conn: Conn, now: datetime, changed: Sequence[int] | None) -> None:
+    """Settle the WAITING jobs among `changed` (the jobs a write changed or added) and
+    those depending on them; `None` settles every WAITING job (the reaper's pass, which
+    catches what a process that died before its settle left). Queues a job whose
+    dependencies all ended DONE, fails one with a dependency that ended otherwise. The
+    jobs settled then count as changed, until a pass changes nothing (chains).
 
     Runs in autocommit, never inside a transaction: see the module docstring. Rows are
     decided in id order by `common.decide_settle`, as in every backend; the writes then
     go out in two batches, each write conditional on the job still WAITING."""
-    changed = True
-    while changed:
-        waiting = await fetch_all(conn, "SELECT id, depends_on FROM jobs WHERE status = 'waiting' ORDER BY id")
+    ids = None if changed is None else sorted(set(changed))
+    while ids is None or ids:
+        if ids is None:
+            waiting = await fetch_all(conn, _ALL_CANDIDATES, (_TERMINAL,))
+        else:
+            waiting = await fetch_all(conn, _CANDIDATES, (ids, ids))
         if not waiting:
             return
         dep_ids = sorted({dep for row in waiting for dep in row["depends_on"]})
@@ -47,4 +70,4 @@ async def settle_waiting(conn: Conn, now: datetime) -> None:
                 )
         if queued:
             await conn.execute("UPDATE jobs SET status = 'queued' WHERE id = ANY(%s) AND status = 'waiting'", (queued,))
-        changed = bool(failures or queued)
+        ids = [d.job_id for d in decided]

@@ -48,6 +48,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (job_id, stream, "offset")
     );
     """,
+    # 3: the dependents of a job, among the WAITING ones (settling looks up only those)
+    """
+    CREATE INDEX jobs_waiting_depends_on ON jobs USING GIN (depends_on) WHERE status = 'waiting';
+    """,
 ]
 
 # Key of the transaction-scoped advisory lock of migrations (any constant unique to Cloudpipe).

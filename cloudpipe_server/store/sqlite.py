@@ -6,7 +6,7 @@ Every operation runs in a worker thread on one connection guarded by a lock
 idempotency keys) are atomic across processes sharing the file too, and reads of
 several statements use `BEGIN`: one snapshot. `synchronous=NORMAL` in WAL mode survives
 a crash of any process; only a power loss can drop the last commits. The output of
-running jobs lives in `sqlite_output.py`.
+running jobs lives in `sqlite_output.py`, dependencies in `sqlite_dependencies.py`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from cloudpipe_server.errors import InvalidArgument, NotFound
 from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
+from cloudpipe_server.store import sqlite_dependencies as dependencies
 from cloudpipe_server.store import sqlite_output as output
 from cloudpipe_server.store.base import JobStore
 from cloudpipe_server.store.codec import (
@@ -30,7 +31,7 @@ from cloudpipe_server.store.codec import (
     spec_to_doc,
     to_ns,
 )
-from cloudpipe_server.store.common import decide_reap, decide_settle, dedupe, int64, keys_of, offset64
+from cloudpipe_server.store.common import decide_reap, dedupe, int64, keys_of, offset64
 from cloudpipe_server.store.sqlite_db import SqliteDatabase
 from cloudpipe_server.store.sqlite_schema import MIGRATIONS
 
@@ -94,7 +95,8 @@ class SqliteJobStore(JobStore):
                 )
                 assert cursor.lastrowid is not None
                 ids.append(cursor.lastrowid)
-            _settle_waiting(conn, now)
+                dependencies.record(conn, cursor.lastrowid, spec.depends_on)
+            dependencies.settle_waiting(conn, now, ids)
             return plan.ids(ids)
 
         return await self._db.run(insert, write=True)
@@ -237,7 +239,7 @@ class SqliteJobStore(JobStore):
                 ),
             )
             output.discard(conn, job_id)
-            _settle_waiting(conn, outcome.finished_at)
+            dependencies.settle_waiting(conn, outcome.finished_at, [job_id])
             return True
 
         return await self._db.run(update, write=True)
@@ -248,7 +250,7 @@ class SqliteJobStore(JobStore):
             if job.status.terminal:
                 return job
             _kill(conn, [job_id], now)
-            _settle_waiting(conn, now)
+            dependencies.settle_waiting(conn, now, [job_id])
             return _get(conn, job_id, account)
 
         return await self._db.run(update, write=True)
@@ -264,7 +266,7 @@ class SqliteJobStore(JobStore):
                 )
             ]
             _kill(conn, ids, now)
-            _settle_waiting(conn, now)
+            dependencies.settle_waiting(conn, now, ids)
             return ids
 
         return await self._db.run(update, write=True)
@@ -318,7 +320,7 @@ class SqliteJobStore(JobStore):
                     )
                     output.keep(conn, job.id)
                 reaped.append(job.id)
-            _settle_waiting(conn, now)
+            dependencies.settle_waiting(conn, now, reaped)
             return [_get(conn, job_id, None) for job_id in reaped]
 
         return await self._db.run(reap, write=True)
@@ -345,31 +347,6 @@ def _kill(conn: sqlite3.Connection, job_ids: Sequence[int], now: datetime) -> No
             "UPDATE jobs SET status = 'killed', finished_at = ?, reason = 'killed before it started'"
             " WHERE id = ? AND status IN ('waiting', 'queued')",
             (to_ns(now), job_id),
-        )
-
-
-def _settle_waiting(conn: sqlite3.Connection, now: datetime) -> None:
-    """Queue WAITING jobs whose dependencies all ended DONE; fail those with a
-    dependency that ended otherwise (`common.decide_settle`). Repeats until nothing changes
-    (chains)."""
-    while True:
-        waiting = [
-            (row["id"], json.loads(row["depends_on"]))
-            for row in conn.execute("SELECT id, depends_on FROM jobs WHERE status = 'waiting' ORDER BY id")
-        ]
-        statuses = {
-            row["id"]: JobStatus(row["status"])
-            for row in conn.execute(
-                "SELECT DISTINCT d.id, d.status FROM jobs w, json_each(w.depends_on) e JOIN jobs d ON d.id = e.value"
-                " WHERE w.status = 'waiting'"
-            )
-        }
-        decided = decide_settle(waiting, statuses)
-        if not decided:
-            return
-        conn.executemany(
-            "UPDATE jobs SET status = ?, finished_at = ?, reason = ? WHERE id = ?",
-            [(s.status.value, to_ns(now) if s.status.terminal else None, s.reason, s.job_id) for s in decided],
         )
 
 

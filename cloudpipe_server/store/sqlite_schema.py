@@ -4,6 +4,8 @@ migrations; never edit an applied one."""
 
 from __future__ import annotations
 
+from cloudpipe_server.store import sqlite_dependencies
+
 MIGRATIONS: list[str] = [
     # 1: jobs
     """
@@ -48,4 +50,6 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (job_id, stream, "offset")
     );
     """,
+    # 3: reverse lookup of dependencies (settle only the dependents of changed jobs)
+    sqlite_dependencies.MIGRATION,
 ]

@@ -288,6 +288,29 @@ async def test_dependencies_wait_then_queue_or_fail(store: JobStore) -> None:
         await store.submit("bob", [spec(depends_on=(first,))], T0)
 
 
+async def test_settling_among_many_unrelated_waiting_jobs(store: JobStore) -> None:
+    """Writes settle only the dependents of the jobs they change: everything else waits
+    on, and chains still settle fully."""
+    blocker, first, done_before = await store.submit("alice", [spec("blocker"), spec("first"), spec("done")], T0)
+    await store.claim("d1", T0, LEASE, 3)
+    assert await store.finish(done_before, "d1", Outcome(JobStatus.DONE, T0))
+    unrelated = await store.submit("alice", [spec(f"u{n}", depends_on=(blocker,)) for n in range(300)], T0)
+    second, third = await store.submit(
+        "alice", [spec("second", depends_on=(first, done_before)), spec("third", depends_on=(blocker,))], T0
+    )
+    [fourth] = await store.submit("alice", [spec("fourth", depends_on=(second, third))], T0)
+    [ready] = await store.submit("alice", [spec("ready", depends_on=(done_before,))], T0)
+    assert (await store.get(ready)).status is JobStatus.QUEUED, "its dependency was DONE at submit"
+    assert await store.finish(first, "d1", Outcome(JobStatus.ERROR, T0, return_code=1))
+    assert (await store.get(second)).reason == f"dependency job {first} ended error"
+    assert (await store.get(fourth)).reason == f"dependency job {second} ended error", "the chain settles fully"
+    counts = await store.counts("alice")
+    assert counts[JobStatus.WAITING] == len(unrelated) + 1 and counts[JobStatus.ERROR] == 3
+    assert await store.finish(blocker, "d1", Outcome(JobStatus.DONE, T0))
+    assert (await store.counts("alice"))[JobStatus.WAITING] == 0
+    assert {j.status for j in await store.list_jobs("alice", JobQuery(ids=(*unrelated, third)))} == {JobStatus.QUEUED}
+
+
 def _open_shared(kind: str, target: str) -> JobStore:
     """A store object of its own on the shared database `target`."""
     if kind == "sqlite":
@@ -718,6 +741,30 @@ async def test_sqlite_database_at_schema_1_upgrades_and_keeps_its_jobs(tmp_path:
         await backend.close()
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+async def test_sqlite_waiting_jobs_stored_before_the_upgrade_still_settle(tmp_path: Path) -> None:
+    from cloudpipe_server.store.sqlite import SqliteJobStore
+    from cloudpipe_server.store.sqlite_schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        for script in MIGRATIONS[:2]:
+            conn.executescript(script)
+        conn.execute("PRAGMA user_version = 2")
+        for status, depends_on in (("processing", "[]"), ("waiting", "[1]"), ("waiting", "[2]")):
+            conn.execute(
+                "INSERT INTO jobs (account, status, spec, depends_on, created_at, lease_owner)"
+                " VALUES ('alice', ?, '{\"cmd\": \"x\"}', ?, ?, 'd1')",
+                (status, depends_on, to_ns(T0)),
+            )
+    backend = SqliteJobStore(path)
+    await backend.initialize()
+    try:
+        assert await backend.finish(1, "d1", Outcome(JobStatus.KILLED, T0))
+        assert [(await backend.get(i)).status for i in (2, 3)] == [JobStatus.ERROR, JobStatus.ERROR]
+    finally:
+        await backend.close()
 
 
 async def test_postgres_database_at_schema_1_upgrades_and_keeps_its_jobs(postgres_url: str) -> None:
