@@ -76,6 +76,8 @@ class Attachment:
         self._client = client
         self._job_id = job_id
         self.offsets: dict[StreamName, int] = {"stdout": stdout_offset, "stderr": stderr_offset}
+        # one queue per connection: a dead connection's request thread stays blocked in
+        # get() on its own queue, so it cannot swallow what is written after a reconnect
         self._outbox: queue.Queue[pb.AttachRequest | None] = queue.Queue()
         self._lock = threading.Lock()
         self._call: grpc.Future | None = None
@@ -85,22 +87,27 @@ class Attachment:
 
     def write(self, data: bytes | str) -> None:
         """Send bytes to the job's stdin (the job must be interactive and running)."""
-        self._outbox.put(pb.AttachRequest(stdin=data.encode() if isinstance(data, str) else data))
+        self._send(pb.AttachRequest(stdin=data.encode() if isinstance(data, str) else data))
 
     def close_stdin(self) -> None:
-        self._outbox.put(pb.AttachRequest(close_stdin=True))
+        self._send(pb.AttachRequest(close_stdin=True))
 
     def signal(self, name: SignalName) -> None:
         """TERM or INT reach the job's processes; KILL kills the job (it ends killed)."""
-        self._outbox.put(pb.AttachRequest(signal=_SIGNALS[name]))
+        self._send(pb.AttachRequest(signal=_SIGNALS[name]))
+
+    def _send(self, request: pb.AttachRequest) -> None:
+        with self._lock:
+            self._outbox.put(request)
 
     # -- output -----------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Event]:
         failures = 0
         while not self._ended:
+            dead = threading.Event()
             try:
-                for message in self._connect():
+                for message in self._connect(dead):
                     failures = 0
                     event = _event(message)
                     if isinstance(event, Output):
@@ -113,6 +120,8 @@ class Attachment:
                     return
                 if exc.code() != grpc.StatusCode.UNAVAILABLE:
                     raise from_rpc_error(exc) from None
+            finally:
+                dead.set()
             if self._ended:
                 return
             # the server went away (restart, shutdown): reconnect from our offsets
@@ -121,16 +130,37 @@ class Attachment:
                 raise Unavailable(f"job {self._job_id}: lost the connection to the server {failures} times")
             time.sleep(min(0.1 * 2**failures, 2.0))
 
-    def _connect(self) -> Iterator[pb.AttachEvent]:
+    def _connect(self, dead: threading.Event) -> Iterator[pb.AttachEvent]:
         start = pb.AttachRequest(
             start=pb.AttachStart(
                 id=self._job_id, stdout_offset=self.offsets["stdout"], stderr_offset=self.offsets["stderr"]
             )
         )
 
+        outbox: queue.Queue[pb.AttachRequest | None] = queue.Queue()
+        with self._lock:
+            # what the previous connection did not send yet goes out on this one
+            old = self._outbox
+            while True:
+                try:
+                    outbox.put(old.get_nowait())
+                except queue.Empty:
+                    break
+            old.put(None)
+            self._outbox = outbox
+            if self._ended:
+                outbox.put(None)
+
         def requests() -> Iterator[pb.AttachRequest]:
             yield start
-            while (request := self._outbox.get()) is not None:
+            while (request := outbox.get()) is not None:
+                with self._lock:
+                    if dead.is_set():
+                        # taken off the queue after the connection died: keep it for the next one
+                        with self._outbox.mutex:
+                            self._outbox.queue.appendleft(request)
+                            self._outbox.not_empty.notify()
+                        return
                 yield request
 
         call = self._client._stub.Attach(requests(), metadata=self._client._metadata)
@@ -140,9 +170,9 @@ class Attachment:
 
     def close(self) -> None:
         """Stop watching (the job keeps running)."""
-        self._ended = True
-        self._outbox.put(None)
         with self._lock:
+            self._ended = True
+            self._outbox.put(None)  # earlier connections' queues got theirs on reconnect
             if self._call is not None:
                 self._call.cancel()
 

@@ -3,9 +3,12 @@ retries of UNAVAILABLE, deadlines, credentials, idempotency keys on retried subm
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -170,3 +173,41 @@ def test_many_jobs_go_in_batches_with_distinct_keys(server: Server) -> None:
         keys.update(job.idempotency_key for job in request.jobs)
     assert [job.id for job in pending.result(timeout=10)] == list(range(1, 601))
     assert sizes == [250, 250, 100] and len(keys) == 600
+
+
+def test_stdin_written_around_an_attach_reconnect_reaches_the_new_connection(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cloudpipe_sdk import _stream
+
+    client = server.client()
+    session = _stream.Attachment(client, 9)
+    attach = SERVICE.methods_by_name["Attach"]
+    real_sleep = time.sleep
+
+    def write_while_reconnecting(seconds: float) -> None:
+        session.write(b"during ")  # the first connection is dead, the next not yet open
+        real_sleep(seconds)
+
+    monkeypatch.setattr(_stream, "time", SimpleNamespace(sleep=write_while_reconnecting))
+    events = server.run(lambda: list(session))
+    _, first = server.channel.take_stream_stream(attach)
+    assert first.take_request().start.id == 9
+    first.terminate((), grpc.StatusCode.UNAVAILABLE, "server restarts")
+    _, second = server.channel.take_stream_stream(attach)
+    assert second.take_request().start.id == 9
+    session.write(b"after")
+    received: queue.Queue[bytes] = queue.Queue()
+
+    def read_stdin() -> None:
+        for _ in range(2):
+            received.put(second.take_request().stdin)
+
+    threading.Thread(target=read_stdin, daemon=True).start()
+    try:
+        assert [received.get(timeout=5) for _ in range(2)] == [b"during ", b"after"]
+        second.send_response(pb.AttachEvent(exit=pb.ExitEvent(status=pb.JOB_STATUS_DONE, return_code=0)))
+        second.terminate((), grpc.StatusCode.OK, "")
+        assert [type(event).__name__ for event in events.result(timeout=5)] == ["Exit"]
+    finally:
+        session.close()
