@@ -67,7 +67,7 @@ class Unavailable(CloudpipeError):
 
 
 class StoreUnavailable(Unavailable):
-    """The job store failed; nothing was changed."""
+    """The job store failed; the change may or may not have been made (a commit whose answer was lost)."""
 
 
 GRPC_CODES: dict[type[CloudpipeError], grpc.StatusCode] = {

@@ -66,7 +66,10 @@ class JobStore(abc.ABC):
         unset or not after `now` to PROCESSING, leased to `owner` until `now + lease`,
         with `attempts` incremented and `started_at = now`. No job is ever returned to
         two claimers. With `per_account_limit` > 0, an account's jobs are skipped once
-        it has that many PROCESSING (other accounts' later jobs go first)."""
+        it has that many PROCESSING (other accounts' later jobs go first). SQLite and
+        PostgreSQL enforce the limit exactly; MongoDB counts an account's PROCESSING
+        jobs once per claim, so concurrent claimers can overshoot it by up to one job
+        per concurrent claimer."""
 
     @abc.abstractmethod
     async def owned(self, owner: str) -> list[Job]:
@@ -78,9 +81,15 @@ class JobStore(abc.ABC):
         self, job_id: int, owner: str, chunks: Sequence[OutputChunk], *, attempt: int | None = None
     ) -> bool:
         """Durably add output of a PROCESSING job `owner` holds (for `attempt`, when
-        given); returns False (and stores nothing) when the lease was lost. Chunks of one stream arrive in order
-        and contiguous; a chunk whose offset was already stored is ignored (a retried
-        append is harmless)."""
+        given); returns False (and stores nothing) when the lease was lost.
+
+        A stream's stored chunks never overlap: a chunk (or the part of one) that
+        overlaps what is stored for its stream, up to the end of its last chunk, is
+        dropped, so retrying an append (after a StoreUnavailable that may have
+        committed) stores each byte once, even when the retry starts at the same
+        offset with more bytes. A chunk past the stored end is stored, leaving a gap;
+        reads of the stream (`get`, `read_output`, the output a stalled job keeps)
+        stop at its first gap and never bridge it."""
 
     @abc.abstractmethod
     async def read_output(self, job_id: int, stream: Stream, offset: int, account: str | None = None) -> bytes:

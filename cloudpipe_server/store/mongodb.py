@@ -204,7 +204,7 @@ class MongoJobStore(JobStore):
             change = {"$set": fresh, "$inc": {"attempts": 1}}
             due: Doc = {"status": _QUEUED, "$or": [{"run_after": None}, {"run_after": {"$lte": to_ns(now)}}]}
             running: dict[str, int] = {}
-            if per_account_limit > 0:  # counted once per claim: concurrent claimers may overshoot
+            if per_account_limit > 0:  # concurrent claimers may overshoot, each by one job: see base.py
                 pipeline: list[Doc] = [
                     {"$match": {"status": _PROCESSING}},
                     {"$group": {"_id": "$account", "n": {"$sum": 1}}},
@@ -219,7 +219,10 @@ class MongoJobStore(JobStore):
                 )
                 if doc is None:
                     break
-                running[doc["account"]] = running.get(doc["account"], 0) + 1
+                if per_account_limit > 0:  # counted again after each claim: a stale count errs by one job
+                    running[doc["account"]] = self._jobs.count_documents(
+                        {"status": _PROCESSING, "account": doc["account"]}
+                    )
                 claimed.append(doc_to_job(doc))
             return claimed
 
