@@ -49,6 +49,20 @@ def test_create_account_needs_both_fields_and_post(auth_service: AuthProcess) ->
         assert short.status_code == 400 and "at least 8" in short.json()["message"]
 
 
+def test_bodies_too_large_or_too_deep_are_400_not_500(auth_service: AuthProcess) -> None:
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    big = b"accountName=x&password=" + b"p" * (65 << 10)
+    with auth_service.external_client() as client:
+        for method, path in (("POST", "/v1/accounts"), ("POST", "/v1/keys"), ("DELETE", "/v1/keys")):
+            response = client.request(method, path, content=big, headers=form)
+            assert response.status_code == 400, (method, path, response.text)
+            assert response.json() == {"message": "The request body is larger than 65536 bytes."}
+        deep = client.post("/v2/login", content=b"[" * 60_000)
+    assert deep.status_code == 400
+    assert deep.json() == {"message": "The request body must be a JSON object."}
+    assert "Traceback" not in auth_service.log
+
+
 def test_a_new_key_is_128_hex_plain_text_and_validates(auth_service: AuthProcess) -> None:
     name, password, _ = new_account(auth_service)
     with auth_service.external_client() as client:

@@ -32,6 +32,7 @@ from cloudpipe_server.auth.service.web import (
     AccessLog,
     error_response,
     form_values,
+    handled,
     message,
     source,
     unsupported,
@@ -94,8 +95,8 @@ def create_external_app(service: AccountService) -> AccessLog:
 
     app = Starlette(
         routes=[
-            Route("/v1/accounts", accounts, methods=ALL_METHODS),
-            Route("/v1/keys", keys, methods=ALL_METHODS),
+            Route("/v1/accounts", handled(accounts), methods=ALL_METHODS),
+            Route("/v1/keys", handled(keys), methods=ALL_METHODS),
             *json_routes(service),
         ]
     )

@@ -93,7 +93,7 @@ async def json_body(request: Request) -> dict[str, Any]:
     raw = await read_body(request)
     try:
         value = json.loads(raw or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidArgument("The request body must be a JSON object.") from None
     if not isinstance(value, dict):
         raise InvalidArgument("The request body must be a JSON object.")
