@@ -42,7 +42,7 @@ from cloudpipe_sdk._config import resolve_config
 from cloudpipe_sdk._errors import CloudpipeError, InvalidRequest, Timeout, Unavailable, from_rpc_error
 from cloudpipe_sdk._mapping import _columns
 from cloudpipe_sdk._options import JobOptions, qualname
-from cloudpipe_sdk._outcome import outcome
+from cloudpipe_sdk._outcome import job_exception, outcome
 from cloudpipe_sdk._serialize import check_serializer
 from cloudpipe_sdk._status import JobStatus, status_from_pb
 from cloudpipe_sdk._stream import Event, Exit, Output, _event
@@ -103,13 +103,11 @@ class AsyncJob:
         return outcome(self.snapshot)
 
     async def exception(self, timeout: float | None = None) -> BaseException | None:
-        try:
-            await self.result(timeout)
-        except Timeout:
-            raise
-        except BaseException as exc:
-            return exc
-        return None
+        """As `Job.exception`: the job's own failure, or None; errors of waiting (and
+        cancellation) are raised."""
+        await self.wait(timeout)
+        assert self.snapshot is not None
+        return job_exception(self.snapshot)
 
     async def kill(self) -> None:
         self.snapshot = await self._client._call(self._client._stub.Kill, pb.KillJobRequest(id=self.id))

@@ -10,7 +10,7 @@ import grpc
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_sdk._errors import Timeout, from_rpc_error
-from cloudpipe_sdk._outcome import outcome
+from cloudpipe_sdk._outcome import job_exception, outcome
 from cloudpipe_sdk._status import JobStatus, status_from_pb
 from cloudpipe_sdk._stream import Attachment, Event, Output
 
@@ -116,14 +116,11 @@ class Job:
         return outcome(self._final_snapshot())
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        """The exception `result()` would raise, or None if the job succeeded."""
-        try:
-            self.result(timeout)
-        except Timeout:
-            raise
-        except BaseException as exc:
-            return exc
-        return None
+        """The job's own failure `result()` would raise (JobFailed and subclasses, or the
+        function's exception), or None if the job succeeded. Errors of waiting itself
+        (Timeout, Unavailable, AuthError...) are raised, not returned."""
+        self.wait(timeout)
+        return job_exception(self._final_snapshot())
 
     def kill(self) -> None:
         """Kill the job. A finished job stays as it is."""

@@ -15,16 +15,30 @@ TAIL_LINES = 20
 
 def outcome(snapshot: pb.Job) -> Any:
     """The result of a finished job, or raise what `Job.result()` documents."""
+    value, error = settle(snapshot)
+    if error is not None:
+        raise error
+    return value
+
+
+def job_exception(snapshot: pb.Job) -> BaseException | None:
+    """The job's own failure (JobFailed, or the function's exception), returned, not
+    raised; None when the job has a result."""
+    return settle(snapshot)[1]
+
+
+def settle(snapshot: pb.Job) -> tuple[Any, BaseException | None]:
+    """(value, None) for a job with a result, (None, its failure) otherwise."""
     status = status_from_pb(snapshot.status)
     if snapshot.spec.result_type == pb.RESULT_TYPE_PICKLE and snapshot.result:
         envelope = load_envelope(snapshot.result, snapshot.id, snapshot.spec.serializer)
         if envelope["ok"] and status is JobStatus.DONE:
-            return envelope["value"]
+            return envelope["value"], None
         if not envelope["ok"]:
-            raise remote_exception(snapshot, envelope)
+            return None, remote_exception(snapshot, envelope)
     if status is JobStatus.DONE:
-        return snapshot.result
-    raise failure(snapshot)
+        return snapshot.result, None
+    return None, failure(snapshot)
 
 
 def remote_exception(snapshot: pb.Job, envelope: dict[str, Any]) -> BaseException:

@@ -81,3 +81,18 @@ async def test_streamed_output_arrives_while_the_job_runs(server: ServerProcess)
         assert arrivals[-1][1] - arrivals[0][1] > 1
         assert [text async for text in job.logs()] == ["first\nsecond\n"]
         assert "".join([text async for text in job.logs(follow=True)]) == "first\nsecond\n"
+
+
+async def test_exception_returns_failures_and_lets_cancellation_through(server: ServerProcess) -> None:
+    async with connect(server) as client:
+        failed = await client.shell("exit 4")
+        failure = await failed.exception(timeout=60)
+        assert isinstance(failure, JobFailed) and failure.return_code == 4
+        assert await (await client.submit(abs, -1)).exception(timeout=60) is None
+        sleeper = await client.shell("sleep 30")
+        waiting = asyncio.create_task(sleeper.exception())
+        await asyncio.sleep(0.5)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await sleeper.kill()

@@ -16,7 +16,17 @@ import grpc_testing  # type: ignore[import-untyped]
 import pytest
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
-from cloudpipe_sdk import AuthError, Client, CloudpipeError, InvalidRequest, NotFound, Timeout, Unavailable
+from cloudpipe_sdk import (
+    AuthError,
+    Client,
+    CloudpipeError,
+    InvalidRequest,
+    Job,
+    JobFailed,
+    NotFound,
+    Timeout,
+    Unavailable,
+)
 
 SERVICE = pb.DESCRIPTOR.services_by_name["JobService"]
 
@@ -211,3 +221,23 @@ def test_stdin_written_around_an_attach_reconnect_reaches_the_new_connection(
         assert [type(event).__name__ for event in events.result(timeout=5)] == ["Exit"]
     finally:
         session.close()
+
+
+def test_exception_raises_errors_of_waiting_instead_of_returning_them(server: Server) -> None:
+    job = Job(server.client(), 5)
+    pending = server.run(job.exception)
+    _, _, wait = server.channel.take_unary_stream(SERVICE.methods_by_name["Wait"])
+    wait.terminate((), grpc.StatusCode.UNAUTHENTICATED, "key revoked")
+    with pytest.raises(AuthError, match="key revoked"):
+        pending.result(timeout=10)
+
+
+def test_exception_returns_the_jobs_own_failure(server: Server) -> None:
+    job = Job(server.client(), 5)
+    pending = server.run(job.exception)
+    _, _, wait = server.channel.take_unary_stream(SERVICE.methods_by_name["Wait"])
+    wait.send_response(pb.JobStatusEvent(id=5, status=pb.JOB_STATUS_ERROR))
+    server.answer("Get", pb.Job(id=5, status=pb.JOB_STATUS_ERROR, reason="exit 3"))
+    failure = pending.result(timeout=10)
+    assert isinstance(failure, JobFailed) and failure.reason == "exit 3"
+    wait.terminate((), grpc.StatusCode.OK, "")
