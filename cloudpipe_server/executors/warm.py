@@ -331,7 +331,7 @@ class PooledDockerExecutor(Executor):
             network_mode="none",
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
-            init=True,
+            init=False,  # the agent is PID 1: no docker-init holding the protocol where jobs reach it
             log_config=LogConfig(type="none"),  # stdout is the protocol: nothing to log
             auto_remove=True,  # a container whose server died ends (stdin closes) and goes
         )

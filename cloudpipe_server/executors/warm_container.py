@@ -213,10 +213,19 @@ class WarmContainer:
                 run.on_output(chunk)
         elif kind == RESULT:
             run.result += payload
-        elif kind == STARTED:
-            run.pid = int(json.loads(payload).get("pid", 0))
-        elif kind == EXIT:
-            if not run.done.done():
+        elif kind in (STARTED, EXIT):
+            doc = json.loads(payload)
+            if doc.get("job") != run.job_id:
+                log.warning(
+                    "warm container %s: agent frame %d for job %r, not %d; ignored",
+                    self.id[:12],
+                    kind,
+                    doc.get("job"),
+                    run.job_id,
+                )
+            elif kind == STARTED:
+                run.pid = int(doc.get("pid", 0))
+            elif not run.done.done():
                 run.done.set_result(AgentExit.parse(payload))
         else:
             log.warning("warm container %s: unknown agent frame %d; ignored", self.id[:12], kind)

@@ -23,6 +23,12 @@ agent -> server
 End of stdin (the server closed the attach, e.g. because it died) kills the running
 job and ends the agent, and with it the container.
 
+The agent is the container's PID 1 (no docker-init): it alone holds the container's
+stdin and stdout, and it is not dumpable, so its /proc/1 files (fd, mem, environ) are
+root's and closed to the jobs, which run as the same user: a job can neither write a
+fake frame into the protocol nor read the next job's start message. As init it reaps
+the orphans a job leaves behind, and signals a job sends it are ignored.
+
 A job is ``/bin/bash -c cmd`` with the job's environment, in a new session whose
 processes prefer the OOM killer to the agent. The runner's own command
 (``python3 -m cloudpipe_runner``) is not exec'd: the forked process calls the
@@ -67,14 +73,14 @@ OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_c
 PR_SET_DUMPABLE = 4
 
 
-def set_dumpable(value: int) -> None:
+def set_dumpable(value: int) -> bool:
     """Non-dumpable: jobs (same user) cannot open the agent's /proc files, fds or memory."""
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, value, 0, 0, 0)
+        return int(ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, value, 0, 0, 0)) == 0
     except Exception:
-        pass
+        return False
 
 
 def oom_kills() -> int:
@@ -143,6 +149,7 @@ class Agent:
         self.selector = selectors.DefaultSelector()
         self.selector.register(proto_in, selectors.EVENT_READ)
         self.job: Job | None = None
+        self.leftovers = False  # processes a job left behind may still await reaping
         self.cwd = os.getcwd()
         self.base_env = dict(os.environ)
         self.streams = {
@@ -181,6 +188,8 @@ class Agent:
             job = self.job
             if job is not None and job.pidfd is None and job.status is None:
                 timeout = 0.01  # no pidfd on this kernel/Python: poll for the exit
+            elif job is None and self.leftovers:
+                timeout = 0.1  # killed leftovers not yet reaped
             for key, _ in self.selector.select(timeout):
                 fd = key.fd
                 if fd == self.proto_in:
@@ -194,6 +203,8 @@ class Agent:
                 elif job is not None and fd in job.readers:
                     self.pump(job, fd)
             job = self.job
+            if job is None and self.leftovers:
+                self.leftovers = reap_leftovers()
             if job is not None and job.status is None and job.pidfd is None:
                 self.reap(job, block=False)
             if job is not None and job.status is not None and not job.readers:
@@ -239,6 +250,7 @@ class Agent:
         if self.job is not None:
             self.send_json(EXIT, {"job": job_id, "code": 126, "error": "the agent is busy with another job"})
             return
+        self.leftovers = reap_leftovers()  # the last job's, killed when it ended
         cmd = str(request["cmd"])
         env = {**self.base_env, **{str(k): str(v) for k, v in dict(request.get("env") or {}).items()}}
         result_path = request.get("result_path")
@@ -285,13 +297,14 @@ class Agent:
                     handle.write("1000")  # the OOM killer takes the job, not the agent
             except OSError:
                 pass
-            set_dumpable(1)
             os.dup2(stdin, 0)
             os.dup2(out, 1)
             os.dup2(err, 2)
             if fast:
                 os.dup2(res, RESULT_FD)
             os.closerange(RESULT_FD + 1 if fast else RESULT_FD, os.sysconf("SC_OPEN_MAX"))
+            set_dumpable(1)  # only now: it no longer holds the agent's protocol fds
+            signal.signal(signal.SIGINT, signal.SIG_DFL if not fast else signal.default_int_handler)
             os.chdir(self.cwd)
             if not fast:
                 for number in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores them; bash must not
@@ -391,6 +404,7 @@ class Agent:
             os.close(job.pidfd)
         self.close_stdin(job)
         kill_others()  # what it left behind ends with it, as at the end of a container
+        self.leftovers = reap_leftovers()
 
     def finish(self, job: Job) -> None:
         status = job.status
@@ -435,11 +449,24 @@ def write_result_fd(path: str, data: bytes) -> None:
 
 
 def kill_others() -> None:
-    """SIGKILL every process of this user in the container but the agent and init."""
+    """SIGKILL every process of this user in the container but the agent (init)."""
     try:
         os.kill(-1, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def reap_leftovers() -> bool:
+    """Collect the processes that have ended among the agent's children (as PID 1,
+    the orphans of every job are); True while some have not ended yet. Only between
+    jobs: it would take the running job's exit status too."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
 
 
 def main() -> int:
@@ -448,7 +475,10 @@ def main() -> int:
     os.dup2(null, 0)
     os.dup2(2, 1)  # anything printed by accident goes to stderr, never into the protocol
     os.close(null)
-    set_dumpable(0)
+    if not set_dumpable(0) or os.getpid() != 1:  # never serve jobs that could reach the protocol
+        sys.stderr.write("cloudpipe agent: must run as PID 1 and non-dumpable; exiting\n")
+        return 1
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a job's `kill -INT 1` must not end the agent
     started = time.monotonic()
     agent = Agent(proto_in, proto_out)
     try:

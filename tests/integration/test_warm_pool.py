@@ -156,7 +156,11 @@ def test_a_warm_container_that_dies_under_a_job_is_replaced(
 ) -> None:
     with as_account(warm, "dave") as dave:
         victim, _ = host_of(dave)
-        job = dave.shell("kill -9 $PPID; sleep 5")  # the agent is the job's parent
+        job = dave.shell("echo started; sleep 30")
+        deadline = time.monotonic() + 30
+        while "started" not in job.refresh().stdout.decode() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        docker_engine.containers.get(victim).kill()  # the agent is PID 1: only the engine can kill it
         assert job.wait(timeout=60) is JobStatus.ERROR
         assert "the warm container ended while running the job" in job.reason
         survivor, _ = host_of(dave)
@@ -204,3 +208,28 @@ def test_the_sdk_fresh_container_option_never_reuses_a_container(client: Client)
     job = fresh.shell("true")
     job.result(timeout=60)
     assert job.snapshot.spec.fresh_container
+
+
+FAKE_EXIT = (
+    "python3 -c 'import json, os, struct, sys; "
+    'p = json.dumps({"job": int(os.environ["CLOUDPIPE_JOB_ID"]), "code": 0}).encode(); '
+    'sys.stdout.buffer.write(struct.pack("!BI", 21, len(p)) + p)\' >/proc/1/fd/1 2>/dev/null'
+)
+
+
+def test_a_warm_job_cannot_fake_or_read_the_agents_messages(warm: ServerProcess) -> None:
+    with as_account(warm, "mallory") as mallory:
+        host, _ = host_of(mallory)
+        job = mallory.shell(f"{FAKE_EXIT}; (cat /proc/1/fd/0 >/dev/null 2>&1 &); sleep 3; echo real; exit 3")
+        assert job.wait(timeout=60) is JobStatus.ERROR  # its real end, not the faked "code 0"
+        assert job.return_code == 3 and job.stdout == "real\n"
+        after, rest = host_of(mallory, f"{HOSTNAME}; ls /proc/1/fd >/dev/null 2>&1 || echo denied", stdin=b"secret")
+    assert after == host and rest == "denied\n"  # same container, and its start message was not stolen
+
+
+def test_the_agent_reaps_what_a_warm_job_left_behind(warm: ServerProcess) -> None:
+    zombies = "sleep 0.5; for s in /proc/[0-9]*/stat; do read -r _ _ state _ < $s && echo $state; done | grep -c Z"
+    with as_account(warm, "olga") as olga:
+        host, _ = host_of(olga, f"{HOSTNAME}; (sleep 100 &); (sleep 0 &)")  # orphans, as PID 1's children
+        after, count = host_of(olga, f"{HOSTNAME}; {zombies} || true")
+    assert after == host and count == "0\n"
