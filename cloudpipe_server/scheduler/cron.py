@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -108,6 +109,7 @@ class CronExpression:
         # Wall-clock match -> the next one. Schedules sharing an expression fire at the
         # same instants: a thousand "0 * * * *" schedules step from one hour to the next once.
         self._steps: dict[datetime, datetime] = {}
+        self._lock = threading.Lock()  # the firing loop steps in worker threads
         try:
             # One matcher per expression, repositioned for every step (`set_current`):
             # building a croniter parses the expression, which costs several times a step.
@@ -130,14 +132,15 @@ class CronExpression:
         while True:
             following = self._steps.get(naive)
             if following is None:
-                try:  # no await or yield between positioning and stepping: safe to share
-                    self._matcher.set_current(naive, force=True)
-                    following = self._matcher.get_next(datetime)
-                except CroniterBadDateError:
-                    return
-                if len(self._steps) >= 4096:
-                    self._steps.clear()
-                self._steps[naive] = following
+                with self._lock:  # one matcher, positioned then stepped: one thread at a time
+                    try:
+                        self._matcher.set_current(naive, force=True)
+                        following = self._matcher.get_next(datetime)
+                    except CroniterBadDateError:
+                        return
+                    if len(self._steps) >= 4096:
+                        self._steps.clear()
+                    self._steps[naive] = following
             naive = following
             instant = self._instant(naive)
             if instant > last:  # earlier ones: the repeated hour of a fall-back, or a collapsed gap

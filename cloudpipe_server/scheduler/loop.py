@@ -5,7 +5,9 @@ their fires (catch-up, then overlap policy), records them and moves each cursor 
 one step (`record_fires`, only while the lease holds), then submits the jobs of the
 fires that run and attaches the job ids. Between passes the loop sleeps until the
 earliest due time, at most `interval` (schedules changed through another server are
-seen within that), and is woken at once by local changes.
+seen within that), and is woken at once by local changes. Deciding the fires is done in
+a worker thread, at most `max_fires_per_pass` of them per pass (a long catch-up goes on
+in the next passes), so the event loop stays free.
 
 A housekeeping step, at most once per `interval`, finishes what a crash left behind
 and follows the runs: PENDING fires older than a lease are submitted again (same
@@ -44,6 +46,7 @@ class SchedulerConfig:
     misfire_grace: float = 10.0  # a fire found later than this after its due time is missed
     batch: int = 1000  # schedules claimed per pass
     max_fires_per_schedule: int = 1000  # fires one pass decides for one schedule
+    max_fires_per_pass: int = 10_000  # fires one pass decides in all; the rest wait for the next pass
 
 
 def timing_of(schedule: Schedule) -> Timing:
@@ -67,6 +70,36 @@ def due_fires(
             return found, pair, is_missed(pair[1], now, grace)
         found.append(pair)
     return found, None, False
+
+
+Plan = tuple[Schedule, list[Decision], tuple[datetime, datetime] | None]
+
+
+def plan_pass(
+    claimed: Sequence[Schedule], now: datetime, grace: timedelta, per_schedule: int, budget: int
+) -> list[Plan]:
+    """The catch-up decisions and new cursor of each claimed schedule: at most
+    `per_schedule` fires for one schedule and `budget` in all. A schedule left without
+    budget keeps its cursor (recording it only releases the lease), so its fires are
+    decided by a later pass: none is lost, none decided twice. A schedule that cannot be
+    planned (a zone that left the tz database, a value stored before it was validated)
+    is logged and left out; the others go on. Pure CPU work: the loop runs it in a
+    worker thread."""
+    planned: list[Plan] = []
+    for schedule in claimed:
+        try:
+            limit = min(per_schedule, budget)
+            fires, cursor, more = due_fires(schedule, now, grace, limit)
+            spec = schedule.spec
+            decisions = plan_catchup(
+                fires, now, grace=grace, policy=spec.catchup, window=spec.catchup_window, more_missed_follow=more
+            )
+        except Exception:
+            log.exception("schedule %s (%s): cannot plan its fires, skipped", schedule.id, schedule.name)
+            continue
+        budget -= len(fires)
+        planned.append((schedule, decisions, cursor))
+    return planned
 
 
 class Scheduler:
@@ -140,20 +173,12 @@ class Scheduler:
         claimed = await self._store.claim_due(config.owner, now, timedelta(seconds=config.lease_seconds), config.batch)
         if not claimed:
             return 0
-        planned: list[tuple[Schedule, list[Decision], tuple[datetime, datetime] | None]] = []
-        for schedule in claimed:
-            # One schedule that cannot be planned (a zone that left the tz database, a
-            # value stored before it was validated) must not stop the others.
-            try:
-                fires, cursor, more = due_fires(schedule, now, grace, config.max_fires_per_schedule)
-                spec = schedule.spec
-                decisions = plan_catchup(
-                    fires, now, grace=grace, policy=spec.catchup, window=spec.catchup_window, more_missed_follow=more
-                )
-            except Exception:
-                log.exception("schedule %s (%s): cannot plan its fires, skipped", schedule.id, schedule.name)
-                continue
-            planned.append((schedule, decisions, cursor))
+        # Catch-up after downtime can mean many fires (1,000 per-second schedules after an
+        # hour: 10^6 without the budget): decided off the event loop, at most
+        # `max_fires_per_pass` per pass.
+        planned = await asyncio.to_thread(
+            plan_pass, claimed, now, grace, config.max_fires_per_schedule, config.max_fires_per_pass
+        )
         running, buffered = await self._runs_of([s for s, d, _ in planned if _needs_overlap_check(s, d)])
         records: list[FireRecord] = []
         kills: dict[str, tuple[int, ...]] = {}

@@ -3,7 +3,10 @@ days, jitter and start/end dates. Every instant is given explicitly (no clock)."
 
 from __future__ import annotations
 
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -214,3 +217,17 @@ def test_timing_adds_jitter_and_keeps_within_start_and_end() -> None:
     assert all(timedelta(0) <= d - s < timedelta(seconds=5) for s, d in fires)
     assert timing.next_after(end) is None
     assert timing.preview(datetime(2026, 1, 1, tzinfo=UTC), 2) == fires[:2]
+
+
+def test_one_expression_stepped_from_many_threads_gives_each_its_own_times() -> None:
+    cron = CronExpression("*/7 * * * * *", "Europe/Berlin")  # the firing loop plans in worker threads
+    starts = [datetime(2026, 3, 29, 0, n, tzinfo=UTC) for n in range(16)]
+    expected = [list(islice(CronExpression("*/7 * * * * *", "Europe/Berlin").times(s), 300)) for s in starts]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            found = list(pool.map(lambda s: list(islice(cron.times(s), 300)), starts))
+    finally:
+        sys.setswitchinterval(interval)
+    assert found == expected

@@ -5,10 +5,12 @@ job store honours them)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -289,3 +291,30 @@ async def test_a_schedule_that_cannot_be_planned_does_not_stop_the_others(
     await world.at(T0 + MINUTE)
     assert await world.history("fine") == [(T0 + MINUTE, FireOutcome.RUNNING)]
     assert await world.history("broken") == []
+
+
+async def test_a_long_catch_up_is_decided_a_budget_per_pass_without_losing_or_doubling_a_fire(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await world.saved.create(ALICE, "report", JobSpec(cmd="true"))
+    for name in ("a", "b", "c"):
+        await world.schedules.create(ALICE, every_minute(name, catchup=CatchupPolicy.RUN_ALL))
+    threads: set[str] = set()
+    real = loop.plan_pass
+
+    def plan_pass(*args: Any) -> list[loop.Plan]:
+        threads.add(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(loop, "plan_pass", plan_pass)
+    config = SchedulerConfig(owner="s1", lease_seconds=30, misfire_grace=10, max_fires_per_pass=7)
+    scheduler = Scheduler(world.store, world.jobs, config, world.clock)
+    world.clock.now = T0 + 10 * MINUTE + timedelta(seconds=30)  # minutes 1-10 of three schedules missed
+    passes = 0
+    while await scheduler.run_pass():
+        passes += 1
+        assert len(world.jobs.specs) <= 7 * passes
+    assert passes == 5 and len(world.jobs.specs) == 30  # ceil(30 / 7) passes, each fire once
+    for name in ("a", "b", "c"):
+        assert await world.history(name) == [(T0 + m * MINUTE, FireOutcome.RUNNING) for m in range(1, 11)]
+    assert threading.current_thread().name not in threads  # decided off the event loop
