@@ -23,7 +23,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import chain
 
@@ -100,6 +100,44 @@ def plan_pass(
         budget -= len(fires)
         planned.append((schedule, decisions, cursor))
     return planned
+
+
+async def settle_runs(store: ScheduleStore, jobs: JobsPort, fires: Sequence[Fire]) -> list[Fire]:
+    """The fires as they are now, with the current status of their jobs; the one rule for
+    a RUNNING fire (the firing loop and `ScheduleService` both follow it): its job ended
+    -> FINISHED with the job's status; its job no longer exists -> FINISHED with job
+    status "deleted" and a reason saying so (otherwise it would block its schedule's
+    overlap policy forever); else it stays RUNNING. The changes are stored
+    (compare-and-set: a concurrent settle of the same fire does the same)."""
+    by_account: dict[str, list[int]] = defaultdict(list)
+    for fire in fires:
+        if fire.outcome is FireOutcome.RUNNING and fire.job_id is not None:
+            by_account[fire.account].append(fire.job_id)
+    statuses = {}
+    for account, ids in by_account.items():
+        statuses.update({(account, k): v for k, v in (await jobs.statuses(account, ids)).items()})
+    changes, result = [], []
+    for fire in fires:
+        if fire.outcome is FireOutcome.RUNNING and fire.job_id is not None:
+            status = statuses.get((fire.account, fire.job_id))
+            if status is None:
+                reason = f"job {fire.job_id} no longer exists"
+                fire = replace(fire, outcome=FireOutcome.FINISHED, job_status="deleted", reason=reason)
+                changes.append(_finished(fire, reason))
+            elif status.terminal:
+                fire = replace(fire, outcome=FireOutcome.FINISHED, job_status=status.value)
+                changes.append(_finished(fire))
+            else:
+                fire = replace(fire, job_status=status.value)
+        result.append(fire)
+    await store.set_fire_outcomes(changes)
+    return result
+
+
+def _finished(fire: Fire, reason: str | None = None) -> OutcomeChange:
+    return OutcomeChange(
+        fire.schedule_id, fire.scheduled_at, FireOutcome.RUNNING, FireOutcome.FINISHED, None, fire.job_status, reason
+    )
 
 
 class Scheduler:
@@ -223,28 +261,8 @@ class Scheduler:
         return {k: tuple(v) for k, v in running.items()}, buffered
 
     async def _settle(self, fires: Sequence[Fire]) -> list[Fire]:
-        """Mark RUNNING fires whose job ended FINISHED; return the fires still open."""
-        by_account: dict[str, list[int]] = defaultdict(list)
-        for fire in fires:
-            if fire.outcome is FireOutcome.RUNNING and fire.job_id is not None:
-                by_account[fire.account].append(fire.job_id)
-        statuses = {}
-        for account, ids in by_account.items():
-            statuses.update({(account, k): v for k, v in (await self._jobs.statuses(account, ids)).items()})
-        changes, still_open = [], []
-        for fire in fires:
-            status = statuses.get((fire.account, fire.job_id or 0))
-            if fire.outcome is FireOutcome.RUNNING and (status is None or status.terminal):
-                job_status = status.value if status is not None else "deleted"
-                changes.append(
-                    OutcomeChange(
-                        fire.schedule_id, fire.scheduled_at, FireOutcome.RUNNING, FireOutcome.FINISHED, None, job_status
-                    )
-                )
-            else:
-                still_open.append(fire)
-        await self._store.set_fire_outcomes(changes)
-        return still_open
+        """Settle the fires whose job ended; return the fires still open."""
+        return [f for f in await settle_runs(self._store, self._jobs, fires) if f.outcome.open]
 
     # -- housekeeping ---------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from cloudpipe_server.errors import FailedPrecondition, InvalidArgument
 from cloudpipe_server.models import JobSpec, Resources
 from cloudpipe_server.scheduler.cron import MAX_JITTER, CronExpression, Timing, check_instant
 from cloudpipe_server.scheduler.firing import Firer, JobsPort
+from cloudpipe_server.scheduler.loop import settle_runs
 from cloudpipe_server.scheduler.models import (
     CatchupPolicy,
     Fire,
@@ -27,7 +28,7 @@ from cloudpipe_server.scheduler.models import (
 )
 from cloudpipe_server.scheduler.policies import MAX_CATCHUP_WINDOW
 from cloudpipe_server.service import validate_spec
-from cloudpipe_server.store.schedules_base import OutcomeChange, ScheduleStore
+from cloudpipe_server.store.schedules_base import ScheduleStore
 from cloudpipe_server.store.schedules_codec import cursor_of
 
 log = logging.getLogger(__name__)
@@ -271,22 +272,4 @@ class ScheduleService:
         return fires[0] if fires else None
 
     async def _with_job_status(self, fires: list[Fire]) -> list[Fire]:
-        running = [f for f in fires if f.outcome is FireOutcome.RUNNING and f.job_id is not None]
-        if not running:
-            return fires
-        statuses = await self._jobs.statuses(running[0].account, [f.job_id for f in running if f.job_id])
-        changes, result = [], []
-        for fire in fires:
-            status = statuses.get(fire.job_id or 0)
-            if fire.outcome is FireOutcome.RUNNING and status is not None:
-                if status.terminal:
-                    changes.append(
-                        OutcomeChange(
-                            fire.schedule_id, fire.scheduled_at, fire.outcome, FireOutcome.FINISHED, None, status.value
-                        )
-                    )
-                    fire = replace(fire, outcome=FireOutcome.FINISHED)
-                fire = replace(fire, job_status=status.value)
-            result.append(fire)
-        await self._store.set_fire_outcomes(changes)
-        return result
+        return await settle_runs(self._store, self._jobs, fires)

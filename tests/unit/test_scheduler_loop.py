@@ -318,3 +318,24 @@ async def test_a_long_catch_up_is_decided_a_budget_per_pass_without_losing_or_do
     for name in ("a", "b", "c"):
         assert await world.history(name) == [(T0 + m * MINUTE, FireOutcome.RUNNING) for m in range(1, 11)]
     assert threading.current_thread().name not in threads  # decided off the event loop
+
+
+async def test_a_fire_whose_job_no_longer_exists_is_finished_as_deleted_wherever_it_is_seen(world: World) -> None:
+    await world.saved.create(ALICE, "report", JobSpec(cmd="sleep 100"))
+    await world.schedules.create(ALICE, every_minute(overlap=OverlapPolicy.SKIP))
+    await world.at(T0 + MINUTE)
+    del world.jobs.status[1]  # the job store lost it
+    [shown] = await world.schedules.history(ALICE, "tick")  # `history` and `ls` settle it
+    assert (shown.outcome, shown.job_status, shown.reason) == (
+        FireOutcome.FINISHED,
+        "deleted",
+        "job 1 no longer exists",
+    )
+    [stored] = await world.store.fires(shown.schedule_id)
+    assert (stored.outcome, stored.job_status, stored.reason) == (
+        FireOutcome.FINISHED,
+        "deleted",
+        "job 1 no longer exists",
+    )
+    await world.at(T0 + 2 * MINUTE)  # and it no longer blocks the overlap policy
+    assert [o for _, o in await world.history("tick")] == [FireOutcome.FINISHED, FireOutcome.RUNNING]
