@@ -33,7 +33,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import grpc
 from grpc import aio
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
@@ -332,11 +332,13 @@ class AsyncClient:
                         yield item
             completed = True
         finally:
-            if not completed:
+            if not completed:  # best effort, as in Client.map: one try each, none once unavailable
                 for job in jobs:
                     if job.id not in finished:
                         try:
-                            await job.kill()
+                            await self._call(self._stub.Kill, pb.KillJobRequest(id=job.id), retry=False)
+                        except Unavailable:
+                            break
                         except CloudpipeError:
                             pass
 
@@ -453,12 +455,12 @@ class AsyncClient:
                 for job in by_id[snapshot.id]:
                     job.snapshot = snapshot
 
-    async def _call(self, method: Any, request: Any) -> Any:
+    async def _call(self, method: Any, request: Any, *, retry: bool = True) -> Any:
         """A unary call with a deadline, retried while UNAVAILABLE (see `Client._call`)."""
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(_unavailable),
-                stop=stop_after_delay(self._retry_for),
+                stop=stop_after_delay(self._retry_for) if retry else stop_after_attempt(1),
                 wait=wait_exponential(multiplier=0.1, max=2),
                 reraise=True,
             ):

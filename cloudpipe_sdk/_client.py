@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 import grpc
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
@@ -233,7 +233,8 @@ class Client:
         `chunksize=k` runs k calls per job (fewer container starts for short calls).
         `timeout` (seconds, from this call) raises Timeout when a result is not ready in
         time. A failed call raises its exception when its turn comes, and the jobs not
-        finished then are killed, as `Executor.map` cancels pending futures; with
+        finished then are killed, as `Executor.map` cancels pending futures (best effort:
+        no retries, and none after the server is found unavailable); with
         `return_exceptions=True` exceptions are yielded in place instead. `progress`
         draws a bar on stderr: by default only when stderr is a terminal. `options` are
         `JobOptions` (image, cpus, memory, timeout is the map's, retries, serializer...).
@@ -407,13 +408,14 @@ class Client:
     def _wait_stream(self, job_id: int, timeout: float | None) -> Iterator[pb.JobStatusEvent]:
         return self._stub.Wait(pb.WaitJobRequest(id=job_id), timeout=timeout, metadata=self._metadata)  # type: ignore[no-any-return]
 
-    def _call(self, method: Any, request: Any) -> Any:
+    def _call(self, method: Any, request: Any, *, retry: bool = True) -> Any:
         """A unary call with a deadline, retried with backoff while the server is
-        UNAVAILABLE (every call is idempotent: Submit through its idempotency keys)."""
+        UNAVAILABLE (every call is idempotent: Submit through its idempotency keys);
+        `retry=False` makes one attempt (best-effort cleanup)."""
         try:
             for attempt in Retrying(
                 retry=retry_if_exception(_unavailable),
-                stop=stop_after_delay(self._retry_for),
+                stop=stop_after_delay(self._retry_for) if retry else stop_after_attempt(1),
                 wait=wait_exponential(multiplier=0.1, max=2),
                 reraise=True,
             ):

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
-from cloudpipe_sdk._errors import CloudpipeError, InvalidRequest, Timeout
+from cloudpipe_sdk._errors import CloudpipeError, InvalidRequest, Timeout, Unavailable
 from cloudpipe_sdk._options import JobOptions, qualname
 from cloudpipe_sdk._outcome import outcome
 from cloudpipe_sdk._progress import progress_bar, wanted
@@ -128,9 +128,13 @@ def _arrived(watcher: Watcher, deadline: float | None, timeout: float | None, le
 
 
 def _kill_unfinished(client: Client, jobs: list[Job]) -> None:
-    """Like Executor.map cancelling its pending futures: the map was abandoned."""
+    """Like Executor.map cancelling its pending futures: the map was abandoned. Best
+    effort: one Kill per job without retries, and none after the server is found
+    unavailable (a map of thousands would otherwise retry each for `retry_for`)."""
     for job in jobs:
         try:
-            client._kill(job.id)
+            client._call(client._stub.Kill, pb.KillJobRequest(id=job.id), retry=False)
+        except Unavailable:
+            return
         except CloudpipeError:
             pass

@@ -241,3 +241,15 @@ def test_exception_returns_the_jobs_own_failure(server: Server) -> None:
     failure = pending.result(timeout=10)
     assert isinstance(failure, JobFailed) and failure.reason == "exit 3"
     wait.terminate((), grpc.StatusCode.OK, "")
+
+
+def test_an_abandoned_map_stops_killing_its_jobs_at_the_first_unavailable(server: Server) -> None:
+    client = server.client(retry_for=30)
+    pending = server.run(lambda: list(client.map(abs, [1, 2, 3], timeout=0.3)))
+    server.answer("Submit", pb.SubmitResponse(ids=[1, 2, 3]))
+    server.channel.take_unary_stream(SERVICE.methods_by_name["WatchMany"])  # no job finishes
+    _, kill = server.answer("Kill", code=grpc.StatusCode.UNAVAILABLE, details="server down")
+    assert kill.id == 1
+    with pytest.raises(Timeout):
+        pending.result(timeout=5)  # not after retry_for, nor after one Kill per job
+    assert len(server.timeouts) == 2  # Submit, one Kill
