@@ -30,6 +30,7 @@ import docker.errors
 import requests.exceptions
 
 from cloudpipe_server.executors.base import Delivery, Executor, Limits, ManagedContainer, RunObserver, Signal
+from cloudpipe_server.executors.container_config import confined_host_config, job_environment, job_user
 from cloudpipe_server.executors.docker_io import AttachedStreams, StatsSampler, concatenated_files, in_daemon_thread
 from cloudpipe_server.models import Collected, Job, JobStatus, Outcome
 
@@ -349,7 +350,7 @@ class DockerExecutor(Executor):
     # -- containers and images ------------------------------------------------------------
 
     def _user_for(self, image: str) -> str:
-        """The image's own user unless that is root; then the configured unprivileged one."""
+        """The image's own user if it is a numeric non-root uid, else the configured one."""
         if image in self._image_users:
             return self._image_users[image]
         try:
@@ -367,9 +368,7 @@ class DockerExecutor(Executor):
                 ) from None
         except docker.errors.APIError as exc:
             raise _JobError(f"image {image!r} is unusable: {exc.explanation or exc}") from None
-        user = (attrs.get("Config") or {}).get("User") or ""
-        if user.split(":")[0] in ("", "root", "0"):
-            user = self._config.job_user
+        user = job_user((attrs.get("Config") or {}).get("User") or "", self._config.job_user)
         self._image_users[image] = user
         return user
 
@@ -380,16 +379,7 @@ class DockerExecutor(Executor):
         name = f"job_{job.id}_{self._config.cluster[:8]}_{_NAME_OK.sub('-', spec.name)[:40] or 'unnamed'}"
         if job.attempts > 1:
             name += f"_a{job.attempts}"
-        host_config = self._api.create_host_config(
-            nano_cpus=int(limits.cpus * 1e9),
-            mem_limit=limits.memory_bytes,
-            memswap_limit=limits.memory_bytes,
-            pids_limit=limits.pids,
-            network_mode="bridge" if limits.network else "none",
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            init=True,
-        )
+        host_config = confined_host_config(self._api, limits, init=True)
         environment = job_environment(job)
         kwargs: dict[str, Any] = dict(
             image=image,
@@ -419,18 +409,6 @@ class DockerExecutor(Executor):
             raise _JobError(f"result file {path} was not found in the container") from None
         except docker.errors.APIError as exc:
             raise _JobError(f"could not copy the result {path}: {exc.explanation or exc}") from None
-
-
-def job_environment(job: Job) -> dict[str, str]:
-    """The environment a job runs with (fresh or warm): its own, plus what the runner
-    needs to know."""
-    spec = job.spec
-    environment = {**spec.env, "CLOUDPIPE_JOB_ID": str(job.id)}
-    if spec.client_python:
-        environment["CLOUDPIPE_CLIENT_PYTHON"] = spec.client_python
-    if spec.serializer:
-        environment["CLOUDPIPE_SERIALIZER"] = spec.serializer
-    return environment
 
 
 class _JobError(Exception):

@@ -35,13 +35,13 @@ from docker.types import LogConfig
 
 from cloudpipe_server.executors.agent_protocol import PROTOCOL
 from cloudpipe_server.executors.base import Delivery, Executor, Limits, ManagedContainer, RunObserver, Signal
+from cloudpipe_server.executors.container_config import confined_host_config, job_environment, job_user
 from cloudpipe_server.executors.docker import (
     LABEL_CLUSTER,
     LABEL_JOB,
     LABEL_OWNER,
     DockerConfig,
     DockerExecutor,
-    job_environment,
 )
 from cloudpipe_server.executors.warm_container import ContainerGone, PoolKey, WarmContainer, WarmRun
 from cloudpipe_server.executors.warm_outcome import warm_outcome
@@ -301,9 +301,7 @@ class PooledDockerExecutor(Executor):
             except _ENGINE_ERRORS:  # missing (the fresh path pulls it) or unusable
                 return False
             config = attrs.get("Config") or {}
-            user = config.get("User") or ""
-            if user.split(":")[0] in ("", "root", "0"):
-                user = self._docker_config.job_user
+            user = job_user(config.get("User") or "", self._docker_config.job_user)
             agent = (config.get("Labels") or {}).get(LABEL_AGENT) == PROTOCOL
             info = self._images[image] = _ImageInfo(time.monotonic(), agent, user)
         return info.agent
@@ -323,14 +321,9 @@ class PooledDockerExecutor(Executor):
         return container
 
     def _create_and_attach(self, key: PoolKey, user: str) -> tuple[str, socket.socket]:
-        host_config = self._api.create_host_config(
-            nano_cpus=int(key.cpus * 1e9),
-            mem_limit=key.memory_bytes,
-            memswap_limit=key.memory_bytes,
-            pids_limit=key.pids,
-            network_mode="none",
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+        host_config = confined_host_config(
+            self._api,
+            Limits(key.cpus, key.memory_bytes, key.pids, max_runtime=None, network=False),
             init=False,  # the agent is PID 1: no docker-init holding the protocol where jobs reach it
             log_config=LogConfig(type="none"),  # stdout is the protocol: nothing to log
             auto_remove=True,  # a container whose server died ends (stdin closes) and goes

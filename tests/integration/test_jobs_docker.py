@@ -217,3 +217,19 @@ def test_result_of_pickled_value_is_a_real_pickle(client: Client) -> None:
     assert job.result(timeout=60) == {"a": 1}
     raw = job.refresh().result
     assert pickle.loads(raw)["ok"] is True
+
+
+def test_an_image_user_named_otherwise_but_uid_0_does_not_run_as_root(
+    client: Client, docker_engine: docker.DockerClient
+) -> None:
+    dockerfile = (
+        b"FROM cloudpipe/runner-python3:latest\nUSER 0\n"
+        b"RUN echo 'toor:x:0:0::/root:/bin/bash' >> /etc/passwd\nUSER toor\n"
+    )
+    docker_engine.images.build(fileobj=io.BytesIO(dockerfile), tag="cloudpipe-test/toor:latest", rm=True)
+    try:
+        warm = client.shell("id -u", image="cloudpipe-test/toor:latest").result(timeout=60)
+        fresh = client.with_options(fresh_container=True).shell("id -u", image="cloudpipe-test/toor:latest")
+        assert warm == fresh.result(timeout=60) == b"65534\n"
+    finally:
+        docker_engine.images.remove("cloudpipe-test/toor:latest", force=True)

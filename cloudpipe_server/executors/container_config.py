@@ -1,0 +1,55 @@
+"""What fresh and warm job containers share: the user they run as and the confinement
+of their host config."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cloudpipe_server.executors.base import Limits
+from cloudpipe_server.models import Job
+
+NOBODY = "65534:65534"
+_NUMERIC_USER = re.compile(r"(?P<uid>[0-9]+)(:[0-9]+)?")
+
+
+def non_root_uid(user: str) -> bool:
+    """`user` is a numeric uid (with an optional numeric gid) other than 0. A name is
+    never trusted: the image's /etc/passwd may give any name uid 0 (`USER toor`)."""
+    match = _NUMERIC_USER.fullmatch(user)
+    return match is not None and int(match["uid"]) != 0
+
+
+def job_user(image_user: str, configured: str) -> str:
+    """The user a job's container runs as: the image's own when it is a numeric non-root
+    uid, else the configured job user (itself only if numeric and non-root)."""
+    if non_root_uid(image_user):
+        return image_user
+    return configured if non_root_uid(configured) else NOBODY
+
+
+def confined_host_config(api: Any, limits: Limits, **extra: Any) -> dict[str, Any]:
+    """Resource limits, no capabilities, no privilege gain, no network unless asked."""
+    config: dict[str, Any] = api.create_host_config(
+        nano_cpus=int(limits.cpus * 1e9),
+        mem_limit=limits.memory_bytes,
+        memswap_limit=limits.memory_bytes,
+        pids_limit=limits.pids,
+        network_mode="bridge" if limits.network else "none",
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        **extra,
+    )
+    return config
+
+
+def job_environment(job: Job) -> dict[str, str]:
+    """The environment a job runs with (fresh or warm): its own, plus what the runner
+    needs to know."""
+    spec = job.spec
+    environment = {**spec.env, "CLOUDPIPE_JOB_ID": str(job.id)}
+    if spec.client_python:
+        environment["CLOUDPIPE_CLIENT_PYTHON"] = spec.client_python
+    if spec.serializer:
+        environment["CLOUDPIPE_SERIALIZER"] = spec.serializer
+    return environment
