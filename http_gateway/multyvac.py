@@ -48,6 +48,9 @@ STATUS_VALUES = {name: value for value, name in STATUS_NAMES.items() if value}
 RESULT_TYPES = {"binary": pb.RESULT_TYPE_BINARY, "pickle": pb.RESULT_TYPE_PICKLE}
 _AFAIL_HINT = "Double-check the account name and API key you're providing to multyvac.config.set_key()."
 _STORAGE_HINT = "This is probably a storage error on our end."
+_MAYBE_ENQUEUED = (
+    "The server did not confirm the submission; it may have enqueued the jobs: look before submitting again."
+)
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,11 @@ def rpc_failure(op: str, error: grpc.aio.AioRpcError, account: str, jid: int = 0
     if op == "kill" and code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
         return jnf(jid)
     if op == "submit":
-        return ApiError(503, "JQUEUE", "Unable to enqueue your job.", retry=True)
+        if code is grpc.StatusCode.UNAVAILABLE:  # refused before anything was done: a retry is safe
+            return ApiError(503, "JQUEUE", "Unable to enqueue your job.", retry=True)
+        # Past a deadline, or failed midway: the jobs may be stored all the same, and
+        # multyvac's retry is a new request that would enqueue them a second time.
+        return ApiError(503, "JQUEUE", "Unable to enqueue your job.", _MAYBE_ENQUEUED)
     if op in ("list", "stats"):
         return ApiError(503, "JLIST", f"Unable to list jobs: {detail}", "This is most likely a database problem.", True)
     if op == "kill":
