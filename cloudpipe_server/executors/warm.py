@@ -86,6 +86,7 @@ def parse_prewarm(text: str) -> tuple[tuple[str, int], ...]:
 
 @dataclass
 class _WarmJob:
+    key: PoolKey
     container: WarmContainer | None = None
     run: WarmRun | None = None
     killed: bool = False
@@ -140,9 +141,9 @@ class PooledDockerExecutor(Executor):
         if not self._wants_warm(job, limits) or not await self._has_agent(image):
             return await self._fresh.run(job, image, limits, observer)
         self.start()
-        entry = self._runs[job.id] = _WarmJob()
+        entry = self._runs[job.id] = _WarmJob(self._key(job.account, image, limits))
         try:
-            container = await self._pool.acquire(self._key(job.account, image, limits))
+            container = await self._pool.acquire(entry.key, give_up=lambda: entry.killed)
             if entry.killed:
                 if container is not None:
                     self._pool.release(container)
@@ -219,6 +220,7 @@ class PooledDockerExecutor(Executor):
         if entry is None:
             return await self._fresh.kill(job_id)
         entry.killed = True
+        self._pool.wake(entry.key)  # ends its wait for a container
         container, run = entry.container, entry.run
         if container is not None and run is not None:
             log.info("job %d: stopping its processes in warm container %s", job_id, container.id[:12])

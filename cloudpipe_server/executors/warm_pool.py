@@ -81,13 +81,17 @@ class WarmPool:
                 if self.size < self._limits.max_containers:
                     self._background(self._add_idle(key))
 
-    async def acquire(self, key: PoolKey) -> WarmContainer | None:
+    async def acquire(self, key: PoolKey, give_up: Callable[[], bool] = lambda: False) -> WarmContainer | None:
         """A container of `key`, now busy; None when the pool cannot give one (the
-        caller runs a fresh container instead)."""
-        if self._closed or self._broken.get(key, 0.0) > time.monotonic():
-            return None
-        container = self._take_idle(key)
+        caller runs a fresh container instead), or when `give_up()` says so while
+        waiting (call `wake(key)` after it changes)."""
+        container = None
         while container is None:
+            if self._closed or self._broken.get(key, 0.0) > time.monotonic() or give_up():
+                return None
+            container = self._take_idle(key)
+            if container is not None:
+                break
             if self.size < self._limits.max_containers or self._evict_one(other_than=key):
                 container = await self._start(key)
                 if container is None:
@@ -96,7 +100,6 @@ class WarmPool:
                 released = self._released.setdefault(key, asyncio.Event())
                 released.clear()
                 await released.wait()
-                container = self._take_idle(key)
             else:
                 return None
         container.busy = True
@@ -108,9 +111,13 @@ class WarmPool:
         container.busy = False
         if not container.alive or self._closed or container.id not in self._containers:
             self._background(self.discard(container, replace=not self._closed))
-            return
-        self._idle.setdefault(container.key, []).append(container)
-        released = self._released.get(container.key)
+        else:
+            self._idle.setdefault(container.key, []).append(container)
+        self.wake(container.key)
+
+    def wake(self, key: PoolKey) -> None:
+        """Jobs waiting for a container of `key` look again (and may give up)."""
+        released = self._released.get(key)
         if released is not None:
             released.set()
 
@@ -135,6 +142,8 @@ class WarmPool:
     async def close(self) -> None:
         """Remove every container (busy ones too: a warm job cannot be re-adopted)."""
         self._closed = True
+        for key in list(self._released):
+            self.wake(key)
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -193,6 +202,7 @@ class WarmPool:
             self._starting[key] -= 1
             if not self._starting[key]:
                 del self._starting[key]
+            self.wake(key)  # who waited for this start looks again
         if self._closed:
             await self.discard(container)
             return None

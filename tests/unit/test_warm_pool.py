@@ -22,16 +22,22 @@ class Engine:
         self.started: list[WarmContainer] = []
         self.removed: list[str] = []
         self.fail = False
+        self.gate: asyncio.Event | None = None  # when set: starts wait for it
+        self.dead_on_arrival = False
         self._sockets: list[socket.socket] = []
 
     async def spawn(self, key: PoolKey) -> WarmContainer:
         await asyncio.sleep(0)
+        if self.gate is not None:
+            await self.gate.wait()
         if self.fail:
             raise RuntimeError("engine says no")
         sock = socket.socket()
         self._sockets.append(sock)
         container = WarmContainer(f"c{len(self.started)}{'0' * 12}", key, sock, 1 << 20)
         self.started.append(container)
+        if self.dead_on_arrival:
+            container.gone.set()
         return container
 
     async def remove(self, container: WarmContainer) -> None:
@@ -168,3 +174,52 @@ async def test_close_removes_every_container(engine: Engine) -> None:
     await pool.close()
     assert sorted(engine.removed) == sorted(c.id for c in engine.started)
     assert await pool.acquire(ALICE) is None
+
+
+async def test_a_job_waiting_for_a_start_that_fails_goes_fresh(engine: Engine) -> None:
+    pool = WarmPool(PoolLimits(max_containers=1, idle_seconds=60), engine.spawn, engine.remove)
+    engine.gate, engine.fail = asyncio.Event(), True
+    try:
+        first = asyncio.create_task(pool.acquire(ALICE))
+        await settle()
+        waiting = asyncio.create_task(pool.acquire(ALICE))  # the pool is full with the one starting
+        await settle()
+        engine.gate.set()
+        assert await asyncio.wait_for(first, 1) is None
+        assert await asyncio.wait_for(waiting, 1) is None
+    finally:
+        await pool.close()
+
+
+async def test_a_job_waiting_for_a_container_that_arrives_dead_stops_waiting(engine: Engine) -> None:
+    pool = WarmPool(PoolLimits(max_containers=2, idle_seconds=60), engine.spawn, engine.remove)
+    try:
+        held = await pool.acquire(ALICE)  # and a spare starts: held up at the gate, then dead
+        assert held is not None
+        engine.gate, engine.dead_on_arrival = asyncio.Event(), True
+        await settle()
+        waiting = asyncio.create_task(pool.acquire(ALICE))
+        await settle()
+        engine.gate.set()
+        got = await asyncio.wait_for(waiting, 1)  # an answer, not a wait for ever
+        assert got is not held
+    finally:
+        await pool.close()
+
+
+async def test_a_job_killed_while_waiting_for_a_container_stops_waiting(engine: Engine) -> None:
+    pool = WarmPool(PoolLimits(max_containers=1, idle_seconds=60), engine.spawn, engine.remove)
+    engine.gate = asyncio.Event()
+    killed = False
+    try:
+        starting = asyncio.create_task(pool.acquire(ALICE))
+        await settle()
+        waiting = asyncio.create_task(pool.acquire(ALICE, give_up=lambda: killed))
+        await settle()
+        killed = True
+        pool.wake(ALICE)
+        assert await asyncio.wait_for(waiting, 1) is None
+        engine.gate.set()
+        assert await starting is not None
+    finally:
+        await pool.close()
