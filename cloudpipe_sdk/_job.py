@@ -84,7 +84,10 @@ class Job:
 
     def wait(self, timeout: float | None = None) -> JobStatus:
         """Block until the job finishes; return its final status.
-        Raises Timeout if it is still running after `timeout` seconds."""
+        Raises Timeout if it is still running after `timeout` seconds. A job already
+        known to be finished returns at once, whatever the timeout."""
+        if self._snapshot is not None and status_from_pb(self._snapshot.status).finished:
+            return status_from_pb(self._snapshot.status)
         deadline = None if timeout is None else time.monotonic() + timeout
         failures = 0
         while True:

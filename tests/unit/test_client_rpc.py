@@ -23,6 +23,7 @@ from cloudpipe_sdk import (
     InvalidRequest,
     Job,
     JobFailed,
+    JobStatus,
     NotFound,
     Timeout,
     Unavailable,
@@ -174,7 +175,8 @@ def test_many_jobs_go_in_batches_with_distinct_keys(server: Server) -> None:
     client = server.client()
     specs = [pb.JobSpec(cmd=f"echo {i}") for i in range(600)]
     pending = server.run(lambda: client._submit_specs(specs))
-    sizes, keys = [], set()
+    sizes: list[int] = []
+    keys: set[str] = set()
     for start in (0, 250, 500):
         _, request = server.answer(
             "Submit", pb.SubmitResponse(ids=range(start + 1, start + 1 + len(specs[start : start + 250])))
@@ -253,3 +255,10 @@ def test_an_abandoned_map_stops_killing_its_jobs_at_the_first_unavailable(server
     with pytest.raises(Timeout):
         pending.result(timeout=5)  # not after retry_for, nor after one Kill per job
     assert len(server.timeouts) == 2  # Submit, one Kill
+
+
+def test_a_finished_job_gives_its_result_at_once_even_with_timeout_zero(server: Server) -> None:
+    job = Job(server.client(), 5, pb.Job(id=5, status=pb.JOB_STATUS_DONE, result=b"hi\n"))
+    assert server.run(lambda: job.result(timeout=0)).result(timeout=5) == b"hi\n"
+    assert server.run(lambda: job.wait(timeout=0)).result(timeout=5) is JobStatus.DONE
+    assert server.timeouts == []  # no call made
