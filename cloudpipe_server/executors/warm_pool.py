@@ -231,6 +231,8 @@ class WarmPool:
             cutoff = time.monotonic() - self._limits.idle_seconds
             for key, idle in list(self._idle.items()):
                 for container in [c for c in idle if c.last_used < cutoff]:
+                    if container not in self._idle.get(key, ()) or container.last_used >= cutoff:
+                        continue  # a job took it while an earlier one was being removed
                     log.info("warm container %s (%s): idle, removing it", container.id[:12], key.account)
                     await self.discard(container)
                 if not self._idle.get(key):

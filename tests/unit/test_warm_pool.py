@@ -24,6 +24,7 @@ class Engine:
         self.fail = False
         self.gate: asyncio.Event | None = None  # when set: starts wait for it
         self.dead_on_arrival = False
+        self.remove_gate: asyncio.Event | None = None  # when set: removals wait for it
         self._sockets: list[socket.socket] = []
 
     async def spawn(self, key: PoolKey) -> WarmContainer:
@@ -42,6 +43,8 @@ class Engine:
 
     async def remove(self, container: WarmContainer) -> None:
         self.removed.append(container.id)
+        if self.remove_gate is not None:
+            await self.remove_gate.wait()
 
     def close(self) -> None:
         for sock in self._sockets:
@@ -222,4 +225,23 @@ async def test_a_job_killed_while_waiting_for_a_container_stops_waiting(engine: 
         engine.gate.set()
         assert await starting is not None
     finally:
+        await pool.close()
+
+
+async def test_the_idle_sweep_leaves_a_container_a_job_took_meanwhile(engine: Engine) -> None:
+    pool = WarmPool(PoolLimits(max_containers=2, idle_seconds=0.1), engine.spawn, engine.remove)
+    pool.start([(ALICE, 2)])
+    try:
+        await settle()
+        engine.remove_gate = asyncio.Event()  # the sweep's first removal takes its time
+        while not engine.removed:
+            await asyncio.sleep(0.01)
+        taken = await pool.acquire(ALICE)
+        assert taken is not None and taken.id not in engine.removed
+        engine.remove_gate.set()
+        await asyncio.sleep(0.3)  # more sweeps
+        assert taken.id not in engine.removed and taken.alive
+        pool.release(taken)
+    finally:
+        engine.remove_gate = None
         await pool.close()
