@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 LABEL_JOB = "org.cloudpipe.job"
 LABEL_OWNER = "org.cloudpipe.owner"
 LABEL_CLUSTER = "org.cloudpipe.cluster"
+LABEL_POOL = "org.cloudpipe.pool"  # warm containers (job label 0): the pooled executor's to sweep
 _NAME_OK = re.compile(r"[^a-zA-Z0-9_.-]+")
 _ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 
@@ -156,6 +157,8 @@ class DockerExecutor(Executor):
         managed = []
         for item in found:
             labels = item.get("Labels") or {}
+            if LABEL_POOL in labels:
+                continue  # another server's warm container may be live: not an orphan job's
             try:
                 managed.append(ManagedContainer(item["Id"], int(labels[LABEL_JOB]), labels.get(LABEL_OWNER, "")))
             except (KeyError, ValueError):

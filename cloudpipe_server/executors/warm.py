@@ -40,6 +40,7 @@ from cloudpipe_server.executors.docker import (
     LABEL_CLUSTER,
     LABEL_JOB,
     LABEL_OWNER,
+    LABEL_POOL,
     DockerConfig,
     DockerExecutor,
 )
@@ -50,7 +51,6 @@ from cloudpipe_server.models import Job, JobStatus, Outcome
 
 log = logging.getLogger(__name__)
 
-LABEL_POOL = "org.cloudpipe.pool"
 LABEL_ACCOUNT = "org.cloudpipe.account"
 LABEL_BOOT = "org.cloudpipe.boot"
 LABEL_AGENT = "org.cloudpipe.agent"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,13 @@ import pytest
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
 from cloudpipe_sdk import Client, JobStatus
+from cloudpipe_server.executors.docker import DockerConfig, DockerExecutor
 from tests.support import JOB_LABEL, OWNER_LABEL, SESSION_PREFIX, ServerProcess, start_server
 
 pytestmark = pytest.mark.docker
 
 POOL_LABEL = "org.cloudpipe.pool"
+CLUSTER_LABEL = "org.cloudpipe.cluster"
 ACCOUNT_LABEL = "org.cloudpipe.account"
 HOSTNAME = "cat /etc/hostname"
 
@@ -233,3 +236,22 @@ def test_the_agent_reaps_what_a_warm_job_left_behind(warm: ServerProcess) -> Non
         host, _ = host_of(olga, f"{HOSTNAME}; (sleep 100 &); (sleep 0 &)")  # orphans, as PID 1's children
         after, count = host_of(olga, f"{HOSTNAME}; {zombies} || true")
     assert after == host and count == "0\n"
+
+
+async def test_a_server_without_the_pool_leaves_warm_containers_to_their_owners(
+    docker_engine: docker.DockerClient,
+) -> None:
+    cluster = f"{SESSION_PREFIX}pool-off"
+    job_labels = {CLUSTER_LABEL: cluster, OWNER_LABEL: f"{SESSION_PREFIX}other", JOB_LABEL: "5"}
+    image = "cloudpipe/runner-python3:latest"
+    created = [
+        docker_engine.api.create_container(image, "true", labels=labels)["Id"]
+        for labels in (job_labels, {**job_labels, JOB_LABEL: "0", POOL_LABEL: "k"})  # a job's, a live warm one
+    ]
+    executor = DockerExecutor(DockerConfig(owner=f"{SESSION_PREFIX}me", cluster=cluster), lambda: datetime.now(UTC))
+    try:
+        assert [(c.container_id, c.job_id) for c in await executor.list_managed()] == [(created[0], 5)]
+    finally:
+        await executor.close()
+        for container_id in created:
+            docker_engine.api.remove_container(container_id, force=True)
