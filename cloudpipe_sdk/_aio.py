@@ -33,23 +33,22 @@ from typing import Any, NamedTuple, TypeVar
 
 import grpc
 from grpc import aio
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
-from cloudpipe_sdk._client import _STATUS_TO_PB, MAX_MESSAGE_BYTES, _batches, _unavailable, metadata_for
+from cloudpipe_sdk._client import _STATUS_TO_PB, MAX_MESSAGE_BYTES, _batches, metadata_for
 from cloudpipe_sdk._config import resolve_config
 from cloudpipe_sdk._errors import CloudpipeError, InvalidRequest, Timeout, Unavailable, from_rpc_error
 from cloudpipe_sdk._mapping import _columns
 from cloudpipe_sdk._options import JobOptions, qualname
 from cloudpipe_sdk._outcome import job_exception, outcome
+from cloudpipe_sdk._retry import Outage, async_retrying
 from cloudpipe_sdk._serialize import check_serializer
 from cloudpipe_sdk._status import JobStatus, status_from_pb
 from cloudpipe_sdk._stream import Event, Exit, Output, _event
 from cloudpipe_sdk._waiting import FETCH_BATCH, WATCH_LIMIT
 
 R = TypeVar("R")
-_RECONNECTS = 20
 
 
 class AsyncDoneAndNotDone(NamedTuple):
@@ -123,14 +122,15 @@ class AsyncJob:
                     print(event.text, end="")
         """
         offsets = {"stdout": stdout_offset, "stderr": stderr_offset}
-        failures = 0
+        outage = Outage(self._client._retry_for, f"job {self.id}")
         while True:
             start = pb.AttachStart(id=self.id, stdout_offset=offsets["stdout"], stderr_offset=offsets["stderr"])
+            outage.opened()
             call = self._client._stub.Attach(metadata=self._client._metadata)
             try:
                 await call.write(pb.AttachRequest(start=start))
                 async for message in call:
-                    failures = 0
+                    outage.progress()
                     event = _event(message)
                     if isinstance(event, Output):
                         offsets[event.stream] = event.offset + len(event.data)
@@ -142,10 +142,7 @@ class AsyncJob:
                     raise from_rpc_error(exc) from None
             finally:
                 call.cancel()
-            failures += 1
-            if failures > _RECONNECTS:
-                raise Unavailable(f"job {self.id}: lost the connection to the server {failures} times")
-            await asyncio.sleep(min(0.1 * 2**failures, 2.0))
+            await asyncio.sleep(outage.delay())
 
     async def logs(self, *, follow: bool = False) -> AsyncIterator[str]:
         """As `Job.logs`: the output so far, or with `follow=True` until the job ends."""
@@ -458,12 +455,7 @@ class AsyncClient:
     async def _call(self, method: Any, request: Any, *, retry: bool = True) -> Any:
         """A unary call with a deadline, retried while UNAVAILABLE (see `Client._call`)."""
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(_unavailable),
-                stop=stop_after_delay(self._retry_for) if retry else stop_after_attempt(1),
-                wait=wait_exponential(multiplier=0.1, max=2),
-                reraise=True,
-            ):
+            async for attempt in async_retrying(self._retry_for, retry=retry):
                 with attempt:
                     return await method(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
@@ -493,14 +485,15 @@ class _Watch:
 
     async def _pump(self, ids: builtins.list[int]) -> None:
         pending = set(ids)
-        failures = 0
+        outage = Outage(self._client._retry_for, f"watching jobs at {self._client.address}")
         while pending:
+            outage.opened()
             call = self._client._stub.WatchMany(
                 pb.WatchManyRequest(ids=sorted(pending)), timeout=self._timeout, metadata=self._client._metadata
             )
             try:
                 async for event in call:
-                    failures = 0
+                    outage.progress()
                     if event.id in pending:
                         pending.discard(event.id)
                         await self._queue.put(event)
@@ -511,11 +504,12 @@ class _Watch:
                 if exc.code() != grpc.StatusCode.UNAVAILABLE:
                     await self._queue.put(from_rpc_error(exc))
                     return
-            failures += 1
-            if failures > _RECONNECTS:
-                await self._queue.put(Unavailable(f"lost the connection to {self._client.address}"))
+            try:
+                delay = outage.delay()
+            except Unavailable as exc:
+                await self._queue.put(exc)
                 return
-            await asyncio.sleep(min(0.1 * 2**failures, 2.0))
+            await asyncio.sleep(delay)
 
     async def next(self, deadline: float | None, left: int) -> builtins.list[pb.JobStatusEvent]:
         """The next event and any others already queued; Timeout at the deadline."""

@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 import grpc
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
@@ -19,6 +18,7 @@ from cloudpipe_sdk._errors import InvalidRequest, from_rpc_error
 from cloudpipe_sdk._job import Job
 from cloudpipe_sdk._mapping import submit_map
 from cloudpipe_sdk._options import JobOptions
+from cloudpipe_sdk._retry import retrying
 from cloudpipe_sdk._schedules import SavedJobs, Schedules
 from cloudpipe_sdk._serialize import check_serializer
 from cloudpipe_sdk._status import JobStatus
@@ -42,10 +42,6 @@ _STATUS_TO_PB = {
     JobStatus.KILLED: pb.JOB_STATUS_KILLED,
     JobStatus.STALLED: pb.JOB_STATUS_STALLED,
 }
-
-
-def _unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def open_channel(config: ClientConfig) -> grpc.Channel:
@@ -413,12 +409,7 @@ class Client:
         UNAVAILABLE (every call is idempotent: Submit through its idempotency keys);
         `retry=False` makes one attempt (best-effort cleanup)."""
         try:
-            for attempt in Retrying(
-                retry=retry_if_exception(_unavailable),
-                stop=stop_after_delay(self._retry_for) if retry else stop_after_attempt(1),
-                wait=wait_exponential(multiplier=0.1, max=2),
-                reraise=True,
-            ):
+            for attempt in retrying(self._retry_for, retry=retry):
                 with attempt:
                     return method(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as exc:

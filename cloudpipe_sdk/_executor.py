@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
-from cloudpipe_sdk._errors import CloudpipeError, InvalidRequest, from_rpc_error
+from cloudpipe_sdk._errors import CloudpipeError, InvalidRequest, Unavailable, from_rpc_error
 from cloudpipe_sdk._job import Job
 from cloudpipe_sdk._outcome import outcome
+from cloudpipe_sdk._retry import Outage
 from cloudpipe_sdk._waiting import WATCH_LIMIT
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class CloudpipeExecutor(concurrent.futures.Executor):
         self._shutdown = False
         self._call: grpc.Future | None = None
         self._watching: frozenset[int] = frozenset()
+        self._outage = Outage(client._retry_for, f"watching jobs at {client.address}")
         self._thread = threading.Thread(target=self._watch_loop, daemon=True, name="cloudpipe-executor")
         self._thread.start()
 
@@ -143,20 +145,28 @@ class CloudpipeExecutor(concurrent.futures.Executor):
     def _watch(self, ids: list[int]) -> None:
         client = self._client
         try:
+            self._outage.opened()
             call = client._stub.WatchMany(pb.WatchManyRequest(ids=ids), metadata=client._metadata)
             with self._lock:
                 self._call = call
             reopen = threading.Thread(target=self._reopen_when_added, args=(call,), daemon=True)
             reopen.start()
             for event in call:
+                self._outage.progress()
                 self._resolve(event.id)
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED:
                 return  # reopened with the current pending set
+            error: CloudpipeError = from_rpc_error(exc)
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                threading.Event().wait(0.5)  # the server restarts: reopen shortly
-                return
-            error = from_rpc_error(exc)
+                try:  # the server restarts: reopen after a backoff
+                    threading.Event().wait(self._outage.delay())
+                    return
+                except Unavailable as gone:  # for retry_for seconds: every pending future fails
+                    self._outage.progress()
+                    error = gone
+                    with self._lock:
+                        ids = list(self._pending)
             with self._lock:
                 failed = [self._pending.pop(i) for i in ids if i in self._pending]
             for future in failed:

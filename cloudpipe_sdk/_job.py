@@ -11,6 +11,7 @@ import grpc
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_sdk._errors import Timeout, from_rpc_error
 from cloudpipe_sdk._outcome import job_exception, outcome
+from cloudpipe_sdk._retry import Outage
 from cloudpipe_sdk._status import JobStatus, status_from_pb
 from cloudpipe_sdk._stream import Attachment, Event, Output
 
@@ -89,11 +90,13 @@ class Job:
         if self._snapshot is not None and status_from_pb(self._snapshot.status).finished:
             return status_from_pb(self._snapshot.status)
         deadline = None if timeout is None else time.monotonic() + timeout
-        failures = 0
+        outage = Outage(self._client._retry_for, f"job {self.id}")
         while True:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            outage.opened()
             try:
                 for event in self._client._wait_stream(self.id, remaining):
+                    outage.progress()
                     status = status_from_pb(event.status)
                     if status.finished:
                         self.refresh()
@@ -103,9 +106,9 @@ class Job:
                     raise Timeout(f"job {self.id} did not finish within {timeout} s") from None
                 if exc.code() != grpc.StatusCode.UNAVAILABLE:
                     raise from_rpc_error(exc) from None
-                # the server restarts: watch again (backing off) until the deadline
-                failures += 1
-                time.sleep(min(0.1 * 2**failures, 2.0))
+                # the server restarts: watch again (backing off) until the deadline, or
+                # Unavailable after retry_for seconds without it
+                time.sleep(outage.delay())
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the job and return its result.

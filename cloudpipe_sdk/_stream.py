@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Literal
 import grpc
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
-from cloudpipe_sdk._errors import Unavailable, from_rpc_error
+from cloudpipe_sdk._errors import from_rpc_error
+from cloudpipe_sdk._retry import Outage
 from cloudpipe_sdk._status import JobStatus, status_from_pb
 
 if TYPE_CHECKING:
@@ -22,7 +23,6 @@ StreamName = Literal["stdout", "stderr"]
 SignalName = Literal["TERM", "INT", "KILL"]
 _STREAMS: dict[int, StreamName] = {pb.OUTPUT_STREAM_STDOUT: "stdout", pb.OUTPUT_STREAM_STDERR: "stderr"}
 _SIGNALS = {"TERM": pb.SIGNAL_TERM, "INT": pb.SIGNAL_INT, "KILL": pb.SIGNAL_KILL}
-_RECONNECTS = 20
 
 
 @dataclass(frozen=True)
@@ -103,12 +103,13 @@ class Attachment:
     # -- output -----------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Event]:
-        failures = 0
+        outage = Outage(self._client._retry_for, f"job {self._job_id}")
         while not self._ended:
             dead = threading.Event()
+            outage.opened()
             try:
                 for message in self._connect(dead):
-                    failures = 0
+                    outage.progress()
                     event = _event(message)
                     if isinstance(event, Output):
                         self.offsets[event.stream] = event.offset + len(event.data)
@@ -125,10 +126,7 @@ class Attachment:
             if self._ended:
                 return
             # the server went away (restart, shutdown): reconnect from our offsets
-            failures += 1
-            if failures > _RECONNECTS:
-                raise Unavailable(f"job {self._job_id}: lost the connection to the server {failures} times")
-            time.sleep(min(0.1 * 2**failures, 2.0))
+            time.sleep(outage.delay())
 
     def _connect(self, dead: threading.Event) -> Iterator[pb.AttachEvent]:
         start = pb.AttachRequest(

@@ -25,6 +25,7 @@ import grpc
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_sdk._errors import CloudpipeError, InvalidRequest, Timeout, Unavailable, from_rpc_error
+from cloudpipe_sdk._retry import Outage
 from cloudpipe_sdk._status import status_from_pb
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 WATCH_LIMIT = 10_000  # ids per WatchMany call (the server's limit)
 FETCH_BATCH = 50  # finished jobs fetched per List call (their output and results)
-_RECONNECTS = 20
 # What watchers put on their queue: (the watcher, an event), or the error that ended it.
 Item = tuple["Watcher", pb.JobStatusEvent] | CloudpipeError
 
@@ -71,13 +71,14 @@ class Watcher:
 
     def _pump(self, ids: list[int]) -> None:
         pending = set(ids)
-        failures = 0
+        outage = Outage(self.client._retry_for, f"watching jobs at {self.client.address}")
         while pending and not self._closed:
             remaining = None if self._deadline is None else self._deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return  # the waiter times out by itself
             request = pb.WatchManyRequest(ids=sorted(pending))
             try:
+                outage.opened()
                 call = self.client._stub.WatchMany(request, timeout=remaining, metadata=self.client._metadata)
                 with self._lock:
                     if self._closed:
@@ -85,7 +86,7 @@ class Watcher:
                         return
                     self._calls.append(call)
                 for event in call:
-                    failures = 0
+                    outage.progress()
                     if event.id in pending:
                         pending.discard(event.id)
                         self.events.put((self, event))
@@ -96,11 +97,12 @@ class Watcher:
                 if exc.code() != grpc.StatusCode.UNAVAILABLE:
                     self.events.put(from_rpc_error(exc))
                     return
-            failures += 1
-            if failures > _RECONNECTS:
-                self.events.put(Unavailable(f"lost the connection to {self.client.address} {failures} times"))
+            try:
+                delay = outage.delay()
+            except Unavailable as exc:
+                self.events.put(exc)
                 return
-            time.sleep(min(0.1 * 2**failures, 2.0))
+            time.sleep(delay)
 
     def close(self) -> None:
         """Stop watching (the jobs keep running)."""

@@ -262,3 +262,33 @@ def test_a_finished_job_gives_its_result_at_once_even_with_timeout_zero(server: 
     assert server.run(lambda: job.result(timeout=0)).result(timeout=5) == b"hi\n"
     assert server.run(lambda: job.wait(timeout=0)).result(timeout=5) is JobStatus.DONE
     assert server.timeouts == []  # no call made
+
+
+def test_waiting_without_timeout_gives_up_after_retry_for_of_unavailability(server: Server) -> None:
+    job = Job(server.client(retry_for=0.5), 5)
+    pending = server.run(job.result)
+
+    def always_down() -> None:
+        while True:
+            _, _, wait = server.channel.take_unary_stream(SERVICE.methods_by_name["Wait"])
+            wait.terminate((), grpc.StatusCode.UNAVAILABLE, "down")
+
+    threading.Thread(target=always_down, daemon=True).start()
+    with pytest.raises(Unavailable, match=r"job 5: the server has been unavailable for 0\.5 s"):
+        pending.result(timeout=10)
+
+
+def test_an_executor_fails_its_pending_futures_when_the_server_stays_away(server: Server) -> None:
+    executor = server.client(retry_for=0.5).executor()
+    submitted = server.run(lambda: executor.submit(abs, -1))
+    server.answer("Submit", pb.SubmitResponse(ids=[8]))
+    future = submitted.result(timeout=10)
+
+    def always_down() -> None:
+        while True:
+            _, _, watch = server.channel.take_unary_stream(SERVICE.methods_by_name["WatchMany"])
+            watch.terminate((), grpc.StatusCode.UNAVAILABLE, "down")
+
+    threading.Thread(target=always_down, daemon=True).start()
+    assert isinstance(future.exception(timeout=10), Unavailable)
+    executor.shutdown()
