@@ -203,6 +203,8 @@ class PooledDockerExecutor(Executor):
 
     async def _death_reason(self, container: WarmContainer, limits: Limits) -> str:
         why = "the warm container ended while running the job"
+        if container.protocol_error:
+            return f"{why}: {container.protocol_error}"
         try:
             state = (await asyncio.to_thread(self._api.inspect_container, container.id)).get("State", {})
         except _ENGINE_ERRORS:  # already removed (auto-remove)

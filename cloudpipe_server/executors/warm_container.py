@@ -100,6 +100,7 @@ class WarmContainer:
         self._ready: asyncio.Future[dict[str, object]] | None = None
         self._current: WarmRun | None = None
         self.gone = asyncio.Event()
+        self.protocol_error = ""  # why the agent's stream was given up, when it broke the protocol
         self.agent: dict[str, object] = {}
 
     @property
@@ -188,7 +189,13 @@ class WarmContainer:
                 data = await reader.readexactly(size)
                 if number == 1:
                     for kind, payload in self._parser.feed(data):
-                        self._dispatch(kind, payload)
+                        try:
+                            self._dispatch(kind, payload)
+                        except Exception as exc:  # the agent is not to be trusted any more
+                            self.protocol_error = f"the agent sent a malformed message (kind {kind}): {exc!r}"[:500]
+                            log.warning("warm container %s: %s", self.id[:12], self.protocol_error)
+                            self._lost(self.protocol_error)
+                            return
                 elif number == 2:
                     text = data.decode(errors="replace").rstrip()
                     log.debug("warm container %s: agent says: %s", self.id[:12], text)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from cloudpipe_server.executors.agent_protocol import EXIT, READY, STARTED, json_frame
+from cloudpipe_server.executors.agent_protocol import EXIT, READY, STARTED, frame, json_frame
 from cloudpipe_server.executors.warm_container import PoolKey, WarmContainer, WarmRun
 
 KEY = PoolKey("alice", "img", 1.0, 1 << 30, 512)
@@ -50,3 +50,14 @@ async def test_exit_and_started_of_another_job_are_ignored(attached: tuple[WarmC
     ended = await asyncio.wait_for(run.done, 5)
     assert ended is not None and ended.code == 3 and run.pid == 42
     assert container.alive
+
+
+@pytest.mark.parametrize("payload", [b"[]", b'{"job": 7, "code": "zero"}', b"not json"])
+async def test_a_malformed_message_loses_the_run_with_a_reason(
+    attached: tuple[WarmContainer, Agent], payload: bytes
+) -> None:
+    container, agent = attached
+    run = await start(container, 7)
+    agent.say(frame(EXIT, payload))
+    assert await asyncio.wait_for(run.done, 5) is None
+    assert not container.alive and "malformed message" in container.protocol_error
