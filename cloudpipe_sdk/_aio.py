@@ -197,15 +197,21 @@ class AsyncClient:
         self._timeout = self.config.rpc_timeout
         self._retry_for = self.config.retry_for
         self._owns_channel = channel is None
-        self._channel = channel if channel is not None else _open_channel(self.config.address, self.config.tls_ca)
-        self._stub = pb_grpc.JobServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        # grpc.aio channels belong to the event loop they are made in: ours is opened on
+        # first use (or __aenter__), inside the loop; views share the holder
+        self._connection = _Connection(channel)
         self._options = JobOptions()
 
+    @property
+    def _stub(self) -> Any:
+        return self._connection.stub(self.config.address, self.config.tls_ca)
+
     async def close(self) -> None:
-        if self._owns_channel:
-            await self._channel.close()
+        if self._owns_channel and self._connection.channel is not None:
+            await self._connection.channel.close()
 
     async def __aenter__(self) -> AsyncClient:
+        self._stub  # noqa: B018 - opens the channel in this loop
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -526,6 +532,21 @@ class _Watch:
                 raise item
             events.append(item)
         return events
+
+
+class _Connection:
+    """The channel and stub of an AsyncClient and its views, made on first use."""
+
+    def __init__(self, channel: aio.Channel | None) -> None:
+        self.channel = channel
+        self._stub: Any = None
+
+    def stub(self, address: str, tls_ca: str) -> Any:
+        if self._stub is None:
+            if self.channel is None:
+                self.channel = _open_channel(address, tls_ca)
+            self._stub = pb_grpc.JobServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        return self._stub
 
 
 def _open_channel(address: str, tls_ca: str) -> aio.Channel:

@@ -96,3 +96,13 @@ async def test_exception_returns_failures_and_lets_cancellation_through(server: 
         with pytest.raises(asyncio.CancelledError):
             await waiting
         await sleeper.kill()
+
+
+def test_a_client_made_outside_the_event_loop_works_inside_it(server: ServerProcess) -> None:
+    client = connect(server)
+
+    async def use() -> object:
+        async with client:
+            return await (await client.submit(abs, -3)).result(timeout=60)
+
+    assert asyncio.run(use()) == 3
