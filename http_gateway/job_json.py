@@ -35,6 +35,10 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+# multyvac never reads a job's `stdin` back: larger ones are shown as "" so that a few
+# big inputs do not make every list answer huge.
+MAX_STDIN_ECHO = 64 << 10
+
 _COLLECTED = (
     ("cputime_user", "cputime_user_ns"),
     ("cputime_system", "cputime_system_ns"),
@@ -46,7 +50,8 @@ _FAILED = frozenset({"error", "killed", "stalled"})
 
 def render_job(job: pb.Job, default_image: str) -> dict[str, Any]:
     """One job as the Go server's SubmittedJob JSON, fields in Go order: empties are
-    `{}`/`[]`/`""` (never null), started_at/finished_at absent until set, `jid` last."""
+    `{}`/`[]`/`""` (never null), started_at/finished_at absent until set, `jid` last;
+    `stdin` is `""` past MAX_STDIN_ECHO bytes."""
     spec = job.spec
     out: dict[str, Any] = {"cmd": spec.cmd}
     if spec.name:
@@ -61,7 +66,7 @@ def render_job(job: pb.Job, default_image: str) -> dict[str, Any]:
     out["result_source"] = spec.result_source
     out["result_type"] = "pickle" if spec.result_type == pb.RESULT_TYPE_PICKLE else "binary"
     out["max_runtime"] = spec.max_runtime.seconds // 60
-    out["stdin"] = _b64(spec.stdin)
+    out["stdin"] = _b64(spec.stdin) if len(spec.stdin) <= MAX_STDIN_ECHO else ""
     out["profile"] = spec.profile
     if spec.depends_on:
         out["depends_on"] = ",".join(str(jid) for jid in spec.depends_on)

@@ -149,6 +149,9 @@ def rpc_failure(op: str, error: grpc.aio.AioRpcError, account: str, jid: int = 0
         # Past a deadline, or failed midway: the jobs may be stored all the same, and
         # multyvac's retry is a new request that would enqueue them a second time.
         return ApiError(503, "JQUEUE", "Unable to enqueue your job.", _MAYBE_ENQUEUED)
+    if op == "list" and code is grpc.StatusCode.RESOURCE_EXHAUSTED:  # the answer is over gRPC's size cap
+        hint = "Ask for fewer jobs at once (limit, jid, before, after); retrying the same request cannot help."
+        return ApiError(500, "JLIST", f"Unable to list jobs: the answer is too large ({detail})", hint)
     if op in ("list", "stats"):
         return ApiError(503, "JLIST", f"Unable to list jobs: {detail}", "This is most likely a database problem.", True)
     if op == "kill":

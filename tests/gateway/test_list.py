@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -168,3 +169,10 @@ def test_the_job_json_has_every_go_field_in_order_and_no_nulls(http: httpx.Clien
     assert STAMP.match(job["created_at"])
     for key in ("multicore", "max_runtime", "runtime", "queue_delay", "overhead_delay", "jid"):
         assert type(job[key]) is int, key
+
+
+def test_a_stdin_over_64_kib_is_not_echoed_since_multyvac_never_reads_it(http: httpx.Client) -> None:
+    small, large = b"s" * (64 << 10), b"L" * ((64 << 10) + 1)
+    jids = submit(http, *(quick("cat", stdin=base64.b64encode(data).decode()) for data in (small, large)))
+    jobs = http.get("/v1/job", params={"jid": jids}).json()["jobs"]
+    assert [base64.b64decode(job["stdin"]) for job in jobs] == [small, b""]

@@ -85,3 +85,12 @@ def test_a_submit_that_may_have_been_stored_is_not_retried(
     error = assert_api_error(response, 503, "JQUEUE", "Unable to enqueue your job.", retry=False)
     assert "may have enqueued" in error["hint"]
     assert servicer.submits == before + 1
+
+
+def test_a_list_answer_too_large_for_grpc_is_not_retried(scripted: tuple[Scripted, GatewayProcess]) -> None:
+    """The same request would fail again: multyvac must not retry it forever."""
+    servicer, gateway = scripted
+    servicer.failure = grpc.StatusCode.RESOURCE_EXHAUSTED
+    error = assert_api_error(request(gateway, "GET", "/v1/job"), 500, "JLIST", retry=False)
+    assert error["message"].startswith("Unable to list jobs: the answer is too large")
+    assert "fewer jobs" in error["hint"]
