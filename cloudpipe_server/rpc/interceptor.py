@@ -108,7 +108,7 @@ def _auth_trailer(exc: CloudpipeError) -> tuple[tuple[str, str], ...]:
 
 def _wrap(handler: grpc.RpcMethodHandler, authenticate: Authenticate) -> Any:
     """The same handler, run after authentication with the principal set and errors
-    mapped to statuses."""
+    (the authenticator's too) mapped to statuses."""
 
     async def fail(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
         if isinstance(exc, CloudpipeError):
@@ -120,15 +120,16 @@ def _wrap(handler: grpc.RpcMethodHandler, authenticate: Authenticate) -> Any:
         inner = handler.unary_unary or handler.stream_unary
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            token = _principal.set(await authenticate(context))
             try:
-                return await inner(request, context)
+                token = _principal.set(await authenticate(context))
+                try:
+                    return await inner(request, context)
+                finally:
+                    _principal.reset(token)
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
                 await fail(context, exc)
-            finally:
-                _principal.reset(token)
 
         factory = grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
         return factory(unary, handler.request_deserializer, handler.response_serializer)
@@ -136,16 +137,17 @@ def _wrap(handler: grpc.RpcMethodHandler, authenticate: Authenticate) -> Any:
     inner_stream = handler.unary_stream or handler.stream_stream
 
     async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        token = _principal.set(await authenticate(context))
         try:
-            async for item in inner_stream(request, context):
-                yield item
+            token = _principal.set(await authenticate(context))
+            try:
+                async for item in inner_stream(request, context):
+                    yield item
+            finally:
+                _principal.reset(token)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
             await fail(context, exc)
-        finally:
-            _principal.reset(token)
 
     factory = grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
     return factory(streaming, handler.request_deserializer, handler.response_serializer)
