@@ -24,7 +24,7 @@ from typing import Any
 
 import grpc
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
@@ -53,7 +53,8 @@ class Caller:
 
 class Endpoint:
     """An ASGI endpoint around one handler: every method reaches it, an ApiError is
-    answered in the Go envelope, and anything else is logged and answered 500 WTF."""
+    answered in the Go envelope, a client gone mid-body gets nothing, and anything else
+    is logged and answered 500 WTF."""
 
     def __init__(self, handler: Handler) -> None:
         self._handler = handler
@@ -64,6 +65,9 @@ class Endpoint:
             reply = await self._handler(request)
         except ApiError as exc:
             reply = exc.reply()
+        except ClientDisconnect:  # gone mid-body: nobody to answer
+            log.info("%s %s: the client went away before sending its whole body", request.method, request.url.path)
+            return
         except Exception as exc:
             log.exception("%s %s failed", request.method, request.url.path)
             reply = multyvac.wtf(type(exc).__name__).reply()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import time
 from collections.abc import Callable
 from http.client import HTTPConnection, HTTPResponse
 from pathlib import Path
@@ -189,6 +190,24 @@ def test_a_submit_with_bad_credentials_is_refused_before_its_body_is_read(stack:
         answer.begin()
         assert answer.status == 401
         assert json.loads(answer.read())["error"]["code"] == "AFAIL"
+
+
+def test_a_client_gone_mid_body_is_no_error(stack: Stack, tmp_path: Path) -> None:
+    gateway = start_gateway(stack.server.address, tmp_path)
+    try:
+        host, port = gateway.url.removeprefix("http://").split(":")
+        credentials = base64.b64encode(f"admin:{stack.key}".encode()).decode()
+        head = f"POST /v1/job HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {credentials}\r\n"
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(f"{head}Content-Length: 1000\r\n\r\n".encode() + b'{"jobs":[')
+            time.sleep(0.5)  # the credentials are checked, the gateway waits for the rest
+        deadline = time.monotonic() + 10
+        while "went away" not in gateway.log and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "went away" in gateway.log
+        assert "Traceback" not in gateway.log and "failed" not in gateway.log
+    finally:
+        assert gateway.stop() == 0, gateway.log
 
 
 def test_a_trusted_non_admin_account_lists_its_empty_jobs(as_account: Callable[[str], httpx.Client]) -> None:
