@@ -227,15 +227,7 @@ class Gateway:
         except ApiError as exc:
             raise await self._verified(caller, exc) from None
         # Get, not List: it includes the output a running job has written so far.
-        try:
-            job = await self._stub.Get(
-                pb.GetJobRequest(id=jid), metadata=caller.metadata, timeout=self._settings.rpc_timeout
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() is grpc.StatusCode.NOT_FOUND:
-                raise multyvac.jnf(jid) from None
-            log.info("Get for %s failed: %s %s", caller.account, exc.code().name, exc.details())
-            raise multyvac.rpc_failure("list", exc, caller.account, jid) from None
+        job = await self._call("get", "Get", pb.GetJobRequest(id=jid), caller, jid)
         return multyvac.json_reply(ui.job_detail(job, self._settings.default_image))
 
     async def ui_account(self, request: Request) -> Reply:

@@ -7,9 +7,14 @@ environment (see `http_gateway.__main__`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from cloudpipe_server.config import _parse
+from cloudpipe_server.errors import InvalidArgument
+from cloudpipe_server.listen import split_host_port
 
 DEFAULT_IMAGE = "cloudpipe/runner-py2:latest"
 
@@ -46,10 +51,10 @@ class GatewaySettings:
     @property
     def host_port(self) -> tuple[str, int]:
         """`listen` split into host and port; `[::1]:8000` is accepted for IPv6."""
-        host, sep, port = self.listen.rpartition(":")
-        if not sep or not port.isdigit():
-            raise SettingsError(f"listen address {self.listen!r} is not HOST:PORT")
-        return host.strip("[]") or "0.0.0.0", int(port)
+        try:
+            return split_host_port(self.listen)
+        except ValueError as exc:
+            raise SettingsError(f"listen address {exc}") from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> GatewaySettings:
@@ -71,11 +76,15 @@ class GatewaySettings:
             "tls_key": "CLOUDPIPE_GATEWAY_TLS_KEY",
             "server_tls_ca": "CLOUDPIPE_TLS_CA",
         }
+        kinds = {item.name: item.type for item in dataclasses.fields(cls)}
         values: dict[str, object] = {}
         for field, name in names.items():
             raw = env.get(name)
             if raw:
-                values[field] = _parse(name, raw, type(getattr(cls, field)))
+                try:
+                    values[field] = _parse(name, raw, kinds[field])
+                except InvalidArgument as exc:
+                    raise SettingsError(str(exc)) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
@@ -93,19 +102,3 @@ class GatewaySettings:
             raise SettingsError("CLOUDPIPE_GATEWAY_DEFAULT_IMAGE must not be empty")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError("CLOUDPIPE_GATEWAY_TLS_CERT and CLOUDPIPE_GATEWAY_TLS_KEY go together")
-
-
-def _parse(name: str, raw: str, kind: type) -> object:
-    try:
-        if kind is bool:
-            lowered = raw.strip().lower()
-            if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                raise ValueError(raw)
-            return lowered in ("1", "true", "yes", "on")
-        if kind is int:
-            return int(raw, 0)
-        if kind is float:
-            return float(raw)
-        return raw
-    except ValueError:
-        raise SettingsError(f"{name}: cannot parse {raw!r} as {kind.__name__}") from None

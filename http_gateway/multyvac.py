@@ -114,8 +114,8 @@ def wtf(detail: str) -> ApiError:
 
 
 def rpc_failure(op: str, error: grpc.aio.AioRpcError, account: str, jid: int = 0) -> ApiError:
-    """The original error for a failed gRPC call of `op` (submit, list, stats, kill,
-    kill_all, probe, submit_check); "the server decides" about credentials, the gateway only translates."""
+    """The original error for a failed gRPC call of `op` (submit, list, get, stats,
+    kill, kill_all, probe, submit_check); "the server decides" about credentials, the gateway only translates."""
     code = error.code()
     detail = error.details() or code.name
     if code is grpc.StatusCode.UNAUTHENTICATED:
@@ -143,16 +143,18 @@ def rpc_failure(op: str, error: grpc.aio.AioRpcError, account: str, jid: int = 0
         return ApiError(400, "JPRS", f"Unable to accept job payload: {detail}", hint)
     if op == "kill" and code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
         return jnf(jid)
+    if op == "get" and code is grpc.StatusCode.NOT_FOUND:
+        return jnf(jid)
     if op == "submit":
         if code is grpc.StatusCode.UNAVAILABLE:  # refused before anything was done: a retry is safe
             return ApiError(503, "JQUEUE", "Unable to enqueue your job.", retry=True)
         # Past a deadline, or failed midway: the jobs may be stored all the same, and
         # multyvac's retry is a new request that would enqueue them a second time.
         return ApiError(503, "JQUEUE", "Unable to enqueue your job.", _MAYBE_ENQUEUED)
-    if op == "list" and code is grpc.StatusCode.RESOURCE_EXHAUSTED:  # the answer is over gRPC's size cap
+    if op in ("list", "get") and code is grpc.StatusCode.RESOURCE_EXHAUSTED:  # the answer is over gRPC's size cap
         hint = "Ask for fewer jobs at once (limit, jid, before, after); retrying the same request cannot help."
         return ApiError(500, "JLIST", f"Unable to list jobs: the answer is too large ({detail})", hint)
-    if op in ("list", "stats"):
+    if op in ("list", "get", "stats"):
         return ApiError(503, "JLIST", f"Unable to list jobs: {detail}", "This is most likely a database problem.", True)
     if op == "kill":
         return ApiError(500, "JLIST", "Unable to list jobs.", _STORAGE_HINT, True)

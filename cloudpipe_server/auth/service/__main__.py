@@ -29,6 +29,7 @@ from cloudpipe_server.auth.service.external import create_external_app
 from cloudpipe_server.auth.service.internal import create_internal_app
 from cloudpipe_server.auth.service.sqlite import open_account_store
 from cloudpipe_server.errors import CloudpipeError
+from cloudpipe_server.listen import split_host_port
 
 log = logging.getLogger("cloudpipe_server.auth.service")
 
@@ -41,18 +42,14 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _split(listen: str, variable: str) -> tuple[str, int]:
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit():
-        raise CloudpipeError(f"{variable}: {listen!r} is not HOST:PORT")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
 def _uvicorn(app: ASGIApp, listen: str, variable: str, cert: Path, key: Path, ca: Path | None) -> _Server:
     for path in (cert, key, *([ca] if ca else [])):
         if not path.is_file():
             raise CloudpipeError(f"{path} does not exist (run `cloudpipe pki init DIR`)")
-    host, port = _split(listen, variable)
+    try:
+        host, port = split_host_port(listen)
+    except ValueError as exc:
+        raise CloudpipeError(f"{variable}: {exc}") from None
     config = uvicorn.Config(
         app,
         host=host,
