@@ -74,7 +74,7 @@ class Watch:
                     elif chunk.offset > sent[chunk.stream]:
                         need_backlog = True  # a gap: the bytes before it are in the store
                 if changed:
-                    job = await self._store.get(job.id)
+                    job = await self._store.get(job.id, with_output=False)
 
     async def _backlog(self, job: Job, sent: dict[Stream, int]) -> list[OutputChunk]:
         """What the store and the unflushed batch hold beyond `sent`."""

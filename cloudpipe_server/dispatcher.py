@@ -65,6 +65,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
         self._writers: dict[int, OutputWriter] = {}
+        self._attempts: dict[int, int] = {}  # job id -> the attempt running here (its lease)
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -179,6 +180,7 @@ class Dispatcher:
         """Forget the job's run, unless a newer attempt of it has taken its place."""
         if self._running.get(job_id) is asyncio.current_task():
             del self._running[job_id]
+            self._attempts.pop(job_id, None)
 
     async def _heartbeat_loop(self) -> None:
         interval = self._config.lease_seconds / 3
@@ -195,7 +197,10 @@ class Dispatcher:
         now = self._clock()
         ids = list(self._running)
         held = await self._store.extend_leases(
-            self._config.owner, ids, now + timedelta(seconds=self._config.lease_seconds)
+            self._config.owner,
+            ids,
+            now + timedelta(seconds=self._config.lease_seconds),
+            attempts={job_id: self._attempts[job_id] for job_id in ids if job_id in self._attempts},
         )
         lost = set(ids) - held
         for job_id in lost:
@@ -218,7 +223,7 @@ class Dispatcher:
             if container.owner == self._config.owner and container.job_id in self._running:
                 continue
             try:
-                job: Job | None = await self._store.get(container.job_id)
+                job: Job | None = await self._store.get(container.job_id, with_output=False)
             except NotFound:
                 job = None
             if job is not None and job.status is JobStatus.PROCESSING and job.lease_owner == container.owner:
@@ -246,8 +251,9 @@ class Dispatcher:
     async def _execute(self, job: Job) -> None:
         image = job.spec.image or self._config.default_image
         log.info("job %d: processing (attempt %d, image %s)", job.id, job.attempts, image)
+        self._attempts[job.id] = job.attempts
         self._events.publish(job.id)
-        writer = self._writers[job.id] = OutputWriter(self._store, job.id, self._config.owner)
+        writer = self._writers[job.id] = OutputWriter(self._store, job.id, self._config.owner, job.attempts)
         observer = _Observer(asyncio.get_running_loop(), self, job.id)
         try:
             try:
@@ -267,6 +273,7 @@ class Dispatcher:
             self._wake.set()
 
     async def _adopt(self, job: Job) -> None:
+        self._attempts[job.id] = job.attempts
         try:
             try:
                 outcome = await self._executor.adopt(job, self._limits(job))
@@ -282,7 +289,7 @@ class Dispatcher:
             self._wake.set()
 
     async def _container_started(self, job_id: int, container_id: str, at: datetime) -> None:
-        await self._store.mark_started(job_id, self._config.owner, container_id, at)
+        await self._store.mark_started(job_id, self._config.owner, container_id, at, attempt=self._attempts.get(job_id))
         self._events.publish(job_id)
 
     def _output(self, job_id: int, chunk: OutputChunk) -> None:
@@ -305,7 +312,9 @@ class Dispatcher:
                 reraise=True,
             ):
                 with attempt:
-                    recorded = await self._store.finish(job_id, self._config.owner, outcome)
+                    recorded = await self._store.finish(
+                        job_id, self._config.owner, outcome, attempt=self._attempts.get(job_id)
+                    )
         except StoreUnavailable as exc:
             log.error("job %d: outcome not recorded before shutdown (%s); the lease decides", job_id, exc)
             return

@@ -63,10 +63,11 @@ class OutputHub:
 class OutputWriter:
     """Batches one running job's output into `JobStore.append_output`."""
 
-    def __init__(self, store: JobStore, job_id: int, owner: str) -> None:
+    def __init__(self, store: JobStore, job_id: int, owner: str, attempt: int) -> None:
         self._store = store
         self._job_id = job_id
         self._owner = owner
+        self._attempt = attempt
         self._pending: list[OutputChunk] = []
         self._inflight: list[OutputChunk] = []
         self._pending_bytes = 0
@@ -102,7 +103,7 @@ class OutputWriter:
         chunks, self._pending, self._pending_bytes = merge(self._pending), [], 0
         self._inflight = chunks
         try:
-            if not await self._store.append_output(self._job_id, self._owner, chunks):
+            if not await self._store.append_output(self._job_id, self._owner, chunks, attempt=self._attempt):
                 log.warning("job %d: output not stored: the lease was lost", self._job_id)
         except StoreUnavailable as exc:  # keep them for the next flush
             log.warning("job %d: storing output failed, will retry: %s", self._job_id, exc)

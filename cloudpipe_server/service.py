@@ -158,12 +158,12 @@ class JobService:
 
     async def watch(self, caller: Principal, job_id: int) -> AsyncIterator[Job]:
         """Yield the job now and after each status change, ending after a terminal one."""
-        job = await self._store.get(_existing_id(job_id), caller.account)
+        job = await self._store.get(_existing_id(job_id), caller.account, with_output=False)
         yield job
         last = job.status
         while not last.terminal:
             await self._events.wait(job_id, self._poll_interval)
-            job = await self._store.get(job_id, caller.account)
+            job = await self._store.get(job_id, caller.account, with_output=False)
             if job.status is not last:
                 last = job.status
                 yield job
@@ -226,7 +226,7 @@ class JobService:
         self, caller: Principal, job_id: int, action: str, attempt: Callable[[], Awaitable[Delivery]]
     ) -> None:
         while True:
-            job = await self._store.get(_existing_id(job_id), caller.account)
+            job = await self._store.get(_existing_id(job_id), caller.account, with_output=False)
             if job.status.terminal:
                 raise FailedPrecondition(f"cannot {action} job {job_id}: it ended {job.status.value}")
             if not job.spec.interactive:
@@ -250,7 +250,7 @@ class JobService:
         await self._dispatcher.signal(job_id, signal)
 
     async def _running_here(self, caller: Principal, job_id: int, action: str) -> Job:
-        job = await self._store.get(_existing_id(job_id), caller.account)
+        job = await self._store.get(_existing_id(job_id), caller.account, with_output=False)
         if job.status.terminal:
             raise FailedPrecondition(f"cannot {action} job {job_id}: it ended {job.status.value}")
         if job.status is not JobStatus.PROCESSING or not self._dispatcher.runs_here(job_id):

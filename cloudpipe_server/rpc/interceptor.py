@@ -125,7 +125,7 @@ def _wrap(handler: grpc.RpcMethodHandler, authenticate: Authenticate) -> Any:
                 try:
                     return await inner(request, context)
                 finally:
-                    _principal.reset(token)
+                    _reset(token)
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
@@ -143,7 +143,7 @@ def _wrap(handler: grpc.RpcMethodHandler, authenticate: Authenticate) -> Any:
                 async for item in inner_stream(request, context):
                     yield item
             finally:
-                _principal.reset(token)
+                _reset(token)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
@@ -151,3 +151,12 @@ def _wrap(handler: grpc.RpcMethodHandler, authenticate: Authenticate) -> Any:
 
     factory = grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
     return factory(streaming, handler.request_deserializer, handler.response_serializer)
+
+
+def _reset(token: contextvars.Token[Principal]) -> None:
+    """Undo `_principal.set`. A streaming handler may be finalised from another context
+    (the client went away): each RPC sets its own principal, so there is nothing to undo."""
+    try:
+        _principal.reset(token)
+    except ValueError:
+        pass
