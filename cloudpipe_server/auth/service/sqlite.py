@@ -17,7 +17,8 @@ from cloudpipe_server.store.codec import from_ns, to_ns
 from cloudpipe_server.store.sqlite_db import SqliteDatabase
 
 MIGRATIONS: list[str] = [
-    # 1: accounts, key hashes, session hashes
+    # 1: accounts, key hashes, session hashes. `accounts.admin` is unused (the admin API
+    # takes a token) and stays, since a migration never changes.
     """
     CREATE TABLE accounts (
         name TEXT PRIMARY KEY,
@@ -223,7 +224,6 @@ def _row_to_account(row: sqlite3.Row) -> Account:
         password_hash=row["password_hash"],
         created_at=_time(row["created_at"]),
         updated_at=_time(row["updated_at"]),
-        admin=bool(row["admin"]),
         disabled=bool(row["disabled"]),
     )
 

@@ -20,7 +20,6 @@ class Account:
     password_hash: str
     created_at: datetime
     updated_at: datetime
-    admin: bool = False
     disabled: bool = False
 
 
