@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ class ClientConfig:
     value came from ("argument", "env CLOUDPIPE_ADDRESS", "profile NAME", "default")."""
 
     address: str = DEFAULT_ADDRESS
-    api_key: str = ""
+    api_key: str = field(default="", repr=False)  # never in reprs, logs or tracebacks
     account: str = ""
     tls_ca: str = ""
     serializer: str = "cloudpickle"
@@ -170,10 +171,16 @@ def set_config_value(
     else:
         table[name] = _coerce(name, value, SETTINGS[name], "value")
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = dump_toml(document)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    # a fresh 0600 file renamed over the old one: an existing file with looser
+    # permissions never holds the key, and a crash never leaves half a file
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(dump_toml(document))
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
     return path
 
 

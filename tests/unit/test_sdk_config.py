@@ -109,3 +109,16 @@ def test_the_client_uses_the_profile(config_file: Path, monkeypatch: pytest.Monk
     with Client() as client:
         assert client.address == "localhost:7000"
         assert client._metadata == (("authorization", "Bearer local-key"),)
+
+
+def test_config_set_never_leaves_the_key_in_a_readable_file(tmp_path: Path) -> None:
+    from cloudpipe_sdk._config import ClientConfig
+
+    environ = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    path = set_config_value("address", "localhost:1", environ=environ)
+    path.chmod(0o644)  # as a user or an older tool may have left it
+    assert set_config_value("api_key", "sk-secret-1", environ=environ) == path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "sk-secret-1" in path.read_text()
+    assert "sk-secret-1" not in repr(ClientConfig(api_key="sk-secret-1"))
+    assert [p.name for p in path.parent.iterdir()] == [path.name], "no temporary file left behind"
