@@ -25,6 +25,18 @@ SESSION_PREFIX = f"test-{secrets.token_hex(4)}-"
 RUNNER_IMAGES = ("cloudpipe/runner-python3:latest",)
 
 
+def stop_process(process: subprocess.Popen[bytes], sig: int = 15, timeout: float = 30) -> int:
+    """Send `sig` (SIGTERM by default), wait up to `timeout`, then SIGKILL; the exit code."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -49,14 +61,7 @@ class ServerProcess:
         return Client(self.address, api_key=self.api_key, **options)  # type: ignore[arg-type]
 
     def stop(self, sig: int = 15, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, sig, timeout)
 
 
 def start_server(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import ROOT, free_port
+from tests.support import ROOT, free_port, stop_process
 
 
 @dataclass
@@ -54,14 +54,7 @@ class AuthProcess:
         }
 
     def stop(self, timeout: float = 20) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout=timeout)
 
 
 def tls_context(pki: Path, cert: str | None, ca: Path | None = None) -> ssl.SSLContext:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import ROOT, free_port
+from tests.support import ROOT, free_port, stop_process
 
 PY2_IMAGE = "cloudpipe/runner-py2:latest"
 CLIENT_LABEL = "org.cloudpipe.test"
@@ -33,14 +33,7 @@ class GatewayProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 20) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout=timeout)
 
 
 def start_gateway(server_address: str, log_dir: Path, *args: str) -> GatewayProcess:
