@@ -139,6 +139,17 @@ class JobService:
                 job.stderr = await self._store.read_output(job.id, Stream.STDERR, 0)
         return jobs
 
+    async def statuses(self, caller: Principal, job_ids: Sequence[int]) -> dict[int, JobStatus]:
+        """The status of each of these jobs of the caller's account that exists (missing
+        and foreign ids are left out), without reading any output."""
+        wanted = sorted({job_id for job_id in job_ids if 0 < job_id <= MAX_JOB_ID})
+        found: dict[int, JobStatus] = {}
+        for start in range(0, len(wanted), MAX_LIST_LIMIT):
+            batch = tuple(wanted[start : start + MAX_LIST_LIMIT])
+            for job in await self._store.list_jobs(caller.account, JobQuery(ids=batch, limit=len(batch))):
+                found[job.id] = job.status
+        return found
+
     async def kill(self, caller: Principal, job_id: int) -> Job:
         job = await self._store.request_kill(_existing_id(job_id), caller.account, self._clock())
         if job.status is JobStatus.PROCESSING:

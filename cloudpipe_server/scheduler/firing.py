@@ -17,7 +17,7 @@ from typing import Protocol
 
 from cloudpipe_server.auth.base import Principal
 from cloudpipe_server.errors import CloudpipeError, InvalidArgument, NotFound
-from cloudpipe_server.models import JobQuery, JobSpec, JobStatus
+from cloudpipe_server.models import JobSpec, JobStatus
 from cloudpipe_server.scheduler.models import Fire, FireOutcome, SavedJob, Schedule
 from cloudpipe_server.service import JobService
 from cloudpipe_server.store.schedules_base import OutcomeChange, ScheduleStore
@@ -49,10 +49,7 @@ class ServiceJobs:
         return await self._service.submit(Principal(account), specs)
 
     async def statuses(self, account: str, job_ids: Sequence[int]) -> dict[int, JobStatus]:
-        if not job_ids:
-            return {}
-        jobs = await self._service.list_jobs(Principal(account), JobQuery(ids=tuple(job_ids), limit=len(job_ids)))
-        return {job.id: job.status for job in jobs}
+        return await self._service.statuses(Principal(account), job_ids)
 
     async def kill(self, account: str, job_id: int) -> None:
         try:
