@@ -126,22 +126,21 @@ class DockerExecutor(Executor):
         return True
 
     async def write_stdin(self, job_id: int, data: bytes) -> Delivery:
-        with self._lock:
-            run = self._runs.get(job_id)
-        if run is None:
-            return "closed"
-        if run.streams is None:
-            return "not-started"
-        return "written" if await asyncio.to_thread(run.streams.write_stdin, data) else "closed"
+        return await self._to_stdin(job_id, lambda streams: streams.write_stdin(data))
 
     async def close_stdin(self, job_id: int) -> Delivery:
+        return await self._to_stdin(job_id, AttachedStreams.close_stdin)
+
+    async def _to_stdin(self, job_id: int, action: Callable[[AttachedStreams], bool]) -> Delivery:
+        """Run a blocking stdin action on the job's attached streams, in a thread."""
         with self._lock:
             run = self._runs.get(job_id)
         if run is None:
             return "closed"
-        if run.streams is None:
+        streams = run.streams
+        if streams is None:
             return "not-started"
-        return "written" if await asyncio.to_thread(run.streams.close_stdin) else "closed"
+        return "written" if await asyncio.to_thread(action, streams) else "closed"
 
     async def image_labels(self, image: str) -> dict[str, str] | None:
         try:
