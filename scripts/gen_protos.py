@@ -44,9 +44,19 @@ def generate(out_dir: Path) -> None:
     (out_dir / PACKAGE / "__init__.py").write_text('"""Generated gRPC code; see scripts/gen_protos.py."""\n')
 
 
+def _written(root: Path) -> set[Path]:
+    """The files of root that the generator writes (or would have written): its `.py` and
+    `.pyi` files, never what Python or a tool leaves beside them (`__pycache__/*.pyc`)."""
+    return {
+        path.relative_to(root)
+        for path in root.rglob("*")
+        if path.suffix in {".py", ".pyi"} and "__pycache__" not in path.relative_to(root).parts and path.is_file()
+    }
+
+
 def _differences(a: Path, b: Path) -> list[str]:
     diffs: list[str] = []
-    names = {p.relative_to(a) for p in a.rglob("*.py*")} | {p.relative_to(b) for p in b.rglob("*.py*")}
+    names = _written(a) | _written(b)
     for name in sorted(names):
         left, right = a / name, b / name
         if not (left.exists() and right.exists() and filecmp.cmp(left, right, shallow=False)):
