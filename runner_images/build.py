@@ -180,7 +180,11 @@ SPECS: dict[str, ImageSpec] = {
             ),
             Download(
                 requirements=("multyvac==0.5.0", "ConcurrentLogHandler==0.9.1"),
-                options=("--no-binary=:all:", "--no-deps"),
+                # Source only for these two (they have no py2 wheels); `:all:` would also
+                # force the isolated build environment's setuptools to build from source,
+                # which fails. The build environment gets setuptools as a wheel, pinned by
+                # LEGACY_SETUPTOOLS.
+                options=("--no-binary=multyvac,ConcurrentLogHandler", "--no-deps"),
                 legacy_setuptools=True,
             ),
         ),
