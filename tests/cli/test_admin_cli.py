@@ -33,8 +33,9 @@ def test_config_set_show_and_path(tmp_path: Path) -> None:
 
 def test_the_profile_reaches_the_server(server: ServerProcess, tmp_path: Path) -> None:
     env = {"CLOUDPIPE_CONFIG": str(tmp_path / "config.toml"), "CLOUDPIPE_ADDRESS": "", "CLOUDPIPE_API_KEY": ""}
-    cloudpipe(None, "config", "set", "address", server.address, env=env)
-    cloudpipe(None, "config", "set", "api_key", server.api_key, env=env)
+    for name, value in (("address", server.address), ("api_key", server.api_key)):
+        written = cloudpipe(None, "config", "set", name, value, env=env)
+        assert written.exit_code == 0, written.stderr
     listed = cloudpipe(None, "ls", "--limit", "1", "--json", env=env)
     assert listed.exit_code == 0, listed.stderr
 
