@@ -68,7 +68,7 @@ if [[ -f $DOCKERD_PID_FILE ]] && ! kill -0 "$(cat "$DOCKERD_PID_FILE")" 2>/dev/n
 fi
 if ! docker info >/dev/null 2>&1; then
   say "starting dockerd (log: /var/log/cloudpipe-dockerd.log)"
-  nohup dockerd >/var/log/cloudpipe-dockerd.log 2>&1 &
+  setsid nohup dockerd >/var/log/cloudpipe-dockerd.log 2>&1 </dev/null &
   echo $! >"$DOCKERD_PID_FILE" # ours: the engine-restart test may restart it
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
