@@ -142,4 +142,5 @@ Cloudpipe is running.
   grpcurl    grpcurl -plaintext -H "authorization: Bearer \$CLOUDPIPE_API_KEY" -d '{"jobs":[{"cmd":"echo hi"}]}' $ADDRESS cloudpipe.v1.JobService/Submit
   browser    open http://$GATEWAY/ui/ and log in as admin with the key
 Stop them with: bash scripts/demo.sh stop
+(demo done in ${SECONDS} s)
 MSG

@@ -80,3 +80,4 @@ fi
 # -- runner images ---------------------------------------------------------------
 say "building runner images (cached)"
 "$VENV/bin/python" "$CLOUDPIPE_ROOT/runner_images/build.py"
+say "set-up done in ${SECONDS} s"

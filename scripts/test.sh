@@ -21,6 +21,7 @@ set +e
 "$VENV/bin/python" -m pytest "$@"
 status=$?
 set -e
+say "test command done in ${SECONDS} s (pytest exit $status)"
 if ((status == 5)); then
   echo "pytest collected no tests: that is a failure" >&2
   exit 1
