@@ -32,11 +32,15 @@ def _stopped(pid: int) -> bool:
 
 def _engine_answers() -> bool:
     try:
-        with docker.from_env() as engine:
-            engine.ping()
-        return True
+        engine = docker.from_env()
     except docker.errors.DockerException:
         return False
+    try:
+        return bool(engine.ping())
+    except docker.errors.DockerException:
+        return False
+    finally:
+        engine.close()
 
 
 def start_dockerd(deadline: float) -> None:
