@@ -54,10 +54,16 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 extras="" && ((WITH_TEST_DEPS)) && extras="[dev]"
 stamp="$VENV/.cloudpipe-installed$extras"
-if [[ ! -f "$stamp" || "$CLOUDPIPE_ROOT/pyproject.toml" -nt "$stamp" ]]; then
-  say "installing Python dependencies$extras"
-  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  "$VENV/bin/python" -m pip install -q -e "$CLOUDPIPE_ROOT$extras"
+fresh_stamp() { [[ -f "$1" && ! "$CLOUDPIPE_ROOT/pyproject.toml" -nt "$1" ]]; }
+# The [dev] install includes everything the plain one has.
+if ! fresh_stamp "$stamp" && ! fresh_stamp "$VENV/.cloudpipe-installed[dev]"; then
+  say "installing Python dependencies$extras (log: $VENV/pip-install.log)"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >"$VENV/pip-install.log" 2>&1 || true
+  if ! "$VENV/bin/python" -m pip install -e "$CLOUDPIPE_ROOT$extras" >>"$VENV/pip-install.log" 2>&1; then
+    tail -30 "$VENV/pip-install.log" >&2
+    echo "installing the Python dependencies failed (whole log: $VENV/pip-install.log)" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
 
