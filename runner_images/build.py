@@ -71,6 +71,10 @@ DILL_VERSION = os.environ.get("DILL_VERSION", "0.4.1")
 # passes use_2to3); only used while pip prepares their metadata on the host.
 LEGACY_SETUPTOOLS = "setuptools<58"
 
+# pip 24.1 and newer refuse the metadata of some 2019-era wheels (pandas 0.24.2
+# says `pytz (>=2011k)`); downloads marked legacy_pip run this pip from its wheel.
+LEGACY_PIP = "pip==24.0"
+
 # Removed from debootstrap trees before import (paths relative to the rootfs).
 SLIM_REMOVE = (
     "var/lib/apt/lists/*",
@@ -104,6 +108,7 @@ class Download:
     requirements: tuple[str, ...]
     options: tuple[str, ...]
     legacy_setuptools: bool = False
+    legacy_pip: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,9 +192,38 @@ SPECS: dict[str, ImageSpec] = {
                 options=("--no-binary=multyvac,ConcurrentLogHandler", "--no-deps"),
                 legacy_setuptools=True,
             ),
+            # multyvac ships a function's pure-Python modules but never a package with C
+            # extensions: it expects those on the runner. The Python 2.7 builds of the
+            # common ones, with their dependencies, pinned to their last py2 releases.
+            Download(
+                requirements=(
+                    "numpy==1.16.6",
+                    "scipy==1.2.3",
+                    "pandas==0.24.2",
+                    "python-dateutil==2.8.2",
+                    "pytz==2021.3",
+                    "six==1.16.0",
+                    "beautifulsoup4==4.9.3",
+                    "soupsieve==1.9.6",
+                    "backports.functools-lru-cache==1.6.6",
+                ),
+                options=(
+                    "--python-version",
+                    "27",
+                    "--implementation",
+                    "cp",
+                    "--abi",
+                    "cp27mu",
+                    "--platform",
+                    "manylinux1_x86_64",
+                    "--only-binary=:all:",
+                    "--no-deps",
+                ),
+                legacy_pip=True,
+            ),
         ),
         python="python",
-        probe=f"import multyvac, multyvacinit.pybootstrap; {PYTHON_VERSION_CODE}",
+        probe=f"import multyvac, multyvacinit.pybootstrap, numpy, scipy, pandas, bs4, requests; {PYTHON_VERSION_CODE}",
         python_prefix="2.7",
     ),
 }
@@ -475,7 +509,9 @@ def cache_root() -> Path:
 
 def fetch_packages(spec: ImageSpec, download: Download) -> Path:
     """Run ``pip download`` for ``download`` once and return the cached directory."""
-    key_material = json.dumps([download.requirements, download.options, download.legacy_setuptools])
+    key_material = json.dumps(
+        [download.requirements, download.options, download.legacy_setuptools, download.legacy_pip]
+    )
     dest = cache_root() / hashlib.sha256(key_material.encode()).hexdigest()[:20]
     names = " ".join(download.requirements)
     if (dest / ".complete").exists():
@@ -485,10 +521,14 @@ def fetch_packages(spec: ImageSpec, download: Download) -> Path:
     partial = dest.with_name(dest.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
+    pip = [sys.executable, "-m", "pip"]
+    if download.legacy_pip:
+        (wheel,) = fetch_packages(
+            spec, Download(requirements=(LEGACY_PIP,), options=("--only-binary=:all:", "--no-deps"))
+        ).glob("pip-*.whl")
+        pip = [sys.executable, str(wheel / "pip")]  # pip runs from its own wheel
     command = [
-        sys.executable,
-        "-m",
-        "pip",
+        *pip,
         "download",
         "--disable-pip-version-check",
         "--no-input",
