@@ -14,6 +14,7 @@ Exit codes, stable for scripts:
 from __future__ import annotations
 
 import sys
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import click
@@ -21,7 +22,6 @@ import click
 from cloudpipe_sdk._client import Client
 from cloudpipe_sdk._errors import AuthError, CloudpipeError, JobFailed, NotFound, Timeout, Unavailable
 from cloudpipe_sdk.cli_admin import register as register_admin_commands
-from cloudpipe_sdk.cli_jobs import CommandError
 from cloudpipe_sdk.cli_jobs import register as register_job_commands
 from cloudpipe_sdk.cli_schedules import register as register_schedule_commands
 
@@ -34,6 +34,14 @@ EXIT_CODES: dict[type[CloudpipeError], int] = {
 }
 # Commands that need no connection (and must work while the config is broken).
 _OFFLINE = {"config", "server", "pki"}
+# Commands of other installed packages: `server` (cloudpipe_server) and `pki`
+# (cloudpipe_auth) register here, so the SDK never imports them and they exist only
+# where the server or the auth service is installed.
+PLUGIN_GROUP = "cloudpipe.commands"
+
+
+def _plugins() -> dict[str, EntryPoint]:
+    return {entry.name: entry for entry in entry_points(group=PLUGIN_GROUP)}
 
 
 def _exit_code(exc: CloudpipeError) -> int:
@@ -44,6 +52,21 @@ def _exit_code(exc: CloudpipeError) -> int:
 
 
 class _Group(click.Group):
+    """The main group: our commands, the plugins' (loaded only when listed or run),
+    and Cloudpipe errors turned into exit codes."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        entry = _plugins().get(cmd_name) if command is None else None
+        if entry is not None:
+            loaded = entry.load()
+            if isinstance(loaded, click.Command):
+                return loaded
+        return command
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -68,26 +91,6 @@ def main(ctx: click.Context, address: str | None, api_key: str | None, profile: 
     except CloudpipeError as exc:
         click.echo(f"cloudpipe: {exc}", err=True)
         ctx.exit(_exit_code(exc))
-
-
-@main.group()
-def pki() -> None:
-    """Certificates for TLS and the auth service's mutual TLS."""
-
-
-@pki.command("init")
-@click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--host", "hosts", multiple=True, help="extra DNS name or IP for the server certificates (repeatable)")
-@click.option("--force", is_flag=True, help="replace existing files, starting a new CA")
-def pki_init(directory: str, hosts: tuple[str, ...], force: bool) -> None:
-    """Create an internal CA and the server/client certificates in DIRECTORY."""
-    from cloudpipe_server.auth import pki as pki_module  # server-side code, only needed here
-
-    try:
-        result = pki_module.init(directory, hosts=hosts, force=force)
-    except (OSError, ValueError) as exc:
-        raise CommandError(str(exc)) from None
-    click.echo(pki_module.describe(result))
 
 
 register_job_commands(main)

@@ -1,4 +1,4 @@
-"""`cloudpipe config ...` and `cloudpipe server`: commands that need no connection.
+"""`cloudpipe config ...`: commands that need no connection.
 
 Registered on the main group by `register(main)` in cli.py.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any
 
 import click
@@ -65,21 +64,6 @@ def config_path_command() -> None:
     click.echo(config_path())
 
 
-@click.command(
-    "server",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
-    add_help_option=False,
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def server(args: tuple[str, ...]) -> None:
-    """Run the Cloudpipe server (same as `cloudpipe-server`; `cloudpipe server --help`
-    lists its options)."""
-    from cloudpipe_server.__main__ import main as server_main  # server-side code, only needed here
-
-    sys.exit(server_main(list(args)))
-
-
 def register(main: click.Group) -> None:
     """Add the commands of this module to the `cloudpipe` group."""
     main.add_command(config_group)
-    main.add_command(server)

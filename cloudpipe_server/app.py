@@ -16,18 +16,19 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health
 
-from cloudpipe_server.attach import Watch
+from cloudpipe_common.ratelimit import FailureLimiter, LimiterConfig
 from cloudpipe_server.auth import AnonymousAuthenticator, Authenticator, ChainAuthenticator, StaticAdminAuthenticator
-from cloudpipe_server.auth.ratelimit import FailureLimiter, LimiterConfig
-from cloudpipe_server.compat import RunnerCheck
 from cloudpipe_server.config import Settings
-from cloudpipe_server.dispatcher import Dispatcher, DispatcherConfig
 from cloudpipe_server.errors import InvalidArgument
-from cloudpipe_server.events import JobEvents
 from cloudpipe_server.executors.base import Executor, Limits
 from cloudpipe_server.executors.docker import DockerConfig, DockerExecutor
 from cloudpipe_server.executors.warm import PooledDockerExecutor, WarmConfig, parse_prewarm
-from cloudpipe_server.output import OutputHub
+from cloudpipe_server.jobs.attach import Watch
+from cloudpipe_server.jobs.compat import RunnerCheck
+from cloudpipe_server.jobs.dispatcher import Dispatcher, DispatcherConfig
+from cloudpipe_server.jobs.events import JobEvents
+from cloudpipe_server.jobs.output import OutputHub
+from cloudpipe_server.jobs.service import JobService
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
 from cloudpipe_server.rpc.schedules import SavedJobServicer, ScheduleServicer
@@ -35,7 +36,6 @@ from cloudpipe_server.rpc.server import build_server, set_serving
 from cloudpipe_server.scheduler.firing import ServiceJobs
 from cloudpipe_server.scheduler.loop import Scheduler, SchedulerConfig
 from cloudpipe_server.scheduler.service import SavedJobService, ScheduleService
-from cloudpipe_server.service import JobService
 from cloudpipe_server.store.base import JobStore
 from cloudpipe_server.store.schedules_base import ScheduleStore
 from cloudpipe_server.store.sqlite import SqliteJobStore

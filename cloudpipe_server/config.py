@@ -14,14 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from cloudpipe_common.settings import default_data_dir, parse_setting
 from cloudpipe_server.errors import InvalidArgument
 
 DEFAULT_RUNNER_IMAGE = "cloudpipe/runner-python3:latest"
-
-
-def default_data_dir(environ: Mapping[str, str]) -> Path:
-    base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "/root")) / ".local" / "share")
-    return Path(base) / "cloudpipe"
 
 
 @dataclass(frozen=True)
@@ -116,7 +112,7 @@ class Settings:
             raw = next((env[n] for n in names if env.get(n)), None)
             if raw is None:
                 continue
-            values[item.name] = _parse(names[0], raw, cls.__dataclass_fields__[item.name].type)
+            values[item.name] = parse_setting(names[0], raw, cls.__dataclass_fields__[item.name].type)
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
@@ -150,25 +146,3 @@ class Settings:
                 raise InvalidArgument(f"CLOUDPIPE_WARM_POOL_PREWARM: {entry!r} is not account or account=count")
         if self.max_queued_per_account < 0 or self.max_running_per_account < 0:
             raise InvalidArgument("CLOUDPIPE_MAX_QUEUED_PER_ACCOUNT / _RUNNING_PER_ACCOUNT must not be negative")
-
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _parse(name: str, raw: str, kind: object) -> object:
-    try:
-        if kind in ("bool", bool):
-            lowered = raw.strip().lower()
-            if lowered not in _TRUE | _FALSE:
-                raise ValueError(raw)
-            return lowered in _TRUE
-        if kind in ("int", int):
-            return int(raw, 0)
-        if kind in ("float", float):
-            return float(raw)
-        if kind in ("Path", Path):
-            return Path(raw)
-        return raw
-    except ValueError:
-        raise InvalidArgument(f"{name}: cannot parse {raw!r} as {kind}") from None

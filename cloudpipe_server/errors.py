@@ -1,73 +1,49 @@
-"""The one error tree of Cloudpipe's control plane.
+"""The server's side of the one error tree.
 
-    CloudpipeError
-     ├── InvalidArgument      bad input; the message names the field
-     ├── NotFound             no such object (or not the caller's)
-     ├── AlreadyExists
-     ├── FailedPrecondition   valid request, wrong state or version
-     ├── Unauthenticated      missing or wrong credentials
-     ├── PermissionDenied
-     ├── ResourceExhausted    quota or size limit
-     │    └── TooManyAttempts  too many failed authentications; retry after a while
-     └── Unavailable          a dependency is down; retrying may help
-          └── StoreUnavailable
-
-Each maps to one gRPC status code in `GRPC_CODES` and one HTTP status in `HTTP_STATUS`.
-Anything else that escapes a handler is a bug and becomes INTERNAL, logged server-side only.
+The tree itself (`CloudpipeError` and its subclasses, drawn in `cloudpipe_common.errors`)
+is shared with the auth service and re-exported here, so server code keeps importing
+from `cloudpipe_server.errors`. This module adds the table mapping each class to one
+gRPC status code; the HTTP table is `HTTP_STATUS`. Anything else that escapes a handler
+is a bug and becomes INTERNAL, logged server-side only.
 """
 
 from __future__ import annotations
 
 import grpc
 
+from cloudpipe_common.errors import (
+    HTTP_STATUS,
+    AlreadyExists,
+    CloudpipeError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    StoreUnavailable,
+    TooManyAttempts,
+    Unauthenticated,
+    Unavailable,
+    http_status,
+)
 
-class CloudpipeError(Exception):
-    """Root of every error Cloudpipe raises on purpose."""
-
-
-class InvalidArgument(CloudpipeError):
-    """The request is malformed; the message names the offending field."""
-
-
-class NotFound(CloudpipeError):
-    """The object does not exist, or belongs to another account."""
-
-
-class AlreadyExists(CloudpipeError):
-    """An object with that identity exists already."""
-
-
-class FailedPrecondition(CloudpipeError):
-    """The request is valid but cannot be done in the current state."""
-
-
-class Unauthenticated(CloudpipeError):
-    """Credentials are missing or wrong."""
-
-
-class PermissionDenied(CloudpipeError):
-    """The caller is known but may not do this."""
-
-
-class ResourceExhausted(CloudpipeError):
-    """A quota or a size limit was hit."""
-
-
-class TooManyAttempts(ResourceExhausted):
-    """Too many failed authentication attempts from this source or for this account;
-    `retry_after` says in how many seconds the next attempt is allowed."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class Unavailable(CloudpipeError):
-    """A dependency (store, Docker, auth service) cannot be reached; retry later."""
-
-
-class StoreUnavailable(Unavailable):
-    """The job store failed; the change may or may not have been made (a commit whose answer was lost)."""
+__all__ = [
+    "GRPC_CODES",
+    "HTTP_STATUS",
+    "AlreadyExists",
+    "CloudpipeError",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "NotFound",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "StoreUnavailable",
+    "TooManyAttempts",
+    "Unauthenticated",
+    "Unavailable",
+    "grpc_code",
+    "http_status",
+]
 
 
 GRPC_CODES: dict[type[CloudpipeError], grpc.StatusCode] = {
@@ -81,17 +57,6 @@ GRPC_CODES: dict[type[CloudpipeError], grpc.StatusCode] = {
     Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
-HTTP_STATUS: dict[type[CloudpipeError], int] = {
-    InvalidArgument: 400,
-    NotFound: 404,
-    AlreadyExists: 409,
-    FailedPrecondition: 412,
-    Unauthenticated: 401,
-    PermissionDenied: 403,
-    ResourceExhausted: 429,
-    Unavailable: 503,
-}
-
 
 def grpc_code(error: CloudpipeError) -> grpc.StatusCode:
     """The gRPC status for an error, walking up its class tree."""
@@ -99,11 +64,3 @@ def grpc_code(error: CloudpipeError) -> grpc.StatusCode:
         if cls in GRPC_CODES:
             return GRPC_CODES[cls]
     return grpc.StatusCode.INTERNAL
-
-
-def http_status(error: CloudpipeError) -> int:
-    """The HTTP status for an error, walking up its class tree."""
-    for cls in type(error).__mro__:
-        if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]
-    return 500

@@ -12,9 +12,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cloudpipe_server.config import _parse
-from cloudpipe_server.errors import InvalidArgument
-from cloudpipe_server.listen import split_host_port
+from cloudpipe_common.errors import InvalidArgument
+from cloudpipe_common.listen import split_host_port
+from cloudpipe_common.settings import parse_setting
 
 DEFAULT_IMAGE = "cloudpipe/runner-py2:latest"
 
@@ -82,7 +82,7 @@ class GatewaySettings:
             raw = env.get(name)
             if raw:
                 try:
-                    values[field] = _parse(name, raw, kinds[field])
+                    values[field] = parse_setting(name, raw, kinds[field])
                 except InvalidArgument as exc:
                     raise SettingsError(str(exc)) from None
         values.update({k: v for k, v in overrides.items() if v is not None})

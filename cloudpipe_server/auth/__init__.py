@@ -1,4 +1,8 @@
-"""Who is calling: principals and the authenticators that produce them."""
+"""Who is calling: principals and the authenticators that produce them (static admin,
+anonymous, a chain, and the client of the auth service's internal API in `remote`).
+
+The auth service itself is a separate program, `cloudpipe_auth`; this package holds only
+what the server needs to authenticate its callers."""
 
 from cloudpipe_server.auth.base import Authenticator, Principal
 from cloudpipe_server.auth.chain import ChainAuthenticator

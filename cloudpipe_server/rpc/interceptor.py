@@ -28,8 +28,8 @@ from urllib.parse import unquote
 
 import grpc
 
+from cloudpipe_common.ratelimit import FailureLimiter, address_key
 from cloudpipe_server.auth.base import Authenticator, Principal
-from cloudpipe_server.auth.ratelimit import FailureLimiter, address_key
 from cloudpipe_server.errors import CloudpipeError, TooManyAttempts, Unauthenticated, Unavailable, grpc_code
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,6 @@ import grpc
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
-from cloudpipe_server.attach import AttachEvent
 from cloudpipe_server.auth.base import Principal
 from cloudpipe_server.convert import (
     chunk_to_pb,
@@ -21,9 +20,10 @@ from cloudpipe_server.convert import (
 )
 from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.executors.base import Signal
+from cloudpipe_server.jobs.attach import AttachEvent
+from cloudpipe_server.jobs.service import JobService
 from cloudpipe_server.models import Stream
 from cloudpipe_server.rpc.interceptor import current_principal
-from cloudpipe_server.service import JobService
 
 
 class JobServicer(pb_grpc.JobServiceServicer):

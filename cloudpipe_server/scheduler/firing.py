@@ -17,9 +17,9 @@ from typing import Protocol
 
 from cloudpipe_server.auth.base import Principal
 from cloudpipe_server.errors import CloudpipeError, InvalidArgument, NotFound
+from cloudpipe_server.jobs.service import JobService
 from cloudpipe_server.models import JobSpec, JobStatus
 from cloudpipe_server.scheduler.models import Fire, FireOutcome, SavedJob, Schedule
-from cloudpipe_server.service import JobService
 from cloudpipe_server.store.schedules_base import OutcomeChange, ScheduleStore
 
 log = logging.getLogger(__name__)

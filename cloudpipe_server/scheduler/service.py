@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from cloudpipe_server.auth.base import Principal
 from cloudpipe_server.errors import FailedPrecondition, InvalidArgument
+from cloudpipe_server.jobs.service import validate_spec
 from cloudpipe_server.models import JobSpec, Resources
 from cloudpipe_server.scheduler.cron import MAX_JITTER, CronExpression, Timing, check_instant
 from cloudpipe_server.scheduler.firing import Firer, JobsPort
@@ -27,7 +28,6 @@ from cloudpipe_server.scheduler.models import (
     ScheduleSpec,
 )
 from cloudpipe_server.scheduler.policies import MAX_CATCHUP_WINDOW
-from cloudpipe_server.service import validate_spec
 from cloudpipe_server.store.schedules_base import ScheduleStore
 from cloudpipe_server.store.schedules_codec import cursor_of
 

@@ -3,9 +3,12 @@ document (backends store it as a binary column), so specs stay small to scan."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+# re-exported: the stores' time codec is shared with the auth service's account store
+from cloudpipe_common.timestamps import from_ns as from_ns
+from cloudpipe_common.timestamps import to_ns as to_ns
 from cloudpipe_server.models import Collected, JobSpec, Resources, ResultType
 
 
@@ -87,20 +90,3 @@ def collected_to_doc(collected: Collected) -> dict[str, Any]:
 
 def collected_from_doc(doc: dict[str, Any] | None) -> Collected:
     return Collected(**doc) if doc else Collected()
-
-
-def to_ns(moment: datetime | None) -> int | None:
-    """UTC datetime -> integer nanoseconds since the epoch (exact to the microsecond)."""
-    if moment is None:
-        return None
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-
-
-def from_ns(value: int | None) -> datetime | None:
-    if value is None:
-        return None
-    return _EPOCH + timedelta(microseconds=value // 1_000)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

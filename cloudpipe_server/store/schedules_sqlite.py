@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cloudpipe_common.sqlite import SqliteDatabase
 from cloudpipe_server.models import JobSpec
 from cloudpipe_server.scheduler.models import Fire, SavedJob, Schedule, ScheduleSpec
 from cloudpipe_server.store.codec import from_ns, spec_to_doc, to_ns
@@ -30,7 +31,6 @@ from cloudpipe_server.store.schedules_codec import (
     schedule_spec_to_doc,
 )
 from cloudpipe_server.store.schedules_sqlite_schema import MIGRATIONS
-from cloudpipe_server.store.sqlite_db import SqliteDatabase
 
 _FIRE_COLUMNS = ", ".join(FIRE_COLUMNS)
 _INSERT_FIRE = (

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cloudpipe_common.sqlite import SqliteDatabase
 from cloudpipe_server.errors import InvalidArgument, NotFound
 from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
 from cloudpipe_server.store import sqlite_dependencies as dependencies
@@ -32,7 +33,6 @@ from cloudpipe_server.store.codec import (
     to_ns,
 )
 from cloudpipe_server.store.common import decide_reap, dedupe, int64, keys_of, offset64
-from cloudpipe_server.store.sqlite_db import SqliteDatabase
 from cloudpipe_server.store.sqlite_schema import MIGRATIONS
 
 _UNFINISHED = tuple(s.value for s in JobStatus if not s.terminal)

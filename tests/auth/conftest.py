@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudpipe_server.auth import pki
+from cloudpipe_auth import pki
 from tests.auth.support import AuthProcess, start_auth_service
 from tests.gateway.support import GatewayProcess, start_gateway
 from tests.support import ServerProcess, start_server

@@ -1,4 +1,4 @@
-"""Helpers of the auth tests: a real `python -m cloudpipe_server.auth.service` process
+"""Helpers of the auth tests: a real `python -m cloudpipe_auth` process
 with certificates from our PKI, and HTTPS clients holding (or not) a client cert."""
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def start_auth_service(pki: Path, data_dir: Path, env: dict[str, str] | None = N
     }
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cloudpipe_server.auth.service"],
+            [sys.executable, "-m", "cloudpipe_auth"],
             cwd=ROOT,
             env=environment,
             stdout=log,

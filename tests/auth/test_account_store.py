@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cloudpipe_server.auth.service.credentials import digest, new_api_key
-from cloudpipe_server.auth.service.sqlite import MIGRATIONS, SqliteAccountStore, open_account_store
+from cloudpipe_auth.credentials import digest, new_api_key
+from cloudpipe_auth.sqlite import MIGRATIONS, SqliteAccountStore, open_account_store
 from cloudpipe_server.errors import AlreadyExists, InvalidArgument, NotFound
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from cloudpipe_common.ratelimit import FailureLimiter, LimiterConfig
 from cloudpipe_server.auth import ChainAuthenticator, Principal, StaticAdminAuthenticator
-from cloudpipe_server.auth.ratelimit import FailureLimiter, LimiterConfig
 from cloudpipe_server.auth.remote import RemoteAuthConfig, RemoteAuthenticator
 from cloudpipe_server.errors import TooManyAttempts, Unauthenticated, Unavailable
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cloudpipe_server.auth import pki
+from cloudpipe_auth import pki
 from tests.auth.support import AuthProcess, new_account, tls_context
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from cloudpipe_server.auth import pki
+from cloudpipe_auth import pki
 from tests.support import ROOT
 
 LEAVES = ("auth-store", "cloudpipe", "external", "server")
@@ -86,7 +86,7 @@ def test_the_cli_and_the_module_both_create_the_pki(tmp_path: Path) -> None:
     assert "created ca.pem" in result.stdout
     assert "gw.internal" in sans(load(tmp_path / "a" / "server-cert.pem"))
     done = subprocess.run(
-        [sys.executable, "-m", "cloudpipe_server.auth.pki", "init", str(tmp_path / "b")],
+        [sys.executable, "-m", "cloudpipe_auth.pki", "init", str(tmp_path / "b")],
         cwd=ROOT,
         capture_output=True,
         text=True,

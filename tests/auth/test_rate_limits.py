@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudpipe_server.auth.ratelimit import address_key
+from cloudpipe_common.ratelimit import address_key
 from tests.auth.support import AuthProcess, new_account, start_auth_service
 
 BURST = 3

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cloudpipe_auth import pki
 from cloudpipe_sdk import Client
 from cloudpipe_sdk._errors import Unavailable
-from cloudpipe_server.auth import pki
 from tests.gateway.support import GatewayProcess
 from tests.support import ROOT, ServerProcess, free_port, start_server
 

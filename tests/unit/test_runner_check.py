@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from cloudpipe_server.compat import RunnerCheck, minor_version, serializers_of
 from cloudpipe_server.errors import FailedPrecondition
+from cloudpipe_server.jobs.compat import RunnerCheck, minor_version, serializers_of
 from cloudpipe_server.models import JobSpec
 
 RUNNER = {"org.cloudpipe.runner": "python3", "org.cloudpipe.python": "3.11"}

@@ -1,7 +1,7 @@
 """SQLite account store: one file, WAL mode, schema version in `PRAGMA user_version`.
 
 Like the job store, every operation runs in a worker thread on one connection guarded
-by a lock, and writes use `BEGIN IMMEDIATE` (`cloudpipe_server.store.sqlite_db`).
+by a lock, and writes use `BEGIN IMMEDIATE` (`cloudpipe_common.sqlite`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cloudpipe_server.auth.service.store import Account, AccountStore, ApiKey
-from cloudpipe_server.errors import AlreadyExists, InvalidArgument, NotFound
-from cloudpipe_server.store.codec import from_ns, to_ns
-from cloudpipe_server.store.sqlite_db import SqliteDatabase
+from cloudpipe_auth.store import Account, AccountStore, ApiKey
+from cloudpipe_common.errors import AlreadyExists, InvalidArgument, NotFound
+from cloudpipe_common.sqlite import SqliteDatabase
+from cloudpipe_common.timestamps import from_ns, to_ns
 
 MIGRATIONS: list[str] = [
     # 1: accounts, key hashes, session hashes. `accounts.admin` is unused (the admin API

@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cloudpipe_server.auth.ratelimit import address_key
-from cloudpipe_server.errors import CloudpipeError, InvalidArgument, StoreUnavailable, TooManyAttempts, http_status
+from cloudpipe_common.errors import CloudpipeError, InvalidArgument, StoreUnavailable, TooManyAttempts, http_status
+from cloudpipe_common.ratelimit import address_key
 
-log = logging.getLogger("cloudpipe_server.auth.access")
+log = logging.getLogger("cloudpipe_auth.access")
 
 PLAIN = {"content-type": "text/plain"}  # exactly, as the original's handlers set it
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from cloudpipe_server.attach import AttachEvent, Watch
 from cloudpipe_server.auth.base import Principal
-from cloudpipe_server.compat import RunnerCheck
-from cloudpipe_server.dispatcher import Dispatcher
 from cloudpipe_server.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
-from cloudpipe_server.events import JobEvents
 from cloudpipe_server.executors.base import Delivery, Signal
+from cloudpipe_server.jobs.attach import AttachEvent, Watch
+from cloudpipe_server.jobs.compat import RunnerCheck
+from cloudpipe_server.jobs.dispatcher import Dispatcher
+from cloudpipe_server.jobs.events import JobEvents
 from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Stream
 from cloudpipe_server.store.base import JobStore
 

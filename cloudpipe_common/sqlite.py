@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from cloudpipe_server.errors import StoreUnavailable
+from cloudpipe_common.errors import StoreUnavailable
 
 T = TypeVar("T")
 

@@ -32,10 +32,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cloudpipe_server.auth.service.core import AccountService
-from cloudpipe_server.auth.service.store import Account, ApiKey
-from cloudpipe_server.auth.service.web import handled, json_body, json_response, source
-from cloudpipe_server.errors import InvalidArgument, Unauthenticated
+from cloudpipe_auth.core import AccountService
+from cloudpipe_auth.store import Account, ApiKey
+from cloudpipe_auth.web import handled, json_body, json_response, source
+from cloudpipe_common.errors import InvalidArgument, Unauthenticated
 
 NO_STORE = {"cache-control": "no-store"}
 

@@ -15,7 +15,7 @@ is simpler to trust). Keys are ECDSA P-256, unencrypted, mode 0600 in a 0700
 directory. Idempotent: files that exist are kept, missing leaves are signed by the
 existing CA, and `force=True` makes everything anew.
 
-    python -m cloudpipe_server.auth.pki init DIR [--host NAME]... [--force]
+    python -m cloudpipe_auth.pki init DIR [--host NAME]... [--force]
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cloudpipe_server.auth.pki")
+    parser = argparse.ArgumentParser(prog="python -m cloudpipe_auth.pki")
     commands = parser.add_subparsers(dest="command", required=True)
     init_cmd = commands.add_parser("init", help="create the CA and the certificates in DIR")
     init_cmd.add_argument("directory", type=Path)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cloudpipe_server.errors import TooManyAttempts
+from cloudpipe_common.errors import TooManyAttempts
 
 
 @dataclass(frozen=True)

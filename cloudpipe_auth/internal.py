@@ -19,8 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from cloudpipe_server.auth.service.core import AccountService
-from cloudpipe_server.auth.service.web import (
+from cloudpipe_auth.core import AccountService
+from cloudpipe_auth.web import (
     ALL_METHODS,
     PLAIN,
     AccessLog,
@@ -30,7 +30,7 @@ from cloudpipe_server.auth.service.web import (
     message,
     unsupported,
 )
-from cloudpipe_server.errors import CloudpipeError
+from cloudpipe_common.errors import CloudpipeError
 
 STYLE = "auth-store"
 HEARTBEAT = b"auth-store internal API alive and running.\n"

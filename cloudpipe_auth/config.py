@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloudpipe_server.config import _parse, default_data_dir
-from cloudpipe_server.errors import InvalidArgument
+from cloudpipe_common.errors import InvalidArgument
+from cloudpipe_common.settings import default_data_dir, parse_setting
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class AuthServiceSettings:
         for item in dataclasses.fields(cls):
             name = f"CLOUDPIPE_AUTH_{item.name.upper()}"
             if env.get(name):
-                values[item.name] = _parse(name, env[name], item.type)
+                values[item.name] = parse_setting(name, env[name], item.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.min_password_length < 1:

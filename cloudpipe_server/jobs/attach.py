@@ -12,10 +12,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from cloudpipe_server.dispatcher import Dispatcher
-from cloudpipe_server.events import JobEvents
+from cloudpipe_server.jobs.dispatcher import Dispatcher
+from cloudpipe_server.jobs.events import JobEvents
+from cloudpipe_server.jobs.output import OutputHub
 from cloudpipe_server.models import Job, OutputChunk, Stream
-from cloudpipe_server.output import OutputHub
 from cloudpipe_server.store.base import JobStore
 
 

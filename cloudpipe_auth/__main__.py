@@ -1,4 +1,4 @@
-"""`cloudpipe-auth` / `python -m cloudpipe_server.auth.service`: the auth service.
+"""`cloudpipe-auth` / `python -m cloudpipe_auth`: the auth service.
 
 Two HTTPS listeners in one process, as the original auth-store: the internal one
 requires a client certificate signed by the internal CA (mutual TLS), the external one
@@ -21,17 +21,17 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
-from cloudpipe_server.auth.ratelimit import FailureLimiter, LimiterConfig
-from cloudpipe_server.auth.service.config import AuthServiceSettings
-from cloudpipe_server.auth.service.core import AccountService, Policy
-from cloudpipe_server.auth.service.credentials import PasswordHasher
-from cloudpipe_server.auth.service.external import create_external_app
-from cloudpipe_server.auth.service.internal import create_internal_app
-from cloudpipe_server.auth.service.sqlite import open_account_store
-from cloudpipe_server.errors import CloudpipeError
-from cloudpipe_server.listen import split_host_port
+from cloudpipe_auth.config import AuthServiceSettings
+from cloudpipe_auth.core import AccountService, Policy
+from cloudpipe_auth.credentials import PasswordHasher
+from cloudpipe_auth.external import create_external_app
+from cloudpipe_auth.internal import create_internal_app
+from cloudpipe_auth.sqlite import open_account_store
+from cloudpipe_common.errors import CloudpipeError
+from cloudpipe_common.listen import split_host_port
+from cloudpipe_common.ratelimit import FailureLimiter, LimiterConfig
 
-log = logging.getLogger("cloudpipe_server.auth.service")
+log = logging.getLogger("cloudpipe_auth")
 
 
 class _Server(uvicorn.Server):

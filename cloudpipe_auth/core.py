@@ -17,16 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cloudpipe_server.auth.ratelimit import FailureLimiter
-from cloudpipe_server.auth.service.credentials import (
+from cloudpipe_auth.credentials import (
     PasswordHasher,
     digest,
     new_api_key,
     new_key_id,
     new_session_token,
 )
-from cloudpipe_server.auth.service.store import Account, AccountStore, ApiKey
-from cloudpipe_server.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from cloudpipe_auth.store import Account, AccountStore, ApiKey
+from cloudpipe_common.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from cloudpipe_common.ratelimit import FailureLimiter
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from cloudpipe_server.auth.service.core import BAD_LOGIN, AccountService
-from cloudpipe_server.auth.service.json_api import json_routes
-from cloudpipe_server.auth.service.web import (
+from cloudpipe_auth.core import BAD_LOGIN, AccountService
+from cloudpipe_auth.json_api import json_routes
+from cloudpipe_auth.web import (
     ALL_METHODS,
     PLAIN,
     AccessLog,
@@ -37,7 +37,7 @@ from cloudpipe_server.auth.service.web import (
     source,
     unsupported,
 )
-from cloudpipe_server.errors import AlreadyExists, CloudpipeError, Unauthenticated
+from cloudpipe_common.errors import AlreadyExists, CloudpipeError, Unauthenticated
 
 HEARTBEAT = b"auth-store external API alive and running.\n"
 

@@ -20,10 +20,10 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from cloudpipe_server.errors import NotFound, StoreUnavailable
-from cloudpipe_server.events import JobEvents
 from cloudpipe_server.executors.base import Delivery, Executor, Limits, RunObserver, Signal
+from cloudpipe_server.jobs.events import JobEvents
+from cloudpipe_server.jobs.output import OutputHub, OutputWriter
 from cloudpipe_server.models import Job, JobStatus, Outcome, OutputChunk
-from cloudpipe_server.output import OutputHub, OutputWriter
 from cloudpipe_server.store.base import JobStore
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,6 @@
+"""Limits both ends of a gRPC connection agree on."""
+
+from __future__ import annotations
+
+# Largest gRPC message sent or received (a batch submit, a job with its output).
+MAX_MESSAGE_BYTES = 256 << 20
