@@ -255,8 +255,7 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
         raise InvalidArgument(f"CLOUDPIPE_LISTEN: cannot listen on {settings.listen}")
     await server.start()
     dispatcher.start()
-    if isinstance(executor, PooledDockerExecutor):
-        executor.start()  # idle eviction and pre-warming
+    executor.start()
     scheduler.start()
     await set_serving(health_servicer, True)
     host = settings.listen.rsplit(":", 1)[0]

@@ -57,6 +57,11 @@ class Executor(abc.ABC):
     """Runs jobs to completion and reports how they ended."""
 
     @abc.abstractmethod
+    def start(self) -> None:
+        """Start background work (a warm pool's idle eviction and pre-warming), if any.
+        Called once, on the event loop, when the server starts serving."""
+
+    @abc.abstractmethod
     async def run(self, job: Job, image: str, limits: Limits, observer: RunObserver) -> Outcome:
         """Run the job and return its outcome. Never raises for a problem of the job
         itself (missing image, bad command, crash): that is an ERROR outcome with a

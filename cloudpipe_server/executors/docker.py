@@ -81,7 +81,16 @@ class DockerExecutor(Executor):
         self._image_users: dict[str, str] = {}
         self._closing = False
 
+    @property
+    def api(self) -> docker.APIClient:
+        """The engine's API client: one per engine, shared with the warm pool and closed
+        by `close()`."""
+        return self._api
+
     # -- the Executor interface ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Nothing runs in the background: each job's run is its own thread."""
 
     async def run(self, job: Job, image: str, limits: Limits, observer: RunObserver) -> Outcome:
         return await in_daemon_thread(self._run, job, image, limits, observer)

@@ -110,10 +110,7 @@ class PooledDockerExecutor(Executor):
         self._config = config
         self._clock = clock
         self._boot = secrets.token_hex(6)
-        self._client = (
-            docker.DockerClient(base_url=docker_config.base_url) if docker_config.base_url else docker.from_env()
-        )
-        self._api = self._client.api
+        self._api = fresh.api  # one client per engine: the fresh executor's, closed by it
         self._pool = WarmPool(PoolLimits(config.max_containers, config.idle_seconds), self._spawn, self._remove)
         self._runs: dict[int, _WarmJob] = {}
         self._images: dict[str, _ImageInfo] = {}
@@ -124,7 +121,7 @@ class PooledDockerExecutor(Executor):
         return self._pool
 
     def start(self) -> None:
-        """Start idle eviction and pre-warm the configured accounts. Call on the loop."""
+        """Start idle eviction and pre-warm the configured accounts."""
         if self._started or not self._config.enabled:
             return
         self._started = True
@@ -289,7 +286,6 @@ class PooledDockerExecutor(Executor):
                     await self.remove(orphan.container_id)
         except _ENGINE_ERRORS as exc:
             log.warning("could not sweep dead servers' warm containers: %s", exc)
-        await asyncio.to_thread(self._client.close)
         await self._fresh.close()
 
     # -- the engine side of the pool ---------------------------------------------------------

@@ -12,9 +12,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from cloudpipe_server.jobs.dispatcher import Dispatcher
 from cloudpipe_server.jobs.events import JobEvents
 from cloudpipe_server.jobs.output import OutputHub
+from cloudpipe_server.jobs.runner import JobRunner
 from cloudpipe_server.models import Job, OutputChunk, Stream
 from cloudpipe_server.store.base import JobStore
 
@@ -34,13 +34,13 @@ class Watch:
     def __init__(
         self,
         store: JobStore,
-        dispatcher: Dispatcher,
+        runner: JobRunner,
         events: JobEvents,
         hub: OutputHub,
         poll_interval: float,
     ) -> None:
         self._store = store
-        self._dispatcher = dispatcher
+        self._runner = runner
         self._events = events
         self._hub = hub
         self._poll_interval = poll_interval
@@ -57,7 +57,7 @@ class Watch:
                     yield AttachEvent(status=job)
                 if live.overflowed:  # we fell behind the live feed: the store has what was dropped
                     live.overflowed, need_backlog = False, True
-                if need_backlog or job.status.terminal or not self._dispatcher.runs_here(job.id):
+                if need_backlog or job.status.terminal or not self._runner.runs_here(job.id):
                     for chunk in await self._backlog(job, sent):
                         yield AttachEvent(chunk=chunk)
                     need_backlog = False
@@ -85,7 +85,7 @@ class Watch:
                 pieces.append(OutputChunk(stream, sent[stream], data))
                 sent[stream] += len(data)
         if not job.status.terminal:
-            for chunk in self._dispatcher.unflushed_output(job.id):
+            for chunk in self._runner.unflushed_output(job.id):
                 piece = _cut(chunk, sent)
                 if piece is not None:
                     pieces.append(piece)

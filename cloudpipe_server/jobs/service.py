@@ -14,8 +14,8 @@ from cloudpipe_server.errors import FailedPrecondition, InvalidArgument, NotFoun
 from cloudpipe_server.executors.base import Delivery, Signal
 from cloudpipe_server.jobs.attach import AttachEvent, Watch
 from cloudpipe_server.jobs.compat import RunnerCheck
-from cloudpipe_server.jobs.dispatcher import Dispatcher
 from cloudpipe_server.jobs.events import JobEvents
+from cloudpipe_server.jobs.runner import JobRunner
 from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Stream
 from cloudpipe_server.store.base import JobStore
 
@@ -69,7 +69,7 @@ class JobService:
     def __init__(
         self,
         store: JobStore,
-        dispatcher: Dispatcher,
+        runner: JobRunner,
         events: JobEvents,
         clock: Callable[[], datetime],
         poll_interval: float = 0.5,
@@ -82,7 +82,7 @@ class JobService:
         self._runner_check = runner_check
         self._watch = watch
         self._max_queued = max_queued_per_account
-        self._dispatcher = dispatcher
+        self._runner = runner
         self._events = events
         self._clock = clock
         self._poll_interval = poll_interval
@@ -98,7 +98,7 @@ class JobService:
         for job_id, spec in zip(ids, checked, strict=True):
             log.info("job %d: queued for account %s (%s)", job_id, caller.account, spec.image or "default image")
         if ids:
-            self._dispatcher.wake()
+            self._runner.wake()
         return ids
 
     async def _check_queue_quota(self, caller: Principal, adding: int) -> None:
@@ -153,15 +153,15 @@ class JobService:
     async def kill(self, caller: Principal, job_id: int) -> Job:
         job = await self._store.request_kill(_existing_id(job_id), caller.account, self._clock())
         if job.status is JobStatus.PROCESSING:
-            await self._dispatcher.kill(job_id)
+            await self._runner.kill(job_id)
         log.info("job %d: kill requested by %s (now %s)", job_id, caller.account, job.status.value)
         self._events.publish(job_id)
         return job
 
     async def kill_all(self, caller: Principal) -> list[int]:
         ids = await self._store.kill_all(caller.account, self._clock())
-        running = self._dispatcher.running_job_ids
-        await asyncio.gather(*(self._dispatcher.kill(job_id) for job_id in ids if job_id in running))
+        running = self._runner.running_job_ids
+        await asyncio.gather(*(self._runner.kill(job_id) for job_id in ids if job_id in running))
         for job_id in ids:
             self._events.publish(job_id)
         log.info("kill-all by %s: %d job(s)", caller.account, len(ids))
@@ -228,10 +228,10 @@ class JobService:
 
     async def write_stdin(self, caller: Principal, job_id: int, data: bytes) -> None:
         """Deliver stdin in order; input sent before the job's container runs waits for it."""
-        await self._deliver(caller, job_id, "send stdin to", lambda: self._dispatcher.write_stdin(job_id, data))
+        await self._deliver(caller, job_id, "send stdin to", lambda: self._runner.write_stdin(job_id, data))
 
     async def close_stdin(self, caller: Principal, job_id: int) -> None:
-        await self._deliver(caller, job_id, "close stdin of", lambda: self._dispatcher.close_stdin(job_id))
+        await self._deliver(caller, job_id, "close stdin of", lambda: self._runner.close_stdin(job_id))
 
     async def _deliver(
         self, caller: Principal, job_id: int, action: str, attempt: Callable[[], Awaitable[Delivery]]
@@ -243,7 +243,7 @@ class JobService:
             if not job.spec.interactive:
                 raise FailedPrecondition(f"job {job_id} was not submitted as interactive: its stdin is closed")
             if job.status is JobStatus.PROCESSING:
-                if not self._dispatcher.runs_here(job_id):
+                if not self._runner.runs_here(job_id):
                     raise FailedPrecondition(f"cannot {action} job {job_id}: it runs on another server; attach there")
                 delivery = await attempt()
                 if delivery == "written":
@@ -258,13 +258,13 @@ class JobService:
             await self.kill(caller, job_id)
             return
         await self._running_here(caller, job_id, "signal")
-        await self._dispatcher.signal(job_id, signal)
+        await self._runner.signal(job_id, signal)
 
     async def _running_here(self, caller: Principal, job_id: int, action: str) -> Job:
         job = await self._store.get(_existing_id(job_id), caller.account, with_output=False)
         if job.status.terminal:
             raise FailedPrecondition(f"cannot {action} job {job_id}: it ended {job.status.value}")
-        if job.status is not JobStatus.PROCESSING or not self._dispatcher.runs_here(job_id):
+        if job.status is not JobStatus.PROCESSING or not self._runner.runs_here(job_id):
             raise FailedPrecondition(
                 f"cannot {action} job {job_id} now: it is {job.status.value}"
                 + ("" if job.status is not JobStatus.PROCESSING else " on another server; attach there")

@@ -7,12 +7,12 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from cloudpipe_common.limits import MAX_MESSAGE_BYTES
 from cloudpipe_proto.v1 import jobs_pb2, jobs_pb2_grpc, schedules_pb2, schedules_pb2_grpc
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
 from cloudpipe_server.rpc.schedules import SavedJobServicer, ScheduleServicer
 
-MAX_MESSAGE_BYTES = 256 << 20
 SERVICE_NAMES = (
     jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     health.SERVICE_NAME,
