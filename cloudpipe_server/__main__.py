@@ -7,11 +7,15 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from cloudpipe_server.app import start_server
 from cloudpipe_server.config import Settings
 from cloudpipe_server.errors import CloudpipeError
+from cloudpipe_server.executors.base import Executor
+
+ExecutorFactory = Callable[[Settings], Executor]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,8 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def serve(settings: Settings, shutdown_grace: float) -> None:
-    running = await start_server(settings)
+async def serve(settings: Settings, shutdown_grace: float, executor: ExecutorFactory | None = None) -> None:
+    running = await start_server(settings, executor=executor(settings) if executor is not None else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -46,7 +50,9 @@ async def serve(settings: Settings, shutdown_grace: float) -> None:
     await running.stop(shutdown_grace)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, executor: ExecutorFactory | None = None) -> int:
+    """Run the server; `executor` builds the executor from the settings instead of the
+    Docker one (tests pass `cloudpipe_server.executors.fake.FakeExecutor`)."""
     args = parse_args(argv)
     try:
         settings = Settings.from_env(
@@ -66,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        asyncio.run(serve(settings, args.shutdown_grace))
+        asyncio.run(serve(settings, args.shutdown_grace, executor))
     except CloudpipeError as exc:
         logging.getLogger("cloudpipe_server").error("%s", exc)
         return 1

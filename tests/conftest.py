@@ -1,16 +1,26 @@
-"""Shared fixtures: a real Cloudpipe server process on a loopback port, a real Docker
-engine, and a check that no job container outlives the test session."""
+"""Shared fixtures: a real Cloudpipe server process on a loopback port (on the real
+Docker engine for `docker`-marked tests, with the fake executor for the others), the
+Docker engine, and a check that no job container outlives the test session."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import docker
 import pytest
 
 from cloudpipe_sdk import Client
-from tests.support import JOB_LABEL, OWNER_LABEL, RUNNER_IMAGES, SESSION_PREFIX, ServerProcess, start_server
+from tests.support import (
+    JOB_LABEL,
+    OWNER_LABEL,
+    RUNNER_IMAGES,
+    SESSION_PREFIX,
+    PerExecutor,
+    ServerProcess,
+    start_server,
+)
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +62,30 @@ def no_leftover_containers() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, docker_engine: docker.DockerClient) -> Iterator[ServerProcess]:
-    """One server for the session (SQLite store, local Docker)."""
-    process = start_server(tmp_path_factory.mktemp("server"))
-    yield process
-    assert process.stop() == 0, process.log
+def servers(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[PerExecutor[ServerProcess]]:
+    """The session's servers (SQLite store): one with the fake executor, one on the
+    local Docker engine, each started when a test first needs it."""
+
+    @contextmanager
+    def make(fake: bool) -> Iterator[ServerProcess]:
+        if not fake:
+            request.getfixturevalue("docker_engine")
+        process = start_server(tmp_path_factory.mktemp("fake-server" if fake else "server"), fake=fake)
+        yield process
+        assert process.stop() == 0, process.log
+
+    pool = PerExecutor(make)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def server(servers: PerExecutor[ServerProcess], request: pytest.FixtureRequest) -> ServerProcess:
+    """The session's server for this test: on the Docker engine when the test is marked
+    `docker`, otherwise with the fake executor (no container runs)."""
+    return servers.get(request)
 
 
 @pytest.fixture

@@ -9,10 +9,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import grpc
+import pytest
 
 from cloudpipe_sdk import Client
 
@@ -23,6 +27,33 @@ OWNER_LABEL = "org.cloudpipe.owner"
 # their containers' owner label): the leftover check looks only at our own containers.
 SESSION_PREFIX = f"test-{secrets.token_hex(4)}-"
 RUNNER_IMAGES = ("cloudpipe/runner-python3:latest",)
+
+
+T = TypeVar("T")
+
+
+class PerExecutor(Generic[T]):
+    """A session resource (a server, a server and its gateway) made at most twice: with
+    the fake executor for tests without the `docker` marker, with the real Docker
+    engine for tests with it, each on first use and closed when the session ends.
+    `make(fake)` is a context manager yielding the resource and cleaning it up."""
+
+    def __init__(self, make: Callable[[bool], AbstractContextManager[T]]) -> None:
+        self._make = make
+        self._made: dict[bool, T] = {}
+        self._stack = ExitStack()
+
+    def kind(self, fake: bool) -> T:
+        if fake not in self._made:
+            self._made[fake] = self._stack.enter_context(self._make(fake))
+        return self._made[fake]
+
+    def get(self, request: pytest.FixtureRequest) -> T:
+        """The one for the requesting test: fake unless it is marked `docker`."""
+        return self.kind(request.node.get_closest_marker("docker") is None)
+
+    def close(self) -> None:
+        self._stack.close()
 
 
 def stop_process(process: subprocess.Popen[bytes], sig: int = 15, timeout: float = 30) -> int:
@@ -65,10 +96,16 @@ class ServerProcess:
 
 
 def start_server(
-    data_dir: Path, *, env: dict[str, str] | None = None, port: int | None = None, tls_ca: Path | None = None
+    data_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    tls_ca: Path | None = None,
+    fake: bool = False,
 ) -> ServerProcess:
     """Start a server and wait until its health check answers SERVING (over TLS
-    verified with `tls_ca` when the server serves TLS)."""
+    verified with `tls_ca` when the server serves TLS). `fake=True`: with the fake
+    executor (tests/fake_server.py, a double that needs no Docker engine)."""
     port = port or free_port()
     key = (env or {}).get("CLOUDPIPE_ADMIN_KEY") or secrets.token_urlsafe(16)
     environment = {
@@ -86,7 +123,11 @@ def start_server(
     log_path = data_dir / f"server-{port}.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cloudpipe_server"], env=environment, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "tests.fake_server" if fake else "cloudpipe_server"],
+            cwd=ROOT if fake else None,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     server = ServerProcess(f"127.0.0.1:{port}", key, data_dir, process, log_path)
     wait_serving(server, tls_ca=tls_ca)

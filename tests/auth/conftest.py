@@ -4,6 +4,7 @@ server process that checks API keys with it over mutual TLS."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from cloudpipe_auth import pki
 from tests.auth.support import AuthProcess, start_auth_service
 from tests.gateway.support import GatewayProcess, start_gateway
-from tests.support import ServerProcess, start_server
+from tests.support import PerExecutor, ServerProcess, start_server
 
 ADMIN_TOKEN = "admin-token-for-tests-" + "x" * 20
 
@@ -31,20 +32,48 @@ def auth_service(pki_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture(scope="session")
-def auth_server(auth_service: AuthProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def auth_servers(
+    auth_service: AuthProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PerExecutor[ServerProcess]]:
+    @contextmanager
+    def make(fake: bool) -> Iterator[ServerProcess]:
+        server = start_server(
+            tmp_path_factory.mktemp("auth-server"),
+            env=auth_service.server_env(CLOUDPIPE_AUTH_CACHE_TTL="0", CLOUDPIPE_MAX_CONCURRENT_JOBS="2"),
+            fake=fake,
+        )
+        yield server
+        assert server.stop() == 0, server.log
+
+    pool = PerExecutor(make)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def auth_server(auth_servers: PerExecutor[ServerProcess], request: pytest.FixtureRequest) -> ServerProcess:
     """A server whose API keys are checked by `auth_service`, with no answer cache (so a
-    revocation shows at once) and two jobs at a time."""
-    server = start_server(
-        tmp_path_factory.mktemp("auth-server"),
-        env=auth_service.server_env(CLOUDPIPE_AUTH_CACHE_TTL="0", CLOUDPIPE_MAX_CONCURRENT_JOBS="2"),
-    )
-    yield server
-    assert server.stop() == 0, server.log
+    revocation shows at once) and two jobs at a time: on the Docker engine for
+    `docker`-marked tests, else with the fake executor."""
+    return auth_servers.get(request)
 
 
 @pytest.fixture(scope="session")
-def auth_gateway(auth_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+def auth_gateways(
+    auth_servers: PerExecutor[ServerProcess], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PerExecutor[GatewayProcess]]:
+    @contextmanager
+    def make(fake: bool) -> Iterator[GatewayProcess]:
+        process = start_gateway(auth_servers.kind(fake).address, tmp_path_factory.mktemp("auth-gateway"))
+        yield process
+        assert process.stop() == 0, process.log
+
+    pool = PerExecutor(make)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def auth_gateway(auth_gateways: PerExecutor[GatewayProcess], request: pytest.FixtureRequest) -> GatewayProcess:
     """The multyvac HTTP gateway in front of `auth_server`."""
-    process = start_gateway(auth_server.address, tmp_path_factory.mktemp("auth-gateway"))
-    yield process
-    assert process.stop() == 0, process.log
+    return auth_gateways.get(request)

@@ -116,7 +116,7 @@ def test_auth_service_down_is_unavailable_and_nothing_is_accepted(
     HTTP; no key is taken as valid nor as wrong; the admin credential keeps working."""
     own = start_auth_service(pki_dir, tmp_path / "auth")
     name, key = account(own)
-    server = start_server(tmp_path / "server", env=own.server_env(CLOUDPIPE_AUTH_CACHE_TTL="0"))
+    server = start_server(tmp_path / "server", env=own.server_env(CLOUDPIPE_AUTH_CACHE_TTL="0"), fake=True)
     gateway = start_gateway(server.address, tmp_path)
     try:
         assert call(server, "QueueStats", pb.QueueStatsRequest(), credentials(key, name))
@@ -149,7 +149,7 @@ def test_an_auth_service_that_was_never_there_is_unavailable(pki_dir: Path, tmp_
         "CLOUDPIPE_AUTH_CERT": str(pki_dir / "cloudpipe-cert.pem"),
         "CLOUDPIPE_AUTH_KEY": str(pki_dir / "cloudpipe-key.pem"),
     }
-    server = start_server(tmp_path, env=env)
+    server = start_server(tmp_path, env=env, fake=True)
     try:
         assert rpc_error(server, credentials(secrets.token_hex(64), "x")).code() == grpc.StatusCode.UNAVAILABLE
     finally:
@@ -160,7 +160,7 @@ STRICT = {"CLOUDPIPE_AUTH_FAILURE_BURST": "3", "CLOUDPIPE_AUTH_FAILURE_REFILL_SE
 
 
 def test_failed_authentications_are_limited_per_peer_but_a_valid_key_still_works(tmp_path: Path) -> None:
-    server = start_server(tmp_path, env=STRICT)
+    server = start_server(tmp_path, env=STRICT, fake=True)
     try:
         codes = [rpc_error(server, credentials("guess-" + secrets.token_hex(8))).code() for _ in range(4)]
         assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 3 + [grpc.StatusCode.RESOURCE_EXHAUSTED]
@@ -175,7 +175,7 @@ def test_failed_authentications_are_limited_per_peer_but_a_valid_key_still_works
 
 def test_one_client_guessing_keys_through_the_gateway_does_not_lock_out_the_others(tmp_path: Path) -> None:
     """Every gateway user reaches the server from the gateway's address: one peer."""
-    server = start_server(tmp_path, env=STRICT)
+    server = start_server(tmp_path, env=STRICT, fake=True)
     try:
         gateway = start_gateway(server.address, tmp_path)
         try:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import grpc
 import pytest
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
-from tests.support import ServerProcess, start_server
+from tests.support import PerExecutor, ServerProcess, start_server
 
 MAX_QUEUED = 2
 
@@ -41,14 +42,14 @@ def wait_for(jobs: pb_grpc.JobServiceStub, account: str, job_id: int, wanted: in
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def quota_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+@contextmanager
+def _quota_server(tmp_path_factory: pytest.TempPathFactory, fake: bool) -> Iterator[ServerProcess]:
     env = {
         "CLOUDPIPE_ALLOW_ANONYMOUS": "true",
         "CLOUDPIPE_MAX_QUEUED_PER_ACCOUNT": str(MAX_QUEUED),
         "CLOUDPIPE_MAX_CONCURRENT_JOBS": "1",
     }
-    server = start_server(tmp_path_factory.mktemp("quota-server"), env=env)
+    server = start_server(tmp_path_factory.mktemp("quota-server"), env=env, fake=fake)
     yield server
     for jobs in stub(server):
         for account in ("q-a", "q-b", "q-c"):
@@ -56,9 +57,18 @@ def quota_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
     assert server.stop() == 0, server.log
 
 
+@pytest.fixture(scope="module")
+def quota_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PerExecutor[ServerProcess]]:
+    pool = PerExecutor(lambda fake: _quota_server(tmp_path_factory, fake))
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def jobs(quota_server: ServerProcess) -> Iterator[pb_grpc.JobServiceStub]:
-    yield from stub(quota_server)
+def jobs(quota_servers: PerExecutor[ServerProcess], request: pytest.FixtureRequest) -> Iterator[pb_grpc.JobServiceStub]:
+    """A stub of the quota server: on the Docker engine for `docker`-marked tests, else
+    with the fake executor."""
+    yield from stub(quota_servers.get(request))
 
 
 def test_a_submit_over_the_queue_quota_is_resource_exhausted_and_queues_nothing(

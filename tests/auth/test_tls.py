@@ -23,7 +23,7 @@ from tests.support import ROOT, ServerProcess, free_port, start_server
 @pytest.fixture(scope="module")
 def tls_server(pki_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     env = {"CLOUDPIPE_TLS_CERT": str(pki_dir / "server-cert.pem"), "CLOUDPIPE_TLS_KEY": str(pki_dir / "server-key.pem")}
-    server = start_server(tmp_path_factory.mktemp("tls-server"), env=env, tls_ca=pki_dir / "ca.pem")
+    server = start_server(tmp_path_factory.mktemp("tls-server"), env=env, tls_ca=pki_dir / "ca.pem", fake=True)
     yield server
     assert server.stop() == 0, server.log
 

@@ -1,4 +1,5 @@
-"""Gateway fixtures: one real server plus one real gateway process for the session,
+"""Gateway fixtures: a real server plus a real gateway process for the session (the
+server on the Docker engine for `docker`-marked tests, with the fake executor for the others),
 and gateways in front of a dead and of a silent gRPC address."""
 
 from __future__ import annotations
@@ -6,13 +7,14 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
 from tests.gateway.support import CLIENT_LABEL, CLIENT_LABEL_VALUE, PY2_IMAGE, GatewayProcess, start_gateway
-from tests.support import JOB_LABEL, ServerProcess, free_port, start_server
+from tests.support import JOB_LABEL, PerExecutor, ServerProcess, free_port, start_server
 
 MAX_BODY = 1 << 20  # small, so the over-limit test stays cheap
 CONCURRENT_JOBS = 2  # tests/gateway/test_kill.py fills both slots to keep a job queued
@@ -33,10 +35,23 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A real server (jobs limited to CONCURRENT_JOBS at once) and a gateway in front of it."""
+def stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PerExecutor[Stack]]:
+    pool = PerExecutor(lambda fake: _stack(tmp_path_factory, fake))
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def stack(stacks: PerExecutor[Stack], request: pytest.FixtureRequest) -> Stack:
+    """A real server (jobs limited to CONCURRENT_JOBS at once) and a gateway in front of
+    it: on the Docker engine for `docker`-marked tests, else with the fake executor."""
+    return stacks.get(request)
+
+
+@contextmanager
+def _stack(tmp_path_factory: pytest.TempPathFactory, fake: bool) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("gateway-server")
-    server = start_server(data_dir, env={"CLOUDPIPE_MAX_CONCURRENT_JOBS": str(CONCURRENT_JOBS)})
+    server = start_server(data_dir, env={"CLOUDPIPE_MAX_CONCURRENT_JOBS": str(CONCURRENT_JOBS)}, fake=fake)
     try:
         gateway = start_gateway(server.address, data_dir, "--max-body-bytes", str(MAX_BODY))
     except BaseException:
@@ -129,12 +144,25 @@ def py2_docker() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def trusting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+def trustings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PerExecutor[GatewayProcess]]:
+    pool = PerExecutor(lambda fake: _trusting(tmp_path_factory, fake))
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def trusting(trustings: PerExecutor[GatewayProcess], request: pytest.FixtureRequest) -> GatewayProcess:
     """A gateway in front of a server that accepts every account name with any key
     (`--insecure-no-auth`): the spec's "trusting auth service" (7.4 #22), and a way to
-    have several accounts until the accounts issue lands."""
+    have several accounts until the accounts issue lands. Docker-backed for
+    `docker`-marked tests, else with the fake executor."""
+    return trustings.get(request)
+
+
+@contextmanager
+def _trusting(tmp_path_factory: pytest.TempPathFactory, fake: bool) -> Iterator[GatewayProcess]:
     data_dir = tmp_path_factory.mktemp("trusting-server")
-    server = start_server(data_dir, env={"CLOUDPIPE_ALLOW_ANONYMOUS": "true"})
+    server = start_server(data_dir, env={"CLOUDPIPE_ALLOW_ANONYMOUS": "true"}, fake=fake)
     try:
         gateway = start_gateway(server.address, data_dir)
     except BaseException:

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway.support import assert_api_error, job_payload, submit
+from tests.gateway.support import GatewayProcess, assert_api_error, job_payload, submit
+from tests.support import PerExecutor
 
 NO_IMAGE = "cloudpipe/no-such-image:never"
 STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$")
@@ -35,8 +36,10 @@ def listed(client: httpx.Client, query: str) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def fresh(trusting: Any) -> Iterator[tuple[httpx.Client, list[int]]]:
-    """A fresh account with three jobs `echo "1"`, `echo "2"`, `echo "3"` (named foo, bar, foo)."""
+def fresh(trustings: PerExecutor[GatewayProcess]) -> Iterator[tuple[httpx.Client, list[int]]]:
+    """A fresh account with three jobs `echo "1"`, `echo "2"`, `echo "3"` (named foo, bar,
+    foo), on the trusting gateway's fake-executor server (these tests run no container)."""
+    trusting = trustings.kind(fake=True)
     with httpx.Client(base_url=trusting.url, auth=("lister", "key"), timeout=30) as client:
         jids = submit(
             client, quick('echo "1"', name="foo"), quick('echo "2"', name="bar"), quick('echo "3"', name="foo")

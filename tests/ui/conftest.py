@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ from selenium.webdriver.chrome.service import Service
 from tests.gateway.conftest import Stack
 from tests.gateway.conftest import py2_docker as py2_docker  # the multyvac client's image (profile test)
 from tests.gateway.support import start_gateway
-from tests.support import start_server
+from tests.support import PerExecutor, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -40,10 +41,23 @@ UNFINISHED = ("waiting", "queued", "processing")
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A real server and a real gateway in front of it."""
+def stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PerExecutor[Stack]]:
+    pool = PerExecutor(lambda fake: _stack(tmp_path_factory, fake))
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def stack(stacks: PerExecutor[Stack], request: pytest.FixtureRequest) -> Stack:
+    """A real server and a real gateway in front of it: on the Docker engine for
+    `docker`-marked tests, else with the fake executor."""
+    return stacks.get(request)
+
+
+@contextmanager
+def _stack(tmp_path_factory: pytest.TempPathFactory, fake: bool) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("ui-server")
-    server = start_server(data_dir)
+    server = start_server(data_dir, fake=fake)
     try:
         gateway = start_gateway(server.address, data_dir)
     except BaseException:
