@@ -11,6 +11,10 @@ A server that restarts with the same identity re-adopts its containers (`adopt`)
 waits for them and reads their output from the engine's log (text-safe only: the
 json-file log driver replaces invalid UTF-8). Blocking calls run in daemon threads, so
 a stopping server leaves its containers running instead of waiting for them.
+
+(A little over 400 lines: one run's whole life on the engine (create, attach, wait,
+outcome, adopt) reads best in one place; stream I/O is in docker_io, container settings
+in container_config, and the warm pool builds on this in warm*.py.)
 """
 
 from __future__ import annotations

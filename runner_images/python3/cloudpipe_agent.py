@@ -1,5 +1,10 @@
 """Cloudpipe warm-container agent: a fork server for the Python 3 runner image.
 
+(About 490 lines, one file on purpose: it runs inside the image as PID 1 and is copied
+there as one stdlib-only module beside cloudpipe_runner, which the Dockerfile compiles
+and runner_images/build.py probes by name; its framing, forking and reaping only make
+sense together, and a second module would be one more file every image must carry.)
+
 Run as ``python3 -m cloudpipe_agent`` as the container's command, with stdin and
 stdout attached by the Cloudpipe server. It has imported cloudpickle and the job
 bootstrap (``cloudpipe_runner``) once, and runs the jobs it is sent one after
