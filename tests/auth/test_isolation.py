@@ -15,7 +15,7 @@ from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
 from tests.auth.support import AuthProcess, new_account
 from tests.gateway.support import GatewayProcess, assert_api_error, get_job, job_payload, submit
-from tests.support import ServerProcess
+from tests.support import PerExecutor, ServerProcess
 
 pytestmark = pytest.mark.docker
 MISSING_ID = 1 << 40
@@ -59,8 +59,9 @@ def tenant(service: AuthProcess, server: ServerProcess, prefix: str) -> Tenant:
 
 @pytest.fixture(scope="module")
 def tenants(
-    auth_service: AuthProcess, auth_server: ServerProcess, docker_engine: object
+    auth_service: AuthProcess, auth_servers: PerExecutor[ServerProcess], docker_engine: object
 ) -> Iterator[tuple[Tenant, Tenant]]:
+    auth_server = auth_servers.kind(fake=False)  # every test here is marked docker
     a, b = tenant(auth_service, auth_server, "alice"), tenant(auth_service, auth_server, "bob")
     yield a, b
     for t in (a, b):
