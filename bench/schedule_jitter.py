@@ -34,8 +34,7 @@ from cloudpipe_server.models import JobQuery, JobSpec, JobStatus
 from cloudpipe_server.scheduler.loop import Scheduler, SchedulerConfig
 from cloudpipe_server.scheduler.models import OverlapPolicy, ScheduleSpec
 from cloudpipe_server.scheduler.service import SavedJobService, ScheduleService
-from cloudpipe_server.store.schedules_sqlite import SqliteScheduleStore
-from cloudpipe_server.store.sqlite import SqliteJobStore
+from cloudpipe_server.store import JobStore, sqlite
 
 TARGET_MS = 100.0
 ACCOUNT = Principal("bench")
@@ -44,7 +43,7 @@ ACCOUNT = Principal("bench")
 class StoreJobs:
     """The scheduler's `JobsPort` straight on a job store; notes when each job was created."""
 
-    def __init__(self, store: SqliteJobStore, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: JobStore, clock: Callable[[], datetime]) -> None:
         self._store = store
         self._clock = clock
         self.created: dict[str, float] = {}  # idempotency key -> perf_counter at creation
@@ -70,9 +69,9 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 async def setup(path: Path, clock: Callable[[], datetime], schedules: int, cron: str) -> tuple[Scheduler, StoreJobs]:
-    job_store, schedule_store = SqliteJobStore(path), SqliteScheduleStore(path)
-    await job_store.initialize()
-    await schedule_store.initialize()
+    stores = sqlite.open_stores(path)  # both stores on one connection, as in the server
+    await stores.initialize()
+    job_store, schedule_store = stores.jobs, stores.schedules
     jobs = StoreJobs(job_store, clock)
     await SavedJobService(schedule_store, jobs, clock).create(ACCOUNT, "work", JobSpec(cmd="true"))
     service = ScheduleService(schedule_store, jobs, clock)
@@ -106,7 +105,7 @@ async def compressed(path: Path, schedules: int, minutes: int) -> tuple[list[flo
 async def realtime(path: Path, seconds: float, schedules: int = 200) -> list[float]:
     """Jitter (ms) of every fire of a real-time run of the firing loop."""
     scheduler, _ = await setup(path, lambda: datetime.now(UTC), schedules, "* * * * * *")
-    store = SqliteJobStore(path)
+    store = sqlite.open_stores(path).jobs
     await store.initialize()
     scheduler.start()
     await asyncio.sleep(seconds)

@@ -114,13 +114,13 @@ def backends(root: Path) -> Iterator[list[Backend]]:
     from tests.contract.postgres_cluster import fresh_database, start_cluster
 
     with ExitStack() as stack:
-        from cloudpipe_server.store.sqlite import SqliteJobStore
+        from cloudpipe_server.store import sqlite
 
-        found = [Backend("sqlite", lambda: SqliteJobStore(root / "bench.db"), targeted=True)]
+        found = [Backend("sqlite", lambda: sqlite.open_stores(root / "bench.db").jobs, targeted=True)]
 
         from psycopg.conninfo import make_conninfo
 
-        from cloudpipe_server.store.postgres import PostgresJobStore
+        from cloudpipe_server.store import postgres
 
         server = os.environ.get("CLOUDPIPE_TEST_POSTGRES_URL")
         if not server:
@@ -131,10 +131,13 @@ def backends(root: Path) -> Iterator[list[Backend]]:
         relaxed = make_conninfo(
             stack.enter_context(fresh_database(server, "cloudpipe_bench")), options="-c synchronous_commit=off"
         )
-        found.append(Backend("postgres", lambda: PostgresJobStore(durable), targeted=True))
-        found.append(Backend("postgres, synchronous_commit=off", lambda: PostgresJobStore(relaxed), targeted=True))
+        found.append(Backend("postgres", lambda: postgres.open_stores(durable).jobs, targeted=True))
+        relaxed_backend = Backend(
+            "postgres, synchronous_commit=off", lambda: postgres.open_stores(relaxed).jobs, targeted=True
+        )
+        found.append(relaxed_backend)
 
-        from cloudpipe_server.store.mongodb import MongoJobStore
+        from cloudpipe_server.store import mongodb
 
         mongo_uri = os.environ.get("CLOUDPIPE_TEST_MONGO_URI")
         if mongo_uri:
@@ -142,7 +145,7 @@ def backends(root: Path) -> Iterator[list[Backend]]:
 
             database = f"cloudpipe_bench_{os.getpid()}"
             stack.callback(lambda: pymongo.MongoClient(mongo_uri).drop_database(database))
-            found.append(Backend("mongodb", lambda: MongoJobStore(mongo_uri, database=database)))
+            found.append(Backend("mongodb", lambda: mongodb.open_stores(mongo_uri, database=database).jobs))
         else:
             import mongomock
 
@@ -152,7 +155,8 @@ def backends(root: Path) -> Iterator[list[Backend]]:
             client: Any = mongomock.MongoClient()
             # mongomock scans every document per claim (quadratic): 500 jobs keep this row short.
             double = "mongomock, 500 jobs (a double)"
-            found.append(Backend(double, lambda: MongoJobStore("", client=client, transactions=False), max_jobs=500))
+            on_double = lambda: mongodb.open_stores("", client=client, transactions=False).jobs  # noqa: E731
+            found.append(Backend(double, on_double, max_jobs=500))
         yield found
 
 

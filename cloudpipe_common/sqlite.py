@@ -1,5 +1,6 @@
 """The SQLite plumbing shared by the job, schedule and account stores: one connection
-to one file, used from worker threads under a lock, and the schema migrations.
+to one file (the job store and the schedule store of one file share it), used from
+worker threads under a lock, and the schema migrations.
 
 The file runs in WAL mode with `synchronous=NORMAL`: a crash of any process loses
 nothing committed, only a power loss can drop the last commits. `foreign_keys` is on.
@@ -38,9 +39,10 @@ class SqliteDatabase:
         self._conn: sqlite3.Connection | None = None
 
     async def connect(self, migrations: Sequence[str], *, version_table: str | None = None) -> None:
-        """Open the file (creating its directory), then apply the `migrations` it lacks,
-        all in one write transaction: servers starting together cannot migrate twice, and
-        a failed migration leaves the file as it was. Each migration is a script of
+        """Open the file (creating its directory) unless it is open already (the other
+        store on this database opened it), then apply the `migrations` it lacks, all in
+        one write transaction: servers starting together cannot migrate twice, and a
+        failed migration leaves the file as it was. Each migration is a script of
         statements separated by ";" (so no ";" inside a statement).
 
         The applied version lives in `PRAGMA user_version`, or, with `version_table`, in
@@ -49,25 +51,39 @@ class SqliteDatabase:
 
         Raises `sqlite3.Error` as it is (a store that cannot open is a start-up failure)."""
 
+        def migrate(conn: sqlite3.Connection) -> None:
+            if version_table is None:
+                _migrate_user_version(conn, migrations)
+            else:
+                _migrate_table(conn, migrations, version_table)
+
         def connect() -> None:
-            if self._path != ":memory:":
-                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.row_factory = sqlite3.Row
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA foreign_keys=ON")
-                if version_table is None:
-                    _transaction(conn, "BEGIN IMMEDIATE", lambda conn: _migrate_user_version(conn, migrations))
-                else:
-                    _transaction(conn, "BEGIN IMMEDIATE", lambda conn: _migrate_table(conn, migrations, version_table))
-            except BaseException:
-                conn.close()
-                raise
-            self._conn = conn
+            with self._lock:
+                opened = self._conn is None
+                conn = self._open() if self._conn is None else self._conn
+                try:
+                    _transaction(conn, "BEGIN IMMEDIATE", migrate)
+                except BaseException:
+                    if opened:  # a database that fails its first migration stays closed
+                        conn.close()
+                    raise
+                self._conn = conn
 
         await asyncio.to_thread(connect)
+
+    def _open(self) -> sqlite3.Connection:
+        if self._path != ":memory:":
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False, snapshot: bool = False) -> T:
         """`fn(conn)` in a worker thread, holding the connection's lock, and its result.

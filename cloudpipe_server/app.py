@@ -36,53 +36,13 @@ from cloudpipe_server.rpc.server import build_server, set_serving
 from cloudpipe_server.scheduler.firing import ServiceJobs
 from cloudpipe_server.scheduler.loop import Scheduler, SchedulerConfig
 from cloudpipe_server.scheduler.service import SavedJobService, ScheduleService
-from cloudpipe_server.store.base import JobStore
-from cloudpipe_server.store.schedules_base import ScheduleStore
-from cloudpipe_server.store.sqlite import SqliteJobStore
+from cloudpipe_server.store import Stores, open_stores
 
 log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def open_store(url: str) -> JobStore:
-    """A store for a URL: `sqlite:///absolute/path.db` (or `sqlite:///:memory:`),
-    `postgresql://user:password@host/dbname` (or `postgres://...`), or
-    `mongodb://host/dbname` (database `cloudpipe` when the URL names none). The
-    PostgreSQL and MongoDB drivers are optional: imported only when such a URL is used."""
-    if url.startswith("sqlite:///"):
-        return SqliteJobStore(url[len("sqlite:///") :] if url != "sqlite:///:memory:" else ":memory:")
-    if url.startswith(("postgresql://", "postgres://")):
-        from cloudpipe_server.store.postgres import PostgresJobStore
-
-        return PostgresJobStore(url)
-    if url.startswith(("mongodb://", "mongodb+srv://")):
-        from cloudpipe_server.store.mongodb import MongoJobStore
-
-        return MongoJobStore(url)
-    raise InvalidArgument(
-        f"CLOUDPIPE_STORE_URL: unsupported store URL {url.split(':')[0]!r};"
-        " use sqlite:///PATH, postgresql://... or mongodb://..."
-    )
-
-
-def open_schedule_store(url: str) -> ScheduleStore:
-    """The schedule store for the job store's URL (same database, its own connections)."""
-    if url.startswith("sqlite:///"):
-        from cloudpipe_server.store.schedules_sqlite import SqliteScheduleStore
-
-        return SqliteScheduleStore(url[len("sqlite:///") :] if url != "sqlite:///:memory:" else ":memory:")
-    if url.startswith(("postgresql://", "postgres://")):
-        from cloudpipe_server.store.schedules_postgres import PostgresScheduleStore
-
-        return PostgresScheduleStore(url)
-    if url.startswith(("mongodb://", "mongodb+srv://")):
-        from cloudpipe_server.store.schedules_mongodb import MongoScheduleStore
-
-        return MongoScheduleStore(url)
-    raise InvalidArgument(f"CLOUDPIPE_STORE_URL: unsupported store URL {url.split(':')[0]!r}")
 
 
 def build_authenticator(settings: Settings) -> Authenticator:
@@ -163,10 +123,9 @@ class RunningServer:
     health: health.aio.HealthServicer
     dispatcher: Dispatcher
     executor: Executor
-    store: JobStore
+    stores: Stores
     authenticator: Authenticator | None = None
     scheduler: Scheduler | None = None
-    schedule_store: ScheduleStore | None = None
 
     async def stop(self, grace: float = 10.0) -> None:
         log.info("shutting down: no new jobs are claimed; waiting up to %.0f s", grace)
@@ -176,9 +135,7 @@ class RunningServer:
         await self.dispatcher.stop(grace)
         await self.server.stop(grace=1.0)
         await self.executor.close()
-        await self.store.close()
-        if self.schedule_store is not None:
-            await self.schedule_store.close()
+        await self.stores.close()
         if self.authenticator is not None:
             await self.authenticator.close()
 
@@ -186,8 +143,9 @@ class RunningServer:
 async def start_server(settings: Settings, *, executor: Executor | None = None) -> RunningServer:
     """Open the store, start the dispatcher and serve gRPC on `settings.listen`."""
     authenticator = build_authenticator(settings)
-    store = open_store(settings.resolved_store_url)
-    await store.initialize()
+    stores = open_stores(settings.resolved_store_url)
+    await stores.initialize()
+    store = stores.jobs
     owner = settings.server_id or f"{socket.gethostname()}-{settings.listen}"
     if executor is None:
         executor = build_executor(settings, owner)
@@ -223,8 +181,7 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
         max_queued_per_account=settings.max_queued_per_account,
         runner_check=RunnerCheck(executor.image_labels, settings.default_image),
     )
-    schedule_store = open_schedule_store(settings.resolved_store_url)
-    await schedule_store.initialize()
+    schedule_store = stores.schedules
     jobs = ServiceJobs(service)
     scheduler = Scheduler(
         schedule_store,
@@ -268,5 +225,5 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
         settings.store_url_for_logs,
     )
     return RunningServer(
-        settings, port, server, health_servicer, dispatcher, executor, store, authenticator, scheduler, schedule_store
+        settings, port, server, health_servicer, dispatcher, executor, stores, authenticator, scheduler
     )

@@ -20,7 +20,7 @@ from cloudpipe_server.errors import CloudpipeError, InvalidArgument, NotFound
 from cloudpipe_server.jobs.service import JobService
 from cloudpipe_server.models import JobSpec, JobStatus
 from cloudpipe_server.scheduler.models import Fire, FireOutcome, SavedJob, Schedule
-from cloudpipe_server.store.schedules_base import OutcomeChange, ScheduleStore
+from cloudpipe_server.store.base import OutcomeChange, ScheduleStore
 
 log = logging.getLogger(__name__)
 

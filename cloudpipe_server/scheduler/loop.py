@@ -32,8 +32,7 @@ from cloudpipe_server.scheduler.cron import Timing, cron_expression
 from cloudpipe_server.scheduler.firing import Firer, JobsPort
 from cloudpipe_server.scheduler.models import Fire, FireOutcome, OverlapPolicy, Schedule
 from cloudpipe_server.scheduler.policies import Decision, is_missed, plan_catchup, plan_overlap
-from cloudpipe_server.store.schedules_base import FireRecord, OutcomeChange, ScheduleStore
-from cloudpipe_server.store.schedules_codec import cursor_of
+from cloudpipe_server.store.base import FireRecord, OutcomeChange, ScheduleStore
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ def due_fires(
 ) -> tuple[list[tuple[datetime, datetime]], tuple[datetime, datetime] | None, bool]:
     """The (scheduled, due) fires of `schedule` due by `now` from its cursor on (at most
     `limit`), the new cursor, and whether missed fires beyond the limit follow."""
-    cursor = cursor_of(schedule)
+    cursor = schedule.cursor
     if cursor is None:
         return [], None, False
     found: list[tuple[datetime, datetime]] = []

@@ -107,6 +107,13 @@ class Schedule:
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def cursor(self) -> tuple[datetime, datetime] | None:
+        """(next_fire_at, next_due_at), or None once the schedule has ended."""
+        if self.next_fire_at is None or self.next_due_at is None:
+            return None
+        return self.next_fire_at, self.next_due_at
+
 
 @dataclass(frozen=True)
 class Fire:

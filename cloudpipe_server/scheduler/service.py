@@ -28,8 +28,7 @@ from cloudpipe_server.scheduler.models import (
     ScheduleSpec,
 )
 from cloudpipe_server.scheduler.policies import MAX_CATCHUP_WINDOW
-from cloudpipe_server.store.schedules_base import ScheduleStore
-from cloudpipe_server.store.schedules_codec import cursor_of
+from cloudpipe_server.store.base import ScheduleStore
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +203,7 @@ class ScheduleService:
         timing = (spec.cron, spec.timezone, spec.jitter, spec.start_at, spec.end_at)
         old = current.spec
         if timing == (old.cron, old.timezone, old.jitter, old.start_at, old.end_at) and not current.paused:
-            cursor = cursor_of(current)
+            cursor = current.cursor
         else:
             cursor = self._cursor(current.id, spec, self._clock())
         schedule = await self._store.update_schedule(caller.account, name, spec, cursor, self._clock())
@@ -224,7 +223,7 @@ class ScheduleService:
 
     async def pause(self, caller: Principal, name: str) -> Schedule:
         current = await self._store.get_schedule(caller.account, validate_name(name))
-        return await self._store.set_paused(caller.account, name, True, cursor_of(current), self._clock())
+        return await self._store.set_paused(caller.account, name, True, current.cursor, self._clock())
 
     async def resume(self, caller: Principal, name: str) -> Schedule:
         """Fires that fell in the pause are not caught up: the cursor restarts from now."""

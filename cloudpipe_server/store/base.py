@@ -1,7 +1,9 @@
-"""The job store contract. Every backend implements `JobStore`; the contract tests in
-tests/contract/ run the same suite against each of them.
+"""The two storage contracts, `JobStore` and `ScheduleStore`, and `Stores`: the pair of
+them on one database. Every backend (`sqlite/`, `postgres/`, `mongodb/`) implements both
+on one database object it shares between them; tests/contract/ runs one suite against
+each backend. Adding a backend: README.md beside this file.
 
-Claims are leases: a dispatcher owns a processing job only until `lease_expires_at`,
+Jobs. Claims are leases: a dispatcher owns a processing job only until `lease_expires_at`,
 and must extend the lease while the job runs. A job whose lease ran out is recovered by
 `reap_expired` (requeued when restartable, otherwise stalled), so no job stays
 `processing` forever after a crash.
@@ -12,15 +14,27 @@ operations (`append_output`, `extend_leases`, `mark_started`, `finish`) therefor
 the attempt they act for (the job's `attempts` as its claim returned it): given, the
 operation applies only while the job's `attempts` still equals it, so a stale run
 changes nothing; omitted (None), only the owner is checked.
+
+Schedules: saved jobs (with versions), schedules and their fires, in the job store's
+database. Two guarantees carry the scheduler:
+
+- A fire is identified by (schedule id, scheduled time) and recorded at most once,
+  by a unique constraint, however many schedulers share the store.
+- Deciding fires is leased: `claim_due` hands a due schedule to one scheduler at a
+  time, and `record_fires` moves the schedule's cursor only while that lease holds. A
+  scheduler that dies mid-pass loses its lease after `lease` and another takes over.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
+from cloudpipe_server.scheduler.models import Fire, FireOutcome, SavedJob, Schedule, ScheduleSpec
 
 
 class JobStore(abc.ABC):
@@ -28,11 +42,15 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     async def initialize(self) -> None:
-        """Create or migrate the schema. Idempotent."""
+        """Connect the backend's database (unless the other store on it did already),
+        then create or migrate this store's schema. Idempotent; safe when servers start
+        together."""
 
     @abc.abstractmethod
     async def close(self) -> None:
-        """Release connections. The store is unusable afterwards."""
+        """Close the backend's database: this store, and the schedule store that shares
+        the database, are unusable afterwards (their calls raise StoreUnavailable).
+        Closing twice does nothing."""
 
     @abc.abstractmethod
     async def submit(self, account: str, specs: Sequence[JobSpec], now: datetime) -> list[int]:
@@ -154,3 +172,186 @@ class JobStore(abc.ABC):
         appended output discarded; any other becomes STALLED (KILLED if a kill was
         requested) with a reason, keeping the output appended so far. Returns the jobs
         after the change."""
+
+
+@dataclass(frozen=True)
+class FireRecord:
+    """The fires one pass decided for one schedule, and where its cursor moves."""
+
+    schedule_id: str
+    fires: Sequence[Fire]
+    cursor: tuple[datetime, datetime] | None
+
+
+@dataclass(frozen=True)
+class OutcomeChange:
+    """A compare-and-set of one fire's outcome (see `ScheduleStore.set_fire_outcomes`)."""
+
+    schedule_id: str
+    scheduled_at: datetime
+    expected: FireOutcome
+    outcome: FireOutcome
+    job_id: int | None = None
+    job_status: str = ""
+    reason: str | None = None
+
+
+class ScheduleStore(abc.ABC):
+    """Durable storage of saved jobs and schedules. All methods are coroutines and safe
+    to call concurrently. Names are unique per account; `account` arguments scope every
+    lookup (another account's object is NotFound)."""
+
+    @abc.abstractmethod
+    async def initialize(self) -> None:
+        """As `JobStore.initialize`, for this store's schema."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """As `JobStore.close`: closes the shared database."""
+
+    # -- saved jobs ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_saved_job(
+        self, account: str, name: str, spec: JobSpec, description: str, now: datetime
+    ) -> SavedJob:
+        """Store version 1 of a new saved job. Raises AlreadyExists when the account has
+        a saved job of that name (even under concurrent creates)."""
+
+    @abc.abstractmethod
+    async def update_saved_job(
+        self, account: str, name: str, spec: JobSpec, description: str, now: datetime
+    ) -> SavedJob:
+        """Store a new version (the latest + 1) and return it; older versions stay
+        readable. Concurrent updates get distinct versions. Raises NotFound."""
+
+    @abc.abstractmethod
+    async def get_saved_job(self, account: str, name: str, version: int = 0) -> SavedJob:
+        """The given version, or the latest when `version` is 0. Raises NotFound naming
+        the saved job (and the version, when that is what is missing)."""
+
+    @abc.abstractmethod
+    async def list_saved_jobs(self, account: str) -> list[SavedJob]:
+        """The latest version of each of the account's saved jobs, by name."""
+
+    @abc.abstractmethod
+    async def delete_saved_job(self, account: str, name: str) -> None:
+        """Delete every version. Raises NotFound."""
+
+    # -- schedules -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        """Store a new schedule (its id, cursor and times given). Raises AlreadyExists
+        when the account has a schedule of that name (even under concurrent creates)."""
+
+    @abc.abstractmethod
+    async def update_schedule(
+        self,
+        account: str,
+        name: str,
+        spec: ScheduleSpec,
+        cursor: tuple[datetime, datetime] | None,
+        now: datetime,
+    ) -> Schedule:
+        """Replace the spec (its name included: a rename) and the cursor
+        ((next_fire_at, next_due_at), None when it has ended), set `updated_at`, and
+        break any lease, so a pass deciding on the old spec records nothing. Raises
+        NotFound, or AlreadyExists when renamed onto another schedule's name."""
+
+    @abc.abstractmethod
+    async def set_paused(
+        self, account: str, name: str, paused: bool, cursor: tuple[datetime, datetime] | None, now: datetime
+    ) -> Schedule:
+        """Pause or resume, moving the cursor as given and breaking any lease. Raises
+        NotFound."""
+
+    @abc.abstractmethod
+    async def get_schedule(self, account: str, name: str) -> Schedule:
+        """Raises NotFound."""
+
+    @abc.abstractmethod
+    async def schedules_by_id(self, ids: Sequence[str]) -> dict[str, Schedule]:
+        """The schedules with these ids (of any account) that exist, by id."""
+
+    @abc.abstractmethod
+    async def list_schedules(self, account: str) -> list[Schedule]:
+        """The account's schedules, by name."""
+
+    @abc.abstractmethod
+    async def delete_schedule(self, account: str, name: str) -> None:
+        """Delete the schedule and its fires. Raises NotFound."""
+
+    @abc.abstractmethod
+    async def schedules_using(self, account: str, saved_job: str) -> list[str]:
+        """Names of the account's schedules that run the saved job `saved_job`."""
+
+    # -- firing ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def claim_due(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Schedule]:
+        """Atomically lease to `owner` until `now + lease` up to `limit` unpaused
+        schedules whose `next_due_at` is not after `now` and whose lease is free or
+        expired, earliest due first. No schedule is leased to two owners at once."""
+
+    @abc.abstractmethod
+    async def record_fires(self, owner: str, records: Sequence[FireRecord]) -> list[list[Fire] | None]:
+        """For each record (in order), if `owner` still holds the schedule's lease:
+        insert its fires, set the cursor ((next_fire_at, next_due_at), None once the
+        schedule has ended) and release the lease, atomically per record. The result
+        holds, per record, the fires inserted, in order; a fire whose (schedule id,
+        scheduled time) is recorded already is left as it is and not returned. It holds
+        None, and nothing of that record is written, when the lease was lost (the
+        schedule was updated, paused or deleted, or another owner took the expired
+        lease)."""
+
+    @abc.abstractmethod
+    async def add_fire(self, fire: Fire) -> bool:
+        """Insert one fire outside the cursor (a manual trigger). Returns False when
+        (schedule id, scheduled time) is recorded already."""
+
+    @abc.abstractmethod
+    async def next_due_at(self) -> datetime | None:
+        """The earliest `next_due_at` of unpaused schedules (leased or not), or None."""
+
+    @abc.abstractmethod
+    async def set_fire_outcomes(self, changes: Sequence[OutcomeChange]) -> list[bool]:
+        """Compare-and-set each fire's outcome from `expected` to `outcome`, setting
+        `job_id` when given, `job_status`, and `reason` unless None. Returns, per change,
+        False (changing nothing) when the fire is missing or not in `expected`."""
+
+    @abc.abstractmethod
+    async def open_fires(self, schedule_ids: Sequence[str] | None = None, limit: int = 1000) -> list[Fire]:
+        """PENDING, BUFFERED and RUNNING fires (of these schedules, or of all), oldest
+        scheduled first, at most `limit`."""
+
+    @abc.abstractmethod
+    async def fires(self, schedule_id: str, limit: int = 100, before: datetime | None = None) -> list[Fire]:
+        """The schedule's fires, newest scheduled first, only those scheduled before
+        `before` when given, at most `limit`."""
+
+
+class Database(Protocol):
+    """The one connection (or pool, or client) of a backend, shared by its two stores."""
+
+    async def close(self) -> None:
+        """Close it; every store on it is unusable afterwards. Closing twice does nothing."""
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The job store and the schedule store of one database, sharing its one `database`
+    object (as `open_stores(url)` builds them)."""
+
+    jobs: JobStore
+    schedules: ScheduleStore
+    database: Database
+
+    async def initialize(self) -> None:
+        """Connect the database once and create or migrate both stores' schemas."""
+        await self.jobs.initialize()
+        await self.schedules.initialize()
+
+    async def close(self) -> None:
+        """Close the shared database, once."""
+        await self.database.close()

@@ -1,17 +1,37 @@
-"""Backends for the contract suite. Only the fixtures a test's parameter names get built:
-the PostgreSQL cluster starts on the first postgres test and stops at session end;
-every test gets a database of its own."""
+"""Backends for the contract suite. One `stores` fixture, parametrised over every
+backend (`backends.BACKENDS`), builds only the backend its parameter names; `store` is
+its job store, except in test_schedule_store.py, where it is its schedule store. The
+PostgreSQL cluster starts on the first postgres test and stops at session end; every
+test gets a database of its own."""
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cloudpipe_server.store import JobStore, Stores
+from tests.contract.backends import BACKENDS, build
 from tests.contract.postgres_cluster import PostgresMissing, fresh_database, start_cluster
+
+
+@pytest.fixture(params=BACKENDS)
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+    """Both stores of one backend, on one database, initialized; closed afterwards."""
+    built = build(request.param, request, tmp_path)
+    await built.initialize()
+    yield built
+    await built.close()
+
+
+@pytest.fixture
+def store(stores: Stores) -> JobStore:
+    """The job store of `stores` (test_schedule_store.py overrides it: the schedule store)."""
+    return stores.jobs
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,13 @@
 """The ScheduleStore contract, run against every backend that can run here (the same
-backends, parameters and MongoDB double as the JobStore contract in test_store.py)."""
+`stores` fixture, backends and MongoDB double as the JobStore contract)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,42 +22,19 @@ from cloudpipe_server.scheduler.models import (
     Schedule,
     ScheduleSpec,
 )
-from cloudpipe_server.store.schedules_base import FireRecord, OutcomeChange, ScheduleStore
-from tests.contract.mongomock_double import atomic_writes
-from tests.contract.test_store import MONGO, MONGO_URI, T0
+from cloudpipe_server.store import ScheduleStore, Stores
+from cloudpipe_server.store.base import FireRecord, OutcomeChange
+from tests.contract.backends import mongomock_stores
+from tests.contract.common import T0
 
 LEASE = timedelta(seconds=30)
 SECOND = timedelta(seconds=1)
 
 
-@pytest.fixture(params=["sqlite", "postgres", MONGO])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ScheduleStore]:
-    backend: ScheduleStore
-    if request.param == "sqlite":
-        from cloudpipe_server.store.schedules_sqlite import SqliteScheduleStore
-
-        backend = SqliteScheduleStore(tmp_path / "jobs.db")
-    elif request.param == "postgres":
-        from cloudpipe_server.store.schedules_postgres import PostgresScheduleStore
-
-        backend = PostgresScheduleStore(request.getfixturevalue("postgres_url"))
-    elif request.param == "mongodb":
-        from cloudpipe_server.store.schedules_mongodb import MongoScheduleStore
-
-        if MONGO_URI:
-            backend = MongoScheduleStore(MONGO_URI, database=request.getfixturevalue("mongo_database"))
-        else:
-            import mongomock
-
-            writes = atomic_writes()
-            writes.__enter__()
-            request.addfinalizer(lambda: writes.__exit__(None, None, None))
-            backend = MongoScheduleStore("mongodb://mongomock", client=mongomock.MongoClient(), transactions=False)
-    else:
-        raise AssertionError(f"unknown backend {request.param}")
-    await backend.initialize()
-    yield backend
-    await backend.close()
+@pytest.fixture
+def store(stores: Stores) -> ScheduleStore:
+    """Here, the schedule store of conftest's `stores` (the job store elsewhere)."""
+    return stores.schedules
 
 
 def schedule(name: str = "nightly", account: str = "alice", due: datetime = T0, **spec: object) -> Schedule:
@@ -399,10 +375,8 @@ def spec_sessions(client: Any) -> Iterator[SpecSession]:
 async def test_mongodb_transactions_record_around_fires_already_recorded() -> None:
     import mongomock
 
-    from cloudpipe_server.store.schedules_mongodb import MongoScheduleStore
-
     client = mongomock.MongoClient()
-    backend = MongoScheduleStore("mongodb://mongomock", client=client, transactions=True)
+    backend = mongomock_stores(client, transactions=True).schedules
     await backend.initialize()
     item = await backend.create_schedule(schedule())
     assert await backend.add_fire(fire(item, T0, reason="recorded before"))

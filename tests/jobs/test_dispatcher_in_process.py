@@ -24,6 +24,7 @@ from cloudpipe_server.jobs.output import OutputHub
 from cloudpipe_server.jobs.service import JobService
 from cloudpipe_server.models import Job, JobSpec, JobStatus, Stream
 from cloudpipe_server.store.sqlite import SqliteJobStore
+from cloudpipe_server.store.sqlite.database import SqliteDatabase
 
 OWNER = "in-process"
 ALICE = Principal("alice")
@@ -63,7 +64,7 @@ async def build(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Plant]]
     """`await build(lease_seconds=..., wrap=..., prepare=...)`: a started dispatcher and
     service; `wrap` wraps the store they see, `prepare` sees the executor before the start."""
     stops: list[Callable[[], Awaitable[None]]] = []
-    store = SqliteJobStore(tmp_path / "jobs.db")
+    store = SqliteJobStore(SqliteDatabase(tmp_path / "jobs.db"))
     await store.initialize()
 
     async def make(
@@ -173,7 +174,7 @@ async def test_the_sweep_removes_containers_whose_job_no_longer_runs(build: Call
 
 
 async def test_a_restarted_server_re_adopts_its_jobs(build: Callable[..., Awaitable[Plant]], tmp_path: Path) -> None:
-    store = SqliteJobStore(tmp_path / "jobs.db")
+    store = SqliteJobStore(SqliteDatabase(tmp_path / "jobs.db"))
     await store.initialize()
     [job_id] = await store.submit("alice", [JobSpec(cmd="sleep 30")], now())
     await store.claim(OWNER, now(), timedelta(seconds=30), 1)  # then this server died

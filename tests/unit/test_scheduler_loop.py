@@ -22,8 +22,8 @@ from cloudpipe_server.scheduler.cron import Timing
 from cloudpipe_server.scheduler.loop import Scheduler, SchedulerConfig
 from cloudpipe_server.scheduler.models import CatchupPolicy, FireOutcome, OverlapPolicy, Schedule, ScheduleSpec
 from cloudpipe_server.scheduler.service import SavedJobService, ScheduleService
-from cloudpipe_server.store.schedules_base import OutcomeChange, ScheduleStore
-from cloudpipe_server.store.schedules_sqlite import SqliteScheduleStore
+from cloudpipe_server.store import ScheduleStore, open_stores
+from cloudpipe_server.store.base import OutcomeChange
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -94,7 +94,7 @@ def build(store: ScheduleStore, jobs: FakeJobs, clock: Clock, owner: str = "s1")
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    store = SqliteScheduleStore(tmp_path / "cloudpipe.db")
+    store = open_stores(f"sqlite:///{tmp_path / 'cloudpipe.db'}").schedules
     await store.initialize()
     jobs, clock = FakeJobs(), Clock()
     scheduler = build(store, jobs, clock)

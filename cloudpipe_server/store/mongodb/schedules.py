@@ -1,9 +1,10 @@
-"""MongoDB schedule store (pymongo, its own client on the job store's database; every
-call runs in a worker thread: `mongodb_db.py`).
+"""MongoDB schedule store (pymongo, on the client it shares with the job store: the
+backend's one `database.MongoDatabase`; every call runs in a worker thread).
 
-Collections: `saved_jobs` (unique index account+name+version), `schedules` (`_id` is
-the schedule id; unique index account+name) and `schedule_fires` (unique index
-schedule_id+scheduled_at: a fire is recorded once, whoever records it). Specs are kept
+Collections (indexes: `schema.setup_schedules`): `saved_jobs` (unique index
+account+name+version), `schedules` (`_id` is the schedule id; unique index account+name)
+and `schedule_fires` (unique index schedule_id+scheduled_at: a fire is recorded once,
+whoever records it). Specs are kept
 as JSON strings, since their env/tags keys are user data that MongoDB field names
 could not hold. Times are int64 nanoseconds.
 
@@ -32,25 +33,20 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-import pymongo
 from bson import Binary
 from pymongo import ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
-from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from cloudpipe_server.models import JobSpec
 from cloudpipe_server.scheduler.models import Fire, SavedJob, Schedule, ScheduleSpec
-from cloudpipe_server.store.codec import from_ns, spec_to_doc, to_ns
-from cloudpipe_server.store.mongodb_db import Doc, MongoDatabase
-from cloudpipe_server.store.schedules_base import FireRecord, OutcomeChange, ScheduleStore
-from cloudpipe_server.store.schedules_codec import (
+from cloudpipe_server.store._shared import (
     FIRE_COLUMNS,
     cursor_ns,
-    cursor_of,
     fire_from_row,
     fire_values,
+    from_ns,
     saved_job_exists,
     saved_job_from_row,
     saved_job_missing,
@@ -58,25 +54,21 @@ from cloudpipe_server.store.schedules_codec import (
     schedule_from_row,
     schedule_missing,
     schedule_spec_to_doc,
+    spec_to_doc,
+    to_ns,
 )
+from cloudpipe_server.store.base import FireRecord, OutcomeChange, ScheduleStore
+from cloudpipe_server.store.mongodb.database import Doc, MongoDatabase
+from cloudpipe_server.store.mongodb.schema import setup_schedules
 
 _OPEN = ["pending", "buffered", "running"]
 
 
 class MongoScheduleStore(ScheduleStore):
-    """`ScheduleStore` on MongoDB; arguments as for `MongoJobStore`."""
+    """`ScheduleStore` on the MongoDB database `mongo`, whose client the job store shares."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        database: str | None = None,
-        client: pymongo.MongoClient[Doc] | None = None,
-        transactions: bool | None = None,
-    ) -> None:
-        self._mongo = MongoDatabase(
-            url, database=database, client=client, transactions=transactions, name="MongoDB schedule store"
-        )
+    def __init__(self, mongo: MongoDatabase) -> None:
+        self._mongo = mongo
 
     @property
     def _saved(self) -> Collection[Doc]:
@@ -91,7 +83,7 @@ class MongoScheduleStore(ScheduleStore):
         return self._mongo.db["schedule_fires"]
 
     async def initialize(self) -> None:
-        await self._mongo.connect(_setup)
+        await self._mongo.connect(setup_schedules)
 
     async def close(self) -> None:
         await self._mongo.close()
@@ -152,7 +144,7 @@ class MongoScheduleStore(ScheduleStore):
     # -- schedules -----------------------------------------------------------------
 
     async def create_schedule(self, schedule: Schedule) -> Schedule:
-        fire_at, due_at = cursor_ns(cursor_of(schedule))
+        fire_at, due_at = cursor_ns(schedule.cursor)
         doc: Doc = {
             "_id": schedule.id,
             "account": schedule.account,
@@ -336,15 +328,6 @@ class MongoScheduleStore(ScheduleStore):
             query["scheduled_at"] = {"$lt": to_ns(before)}
         docs = await self._mongo.run(lambda: list(self._fires.find(query, sort=[("scheduled_at", -1)], limit=limit)))
         return [fire_from_row(doc) for doc in docs]
-
-
-def _setup(db: Database[Doc]) -> None:
-    """The indexes of the schedule store (idempotent: runs at every start)."""
-    db["saved_jobs"].create_index([("account", 1), ("name", 1), ("version", 1)], unique=True, name="name_version")
-    db["schedules"].create_index([("account", 1), ("name", 1)], unique=True, name="account_name")
-    db["schedules"].create_index([("paused", 1), ("next_due_at", 1)], name="due")
-    db["schedule_fires"].create_index([("schedule_id", 1), ("scheduled_at", 1)], unique=True, name="fire")
-    db["schedule_fires"].create_index([("outcome", 1), ("scheduled_at", 1)], name="outcome")
 
 
 def _saved_doc(account: str, name: str, version: int, spec: JobSpec, description: str, now: datetime) -> Doc:

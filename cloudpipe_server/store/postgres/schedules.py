@@ -1,11 +1,11 @@
-"""PostgreSQL schedule store (psycopg 3, async, its own pool on the job store's
-database). Claims are `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)`;
-a fire record is one transaction that locks the schedule row, checks the lease,
-inserts the fires (`ON CONFLICT DO NOTHING` on the primary key (schedule_id,
-scheduled_at)) and moves the cursor. Versions of one saved job are serialised by a
-transaction-scoped advisory lock on its name. The schema version lives in
-`schedule_schema_version`, migrated under an advisory lock like the job store's (the pool,
-migrations and error mapping: `postgres_db.py`)."""
+"""PostgreSQL schedule store (psycopg 3, async, on the pool it shares with the job
+store: the backend's one `database.PostgresDatabase`). Claims are `UPDATE ... WHERE id
+IN (SELECT ... FOR UPDATE SKIP LOCKED)`; a fire record is one transaction that locks
+the schedule row, checks the lease, inserts the fires (`ON CONFLICT DO NOTHING` on the
+primary key (schedule_id, scheduled_at)) and moves the cursor. Versions of one saved
+job are serialised by a transaction-scoped advisory lock on its name. The schema
+(`schema.py`) version lives in `schedule_schema_version`, migrated under an advisory
+lock like the job store's."""
 
 from __future__ import annotations
 
@@ -18,14 +18,11 @@ from psycopg.types.json import Jsonb
 
 from cloudpipe_server.models import JobSpec
 from cloudpipe_server.scheduler.models import Fire, SavedJob, Schedule, ScheduleSpec
-from cloudpipe_server.store.codec import from_ns, spec_to_doc, to_ns
-from cloudpipe_server.store.postgres_db import Conn, PostgresDatabase
-from cloudpipe_server.store.schedules_base import FireRecord, OutcomeChange, ScheduleStore
-from cloudpipe_server.store.schedules_codec import (
+from cloudpipe_server.store._shared import (
     cursor_ns,
-    cursor_of,
     fire_from_row,
     fire_values,
+    from_ns,
     saved_job_exists,
     saved_job_from_row,
     saved_job_missing,
@@ -33,53 +30,13 @@ from cloudpipe_server.store.schedules_codec import (
     schedule_from_row,
     schedule_missing,
     schedule_spec_to_doc,
+    spec_to_doc,
+    to_ns,
 )
+from cloudpipe_server.store.base import FireRecord, OutcomeChange, ScheduleStore
+from cloudpipe_server.store.postgres.database import Conn, PostgresDatabase
+from cloudpipe_server.store.postgres.schema import MIGRATE_LOCK_SCHEDULES, SCHEDULE_MIGRATIONS, SCHEDULE_VERSION_TABLE
 
-MIGRATIONS: list[LiteralString] = [
-    """
-    CREATE TABLE saved_jobs (
-        account TEXT NOT NULL,
-        name TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        spec JSONB NOT NULL,
-        stdin BYTEA NOT NULL,
-        description TEXT NOT NULL DEFAULT '',
-        created_at BIGINT NOT NULL,
-        PRIMARY KEY (account, name, version)
-    );
-    CREATE TABLE schedules (
-        id TEXT PRIMARY KEY,
-        account TEXT NOT NULL,
-        name TEXT NOT NULL,
-        spec JSONB NOT NULL,
-        paused BOOLEAN NOT NULL DEFAULT FALSE,
-        created_at BIGINT NOT NULL,
-        updated_at BIGINT NOT NULL,
-        next_fire_at BIGINT,
-        next_due_at BIGINT,
-        lease_owner TEXT NOT NULL DEFAULT '',
-        lease_expires_at BIGINT,
-        UNIQUE (account, name)
-    );
-    CREATE INDEX schedules_due ON schedules (next_due_at) WHERE NOT paused AND next_due_at IS NOT NULL;
-    CREATE TABLE fires (
-        schedule_id TEXT NOT NULL REFERENCES schedules (id) ON DELETE CASCADE,
-        scheduled_at BIGINT NOT NULL,
-        account TEXT NOT NULL,
-        due_at BIGINT NOT NULL,
-        recorded_at BIGINT NOT NULL,
-        outcome TEXT NOT NULL,
-        job_id BIGINT,
-        job_status TEXT NOT NULL DEFAULT '',
-        reason TEXT NOT NULL DEFAULT '',
-        manual BOOLEAN NOT NULL DEFAULT FALSE,
-        PRIMARY KEY (schedule_id, scheduled_at)
-    );
-    CREATE INDEX fires_open ON fires (scheduled_at) WHERE outcome IN ('pending', 'buffered', 'running');
-    """,
-]
-
-_MIGRATE_LOCK = 0x436C_6F75_6400_0010
 _INSERT_FIRE: LiteralString = (
     "INSERT INTO fires (schedule_id, scheduled_at, account, due_at, recorded_at, outcome, job_id, job_status,"
     " reason, manual) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -89,13 +46,13 @@ _OPEN = ["pending", "buffered", "running"]
 
 
 class PostgresScheduleStore(ScheduleStore):
-    """`ScheduleStore` on PostgreSQL (`url` as for `PostgresJobStore`)."""
+    """`ScheduleStore` on the PostgreSQL database `db`, whose pool the job store shares."""
 
-    def __init__(self, url: str, *, max_connections: int = 5) -> None:
-        self._db = PostgresDatabase(url, max_connections=max_connections, name="PostgreSQL schedule store")
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
 
     async def initialize(self) -> None:
-        await self._db.connect(MIGRATIONS, version_table="schedule_schema_version", lock=_MIGRATE_LOCK)
+        await self._db.connect(SCHEDULE_MIGRATIONS, version_table=SCHEDULE_VERSION_TABLE, lock=MIGRATE_LOCK_SCHEDULES)
 
     async def close(self) -> None:
         await self._db.close()
@@ -159,7 +116,7 @@ class PostgresScheduleStore(ScheduleStore):
     # -- schedules -----------------------------------------------------------------
 
     async def create_schedule(self, schedule: Schedule) -> Schedule:
-        fire_at, due_at = cursor_ns(cursor_of(schedule))
+        fire_at, due_at = cursor_ns(schedule.cursor)
         try:
             rows = await self._db.rows(
                 "INSERT INTO schedules (id, account, name, spec, paused, created_at, updated_at, next_fire_at,"

@@ -3,10 +3,10 @@
 Claims are one statement: `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)`,
 so concurrent dispatchers skip each other's rows instead of queueing behind them.
 
-Schema migrations are the short list `MIGRATIONS` (`postgres_schema.py`), applied by
+Schema migrations are the short list `JOB_MIGRATIONS` (`schema.py`), applied by
 `initialize()` in one transaction that first takes `pg_advisory_xact_lock`, with the
-applied version in a `schema_version` table (`postgres_db.py`: the pool, migrations and
-error mapping shared with the schedule store).
+applied version in a `schema_version` table (`database.py`: the one pool, migrations
+and error mapping, shared with the schedule store).
 
 `_SUBMIT_LOCK`, a second transaction-scoped advisory lock, serialises submits: the ids
 of one submit are consecutive, and a job becomes visible only after every job with a
@@ -17,37 +17,39 @@ never inserted twice (the partial unique index on (account, idempotency_key) bac
 
 WAITING jobs are settled (queued, or failed by a failed dependency) after every commit
 that can unblock them: a submit with dependencies, finish, kills, the reaper; how that
-stays correct under concurrent writers: `postgres_dependencies.py`.
+stays correct under concurrent writers: `dependencies.py`.
 
-Output of running jobs: `postgres_output.py`.
+Output of running jobs: `output.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, LiteralString
+from typing import LiteralString
 
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from cloudpipe_server.errors import InvalidArgument, NotFound
 from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
-from cloudpipe_server.store import postgres_output as output
-from cloudpipe_server.store.base import JobStore
-from cloudpipe_server.store.codec import (
-    collected_from_doc,
+from cloudpipe_server.store._shared import (
     collected_to_doc,
-    from_ns,
-    spec_from_doc,
+    decide_reap,
+    dedupe,
+    int64,
+    job_from_record,
+    keys_of,
+    offset64,
     spec_to_doc,
     to_ns,
 )
-from cloudpipe_server.store.common import decide_reap, dedupe, int64, keys_of, offset64
-from cloudpipe_server.store.postgres_db import Conn, PostgresDatabase, advisory_lock, fetch_all, fetch_one
-from cloudpipe_server.store.postgres_dependencies import settle_waiting
-from cloudpipe_server.store.postgres_output import SELECT_JOBS
-from cloudpipe_server.store.postgres_schema import MIGRATE_LOCK, MIGRATIONS
+from cloudpipe_server.store.base import JobStore
+from cloudpipe_server.store.postgres import output
+from cloudpipe_server.store.postgres.database import Conn, PostgresDatabase, advisory_lock, fetch_all, fetch_one
+from cloudpipe_server.store.postgres.dependencies import settle_waiting
+from cloudpipe_server.store.postgres.output import SELECT_JOBS
+from cloudpipe_server.store.postgres.schema import JOB_MIGRATIONS, JOB_VERSION_TABLE, MIGRATE_LOCK
 
 # Key of the transaction-scoped advisory lock of submits (any constant unique to Cloudpipe).
 _SUBMIT_LOCK = 0x436C_6F75_6400_0002
@@ -61,7 +63,7 @@ _DUE = (
     " WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %s)"
     " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING *"
 )
-# Due queued jobs within each account's running allowance (as in sqlite.py).
+# Due queued jobs within each account's running allowance (as in sqlite/jobs.py).
 _DUE_WITHIN_ACCOUNT_LIMIT = (
     " WHERE id IN (SELECT q.id FROM (SELECT id, account, ROW_NUMBER() OVER (PARTITION BY account ORDER BY id) AS n"
     " FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %s)) q"
@@ -91,14 +93,13 @@ _INSERT_ONE = (
 
 
 class PostgresJobStore(JobStore):
-    """`JobStore` on PostgreSQL. `url` is a libpq URL or conninfo string
-    (`postgresql://user:password@host:5432/dbname`)."""
+    """`JobStore` on the PostgreSQL database `db`, whose pool the schedule store shares."""
 
-    def __init__(self, url: str, *, max_connections: int = 10) -> None:
-        self._db = PostgresDatabase(url, max_connections=max_connections)
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
 
     async def initialize(self) -> None:
-        await self._db.connect(MIGRATIONS, version_table="schema_version", lock=MIGRATE_LOCK)
+        await self._db.connect(JOB_MIGRATIONS, version_table=JOB_VERSION_TABLE, lock=MIGRATE_LOCK)
 
     async def close(self) -> None:
         await self._db.close()
@@ -223,7 +224,7 @@ class PostgresJobStore(JobStore):
         lease = (job_id, owner, attempt, attempt)
         async with self._db.connection() as conn:
             # One transaction whose DELETE starts after the UPDATE locked the row, so it sees
-            # every append that committed before (see postgres_output); one round trip.
+            # every append that committed before (see output.py); one round trip.
             async with output.pipelined_transaction(conn):
                 cursor = await conn.execute(
                     "UPDATE jobs SET status = CASE WHEN kill_requested AND %s THEN 'killed' ELSE %s END,"
@@ -311,7 +312,7 @@ class PostgresJobStore(JobStore):
                         ended.append(job.id)
                 await output.discard(conn, requeued)  # a new attempt starts with no output
                 await output.keep(conn, ended)
-            await settle_waiting(conn, now, None)  # every pass: see postgres_dependencies
+            await settle_waiting(conn, now, None)  # every pass: see dependencies.py
             if not rows:
                 return []
             reaped = await fetch_all(
@@ -370,24 +371,8 @@ async def _kill(conn: Conn, job_ids: Sequence[int], now: datetime) -> None:
 
 
 def _row_to_job(row: DictRow) -> Job:
-    created_at = from_ns(row["created_at"])
-    assert created_at is not None
-    plain: dict[str, Any] = {name: row[name] for name in _PLAIN_FIELDS}
-    times: dict[str, Any] = {name: from_ns(row[name]) for name in _TIME_FIELDS}
-    blobs: dict[str, Any] = {name: bytes(row[name]) for name in ("stdout", "stderr", "result")}
+    job = job_from_record(row, row["spec"], row["collected"])
     for name in ("stdout", "stderr"):  # a PROCESSING job's output so far (the SELECT_JOBS columns)
         if (so_far := output.live(row, name)) is not None:
-            blobs[name] = so_far
-    return Job(
-        spec=spec_from_doc(row["spec"], bytes(row["stdin"])),
-        status=JobStatus(row["status"]),
-        created_at=created_at,
-        collected=collected_from_doc(row["collected"]),
-        **plain,
-        **times,
-        **blobs,
-    )
-
-
-_PLAIN_FIELDS = ("id", "account", "return_code", "reason", "kill_requested", "attempts", "container_id", "lease_owner")
-_TIME_FIELDS = ("started_at", "container_started_at", "finished_at", "lease_expires_at", "run_after")
+            setattr(job, name, so_far)
+    return job

@@ -1,5 +1,6 @@
 """Output of running jobs in the MongoDB store: one document per appended chunk in
-`job_output` ({job_id, attempt, stream, offset, data, end}, unique on the first four;
+`job_output` ({job_id, attempt, stream, offset, data, end}, unique on the first four
+(`schema.setup_jobs`);
 `end` = offset + length, absent from chunks of older versions), so an
 append writes only its own bytes and no job document grows towards the 16 MiB limit
 while the job runs. Chunks matter only while their job is PROCESSING: `finish`
@@ -14,8 +15,8 @@ lease, inserts, then checks the lease again and deletes what it inserted if the 
 was lost meanwhile. Readers of a PROCESSING job re-check after reading its chunks that
 the same attempt still runs (`still_running`), else read again: chunks are deleted only
 after their attempt ended. A stream's chunks never overlap: an append stores only what
-goes beyond the end of the stream's last chunk (`common.unstored`); reads stop at the
-first gap (`common.read_from`). All functions block (the store runs them in a thread)."""
+goes beyond the end of the stream's last chunk (`_shared.unstored`); reads stop at the
+first gap (`_shared.read_from`). All functions block (the store runs them in a thread)."""
 
 from __future__ import annotations
 
@@ -28,16 +29,11 @@ from pymongo.errors import BulkWriteError
 
 from cloudpipe_server.errors import NotFound
 from cloudpipe_server.models import Job, JobStatus, OutputChunk, Stream
-from cloudpipe_server.store.common import read_from, unstored
-from cloudpipe_server.store.mongodb_db import Doc
+from cloudpipe_server.store._shared import read_from, unstored
+from cloudpipe_server.store.mongodb.database import Doc
 
 _PROCESSING = JobStatus.PROCESSING.value
 DUPLICATE_KEY = 11000
-
-
-def create_indexes(db: Database[Doc]) -> None:
-    keys = [("job_id", 1), ("attempt", 1), ("stream", 1), ("offset", 1)]
-    db["job_output"].create_index(keys, name="job_attempt_stream_offset", unique=True)
 
 
 def held(job_id: int, owner: str, attempt: int | None) -> Doc:

@@ -4,8 +4,8 @@ is PROCESSING: `finish` replaces them by the outcome's output, the reaper discar
 (requeue) or moves them into the job's row (stall).
 
 A stream's chunks never overlap: an append stores only what goes beyond the stream's
-stored end (as `common.unstored` decides), and reads stop at the first gap
-(`common.read_from`, applied to the chunks a statement returns).
+stored end (as `_shared.unstored` decides), and reads stop at the first gap
+(`_shared.read_from`, applied to the chunks a statement returns).
 
 An append is one transaction, sent as one pipeline: it first takes a FOR NO KEY UPDATE
 lock on the job's row while it checks the lease, so it serialises with the row-locking
@@ -26,8 +26,8 @@ from psycopg.rows import DictRow
 
 from cloudpipe_server.errors import NotFound
 from cloudpipe_server.models import OutputChunk, Stream
-from cloudpipe_server.store.common import read_from
-from cloudpipe_server.store.postgres_db import Conn, fetch_all
+from cloudpipe_server.store._shared import read_from
+from cloudpipe_server.store.postgres.database import Conn, fetch_all
 
 # A PROCESSING job's chunks so far, per stream: their offsets and their bytes, in offset
 # order (NULL when there are none); `live` makes the stream of them. Parameter: the

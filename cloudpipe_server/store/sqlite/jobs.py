@@ -1,12 +1,13 @@
 """SQLite job store: the embedded default. One file, WAL mode, schema version in
-`PRAGMA user_version` (migrations: `sqlite_schema.py`).
+`PRAGMA user_version` (migrations: `schema.py`).
 
-Every operation runs in a worker thread on one connection guarded by a lock
-(`sqlite_db.SqliteDatabase`); writes use `BEGIN IMMEDIATE`, so claims (and submits with
-idempotency keys) are atomic across processes sharing the file too, and reads of
-several statements use `BEGIN`: one snapshot. `synchronous=NORMAL` in WAL mode survives
-a crash of any process; only a power loss can drop the last commits. The output of
-running jobs lives in `sqlite_output.py`, dependencies in `sqlite_dependencies.py`.
+Every operation runs in a worker thread on the backend's one connection, guarded by a
+lock and shared with the schedule store (`database.SqliteDatabase`); writes use `BEGIN
+IMMEDIATE`, so claims (and submits with idempotency keys) are atomic across processes
+sharing the file too, and reads of several statements use `BEGIN`: one snapshot.
+`synchronous=NORMAL` in WAL mode survives a crash of any process; only a power loss can
+drop the last commits. The output of running jobs lives in `output.py`, dependencies in
+`dependencies.py`.
 """
 
 from __future__ import annotations
@@ -15,25 +16,25 @@ import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from cloudpipe_common.sqlite import SqliteDatabase
 from cloudpipe_server.errors import InvalidArgument, NotFound
 from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
-from cloudpipe_server.store import sqlite_dependencies as dependencies
-from cloudpipe_server.store import sqlite_output as output
-from cloudpipe_server.store.base import JobStore
-from cloudpipe_server.store.codec import (
-    collected_from_doc,
+from cloudpipe_server.store._shared import (
     collected_to_doc,
-    from_ns,
-    spec_from_doc,
+    decide_reap,
+    dedupe,
+    int64,
+    job_from_record,
+    keys_of,
+    offset64,
     spec_to_doc,
     to_ns,
 )
-from cloudpipe_server.store.common import decide_reap, dedupe, int64, keys_of, offset64
-from cloudpipe_server.store.sqlite_schema import MIGRATIONS
+from cloudpipe_server.store.base import JobStore
+from cloudpipe_server.store.sqlite import dependencies, output
+from cloudpipe_server.store.sqlite.database import SqliteDatabase
+from cloudpipe_server.store.sqlite.schema import JOB_MIGRATIONS
 
 _UNFINISHED = tuple(s.value for s in JobStatus if not s.terminal)
 
@@ -49,13 +50,14 @@ _WITHIN_ACCOUNT_LIMIT = (
 
 
 class SqliteJobStore(JobStore):
-    """`JobStore` on one SQLite file (or ":memory:" for throwaway use)."""
+    """`JobStore` on the SQLite database `db` (one file, or ":memory:" for throwaway use),
+    which the schedule store shares."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._db = SqliteDatabase(path)
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
 
     async def initialize(self) -> None:
-        await self._db.connect(MIGRATIONS)
+        await self._db.connect(JOB_MIGRATIONS)
 
     async def close(self) -> None:
         await self._db.close()
@@ -351,31 +353,5 @@ def _kill(conn: sqlite3.Connection, job_ids: Sequence[int], now: datetime) -> No
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"],
-        account=row["account"],
-        spec=spec_from_doc(json.loads(row["spec"]), bytes(row["stdin"])),
-        status=JobStatus(row["status"]),
-        created_at=_at(row["created_at"]),
-        started_at=from_ns(row["started_at"]),
-        container_started_at=from_ns(row["container_started_at"]),
-        finished_at=from_ns(row["finished_at"]),
-        return_code=row["return_code"],
-        stdout=bytes(row["stdout"]),
-        stderr=bytes(row["stderr"]),
-        result=bytes(row["result"]),
-        reason=row["reason"],
-        collected=collected_from_doc(json.loads(row["collected"]) if row["collected"] else None),
-        kill_requested=bool(row["kill_requested"]),
-        attempts=row["attempts"],
-        container_id=row["container_id"],
-        lease_owner=row["lease_owner"],
-        lease_expires_at=from_ns(row["lease_expires_at"]),
-        run_after=from_ns(row["run_after"]),
-    )
-
-
-def _at(value: int) -> datetime:
-    moment = from_ns(value)
-    assert moment is not None
-    return moment
+    collected = json.loads(row["collected"]) if row["collected"] else None
+    return job_from_record(row, json.loads(row["spec"]), collected)

@@ -1,5 +1,5 @@
-"""The MongoDB plumbing shared by the job and schedule stores (pymongo): the client and
-database from the store's URL, whether the server has transactions, and running
+"""The MongoDB database of the backend (pymongo): one client, shared by the job store
+and the schedule store, and the database from the store's URL, whether the server has transactions, and running
 blocking pymongo code in worker threads with lost connections mapped to
 `StoreUnavailable`.
 
@@ -51,7 +51,8 @@ class MongoDatabase:
         self._name = name
 
     async def connect(self, setup: Callable[[Database[Doc]], None]) -> None:
-        """In a worker thread: create the client (unless one was injected or is open),
+        """In a worker thread: create the client (unless one was injected or is open:
+        the other store on this database connected it),
         settle the database name, ask the server whether it has transactions (unless
         forced), then run `setup(db)` (the store's indexes and initial documents; it
         must be idempotent: every server start runs it).

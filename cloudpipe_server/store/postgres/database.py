@@ -1,10 +1,10 @@
-"""The PostgreSQL plumbing shared by the job and schedule stores (psycopg 3, async): a
-pool of autocommit connections with dict rows, driver failures mapped to
-`StoreUnavailable`, and schema migrations.
+"""The PostgreSQL database of the backend (psycopg 3, async): one pool of autocommit
+connections with dict rows, shared by the job store and the schedule store, driver
+failures mapped to `StoreUnavailable`, and schema migrations.
 
 Migrations are short lists of SQL scripts, applied by `PostgresDatabase.connect` in one
 transaction that first takes a transaction-scoped advisory lock, with the applied
-version in a table of the store's own. That is all a handful of tables needs: no
+version in a table of each store's own. That is all a handful of tables needs: no
 migration tool to install and configure, and servers starting together cannot migrate
 twice (the second waits for the lock, then finds nothing to do).
 """

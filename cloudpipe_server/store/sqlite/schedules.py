@@ -1,6 +1,6 @@
-"""SQLite schedule store, in the job store's file (its own connection, a
-`sqlite_db.SqliteDatabase`; schema in `schedules_sqlite_schema.py`). Writes use `BEGIN
-IMMEDIATE`, so claims and fire records are atomic across processes sharing the file."""
+"""SQLite schedule store, in the job store's file and on its connection (the backend's
+one `database.SqliteDatabase`; schema in `schema.py`). Writes use `BEGIN IMMEDIATE`, so
+claims and fire records are atomic across processes sharing the file."""
 
 from __future__ import annotations
 
@@ -8,20 +8,16 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from cloudpipe_common.sqlite import SqliteDatabase
 from cloudpipe_server.models import JobSpec
 from cloudpipe_server.scheduler.models import Fire, SavedJob, Schedule, ScheduleSpec
-from cloudpipe_server.store.codec import from_ns, spec_to_doc, to_ns
-from cloudpipe_server.store.schedules_base import FireRecord, OutcomeChange, ScheduleStore
-from cloudpipe_server.store.schedules_codec import (
+from cloudpipe_server.store._shared import (
     FIRE_COLUMNS,
     cursor_ns,
-    cursor_of,
     fire_from_row,
     fire_values,
+    from_ns,
     saved_job_exists,
     saved_job_from_row,
     saved_job_missing,
@@ -29,8 +25,12 @@ from cloudpipe_server.store.schedules_codec import (
     schedule_from_row,
     schedule_missing,
     schedule_spec_to_doc,
+    spec_to_doc,
+    to_ns,
 )
-from cloudpipe_server.store.schedules_sqlite_schema import MIGRATIONS
+from cloudpipe_server.store.base import FireRecord, OutcomeChange, ScheduleStore
+from cloudpipe_server.store.sqlite.database import SqliteDatabase
+from cloudpipe_server.store.sqlite.schema import SCHEDULE_MIGRATIONS, SCHEDULE_VERSION_TABLE
 
 _FIRE_COLUMNS = ", ".join(FIRE_COLUMNS)
 _INSERT_FIRE = (
@@ -41,13 +41,13 @@ _OPEN = ("pending", "buffered", "running")
 
 
 class SqliteScheduleStore(ScheduleStore):
-    """`ScheduleStore` on one SQLite file (or ":memory:")."""
+    """`ScheduleStore` on the SQLite database `db`, which the job store shares."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._db = SqliteDatabase(path, name="SQLite schedule store")
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
 
     async def initialize(self) -> None:
-        await self._db.connect(MIGRATIONS, version_table="schedule_schema")
+        await self._db.connect(SCHEDULE_MIGRATIONS, version_table=SCHEDULE_VERSION_TABLE)
 
     async def close(self) -> None:
         await self._db.close()
@@ -113,7 +113,7 @@ class SqliteScheduleStore(ScheduleStore):
 
     async def create_schedule(self, schedule: Schedule) -> Schedule:
         def insert(conn: sqlite3.Connection) -> Schedule:
-            fire_at, due_at = cursor_ns(cursor_of(schedule))
+            fire_at, due_at = cursor_ns(schedule.cursor)
             try:
                 conn.execute(
                     "INSERT INTO schedules (id, account, name, spec, paused, created_at, updated_at,"

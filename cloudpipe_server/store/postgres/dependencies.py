@@ -19,9 +19,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from cloudpipe_server.models import TERMINAL_STATUSES, JobStatus
-from cloudpipe_server.store.codec import to_ns
-from cloudpipe_server.store.common import decide_settle
-from cloudpipe_server.store.postgres_db import Conn, fetch_all
+from cloudpipe_server.store._shared import decide_settle, to_ns
+from cloudpipe_server.store.postgres.database import Conn, fetch_all
 
 # Waiting jobs that may settle: those among the given ids or depending on one of them
 # (the partial GIN index on depends_on), or, for a full pass, those with a dependency
@@ -45,7 +44,7 @@ async def settle_waiting(conn: Conn, now: datetime, changed: Sequence[int] | Non
     jobs settled then count as changed, until a pass changes nothing (chains).
 
     Runs in autocommit, never inside a transaction: see the module docstring. Rows are
-    decided in id order by `common.decide_settle`, as in every backend; the writes then
+    decided in id order by `_shared.decide_settle`, as in every backend; the writes then
     go out in two batches, each write conditional on the job still WAITING."""
     ids = None if changed is None else sorted(set(changed))
     while ids is None or ids:

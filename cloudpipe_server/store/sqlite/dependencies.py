@@ -1,9 +1,9 @@
 """Dependencies in the SQLite job store: who waits for whom, and settling WAITING jobs.
 
 `job_dependencies` (depends_on, job_id) is the reverse of each job's `depends_on`, filled
-on submit (and, for the jobs that waited when it was added, by its migration), so a
-write settles only the WAITING jobs that depend on the jobs it changed, not every
-WAITING job. Settling runs inside the write's own transaction: nothing is ever missed.
+on submit (and, for the jobs that waited when it was added, by its migration in
+`schema.py`), so a write settles only the WAITING jobs that depend on the jobs it
+changed, not every WAITING job. Settling runs inside the write's own transaction: nothing is ever missed.
 Every function here runs inside the caller's transaction (`SqliteDatabase.run`)."""
 
 from __future__ import annotations
@@ -14,19 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from cloudpipe_server.models import JobStatus
-from cloudpipe_server.store.codec import to_ns
-from cloudpipe_server.store.common import decide_settle
-
-# Migration: the table, and the jobs waiting when it was added.
-MIGRATION = """
-    CREATE TABLE job_dependencies (
-        depends_on INTEGER NOT NULL,
-        job_id INTEGER NOT NULL,
-        PRIMARY KEY (depends_on, job_id)
-    ) WITHOUT ROWID;
-    INSERT OR IGNORE INTO job_dependencies (depends_on, job_id)
-        SELECT e.value, jobs.id FROM jobs, json_each(jobs.depends_on) e WHERE jobs.status = 'waiting'
-"""
+from cloudpipe_server.store._shared import decide_settle, to_ns
 
 # WAITING jobs among the given ids (a JSON array) or depending on one of them, in id order.
 _CANDIDATES = """
@@ -48,7 +36,7 @@ def record(conn: sqlite3.Connection, job_id: int, depends_on: Sequence[int]) -> 
 def settle_waiting(conn: sqlite3.Connection, now: datetime, changed: Iterable[int]) -> None:
     """Settle the WAITING jobs among `changed` (the jobs a write changed or added) and
     those depending on them: queue a job whose dependencies all ended DONE, fail one
-    with a dependency that ended otherwise (`common.decide_settle`). The jobs settled
+    with a dependency that ended otherwise (`_shared.decide_settle`). The jobs settled
     then count as changed, until nothing changes (chains)."""
     ids = sorted(set(changed))
     while ids:

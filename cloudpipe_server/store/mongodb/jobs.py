@@ -1,9 +1,10 @@
 """MongoDB job store (pymongo). pymongo blocks, so every operation runs in a worker
-thread, never on the event loop (`mongodb_db.py`: client, threads, error mapping).
+thread, never on the event loop (`database.py`: the one client, shared with the schedule
+store, threads, error mapping).
 
 Documents: one per job in `jobs`, `_id` being the job id; ids come from the counter
 document `{_id: "jobs", seq}` in `counters`, advanced with `find_one_and_update($inc)`.
-Times are int64 nanoseconds (`codec.to_ns`; BSON dates only keep milliseconds) and
+Times are int64 nanoseconds (`_shared.to_ns`; BSON dates only keep milliseconds) and
 byte fields are `bson.Binary`. `env` and `tags` are stored as [key, value] pairs because
 their keys are user data and MongoDB field names must not contain "." or start with "$".
 
@@ -19,7 +20,7 @@ Atomicity, honestly:
   on the state it was decided from. Settling WAITING jobs always runs after the write
   that may unblock them (after the submit transaction commits), so whichever of two
   concurrent writers settles last sees both writes; settling also runs on every reap
-  pass, which would catch anything missed (`mongodb_dependencies.py`).
+  pass, which would catch anything missed (`dependencies.py`).
 - Idempotency keys are unique per account by a partial unique index. A submit looks
   the keys up first; a concurrent submit that stores one of them in between makes the
   insert fail on the index: a transactional submit then starts over, a standalone one
@@ -29,7 +30,7 @@ Atomicity, honestly:
 - A document holds at most 16 MiB: a finish whose outputs do not fit is recorded as
   ERROR without its outputs, saying why (keep the server's output cap well below that);
   a stalled job whose output does not fit keeps none, also saying why.
-- Output of running jobs, and how it copes without transactions: `mongodb_output.py`.
+- Output of running jobs, and how it copes without transactions: `output.py`.
   One race remains: an append that checks its lease just before the reaper stalls the
   job, and inserts just after the reaper read the chunks, returns True although the
   stalled job does not keep those bytes.
@@ -41,7 +42,6 @@ import itertools
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-import pymongo
 from bson import Binary
 from pymongo import ReturnDocument
 from pymongo.client_session import ClientSession
@@ -50,14 +50,12 @@ from pymongo.errors import BulkWriteError, DocumentTooLarge, OperationFailure
 
 from cloudpipe_server.errors import InvalidArgument, NotFound
 from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
-from cloudpipe_server.store import mongodb_documents as documents
-from cloudpipe_server.store import mongodb_output as output
+from cloudpipe_server.store._shared import collected_to_doc, decide_reap, dedupe, int64, keys_of, offset64, to_ns
 from cloudpipe_server.store.base import JobStore
-from cloudpipe_server.store.codec import collected_to_doc, to_ns
-from cloudpipe_server.store.common import decide_reap, dedupe, int64, keys_of, offset64
-from cloudpipe_server.store.mongodb_db import Doc, MongoDatabase
-from cloudpipe_server.store.mongodb_dependencies import settle_waiting
-from cloudpipe_server.store.mongodb_documents import NOT_STARTED, doc_to_job, new_doc
+from cloudpipe_server.store.mongodb import output
+from cloudpipe_server.store.mongodb.database import Doc, MongoDatabase
+from cloudpipe_server.store.mongodb.dependencies import settle_waiting
+from cloudpipe_server.store.mongodb.schema import NOT_STARTED, doc_to_job, new_doc, setup_jobs
 
 _WAITING, _QUEUED, _PROCESSING = JobStatus.WAITING.value, JobStatus.QUEUED.value, JobStatus.PROCESSING.value
 _UNFINISHED = [s.value for s in JobStatus if not s.terminal]
@@ -66,28 +64,17 @@ _TOO_LARGE = {10334, 17419}  # server codes: BSONObjectTooLarge, document grown 
 
 
 class MongoJobStore(JobStore):
-    """`JobStore` on database `database` of the MongoDB server at `url` (default: the
-    database the URL names, else "cloudpipe").
+    """`JobStore` on the MongoDB database `mongo`, whose client the schedule store shares."""
 
-    `client` injects an already-built client (the store then never closes it);
-    `transactions` forces transactional submits on or off (default: ask the server)."""
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        database: str | None = None,
-        client: pymongo.MongoClient[Doc] | None = None,
-        transactions: bool | None = None,
-    ) -> None:
-        self._mongo = MongoDatabase(url, database=database, client=client, transactions=transactions)
+    def __init__(self, mongo: MongoDatabase) -> None:
+        self._mongo = mongo
 
     @property
     def _jobs(self) -> Collection[Doc]:
         return self._mongo.db["jobs"]
 
     async def initialize(self) -> None:
-        await self._mongo.connect(documents.setup)
+        await self._mongo.connect(setup_jobs)
 
     async def close(self) -> None:
         await self._mongo.close()

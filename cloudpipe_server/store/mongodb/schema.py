@@ -1,5 +1,7 @@
-"""How jobs are stored as MongoDB documents: one per job in `jobs`, `_id` being the job
-id (see the `mongodb` module docstring), and their indexes (`setup`). Fields added
+"""Schema of the MongoDB backend: how jobs are stored as documents (one per job in
+`jobs`, `_id` being the job id; see the `jobs` module docstring) and the collections'
+indexes, of the job store (`setup_jobs`: jobs, counters, job_output) and of the
+schedule store (`setup_schedules`: saved_jobs, schedules, schedule_fires). Fields added
 since the first version may be absent from stored documents, so they are read with a
 default."""
 
@@ -11,9 +13,8 @@ from bson import Binary
 from pymongo.database import Database
 
 from cloudpipe_server.models import Job, JobSpec, JobStatus
-from cloudpipe_server.store import mongodb_output as output
-from cloudpipe_server.store.codec import collected_from_doc, from_ns, spec_from_doc, spec_to_doc, to_ns
-from cloudpipe_server.store.mongodb_db import Doc
+from cloudpipe_server.store._shared import job_from_record, spec_to_doc, to_ns
+from cloudpipe_server.store.mongodb.database import Doc
 
 NOT_STARTED: Doc = {
     **dict.fromkeys(["started_at", "container_started_at", "finished_at", "return_code", "collected"]),
@@ -37,30 +38,13 @@ def new_doc(job_id: int, account: str, spec: JobSpec, now: datetime) -> Doc:
 
 def doc_to_job(doc: Doc) -> Job:
     spec = {**doc["spec"], "env": dict(doc["spec"].get("env", [])), "tags": dict(doc["spec"].get("tags", []))}
-    created_at = from_ns(doc["created_at"])
-    assert created_at is not None
-    plain: Doc = {name: doc[name] for name in _PLAIN_FIELDS}
-    times: Doc = {name: from_ns(doc[name]) for name in _TIME_FIELDS}
-    blobs: Doc = {name: bytes(doc[name]) for name in ("stdout", "stderr", "result")}
-    return Job(
-        id=doc["_id"],
-        spec=spec_from_doc(spec, bytes(doc["stdin"])),
-        status=JobStatus(doc["status"]),
-        created_at=created_at,
-        collected=collected_from_doc(doc["collected"]),
-        run_after=from_ns(doc.get("run_after")),  # absent from documents of older versions
-        **plain,
-        **times,
-        **blobs,
-    )
+    record = {**doc, "id": doc["_id"], "run_after": doc.get("run_after")}  # absent from documents of older versions
+    return job_from_record(record, spec, doc["collected"])
 
 
-_PLAIN_FIELDS = ("account", "return_code", "reason", "kill_requested", "attempts", "container_id", "lease_owner")
-_TIME_FIELDS = ("started_at", "container_started_at", "finished_at", "lease_expires_at")
-
-
-def setup(db: Database[Doc]) -> None:
-    """The counter and indexes of the job store (idempotent: runs at every start)."""
+def setup_jobs(db: Database[Doc]) -> None:
+    """The counter and indexes of the job store, its output chunks' included
+    (idempotent: runs at every start)."""
     db["counters"].update_one({"_id": "jobs"}, {"$setOnInsert": {"seq": 0}}, upsert=True)
     jobs = db["jobs"]
     jobs.create_index([("status", 1), ("_id", 1)], name="status_id")
@@ -74,4 +58,14 @@ def setup(db: Database[Doc]) -> None:
         keyed = {"idempotency_key": {"$gt": ""}}  # non-empty strings; older documents have no key
         keys = [("account", 1), ("idempotency_key", 1)]
         jobs.create_index(keys, name="account_key", unique=True, partialFilterExpression=keyed)
-    output.create_indexes(db)
+    keys = [("job_id", 1), ("attempt", 1), ("stream", 1), ("offset", 1)]
+    db["job_output"].create_index(keys, name="job_attempt_stream_offset", unique=True)
+
+
+def setup_schedules(db: Database[Doc]) -> None:
+    """The indexes of the schedule store (idempotent: runs at every start)."""
+    db["saved_jobs"].create_index([("account", 1), ("name", 1), ("version", 1)], unique=True, name="name_version")
+    db["schedules"].create_index([("account", 1), ("name", 1)], unique=True, name="account_name")
+    db["schedules"].create_index([("paused", 1), ("next_due_at", 1)], name="due")
+    db["schedule_fires"].create_index([("schedule_id", 1), ("scheduled_at", 1)], unique=True, name="fire")
+    db["schedule_fires"].create_index([("outcome", 1), ("scheduled_at", 1)], name="outcome")

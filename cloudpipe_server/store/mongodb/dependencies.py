@@ -2,7 +2,7 @@
 can unblock them (a submit with dependencies, after its transaction commits; finish;
 kills; every reap pass). A write settles only the WAITING jobs that depend on the jobs
 it changed (an index on `depends_on`); the reap pass looks at every WAITING job.
-Whichever of two concurrent writers settles last sees both writes (see the `mongodb`
+Whichever of two concurrent writers settles last sees both writes (see the `jobs`
 module docstring). Blocking: the store runs it in a thread."""
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from datetime import datetime
 from pymongo.collection import Collection
 
 from cloudpipe_server.models import JobStatus
-from cloudpipe_server.store.codec import to_ns
-from cloudpipe_server.store.common import decide_settle
-from cloudpipe_server.store.mongodb_db import Doc
+from cloudpipe_server.store._shared import decide_settle, to_ns
+from cloudpipe_server.store.mongodb.database import Doc
 
 _WAITING, _QUEUED = JobStatus.WAITING.value, JobStatus.QUEUED.value
 
@@ -26,7 +25,7 @@ def settle_waiting(jobs: Collection[Doc], now: datetime, changed: Sequence[int] 
     (the reaper's pass). Queues a job whose dependencies all ended DONE, fails one with
     a dependency that ended otherwise. The jobs settled then count as changed, until a
     pass changes nothing (chains). Rows are decided in id order by
-    `common.decide_settle`, as in every backend; each write is conditional on the job
+    `_shared.decide_settle`, as in every backend; each write is conditional on the job
     still WAITING."""
     ids = None if changed is None else sorted(set(changed))
     while ids is None or ids:

@@ -1,7 +1,7 @@
 """Output of running jobs in the SQLite store: chunks in `job_output`, one row per
 appended chunk, so an append writes only its own bytes. A stream's chunks never overlap
-(an append stores only what goes beyond the stream's stored end, `common.unstored`),
-and reads stop at the first gap (`common.read_from`). Chunks exist only while a job
+(an append stores only what goes beyond the stream's stored end, `_shared.unstored`),
+and reads stop at the first gap (`_shared.read_from`). Chunks exist only while a job
 is PROCESSING: `finish` replaces them by the outcome's output, the reaper discards them
 (requeue) or moves them into the job's row (stall). Every function here runs inside
 the caller's transaction (`SqliteDatabase.run`)."""
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from cloudpipe_server.errors import NotFound
 from cloudpipe_server.models import Job, JobStatus, OutputChunk, Stream
-from cloudpipe_server.store.common import read_from, unstored
+from cloudpipe_server.store._shared import read_from, unstored
 
 # The lease is held: parameters id, owner, attempt, attempt (None: any attempt).
 HELD = "id = ? AND lease_owner = ? AND status = 'processing' AND (? IS NULL OR attempts = ?)"

@@ -1,0 +1,62 @@
+"""`open_stores(url)` and `Stores`: one URL registry, both stores of a backend on one
+database object, which closing the pair closes once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from cloudpipe_server.errors import InvalidArgument, StoreUnavailable
+from cloudpipe_server.store import Stores, open_stores
+from tests.contract.backends import postgres
+from tests.contract.common import T0, spec
+
+
+async def test_both_stores_of_a_backend_share_its_database_and_close_together(stores: Stores) -> None:
+    [job_id] = await stores.jobs.submit("alice", [spec()], T0)
+    await stores.schedules.create_saved_job("alice", "report", spec(), "", T0)
+    await stores.close()
+    with pytest.raises(StoreUnavailable):
+        await stores.jobs.get(job_id)
+    with pytest.raises(StoreUnavailable):
+        await stores.schedules.list_saved_jobs("alice")
+    await stores.close()  # closing again does nothing (the fixture closes a third time)
+    await stores.schedules.close()
+
+
+async def test_the_postgres_stores_share_one_pool(postgres_url: str) -> None:
+    """Today's pool opens one connection and grows on demand: used in turn, the two
+    stores together hold one connection to the database (two pools held two)."""
+    stores = postgres(postgres_url)
+    await stores.initialize()
+    try:
+        await stores.jobs.submit("alice", [spec()], T0)
+        await stores.schedules.list_schedules("alice")
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert await cursor.fetchone() == (1,)
+    finally:
+        await stores.close()
+
+
+def test_an_unknown_url_scheme_is_an_invalid_argument() -> None:
+    with pytest.raises(InvalidArgument, match=r"unsupported store URL 'mysql'; use sqlite:///PATH"):
+        open_stores("mysql://db/cloudpipe")
+    with pytest.raises(InvalidArgument, match="unsupported store URL 'sqlite'"):
+        open_stores("sqlite://relative.db")  # sqlite:/// and an absolute path, or :memory:
+
+
+def test_drivers_are_imported_only_for_their_scheme() -> None:
+    script = (
+        "import sys; from cloudpipe_server import app; from cloudpipe_server.store import open_stores;"
+        " open_stores('sqlite:///:memory:');"
+        " loaded = sorted({'psycopg', 'psycopg_pool', 'pymongo'} & set(sys.modules)); print(loaded)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
