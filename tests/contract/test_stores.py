@@ -45,6 +45,35 @@ async def test_the_postgres_stores_share_one_pool(postgres_url: str) -> None:
         await stores.close()
 
 
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+async def test_a_postgresql_url_opens_both_stores_on_that_database(scheme: str, postgres_url: str) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    parts = conninfo_to_dict(postgres_url)
+    stores = open_stores(f"{scheme}://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}")
+    await stores.initialize()
+    try:
+        [job_id] = await stores.jobs.submit("alice", [spec("via the URL")], T0)
+        await stores.schedules.create_saved_job("alice", "report", spec(), "", T0)
+    finally:
+        await stores.close()
+    again = postgres(postgres_url)
+    await again.initialize()
+    try:
+        assert (await again.jobs.get(job_id)).spec.cmd == "via the URL"
+        assert [s.name for s in await again.schedules.list_saved_jobs("alice")] == ["report"]
+    finally:
+        await again.close()
+
+
+def test_a_mongodb_url_names_the_mongodb_backend() -> None:
+    from cloudpipe_server.store.mongodb import MongoJobStore, MongoScheduleStore
+
+    for url in ("mongodb://db.invalid/cloudpipe", "mongodb+srv://db.invalid/cloudpipe"):
+        stores = open_stores(url)  # nothing connects before initialize()
+        assert isinstance(stores.jobs, MongoJobStore) and isinstance(stores.schedules, MongoScheduleStore)
+
+
 def test_an_unknown_url_scheme_is_an_invalid_argument() -> None:
     with pytest.raises(InvalidArgument, match=r"unsupported store URL 'mysql'; use sqlite:///PATH"):
         open_stores("mysql://db/cloudpipe")
