@@ -45,7 +45,8 @@ def config_show(ctx: click.Context, as_json: bool = False) -> None:
         click.echo(f"{name}: {values[name]}  ({config.source.get(name, 'default')})")
 
 
-@config_group.command("set")
+# A VALUE may begin with "-" (an API key can): unknown options are taken as the value.
+@config_group.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("name", type=click.Choice(list(SETTINGS)))
 @click.argument("value")
 @click.option("--profile", default=None, help="profile to change (default: CLOUDPIPE_PROFILE or 'default')")

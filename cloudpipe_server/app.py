@@ -58,7 +58,7 @@ def build_authenticator(settings: Settings) -> Authenticator:
             key = path.read_text().strip()
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            key = secrets.token_urlsafe(32)
+            key = secrets.token_hex(32)  # hex: never starts with '-', safe in any shell or argv
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(key + "\n")

@@ -40,6 +40,14 @@ def test_the_profile_reaches_the_server(server: ServerProcess, tmp_path: Path) -
     assert listed.exit_code == 0, listed.stderr
 
 
+def test_a_value_beginning_with_a_dash_can_be_set(tmp_path: Path) -> None:
+    """Keys made by earlier versions may begin with "-"; click must not take it for an option."""
+    env = {"CLOUDPIPE_CONFIG": str(tmp_path / "config.toml")}
+    written = cloudpipe(None, "config", "set", "api_key", "-tAbc_12", env=env)
+    assert written.exit_code == 0, written.stderr
+    assert 'api_key = "-tAbc_12"' in (tmp_path / "config.toml").read_text()
+
+
 @pytest.mark.docker
 def test_server_command_runs_the_server(tmp_path: Path, docker_engine: object) -> None:
     port = free_port()
