@@ -28,7 +28,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import tomllib
@@ -36,6 +35,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomlkit
 
 from cloudpipe_sdk._errors import InvalidRequest
 
@@ -159,13 +160,19 @@ def set_config_value(
     name: str, value: str, *, profile: str = "default", environ: Mapping[str, str] | None = None
 ) -> Path:
     """Write one setting into a profile of the config file (created mode 0600, since it
-    may hold an API key); an empty value removes the setting. Returns the file's path."""
+    may hold an API key); an empty value removes the setting. The rest of the file (other
+    settings, comments, layout) stays as it was. Returns the file's path."""
     if name not in SETTINGS:
         raise InvalidRequest(f"unknown setting {name!r}; settings: {', '.join(SETTINGS)}")
     path = config_path(environ)
-    document = read_config_file(path)
-    profiles = document.setdefault("profiles", {})
-    table = profiles.setdefault(profile, {})
+    read_config_file(path)  # InvalidRequest, naming the file, when it is not TOML
+    document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+    profiles = document.get("profiles")
+    if profiles is None:
+        profiles = document["profiles"] = tomlkit.table(is_super_table=True)
+    table = profiles.get(profile)
+    if table is None:
+        table = profiles[profile] = tomlkit.table()
     if value == "":
         table.pop(name, None)
     else:
@@ -176,31 +183,9 @@ def set_config_value(
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(dump_toml(document))
+            handle.write(tomlkit.dumps(document))
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
     return path
-
-
-def dump_toml(document: Mapping[str, Any]) -> str:
-    """TOML for the config file's shape: top-level scalars, and `profiles` tables of scalars."""
-    lines = [f"{key} = {_scalar(value)}" for key, value in document.items() if key != "profiles"]
-    for name, table in dict(document.get("profiles", {})).items():
-        lines.append("")
-        lines.append(f"[profiles.{_key(name)}]")
-        lines.extend(f"{_key(key)} = {_scalar(value)}" for key, value in table.items())
-    return "\n".join(lines).lstrip("\n") + "\n"
-
-
-def _key(name: str) -> str:
-    return name if name.replace("-", "").replace("_", "").isalnum() else json.dumps(name)
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(str(value), ensure_ascii=False)

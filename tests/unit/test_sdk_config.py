@@ -122,3 +122,21 @@ def test_config_set_never_leaves_the_key_in_a_readable_file(tmp_path: Path) -> N
     assert "sk-secret-1" in path.read_text()
     assert "sk-secret-1" not in repr(ClientConfig(api_key="sk-secret-1"))
     assert [p.name for p in path.parent.iterdir()] == [path.name], "no temporary file left behind"
+
+
+def test_set_keeps_the_users_comments_and_other_settings(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '# my Cloudpipe settings\ndefault_profile = "lab"  # the lab machine\n\n'
+        '[profiles.lab]\n# the lab server\naddress = "lab:1"\n'
+    )
+    env = {"CLOUDPIPE_CONFIG": str(path)}
+    set_config_value("api_key", "lab-key", profile="lab", environ=env)
+    set_config_value("address", "other:2", profile="other", environ=env)
+    text = path.read_text()
+    for comment in ("# my Cloudpipe settings", "# the lab machine", "# the lab server"):
+        assert comment in text
+    assert read_config_file(path) == {
+        "default_profile": "lab",
+        "profiles": {"lab": {"address": "lab:1", "api_key": "lab-key"}, "other": {"address": "other:2"}},
+    }
