@@ -12,7 +12,8 @@ Example::
 See docs/sdk.md for the guide.
 """
 
-from cloudpipe_sdk._aio import AsyncClient, AsyncJob
+from cloudpipe_sdk._aio import AsyncClient
+from cloudpipe_sdk._aio_job import AsyncAttachment, AsyncJob
 from cloudpipe_sdk._client import Client
 from cloudpipe_sdk._errors import (
     AlreadyExists,
@@ -23,7 +24,10 @@ from cloudpipe_sdk._errors import (
     JobKilled,
     JobStalled,
     NotFound,
+    ProtocolError,
     RemoteTraceback,
+    ResourceExhausted,
+    ServerError,
     Timeout,
     Unavailable,
 )
@@ -31,16 +35,30 @@ from cloudpipe_sdk._executor import CloudpipeExecutor, JobFuture
 from cloudpipe_sdk._function import RemoteFunction
 from cloudpipe_sdk._job import Job
 from cloudpipe_sdk._options import JobOptions
-from cloudpipe_sdk._schedule_types import Fire, SavedJob, Schedule
-from cloudpipe_sdk._schedules import SavedJobs, Schedules
+from cloudpipe_sdk._schedules import AsyncSavedJobs, AsyncSchedules, SavedJobs, Schedules
 from cloudpipe_sdk._status import JobStatus
-from cloudpipe_sdk._stream import Attachment, Event, Exit, Output, StatusChange
+from cloudpipe_sdk._stream import Attachment
+from cloudpipe_sdk._types import (
+    Event,
+    Exit,
+    Fire,
+    JobSnapshot,
+    JobSpec,
+    Output,
+    SavedJob,
+    Schedule,
+    ScheduleSpec,
+    StatusChange,
+)
 from cloudpipe_sdk._waiting import DoneAndNotDone, as_completed, wait
 
 __all__ = [
     "AlreadyExists",
+    "AsyncAttachment",
     "AsyncClient",
     "AsyncJob",
+    "AsyncSavedJobs",
+    "AsyncSchedules",
     "Attachment",
     "AuthError",
     "Client",
@@ -56,16 +74,22 @@ __all__ = [
     "JobFuture",
     "JobKilled",
     "JobOptions",
+    "JobSnapshot",
+    "JobSpec",
     "JobStalled",
     "JobStatus",
     "NotFound",
     "Output",
+    "ProtocolError",
     "RemoteFunction",
     "RemoteTraceback",
+    "ResourceExhausted",
     "SavedJob",
     "SavedJobs",
     "Schedule",
+    "ScheduleSpec",
     "Schedules",
+    "ServerError",
     "StatusChange",
     "Timeout",
     "Unavailable",

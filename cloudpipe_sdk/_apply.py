@@ -28,14 +28,13 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cloudpipe_proto.v1 import jobs_pb2 as jobs_pb
-from cloudpipe_proto.v1 import schedules_pb2 as pb
+from cloudpipe_sdk import _schedule_calls as calls
 from cloudpipe_sdk._errors import InvalidRequest, NotFound
-from cloudpipe_sdk._schedule_types import CATCHUP, OVERLAP, shell_spec
-from cloudpipe_sdk._schedules import SavedJobs, Schedules
+from cloudpipe_sdk._options import JobOptions
+from cloudpipe_sdk._types import JobSpec, ScheduleSpec
 
 if TYPE_CHECKING:
-    from cloudpipe_sdk._client import Client
+    from cloudpipe_sdk._transport import Transport
 
 JOB_KEYS = {"cmd", "image", "env", "timeout", "cpus", "memory", "network", "stdin"}
 SAVED_KEYS = JOB_KEYS | {"description"}
@@ -66,37 +65,35 @@ class Change:
     run: Callable[[], object] = lambda: None
 
 
-def _job_fields(spec: jobs_pb.JobSpec) -> dict[str, Any]:
+def _job_fields(spec: JobSpec) -> dict[str, Any]:
     return {
         "cmd": spec.cmd,
         "image": spec.image,
         "env": dict(spec.env),
-        "timeout": spec.max_runtime.ToTimedelta().total_seconds() if spec.HasField("max_runtime") else None,
-        "cpus": spec.resources.cpus,
-        "memory": spec.resources.memory_bytes,
+        "timeout": spec.timeout,
+        "cpus": spec.cpus,
+        "memory": spec.memory,
         "network": spec.network,
         "stdin": spec.stdin,
         "function": spec.serializer,
     }
 
 
-def _schedule_fields(spec: pb.ScheduleSpec) -> dict[str, Any]:
-    overlap = {v: k for k, v in OVERLAP.items()}.get(spec.overlap, "skip")
-    catchup = {v: k for k, v in CATCHUP.items()}.get(spec.catchup, "run_once")
+def _schedule_fields(spec: ScheduleSpec) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "cron": spec.cron,
         "timezone": spec.timezone or "UTC",
-        "saved_job": spec.saved_job if spec.WhichOneof("target") == "saved_job" else None,
+        "saved_job": spec.saved_job,
         "version": spec.saved_job_version,
-        "jitter": spec.jitter.ToTimedelta().total_seconds(),
-        "start_at": spec.start_at.ToDatetime(UTC) if spec.HasField("start_at") else None,
-        "end_at": spec.end_at.ToDatetime(UTC) if spec.HasField("end_at") else None,
-        "overlap": overlap,
-        "catchup": catchup,
-        "catchup_window": spec.catchup_window.ToTimedelta().total_seconds() or 3600.0,
+        "jitter": spec.jitter,
+        "start_at": spec.start_at,
+        "end_at": spec.end_at,
+        "overlap": spec.overlap,
+        "catchup": spec.catchup,
+        "catchup_window": spec.catchup_window or 3600.0,
         "description": spec.description,
     }
-    if spec.WhichOneof("target") == "job":
+    if spec.job is not None:
         fields.update({f"job.{k}": v for k, v in _job_fields(spec.job).items()})
     return fields
 
@@ -112,21 +109,22 @@ def _check(table: object, where: str, allowed: set[str]) -> dict[str, Any]:
     return table
 
 
-def _job_spec(table: dict[str, Any], where: str) -> jobs_pb.JobSpec:
+def _job_spec(table: dict[str, Any], where: str) -> JobSpec:
+    """The job a table declares, built as `Client.shell` builds its jobs (so `memory =
+    "512M"` means the same here as in `JobOptions`)."""
     if not table.get("cmd"):
         raise InvalidRequest(f"{where}.cmd: a command is required")
     try:
-        return shell_spec(
-            table["cmd"],
+        options = JobOptions(
             image=table.get("image"),
             env={str(k): str(v) for k, v in table.get("env", {}).items()},
-            stdin=table.get("stdin"),
             timeout=table.get("timeout"),
             cpus=table.get("cpus"),
             memory=table.get("memory"),
             network=bool(table.get("network", False)),
         )
-    except (TypeError, ValueError) as exc:
+        return options.shell_spec(table["cmd"], stdin=table.get("stdin"))
+    except (InvalidRequest, TypeError, ValueError) as exc:
         raise InvalidRequest(f"{where}: {exc}") from None
 
 
@@ -138,13 +136,13 @@ def _moment(value: object, where: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _schedule_spec(name: str, table: dict[str, Any], where: str) -> pb.ScheduleSpec:
+def _schedule_spec(name: str, table: dict[str, Any], where: str) -> ScheduleSpec:
     if not table.get("cron"):
         raise InvalidRequest(f"{where}.cron: a cron expression is required")
     if ("saved_job" in table) == ("cmd" in table):
         raise InvalidRequest(f"{where}: give exactly one of saved_job and cmd")
     try:
-        return Schedules.spec(
+        return calls.schedule_spec(
             name,
             table["cron"],
             saved_job=table.get("saved_job"),
@@ -185,9 +183,8 @@ def load(path: str | Path) -> dict[str, Any]:
     return document
 
 
-def plan(client: Client, document: dict[str, Any]) -> list[Change]:
+def plan(transport: Transport, document: dict[str, Any]) -> list[Change]:
     """Compare the file with the server: saved jobs first (schedules may run them)."""
-    saved_jobs, schedules = SavedJobs(client), Schedules(client)
     changes: list[Change] = []
     for name, raw in document.get("saved_jobs", {}).items():
         where = f"saved_jobs.{name}"
@@ -195,26 +192,26 @@ def plan(client: Client, document: dict[str, Any]) -> list[Change]:
         spec, description = _job_spec(table, where), str(table.get("description", ""))
         desired = {**_job_fields(spec), "description": description}
         try:
-            current = saved_jobs.get(name)
+            current = transport.call(calls.get_saved_job(name))
         except NotFound:
-            create = partial(saved_jobs.create, name, spec, description=description)
+            create = partial(transport.call, calls.create_saved_job(name, spec, description))
             changes.append(Change("saved job", name, "create", _diff({}, desired), create))
             continue
         diff = _diff({**_job_fields(current.spec), "description": current.description}, desired)
-        update = partial(saved_jobs.update, name, spec, description=description)
+        update = partial(transport.call, calls.update_saved_job(name, spec, description))
         changes.append(Change("saved job", name, "update" if diff else "unchanged", diff, update if diff else _noop))
     for name, raw in document.get("schedules", {}).items():
         where = f"schedules.{name}"
         wanted = _schedule_spec(name, _check(raw, where, SCHEDULE_KEYS), where)
         desired = _schedule_fields(wanted)
         try:
-            existing = schedules.get(name)
+            existing = transport.call(calls.get_schedule(name))
         except NotFound:
-            request = pb.CreateScheduleRequest(spec=wanted)
-            changes.append(Change("schedule", name, "create", _diff({}, desired), partial(schedules.send, request)))
+            make = partial(transport.call, calls.create_schedule(wanted))
+            changes.append(Change("schedule", name, "create", _diff({}, desired), make))
             continue
         diff = _diff(_schedule_fields(existing.spec), desired)
-        change = partial(schedules.send, pb.UpdateScheduleRequest(name=name, spec=wanted))
+        change = partial(transport.call, calls.update_schedule(name, wanted))
         changes.append(Change("schedule", name, "update" if diff else "unchanged", diff, change if diff else _noop))
     return changes
 

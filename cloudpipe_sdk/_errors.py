@@ -6,7 +6,11 @@ CloudpipeError
  ├── AlreadyExists      a saved job or schedule of that name exists already
  ├── InvalidRequest     the server refused the request; the message names the field (and,
  │                      for a function its runner cannot load, the mismatch and the fix)
- ├── Unavailable        the server cannot be reached (after retries)
+ ├── ResourceExhausted  a quota or limit of your account (or a message size) was reached
+ ├── Unavailable        the server cannot be reached (after retries), or dropped the call
+ ├── ServerError        the server failed on its side (INTERNAL, UNKNOWN, DATA_LOSS)
+ ├── ProtocolError      the server sent what this SDK does not understand, or lacks an RPC
+ │                      (SDK and server versions differ)
  ├── Timeout            a deadline passed before the job finished
  └── JobFailed          the job ended without a result; carries reason, return code,
       │                 stdout/stderr tails and the remote traceback
@@ -42,8 +46,23 @@ class InvalidRequest(CloudpipeError):
     """The server rejected the request as invalid."""
 
 
+class ResourceExhausted(CloudpipeError):
+    """A quota or limit of your account was reached (jobs, rate, message size); the
+    message says which. Waiting for jobs to finish, or asking for less, helps."""
+
+
 class Unavailable(CloudpipeError):
     """The server could not be reached or is overloaded; retrying later may help."""
+
+
+class ServerError(CloudpipeError):
+    """The server failed on its side; its log has the details."""
+
+
+class ProtocolError(CloudpipeError):
+    """The server and this SDK do not understand each other: an answer this SDK cannot
+    read (a status, event or result it does not know) or an RPC the server lacks.
+    Upgrading whichever is older fixes it."""
 
 
 class Timeout(CloudpipeError, TimeoutError):
@@ -110,6 +129,8 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.text}"""'
 
 
+# Every status code a call can end with (OK aside); tests/unit/test_client_rpc.py checks
+# that none is left out.
 _CODES: dict[grpc.StatusCode, type[CloudpipeError]] = {
     grpc.StatusCode.UNAUTHENTICATED: AuthError,
     grpc.StatusCode.PERMISSION_DENIED: AuthError,
@@ -117,8 +138,16 @@ _CODES: dict[grpc.StatusCode, type[CloudpipeError]] = {
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
     grpc.StatusCode.FAILED_PRECONDITION: InvalidRequest,
+    grpc.StatusCode.OUT_OF_RANGE: InvalidRequest,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.CANCELLED: Unavailable,
+    grpc.StatusCode.ABORTED: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: Timeout,
+    grpc.StatusCode.INTERNAL: ServerError,
+    grpc.StatusCode.UNKNOWN: ServerError,
+    grpc.StatusCode.DATA_LOSS: ServerError,
+    grpc.StatusCode.UNIMPLEMENTED: ProtocolError,
 }
 
 
@@ -128,7 +157,7 @@ def from_rpc_error(error: grpc.RpcError) -> CloudpipeError:
     has_status = callable(getattr(error, "code", None)) and callable(getattr(error, "details", None))
     code = error.code() if has_status else grpc.StatusCode.UNKNOWN
     details = error.details() if has_status else str(error)
-    cls = _CODES.get(code, CloudpipeError)
+    cls = _CODES.get(code, ServerError)
     mapped = cls(f"{details} ({code.name})")
     mapped.code = str(code.name)
     return mapped

@@ -9,21 +9,37 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 
-from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_sdk._errors import CloudpipeError, InvalidRequest, Unavailable, from_rpc_error
 from cloudpipe_sdk._job import Job
+from cloudpipe_sdk._job_calls import WATCH_LIMIT
 from cloudpipe_sdk._outcome import outcome
-from cloudpipe_sdk._retry import Outage
-from cloudpipe_sdk._waiting import WATCH_LIMIT
-
-if TYPE_CHECKING:
-    from cloudpipe_sdk._client import Client
+from cloudpipe_sdk._transport import Transport
 
 R = TypeVar("R")
+
+
+class Submitter(Protocol):
+    """What an executor needs of a client (a `Client` is one)."""
+
+    @property
+    def transport(self) -> Transport: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job: ...
+
+    def map(
+        self,
+        fn: Callable[..., R],
+        *iterables: Iterable[Any],
+        timeout: float | None = ...,
+        chunksize: int | None = ...,
+        progress: bool | None = ...,
+    ) -> Iterator[R]: ...
+
+
 _DEBOUNCE = 0.05  # seconds new submissions are collected before the stream is reopened
 
 
@@ -64,14 +80,15 @@ class CloudpipeExecutor(concurrent.futures.Executor):
             print(list(pool.map(abs, [-1, -2])))      # [1, 2]
     """
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Submitter) -> None:
         self._client = client
+        self._transport = client.transport
         self._pending: dict[int, JobFuture] = {}
         self._lock = threading.Condition()
         self._shutdown = False
         self._call: grpc.Future | None = None
         self._watching: frozenset[int] = frozenset()
-        self._outage = Outage(client._retry_for, f"watching jobs at {client.address}")
+        self._outage = self._transport.outage(f"watching jobs at {self._transport.address}")
         self._thread = threading.Thread(target=self._watch_loop, daemon=True, name="cloudpipe-executor")
         self._thread.start()
 
@@ -143,10 +160,9 @@ class CloudpipeExecutor(concurrent.futures.Executor):
             del self._pending[job_id]
 
     def _watch(self, ids: list[int]) -> None:
-        client = self._client
         try:
             self._outage.opened()
-            call = client._stub.WatchMany(pb.WatchManyRequest(ids=ids), metadata=client._metadata)
+            call = self._transport.watch(ids)
             with self._lock:
                 self._call = call
             reopen = threading.Thread(target=self._reopen_when_added, args=(call,), daemon=True)

@@ -7,17 +7,34 @@ import sys
 import sysconfig
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 import cloudpickle
 
 from cloudpipe_sdk._job import Job
-
-if TYPE_CHECKING:
-    from cloudpipe_sdk._client import Client
+from cloudpipe_sdk._options import JobOptions
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class Runner(Protocol):
+    """What a remote function needs of a client (a `Client` is one)."""
+
+    address: str
+
+    @property
+    def options(self) -> JobOptions: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job: ...
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], **map_options: Any) -> Iterator[Any]: ...
+
+    def starmap(
+        self, fn: Callable[..., Any], iterable: Iterable[Iterable[Any]], **map_options: Any
+    ) -> Iterator[Any]: ...
+
+    def with_options(self, **options: Any) -> Runner: ...
 
 
 class RemoteFunction(Generic[P, R]):
@@ -45,11 +62,11 @@ class RemoteFunction(Generic[P, R]):
         list(word_count.map(["a", "b c"]))         # [1, 2]
     """
 
-    def __init__(self, client: Client, fn: Callable[P, R]) -> None:
+    def __init__(self, client: Runner, fn: Callable[P, R]) -> None:
         self._client = client
         self._fn = fn
         functools.update_wrapper(self, fn)
-        if client._serializer == "cloudpickle":
+        if (client.options.serializer or "cloudpickle") == "cloudpickle":
             _ship_module_by_value(fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:

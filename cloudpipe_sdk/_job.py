@@ -8,19 +8,21 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from cloudpipe_proto.v1 import jobs_pb2 as pb
+from cloudpipe_sdk._convert import status_from_pb
 from cloudpipe_sdk._errors import Timeout, from_rpc_error
+from cloudpipe_sdk._job_calls import get_job, kill_job
 from cloudpipe_sdk._outcome import job_exception, outcome
-from cloudpipe_sdk._retry import Outage
-from cloudpipe_sdk._status import JobStatus, status_from_pb
-from cloudpipe_sdk._stream import Attachment, Event, Output
+from cloudpipe_sdk._status import JobStatus
+from cloudpipe_sdk._stream import Attachment
+from cloudpipe_sdk._types import Event, JobSnapshot, Output
 
 if TYPE_CHECKING:
-    from cloudpipe_sdk._client import Client
+    from cloudpipe_sdk._transport import Transport
 
 
 class Job:
-    """A submitted job. Properties that describe the job fetch its latest state.
+    """A submitted job on a transport (`client.transport`). Properties that describe
+    the job fetch its latest state.
 
     Example::
 
@@ -29,35 +31,36 @@ class Job:
         job.status            # JobStatus.DONE
     """
 
-    def __init__(self, client: Client, job_id: int, snapshot: pb.Job | None = None) -> None:
-        self._client = client
+    def __init__(self, transport: Transport, job_id: int, snapshot: JobSnapshot | None = None) -> None:
+        self.transport = transport
         self.id = job_id
         self._snapshot = snapshot
 
     def __repr__(self) -> str:
-        status = status_from_pb(self._snapshot.status).value if self._snapshot is not None else "?"
+        status = self._snapshot.status.value if self._snapshot is not None else "?"
         return f"<Job {self.id} {status}>"
 
     # -- state ------------------------------------------------------------------------
 
-    def refresh(self) -> pb.Job:
+    def refresh(self) -> JobSnapshot:
         """Fetch the job's current state from the server and return it."""
-        self._snapshot = self._client._get(self.id)
+        self._snapshot = self.transport.call(get_job(self.id))
         return self._snapshot
 
     @property
-    def snapshot(self) -> pb.Job:
-        """The state last fetched (fetching it if never fetched)."""
+    def snapshot(self) -> JobSnapshot:
+        """The state last fetched (fetching it if never fetched): spec, status, output,
+        times (see `JobSnapshot`)."""
         return self._snapshot if self._snapshot is not None else self.refresh()
 
-    def _final_snapshot(self) -> pb.Job:
-        if self._snapshot is None or not status_from_pb(self._snapshot.status).finished:
+    def _final_snapshot(self) -> JobSnapshot:
+        if self._snapshot is None or not self._snapshot.status.finished:
             return self.refresh()
         return self._snapshot
 
     @property
     def status(self) -> JobStatus:
-        return status_from_pb(self._final_snapshot().status)
+        return self._final_snapshot().status
 
     @property
     def stdout(self) -> str:
@@ -70,8 +73,7 @@ class Job:
 
     @property
     def return_code(self) -> int | None:
-        snapshot = self._final_snapshot()
-        return snapshot.return_code if snapshot.HasField("return_code") else None
+        return self._final_snapshot().return_code
 
     @property
     def reason(self) -> str:
@@ -87,15 +89,15 @@ class Job:
         """Block until the job finishes; return its final status.
         Raises Timeout if it is still running after `timeout` seconds. A job already
         known to be finished returns at once, whatever the timeout."""
-        if self._snapshot is not None and status_from_pb(self._snapshot.status).finished:
-            return status_from_pb(self._snapshot.status)
+        if self._snapshot is not None and self._snapshot.status.finished:
+            return self._snapshot.status
         deadline = None if timeout is None else time.monotonic() + timeout
-        outage = Outage(self._client._retry_for, f"job {self.id}")
+        outage = self.transport.outage(f"job {self.id}")
         while True:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             outage.opened()
             try:
-                for event in self._client._wait_stream(self.id, remaining):
+                for event in self.transport.wait_events(self.id, remaining):
                     outage.progress()
                     status = status_from_pb(event.status)
                     if status.finished:
@@ -130,7 +132,7 @@ class Job:
 
     def kill(self) -> None:
         """Kill the job. A finished job stays as it is."""
-        self._snapshot = self._client._kill(self.id)
+        self._snapshot = self.transport.call(kill_job(self.id))
 
     # -- live output and input ------------------------------------------------------------
 
@@ -144,7 +146,7 @@ class Job:
                 if isinstance(event, Output):
                     print(event.text, end="")
         """
-        with Attachment(self._client, self.id, stdout_offset, stderr_offset) as attachment:
+        with Attachment(self.transport, self.id, stdout_offset, stderr_offset) as attachment:
             yield from attachment
 
     def logs(self, *, follow: bool = False) -> Iterator[str]:
@@ -173,7 +175,7 @@ class Job:
                 session.close_stdin()
                 print(b"".join(e.data for e in session if isinstance(e, Output)))
         """
-        attachment = Attachment(self._client, self.id)
+        attachment = Attachment(self.transport, self.id)
         if stdin is not None:
             attachment.write(stdin)
             attachment.close_stdin()

@@ -1,5 +1,7 @@
 """`Client.map` and `Client.starmap`: many calls of one function, submitted in a few
-Submit RPCs, results in order.
+Submit RPCs, results in order. `MapResults` is the bookkeeping both clients use (which
+jobs finished, what to fetch ahead, the values of a job in turn); `map_results` is the
+synchronous loop over it (the asyncio one is in `cloudpipe_sdk._aio_waiting`).
 
 With `chunksize=k` each job calls the function on k consecutive items (as
 `list(map(fn, ...))` in the runner) and returns their results as one list, which saves
@@ -9,102 +11,104 @@ a container start per item for short calls.
 from __future__ import annotations
 
 import queue
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
-from cloudpipe_sdk._errors import CloudpipeError, InvalidRequest, Timeout, Unavailable
-from cloudpipe_sdk._options import JobOptions, qualname
+from cloudpipe_sdk._errors import CloudpipeError, Timeout, Unavailable
+from cloudpipe_sdk._job_calls import FETCH_BATCH, kill_job
 from cloudpipe_sdk._outcome import outcome
-from cloudpipe_sdk._progress import progress_bar, wanted
-from cloudpipe_sdk._waiting import FETCH_BATCH, Watcher, fetch
+from cloudpipe_sdk._progress import Tracker, progress_bar
+from cloudpipe_sdk._types import JobSnapshot
+from cloudpipe_sdk._waiting import Watcher, fetch
 
 if TYPE_CHECKING:
-    from cloudpipe_sdk._client import Client
     from cloudpipe_sdk._job import Job
+    from cloudpipe_sdk._transport import Transport
 
 
-def submit_map(
-    client: Client,
-    fn: Callable[..., Any],
-    calls: Sequence[tuple[Any, ...]],
+class _Handle(Protocol):
+    id: int
+    _snapshot: JobSnapshot | None
+
+
+H = TypeVar("H", bound=_Handle)
+
+
+class MapResults(Generic[H]):
+    """The jobs of one map, in call order, and what has become of them."""
+
+    def __init__(self, jobs: Sequence[H], counts: Sequence[int], *, chunked: bool, return_exceptions: bool):
+        self.jobs = list(jobs)
+        self._counts = counts
+        self._chunked = chunked
+        self._return_exceptions = return_exceptions
+        self.finished: set[int] = set()
+
+    def record(self, events: Sequence[pb.JobStatusEvent], tracker: Tracker) -> None:
+        for event in events:
+            self.finished.add(event.id)
+            tracker.advance(failed=int(event.status != pb.JOB_STATUS_DONE))
+
+    @property
+    def left(self) -> int:
+        return len(self.jobs) - len(self.finished)
+
+    def to_fetch(self, index: int) -> list[H]:
+        """The jobs to fetch before the values of job `index` can be given: it and the
+        finished ones just after it (one List call for a run of them), or none."""
+        if self.jobs[index]._snapshot is not None:
+            return []
+        ahead = self.jobs[index : index + FETCH_BATCH]
+        return [job for job in ahead if job.id in self.finished and job._snapshot is None]
+
+    def values(self, index: int) -> list[Any]:
+        """The results of job `index` (raising its failure unless return_exceptions);
+        its snapshot is dropped: results are handed out once, memory stays flat."""
+        job = self.jobs[index]
+        assert job._snapshot is not None
+        try:
+            value = outcome(job._snapshot)
+        except Exception as exc:
+            if not self._return_exceptions:
+                raise
+            return [exc] * self._counts[index]
+        finally:
+            job._snapshot = None
+        return list(value) if self._chunked else [value]
+
+    def unfinished(self) -> list[int]:
+        return [job.id for job in self.jobs if job.id not in self.finished]
+
+
+def map_results(
+    transport: Transport,
+    results: MapResults[Job],
     *,
-    options: JobOptions,
-    chunksize: int | None,
-    timeout: float | None,
-    return_exceptions: bool,
-    progress: bool | None,
-) -> Iterator[Any]:
-    """Submit one job per call (or per chunk of calls) now; return an iterator of the
-    results in call order."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    size = chunksize or 1
-    if size < 1:
-        raise InvalidRequest(f"chunksize: must be at least 1, got {chunksize}")
-    chunks = [calls[start : start + size] for start in range(0, len(calls), size)]
-    serializer = client._serializer
-    specs = []
-    for chunk in chunks:
-        if size == 1:
-            spec = options.function_spec(fn, chunk[0], {}, serializer=serializer)
-        else:
-            spec = options.function_spec(list, (map(fn, *_columns(chunk)),), {}, serializer=serializer)
-            spec.tags["function"] = qualname(fn)
-        specs.append(spec)
-    jobs = client._submit_specs(specs)
-    show = wanted(progress, sys.stderr)
-    return _results(client, jobs, [len(c) for c in chunks], size > 1, deadline, timeout, return_exceptions, show)
-
-
-def _columns(chunk: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    if len({len(args) for args in chunk}) != 1 or not chunk[0]:
-        raise InvalidRequest("chunksize > 1 needs calls with the same number (at least one) of arguments")
-    return list(zip(*chunk, strict=True))
-
-
-def _results(
-    client: Client,
-    jobs: list[Job],
-    counts: list[int],
-    chunked: bool,
     deadline: float | None,
     timeout: float | None,
-    return_exceptions: bool,
     show_progress: bool,
 ) -> Iterator[Any]:
-    finished: set[int] = set()
+    """The values of a submitted map, in order; abandoned, it kills what is unfinished."""
+    jobs = results.jobs
     watcher: Watcher | None = None
     completed = False
     try:
         with progress_bar(len(jobs), enabled=show_progress, description="map") as tracker:
-            watcher = Watcher(client, [job.id for job in jobs], timeout=timeout) if jobs else None
+            watcher = Watcher(transport, [job.id for job in jobs], timeout=timeout) if jobs else None
             for index, job in enumerate(jobs):
-                while job.id not in finished:
+                while job.id not in results.finished:
                     assert watcher is not None
-                    for event in _arrived(watcher, deadline, timeout, len(jobs) - len(finished)):
-                        finished.add(event.id)
-                        tracker.advance(failed=int(event.status != pb.JOB_STATUS_DONE))
-                ahead = [j for j in jobs[index : index + FETCH_BATCH] if j.id in finished and j._snapshot is None]
-                if job._snapshot is None:
-                    fetch(client, ahead)
-                try:
-                    value = outcome(job.snapshot)
-                except Exception as exc:
-                    if not return_exceptions:
-                        raise
-                    values: list[Any] = [exc] * counts[index]
-                else:
-                    values = list(value) if chunked else [value]
-                job._snapshot = None  # results are handed out once; keep memory flat
-                yield from values
+                    results.record(_arrived(watcher, deadline, timeout, results.left), tracker)
+                fetch(transport, results.to_fetch(index))
+                yield from results.values(index)
         completed = True
     finally:
         if watcher is not None:
             watcher.close()
         if not completed:
-            _kill_unfinished(client, [job for job in jobs if job.id not in finished])
+            kill_unfinished(transport, results.unfinished())
 
 
 def _arrived(watcher: Watcher, deadline: float | None, timeout: float | None, left: int) -> list[pb.JobStatusEvent]:
@@ -127,13 +131,13 @@ def _arrived(watcher: Watcher, deadline: float | None, timeout: float | None, le
     return events
 
 
-def _kill_unfinished(client: Client, jobs: list[Job]) -> None:
+def kill_unfinished(transport: Transport, ids: list[int]) -> None:
     """Like Executor.map cancelling its pending futures: the map was abandoned. Best
     effort: one Kill per job without retries, and none after the server is found
     unavailable (a map of thousands would otherwise retry each for `retry_for`)."""
-    for job in jobs:
+    for job_id in ids:
         try:
-            client._call(client._stub.Kill, pb.KillJobRequest(id=job.id), retry=False)
+            transport.call(kill_job(job_id, retry=False))
         except Unavailable:
             return
         except CloudpipeError:

@@ -1,25 +1,27 @@
-"""`JobOptions`: how a job runs (image, limits, serializer...), and the JobSpecs built
-from them for shell commands and Python calls."""
+"""`JobOptions`: how a job runs (image, limits, serializer...), and the one builder of
+`JobSpec`s from them, for shell commands and Python calls: `Client.shell`/`submit`/
+`map`, saved jobs, schedules and `cloudpipe apply` all build their specs here, so an
+option (`memory="512M"`, `retries`, the serializer) means the same everywhere."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
-from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_sdk._errors import InvalidRequest
 from cloudpipe_sdk._serialize import (
     RESULT_PATH,
     RUNNER_COMMAND,
+    SERIALIZER,
     check_serializer,
     client_python,
     dump_call,
     version_of,
 )
+from cloudpipe_sdk._types import JobSpec
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -73,49 +75,63 @@ class JobOptions:
             raise InvalidRequest(f"unknown job option(s): {', '.join(sorted(unknown))}; options: {', '.join(known)}")
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
-    # -- specs ---------------------------------------------------------------------------
+    # -- specs: the one builder, for submit, map, saved jobs, schedules and apply -------
 
-    def shell_spec(self, cmd: str, *, stdin: bytes | str | None = None, result_source: str = "stdout") -> pb.JobSpec:
-        spec = self._base_spec(cmd)
-        spec.stdin = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
-        spec.result_source = result_source
-        spec.result_type = pb.RESULT_TYPE_BINARY
-        return spec
+    def shell_spec(
+        self,
+        cmd: str,
+        *,
+        stdin: bytes | str | None = None,
+        result_source: str = "stdout",
+        interactive: bool = False,
+        depends_on: Sequence[int] = (),
+        idempotency_key: str = "",
+    ) -> JobSpec:
+        """The spec of the shell command `cmd` run with these options."""
+        return self._spec(
+            cmd,
+            stdin=stdin.encode() if isinstance(stdin, str) else (stdin or b""),
+            result_source=result_source,
+            interactive=interactive,
+            depends_on=tuple(depends_on),
+            idempotency_key=idempotency_key,
+        )
 
     def function_spec(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, serializer: str
-    ) -> pb.JobSpec:
-        """The spec of the call `fn(*args, **kwargs)`; `serializer` is used unless these
-        options name one."""
-        serializer = self.serializer or serializer
-        spec = self._base_spec(RUNNER_COMMAND)
-        spec.stdin = dump_call(fn, args, kwargs, serializer)
-        spec.result_source = f"file:{RESULT_PATH}"
-        spec.result_type = pb.RESULT_TYPE_PICKLE
-        spec.serializer = serializer
-        spec.client_python = client_python()
-        spec.env["CLOUDPIPE_CLIENT_CLOUDPICKLE"] = version_of("cloudpickle")
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, serializer: str | None = None
+    ) -> JobSpec:
+        """The spec of the call `fn(*args, **kwargs)`, pickled with these options'
+        serializer (else `serializer`, else cloudpickle)."""
+        chosen = self.serializer or serializer or SERIALIZER
+        env = {**self.env, "CLOUDPIPE_CLIENT_CLOUDPICKLE": version_of(chosen)}
         if self.retries:
-            spec.env["CLOUDPIPE_RETRIES"] = str(self.retries)
-            spec.restartable = True
-        spec.tags.setdefault("function", qualname(fn))
-        return spec
-
-    def _base_spec(self, cmd: str) -> pb.JobSpec:
-        spec = pb.JobSpec(
-            cmd=cmd,
-            name=self.name or "",
-            image=self.image or "",
-            env=dict(self.env),
-            tags=dict(self.tags),
-            network=self.network,
-            restartable=self.restartable,
-            fresh_container=self.fresh_container,
-            resources=pb.Resources(cpus=self.cpus or 0.0, memory_bytes=memory_bytes(self.memory)),
+            env["CLOUDPIPE_RETRIES"] = str(self.retries)
+        return self._spec(
+            RUNNER_COMMAND,
+            stdin=dump_call(fn, args, kwargs, chosen),
+            result_source=f"file:{RESULT_PATH}",
+            result_type="pickle",
+            serializer=chosen,
+            client_python=client_python(),
+            env=env,
+            tags={"function": qualname(fn), **self.tags},
+            restartable=self.restartable or bool(self.retries),
         )
-        if self.timeout is not None:
-            spec.max_runtime.FromTimedelta(timedelta(seconds=self.timeout))
-        return spec
+
+    def _spec(self, cmd: str, **fields: Any) -> JobSpec:
+        base: dict[str, Any] = {
+            "name": self.name or "",
+            "image": self.image or "",
+            "env": dict(self.env),
+            "tags": dict(self.tags),
+            "network": self.network,
+            "restartable": self.restartable,
+            "fresh_container": self.fresh_container,
+            "cpus": float(self.cpus or 0.0),
+            "memory": memory_bytes(self.memory),
+            "timeout": None if self.timeout is None else float(self.timeout),
+        }
+        return JobSpec(cmd, **{**base, **fields})
 
 
 def memory_bytes(value: int | str | None) -> int:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_sdk._errors import JobFailed, JobKilled, JobStalled, RemoteTraceback
 from cloudpipe_sdk._serialize import load_envelope
-from cloudpipe_sdk._status import JobStatus, status_from_pb
+from cloudpipe_sdk._status import JobStatus
+from cloudpipe_sdk._types import JobSnapshot
 
 TAIL_LINES = 20
 
 
-def outcome(snapshot: pb.Job) -> Any:
+def outcome(snapshot: JobSnapshot) -> Any:
     """The result of a finished job, or raise what `Job.result()` documents."""
     value, error = settle(snapshot)
     if error is not None:
@@ -21,16 +21,16 @@ def outcome(snapshot: pb.Job) -> Any:
     return value
 
 
-def job_exception(snapshot: pb.Job) -> BaseException | None:
+def job_exception(snapshot: JobSnapshot) -> BaseException | None:
     """The job's own failure (JobFailed, or the function's exception), returned, not
     raised; None when the job has a result."""
     return settle(snapshot)[1]
 
 
-def settle(snapshot: pb.Job) -> tuple[Any, BaseException | None]:
+def settle(snapshot: JobSnapshot) -> tuple[Any, BaseException | None]:
     """(value, None) for a job with a result, (None, its failure) otherwise."""
-    status = status_from_pb(snapshot.status)
-    if snapshot.spec.result_type == pb.RESULT_TYPE_PICKLE and snapshot.result:
+    status = snapshot.status
+    if snapshot.spec.result_type == "pickle" and snapshot.result:
         envelope = load_envelope(snapshot.result, snapshot.id, snapshot.spec.serializer)
         if envelope["ok"] and status is JobStatus.DONE:
             return envelope["value"], None
@@ -41,7 +41,7 @@ def settle(snapshot: pb.Job) -> tuple[Any, BaseException | None]:
     return None, failure(snapshot)
 
 
-def remote_exception(snapshot: pb.Job, envelope: dict[str, Any]) -> BaseException:
+def remote_exception(snapshot: JobSnapshot, envelope: dict[str, Any]) -> BaseException:
     """The function's own exception with the remote traceback as its cause, or JobFailed
     when the exception did not survive the trip."""
     traceback_text = str(envelope.get("traceback", ""))
@@ -53,15 +53,14 @@ def remote_exception(snapshot: pb.Job, envelope: dict[str, Any]) -> BaseExceptio
     return exc
 
 
-def failure(snapshot: pb.Job, remote_traceback: str = "", reason: str | None = None) -> JobFailed:
-    status = status_from_pb(snapshot.status)
+def failure(snapshot: JobSnapshot, remote_traceback: str = "", reason: str | None = None) -> JobFailed:
+    status = snapshot.status
     cls = {JobStatus.KILLED: JobKilled, JobStatus.STALLED: JobStalled}.get(status, JobFailed)
-    return_code = snapshot.return_code if snapshot.HasField("return_code") else None
     return cls(
         snapshot.id,
         status.value,
         reason or snapshot.reason,
-        return_code,
+        snapshot.return_code,
         tail(snapshot.stderr),
         remote_traceback,
         stdout_tail=tail(snapshot.stdout),

@@ -10,6 +10,7 @@ The runner image (runner_images/python3/cloudpipe_runner.py) is the other half.
 
 from __future__ import annotations
 
+import pickle
 import sys
 import warnings
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any, Literal
 
 import cloudpickle
 
-from cloudpipe_sdk._errors import InvalidRequest
+from cloudpipe_sdk._errors import InvalidRequest, ProtocolError
 
 RUNNER_COMMAND = "python3 -m cloudpipe_runner"
 RESULT_PATH = "/tmp/.result"
@@ -72,11 +73,24 @@ def dump_call(
         raise InvalidRequest(f"cannot serialize the function or its arguments with {serializer}: {exc}{hint}") from exc
 
 
+def load_call(data: bytes, serializer: str = "") -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    """(fn, args, kwargs) from a function job's stdin, as `dump_call` made it."""
+    try:
+        fn, args, kwargs = codec(serializer or SERIALIZER).loads(data)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        raise ProtocolError(f"cannot load the saved call with {serializer or SERIALIZER}: {exc}") from exc
+    return fn, tuple(args), dict(kwargs)
+
+
 def load_envelope(data: bytes, job_id: int, serializer: str = "") -> dict[str, Any]:
-    """Unpickle the runner's envelope and warn when its Python differs from ours."""
-    envelope = codec(serializer or SERIALIZER).loads(data)
+    """Unpickle the runner's envelope and warn when its Python differs from ours.
+    ProtocolError when the result is not an envelope this SDK can read."""
+    try:
+        envelope = codec(serializer or SERIALIZER).loads(data)
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise ProtocolError(f"job {job_id}: cannot load its result with {serializer or SERIALIZER}: {exc}") from exc
     if not isinstance(envelope, dict) or "ok" not in envelope:
-        raise ValueError(f"job {job_id}: the result is not a Cloudpipe runner envelope")
+        raise ProtocolError(f"job {job_id}: the result is not a Cloudpipe runner envelope")
     runner = str(envelope.get("python", ""))
     if runner and ".".join(runner.split(".")[:2]) != client_python():
         warnings.warn(

@@ -6,57 +6,59 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import grpc
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
-from cloudpipe_sdk._errors import from_rpc_error
-from cloudpipe_sdk._retry import Outage
-from cloudpipe_sdk._status import JobStatus, status_from_pb
+from cloudpipe_sdk._convert import SIGNALS, event_from_pb
+from cloudpipe_sdk._errors import InvalidRequest, from_rpc_error
+from cloudpipe_sdk._types import Event, Exit, Output, StreamName
 
 if TYPE_CHECKING:
-    from cloudpipe_sdk._client import Client
+    from cloudpipe_sdk._transport import Transport
 
-StreamName = Literal["stdout", "stderr"]
 SignalName = Literal["TERM", "INT", "KILL"]
-_STREAMS: dict[int, StreamName] = {pb.OUTPUT_STREAM_STDOUT: "stdout", pb.OUTPUT_STREAM_STDERR: "stderr"}
-_SIGNALS = {"TERM": pb.SIGNAL_TERM, "INT": pb.SIGNAL_INT, "KILL": pb.SIGNAL_KILL}
 
 
-@dataclass(frozen=True)
-class Output:
-    """Bytes the job wrote to `stream`, starting `offset` bytes into it."""
+class AttachState:
+    """What a live connection to a job keeps, sync or asyncio: the offsets received so
+    far (a reconnect resumes from them), whether the job ended, and the requests."""
 
-    stream: StreamName
-    offset: int
-    data: bytes
+    def __init__(self, job_id: int, stdout_offset: int = 0, stderr_offset: int = 0) -> None:
+        self._job_id = job_id
+        self.offsets: dict[StreamName, int] = {"stdout": stdout_offset, "stderr": stderr_offset}
+        self._ended = False
 
-    @property
-    def text(self) -> str:
-        return self.data.decode("utf-8", "replace")
+    def _start(self) -> pb.AttachRequest:
+        start = pb.AttachStart(
+            id=self._job_id, stdout_offset=self.offsets["stdout"], stderr_offset=self.offsets["stderr"]
+        )
+        return pb.AttachRequest(start=start)
+
+    def _received(self, message: pb.AttachEvent) -> Event:
+        event = event_from_pb(message)
+        if isinstance(event, Output):
+            self.offsets[event.stream] = event.offset + len(event.data)
+        elif isinstance(event, Exit):
+            self._ended = True
+        return event
+
+    @staticmethod
+    def _stdin(data: bytes | str) -> pb.AttachRequest:
+        return pb.AttachRequest(stdin=data.encode() if isinstance(data, str) else data)
+
+    @staticmethod
+    def _signal(name: SignalName) -> pb.AttachRequest:
+        try:
+            return pb.AttachRequest(signal=SIGNALS[name])
+        except KeyError:
+            raise InvalidRequest(f"signal: {name!r} is not one of {', '.join(SIGNALS)}") from None
+
+    _CLOSE_STDIN = pb.AttachRequest(close_stdin=True)
 
 
-@dataclass(frozen=True)
-class StatusChange:
-    status: JobStatus
-    reason: str
-
-
-@dataclass(frozen=True)
-class Exit:
-    """The job ended; always the last event of a stream."""
-
-    status: JobStatus
-    return_code: int | None
-    reason: str
-
-
-Event = Output | StatusChange | Exit
-
-
-class Attachment:
+class Attachment(AttachState):
     """A live connection to a job: iterate it for events; write to its stdin; signal it.
 
     Output already received is never sent twice: if the connection drops, iterating
@@ -72,29 +74,27 @@ class Attachment:
                     print(event.text, end="")
     """
 
-    def __init__(self, client: Client, job_id: int, stdout_offset: int = 0, stderr_offset: int = 0) -> None:
-        self._client = client
-        self._job_id = job_id
-        self.offsets: dict[StreamName, int] = {"stdout": stdout_offset, "stderr": stderr_offset}
+    def __init__(self, transport: Transport, job_id: int, stdout_offset: int = 0, stderr_offset: int = 0) -> None:
+        super().__init__(job_id, stdout_offset, stderr_offset)
+        self._transport = transport
         # one queue per connection: a dead connection's request thread stays blocked in
         # get() on its own queue, so it cannot swallow what is written after a reconnect
         self._outbox: queue.Queue[pb.AttachRequest | None] = queue.Queue()
         self._lock = threading.Lock()
         self._call: grpc.Future | None = None
-        self._ended = False
 
     # -- input ------------------------------------------------------------------------
 
     def write(self, data: bytes | str) -> None:
         """Send bytes to the job's stdin (the job must be interactive and running)."""
-        self._send(pb.AttachRequest(stdin=data.encode() if isinstance(data, str) else data))
+        self._send(self._stdin(data))
 
     def close_stdin(self) -> None:
-        self._send(pb.AttachRequest(close_stdin=True))
+        self._send(self._CLOSE_STDIN)
 
     def signal(self, name: SignalName) -> None:
         """TERM or INT reach the job's processes; KILL kills the job (it ends killed)."""
-        self._send(pb.AttachRequest(signal=_SIGNALS[name]))
+        self._send(self._signal(name))
 
     def _send(self, request: pb.AttachRequest) -> None:
         with self._lock:
@@ -103,19 +103,14 @@ class Attachment:
     # -- output -----------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Event]:
-        outage = Outage(self._client._retry_for, f"job {self._job_id}")
+        outage = self._transport.outage(f"job {self._job_id}")
         while not self._ended:
             dead = threading.Event()
             outage.opened()
             try:
                 for message in self._connect(dead):
                     outage.progress()
-                    event = _event(message)
-                    if isinstance(event, Output):
-                        self.offsets[event.stream] = event.offset + len(event.data)
-                    elif isinstance(event, Exit):
-                        self._ended = True
-                    yield event
+                    yield self._received(message)
             except grpc.RpcError as exc:
                 if self._ended:  # closed by us
                     return
@@ -129,11 +124,7 @@ class Attachment:
             time.sleep(outage.delay())
 
     def _connect(self, dead: threading.Event) -> Iterator[pb.AttachEvent]:
-        start = pb.AttachRequest(
-            start=pb.AttachStart(
-                id=self._job_id, stdout_offset=self.offsets["stdout"], stderr_offset=self.offsets["stderr"]
-            )
-        )
+        start = self._start()
 
         outbox: queue.Queue[pb.AttachRequest | None] = queue.Queue()
         with self._lock:
@@ -161,7 +152,7 @@ class Attachment:
                         return
                 yield request
 
-        call = self._client._stub.Attach(requests(), metadata=self._client._metadata)
+        call = self._transport.attach(requests())
         with self._lock:
             self._call = call
         return call  # type: ignore[no-any-return]
@@ -179,16 +170,3 @@ class Attachment:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _event(message: pb.AttachEvent) -> Event:
-    kind = message.WhichOneof("event")
-    if kind == "output":
-        return Output(_STREAMS[message.output.stream], message.output.offset, message.output.data)
-    if kind == "status":
-        return StatusChange(status_from_pb(message.status.status), message.status.reason)
-    if kind == "exit":
-        exit_event = message.exit
-        code = exit_event.return_code if exit_event.HasField("return_code") else None
-        return Exit(status_from_pb(exit_event.status), code, exit_event.reason)
-    raise ValueError(f"unknown attach event {kind!r}: upgrade the SDK")

@@ -19,21 +19,22 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import grpc
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_sdk._errors import CloudpipeError, InvalidRequest, Timeout, Unavailable, from_rpc_error
-from cloudpipe_sdk._retry import Outage
-from cloudpipe_sdk._status import status_from_pb
+from cloudpipe_sdk._job_calls import FETCH_BATCH, WATCH_LIMIT
+from cloudpipe_sdk._job_calls import fetch as fetch_plan
+from cloudpipe_sdk._status import JobStatus
+from cloudpipe_sdk._types import JobSnapshot
 
 if TYPE_CHECKING:
-    from cloudpipe_sdk._client import Client
     from cloudpipe_sdk._job import Job
+    from cloudpipe_sdk._transport import Transport
 
-WATCH_LIMIT = 10_000  # ids per WatchMany call (the server's limit)
-FETCH_BATCH = 50  # finished jobs fetched per List call (their output and results)
+RETURN_WHEN = (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION)
 # What watchers put on their queue: (the watcher, an event), or the error that ended it.
 Item = tuple["Watcher", pb.JobStatusEvent] | CloudpipeError
 
@@ -53,12 +54,12 @@ class Watcher:
 
     def __init__(
         self,
-        client: Client,
+        transport: Transport,
         ids: Sequence[int],
         events: queue.Queue[Item] | None = None,
         timeout: float | None = None,
     ) -> None:
-        self.client = client
+        self.transport = transport
         self.events: queue.Queue[Item] = events if events is not None else queue.Queue()
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._closed = False
@@ -71,15 +72,14 @@ class Watcher:
 
     def _pump(self, ids: list[int]) -> None:
         pending = set(ids)
-        outage = Outage(self.client._retry_for, f"watching jobs at {self.client.address}")
+        outage = self.transport.outage(f"watching jobs at {self.transport.address}")
         while pending and not self._closed:
             remaining = None if self._deadline is None else self._deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return  # the waiter times out by itself
-            request = pb.WatchManyRequest(ids=sorted(pending))
             try:
                 outage.opened()
-                call = self.client._stub.WatchMany(request, timeout=remaining, metadata=self.client._metadata)
+                call = self.transport.watch(pending, timeout=remaining)
                 with self._lock:
                     if self._closed:
                         call.cancel()
@@ -113,20 +113,37 @@ class Watcher:
             call.cancel()
 
 
-def fetch(client: Client, jobs: Sequence[Job]) -> None:
-    """Refresh the snapshots of these jobs of one client, FETCH_BATCH per List call."""
-    by_id: dict[int, list[Job]] = {}
+def fetch(transport: Transport, jobs: Sequence[Job]) -> None:
+    """Refresh the snapshots of these jobs of one transport, FETCH_BATCH per List call."""
+    settle(jobs, transport.run(fetch_plan([job.id for job in jobs])))
+
+
+class _Handle(Protocol):
+    id: int
+    _snapshot: JobSnapshot | None
+
+
+def settle(jobs: Sequence[_Handle], snapshots: Sequence[JobSnapshot]) -> None:
+    """Give each job (Job or AsyncJob) its fetched snapshot."""
+    by_id = {snapshot.id: snapshot for snapshot in snapshots}
     for job in jobs:
-        by_id.setdefault(job.id, []).append(job)
-    ids = list(by_id)
-    for start in range(0, len(ids), FETCH_BATCH):
-        for fetched in client.list(ids=ids[start : start + FETCH_BATCH], limit=FETCH_BATCH):
-            for job in by_id[fetched.id]:
-                job._snapshot = fetched.snapshot
+        if job.id in by_id:
+            job._snapshot = by_id[job.id]
 
 
-def _known_finished(job: Job) -> bool:
-    return job._snapshot is not None and status_from_pb(job._snapshot.status).finished
+def known_finished(job: _Handle) -> bool:
+    return job._snapshot is not None and job._snapshot.status.finished
+
+
+def check_return_when(return_when: str) -> None:
+    if return_when not in RETURN_WHEN:
+        raise InvalidRequest(f"return_when: {return_when!r} is not FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED")
+
+
+def stops_waiting(job: _Handle, return_when: str) -> bool:
+    """Whether `wait(..., return_when)` returns once this job finished."""
+    failed = job._snapshot is not None and job._snapshot.status is not JobStatus.DONE
+    return return_when == FIRST_COMPLETED or (return_when == FIRST_EXCEPTION and failed)
 
 
 def as_completed(jobs: Iterable[Job], timeout: float | None = None) -> Iterator[Job]:
@@ -142,19 +159,19 @@ def as_completed(jobs: Iterable[Job], timeout: float | None = None) -> Iterator[
     deadline = None if timeout is None else time.monotonic() + timeout
     unique = list(dict.fromkeys(jobs))
     for job in unique:
-        if _known_finished(job):
+        if known_finished(job):
             yield job
     groups: dict[int, list[Job]] = {}
     for job in unique:
-        if not _known_finished(job):
-            groups.setdefault(id(job._client), []).append(job)
+        if not known_finished(job):
+            groups.setdefault(id(job.transport), []).append(job)
     if not groups:
         return
     events: queue.Queue[Item] = queue.Queue()
     owners: dict[tuple[Watcher, int], list[Job]] = {}
     watchers = []
     for group in groups.values():
-        watcher = Watcher(group[0]._client, [job.id for job in group], events, timeout)
+        watcher = Watcher(group[0].transport, [job.id for job in group], events, timeout)
         watchers.append(watcher)
         for job in group:
             owners.setdefault((watcher, job.id), []).append(job)
@@ -171,7 +188,7 @@ def as_completed(jobs: Iterable[Job], timeout: float | None = None) -> Iterator[
             for watcher in watchers:
                 ready = [job for w, event in batch if w is watcher for job in owners[(w, event.id)]]
                 if ready:
-                    fetch(watcher.client, ready)
+                    fetch(watcher.transport, ready)
                     yield from ready
     finally:
         for watcher in watchers:
@@ -204,16 +221,13 @@ def wait(jobs: Iterable[Job], timeout: float | None = None, return_when: str = A
 
         done, not_done = wait(jobs, timeout=60, return_when=FIRST_COMPLETED)
     """
-    if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
-        raise InvalidRequest(f"return_when: {return_when!r} is not FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED")
+    check_return_when(return_when)
     unique = set(jobs)
     done: set[Job] = set()
     try:
         for job in as_completed(unique, timeout):
             done.add(job)
-            if return_when == FIRST_COMPLETED:
-                break
-            if return_when == FIRST_EXCEPTION and job.snapshot.status != pb.JOB_STATUS_DONE:
+            if stops_waiting(job, return_when):
                 break
     except Timeout:
         pass

@@ -21,13 +21,11 @@ import cloudpickle
 from rich.console import Console
 from rich.table import Table
 
-from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_sdk._client import Client
 from cloudpipe_sdk._errors import CloudpipeError
-from cloudpipe_sdk._job import Job
 from cloudpipe_sdk._progress import progress_bar, wanted
-from cloudpipe_sdk._status import JobStatus, status_from_pb
-from cloudpipe_sdk._stream import Exit, Output
+from cloudpipe_sdk._status import JobStatus
+from cloudpipe_sdk._types import Exit, JobSnapshot, Output
 from cloudpipe_sdk._waiting import as_completed
 
 _FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -52,17 +50,18 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     return pairs
 
 
-def _job_dict(job: pb.Job) -> dict[str, Any]:
+def _job_dict(job: JobSnapshot) -> dict[str, Any]:
+    created = job.created_at or datetime.fromtimestamp(0, UTC)
     return {
         "id": job.id,
         "name": job.spec.name,
-        "status": status_from_pb(job.status).value,
+        "status": job.status.value,
         "cmd": job.spec.cmd,
         "function": job.spec.tags.get("function", ""),
         "image": job.spec.image,
-        "created_at": job.created_at.ToDatetime().isoformat() + "Z",
-        "runtime_seconds": job.runtime.ToTimedelta().total_seconds() if job.HasField("runtime") else None,
-        "return_code": job.return_code if job.HasField("return_code") else None,
+        "created_at": created.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z",
+        "runtime_seconds": job.runtime.total_seconds() if job.runtime is not None else None,
+        "return_code": job.return_code,
         "reason": job.reason,
     }
 
@@ -317,7 +316,7 @@ def kill_all(client: Client, yes: bool) -> None:
 def wait(client: Client, job_ids: tuple[int, ...], timeout: float | None, progress: bool | None) -> None:
     """Wait for jobs to finish. Prints one line per job as it ends; exit 0 when all
     ended done, 1 when one did not, 6 on timeout."""
-    jobs = [Job(client, job_id) for job_id in dict.fromkeys(job_ids)]
+    jobs = [client.job(job_id) for job_id in dict.fromkeys(job_ids)]
     failed = 0
     show_bar = wanted(progress, sys.stdout)
     with progress_bar(len(jobs), enabled=show_bar, description="waiting", stream=sys.stdout) as tracker:

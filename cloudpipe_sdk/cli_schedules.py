@@ -17,9 +17,7 @@ from rich.table import Table
 
 from cloudpipe_sdk._apply import load, plan
 from cloudpipe_sdk._client import Client
-from cloudpipe_sdk._job import Job
-from cloudpipe_sdk._schedule_types import OVERLAP, Fire, SavedJob, Schedule, shell_spec
-from cloudpipe_sdk._schedules import SavedJobs, Schedules
+from cloudpipe_sdk._types import Fire, SavedJob, Schedule
 
 
 def _when(moment: datetime | None) -> str:
@@ -45,9 +43,9 @@ def _fire_text(fire: Fire | None) -> str:
 
 def _target(schedule: Schedule) -> str:
     spec = schedule.spec
-    if spec.WhichOneof("target") == "saved_job":
+    if spec.saved_job is not None:
         return spec.saved_job + (f"@v{spec.saved_job_version}" if spec.saved_job_version else "")
-    return f"$ {spec.job.cmd[:40]}"
+    return f"$ {spec.job.cmd[:40] if spec.job is not None else ''}"
 
 
 def _saved_dict(saved: SavedJob) -> dict[str, Any]:
@@ -77,7 +75,7 @@ def saved_group() -> None:
 @click.pass_obj
 def saved_ls(client: Client, as_json: bool) -> None:
     """List saved jobs (latest versions)."""
-    rows = [_saved_dict(s) for s in SavedJobs(client).list()]
+    rows = [_saved_dict(s) for s in client.saved_jobs.list()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -93,7 +91,7 @@ def saved_ls(client: Client, as_json: bool) -> None:
 @click.pass_obj
 def saved_show(client: Client, name: str, version: int) -> None:
     """Show one saved job."""
-    click.echo(json.dumps(_saved_dict(SavedJobs(client).get(name, version=version)), indent=2))
+    click.echo(json.dumps(_saved_dict(client.saved_jobs.get(name, version=version)), indent=2))
 
 
 @saved_group.command("save")
@@ -114,8 +112,9 @@ def saved_save(
     description: str,
 ) -> None:
     """Save a shell command as NAME (a new version when it changed)."""
-    spec = shell_spec(cmd, image=image, env=_env(env), timeout=timeout)
-    saved = SavedJobs(client).save(name, spec, description=description)
+    saved = client.saved_jobs.save_shell(
+        name, cmd, image=image, env=_env(env), timeout=timeout, description=description
+    )
     click.echo(f"saved job {saved.name} v{saved.version}")
 
 
@@ -131,7 +130,7 @@ def saved_run(
     client: Client, name: str, args: tuple[str, ...], version: int, env: tuple[str, ...], image: str | None, wait: bool
 ) -> None:
     """Run a saved job; ARGS are appended to a shell command."""
-    job = SavedJobs(client).run(name, version=version, args=args, env=_env(env), image=image)
+    job = client.saved_jobs.run(name, version=version, args=args, env=_env(env), image=image)
     if not wait:
         click.echo(job.id)
         return
@@ -147,7 +146,7 @@ def saved_run(
 @click.pass_obj
 def saved_rm(client: Client, name: str) -> None:
     """Delete a saved job (every version)."""
-    SavedJobs(client).delete(name)
+    client.saved_jobs.delete(name)
     click.echo(f"deleted saved job {name}")
 
 
@@ -175,7 +174,7 @@ def schedules_ls(client: Client, as_json: bool) -> None:
             "last_fire": _when(s.last_fire.scheduled_at) if s.last_fire else "-",
             "last_outcome": _fire_text(s.last_fire),
         }
-        for s in Schedules(client).list()
+        for s in client.schedules.list()
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -192,8 +191,8 @@ def schedules_ls(client: Client, as_json: bool) -> None:
 @click.pass_obj
 def schedules_show(client: Client, name: str) -> None:
     """Show one schedule."""
-    s = Schedules(client).get(name)
-    overlap = {v: k for k, v in OVERLAP.items()}.get(s.spec.overlap, "skip")
+    s = client.schedules.get(name)
+    overlap = s.spec.overlap
     for key, value in (
         ("name", s.name),
         ("id", s.id),
@@ -214,7 +213,7 @@ def schedules_show(client: Client, name: str) -> None:
 @click.pass_obj
 def schedules_pause(client: Client, name: str) -> None:
     """Stop firing until resumed."""
-    Schedules(client).pause(name)
+    client.schedules.pause(name)
     click.echo(f"schedule {name}: paused")
 
 
@@ -223,7 +222,7 @@ def schedules_pause(client: Client, name: str) -> None:
 @click.pass_obj
 def schedules_resume(client: Client, name: str) -> None:
     """Fire again (fires that fell in the pause are not caught up)."""
-    schedule = Schedules(client).resume(name)
+    schedule = client.schedules.resume(name)
     click.echo(f"schedule {name}: next fire {_when(schedule.next_fire_at)}")
 
 
@@ -233,12 +232,12 @@ def schedules_resume(client: Client, name: str) -> None:
 @click.pass_obj
 def schedules_trigger(client: Client, name: str, wait: bool) -> None:
     """Fire now; print the job id."""
-    fire = Schedules(client).trigger(name)
+    fire = client.schedules.trigger(name)
     if fire.job_id is None:
         raise click.ClickException(f"schedule {name}: the fire {fire.outcome}: {fire.reason}")
     click.echo(fire.job_id)
     if wait:
-        status = Job(client, fire.job_id).wait()
+        status = client.job(fire.job_id).wait()
         click.echo(f"job {fire.job_id}: {status.value}")
 
 
@@ -248,7 +247,7 @@ def schedules_trigger(client: Client, name: str, wait: bool) -> None:
 @click.pass_obj
 def schedules_preview(client: Client, name: str, count: int) -> None:
     """Print the next fire times (UTC, with jitter)."""
-    for moment in Schedules(client).preview(name, count=count):
+    for moment in client.schedules.preview(name, count=count):
         click.echo(_when(moment))
 
 
@@ -259,7 +258,7 @@ def schedules_preview(client: Client, name: str, count: int) -> None:
 @click.pass_obj
 def schedules_history(client: Client, name: str, limit: int, as_json: bool) -> None:
     """Fires, newest first, with their jobs and outcomes."""
-    fires = Schedules(client).history(name, limit=limit)
+    fires = client.schedules.history(name, limit=limit)
     rows: list[dict[str, Any]] = [
         {
             "scheduled_at": _when(f.scheduled_at),
@@ -287,7 +286,7 @@ def schedules_history(client: Client, name: str, limit: int, as_json: bool) -> N
 @click.pass_obj
 def schedules_rm(client: Client, name: str) -> None:
     """Delete a schedule and its history (its jobs stay)."""
-    Schedules(client).delete(name)
+    client.schedules.delete(name)
     click.echo(f"deleted schedule {name}")
 
 
@@ -304,7 +303,7 @@ def apply_command(client: Client, file: str, dry_run: bool) -> None:
     """Create or update the saved jobs and schedules declared in a TOML FILE.
 
     Prints the differences first; applying the same file twice changes nothing."""
-    changes = plan(client, load(file))
+    changes = plan(client.transport, load(file))
     for change in changes:
         mark, colour = _STYLE[change.action]
         click.secho(f"{mark} {change.kind} {change.name}: {change.action}", fg=colour)

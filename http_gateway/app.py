@@ -31,13 +31,13 @@ from starlette.types import Receive, Scope, Send
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
+from cloudpipe_sdk._channel import open_aio_channel
 from http_gateway import job_json, multyvac, ui
 from http_gateway.config import GatewaySettings
 from http_gateway.multyvac import ApiError, Reply
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 256 << 20  # as the server's limit
 NOT_FOUND = Reply(404, multyvac.TEXT, b"404 page not found\n")
 
 Handler = Callable[[Request], Awaitable[Reply]]
@@ -86,16 +86,7 @@ class Gateway:
         self._stub: Any = None
 
     async def open(self) -> None:
-        options = [
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ]
-        if self._settings.server_tls_ca:
-            with open(self._settings.server_tls_ca, "rb") as handle:
-                credentials = grpc.ssl_channel_credentials(root_certificates=handle.read())
-            self._channel = grpc.aio.secure_channel(self._settings.server, credentials, options=options)
-        else:
-            self._channel = grpc.aio.insecure_channel(self._settings.server, options=options)
+        self._channel = open_aio_channel(self._settings.server, self._settings.server_tls_ca)
         self._stub = pb_grpc.JobServiceStub(self._channel)  # type: ignore[no-untyped-call]
         log.info("gateway for gRPC server %s", self._settings.server)
 

@@ -92,7 +92,7 @@ def test_two_watchers_see_the_same_output(client: Client) -> None:
 
 
 def client_key(client: Client) -> str:
-    return dict(client._metadata)["authorization"].removeprefix("Bearer ")
+    return dict(client.transport.metadata)["authorization"].removeprefix("Bearer ")
 
 
 def test_signals_reach_the_job(client: Client) -> None:

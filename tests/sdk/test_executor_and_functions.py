@@ -66,8 +66,8 @@ def test_decorated_function_runs_here_remote_and_mapped(client: Client) -> None:
         return open("/proc/self/cgroup").read()
 
     spec = where.remote().snapshot.spec
-    assert spec.name == "decorated" and spec.resources.memory_bytes == 256 << 20
-    assert spec.max_runtime.seconds == 60
+    assert spec.name == "decorated" and spec.memory == 256 << 20
+    assert spec.timeout == 60
 
 
 def test_retries_call_the_function_again_in_the_same_job(client: Client) -> None:

@@ -23,11 +23,16 @@ from cloudpipe_sdk import (
     InvalidRequest,
     Job,
     JobFailed,
+    JobSpec,
     JobStatus,
     NotFound,
+    ProtocolError,
+    ResourceExhausted,
+    ServerError,
     Timeout,
     Unavailable,
 )
+from cloudpipe_sdk._convert import snapshot_from_pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["JobService"]
 
@@ -116,6 +121,9 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Server]:
         (grpc.StatusCode.FAILED_PRECONDITION, InvalidRequest),
         (grpc.StatusCode.DEADLINE_EXCEEDED, Timeout),
         (grpc.StatusCode.INTERNAL, CloudpipeError),
+        (grpc.StatusCode.INTERNAL, ServerError),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, ResourceExhausted),
+        (grpc.StatusCode.UNIMPLEMENTED, ProtocolError),
     ],
 )
 def test_status_codes_become_typed_errors(server: Server, code: grpc.StatusCode, error: type[Exception]) -> None:
@@ -173,8 +181,8 @@ def test_a_retried_submit_sends_the_same_idempotency_keys(server: Server) -> Non
 
 def test_many_jobs_go_in_batches_with_distinct_keys(server: Server) -> None:
     client = server.client()
-    specs = [pb.JobSpec(cmd=f"echo {i}") for i in range(600)]
-    pending = server.run(lambda: client._submit_specs(specs))
+    specs = [JobSpec(cmd=f"echo {i}") for i in range(600)]
+    pending = server.run(lambda: client._submit(specs))
     sizes: list[int] = []
     keys: set[str] = set()
     for start in (0, 250, 500):
@@ -193,7 +201,7 @@ def test_stdin_written_around_an_attach_reconnect_reaches_the_new_connection(
     from cloudpipe_sdk import _stream
 
     client = server.client()
-    session = _stream.Attachment(client, 9)
+    session = _stream.Attachment(client.transport, 9)
     attach = SERVICE.methods_by_name["Attach"]
     real_sleep = time.sleep
 
@@ -226,7 +234,7 @@ def test_stdin_written_around_an_attach_reconnect_reaches_the_new_connection(
 
 
 def test_exception_raises_errors_of_waiting_instead_of_returning_them(server: Server) -> None:
-    job = Job(server.client(), 5)
+    job = server.client().job(5)
     pending = server.run(job.exception)
     _, _, wait = server.channel.take_unary_stream(SERVICE.methods_by_name["Wait"])
     wait.terminate((), grpc.StatusCode.UNAUTHENTICATED, "key revoked")
@@ -235,7 +243,7 @@ def test_exception_raises_errors_of_waiting_instead_of_returning_them(server: Se
 
 
 def test_exception_returns_the_jobs_own_failure(server: Server) -> None:
-    job = Job(server.client(), 5)
+    job = server.client().job(5)
     pending = server.run(job.exception)
     _, _, wait = server.channel.take_unary_stream(SERVICE.methods_by_name["Wait"])
     wait.send_response(pb.JobStatusEvent(id=5, status=pb.JOB_STATUS_ERROR))
@@ -258,14 +266,14 @@ def test_an_abandoned_map_stops_killing_its_jobs_at_the_first_unavailable(server
 
 
 def test_a_finished_job_gives_its_result_at_once_even_with_timeout_zero(server: Server) -> None:
-    job = Job(server.client(), 5, pb.Job(id=5, status=pb.JOB_STATUS_DONE, result=b"hi\n"))
+    job = Job(server.client().transport, 5, snapshot_from_pb(pb.Job(id=5, status=pb.JOB_STATUS_DONE, result=b"hi\n")))
     assert server.run(lambda: job.result(timeout=0)).result(timeout=5) == b"hi\n"
     assert server.run(lambda: job.wait(timeout=0)).result(timeout=5) is JobStatus.DONE
     assert server.timeouts == []  # no call made
 
 
 def test_waiting_without_timeout_gives_up_after_retry_for_of_unavailability(server: Server) -> None:
-    job = Job(server.client(retry_for=0.5), 5)
+    job = server.client(retry_for=0.5).job(5)
     pending = server.run(job.result)
 
     def always_down() -> None:
@@ -292,3 +300,32 @@ def test_an_executor_fails_its_pending_futures_when_the_server_stays_away(server
     threading.Thread(target=always_down, daemon=True).start()
     assert isinstance(future.exception(timeout=10), Unavailable)
     executor.shutdown()
+
+
+def test_every_status_code_has_a_typed_error() -> None:
+    from cloudpipe_sdk._errors import _CODES
+
+    assert set(_CODES) == set(grpc.StatusCode) - {grpc.StatusCode.OK}
+    assert all(cls is not CloudpipeError for cls in _CODES.values())
+
+
+def test_answers_this_sdk_cannot_read_raise_protocol_error() -> None:
+    from cloudpipe_sdk._convert import event_from_pb
+    from cloudpipe_sdk._serialize import load_envelope
+
+    with pytest.raises(ProtocolError):
+        snapshot_from_pb(pb.Job(id=1, status=99))  # a status a newer server added
+    with pytest.raises(ProtocolError):
+        event_from_pb(pb.AttachEvent())  # an event this SDK does not know
+    with pytest.raises(ProtocolError):
+        load_envelope(b"not a pickle", 1)
+    with pytest.raises(ProtocolError):
+        load_envelope(__import__("cloudpickle").dumps([1, 2]), 1)
+
+
+def test_a_server_returning_the_wrong_number_of_ids_is_refused(server: Server) -> None:
+    client = server.client()
+    pending = server.run(lambda: client.shell("echo once"))
+    server.answer("Submit", pb.SubmitResponse(ids=[1, 2]))
+    with pytest.raises(ProtocolError, match="2 ids for 1 jobs"):
+        pending.result(timeout=10)

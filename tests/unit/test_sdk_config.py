@@ -108,7 +108,7 @@ def test_the_client_uses_the_profile(config_file: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("CLOUDPIPE_CONFIG", str(config_file))
     with Client() as client:
         assert client.address == "localhost:7000"
-        assert client._metadata == (("authorization", "Bearer local-key"),)
+        assert client.transport.metadata == (("authorization", "Bearer local-key"),)
 
 
 def test_config_set_never_leaves_the_key_in_a_readable_file(tmp_path: Path) -> None:

@@ -1,0 +1,191 @@
+"""The SDK's own data types: what a job is (`JobSpec`), what it was last seen doing
+(`JobSnapshot`), saved jobs, schedules and their fires, and the events of a live job.
+All are frozen dataclasses; the protobuf messages they come from stay inside the SDK
+(`cloudpipe_sdk._convert` is the only bridge).
+
+Example::
+
+    job = client.shell("echo hi", name="greeting")
+    job.result()
+    job.snapshot.spec.name          # "greeting"
+    job.snapshot.status             # JobStatus.DONE
+    job.snapshot.stdout             # b"hi\\n"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from cloudpipe_sdk._status import JobStatus
+
+ResultType = Literal["binary", "pickle"]
+StreamName = Literal["stdout", "stderr"]
+Overlap = Literal["skip", "allow", "buffer_one", "cancel_previous"]
+Catchup = Literal["skip", "run_once", "run_all"]
+OVERLAPS: tuple[Overlap, ...] = ("skip", "allow", "buffer_one", "cancel_previous")
+CATCHUPS: tuple[Catchup, ...] = ("skip", "run_once", "run_all")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a job runs and how: as submitted, saved or scheduled. `JobOptions` builds
+    them (`client.shell`, `client.submit`, saved jobs, schedules and `cloudpipe apply`
+    all use it); zero values mean the server's default.
+
+    `timeout` is the longest run time in seconds (None: the server's); `memory` is in
+    bytes; `serializer` and `client_python` are set for Python function jobs (whose
+    pickled call is `stdin`); `saved_job`, `saved_job_version` and `schedule_id` are
+    set by the server for runs of saved jobs and schedules.
+    """
+
+    cmd: str
+    name: str = ""
+    image: str = ""
+    stdin: bytes = b""
+    env: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    result_source: str = "stdout"
+    result_type: ResultType = "binary"
+    timeout: float | None = None
+    cpus: float = 0.0
+    memory: int = 0
+    network: bool = False
+    restartable: bool = False
+    fresh_container: bool = False
+    interactive: bool = False
+    depends_on: tuple[int, ...] = ()
+    serializer: str = ""
+    client_python: str = ""
+    idempotency_key: str = ""
+    saved_job: str = ""
+    saved_job_version: int = 0
+    schedule_id: str = ""
+
+    @property
+    def is_function(self) -> bool:
+        """Whether this is a Python function job (a pickled call on stdin)."""
+        return bool(self.serializer)
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A job as the server last described it. Times are UTC; `return_code` is None
+    until the container exited; `runtime` is the container's run time once it ended."""
+
+    id: int
+    status: JobStatus
+    spec: JobSpec
+    account: str = ""
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    return_code: int | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""
+    result: bytes = b""
+    reason: str = ""
+    runtime: timedelta | None = None
+    queue_delay: timedelta | None = None
+    kill_requested: bool = False
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class SavedJob:
+    """One version of a saved job. `spec` is the stored job spec."""
+
+    name: str
+    version: int
+    description: str
+    created_at: datetime
+    spec: JobSpec
+
+    @property
+    def is_function(self) -> bool:
+        return self.spec.is_function
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A schedule's definition: run `saved_job` (at `saved_job_version`, 0 = the latest
+    at each fire) or the inline `job` at the times of `cron` in `timezone`. `jitter` and
+    `catchup_window` are in seconds. Build one with `client.schedules.spec(...)`."""
+
+    name: str
+    cron: str
+    timezone: str = "UTC"
+    saved_job: str | None = None
+    job: JobSpec | None = None
+    saved_job_version: int = 0
+    jitter: float = 0.0
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    overlap: Overlap = "skip"
+    catchup: Catchup = "run_once"
+    catchup_window: float = 3600.0
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Fire:
+    """One fire of a schedule: when, what happened (`outcome`: pending, buffered,
+    running, finished, skipped or failed), and its job."""
+
+    scheduled_at: datetime
+    due_at: datetime
+    recorded_at: datetime
+    outcome: str
+    job_id: int | None
+    job_status: str
+    reason: str
+    manual: bool
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule as stored. `spec` is the definition; `next_fire_at` is None once it
+    has ended."""
+
+    id: str
+    name: str
+    paused: bool
+    next_fire_at: datetime | None
+    last_fire: Fire | None
+    spec: ScheduleSpec
+
+
+# -- events of a live job (Job.stream(), Job.attach()) ---------------------------------
+
+
+@dataclass(frozen=True)
+class Output:
+    """Bytes the job wrote to `stream`, starting `offset` bytes into it."""
+
+    stream: StreamName
+    offset: int
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    status: JobStatus
+    reason: str
+
+
+@dataclass(frozen=True)
+class Exit:
+    """The job ended; always the last event of a stream."""
+
+    status: JobStatus
+    return_code: int | None
+    reason: str
+
+
+Event = Output | StatusChange | Exit
