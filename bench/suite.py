@@ -83,7 +83,8 @@ def function_spec(x: int) -> pb.JobSpec:
 
 
 def submit_raw(client: Client, specs: list[pb.JobSpec]) -> list[int]:
-    return list(client._stub.Submit(pb.SubmitRequest(jobs=specs), metadata=client._metadata, timeout=120).ids)
+    stub, metadata = client.transport.stub("jobs"), client.transport.metadata
+    return list(stub.Submit(pb.SubmitRequest(jobs=specs), metadata=metadata, timeout=120).ids)
 
 
 def cold(client: Client, runs: int) -> tuple[list[float], list[float]]:
@@ -110,7 +111,9 @@ def warm_latency(client: Client, calls: int) -> tuple[list[float], list[float]]:
         assert job.result(timeout=60) == i + 1
         took = time.perf_counter() - began
         latency.append(took)
-        overhead.append(took - job.snapshot.runtime.ToTimedelta().total_seconds())
+        runtime = job.snapshot.runtime
+        assert runtime is not None
+        overhead.append(took - runtime.total_seconds())
     return latency, overhead
 
 
@@ -133,7 +136,8 @@ def throughput(server: ServerProcess, client: Client, tasks: int, deadline_s: fl
     values = []
     for start in range(0, len(ids), 5000):
         chunk = ids[start : start + 5000]
-        response = client._stub.List(pb.ListJobsRequest(ids=chunk, limit=len(chunk)), metadata=client._metadata)
+        request = pb.ListJobsRequest(ids=chunk, limit=len(chunk))
+        response = client.transport.stub("jobs").List(request, metadata=client.transport.metadata)
         values += [cloudpickle.loads(j.result)["value"] for j in response.jobs if j.status == pb.JOB_STATUS_DONE]
     elapsed = time.perf_counter() - began
     return len(values) / elapsed, queued_rss, len(values)

@@ -109,3 +109,13 @@ def test_schedules_ls_shows_next_fire_and_last_outcome(server: ServerProcess, cl
     assert missing.exit_code == 3 and "no schedule named 'no-such-schedule'" in missing.output
     assert cloudpipe(server, "schedules", "rm", name).exit_code == 0
     assert cloudpipe(server, "saved", "rm", name).exit_code == 0
+
+
+def test_apply_reads_job_options_as_job_options_do(server: ServerProcess, client: Client, tmp_path: Path) -> None:
+    name = f"sized-{secrets.token_hex(3)}"
+    path = tmp_path / "sized.toml"
+    path.write_text(f'[saved_jobs.{name}]\ncmd = "true"\nmemory = "512M"\ncpus = 1\n')
+    applied = cloudpipe(server, "apply", str(path))
+    assert applied.exit_code == 0, applied.output
+    assert client.saved_jobs.get(name).spec == client.options.merged(memory="512M", cpus=1).shell_spec("true")
+    assert "0 to create, 0 to update, 1 unchanged" in cloudpipe(server, "apply", str(path)).output

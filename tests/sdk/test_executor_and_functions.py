@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 
 import pytest
 
@@ -113,3 +114,12 @@ def test_unknown_serializer_and_options_are_refused_before_submitting(client: Cl
         client.with_options(gpus=1)
     with pytest.raises(InvalidRequest, match="memory"):
         client.with_options(memory="lots")
+
+
+def test_saved_functions_use_the_chosen_serializer_and_retries(client: Client) -> None:
+    name = f"saved-pow-{time.monotonic_ns()}"
+    saved = client.with_options(serializer="dill", retries=2).saved_jobs.save_function(name, pow, args=(2, 5))
+    assert saved.spec.serializer == "dill" and saved.spec.env["CLOUDPIPE_RETRIES"] == "2" and saved.spec.restartable
+    assert client.saved_jobs.run(name).result(timeout=60) == 32
+    assert client.saved_jobs.run(name, args=(3, 2)).result(timeout=60) == 9  # re-pickled with dill
+    client.saved_jobs.delete(name)
