@@ -25,12 +25,9 @@ Example::
 from __future__ import annotations
 
 import builtins
-import sys
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ALL_COMPLETED
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from grpc import aio
 
@@ -39,10 +36,7 @@ from cloudpipe_sdk._aio_job import AsyncJob
 from cloudpipe_sdk._aio_waiting import AsyncDoneAndNotDone, as_completed, map_results, wait
 from cloudpipe_sdk._base import BaseClient, starred, zipped
 from cloudpipe_sdk._config import ClientConfig
-from cloudpipe_sdk._mapping import MapResults
-from cloudpipe_sdk._progress import wanted
 from cloudpipe_sdk._schedules import AsyncSavedJobs, AsyncSchedules
-from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._transport import AsyncTransport
 from cloudpipe_sdk._types import JobSpec
 
@@ -146,21 +140,10 @@ class AsyncClient(BaseClient[AsyncTransport]):
         return self._map(fn, starred(iterable), chunksize, timeout, return_exceptions, progress, options)
 
     async def _map(
-        self,
-        fn: Callable[..., Any],
-        calls_: Sequence[tuple[Any, ...]],
-        chunksize: int | None,
-        timeout: float | None,
-        return_exceptions: bool,
-        progress: bool | None,
-        options: dict[str, Any],
+        self, fn: Callable[..., Any], calls_: Sequence[tuple[Any, ...]], *settings: Any
     ) -> AsyncIterator[Any]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        specs, counts = self._map_specs(fn, calls_, chunksize, options)
-        jobs = await self._submit(specs)
-        results = MapResults(jobs, counts, chunked=(chunksize or 1) > 1, return_exceptions=return_exceptions)
-        show = wanted(progress, sys.stderr)
-        async for value in map_results(self.transport, results, deadline=deadline, timeout=timeout, show_progress=show):
+        plan = self._map_plan(fn, calls_, *settings)
+        async for value in map_results(self.transport, plan.results(await self._submit(plan.specs))):
             yield value
 
     # -- waiting -----------------------------------------------------------------------------
@@ -193,28 +176,10 @@ class AsyncClient(BaseClient[AsyncTransport]):
         snapshot = await self.transport.call(calls.get_job(job_id))
         return AsyncJob(self.transport, job_id, snapshot)
 
-    async def list(
-        self,
-        *,
-        ids: Sequence[int] = (),
-        names: Sequence[str] = (),
-        statuses: Sequence[JobStatus | str] = (),
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        limit: int = 100,
-        newest_first: bool = True,
-    ) -> builtins.list[AsyncJob]:
+    async def list(self, **filters: Unpack[calls.ListFilters]) -> builtins.list[AsyncJob]:
         """As `Client.list`."""
-        rpc = calls.list_jobs(
-            ids=ids,
-            names=names,
-            statuses=statuses,
-            created_after=created_after,
-            created_before=created_before,
-            limit=limit,
-            newest_first=newest_first,
-        )
-        return [AsyncJob(self.transport, snapshot.id, snapshot) for snapshot in await self.transport.call(rpc)]
+        snapshots = await self.transport.call(calls.list_jobs(**filters))
+        return [AsyncJob(self.transport, snapshot.id, snapshot) for snapshot in snapshots]
 
     async def kill(self, job_id: int) -> AsyncJob:
         """As `Client.kill`."""

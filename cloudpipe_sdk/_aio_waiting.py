@@ -146,19 +146,12 @@ async def wait(
     return AsyncDoneAndNotDone(done, unique - done)
 
 
-async def map_results(
-    transport: AsyncTransport,
-    results: MapResults[AsyncJob],
-    *,
-    deadline: float | None,
-    timeout: float | None,
-    show_progress: bool,
-) -> AsyncIterator[Any]:
+async def map_results(transport: AsyncTransport, results: MapResults[AsyncJob]) -> AsyncIterator[Any]:
     """As `cloudpipe_sdk._mapping.map_results`, for asyncio."""
-    jobs = results.jobs
+    jobs, (deadline, timeout) = results.jobs, (results.plan.deadline, results.plan.timeout)
     completed = False
     try:
-        with progress_bar(len(jobs), enabled=show_progress, description="map") as tracker:
+        with progress_bar(len(jobs), enabled=results.plan.show_progress, description="map") as tracker:
             async with Watch(transport, [job.id for job in jobs], timeout) as watch:
                 for index, job in enumerate(jobs):
                     while job.id not in results.finished:

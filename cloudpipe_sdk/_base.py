@@ -6,13 +6,17 @@ request. The two clients differ only in how they do I/O (their transports).
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from cloudpipe_sdk._config import ClientConfig, resolve_config
 from cloudpipe_sdk._errors import InvalidRequest
+from cloudpipe_sdk._mapping import MapPlan
 from cloudpipe_sdk._options import JobOptions, qualname
+from cloudpipe_sdk._progress import wanted
 from cloudpipe_sdk._serialize import check_serializer
 from cloudpipe_sdk._types import JobSpec
 
@@ -111,23 +115,40 @@ class BaseClient(Generic[TransportT]):
     def _function_spec(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> JobSpec:
         return self.options.function_spec(fn, args, kwargs)
 
-    def _map_specs(
-        self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], chunksize: int | None, options: dict[str, Any]
-    ) -> tuple[list[JobSpec], list[int]]:
-        """One spec per call, or per chunk of `chunksize` calls (run as
-        `list(map(fn, ...))` in the runner); and how many calls each spec makes."""
+    def _map_plan(
+        self,
+        fn: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        chunksize: int | None,
+        timeout: float | None,
+        return_exceptions: bool,
+        progress: bool | None,
+        options: dict[str, Any],
+    ) -> MapPlan:
+        """The specs of a map: one per call, or per chunk of `chunksize` calls (run as
+        `list(map(fn, ...))` in the runner); and how to collect their results."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         size = chunksize or 1
         if size < 1:
             raise InvalidRequest(f"chunksize: must be at least 1, got {chunksize}")
         job_options = self.options.merged(**options)
         chunks = [calls[start : start + size] for start in range(0, len(calls), size)]
         if size == 1:
-            return [job_options.function_spec(fn, chunk[0], {}) for chunk in chunks], [1] * len(chunks)
-        specs = []
-        for chunk in chunks:
-            spec = job_options.function_spec(list, (map(fn, *_columns(chunk)),), {})
-            specs.append(replace(spec, tags={**spec.tags, "function": qualname(fn)}))
-        return specs, [len(chunk) for chunk in chunks]
+            specs = [job_options.function_spec(fn, chunk[0], {}) for chunk in chunks]
+        else:
+            specs = []
+            for chunk in chunks:
+                spec = job_options.function_spec(list, (map(fn, *_columns(chunk)),), {})
+                specs.append(replace(spec, tags={**spec.tags, "function": qualname(fn)}))
+        return MapPlan(
+            specs,
+            [len(chunk) for chunk in chunks],
+            chunked=size > 1,
+            return_exceptions=return_exceptions,
+            deadline=deadline,
+            timeout=timeout,
+            show_progress=wanted(progress, sys.stderr),
+        )
 
 
 def zipped(iterables: Sequence[Iterable[Any]]) -> list[tuple[Any, ...]]:

@@ -4,11 +4,8 @@ building come from `BaseClient`, I/O from its `Transport`, the rest from the hel
 from __future__ import annotations
 
 import builtins
-import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, Unpack, overload
 
 import grpc
 
@@ -18,10 +15,8 @@ from cloudpipe_sdk._config import ClientConfig
 from cloudpipe_sdk._executor import CloudpipeExecutor
 from cloudpipe_sdk._function import RemoteFunction
 from cloudpipe_sdk._job import Job
-from cloudpipe_sdk._mapping import MapResults, map_results
-from cloudpipe_sdk._progress import wanted
+from cloudpipe_sdk._mapping import map_results
 from cloudpipe_sdk._schedules import SavedJobs, Schedules
-from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._transport import Transport
 from cloudpipe_sdk._types import JobSpec
 
@@ -178,23 +173,10 @@ class Client(BaseClient[Transport]):
         """
         return self._map(fn, starred(iterable), chunksize, timeout, return_exceptions, progress, options)
 
-    def _map(
-        self,
-        fn: Callable[..., Any],
-        calls_: Sequence[tuple[Any, ...]],
-        chunksize: int | None,
-        timeout: float | None,
-        return_exceptions: bool,
-        progress: bool | None,
-        options: dict[str, Any],
-    ) -> Iterator[Any]:
+    def _map(self, fn: Callable[..., Any], calls_: Sequence[tuple[Any, ...]], *settings: Any) -> Iterator[Any]:
         """Submit every job now; an iterator of the results in call order."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        specs, counts = self._map_specs(fn, calls_, chunksize, options)
-        jobs = self._submit(specs)
-        results = MapResults(jobs, counts, chunked=(chunksize or 1) > 1, return_exceptions=return_exceptions)
-        show = wanted(progress, sys.stderr)
-        return map_results(self.transport, results, deadline=deadline, timeout=timeout, show_progress=show)
+        plan = self._map_plan(fn, calls_, *settings)
+        return map_results(self.transport, plan.results(self._submit(plan.specs)))
 
     def executor(self, **options: Any) -> CloudpipeExecutor:
         """A `concurrent.futures.Executor` whose workers are Cloudpipe jobs (with these
@@ -247,33 +229,17 @@ class Client(BaseClient[Transport]):
         """The job with this id (NotFound if it is not in your account)."""
         return Job(self.transport, job_id, self.transport.call(calls.get_job(job_id)))
 
-    def list(
-        self,
-        *,
-        ids: Sequence[int] = (),
-        names: Sequence[str] = (),
-        statuses: Sequence[JobStatus | str] = (),
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        limit: int = 100,
-        newest_first: bool = True,
-    ) -> builtins.list[Job]:
-        """Your jobs matching every filter, newest first by default.
+    def list(self, **filters: Unpack[calls.ListFilters]) -> builtins.list[Job]:
+        """Your jobs matching every filter (`ids`, `names`, `statuses`, `created_after`,
+        `created_before`), at most `limit` (100), newest first unless `newest_first=False`.
 
         Example::
 
             client.list(statuses=["error", "stalled"], limit=10)
         """
-        rpc = calls.list_jobs(
-            ids=ids,
-            names=names,
-            statuses=statuses,
-            created_after=created_after,
-            created_before=created_before,
-            limit=limit,
-            newest_first=newest_first,
-        )
-        return [Job(self.transport, snapshot.id, snapshot) for snapshot in self.transport.call(rpc)]
+        return [
+            Job(self.transport, snapshot.id, snapshot) for snapshot in self.transport.call(calls.list_jobs(**filters))
+        ]
 
     def kill(self, job_id: int) -> Job:
         """Kill a job; a finished job is left as it is."""

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import TypedDict, Unpack
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_sdk._convert import STATUS_TO_PB, snapshot_from_pb, spec_to_pb
@@ -37,28 +38,36 @@ def queue_stats() -> Rpc[dict[str, int]]:
     return Rpc("jobs", "QueueStats", pb.QueueStatsRequest(), lambda response: dict(response.counts))
 
 
-def list_jobs(
-    *,
-    ids: Sequence[int] = (),
-    names: Sequence[str] = (),
-    statuses: Sequence[JobStatus | str] = (),
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    limit: int = 100,
-    newest_first: bool = True,
-) -> Rpc[list[JobSnapshot]]:
-    """Jobs matching every filter (see `Client.list`)."""
+class ListFilters(TypedDict, total=False):
+    """The filters of `Client.list` / `AsyncClient.list`; every one given must match.
+    `limit` defaults to 100, `newest_first` to True."""
+
+    ids: Sequence[int]
+    names: Sequence[str]
+    statuses: Sequence[JobStatus | str]
+    created_after: datetime | None
+    created_before: datetime | None
+    limit: int
+    newest_first: bool
+
+
+def list_jobs(**filters: Unpack[ListFilters]) -> Rpc[list[JobSnapshot]]:
+    """Jobs matching every filter, newest first by default."""
     try:
-        wanted = [STATUS_TO_PB[JobStatus(s)] for s in statuses]
+        wanted = [STATUS_TO_PB[JobStatus(s)] for s in filters.get("statuses", ())]
     except ValueError as exc:
         raise InvalidRequest(f"statuses: {exc}; statuses: {', '.join(s.value for s in JobStatus)}") from None
     request = pb.ListJobsRequest(
-        ids=list(ids), names=list(names), statuses=wanted, limit=limit, newest_first=newest_first
+        ids=list(filters.get("ids", ())),
+        names=list(filters.get("names", ())),
+        statuses=wanted,
+        limit=filters.get("limit", 100),
+        newest_first=filters.get("newest_first", True),
     )
-    if created_after is not None:
-        request.created_after.FromDatetime(created_after)
-    if created_before is not None:
-        request.created_before.FromDatetime(created_before)
+    if (after := filters.get("created_after")) is not None:
+        request.created_after.FromDatetime(after)
+    if (before := filters.get("created_before")) is not None:
+        request.created_before.FromDatetime(before)
     return Rpc("jobs", "List", request, lambda response: [snapshot_from_pb(job) for job in response.jobs])
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
@@ -20,7 +21,7 @@ from cloudpipe_sdk._errors import CloudpipeError, Timeout, Unavailable
 from cloudpipe_sdk._job_calls import FETCH_BATCH, kill_job
 from cloudpipe_sdk._outcome import outcome
 from cloudpipe_sdk._progress import Tracker, progress_bar
-from cloudpipe_sdk._types import JobSnapshot
+from cloudpipe_sdk._types import JobSnapshot, JobSpec
 from cloudpipe_sdk._waiting import Watcher, fetch
 
 if TYPE_CHECKING:
@@ -36,14 +37,33 @@ class _Handle(Protocol):
 H = TypeVar("H", bound=_Handle)
 
 
+@dataclass(frozen=True)
+class MapPlan:
+    """A map before it is submitted: its specs, how many calls each makes, and how its
+    results are collected (`BaseClient._map_plan` makes it)."""
+
+    specs: list[JobSpec]
+    counts: list[int]
+    chunked: bool
+    return_exceptions: bool
+    deadline: float | None
+    timeout: float | None
+    show_progress: bool
+
+    def results(self, jobs: Sequence[H]) -> MapResults[H]:
+        """The bookkeeping of the map, once submitted as `jobs`."""
+        return MapResults(jobs, self)
+
+
 class MapResults(Generic[H]):
     """The jobs of one map, in call order, and what has become of them."""
 
-    def __init__(self, jobs: Sequence[H], counts: Sequence[int], *, chunked: bool, return_exceptions: bool):
+    def __init__(self, jobs: Sequence[H], plan: MapPlan) -> None:
         self.jobs = list(jobs)
-        self._counts = counts
-        self._chunked = chunked
-        self._return_exceptions = return_exceptions
+        self.plan = plan
+        self._counts = plan.counts
+        self._chunked = plan.chunked
+        self._return_exceptions = plan.return_exceptions
         self.finished: set[int] = set()
 
     def record(self, events: Sequence[pb.JobStatusEvent], tracker: Tracker) -> None:
@@ -82,20 +102,13 @@ class MapResults(Generic[H]):
         return [job.id for job in self.jobs if job.id not in self.finished]
 
 
-def map_results(
-    transport: Transport,
-    results: MapResults[Job],
-    *,
-    deadline: float | None,
-    timeout: float | None,
-    show_progress: bool,
-) -> Iterator[Any]:
+def map_results(transport: Transport, results: MapResults[Job]) -> Iterator[Any]:
     """The values of a submitted map, in order; abandoned, it kills what is unfinished."""
-    jobs = results.jobs
+    jobs, (deadline, timeout) = results.jobs, (results.plan.deadline, results.plan.timeout)
     watcher: Watcher | None = None
     completed = False
     try:
-        with progress_bar(len(jobs), enabled=show_progress, description="map") as tracker:
+        with progress_bar(len(jobs), enabled=results.plan.show_progress, description="map") as tracker:
             watcher = Watcher(transport, [job.id for job in jobs], timeout=timeout) if jobs else None
             for index, job in enumerate(jobs):
                 while job.id not in results.finished:
