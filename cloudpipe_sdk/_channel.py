@@ -13,7 +13,8 @@ from __future__ import annotations
 import grpc
 from grpc import aio
 
-MAX_MESSAGE_BYTES = 256 << 20  # as the server's limit (cloudpipe_server/rpc/server.py)
+from cloudpipe_common.limits import MAX_MESSAGE_BYTES  # the server's limit too
+
 OPTIONS = (
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
