@@ -23,6 +23,7 @@ from cloudpipe_sdk._types import (
     JobSnapshot,
     JobSpec,
     Output,
+    ResourceUsage,
     SavedJob,
     Schedule,
     ScheduleSpec,
@@ -169,6 +170,14 @@ def snapshot_from_pb(message: pb.Job) -> JobSnapshot:
         reason=message.reason,
         runtime=_optional_duration(message, "runtime"),
         queue_delay=_optional_duration(message, "queue_delay"),
+        overhead_delay=_optional_duration(message, "overhead_delay"),
+        collected=ResourceUsage(
+            cputime_user_ns=message.collected.cputime_user_ns,
+            cputime_system_ns=message.collected.cputime_system_ns,
+            memory_max_usage_bytes=message.collected.memory_max_usage_bytes,
+            memory_failcnt=message.collected.memory_failcnt,
+            oom_killed=message.collected.oom_killed,
+        ),
         kill_requested=message.kill_requested,
         attempts=message.attempts,
     )

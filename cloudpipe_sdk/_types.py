@@ -71,9 +71,22 @@ class JobSpec:
 
 
 @dataclass(frozen=True)
+class ResourceUsage:
+    """What the container used, as the engine sampled it (zeros until measured)."""
+
+    cputime_user_ns: int = 0
+    cputime_system_ns: int = 0
+    memory_max_usage_bytes: int = 0
+    memory_failcnt: int = 0
+    oom_killed: bool = False
+
+
+@dataclass(frozen=True)
 class JobSnapshot:
     """A job as the server last described it. Times are UTC; `return_code` is None
-    until the container exited; `runtime` is the container's run time once it ended."""
+    until the container exited; `runtime` is the container's run time once it ended,
+    `queue_delay` the wait before it started, `overhead_delay` the container's create
+    and start; `collected` what it used."""
 
     id: int
     status: JobStatus
@@ -89,6 +102,8 @@ class JobSnapshot:
     reason: str = ""
     runtime: timedelta | None = None
     queue_delay: timedelta | None = None
+    overhead_delay: timedelta | None = None
+    collected: ResourceUsage = field(default_factory=ResourceUsage)
     kill_requested: bool = False
     attempts: int = 0
 
