@@ -48,8 +48,31 @@ def result_type_from_pb(value: int, where: str) -> ResultType:
     raise InvalidArgument(f"{where}.result_type: unknown result type {value}")
 
 
+def duration_from_pb(value: Duration, field: str) -> timedelta:
+    """A Duration as a timedelta; InvalidArgument naming `field` for one that is not a
+    valid Duration (nanos out of range or of the other sign) or too large for Python."""
+    nanos_ok = -999_999_999 <= value.nanos <= 999_999_999 and not (
+        (value.seconds > 0 and value.nanos < 0) or (value.seconds < 0 and value.nanos > 0)
+    )
+    try:
+        if not nanos_ok:
+            raise ValueError(f"nanos {value.nanos} do not fit seconds {value.seconds}")
+        return value.ToTimedelta()
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgument(f"{field}: not a valid duration: {exc}") from None
+
+
+def timestamp_from_pb(value: Timestamp, field: str) -> datetime:
+    """A Timestamp as an aware UTC datetime; InvalidArgument naming `field` for one out of
+    the Timestamp range (years 1 to 9999, nanos 0 to 999999999)."""
+    try:
+        return value.ToDatetime(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgument(f"{field}: not a valid timestamp: {exc}") from None
+
+
 def spec_from_pb(msg: pb.JobSpec, where: str = "job") -> JobSpec:
-    max_runtime = msg.max_runtime.ToTimedelta() if msg.HasField("max_runtime") else None
+    max_runtime = duration_from_pb(msg.max_runtime, f"{where}.max_runtime") if msg.HasField("max_runtime") else None
     return JobSpec(
         cmd=msg.cmd,
         name=msg.name,
@@ -147,8 +170,10 @@ def query_from_pb(msg: pb.ListJobsRequest) -> JobQuery:
         statuses=tuple(status_from_pb(s, "statuses") for s in msg.statuses),
         after_id=msg.after_id,
         before_id=msg.before_id,
-        created_after=msg.created_after.ToDatetime(UTC) if msg.HasField("created_after") else None,
-        created_before=msg.created_before.ToDatetime(UTC) if msg.HasField("created_before") else None,
+        created_after=timestamp_from_pb(msg.created_after, "created_after") if msg.HasField("created_after") else None,
+        created_before=(
+            timestamp_from_pb(msg.created_before, "created_before") if msg.HasField("created_before") else None
+        ),
         limit=msg.limit,
         newest_first=msg.newest_first,
     )

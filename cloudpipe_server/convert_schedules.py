@@ -8,7 +8,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cloudpipe_proto.v1 import schedules_pb2 as pb
-from cloudpipe_server.convert import spec_from_pb, spec_to_pb
+from cloudpipe_server.convert import duration_from_pb, spec_from_pb, spec_to_pb
 from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.scheduler.models import (
     DEFAULT_CATCHUP_WINDOW,
@@ -96,7 +96,7 @@ def saved_job_to_pb(saved: SavedJob) -> pb.SavedJob:
 def overrides_from_pb(msg: pb.RunOverrides) -> RunOverrides:
     if msg.resources.cpus < 0 or msg.resources.memory_bytes < 0 or msg.resources.pids < 0:
         raise InvalidArgument("overrides.resources: limits must not be negative")
-    max_runtime = msg.max_runtime.ToTimedelta() if msg.HasField("max_runtime") else None
+    max_runtime = duration_from_pb(msg.max_runtime, "overrides.max_runtime") if msg.HasField("max_runtime") else None
     if max_runtime is not None and max_runtime < timedelta(0):
         raise InvalidArgument("overrides.max_runtime: must not be negative")
     return RunOverrides(

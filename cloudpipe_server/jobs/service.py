@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from cloudpipe_server.auth.base import Principal
 from cloudpipe_server.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
@@ -16,6 +16,7 @@ from cloudpipe_server.jobs.attach import AttachEvent, Watch
 from cloudpipe_server.jobs.compat import RunnerCheck
 from cloudpipe_server.jobs.events import JobEvents
 from cloudpipe_server.jobs.runner import JobRunner
+from cloudpipe_server.limits import MAX_JOBS_PER_SUBMIT, check_spec_bounds
 from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Stream
 from cloudpipe_server.store.base import JobStore
 
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LIST_LIMIT = 1000
 MAX_LIST_LIMIT = 9999
-MAX_JOBS_PER_SUBMIT = 10_000
 MAX_JOBS_PER_WATCH = 10_000
 _WATCH_BATCH = 200  # ids per store query while watching many jobs (bounds memory)
 _WATCH_COALESCE = 0.02  # after a wake-up, let jobs finishing together share one query
@@ -34,6 +34,7 @@ _IMAGE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.:/@-]*$")
 
 def validate_spec(spec: JobSpec, where: str = "job") -> JobSpec:
     """Return the spec if it can run, else raise InvalidArgument naming the field."""
+    check_spec_bounds(spec, where)  # sizes first: the checks below scan the strings
     if not spec.cmd.strip():
         raise InvalidArgument(f"{where}.cmd: every job needs a command to execute")
     if "\x00" in spec.cmd:
@@ -50,16 +51,9 @@ def validate_spec(spec: JobSpec, where: str = "job") -> JobSpec:
     for name in spec.env:
         if not _ENV_NAME.match(name):
             raise InvalidArgument(f"{where}.env: {name!r} is not a valid environment variable name")
-    if spec.max_runtime is not None and spec.max_runtime < timedelta(0):
-        raise InvalidArgument(f"{where}.max_runtime: must not be negative")
     for dep in spec.depends_on:
         if dep > MAX_JOB_ID:
             raise InvalidArgument(f"{where}.depends_on: job {dep} not found")
-    resources = spec.resources
-    if resources.cpus < 0 or resources.memory_bytes < 0 or resources.pids < 0:
-        raise InvalidArgument(f"{where}.resources: limits must not be negative")
-    if 0 < resources.memory_bytes < 6 << 20:
-        raise InvalidArgument(f"{where}.resources.memory_bytes: Docker needs at least 6 MiB")
     return spec
 
 

@@ -22,6 +22,7 @@ from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.executors.base import Signal
 from cloudpipe_server.jobs.attach import AttachEvent
 from cloudpipe_server.jobs.service import JobService
+from cloudpipe_server.limits import check_query_size, check_submit_size
 from cloudpipe_server.models import Stream
 from cloudpipe_server.rpc.interceptor import current_principal
 
@@ -31,6 +32,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
         self._service = service
 
     async def Submit(self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext) -> pb.SubmitResponse:
+        check_submit_size(len(request.jobs), request.ByteSize())  # before converting any job
         specs = [spec_from_pb(job, f"jobs[{i}]") for i, job in enumerate(request.jobs)]
         ids = await self._service.submit(current_principal(), specs)
         return pb.SubmitResponse(ids=ids)
@@ -39,6 +41,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
         return job_to_pb(await self._service.get(current_principal(), _id(request.id)))
 
     async def List(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsResponse:
+        check_query_size(len(request.ids), len(request.names))
         jobs = await self._service.list_jobs(current_principal(), query_from_pb(request))
         return pb.ListJobsResponse(jobs=[job_to_pb(job) for job in jobs])
 
