@@ -77,6 +77,7 @@ async def serve(settings: AuthServiceSettings) -> None:
         open_signup=settings.open_signup,
         session_ttl=timedelta(seconds=settings.session_ttl),
         admin_token=settings.admin_token,
+        reserved_names=tuple(name.strip() for name in settings.reserved_names.split(",") if name.strip()),
     )
     service = AccountService(store, PasswordHasher(), limiter, policy, lambda: datetime.now(UTC))
     internal = _uvicorn(

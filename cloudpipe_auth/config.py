@@ -28,6 +28,9 @@ class AuthServiceSettings:
     external_key: str = ""
     admin_token: str = ""  # empty: the admin API is off
     open_signup: bool = True  # POST /v1/accounts and /v2/accounts for anyone
+    # comma-separated names nobody may register, nor lookalikes of them (Admin, admin\n):
+    # the servers' CLOUDPIPE_ADMIN_NAME belongs here when it is not "admin"
+    reserved_names: str = "admin"
     min_password_length: int = 8
     session_ttl: float = 3600.0
     failure_burst: int = 10  # failed attempts allowed at once per account / per source

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,11 +25,11 @@ from cloudpipe_auth.credentials import (
 )
 from cloudpipe_auth.store import Account, AccountStore, ApiKey
 from cloudpipe_common.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from cloudpipe_common.names import ACCOUNT_NAME_RULE, is_reserved, is_valid_account_name
 from cloudpipe_common.ratelimit import FailureLimiter
 
 log = logging.getLogger(__name__)
 
-ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 MAX_PASSWORD = 1024
 MAX_KEY_NAME = 100
 TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is refreshed at most this often
@@ -43,6 +42,9 @@ class Policy:
     open_signup: bool = True
     session_ttl: timedelta = timedelta(hours=1)
     admin_token: str = ""
+    # Names nobody may register, nor anything that looks like them (see auth/names.py):
+    # the servers' admin account, which the auth service must never vouch for.
+    reserved_names: tuple[str, ...] = ("admin",)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class AccountService:
         if not (self._policy.open_signup or by_admin):
             raise PermissionDenied("sign-up is closed: ask an administrator for an account")
         check_account_name(name)
+        if is_reserved(name, self._policy.reserved_names):
+            raise InvalidArgument(f"The account name {name!r} is reserved. Please choose another.")
         self._check_new_password(password)
         account = await self._store.create_account(name, await self._hasher.hash(password), self._clock())
         log.info("account %s created%s", name, " by the admin" if by_admin else "")
@@ -220,5 +224,5 @@ class AccountService:
 
 
 def check_account_name(name: str) -> None:
-    if not ACCOUNT_NAME.match(name):
-        raise InvalidArgument("The account name must be 1-128 characters: letters, digits and . _ @ + - (not first).")
+    if not is_valid_account_name(name):
+        raise InvalidArgument(f"The account name must be {ACCOUNT_NAME_RULE}.")

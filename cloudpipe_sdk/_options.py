@@ -23,7 +23,7 @@ from cloudpipe_sdk._serialize import (
 )
 from cloudpipe_sdk._types import JobSpec
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -142,7 +142,7 @@ def memory_bytes(value: int | str | None) -> int:
         if value < 0:
             raise InvalidRequest(f"memory: must not be negative, got {value}")
         return value
-    match = _SIZE.match(value)
+    match = _SIZE.fullmatch(value)
     if not match:
         raise InvalidRequest(f"memory: {value!r} is not a size like 512M or 2G")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])

@@ -28,8 +28,8 @@ from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._types import Exit, JobSnapshot, Output
 from cloudpipe_sdk._waiting import as_completed
 
-_FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-_AGO = re.compile(r"^(\d+)([smhd])$")
+_FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+_AGO = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _COLOURS = {"done": "green", "error": "red", "killed": "yellow", "stalled": "magenta", "processing": "cyan"}
 
@@ -152,7 +152,7 @@ def submit(
     """
     job_options = {key: value for key, value in options.items() if value is not None}
     job_options.update(env=_pairs(env_pairs, "--env"), tags=_pairs(tag_pairs, "--tag"))
-    if _FUNCTION.match(command) and not force_shell:
+    if _FUNCTION.fullmatch(command) and not force_shell:
         if stdin_file is not None or depends_on:
             raise CommandError("--stdin and --depends-on are for shell commands")
         fn = _load_function(command)
@@ -174,7 +174,7 @@ def submit(
 
 
 def _since(text: str) -> datetime:
-    match = _AGO.match(text)
+    match = _AGO.fullmatch(text)
     if match:
         return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     try:

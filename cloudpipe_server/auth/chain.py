@@ -3,14 +3,17 @@
 
 Only Unauthenticated moves on to the next one; Unavailable and TooManyAttempts end
 the chain, so an auth-service outage is never turned into "wrong key" or "allowed".
-Names in `reserved` (the admin account) cannot be claimed by a later authenticator:
-an auth-service account called "admin" would otherwise share the admin's jobs.
+Names in `reserved` (the admin account), and names that look like them (`Admin`,
+`admin\n`: see names.py), cannot be claimed by a later authenticator: an auth-service
+account called "admin" would otherwise share the admin's jobs. A later authenticator's
+name that is not a valid account name (a trailing newline, say) is refused too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from cloudpipe_common.names import is_reserved, is_valid_account_name
 from cloudpipe_server.auth.base import Authenticator, Principal
 from cloudpipe_server.errors import Unauthenticated
 
@@ -33,8 +36,10 @@ class ChainAuthenticator(Authenticator):
             except Unauthenticated as exc:
                 error = exc
                 continue
-            if principal.account in self._reserved:
-                raise Unauthenticated(f"unable to authenticate account [{principal.account}]")
+            name = principal.account
+            if not is_valid_account_name(name) or is_reserved(name, self._reserved):
+                shown = name if is_valid_account_name(name) else repr(name)  # never a raw newline in a log line
+                raise Unauthenticated(f"unable to authenticate account [{shown}]")
             return principal
         raise error
 

@@ -28,8 +28,8 @@ MAX_JOBS_PER_WATCH = 10_000
 _WATCH_BATCH = 200  # ids per store query while watching many jobs (bounds memory)
 _WATCH_COALESCE = 0.02  # after a wake-up, let jobs finishing together share one query
 MAX_JOB_ID = (1 << 63) - 1  # ids are signed 64-bit in every store; larger ones cannot exist
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_IMAGE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.:/@-]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IMAGE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.:/@-]*")
 
 
 def validate_spec(spec: JobSpec, where: str = "job") -> JobSpec:
@@ -46,10 +46,10 @@ def validate_spec(spec: JobSpec, where: str = "job") -> JobSpec:
     path = spec.result_path
     if path is not None and not path.startswith("/"):
         raise InvalidArgument(f"{where}.result_source: the file path must be absolute, got {path!r}")
-    if spec.image and not _IMAGE.match(spec.image):
+    if spec.image and not _IMAGE.fullmatch(spec.image):
         raise InvalidArgument(f"{where}.image: {spec.image!r} is not a valid Docker image reference")
     for name in spec.env:
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise InvalidArgument(f"{where}.env: {name!r} is not a valid environment variable name")
     for dep in spec.depends_on:
         if dep > MAX_JOB_ID:

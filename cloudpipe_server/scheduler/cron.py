@@ -57,7 +57,7 @@ MAX_JITTER = timedelta(days=1)
 # overflow `datetime`.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
-_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
+_FIELD = re.compile(r"[0-9A-Za-z*/,\-?LW#]+")
 
 
 def parse_timezone(name: str, where: str = "timezone") -> ZoneInfo:
@@ -99,7 +99,7 @@ class CronExpression:
         if text.startswith("@") and text.lower() not in ALIASES:
             names = ", ".join(sorted(ALIASES))
             raise InvalidArgument(f"{where}: unknown alias {text!r}; use one of {names}")
-        if len(fields) not in (5, 6) or not all(_FIELD.match(f) for f in fields):
+        if len(fields) not in (5, 6) or not all(_FIELD.fullmatch(f) for f in fields):
             raise InvalidArgument(
                 f"{where}: {text!r} is not a cron expression: expected 5 fields (minute hour day month weekday)"
                 " or 6 with a leading seconds field"

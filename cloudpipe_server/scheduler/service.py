@@ -32,13 +32,13 @@ from cloudpipe_server.store.base import ScheduleStore
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 MAX_PREVIEW = 1000
 MAX_HISTORY = 1000
 
 
 def validate_name(name: str, where: str = "name") -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidArgument(
             f"{where}: {name!r} is not a valid name: 1-128 letters, digits, '_', '.' or '-',"
             " starting with a letter or digit"

@@ -142,3 +142,27 @@ def test_oversized_fields_of_a_job_are_refused_naming_them(
 def test_too_many_list_ids_are_refused(stub: pb_grpc.JobServiceStub, server: ServerProcess) -> None:
     request = pb.ListJobsRequest(ids=list(range(1, 100_002)))
     assert_invalid(refusal(server, stub.List, request), "ids")
+
+
+# -- item 13: names match as whole strings (`$` accepts a trailing newline) -------------------
+
+
+@pytest.mark.parametrize(
+    ("job", "field"),
+    [(spec(env={"NAME\n": "x"}), "jobs[0].env"), (spec(image="alpine\n"), "jobs[0].image")],
+    ids=["env-name", "image"],
+)
+def test_names_with_a_trailing_newline_are_refused(
+    stub: pb_grpc.JobServiceStub, server: ServerProcess, job: pb.JobSpec, field: str
+) -> None:
+    assert_invalid(refusal(server, stub.Submit, pb.SubmitRequest(jobs=[job])), field)
+
+
+def test_a_saved_job_name_with_a_trailing_newline_is_refused(server: ServerProcess) -> None:
+    from cloudpipe_proto.v1 import schedules_pb2 as spb
+    from cloudpipe_proto.v1 import schedules_pb2_grpc as spb_grpc
+
+    with grpc.insecure_channel(server.address) as channel:
+        saved = spb_grpc.SavedJobServiceStub(channel)
+        request = spb.CreateSavedJobRequest(name="report\n", spec=spec())
+        assert_invalid(refusal(server, saved.Create, request), "name")
