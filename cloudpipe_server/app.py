@@ -19,10 +19,11 @@ from grpc_health.v1 import health
 from cloudpipe_common.ratelimit import FailureLimiter, LimiterConfig
 from cloudpipe_server.auth import AnonymousAuthenticator, Authenticator, ChainAuthenticator, StaticAdminAuthenticator
 from cloudpipe_server.config import Settings
-from cloudpipe_server.errors import InvalidArgument
+from cloudpipe_server.errors import FailedPrecondition
 from cloudpipe_server.executors.base import Executor, Limits
 from cloudpipe_server.executors.docker import DockerConfig, DockerExecutor
 from cloudpipe_server.executors.warm import PooledDockerExecutor, WarmConfig, parse_prewarm
+from cloudpipe_server.identity import IdentityLease
 from cloudpipe_server.jobs.attach import Watch
 from cloudpipe_server.jobs.compat import RunnerCheck
 from cloudpipe_server.jobs.dispatcher import Dispatcher, DispatcherConfig
@@ -126,6 +127,7 @@ class RunningServer:
     stores: Stores
     authenticator: Authenticator | None = None
     scheduler: Scheduler | None = None
+    identity: IdentityLease | None = None
 
     async def stop(self, grace: float = 10.0) -> None:
         log.info("shutting down: no new jobs are claimed; waiting up to %.0f s", grace)
@@ -135,6 +137,8 @@ class RunningServer:
         await self.dispatcher.stop(grace)
         await self.server.stop(grace=1.0)
         await self.executor.close()
+        if self.identity is not None:
+            await self.identity.release()  # a restart may take the identity at once
         await self.stores.close()
         if self.authenticator is not None:
             await self.authenticator.close()
@@ -145,8 +149,27 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
     authenticator = build_authenticator(settings)
     stores = open_stores(settings.resolved_store_url)
     await stores.initialize()
-    store = stores.jobs
     owner = settings.server_id or f"{socket.gethostname()}-{settings.listen}"
+    identity = IdentityLease(stores.jobs, owner, settings.lease_seconds, utc_now)
+    try:
+        await identity.acquire()  # before the dispatcher adopts what is leased to `owner`
+        return await _serve(settings, authenticator, stores, owner, identity, executor)
+    except BaseException:
+        await identity.release()  # only if this process holds it
+        await stores.close()
+        await authenticator.close()
+        raise
+
+
+async def _serve(
+    settings: Settings,
+    authenticator: Authenticator,
+    stores: Stores,
+    owner: str,
+    identity: IdentityLease,
+    executor: Executor | None,
+) -> RunningServer:
+    store = stores.jobs
     if executor is None:
         executor = build_executor(settings, owner)
     events = JobEvents()
@@ -201,15 +224,22 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
         SavedJobServicer(SavedJobService(schedule_store, jobs, utc_now)),
         ScheduleServicer(ScheduleService(schedule_store, jobs, utc_now, wake=scheduler.wake)),
     )
-    if settings.tls_cert:
-        credentials = grpc.ssl_server_credentials(
-            [(Path(settings.tls_key).read_bytes(), Path(settings.tls_cert).read_bytes())]
-        )
-        port = server.add_secure_port(settings.listen, credentials)
-    else:
-        port = server.add_insecure_port(settings.listen)
+    try:
+        if settings.tls_cert:
+            credentials = grpc.ssl_server_credentials(
+                [(Path(settings.tls_key).read_bytes(), Path(settings.tls_cert).read_bytes())]
+            )
+            port = server.add_secure_port(settings.listen, credentials)
+        else:
+            port = server.add_insecure_port(settings.listen)
+    except RuntimeError:  # grpc's "Failed to bind to address"
+        port = 0
     if port == 0:
-        raise InvalidArgument(f"CLOUDPIPE_LISTEN: cannot listen on {settings.listen}")
+        await executor.close()
+        raise FailedPrecondition(
+            f"CLOUDPIPE_LISTEN: cannot listen on {settings.listen}: the address is in use (another server?)"
+            " or not this host's"
+        )
     await server.start()
     dispatcher.start()
     executor.start()
@@ -225,5 +255,5 @@ async def start_server(settings: Settings, *, executor: Executor | None = None) 
         settings.store_url_for_logs,
     )
     return RunningServer(
-        settings, port, server, health_servicer, dispatcher, executor, stores, authenticator, scheduler
+        settings, port, server, health_servicer, dispatcher, executor, stores, authenticator, scheduler, identity
     )

@@ -34,6 +34,8 @@ def build_server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            # a second server on a port in use must fail to bind, not share the port
+            ("grpc.so_reuseport", 0),
         ],
     )
     jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)  # type: ignore[no-untyped-call]

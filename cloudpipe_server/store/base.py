@@ -173,6 +173,23 @@ class JobStore(abc.ABC):
         requested) with a reason, keeping the output appended so far. Returns the jobs
         after the change."""
 
+    # -- server identities ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def hold_identity(
+        self, server_id: str, holder: str, now: datetime, until: datetime, *, replacing: str = ""
+    ) -> str:
+        """Atomically take or keep the server identity `server_id` for `holder`, leased
+        until `until`. It is taken when nobody holds it, when its lease expired (at or
+        before `now`), when `holder` holds it already (a renewal), or when `replacing`
+        (non-empty) holds it: a holder the caller proved dead. Returns the holder after
+        the call: `holder` on success, else the live holder, with nothing changed. Of
+        concurrent takers, exactly one succeeds."""
+
+    @abc.abstractmethod
+    async def release_identity(self, server_id: str, holder: str) -> None:
+        """Give up `server_id` if `holder` holds it (a clean shutdown); else do nothing."""
+
 
 @dataclass(frozen=True)
 class FireRecord:

@@ -52,7 +52,7 @@ from cloudpipe_server.errors import InvalidArgument, NotFound
 from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
 from cloudpipe_server.store._shared import collected_to_doc, decide_reap, dedupe, int64, keys_of, offset64, to_ns
 from cloudpipe_server.store.base import JobStore
-from cloudpipe_server.store.mongodb import output
+from cloudpipe_server.store.mongodb import identity, output
 from cloudpipe_server.store.mongodb.database import Doc, MongoDatabase
 from cloudpipe_server.store.mongodb.dependencies import settle_waiting
 from cloudpipe_server.store.mongodb.schema import NOT_STARTED, doc_to_job, new_doc, setup_jobs
@@ -378,6 +378,18 @@ class MongoJobStore(JobStore):
         killed = {"status": JobStatus.KILLED.value, "finished_at": to_ns(now), "reason": "killed before it started"}
         self._jobs.update_many({"_id": ids, "status": {"$nin": _TERMINAL}}, {"$set": {"kill_requested": True}})
         self._jobs.update_many({"_id": ids, "status": {"$in": [_WAITING, _QUEUED]}}, {"$set": killed})
+
+    # -- server identities ------------------------------------------------------------
+
+    async def hold_identity(
+        self, server_id: str, holder: str, now: datetime, until: datetime, *, replacing: str = ""
+    ) -> str:
+        coll = self._mongo.db["server_identities"]
+        now_ns, until_ns = to_ns(now) or 0, to_ns(until) or 0
+        return await self._mongo.run(identity.hold, coll, server_id, holder, now_ns, until_ns, replacing)
+
+    async def release_identity(self, server_id: str, holder: str) -> None:
+        await self._mongo.run(identity.release, self._mongo.db["server_identities"], server_id, holder)
 
 
 def _duplicate_keys(exc: BulkWriteError) -> bool:

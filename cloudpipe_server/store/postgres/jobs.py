@@ -45,7 +45,7 @@ from cloudpipe_server.store._shared import (
     to_ns,
 )
 from cloudpipe_server.store.base import JobStore
-from cloudpipe_server.store.postgres import output
+from cloudpipe_server.store.postgres import identity, output
 from cloudpipe_server.store.postgres.database import Conn, PostgresDatabase, advisory_lock, fetch_all, fetch_one
 from cloudpipe_server.store.postgres.dependencies import settle_waiting
 from cloudpipe_server.store.postgres.output import SELECT_JOBS
@@ -319,6 +319,18 @@ class PostgresJobStore(JobStore):
                 conn, "SELECT * FROM jobs WHERE id = ANY(%s) ORDER BY id", ([r["id"] for r in rows],)
             )
             return [_row_to_job(row) for row in reaped]
+
+    # -- server identities ------------------------------------------------------------
+
+    async def hold_identity(
+        self, server_id: str, holder: str, now: datetime, until: datetime, *, replacing: str = ""
+    ) -> str:
+        async with self._db.connection() as conn:
+            return await identity.hold(conn, server_id, holder, to_ns(now) or 0, to_ns(until) or 0, replacing)
+
+    async def release_identity(self, server_id: str, holder: str) -> None:
+        async with self._db.connection() as conn:
+            await identity.release(conn, server_id, holder)
 
 
 # -- helpers run on one connection ------------------------------------------------------------

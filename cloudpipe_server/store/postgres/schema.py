@@ -62,6 +62,14 @@ JOB_MIGRATIONS: list[str] = [
     """
     CREATE INDEX jobs_waiting_depends_on ON jobs USING GIN (depends_on) WHERE status = 'waiting';
     """,
+    # 4: one live server per CLOUDPIPE_SERVER_ID (identity.py)
+    """
+    CREATE TABLE server_identities (
+        server_id TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    """,
 ]
 
 SCHEDULE_MIGRATIONS: list[LiteralString] = [

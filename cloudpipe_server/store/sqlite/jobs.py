@@ -32,7 +32,7 @@ from cloudpipe_server.store._shared import (
     to_ns,
 )
 from cloudpipe_server.store.base import JobStore
-from cloudpipe_server.store.sqlite import dependencies, output
+from cloudpipe_server.store.sqlite import dependencies, identity, output
 from cloudpipe_server.store.sqlite.database import SqliteDatabase
 from cloudpipe_server.store.sqlite.schema import JOB_MIGRATIONS
 
@@ -326,6 +326,19 @@ class SqliteJobStore(JobStore):
             return [_get(conn, job_id, None) for job_id in reaped]
 
         return await self._db.run(reap, write=True)
+
+    # -- server identities ------------------------------------------------------------
+
+    async def hold_identity(
+        self, server_id: str, holder: str, now: datetime, until: datetime, *, replacing: str = ""
+    ) -> str:
+        now_ns, until_ns = to_ns(now) or 0, to_ns(until) or 0
+        return await self._db.run(
+            lambda conn: identity.hold(conn, server_id, holder, now_ns, until_ns, replacing), write=True
+        )
+
+    async def release_identity(self, server_id: str, holder: str) -> None:
+        await self._db.run(lambda conn: identity.release(conn, server_id, holder), write=True)
 
 
 # -- helpers run inside a transaction ------------------------------------------------------

@@ -59,6 +59,14 @@ JOB_MIGRATIONS: list[str] = [
     INSERT OR IGNORE INTO job_dependencies (depends_on, job_id)
         SELECT e.value, jobs.id FROM jobs, json_each(jobs.depends_on) e WHERE jobs.status = 'waiting'
     """,
+    # 4: one live server per CLOUDPIPE_SERVER_ID (identity.py)
+    """
+    CREATE TABLE server_identities (
+        server_id TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 SCHEDULE_VERSION_TABLE = "schedule_schema"
