@@ -15,10 +15,10 @@ import math
 from collections.abc import Iterable
 from datetime import timedelta
 
+from cloudpipe_common.limits import MAX_JOBS_PER_SUBMIT
 from cloudpipe_server.errors import InvalidArgument, ResourceExhausted
 from cloudpipe_server.models import JobSpec
 
-MAX_JOBS_PER_SUBMIT = 10_000
 MAX_SUBMIT_BYTES = 128 << 20  # one Submit request, serialized
 MAX_STDIN_BYTES = 64 << 20  # one job's stdin (a function job's pickle)
 MAX_ARG_BYTES = 131_071  # the command, and each NAME=value of the environment

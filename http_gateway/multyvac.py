@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 
+from cloudpipe_common.limits import MAX_JOBS_PER_SUBMIT
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from http_gateway.golang import (
     GoError,
@@ -256,6 +257,9 @@ def parse_submission(body: bytes, default_image: str) -> list[pb.JobSpec]:
         jobs = struct_fields(payload, ("jobs",)).get("jobs", [])
         if not isinstance(jobs, list) or isinstance(jobs, GoObject):
             raise type_error(jobs, "[]main.Job")
+        if len(jobs) > MAX_JOBS_PER_SUBMIT:  # before any job is parsed
+            hint = "Submit large batches in several requests."
+            raise ApiError(413, "JPRS", f"Too many jobs: at most {MAX_JOBS_PER_SUBMIT} jobs per submit", hint)
         if any(job is not None and not isinstance(job, GoObject) for job in jobs):
             raise type_error(next(j for j in jobs if j is not None and not isinstance(j, GoObject)), "main.Job")
         parsed = [_spec(job, default_image) for job in jobs]

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from cloudpipe_common.limits import MAX_JOBS_PER_SUBMIT
 from cloudpipe_server.auth.base import Principal
 from cloudpipe_server.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from cloudpipe_server.executors.base import Delivery, Signal
@@ -16,7 +17,7 @@ from cloudpipe_server.jobs.attach import AttachEvent, Watch
 from cloudpipe_server.jobs.compat import RunnerCheck
 from cloudpipe_server.jobs.events import JobEvents
 from cloudpipe_server.jobs.runner import JobRunner
-from cloudpipe_server.limits import MAX_JOBS_PER_SUBMIT, check_spec_bounds
+from cloudpipe_server.limits import check_spec_bounds
 from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Stream
 from cloudpipe_server.store.base import JobStore
 

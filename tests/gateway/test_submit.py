@@ -221,3 +221,13 @@ def test_depends_on_takes_a_jid_or_a_list_of_jids(http: httpx.Client) -> None:
 def test_jobs_without_a_layer_run_on_the_default_image_and_show_no_layer(http: httpx.Client) -> None:
     (jid,) = submit(http, job_payload("true", name="default-image"))
     assert get_job(http, jid)["layer"] == []
+
+
+def test_too_many_jobs_are_refused_before_any_is_parsed(http: httpx.Client) -> None:
+    """Issue 16 item 10: the count is checked first. Every job here is a type error
+    (JPRS for job 0 if parsed); 10,001 of them are refused for their number instead."""
+    body = json.dumps({"jobs": [{"cmd": 5}] * 10_001})
+    assert len(body) < MAX_BODY
+    response = http.post("/v1/job", content=body)
+    error = assert_api_error(response, 413, "JPRS")
+    assert "at most 10000 jobs" in error["message"]

@@ -13,8 +13,6 @@ from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
 from tests.support import ServerProcess
 
-pytestmark = pytest.mark.docker
-
 HUGE_SECONDS = 1 << 62
 
 
