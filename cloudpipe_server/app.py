@@ -203,6 +203,7 @@ async def _serve(
         watch=Watch(store, dispatcher, events, hub, settings.poll_interval),
         max_queued_per_account=settings.max_queued_per_account,
         runner_check=RunnerCheck(executor.image_labels, settings.default_image),
+        default_image=settings.default_image,
     )
     schedule_store = stores.schedules
     jobs = ServiceJobs(service)

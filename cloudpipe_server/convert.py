@@ -133,7 +133,8 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
     return msg
 
 
-def job_to_pb(job: Job) -> pb.Job:
+def job_to_pb(job: Job, default_image: str = "") -> pb.Job:
+    """The job on the wire; `image` is its spec's image, else `default_image`."""
     msg = pb.Job(
         id=job.id,
         spec=spec_to_pb(job.spec),
@@ -146,6 +147,7 @@ def job_to_pb(job: Job) -> pb.Job:
         kill_requested=job.kill_requested,
         attempts=job.attempts,
         collected=_collected_to_pb(job.collected),
+        image=job.spec.image or default_image,
     )
     msg.created_at.CopyFrom(_timestamp(job.created_at))
     for field, moment in (("started_at", job.started_at), ("finished_at", job.finished_at)):
@@ -176,7 +178,18 @@ def query_from_pb(msg: pb.ListJobsRequest) -> JobQuery:
         ),
         limit=msg.limit,
         newest_first=msg.newest_first,
+        with_output=_with_output(msg.view),
     )
+
+
+def _with_output(view: int) -> bool:
+    # UNSPECIFIED is FULL: callers written before `view` existed (the multyvac gateway's
+    # `GET /v1/job`, older SDKs) expect the output, and must keep getting it.
+    if view in (pb.JOB_VIEW_UNSPECIFIED, pb.JOB_VIEW_FULL):
+        return True
+    if view == pb.JOB_VIEW_SUMMARY:
+        return False
+    raise InvalidArgument(f"view: unknown job view {view}")
 
 
 def _collected_to_pb(collected: Collected) -> pb.Collected:

@@ -183,3 +183,6 @@ class JobQuery:
     created_before: datetime | None = None
     limit: int = 1000
     newest_first: bool = False
+    # False: the jobs come without stdout, stderr, result and spec.stdin (a list page).
+    # Stores may still read those and leave the stripping to the service layer.
+    with_output: bool = True

@@ -28,6 +28,12 @@ class ResultType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RESULT_TYPE_BINARY: _ClassVar[ResultType]
     RESULT_TYPE_PICKLE: _ClassVar[ResultType]
 
+class JobView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_VIEW_UNSPECIFIED: _ClassVar[JobView]
+    JOB_VIEW_FULL: _ClassVar[JobView]
+    JOB_VIEW_SUMMARY: _ClassVar[JobView]
+
 class OutputStream(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     OUTPUT_STREAM_UNSPECIFIED: _ClassVar[OutputStream]
@@ -51,6 +57,9 @@ JOB_STATUS_STALLED: JobStatus
 RESULT_TYPE_UNSPECIFIED: ResultType
 RESULT_TYPE_BINARY: ResultType
 RESULT_TYPE_PICKLE: ResultType
+JOB_VIEW_UNSPECIFIED: JobView
+JOB_VIEW_FULL: JobView
+JOB_VIEW_SUMMARY: JobView
 OUTPUT_STREAM_UNSPECIFIED: OutputStream
 OUTPUT_STREAM_STDOUT: OutputStream
 OUTPUT_STREAM_STDERR: OutputStream
@@ -152,7 +161,7 @@ class Collected(_message.Message):
     def __init__(self, cputime_user_ns: _Optional[int] = ..., cputime_system_ns: _Optional[int] = ..., memory_max_usage_bytes: _Optional[int] = ..., memory_failcnt: _Optional[int] = ..., oom_killed: _Optional[bool] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "spec", "status", "account", "created_at", "started_at", "finished_at", "return_code", "stdout", "stderr", "result", "reason", "runtime", "queue_delay", "overhead_delay", "collected", "kill_requested", "attempts")
+    __slots__ = ("id", "spec", "status", "account", "created_at", "started_at", "finished_at", "return_code", "stdout", "stderr", "result", "reason", "runtime", "queue_delay", "overhead_delay", "collected", "kill_requested", "attempts", "image")
     ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -171,6 +180,7 @@ class Job(_message.Message):
     COLLECTED_FIELD_NUMBER: _ClassVar[int]
     KILL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
     id: int
     spec: JobSpec
     status: JobStatus
@@ -189,7 +199,8 @@ class Job(_message.Message):
     collected: Collected
     kill_requested: bool
     attempts: int
-    def __init__(self, id: _Optional[int] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., account: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., return_code: _Optional[int] = ..., stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., result: _Optional[bytes] = ..., reason: _Optional[str] = ..., runtime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., queue_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overhead_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., collected: _Optional[_Union[Collected, _Mapping]] = ..., kill_requested: _Optional[bool] = ..., attempts: _Optional[int] = ...) -> None: ...
+    image: str
+    def __init__(self, id: _Optional[int] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., account: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., return_code: _Optional[int] = ..., stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., result: _Optional[bytes] = ..., reason: _Optional[str] = ..., runtime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., queue_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overhead_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., collected: _Optional[_Union[Collected, _Mapping]] = ..., kill_requested: _Optional[bool] = ..., attempts: _Optional[int] = ..., image: _Optional[str] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
     __slots__ = ("jobs",)
@@ -210,7 +221,7 @@ class GetJobRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("ids", "names", "statuses", "after_id", "before_id", "created_after", "created_before", "limit", "newest_first")
+    __slots__ = ("ids", "names", "statuses", "after_id", "before_id", "created_after", "created_before", "limit", "newest_first", "view")
     IDS_FIELD_NUMBER: _ClassVar[int]
     NAMES_FIELD_NUMBER: _ClassVar[int]
     STATUSES_FIELD_NUMBER: _ClassVar[int]
@@ -220,6 +231,7 @@ class ListJobsRequest(_message.Message):
     CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     NEWEST_FIRST_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[int]
     names: _containers.RepeatedScalarFieldContainer[str]
     statuses: _containers.RepeatedScalarFieldContainer[JobStatus]
@@ -229,7 +241,8 @@ class ListJobsRequest(_message.Message):
     created_before: _timestamp_pb2.Timestamp
     limit: int
     newest_first: bool
-    def __init__(self, ids: _Optional[_Iterable[int]] = ..., names: _Optional[_Iterable[str]] = ..., statuses: _Optional[_Iterable[_Union[JobStatus, str]]] = ..., after_id: _Optional[int] = ..., before_id: _Optional[int] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ..., newest_first: _Optional[bool] = ...) -> None: ...
+    view: JobView
+    def __init__(self, ids: _Optional[_Iterable[int]] = ..., names: _Optional[_Iterable[str]] = ..., statuses: _Optional[_Iterable[_Union[JobStatus, str]]] = ..., after_id: _Optional[int] = ..., before_id: _Optional[int] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ..., newest_first: _Optional[bool] = ..., view: _Optional[_Union[JobView, str]] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs",)

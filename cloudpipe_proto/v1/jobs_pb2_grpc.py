@@ -102,7 +102,9 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def List(self, request, context):
-        """List the caller's jobs, oldest first, filtered.
+        """List the caller's jobs, oldest first (or newest first), filtered. Ask for
+        `view = JOB_VIEW_SUMMARY` unless you need every job's output: a page of summaries
+        stays small whatever the jobs printed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

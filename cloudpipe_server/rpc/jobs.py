@@ -38,15 +38,16 @@ class JobServicer(pb_grpc.JobServiceServicer):
         return pb.SubmitResponse(ids=ids)
 
     async def Get(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
-        return job_to_pb(await self._service.get(current_principal(), _id(request.id)))
+        return job_to_pb(await self._service.get(current_principal(), _id(request.id)), self._service.default_image)
 
     async def List(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsResponse:
         check_query_size(len(request.ids), len(request.names))
         jobs = await self._service.list_jobs(current_principal(), query_from_pb(request))
-        return pb.ListJobsResponse(jobs=[job_to_pb(job) for job in jobs])
+        image = self._service.default_image
+        return pb.ListJobsResponse(jobs=[job_to_pb(job, image) for job in jobs])
 
     async def Kill(self, request: pb.KillJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
-        return job_to_pb(await self._service.kill(current_principal(), _id(request.id)))
+        return job_to_pb(await self._service.kill(current_principal(), _id(request.id)), self._service.default_image)
 
     async def KillAll(self, request: pb.KillAllRequest, context: grpc.aio.ServicerContext) -> pb.KillAllResponse:
         return pb.KillAllResponse(ids=await self._service.kill_all(current_principal()))
