@@ -19,7 +19,6 @@ import contextlib
 import logging
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -33,22 +32,18 @@ from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
 from cloudpipe_sdk._channel import open_aio_channel
 from http_gateway import job_json, multyvac, ui
+from http_gateway.caller import Caller
 from http_gateway.config import GatewaySettings
+from http_gateway.golang import parse_query
 from http_gateway.multyvac import ApiError, Reply
+from http_gateway.ui_api import UiApi
+from http_gateway.ui_live import EventStream, Feeds
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND = Reply(404, multyvac.TEXT, b"404 page not found\n")
 
 Handler = Callable[[Request], Awaitable[Reply]]
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who a request claims to be, ready to send as gRPC metadata."""
-
-    account: str
-    metadata: tuple[tuple[str, str], ...]
 
 
 class Endpoint:
@@ -74,6 +69,8 @@ class Endpoint:
         headers = {"content-type": reply.content_type}
         if reply.location:
             headers["location"] = reply.location
+        if reply.disposition:
+            headers["content-disposition"] = reply.disposition
         await Response(reply.body, reply.status, headers=headers)(scope, receive, send)
 
 
@@ -90,13 +87,17 @@ class Gateway:
         self._stub = pb_grpc.JobServiceStub(self._channel)  # type: ignore[no-untyped-call]
         log.info("gateway for gRPC server %s", self._settings.server)
 
+    @property
+    def stub(self) -> Any:
+        return self._stub
+
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
 
     # -- plumbing -------------------------------------------------------------------------
 
-    async def _call(self, op: str, method: str, request: Any, caller: Caller, jid: int = 0) -> Any:
+    async def call(self, op: str, method: str, request: Any, caller: Caller, jid: int = 0) -> Any:
         try:
             return await getattr(self._stub, method)(
                 request, metadata=caller.metadata, timeout=self._settings.rpc_timeout
@@ -107,7 +108,7 @@ class Gateway:
 
     async def _authenticate(self, caller: Caller, op: str = "probe") -> None:
         """Have the server check the credentials, with a List that cannot match anything."""
-        await self._call(op, "List", pb.ListJobsRequest(ids=[multyvac.MAX_JID], limit=1), caller)
+        await self.call(op, "List", pb.ListJobsRequest(ids=[multyvac.MAX_JID], limit=1), caller)
 
     async def _verified(self, caller: Caller, error: ApiError) -> ApiError:
         """`error`, once the server has accepted the credentials: the Go server
@@ -116,7 +117,7 @@ class Gateway:
         return error
 
     @staticmethod
-    def _caller(request: Request) -> Caller:
+    def caller(request: Request) -> Caller:
         account, key = multyvac.basic_credentials(request.headers.get("authorization"))
         metadata = multyvac.grpc_metadata(account, key)
         if metadata is None:
@@ -156,7 +157,7 @@ class Gateway:
         raise multyvac.minval()
 
     async def _list(self, request: Request) -> Reply:
-        caller = self._caller(request)
+        caller = self.caller(request)
         try:
             plan = multyvac.parse_list_query(request.scope["query_string"])
         except ApiError as exc:
@@ -164,23 +165,23 @@ class Gateway:
         if plan.empty:
             await self._authenticate(caller)
             return job_json.jobs_reply([], self._settings.default_image)
-        response = await self._call("list", "List", plan.request, caller)
+        response = await self.call("list", "List", plan.request, caller)
         return job_json.jobs_reply(response.jobs, self._settings.default_image)
 
     async def _submit(self, request: Request) -> Reply:
-        caller = self._caller(request)
+        caller = self.caller(request)
         # As Go: credentials first, so bad ones cost neither buffering nor parsing a body.
         await self._authenticate(caller, "submit_check")
         body = await self._body(request, caller, verified=True)
         # Parsing a large body takes a while: not on the event loop.
         specs = await asyncio.to_thread(multyvac.parse_submission, body, self._settings.default_image)
-        response = await self._call("submit", "Submit", pb.SubmitRequest(jobs=specs), caller)
+        response = await self.call("submit", "Submit", pb.SubmitRequest(jobs=specs), caller)
         return multyvac.json_reply({"jids": list(response.ids)})
 
     async def kill(self, request: Request) -> Reply:
         """Kill one job. `sudo=true` is accepted and changes nothing: the gRPC API has
         no cross-account kill yet, so every kill is scoped to the caller's account."""
-        caller = self._caller(request)
+        caller = self.caller(request)
         body = await self._body(request, caller, kill=True) if request.method in ("POST", "PUT", "PATCH") else b""
         try:
             jid, _sudo = multyvac.parse_kill_form(
@@ -190,19 +191,19 @@ class Gateway:
             raise await self._verified(caller, exc) from None
         if not 0 < jid <= multyvac.MAX_JID:
             raise await self._verified(caller, multyvac.jnf(jid))
-        await self._call("kill", "Kill", pb.KillJobRequest(id=jid), caller, jid)
+        await self.call("kill", "Kill", pb.KillJobRequest(id=jid), caller, jid)
         return Reply(200, multyvac.TEXT, multyvac.OK_BODY)
 
     async def kill_all(self, request: Request) -> Reply:
         if request.method != "POST":  # a GET must never kill everything (crawlers, prefetch)
             raise multyvac.minval("POST")
-        caller = self._caller(request)
-        await self._call("kill_all", "KillAll", pb.KillAllRequest(), caller)
+        caller = self.caller(request)
+        await self.call("kill_all", "KillAll", pb.KillAllRequest(), caller)
         return Reply(200, multyvac.TEXT, multyvac.OK_BODY)
 
     async def queue_stats(self, request: Request) -> Reply:
-        caller = self._caller(request)
-        response = await self._call("stats", "QueueStats", pb.QueueStatsRequest(), caller)
+        caller = self.caller(request)
+        response = await self.call("stats", "QueueStats", pb.QueueStatsRequest(), caller)
         return job_json.stats_reply(dict(response.counts))
 
     # -- the web UI's additions (http_gateway/ui.py) --------------------------------------
@@ -212,13 +213,13 @@ class Gateway:
         image, reason and attempts; 404 JNF when the caller has no such job."""
         if request.method != "GET":
             raise multyvac.minval("GET")
-        caller = self._caller(request)
+        caller = self.caller(request)
         try:
             jid = ui.parse_jid(request.scope["query_string"])
         except ApiError as exc:
             raise await self._verified(caller, exc) from None
         # Get, not List: it includes the output a running job has written so far.
-        job = await self._call("get", "Get", pb.GetJobRequest(id=jid), caller, jid)
+        job = await self.call("get", "Get", pb.GetJobRequest(id=jid), caller, jid)
         return multyvac.json_reply(ui.job_detail(job, self._settings.default_image))
 
     async def ui_account(self, request: Request) -> Reply:
@@ -226,7 +227,7 @@ class Gateway:
         account name and the gRPC address this gateway uses (the profile's SDK snippet)."""
         if request.method != "GET":
             raise multyvac.minval("GET")
-        caller = self._caller(request)
+        caller = self.caller(request)
         await self._authenticate(caller)
         return multyvac.json_reply({"account": caller.account, "server": self._settings.server})
 
@@ -271,6 +272,14 @@ def clean_path(path: str) -> str:
 def create_app(settings: GatewaySettings) -> Starlette:
     """The ASGI app for `settings`; its lifespan opens and closes the gRPC channel."""
     gateway = Gateway(settings)
+    ui_api = UiApi(gateway)
+    feeds = Feeds(gateway)
+
+    async def ui_job(request: Request) -> Reply:
+        """`view=summary`: the job page's details without output (ui_api); else as before."""
+        if parse_query(request.scope["query_string"])[0].get("view") == ["summary"]:
+            return await ui_api.job(request)
+        return await gateway.ui_job(request)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -288,7 +297,13 @@ def create_app(settings: GatewaySettings) -> Starlette:
         Route("/v1/job/queue_stats", Endpoint(gateway.queue_stats)),
         # The web UI: `/` stays Go's 404 (a multyvac client probing it sees the same server).
         Route("/ui", Endpoint(gateway.ui_redirect)),
-        Route("/ui/api/job", Endpoint(gateway.ui_job)),
+        Route("/ui/api/job", Endpoint(ui_job)),
+        Route("/ui/api/job/output", Endpoint(ui_api.output)),
+        Route("/ui/api/job/rerun", Endpoint(ui_api.rerun)),
+        Route("/ui/api/job/live", EventStream(feeds.job)),
+        Route("/ui/api/jobs", Endpoint(ui_api.jobs)),
+        Route("/ui/api/jobs/kill", Endpoint(ui_api.kill_many)),
+        Route("/ui/api/jobs/live", EventStream(feeds.jobs)),
         Route("/ui/api/account", Endpoint(gateway.ui_account)),
         Mount("/ui", ui.static_app()),
     ]

@@ -22,12 +22,12 @@ def stats_reply(counts: Mapping[str, int]) -> Reply:
     return json_reply({"stats": dict(sorted(counts.items()))})
 
 
-def _stamp(moment: Any) -> str:
+def stamp(moment: Any) -> str:
     """`YYYY-MM-DD HH:MM:SS.mmm` in UTC; Go truncates to milliseconds."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(moment.seconds)) + f".{moment.nanos // 1_000_000:03d}"
 
 
-def _ns(span: Any) -> int:
+def ns(span: Any) -> int:
     return int(span.seconds) * 1_000_000_000 + int(span.nanos)
 
 
@@ -70,11 +70,11 @@ def render_job(job: pb.Job, default_image: str) -> dict[str, Any]:
     out["profile"] = spec.profile
     if spec.depends_on:
         out["depends_on"] = ",".join(str(jid) for jid in spec.depends_on)
-    out["created_at"] = _stamp(job.created_at)
+    out["created_at"] = stamp(job.created_at)
     if job.HasField("started_at"):
-        out["started_at"] = _stamp(job.started_at)
+        out["started_at"] = stamp(job.started_at)
     if job.HasField("finished_at"):
-        out["finished_at"] = _stamp(job.finished_at)
+        out["finished_at"] = stamp(job.finished_at)
     status = STATUS_NAMES.get(job.status, "error")
     stderr = job.stderr.decode("utf-8", "replace")
     if not stderr and job.reason and status in _FAILED:
@@ -82,9 +82,9 @@ def render_job(job: pb.Job, default_image: str) -> dict[str, Any]:
     out["status"] = status
     out["result"] = _b64(job.result)
     out["return_code"] = job.return_code if job.HasField("return_code") else ""
-    out["runtime"] = _ns(job.runtime)
-    out["queue_delay"] = _ns(job.queue_delay)
-    out["overhead_delay"] = _ns(job.overhead_delay)
+    out["runtime"] = ns(job.runtime)
+    out["queue_delay"] = ns(job.queue_delay)
+    out["overhead_delay"] = ns(job.overhead_delay)
     out["stderr"] = stderr
     out["stdout"] = job.stdout.decode("utf-8", "replace")
     out["collected"] = {

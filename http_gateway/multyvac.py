@@ -62,6 +62,7 @@ class Reply:
     content_type: str
     body: bytes
     location: str = ""
+    disposition: str = ""  # Content-Disposition (the UI's downloads)
 
 
 class ApiError(Exception):
