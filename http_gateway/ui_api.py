@@ -40,7 +40,6 @@ def _detail(job: pb.Job) -> dict[str, Any]:
         tags=dict(sorted(spec.tags.items())),
         result_source=spec.result_source or "stdout",
         result_type="pickle" if spec.result_type == pb.RESULT_TYPE_PICKLE else "binary",
-        overhead_delay=ns(job.overhead_delay),
         max_runtime=ns(spec.max_runtime),
         depends_on=list(spec.depends_on),
         collected={

@@ -47,6 +47,7 @@ def summary(job: pb.Job) -> dict[str, Any]:
         "created_at": stamp(job.created_at),
         "runtime": ns(job.runtime),
         "queue_delay": ns(job.queue_delay),
+        "overhead_delay": ns(job.overhead_delay),
         "return_code": job.return_code if job.HasField("return_code") else "",
         "attempts": job.attempts,
         "reason": job.reason,

@@ -195,3 +195,96 @@ export function ongoingFor(job, now = Date.now()) {
 export function nsToMs(ns) {
   return (ns || 0) / 1e6;
 }
+
+// -- server push ------------------------------------------------------------------------
+
+// Follows a Server-Sent Events feed of the gateway (fetch, not EventSource: it needs the
+// Authorization header). `onEvent(name, data)` gets each event; `path()` gives the URL
+// each time it (re)connects, so a reconnect resumes from what the page already has. The
+// feed ends itself every couple of minutes (`end`); it is opened again at once, and
+// after a failure after a short pause. Returns a function that stops it.
+export function follow(session, path, onEvent, { onState = () => {} } = {}) {
+  let controller = null;
+  let stopped = false;
+  async function run() {
+    while (!stopped) {
+      controller = new AbortController();
+      let again = 1000;
+      try {
+        const response = await fetch(path(), {
+          headers: { Authorization: basic(session), Accept: "text/event-stream" },
+          cache: "no-store",
+          signal: controller.signal,
+        });
+        if (!response.ok) {
+          const text = await response.text();
+          let error = {};
+          try { error = JSON.parse(text).error || {}; } catch { /* not JSON */ }
+          throw new ApiFailure(response.status, error.code || "HTTP", error.message || response.statusText, error.hint);
+        }
+        onState("live", null);
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          let cut;
+          while ((cut = buffer.indexOf("\n\n")) >= 0) {
+            const block = buffer.slice(0, cut);
+            buffer = buffer.slice(cut + 2);
+            let name = "message";
+            const data = [];
+            for (const line of block.split("\n")) {
+              if (line.startsWith("event: ")) name = line.slice(7);
+              else if (line.startsWith("data: ")) data.push(line.slice(6));
+            }
+            if (!data.length) continue;
+            const payload = JSON.parse(data.join("\n"));
+            if (name === "end") again = 0;
+            else if (name === "error") throw new ApiFailure(200, "LIVE", payload.message);
+            else if (onEvent(name, payload) === false) stopped = true;
+          }
+        }
+      } catch (failure) {
+        if (stopped || failure.name === "AbortError") return;
+        onState("lost", failure instanceof ApiFailure ? failure : new ApiFailure(0, "NET", "Cannot reach the Cloudpipe gateway."));
+        if (failure.status === 401 || failure.status === 404) return;
+        again = 2000;
+      }
+      if (!stopped) await new Promise((resolve) => setTimeout(resolve, again));
+    }
+  }
+  run();
+  return () => {
+    stopped = true;
+    if (controller) controller.abort();
+  };
+}
+
+// Downloads what `path` answers as `filename` (a link cannot carry the credentials).
+export async function download(session, path, filename) {
+  let response;
+  try {
+    response = await fetch(path, { headers: { Authorization: basic(session) }, cache: "no-store" });
+  } catch {
+    throw new ApiFailure(0, "NET", "Cannot reach the Cloudpipe gateway.");
+  }
+  if (!response.ok) throw new ApiFailure(response.status, "HTTP", (await response.text()) || response.statusText);
+  const url = URL.createObjectURL(await response.blob());
+  const link = el("a", { href: url, download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+// The summary's name for people: its name, else the function it calls, else "Job N".
+export function jobLabel(job) {
+  return job.label || `Job ${job.jid}`;
+}
+
+// What the job runs: the function for function jobs, else the shell command.
+export function jobWhat(job) {
+  return job.function ? `${job.function}()` : job.cmd;
+}

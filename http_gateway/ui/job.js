@@ -1,16 +1,26 @@
-// One job: details and output from /ui/api/job, refreshed while it runs; kill.
+// One job: its details from /ui/api/job?view=summary, its output and status pushed by
+// the gateway's feed (/ui/api/job/live, over gRPC Attach), kill, run again, downloads.
 import {
-  ONGOING, absoluteTime, api, duration, el, elapsed, loadSession, nsToMs, ongoingFor, parseStamp, relativeTime, requireSession,
-  showError, statusBadge,
+  ONGOING, absoluteTime, api, download, duration, el, elapsed, follow, jobLabel, jobWhat, loadSession, nsToMs,
+  ongoingFor, parseStamp, relativeTime, requireSession, showError, statusBadge,
 } from "./common.js";
 
-const REFRESH_MS = 2000;
+const SHOWN_BYTES = 2 << 20; // of each stream in the page; the downloads have everything
 const session = requireSession();
 const jid = new URLSearchParams(location.search).get("jid") || "";
 const title = document.getElementById("title");
 const kill = document.getElementById("kill");
+const rerun = document.getElementById("rerun");
 const notice = document.getElementById("notice");
 const errorRegion = document.getElementById("error");
+const interleave = document.getElementById("interleave");
+const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
+const received = { stdout: 0, stderr: 0 }; // bytes of each stream the page has (the feed's offsets)
+const text = { stdout: "", stderr: "" };
+let segments = []; // [{stream, text}] in arrival order, for the interleaved view
+let cut = false;
+let job = null;
+let stopLive = null;
 
 function when(stamp) {
   const date = parseStamp(stamp);
@@ -22,10 +32,16 @@ function runtime(job) {
   return job.started_at ? duration(nsToMs(job.runtime)) : "—";
 }
 
+function attempts(job) {
+  const n = job.attempts || 0;
+  if (n <= 1) return String(n);
+  return `${n} (retried ${n - 1} time${n > 2 ? "s" : ""} after its runner was lost${job.restartable ? "; restartable" : ""})`;
+}
+
 function details(job) {
   const started = Boolean(job.started_at);
-  return [
-    ["Name", job.name || "—"],
+  const rows = [
+    ["Name", job.name || (job.function ? `${job.function}()` : "—")],
     ["Command", el("code", { class: "cmd-full" }, job.cmd)],
     ["Image", el("code", {}, job.image)],
     ["Created", when(job.created_at)],
@@ -36,46 +52,108 @@ function details(job) {
     ["Runtime", runtime(job)],
     ["Return code", job.return_code === "" ? "—" : String(job.return_code)],
     ["Reason", job.reason || "—"],
-    ["Attempts", String(job.attempts || 0)],
+    ["Attempts", attempts(job)],
     ["Result", `${job.result_type}, from ${job.result_source}`],
-  ].flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]);
+  ];
+  if (job.function) rows.splice(1, 0, ["Function", el("code", {}, jobWhat(job))]);
+  if (job.schedule_id) rows.push(["Schedule", job.schedule_id]);
+  if (job.saved_job) rows.push(["Saved job", job.saved_job]);
+  if (job.tags && job.tags.rerun_of) rows.push(["Run again from", el("a", { href: `job.html?jid=${job.tags.rerun_of}` }, `Job ${job.tags.rerun_of}`)]);
+  return rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]);
 }
 
-// Replace an output's text, staying at the bottom if the reader was there.
-function setOutput(id, text) {
-  const pre = document.getElementById(id);
-  if (pre.textContent === text) return;
-  const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-  pre.textContent = text;
-  if (atBottom) pre.scrollTop = pre.scrollHeight;
-}
-
-function render(job) {
+function render() {
   const ongoing = ONGOING.includes(job.status);
   document.title = `Job ${job.jid} · Cloudpipe`;
-  title.textContent = job.name ? `Job ${job.jid}: ${job.name}` : `Job ${job.jid}`;
+  title.textContent = job.label ? `Job ${job.jid}: ${jobLabel(job)}` : `Job ${job.jid}`;
   document.getElementById("status").replaceChildren(statusBadge(job.status));
   const hadFocus = document.activeElement === kill;
   kill.hidden = !ongoing;
   if (hadFocus && !ongoing) title.focus(); // the button went away: keep the reader's place
   document.getElementById("details").replaceChildren(...details(job));
-  setOutput("stdout", job.stdout);
-  setOutput("stderr", job.stderr);
 }
 
-async function refresh() {
+// The output views, staying at the bottom where the reader was there.
+function stick(pre, update) {
+  const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+  update();
+  if (atBottom) pre.scrollTop = pre.scrollHeight;
+}
+
+function showOutput() {
+  for (const stream of ["stdout", "stderr"]) {
+    const pre = document.getElementById(stream);
+    if (pre.textContent !== text[stream]) stick(pre, () => { pre.textContent = text[stream]; });
+  }
+  const combined = document.getElementById("combined");
+  if (!document.getElementById("together").hidden) {
+    stick(combined, () => combined.replaceChildren(
+      ...segments.map((part) => (part.stream === "stderr" ? el("span", { class: "stderr" }, part.text) : part.text))));
+  }
+  document.getElementById("output-note").textContent = cut
+    ? `Showing the last ${SHOWN_BYTES >> 20} MB of each stream; download for all of it.`
+    : "";
+}
+
+function append(stream, offset, data) {
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  if (offset + bytes.length <= received[stream]) return; // already have it (a reconnect)
+  const fresh = bytes.subarray(Math.max(0, received[stream] - offset));
+  received[stream] = offset + bytes.length;
+  const chunk = decoders[stream].decode(fresh, { stream: true });
+  text[stream] += chunk;
+  segments.push({ stream, text: chunk });
+  if (text[stream].length > SHOWN_BYTES) {
+    text[stream] = text[stream].slice(-SHOWN_BYTES);
+    cut = true;
+  }
+  let total = segments.reduce((sum, part) => sum + part.text.length, 0);
+  while (total > 2 * SHOWN_BYTES && segments.length > 1) total -= segments.shift().text.length;
+}
+
+let outputQueued = false;
+function showOutputSoon() {
+  if (outputQueued) return;
+  outputQueued = true;
+  setTimeout(() => {
+    outputQueued = false;
+    showOutput();
+  }, 50);
+}
+
+function startLive() {
+  stopLive = follow(session, () => `api/job/live?jid=${encodeURIComponent(jid)}&stdout=${received.stdout}&stderr=${received.stderr}`,
+    (name, data) => {
+      if (name === "job") {
+        job = { ...job, ...data }; // a summary: the details of the first answer stay
+        render();
+      } else if (name === "output") {
+        append(data.stream, data.offset, data.data);
+        showOutputSoon();
+      } else if (name === "exit") {
+        showOutput();
+        return false; // the job ended: nothing more will come
+      }
+      return true;
+    }, {
+      onState(state, failure) {
+        if (state === "live") showError(errorRegion, null);
+        else showError(errorRegion, failure);
+      },
+    });
+}
+
+async function load() {
   if (!loadSession()) return location.replace("./"); // logged out in another tab
-  let job;
   try {
-    job = await api(session, `api/job?jid=${encodeURIComponent(jid)}`);
+    job = await api(session, `api/job?view=summary&jid=${encodeURIComponent(jid)}`);
   } catch (failure) {
     showError(errorRegion, failure);
-    if (failure.status === 0 || failure.status >= 500) setTimeout(refresh, REFRESH_MS); // may come back
     return;
   }
   showError(errorRegion, null);
-  render(job);
-  if (ONGOING.includes(job.status)) setTimeout(refresh, REFRESH_MS);
+  render();
+  startLive();
 }
 
 async function killJob() {
@@ -92,7 +170,39 @@ async function killJob() {
   kill.disabled = false;
 }
 
+async function runAgain() {
+  rerun.disabled = true;
+  try {
+    const answer = await api(session, "api/job/rerun", { method: "POST", form: { jid } });
+    notice.replaceChildren(`Submitted again as `, el("a", { href: `job.html?jid=${answer.jid}`, id: "rerun-link" }, `job ${answer.jid}`), ".");
+    showError(errorRegion, null);
+  } catch (failure) {
+    showError(errorRegion, failure);
+  }
+  rerun.disabled = false;
+}
+
+function downloader(part) {
+  return async () => {
+    try {
+      await download(session, `api/job/output?jid=${encodeURIComponent(jid)}&part=${part}`, `job-${jid}.${part}`);
+    } catch (failure) {
+      showError(errorRegion, failure);
+    }
+  };
+}
+
 if (session) {
   kill.addEventListener("click", killJob);
-  refresh();
+  rerun.addEventListener("click", runAgain);
+  for (const part of ["stdout", "stderr", "result"]) {
+    document.getElementById(`download-${part}`).addEventListener("click", downloader(part));
+  }
+  interleave.addEventListener("change", () => {
+    document.getElementById("together").hidden = !interleave.checked;
+    document.getElementById("separate").hidden = interleave.checked;
+    showOutput();
+  });
+  setInterval(() => { if (job && job.status === "processing") render(); }, 1000);
+  load();
 }

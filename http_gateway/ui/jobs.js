@@ -1,33 +1,42 @@
-// The jobs page: the account's jobs from GET /v1/job, ongoing and completed, refreshed.
+// The jobs page: pages of job summaries from GET /ui/api/jobs (newest first, never any
+// output), ongoing and completed, kept live by the gateway's feed (/ui/api/jobs/live:
+// status changes and new jobs, pushed), filters applied by the gateway, bulk kill.
 import {
-  ONGOING, api, duration, el, elapsed, loadSession, nsToMs, ongoingFor, parseStamp, requireSession, showError, statusBadge,
-  timeElement,
+  ONGOING, api, duration, el, elapsed, follow, jobLabel, jobWhat, loadSession, nsToMs, ongoingFor, parseStamp,
+  requireSession, showError, statusBadge, timeElement,
 } from "./common.js";
 
-const REFRESH_MS = 3000;
-const PAGE = 1000; // GET /v1/job's default limit; it answers oldest first
+const PAGE = 50;
+const COMPLETED = ["done", "error", "killed", "stalled"];
 const session = requireSession();
-const jobs = new Map(); // jid -> job
+const jobs = new Map(); // jid -> summary
+const sections = {
+  ongoing: { statuses: ONGOING, next: 0 },
+  completed: { statuses: COMPLETED, next: 0 },
+};
+const selected = new Set();
 const statusFilter = document.getElementById("status-filter");
 const nameFilter = document.getElementById("name-filter");
+const imageFilter = document.getElementById("image-filter");
+const sinceFilter = document.getElementById("since-filter");
 const errorRegion = document.getElementById("error");
+const notice = document.getElementById("notice");
+const killSelected = document.getElementById("kill-selected");
+let stopLive = null;
+let generation = 0; // a newer load makes older answers stale
 
-// Every job with a JID >= after, page by page.
-async function fetchFrom(after) {
-  for (;;) {
-    const page = (await api(session, `../v1/job?after=${after}&limit=${PAGE}`)).jobs;
-    for (const job of page) jobs.set(job.jid, job);
-    if (page.length < PAGE) return;
-    after = page[page.length - 1].jid + 1;
-  }
+function since() {
+  return sinceFilter.value ? new Date(Date.now() - Number(sinceFilter.value) * 1000) : null;
 }
 
-// Finished jobs never change: refresh from the oldest unfinished job, or after the newest.
-function refreshFrom() {
-  let from = 1;
-  for (const job of jobs.values()) from = Math.max(from, job.jid + 1);
-  for (const job of jobs.values()) if (ONGOING.includes(job.status)) from = Math.min(from, job.jid);
-  return from;
+// The statuses of `section` the status filter lets through.
+function statusesOf(section) {
+  const status = statusFilter.value;
+  const own = sections[section].statuses;
+  if (!status) return own;
+  if (status === "ongoing") return section === "ongoing" ? own : [];
+  if (status === "completed") return section === "completed" ? own : [];
+  return own.includes(status) ? [status] : [];
 }
 
 function matches(job) {
@@ -37,7 +46,42 @@ function matches(job) {
     return false;
   }
   const name = nameFilter.value.trim().toLowerCase();
-  return !name || (job.name || "").toLowerCase().includes(name);
+  if (name && !`${job.name}\n${job.function}`.toLowerCase().includes(name)) return false;
+  const image = imageFilter.value.trim().toLowerCase();
+  if (image && !(job.image || "").toLowerCase().includes(image)) return false;
+  const from = since();
+  return !from || parseStamp(job.created_at) >= from;
+}
+
+function query(section, before) {
+  const params = new URLSearchParams({ limit: String(section === "ongoing" ? 100 : PAGE) });
+  params.set("status", statusesOf(section).join(","));
+  if (nameFilter.value.trim()) params.set("name", nameFilter.value.trim());
+  if (imageFilter.value.trim()) params.set("image", imageFilter.value.trim());
+  const from = since();
+  if (from) params.set("since", from.toISOString());
+  if (before) params.set("before", String(before));
+  return `api/jobs?${params}`;
+}
+
+// One page of `section`, after `before` (0: the newest).
+async function loadPage(section, before = 0) {
+  const state = sections[section];
+  if (!statusesOf(section).length) {
+    state.next = 0;
+    return;
+  }
+  const mine = generation;
+  const page = await api(session, query(section, before));
+  if (mine !== generation) return;
+  for (const job of page.jobs) jobs.set(job.jid, job);
+  if (!before && page.next_before) {
+    // A fresh first page: forget what older filters left beyond it, so no gap shows.
+    for (const [jid, job] of jobs) {
+      if (jid < page.next_before && sections[section].statuses.includes(job.status)) jobs.delete(jid);
+    }
+  }
+  state.next = page.next_before;
 }
 
 function table(label, headers, rows) {
@@ -48,62 +92,170 @@ function table(label, headers, rows) {
       el("tbody", {}, rows)));
 }
 
-function jobCells(job) {
+function idCell(job, selectable) {
+  const cell = el("td", { class: "num" });
+  if (selectable) {
+    const box = el("input", { type: "checkbox", class: "pick", "aria-label": `Select job ${job.jid}`, "data-pick": job.jid,
+      checked: selected.has(job.jid) });
+    box.addEventListener("change", () => {
+      if (box.checked) selected.add(job.jid);
+      else selected.delete(job.jid);
+      killSelected.disabled = !selected.size;
+      killSelected.textContent = selected.size ? `Kill selected (${selected.size})` : "Kill selected";
+    });
+    cell.append(box, " ");
+  }
+  cell.append(String(job.jid));
+  return cell;
+}
+
+function jobCells(job, selectable) {
   return [
-    el("td", { class: "num" }, String(job.jid)),
-    el("td", {}, el("a", { href: `job.html?jid=${job.jid}`, "data-jid": job.jid }, job.name || `Job ${job.jid}`)),
+    idCell(job, selectable),
+    el("td", {}, el("a", { href: `job.html?jid=${job.jid}`, "data-jid": job.jid }, jobLabel(job))),
     el("td", {}, statusBadge(job.status)),
   ];
 }
 
-const command = (job) => el("td", {}, el("code", { class: "cmd", title: job.cmd }, job.cmd));
+const command = (job) => el("td", {}, el("code", { class: "cmd", title: job.cmd }, jobWhat(job)));
+const image = (job) => el("td", {}, el("span", { class: "image" }, job.image));
 
 function ongoingRow(job) {
   const verb = job.status === "processing" ? "running" : job.status;
-  return el("tr", {}, jobCells(job), el("td", {}, `${verb} for ${elapsed(ongoingFor(job))}`), command(job));
+  return el("tr", {}, jobCells(job, true), el("td", { class: "ticks", "data-jid": job.jid }, `${verb} for ${elapsed(ongoingFor(job))}`),
+    command(job), image(job));
 }
 
 function completedRow(job) {
   const finished = parseStamp(job.finished_at || job.started_at || job.created_at);
-  return el("tr", {}, jobCells(job), el("td", {}, timeElement(finished)),
-    el("td", {}, duration(nsToMs(job.runtime))), command(job));
+  return el("tr", {}, jobCells(job, false), el("td", {}, timeElement(finished)),
+    el("td", {}, duration(nsToMs(job.runtime))), command(job), image(job));
+}
+
+function filtered() {
+  return statusFilter.value || nameFilter.value || imageFilter.value || sinceFilter.value;
 }
 
 function section(id, name, list, headers, row) {
-  document.getElementById(`${id}-heading`).textContent = `${name} (${list.length})`;
+  const more = sections[id].next ? "+" : "";
+  document.getElementById(`${id}-heading`).textContent = `${name} (${list.length}${more})`;
   const content = list.length
     ? table(`${name} jobs`, headers, list.map(row))
-    : el("p", { class: "empty" }, `No ${name.toLowerCase()} jobs${statusFilter.value || nameFilter.value ? " match the filters" : ""}.`);
+    : el("p", { class: "empty" }, `No ${name.toLowerCase()} jobs${filtered() ? " match the filters" : ""}.`);
   document.getElementById(id).replaceChildren(content);
+  document.getElementById(`${id}-more`).hidden = !sections[id].next;
 }
 
 function render() {
-  const focused = document.activeElement && document.activeElement.dataset.jid;
+  const focused = document.activeElement && (document.activeElement.dataset.jid || document.activeElement.dataset.pick);
   const shown = [...jobs.values()].filter(matches).sort((a, b) => b.jid - a.jid);
-  section("ongoing", "Ongoing", shown.filter((job) => ONGOING.includes(job.status)),
-    ["ID", "Name", "Status", "Time", "Command"], ongoingRow);
+  const ongoing = shown.filter((job) => ONGOING.includes(job.status));
+  for (const jid of selected) if (!ongoing.some((job) => job.jid === jid)) selected.delete(jid);
+  killSelected.disabled = !selected.size;
+  killSelected.textContent = selected.size ? `Kill selected (${selected.size})` : "Kill selected";
+  section("ongoing", "Ongoing", ongoing, ["ID", "Name", "Status", "Time", "Command", "Image"], ongoingRow);
   section("completed", "Completed", shown.filter((job) => !ONGOING.includes(job.status)),
-    ["ID", "Name", "Status", "Completed", "Runtime", "Command"], completedRow);
-  if (focused) document.querySelector(`a[data-jid="${focused}"]`)?.focus(); // keep focus across refreshes
+    ["ID", "Name", "Status", "Completed", "Runtime", "Command", "Image"], completedRow);
+  if (focused) document.querySelector(`[data-jid="${focused}"] , [data-pick="${focused}"]`)?.focus(); // keep focus
 }
 
-async function refresh() {
+let renderQueued = false;
+function renderSoon() {
+  if (renderQueued) return;
+  renderQueued = true;
+  setTimeout(() => {
+    renderQueued = false;
+    render();
+  }, 50);
+}
+
+function startLive() {
+  if (stopLive) stopLive();
+  const liveState = document.getElementById("live-state");
+  stopLive = follow(session, () => {
+    const ongoing = [...jobs.values()].filter((job) => ONGOING.includes(job.status)).map((job) => job.jid);
+    const newest = Math.max(0, ...jobs.keys());
+    return `api/jobs/live?ids=${ongoing.slice(0, 1000).join(",")}&after=${newest}`;
+  }, (name, job) => {
+    if (name !== "job") return;
+    jobs.set(job.jid, job);
+    renderSoon();
+  }, {
+    onState(state, failure) {
+      liveState.textContent = state === "live" ? "Live: changes show as they happen." : "Live updates interrupted; reconnecting…";
+      if (state === "live") showError(errorRegion, null);
+      else showError(errorRegion, failure);
+    },
+  });
+}
+
+// Both sections from their newest job, then live.
+async function reload() {
   if (!loadSession()) return location.replace("./"); // logged out in another tab
+  generation += 1;
+  const started = performance.now();
   try {
-    await fetchFrom(refreshFrom());
+    await Promise.all([loadPage("ongoing"), loadPage("completed")]);
     showError(errorRegion, null);
-    document.getElementById("updated").textContent = `Updated ${new Date().toLocaleTimeString()}.`;
+    const ms = Math.round(performance.now() - started);
+    document.getElementById("updated").textContent = `Updated ${new Date().toLocaleTimeString()} (loaded in ${ms} ms).`;
+    document.body.dataset.loadMs = String(ms);
   } catch (failure) {
     showError(errorRegion, failure);
-    if (failure.status === 401) return; // the session ended: stop polling
+    if (failure.status === 401) return; // the session ended
   }
   render();
-  setTimeout(refresh, REFRESH_MS);
+  startLive();
+}
+
+async function older(id) {
+  const button = document.getElementById(`${id}-more`);
+  button.disabled = true;
+  try {
+    await loadPage(id, sections[id].next);
+    render();
+  } catch (failure) {
+    showError(errorRegion, failure);
+  }
+  button.disabled = false;
+}
+
+async function killMany() {
+  const jids = [...selected].sort((a, b) => a - b);
+  if (!jids.length || !confirm(`Kill ${jids.length} job${jids.length > 1 ? "s" : ""}?`)) return;
+  killSelected.disabled = true;
+  try {
+    const answer = await api(session, "api/jobs/kill", { method: "POST", form: { jids: jids.join(",") } });
+    const failed = Object.keys(answer.failed);
+    notice.textContent = `Kill requested for ${answer.killed.length} job(s)` + (failed.length ? `; failed: ${failed.join(", ")}.` : ".");
+    selected.clear();
+    showError(errorRegion, null);
+  } catch (failure) {
+    showError(errorRegion, failure);
+  }
+  render();
+}
+
+let typing = 0;
+function filtersChanged() {
+  for (const state of Object.values(sections)) state.next = 0;
+  render(); // at once, from what is loaded; then from the gateway
+  clearTimeout(typing);
+  typing = setTimeout(reload, 250);
 }
 
 if (session) {
   document.getElementById("filters").addEventListener("submit", (event) => event.preventDefault());
-  statusFilter.addEventListener("change", render);
-  nameFilter.addEventListener("input", render);
-  refresh();
+  for (const control of [statusFilter, sinceFilter]) control.addEventListener("change", filtersChanged);
+  for (const control of [nameFilter, imageFilter]) control.addEventListener("input", filtersChanged);
+  document.getElementById("ongoing-more").addEventListener("click", () => older("ongoing"));
+  document.getElementById("completed-more").addEventListener("click", () => older("completed"));
+  killSelected.addEventListener("click", killMany);
+  setInterval(() => {
+    for (const cell of document.querySelectorAll("td.ticks")) {
+      const job = jobs.get(Number(cell.dataset.jid));
+      if (job) cell.textContent = `${job.status === "processing" ? "running" : job.status} for ${elapsed(ongoingFor(job))}`;
+    }
+  }, 1000);
+  reload();
 }
