@@ -84,7 +84,11 @@ class EventStream:
             reply = exc.reply()
             await Response(reply.body, reply.status, headers={"content-type": reply.content_type})(scope, receive, send)
             return
-        headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
+        # `connection: close`: the socket of an ended feed is never worth reusing. (The
+        # pages also end their feeds on `pagehide`: Chromium kept them open for pages in
+        # its back/forward cache, and with its six connections per host taken, the next
+        # page never loaded.)
+        headers = {"cache-control": "no-store", "x-accel-buffering": "no", "connection": "close"}
         await StreamingResponse(events, media_type="text/event-stream", headers=headers)(scope, receive, send)
 
 

@@ -256,10 +256,14 @@ export function follow(session, path, onEvent, { onState = () => {} } = {}) {
     }
   }
   run();
-  return () => {
+  const stop = () => {
     stopped = true;
     if (controller) controller.abort();
   };
+  // Leaving the page ends the feed: the browser would otherwise keep its connection
+  // (one of six per host) open for the page kept in its back/forward cache.
+  window.addEventListener("pagehide", stop, { once: true });
+  return stop;
 }
 
 // Downloads what `path` answers as `filename` (a link cannot carry the credentials).
@@ -288,3 +292,9 @@ export function jobLabel(job) {
 export function jobWhat(job) {
   return job.function ? `${job.function}()` : job.cmd;
 }
+
+// A page brought back from the back/forward cache had its live feeds ended (pagehide):
+// load it afresh.
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) location.reload();
+});

@@ -136,8 +136,13 @@ function filtered() {
   return statusFilter.value || nameFilter.value || imageFilter.value || sinceFilter.value;
 }
 
+const drawn = {}; // section -> what it shows, so an unchanged section is left alone (focus, selection, tests' elements)
+
 function section(id, name, list, headers, row) {
   const more = sections[id].next ? "+" : "";
+  const signature = JSON.stringify([filtered(), more, list.map((job) => [job.jid, job.status, job.label, job.finished_at || ""])]);
+  if (drawn[id] === signature) return;
+  drawn[id] = signature;
   document.getElementById(`${id}-heading`).textContent = `${name} (${list.length}${more})`;
   const content = list.length
     ? table(`${name} jobs`, headers, list.map(row))
@@ -178,6 +183,8 @@ function startLive() {
     return `api/jobs/live?ids=${ongoing.slice(0, 1000).join(",")}&after=${newest}`;
   }, (name, job) => {
     if (name !== "job") return;
+    const known = jobs.get(job.jid);
+    if (known && JSON.stringify(known) === JSON.stringify(job)) return; // nothing new
     jobs.set(job.jid, job);
     renderSoon();
   }, {
