@@ -17,16 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
@@ -35,6 +37,7 @@ from http_gateway import job_json, multyvac, ui
 from http_gateway.caller import Caller
 from http_gateway.config import GatewaySettings
 from http_gateway.golang import parse_query
+from http_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from http_gateway.multyvac import ApiError, Reply
 from http_gateway.ui_api import UiApi
 from http_gateway.ui_live import EventStream, Feeds
@@ -77,8 +80,9 @@ class Endpoint:
 class Gateway:
     """The handlers; `open()` must run inside the serving event loop before any request."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, metrics: GatewayMetrics) -> None:
         self._settings = settings
+        self.metrics = metrics
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None
 
@@ -98,13 +102,17 @@ class Gateway:
     # -- plumbing -------------------------------------------------------------------------
 
     async def call(self, op: str, method: str, request: Any, caller: Caller, jid: int = 0) -> Any:
+        started = time.perf_counter()
         try:
-            return await getattr(self._stub, method)(
+            answer = await getattr(self._stub, method)(
                 request, metadata=caller.metadata, timeout=self._settings.rpc_timeout
             )
         except grpc.aio.AioRpcError as exc:
+            self.metrics.observe_call(method, exc.code().name, time.perf_counter() - started)
             log.info("%s for %s failed: %s %s", method, caller.account, exc.code().name, exc.details())
             raise multyvac.rpc_failure(op, exc, caller.account, jid) from None
+        self.metrics.observe_call(method, "OK", time.perf_counter() - started)
+        return answer
 
     async def _authenticate(self, caller: Caller, op: str = "probe") -> None:
         """Have the server check the credentials, with a List that cannot match anything."""
@@ -231,6 +239,13 @@ class Gateway:
         await self._authenticate(caller)
         return multyvac.json_reply({"account": caller.account, "server": self._settings.server})
 
+    async def metrics_text(self, request: Request) -> Reply:
+        """`GET /metrics`: the Prometheus text format (no credentials; no account in it)."""
+        if request.method != "GET":
+            raise multyvac.minval("GET")
+        body, content_type = self.metrics.exposition()
+        return Reply(200, content_type, body)
+
     async def ui_redirect(self, request: Request) -> Reply:
         return Reply(301, "text/html; charset=utf-8", b"", location="/ui/")
 
@@ -269,9 +284,11 @@ def clean_path(path: str) -> str:
     return clean
 
 
-def create_app(settings: GatewaySettings) -> Starlette:
-    """The ASGI app for `settings`; its lifespan opens and closes the gRPC channel."""
-    gateway = Gateway(settings)
+def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = None) -> ASGIApp:
+    """The ASGI app for `settings`; its lifespan opens and closes the gRPC channel. Its
+    metrics go to `registry` (a new one of its own when None), served at `/metrics`."""
+    metrics = GatewayMetrics(registry if registry is not None else CollectorRegistry())
+    gateway = Gateway(settings, metrics)
     ui_api = UiApi(gateway)
     feeds = Feeds(gateway)
 
@@ -295,19 +312,21 @@ def create_app(settings: GatewaySettings) -> Starlette:
         Route("/v1/job/kill", Endpoint(gateway.kill)),
         Route("/v1/job/kill_all", Endpoint(gateway.kill_all)),
         Route("/v1/job/queue_stats", Endpoint(gateway.queue_stats)),
+        Route("/metrics", Endpoint(gateway.metrics_text)),
         # The web UI: `/` stays Go's 404 (a multyvac client probing it sees the same server).
         Route("/ui", Endpoint(gateway.ui_redirect)),
         Route("/ui/api/job", Endpoint(ui_job)),
         Route("/ui/api/job/output", Endpoint(ui_api.output)),
         Route("/ui/api/job/rerun", Endpoint(ui_api.rerun)),
-        Route("/ui/api/job/live", EventStream(feeds.job)),
+        Route("/ui/api/job/live", EventStream(feeds.job, metrics.live_feeds)),
         Route("/ui/api/jobs", Endpoint(ui_api.jobs)),
         Route("/ui/api/jobs/kill", Endpoint(ui_api.kill_many)),
-        Route("/ui/api/jobs/live", EventStream(feeds.jobs)),
+        Route("/ui/api/jobs/live", EventStream(feeds.jobs, metrics.live_feeds)),
         Route("/ui/api/account", Endpoint(gateway.ui_account)),
         Mount("/ui", ui.static_app()),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.router.redirect_slashes = False  # Go 404s `/v1/job/`; it never adds or drops a slash
     app.router.default = Endpoint(gateway.not_found)
-    return app
+    paths = [route.path for route in routes if isinstance(route, Route)]
+    return MetricsMiddleware(app, metrics, paths)

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import grpc
+from prometheus_client import Gauge
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -71,8 +72,11 @@ class EventStream:
     """An ASGI endpoint answering `text/event-stream` from what `opener` returns; an
     ApiError raised by `opener` (before any event) is answered in the Go envelope."""
 
-    def __init__(self, opener: Callable[[Request], Awaitable[AsyncIterator[bytes]]]) -> None:
+    def __init__(
+        self, opener: Callable[[Request], Awaitable[AsyncIterator[bytes]]], open_feeds: Gauge | None = None
+    ) -> None:
         self._opener = opener
+        self._open_feeds = open_feeds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -89,7 +93,13 @@ class EventStream:
         # its back/forward cache, and with its six connections per host taken, the next
         # page never loaded.)
         headers = {"cache-control": "no-store", "x-accel-buffering": "no", "connection": "close"}
-        await StreamingResponse(events, media_type="text/event-stream", headers=headers)(scope, receive, send)
+        if self._open_feeds is not None:
+            self._open_feeds.inc()
+        try:
+            await StreamingResponse(events, media_type="text/event-stream", headers=headers)(scope, receive, send)
+        finally:
+            if self._open_feeds is not None:
+                self._open_feeds.dec()
 
 
 async def _drain(queue: asyncio.Queue[bytes], tasks: list[asyncio.Task[None]], seconds: float) -> AsyncIterator[bytes]:
