@@ -11,10 +11,12 @@ import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 from grpc import aio
 from grpc_health.v1 import health
+from prometheus_client import CollectorRegistry
 
 from cloudpipe_common.ratelimit import FailureLimiter, LimiterConfig
 from cloudpipe_server.auth import AnonymousAuthenticator, Authenticator, ChainAuthenticator, StaticAdminAuthenticator
@@ -30,8 +32,11 @@ from cloudpipe_server.jobs.dispatcher import Dispatcher, DispatcherConfig
 from cloudpipe_server.jobs.events import JobEvents
 from cloudpipe_server.jobs.output import OutputHub
 from cloudpipe_server.jobs.service import JobService
+from cloudpipe_server.metered_store import MeteredStore
+from cloudpipe_server.metrics import QueueDepth, ServerMetrics, serve
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
+from cloudpipe_server.rpc.metrics_interceptor import MetricsInterceptor
 from cloudpipe_server.rpc.schedules import SavedJobServicer, ScheduleServicer
 from cloudpipe_server.rpc.server import build_server, set_serving
 from cloudpipe_server.scheduler.firing import ServiceJobs
@@ -84,7 +89,7 @@ def build_authenticator(settings: Settings) -> Authenticator:
     return ChainAuthenticator([admin, remote], reserved=[settings.admin_name])
 
 
-def build_executor(settings: Settings, owner: str) -> Executor:
+def build_executor(settings: Settings, owner: str, metrics: ServerMetrics | None = None) -> Executor:
     """Jobs run on the Docker engine: in warm containers when they can (unless
     CLOUDPIPE_WARM_POOL=false), otherwise each in a fresh container."""
     docker_config = DockerConfig(
@@ -111,7 +116,8 @@ def build_executor(settings: Settings, owner: str) -> Executor:
             network=False,
         ),
     )
-    return PooledDockerExecutor(fresh, docker_config, warm, utc_now)
+    on_acquire = metrics.warm_acquired if metrics is not None else None
+    return PooledDockerExecutor(fresh, docker_config, warm, utc_now, on_acquire=on_acquire)
 
 
 @dataclass
@@ -128,12 +134,19 @@ class RunningServer:
     authenticator: Authenticator | None = None
     scheduler: Scheduler | None = None
     identity: IdentityLease | None = None
+    metrics: ServerMetrics | None = None
+    queue_depth: QueueDepth | None = None
+    metrics_server: WSGIServer | None = None
 
     async def stop(self, grace: float = 10.0) -> None:
         log.info("shutting down: no new jobs are claimed; waiting up to %.0f s", grace)
         await set_serving(self.health, False)
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.queue_depth is not None:
+            await self.queue_depth.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
         await self.dispatcher.stop(grace)
         await self.server.stop(grace=1.0)
         await self.executor.close()
@@ -169,9 +182,14 @@ async def _serve(
     identity: IdentityLease,
     executor: Executor | None,
 ) -> RunningServer:
-    store = stores.jobs
+    metrics = ServerMetrics(CollectorRegistry())
+    accounts: set[str] = set()
+    store = MeteredStore(stores.jobs, metrics, on_account=accounts.add)
     if executor is None:
-        executor = build_executor(settings, owner)
+        executor = build_executor(settings, owner, metrics)
+    if isinstance(executor, PooledDockerExecutor):
+        pool = executor.pool
+        metrics.warm_pool_size.set_function(lambda: pool.size)
     events = JobEvents()
     hub = OutputHub()
     dispatcher = Dispatcher(
@@ -217,14 +235,18 @@ async def _serve(
             misfire_grace=settings.scheduler_misfire_grace,
         ),
         utc_now,
+        on_fire=lambda fire, now: metrics.fire_recorded(fire, now, settings.scheduler_misfire_grace),
     )
     limiter = FailureLimiter(LimiterConfig(settings.auth_failure_burst, settings.auth_failure_refill_seconds))
     server, health_servicer = build_server(
         JobServicer(service),
-        AuthInterceptor(authenticator, limiter),
+        AuthInterceptor(authenticator, limiter, on_failure=lambda reason: metrics.auth_failures.labels(reason).inc()),
         SavedJobServicer(SavedJobService(schedule_store, jobs, utc_now)),
         ScheduleServicer(ScheduleService(schedule_store, jobs, utc_now, wake=scheduler.wake)),
+        outer=[MetricsInterceptor(metrics)],
     )
+    depth = QueueDepth(metrics, store.counts, lambda: len(dispatcher.running_job_ids))
+    depth.accounts = accounts
     try:
         if settings.tls_cert:
             credentials = grpc.ssl_server_credentials(
@@ -241,10 +263,12 @@ async def _serve(
             f"CLOUDPIPE_LISTEN: cannot listen on {settings.listen}: the address is in use (another server?)"
             " or not this host's"
         )
+    metrics_server = serve(metrics.registry, settings.metrics_listen) if settings.metrics_listen else None
     await server.start()
     dispatcher.start()
     executor.start()
     scheduler.start()
+    depth.start()
     await set_serving(health_servicer, True)
     host = settings.listen.rsplit(":", 1)[0]
     log.info(
@@ -256,5 +280,17 @@ async def _serve(
         settings.store_url_for_logs,
     )
     return RunningServer(
-        settings, port, server, health_servicer, dispatcher, executor, stores, authenticator, scheduler, identity
+        settings,
+        port,
+        server,
+        health_servicer,
+        dispatcher,
+        executor,
+        stores,
+        authenticator,
+        scheduler,
+        identity,
+        metrics=metrics,
+        queue_depth=depth,
+        metrics_server=metrics_server,
     )

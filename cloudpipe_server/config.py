@@ -51,6 +51,9 @@ class Settings:
     output_cap_bytes: int = 64 << 20
     docker_host: str = ""  # empty: DOCKER_HOST or the local socket
     log_level: str = "INFO"
+    # Serve Prometheus metrics at http://<this>/metrics; empty (the default): not served.
+    # No credentials are checked there: use loopback or a private address.
+    metrics_listen: str = ""
     # API keys checked by the auth service's internal API over mutual TLS (spec 5.1);
     # empty: only the admin credential works, as with the original's NullAuthService.
     auth_service: str = ""  # e.g. https://authstore:9001/v1

@@ -103,7 +103,13 @@ class PooledDockerExecutor(Executor):
     """`DockerExecutor` plus a pool of warm containers."""
 
     def __init__(
-        self, fresh: DockerExecutor, docker_config: DockerConfig, config: WarmConfig, clock: Callable[[], datetime]
+        self,
+        fresh: DockerExecutor,
+        docker_config: DockerConfig,
+        config: WarmConfig,
+        clock: Callable[[], datetime],
+        *,
+        on_acquire: Callable[[bool], None] | None = None,
     ) -> None:
         self._fresh = fresh
         self._docker_config = docker_config
@@ -111,7 +117,8 @@ class PooledDockerExecutor(Executor):
         self._clock = clock
         self._boot = secrets.token_hex(6)
         self._api = fresh.api  # one client per engine: the fresh executor's, closed by it
-        self._pool = WarmPool(PoolLimits(config.max_containers, config.idle_seconds), self._spawn, self._remove)
+        limits = PoolLimits(config.max_containers, config.idle_seconds)
+        self._pool = WarmPool(limits, self._spawn, self._remove, on_acquire)
         self._runs: dict[int, _WarmJob] = {}
         self._images: dict[str, _ImageInfo] = {}
         self._started = False

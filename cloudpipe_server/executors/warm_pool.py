@@ -46,8 +46,10 @@ class WarmPool:
         limits: PoolLimits,
         spawn: Callable[[PoolKey], Awaitable[WarmContainer]],
         remove: Callable[[WarmContainer], Awaitable[None]],
+        on_acquire: Callable[[bool], None] | None = None,
     ) -> None:
         self._limits = limits
+        self._on_acquire = on_acquire  # True: an idle container was reused (metrics)
         self._spawn = spawn
         self._remove = remove
         self._idle: dict[PoolKey, list[WarmContainer]] = {}
@@ -86,25 +88,35 @@ class WarmPool:
         caller runs a fresh container instead), or when `give_up()` says so while
         waiting (call `wake(key)` after it changes)."""
         container = None
+        reused = False
         while container is None:
             if self._closed or self._broken.get(key, 0.0) > time.monotonic() or give_up():
+                self._acquired(False)
                 return None
             container = self._take_idle(key)
             if container is not None:
+                reused = True
                 break
             if self.size < self._limits.max_containers or self._evict_one(other_than=key):
                 container = await self._start(key)
                 if container is None:
+                    self._acquired(False)
                     return None
             elif self._starting.get(key):  # one of ours is on its way: wait for it
                 released = self._released.setdefault(key, asyncio.Event())
                 released.clear()
                 await released.wait()
             else:
+                self._acquired(False)
                 return None
         container.busy = True
+        self._acquired(reused)
         self._keep_one_ahead(key)
         return container
+
+    def _acquired(self, reused: bool) -> None:
+        if self._on_acquire is not None:
+            self._on_acquire(reused)
 
     def release(self, container: WarmContainer) -> None:
         """The job is over; the container takes the next one (or goes, if it died)."""

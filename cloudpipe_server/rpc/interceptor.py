@@ -50,9 +50,15 @@ Authenticate = Callable[[grpc.aio.ServicerContext], Awaitable[Principal]]
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, authenticator: Authenticator, limiter: FailureLimiter | None = None) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        limiter: FailureLimiter | None = None,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
         self._authenticator = authenticator
         self._limiter = limiter
+        self._on_failure = on_failure  # gets "failed", "throttled" or "unavailable" (metrics)
 
     async def intercept_service(
         self,
@@ -81,6 +87,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     raise
             except CloudpipeError as exc:
                 log.info("rejected %s from %s: %s", method, peer, exc)
+                if self._on_failure is not None:
+                    self._on_failure(_auth_trailer(exc)[0][1])
                 await context.abort(grpc_code(exc), str(exc), trailing_metadata=_auth_trailer(exc))
                 raise AssertionError("unreachable") from None
 

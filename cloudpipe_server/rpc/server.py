@@ -3,6 +3,8 @@ standard health and reflection services."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -27,10 +29,12 @@ def build_server(
     interceptor: AuthInterceptor,
     saved_jobs: SavedJobServicer | None = None,
     schedules: ScheduleServicer | None = None,
+    outer: Sequence[aio.ServerInterceptor] = (),
 ) -> tuple[aio.Server, health.aio.HealthServicer]:
-    """A server with every service registered; the caller binds ports and starts it."""
+    """A server with every service registered; the caller binds ports and starts it.
+    `outer` interceptors run before authentication (metrics)."""
     server = aio.server(
-        interceptors=[interceptor],
+        interceptors=[*outer, interceptor],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -150,8 +150,11 @@ class Scheduler:
         config: SchedulerConfig,
         clock: Callable[[], datetime],
         firer: Firer | None = None,
+        *,
+        on_fire: Callable[[Fire, datetime], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_fire = on_fire  # each recorded fire and the time of the pass (metrics)
         self._jobs = jobs
         self._config = config
         self._clock = clock
@@ -238,6 +241,8 @@ class Scheduler:
                     log.info("schedule %s: killing job %d (overlap: cancel_previous)", schedule.id, job_id)
                     await self._jobs.kill(schedule.account, job_id)
             for fire in inserted:
+                if self._on_fire is not None:
+                    self._on_fire(fire, now)
                 if fire.outcome is FireOutcome.PENDING:
                     to_submit.append((fire, schedule))
                 elif fire.outcome is FireOutcome.SKIPPED:
