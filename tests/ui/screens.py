@@ -12,9 +12,9 @@ from tests.support import ROOT
 SCREENSHOTS = ROOT / "docs" / "ui"
 
 
-def screenshot(driver: WebDriver, name: str) -> None:
-    """Save the whole page (beyond the window, up to its end) as docs/ui/<name>.png."""
+def screenshot(driver: WebDriver, name: str, *, whole_page: bool = True) -> None:
+    """Save the page as docs/ui/<name>.png: all of it, or only what the window shows."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     chrome: Any = driver
-    shot = chrome.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+    shot = chrome.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": whole_page})
     (SCREENSHOTS / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
