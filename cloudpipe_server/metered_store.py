@@ -144,3 +144,13 @@ class MeteredStore(JobStore):
         jobs = await self._timed("reap_expired", self._inner.reap_expired(now, max_attempts))
         self._finished(jobs)
         return jobs
+
+    async def hold_identity(
+        self, server_id: str, holder: str, now: datetime, until: datetime, *, replacing: str = ""
+    ) -> str:
+        return await self._timed(
+            "hold_identity", self._inner.hold_identity(server_id, holder, now, until, replacing=replacing)
+        )
+
+    async def release_identity(self, server_id: str, holder: str) -> None:
+        await self._timed("release_identity", self._inner.release_identity(server_id, holder))
