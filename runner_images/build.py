@@ -3,7 +3,7 @@
 
 Usage::
 
-    python runner_images/build.py [--only python3|python2]
+    python runner_images/build.py [--only python3|python2|node]
                                   [--base-python3 IMG] [--base-python2 IMG]
                                   [--force]
 
@@ -157,6 +157,27 @@ SPECS: dict[str, ImageSpec] = {
         python_prefix="3.",
         build_args={"CLOUDPICKLE_VERSION": CLOUDPICKLE_VERSION, "DILL_VERSION": DILL_VERSION},
         serializers=f"cloudpickle=={CLOUDPICKLE_VERSION} dill=={DILL_VERSION}",
+    ),
+    # Node.js function jobs (sdk-node): Debian's nodejs, the python3 image's warm agent.
+    "node": ImageSpec(
+        name="node",
+        tag="cloudpipe/runner-node:latest",
+        default_base="debian:bookworm-slim",
+        suite="bookworm",
+        base_packages=("python3",),
+        downloads=(
+            Download(
+                requirements=(f"cloudpickle=={CLOUDPICKLE_VERSION}",), options=("--only-binary=:all:", "--no-deps")
+            ),
+        ),
+        python="python3",
+        probe=(
+            "import subprocess, cloudpickle, cloudpipe_runner, cloudpipe_agent; "
+            "subprocess.run(['cloudpipe-node-runner', '--version'], check=True, stdout=subprocess.DEVNULL); "
+            + PYTHON_VERSION_CODE
+        ),
+        python_prefix="3.",
+        build_args={"CLOUDPICKLE_VERSION": CLOUDPICKLE_VERSION},
     ),
     "python2": ImageSpec(
         name="python2",
@@ -711,6 +732,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--base-python2", metavar="IMG", help="base image for the python2 runner (default: debian:bullseye-slim)"
     )
+    parser.add_argument(
+        "--base-node", metavar="IMG", help="base image for the node runner (default: debian:bookworm-slim)"
+    )
     parser.add_argument("--force", action="store_true", help="rebuild runner images even if their inputs are unchanged")
     return parser.parse_args(argv)
 
@@ -718,8 +742,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = parse_args(argv)
-    overrides = {"python3": args.base_python3, "python2": args.base_python2}
-    names = [args.only] if args.only else ["python3", "python2"]
+    overrides = {"python3": args.base_python3, "python2": args.base_python2, "node": args.base_node}
+    names = [args.only] if args.only else ["python3", "python2", "node"]
     try:
         client = docker.from_env(timeout=600)
         client.ping()

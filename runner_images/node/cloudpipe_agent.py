@@ -1,0 +1,1 @@
+../python3/cloudpipe_agent.py
