@@ -135,16 +135,17 @@ export class Client {
         }
       }
     };
+    const kills: Promise<unknown>[] = [];
     const workers = Array.from({ length: Math.min(concurrency, inputs.length) }, () =>
       worker().catch((error: unknown) => {
-        failed ??= error;
+        if (failed !== null) return; // a job this map killed, or a later failure
+        failed = error;
+        kills.push(Promise.allSettled([...running].map((job) => job.kill())));
       }),
     );
     await Promise.all(workers);
-    if (failed !== null) {
-      await Promise.allSettled([...running].map((job) => job.kill()));
-      throw failed;
-    }
+    await Promise.all(kills);
+    if (failed !== null) throw failed;
     return results;
   }
 
