@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -101,3 +102,33 @@ def test_grpc_errors_of_a_bad_key_are_auth_errors_in_both_sdks(built_sdk: Path, 
     )
     done = run("node", "--input-type=module", "-e", script, env=node_environment(node_server))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+_BLOCK = re.compile(r"^```js\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def js_blocks() -> list[tuple[str, str]]:
+    found = []
+    for name in ("docs/node.md", "README.md"):
+        found += [(f"{name}#{i}", code) for i, code in enumerate(_BLOCK.findall((ROOT / name).read_text()))]
+    return found
+
+
+@pytest.mark.parametrize(("where", "code"), js_blocks(), ids=[where for where, _ in js_blocks()])
+def test_node_guide_example_runs(
+    where: str, code: str, built_sdk: Path, node_server: ServerProcess, tmp_path: Path
+) -> None:
+    """Each block runs as an ES module that imports the package by its name."""
+    (tmp_path / "node_modules" / "@cloudpipe").mkdir(parents=True)
+    (tmp_path / "node_modules" / "@cloudpipe" / "sdk").symlink_to(built_sdk)
+    (tmp_path / "example.mjs").write_text(code)
+    done = subprocess.run(
+        ["node", "example.mjs"],
+        cwd=tmp_path,
+        env=node_environment(node_server),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, f"{where} failed:\n{done.stdout}\n{done.stderr}"
