@@ -66,6 +66,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :collected, :message, 16, "cloudpipe.v1.Collected"
       optional :kill_requested, :bool, 17
       optional :attempts, :uint32, 18
+      optional :image, :string, 19
     end
     add_message "cloudpipe.v1.SubmitRequest" do
       repeated :jobs, :message, 1, "cloudpipe.v1.JobSpec"
@@ -86,6 +87,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :created_before, :message, 7, "google.protobuf.Timestamp"
       optional :limit, :uint32, 8
       optional :newest_first, :bool, 9
+      optional :view, :enum, 10, "cloudpipe.v1.JobView"
     end
     add_message "cloudpipe.v1.ListJobsResponse" do
       repeated :jobs, :message, 1, "cloudpipe.v1.Job"
@@ -160,6 +162,11 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       value :RESULT_TYPE_BINARY, 1
       value :RESULT_TYPE_PICKLE, 2
     end
+    add_enum "cloudpipe.v1.JobView" do
+      value :JOB_VIEW_UNSPECIFIED, 0
+      value :JOB_VIEW_FULL, 1
+      value :JOB_VIEW_SUMMARY, 2
+    end
     add_enum "cloudpipe.v1.OutputStream" do
       value :OUTPUT_STREAM_UNSPECIFIED, 0
       value :OUTPUT_STREAM_STDOUT, 1
@@ -200,6 +207,7 @@ module Cloudpipe
     QueueStatsResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.QueueStatsResponse").msgclass
     JobStatus = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.JobStatus").enummodule
     ResultType = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.ResultType").enummodule
+    JobView = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.JobView").enummodule
     OutputStream = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.OutputStream").enummodule
     Signal = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.Signal").enummodule
   end

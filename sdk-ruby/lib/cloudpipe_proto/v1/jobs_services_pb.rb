@@ -26,7 +26,9 @@ module Cloudpipe
         # Get one job of the caller's account. NOT_FOUND when it does not exist or
         # belongs to another account.
         rpc :Get, ::Cloudpipe::V1::GetJobRequest, ::Cloudpipe::V1::Job
-        # List the caller's jobs, oldest first, filtered.
+        # List the caller's jobs, oldest first (or newest first), filtered. Ask for
+        # `view = JOB_VIEW_SUMMARY` unless you need every job's output: a page of summaries
+        # stays small whatever the jobs printed.
         rpc :List, ::Cloudpipe::V1::ListJobsRequest, ::Cloudpipe::V1::ListJobsResponse
         # Kill a job: a queued job becomes KILLED at once, a running one is stopped.
         # Killing a finished job changes nothing and succeeds.

@@ -143,6 +143,49 @@ export function resultTypeToJSON(object: ResultType): string {
   }
 }
 
+/** How much of each job a List answers. */
+export enum JobView {
+  /** JOB_VIEW_UNSPECIFIED - FULL, so that callers written before `view` existed get what they always got. */
+  JOB_VIEW_UNSPECIFIED = 0,
+  /** JOB_VIEW_FULL - Everything, with stdout, stderr and result (a running job's output so far). */
+  JOB_VIEW_FULL = 1,
+  /** JOB_VIEW_SUMMARY - No stdout, stderr, result or spec.stdin (left empty): what a list page needs. */
+  JOB_VIEW_SUMMARY = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function jobViewFromJSON(object: any): JobView {
+  switch (object) {
+    case 0:
+    case "JOB_VIEW_UNSPECIFIED":
+      return JobView.JOB_VIEW_UNSPECIFIED;
+    case 1:
+    case "JOB_VIEW_FULL":
+      return JobView.JOB_VIEW_FULL;
+    case 2:
+    case "JOB_VIEW_SUMMARY":
+      return JobView.JOB_VIEW_SUMMARY;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return JobView.UNRECOGNIZED;
+  }
+}
+
+export function jobViewToJSON(object: JobView): string {
+  switch (object) {
+    case JobView.JOB_VIEW_UNSPECIFIED:
+      return "JOB_VIEW_UNSPECIFIED";
+    case JobView.JOB_VIEW_FULL:
+      return "JOB_VIEW_FULL";
+    case JobView.JOB_VIEW_SUMMARY:
+      return "JOB_VIEW_SUMMARY";
+    case JobView.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum OutputStream {
   OUTPUT_STREAM_UNSPECIFIED = 0,
   OUTPUT_STREAM_STDOUT = 1,
@@ -342,6 +385,11 @@ export interface Job {
   collected?: Collected | undefined;
   killRequested: boolean;
   attempts: number;
+  /**
+   * The image the job runs (or ran) in: `spec.image`, or the server's default image
+   * when the spec names none. Set by the server on every Job it returns.
+   */
+  image: string;
 }
 
 export interface SubmitRequest {
@@ -373,6 +421,8 @@ export interface ListJobsRequest {
   limit: number;
   /** Newest first instead of oldest first. */
   newestFirst: boolean;
+  /** Unspecified means FULL (wire compatible); see JobView. */
+  view: JobView;
 }
 
 export interface ListJobsResponse {
@@ -1501,6 +1551,7 @@ function createBaseJob(): Job {
     collected: undefined,
     killRequested: false,
     attempts: 0,
+    image: "",
   };
 }
 
@@ -1559,6 +1610,9 @@ export const Job: MessageFns<Job> = {
     }
     if (message.attempts !== 0) {
       writer.uint32(144).uint32(message.attempts);
+    }
+    if (message.image !== "") {
+      writer.uint32(154).string(message.image);
     }
     return writer;
   },
@@ -1720,6 +1774,14 @@ export const Job: MessageFns<Job> = {
             message.attempts = reader.uint32();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1780,6 +1842,7 @@ export const Job: MessageFns<Job> = {
         ? globalThis.Boolean(object.kill_requested)
         : false,
       attempts: isSet(object.attempts) ? globalThis.Number(object.attempts) : 0,
+      image: isSet(object.image) ? globalThis.String(object.image) : "",
     };
   },
 
@@ -1839,6 +1902,9 @@ export const Job: MessageFns<Job> = {
     if (message.attempts !== 0) {
       obj.attempts = Math.round(message.attempts);
     }
+    if (message.image !== "") {
+      obj.image = message.image;
+    }
     return obj;
   },
 
@@ -1873,6 +1939,7 @@ export const Job: MessageFns<Job> = {
       : undefined;
     message.killRequested = object.killRequested ?? false;
     message.attempts = object.attempts ?? 0;
+    message.image = object.image ?? "";
     return message;
   },
 };
@@ -2103,6 +2170,7 @@ function createBaseListJobsRequest(): ListJobsRequest {
     createdBefore: undefined,
     limit: 0,
     newestFirst: false,
+    view: 0,
   };
 }
 
@@ -2142,6 +2210,9 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     }
     if (message.newestFirst !== false) {
       writer.uint32(72).bool(message.newestFirst);
+    }
+    if (message.view !== 0) {
+      writer.uint32(80).int32(message.view);
     }
     return writer;
   },
@@ -2251,6 +2322,14 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
             message.newestFirst = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.view = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2294,6 +2373,7 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
         : isSet(object.newest_first)
         ? globalThis.Boolean(object.newest_first)
         : false,
+      view: isSet(object.view) ? jobViewFromJSON(object.view) : 0,
     };
   },
 
@@ -2326,6 +2406,9 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     if (message.newestFirst !== false) {
       obj.newestFirst = message.newestFirst;
     }
+    if (message.view !== 0) {
+      obj.view = jobViewToJSON(message.view);
+    }
     return obj;
   },
 
@@ -2343,6 +2426,7 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     message.createdBefore = object.createdBefore ?? undefined;
     message.limit = object.limit ?? 0;
     message.newestFirst = object.newestFirst ?? false;
+    message.view = object.view ?? 0;
     return message;
   },
 };
@@ -3729,7 +3813,11 @@ export const JobServiceService = {
     responseSerialize: (value: Job): Buffer => Buffer.from(Job.encode(value).finish()),
     responseDeserialize: (value: Buffer): Job => Job.decode(value),
   },
-  /** List the caller's jobs, oldest first, filtered. */
+  /**
+   * List the caller's jobs, oldest first (or newest first), filtered. Ask for
+   * `view = JOB_VIEW_SUMMARY` unless you need every job's output: a page of summaries
+   * stays small whatever the jobs printed.
+   */
   list: {
     path: "/cloudpipe.v1.JobService/List" as const,
     requestStream: false as const,
@@ -3826,7 +3914,11 @@ export interface JobServiceServer extends UntypedServiceImplementation {
    * belongs to another account.
    */
   get: handleUnaryCall<GetJobRequest, Job>;
-  /** List the caller's jobs, oldest first, filtered. */
+  /**
+   * List the caller's jobs, oldest first (or newest first), filtered. Ask for
+   * `view = JOB_VIEW_SUMMARY` unless you need every job's output: a page of summaries
+   * stays small whatever the jobs printed.
+   */
   list: handleUnaryCall<ListJobsRequest, ListJobsResponse>;
   /**
    * Kill a job: a queued job becomes KILLED at once, a running one is stopped.
@@ -3892,7 +3984,11 @@ export interface JobServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Job) => void,
   ): ClientUnaryCall;
-  /** List the caller's jobs, oldest first, filtered. */
+  /**
+   * List the caller's jobs, oldest first (or newest first), filtered. Ask for
+   * `view = JOB_VIEW_SUMMARY` unless you need every job's output: a page of summaries
+   * stays small whatever the jobs printed.
+   */
   list(
     request: ListJobsRequest,
     callback: (error: ServiceError | null, response: ListJobsResponse) => void,
