@@ -180,6 +180,7 @@ def snapshot_from_pb(message: pb.Job) -> JobSnapshot:
         ),
         kill_requested=message.kill_requested,
         attempts=message.attempts,
+        image=message.image or message.spec.image,
     )
 
 

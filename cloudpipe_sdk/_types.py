@@ -86,7 +86,8 @@ class JobSnapshot:
     """A job as the server last described it. Times are UTC; `return_code` is None
     until the container exited; `runtime` is the container's run time once it ended,
     `queue_delay` the wait before it started, `overhead_delay` the container's create
-    and start; `collected` what it used."""
+    and start; `collected` what it used; `image` the image it runs in (the server's
+    default when the spec names none)."""
 
     id: int
     status: JobStatus
@@ -106,6 +107,7 @@ class JobSnapshot:
     collected: ResourceUsage = field(default_factory=ResourceUsage)
     kill_requested: bool = False
     attempts: int = 0
+    image: str = ""
 
 
 @dataclass(frozen=True)

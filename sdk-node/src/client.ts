@@ -1,6 +1,6 @@
 /** `Client`: the entry point of the SDK. */
 import { randomUUID } from "node:crypto";
-import type { JobSpec } from "./gen/cloudpipe_proto/v1/jobs.js";
+import { JobView, type JobSpec } from "./gen/cloudpipe_proto/v1/jobs.js";
 import { InvalidRequest } from "./errors.js";
 import { Job, jobInfo } from "./job.js";
 import { functionSpec, shellSpec, type JobOptions, type ShellOptions } from "./options.js";
@@ -186,6 +186,7 @@ export class Client {
       createdBefore: options.createdBefore,
       limit: options.limit ?? 100,
       newestFirst: options.newestFirst ?? true,
+      view: JobView.JOB_VIEW_FULL, // a Job's info carries its output
     });
     return response.jobs.map((job) => new Job(this.transport, job.id, jobInfo(job)));
   }

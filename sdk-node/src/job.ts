@@ -44,7 +44,7 @@ export function jobInfo(job: PbJob): JobInfo {
     account: job.account,
     name: spec?.name ?? "",
     cmd: spec?.cmd ?? "",
-    image: spec?.image ?? "",
+    image: job.image || (spec?.image ?? ""), // the image it runs in, defaults resolved
     tags: { ...(spec?.tags ?? {}) },
     createdAt: job.createdAt ?? null,
     startedAt: job.startedAt ?? null,

@@ -15,6 +15,7 @@ test("the Python SDK's function job is visible to the Node SDK", { skip: !proces
   assert.equal(await job.wait(120), "done");
   const info = job.info;
   assert.equal(info.cmd, "python3 -m cloudpipe_runner");
+  assert.match(info.image, /^cloudpipe\/runner-python3/); // the image it ran in, though it named none
   assert.equal(info.isFunction, false, "a pickled result stays bytes here");
   assert.ok(info.result.length > 0);
   assert.equal(info.stdout.toString(), "from python\n");

@@ -59,6 +59,8 @@ def test_decorated_function_runs_here_remote_and_mapped(client: Client) -> None:
     job = remote_cube.remote(4)
     assert job.result(timeout=60) == 64
     assert job.snapshot.spec.tags["function"].endswith(".cube")
+    assert job.snapshot.spec.image == ""  # none named: the snapshot says where it ran
+    assert job.snapshot.image.startswith("cloudpipe/runner-python3")
     assert list(remote_cube.map([1, 2])) == [1, 8]
     assert list(remote_cube.starmap([(5,)])) == [125]
 
