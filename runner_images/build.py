@@ -23,7 +23,10 @@ For every runner image this script
 4. builds the image, asks its Python for ``major.minor`` and applies the
    ``org.cloudpipe.*`` labels and the final tag.
 
-Only the standard library and the ``docker`` SDK are used.
+Only the standard library and the ``docker`` SDK are used. One file over 400 lines on
+purpose: it is a standalone script (setup runs it by path and it imports nothing of
+Cloudpipe), and its parts (image specs, base bootstrap, package download, context hash,
+build) are one pipeline read top to bottom.
 """
 
 from __future__ import annotations
