@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -29,6 +30,7 @@ from cloudpipe_auth.internal import create_internal_app
 from cloudpipe_auth.sqlite import open_account_store
 from cloudpipe_common.errors import CloudpipeError
 from cloudpipe_common.listen import split_host_port
+from cloudpipe_common.logs import configure_logging, log_format
 from cloudpipe_common.ratelimit import FailureLimiter, LimiterConfig
 
 log = logging.getLogger("cloudpipe_auth")
@@ -129,10 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = AuthServiceSettings.from_env(**vars(args))
+        fmt = log_format(os.environ)
     except CloudpipeError as exc:
         print(f"cloudpipe-auth: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, fmt)
     try:
         asyncio.run(serve(settings))
     except CloudpipeError as exc:

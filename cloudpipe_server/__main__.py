@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from cloudpipe_common.logs import configure_logging, log_format
 from cloudpipe_server.app import start_server
 from cloudpipe_server.config import Settings
 from cloudpipe_server.errors import CloudpipeError
@@ -64,13 +66,11 @@ def main(argv: list[str] | None = None, *, executor: ExecutorFactory | None = No
             log_level=args.log_level,
             allow_anonymous=args.allow_anonymous,
         )
+        fmt = log_format(os.environ)
     except CloudpipeError as exc:
         print(f"cloudpipe-server: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, fmt)
     try:
         asyncio.run(serve(settings, args.shutdown_grace, executor))
     except CloudpipeError as exc:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
 import uvicorn
 
+from cloudpipe_common.errors import InvalidArgument
+from cloudpipe_common.logs import configure_logging, log_format
 from http_gateway.app import create_app
 from http_gateway.config import GatewaySettings, SettingsError
 
@@ -48,11 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = GatewaySettings.from_env(**vars(args))
-    except SettingsError as exc:
+        fmt = log_format(os.environ)
+    except (SettingsError, InvalidArgument) as exc:
         print(f"cloudpipe-gateway: {exc}", file=sys.stderr)
         return 2
     level = settings.log_level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level, fmt)
     host, port = settings.host_port
     config = uvicorn.Config(
         create_app(settings),

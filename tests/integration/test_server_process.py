@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -76,3 +80,31 @@ def test_kill_9_mid_job_leaves_no_job_processing_forever(tmp_path: Path, docker_
             assert client.get(again.id).snapshot.attempts == 2
     finally:
         restarted.stop()
+
+
+def test_json_logs_are_one_object_a_line_and_keep_secrets_out(tmp_path: Path, docker_engine: object) -> None:
+    server = start_server(tmp_path, env={"CLOUDPIPE_LOG_FORMAT": "json"})
+    try:
+        with server.client() as client:
+            assert client.shell("echo logged").result(timeout=60) == b"logged\n"
+    finally:
+        assert server.stop() == 0
+    records = [json.loads(line) for line in server.log.splitlines() if line.strip()]
+    assert records, "the server logged nothing"
+    for record in records:
+        assert {"time", "level", "logger", "message"} <= record.keys(), record
+    assert any(record["logger"].startswith("cloudpipe_server") for record in records)
+    assert server.api_key not in server.log
+
+
+def test_an_unknown_log_format_is_refused_before_serving(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "cloudpipe_server"],
+        env={**os.environ, "CLOUDPIPE_DATA_DIR": str(tmp_path), "CLOUDPIPE_LOG_FORMAT": "xml"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "CLOUDPIPE_LOG_FORMAT" in done.stderr and "text, json" in done.stderr
