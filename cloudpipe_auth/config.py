@@ -27,7 +27,10 @@ class AuthServiceSettings:
     external_cert: str = ""
     external_key: str = ""
     admin_token: str = ""  # empty: the admin API is off
-    open_signup: bool = True  # POST /v1/accounts and /v2/accounts for anyone
+    # POST /v1/accounts and /v2/accounts for anyone. Off by default: an installation opens
+    # sign-up on purpose (CLOUDPIPE_AUTH_OPEN_SIGNUP=true); the admin API creates accounts
+    # either way.
+    open_signup: bool = False
     # comma-separated names nobody may register, nor lookalikes of them (Admin, admin\n):
     # the servers' CLOUDPIPE_ADMIN_NAME belongs here when it is not "admin"
     reserved_names: str = "admin"

@@ -23,7 +23,7 @@ from cloudpipe_auth.credentials import (
     new_key_id,
     new_session_token,
 )
-from cloudpipe_auth.store import Account, AccountStore, ApiKey
+from cloudpipe_auth.store import Account, AccountState, AccountStore, ApiKey
 from cloudpipe_common.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from cloudpipe_common.names import ACCOUNT_NAME_RULE, is_reserved, is_valid_account_name
 from cloudpipe_common.ratelimit import FailureLimiter
@@ -39,7 +39,7 @@ BAD_LOGIN = "Incorrect account name or password."
 @dataclass(frozen=True)
 class Policy:
     min_password_length: int = 8
-    open_signup: bool = True
+    open_signup: bool = False
     session_ttl: timedelta = timedelta(hours=1)
     admin_token: str = ""
     # Names nobody may register, nor anything that looks like them (see auth/names.py):
@@ -213,8 +213,12 @@ class AccountService:
         return account
 
     async def delete_account(self, name: str) -> None:
-        await self._store.delete_account(name)
-        log.info("account %s deleted by the admin", name)
+        """Delete the account; its name is never registered again (AccountState)."""
+        await self._store.delete_account(name, self._clock())
+        log.info("account %s deleted by the admin; its name stays taken", name)
+
+    async def account_state(self, name: str) -> AccountState | None:
+        return await self._store.account_state(name)
 
     async def revoke_all_keys(self, name: str) -> int:
         await self.get_account(name)

@@ -3,7 +3,7 @@
 Compatible with the original auth-store (spec 5.3), form-encoded:
 
     any path             200 text/plain "auth-store external API alive and running.\\n"
-    POST   /v1/accounts  accountName, password -> 201 empty; 409 taken; 400 missing/invalid
+    POST   /v1/accounts  accountName, password -> 201 empty; 409 taken (or a deleted account's); 400 missing/invalid
     POST   /v1/keys      accountName, password -> 200 text/plain, the new 128-hex key (shown once)
     DELETE /v1/keys      accountName, apiKey   -> 204 revoked; 401 not that account's key
 
@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from cloudpipe_auth.core import BAD_LOGIN, AccountService
 from cloudpipe_auth.json_api import json_routes
+from cloudpipe_auth.store import RetiredName
 from cloudpipe_auth.web import (
     ALL_METHODS,
     PLAIN,
@@ -52,6 +53,8 @@ def create_external_app(service: AccountService) -> AccessLog:
             return message(400, 'Missing required parameters "accountName" and "password".')
         try:
             await service.create_account(name, password)
+        except RetiredName as exc:
+            return message(409, f"{exc} Please choose another.")
         except AlreadyExists:
             return message(409, f'The account name "{name}" has already been taken. Please choose another.')
         except CloudpipeError as exc:

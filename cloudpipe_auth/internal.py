@@ -9,6 +9,10 @@ compatible with the original auth-store's internal API (spec 5.3):
     GET /v1/validate?apiKey=     (extension: no accountName parameter at all)
                                  200 {"accountName": "..."} or 404: keys are globally
                                  unique by hash, so a key alone names its account
+    GET /v1/account?accountName= (extension) 200 {"accountName", "state"}: "active",
+                                 "disabled" or "deleted" (a deleted account's name is kept
+                                 and never registered again); 404 never registered. The
+                                 servers ask it before firing an account's schedules.
 """
 
 from __future__ import annotations
@@ -63,6 +67,20 @@ def create_internal_app(service: AccountService) -> AccessLog:
             return error_response(exc, STORAGE)
         return Response(status_code=204 if owner else 404)
 
+    async def account(request: Request) -> Response:
+        if request.method != "GET":
+            return unsupported(request.method)
+        name = (await form_values(request)).get("accountName", "")
+        if not name:
+            return message(400, 'Missing required parameter "accountName".')
+        try:
+            state = await service.account_state(name)
+        except CloudpipeError as exc:
+            return error_response(exc, STORAGE)
+        if state is None:
+            return Response(status_code=404)
+        return json_response({"accountName": name, "state": state.value})
+
     async def heartbeat(scope: Scope, receive: Receive, send: Send) -> None:
         await Response(HEARTBEAT, headers=PLAIN)(scope, receive, send)
 
@@ -70,6 +88,7 @@ def create_internal_app(service: AccountService) -> AccessLog:
         routes=[
             Route("/v1/style", style, methods=ALL_METHODS),
             Route("/v1/validate", validate, methods=ALL_METHODS),
+            Route("/v1/account", account, methods=ALL_METHODS),
         ]
     )
     app.router.redirect_slashes = False

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cloudpipe_auth.store import Account, AccountStore, ApiKey
+from cloudpipe_auth.store import Account, AccountState, AccountStore, ApiKey, RetiredName
 from cloudpipe_common.errors import AlreadyExists, InvalidArgument, NotFound
 from cloudpipe_common.sqlite import SqliteDatabase
 from cloudpipe_common.timestamps import from_ns, to_ns
@@ -44,6 +44,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX sessions_account ON sessions (account);
     """,
+    # 2: names of deleted accounts. Jobs, saved jobs and schedules are keyed by account
+    # name in the job store, so a deleted account's name is never registered again: a
+    # new owner would read the old account's jobs.
+    """
+    CREATE TABLE deleted_accounts (
+        name TEXT PRIMARY KEY,
+        deleted_at INTEGER NOT NULL
+    );
+    """,
 ]
 
 
@@ -68,6 +77,8 @@ class SqliteAccountStore(AccountStore):
 
     async def create_account(self, name: str, password_hash: str, now: datetime) -> Account:
         def insert(conn: sqlite3.Connection) -> Account:
+            if conn.execute("SELECT 1 FROM deleted_accounts WHERE name = ?", (name,)).fetchone() is not None:
+                raise RetiredName(f"The account name {name!r} belonged to a deleted account and cannot be reused.")
             try:
                 conn.execute(
                     "INSERT INTO accounts (name, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?)",
@@ -85,6 +96,16 @@ class SqliteAccountStore(AccountStore):
             return None if row is None else _row_to_account(row)
 
         return await self._db.run(get)
+
+    async def account_state(self, name: str) -> AccountState | None:
+        def state(conn: sqlite3.Connection) -> AccountState | None:
+            row = conn.execute("SELECT disabled FROM accounts WHERE name = ?", (name,)).fetchone()
+            if row is not None:
+                return AccountState.DISABLED if row["disabled"] else AccountState.ACTIVE
+            gone = conn.execute("SELECT 1 FROM deleted_accounts WHERE name = ?", (name,)).fetchone()
+            return None if gone is None else AccountState.DELETED
+
+        return await self._db.run(state)
 
     async def list_accounts(self) -> list[Account]:
         def rows(conn: sqlite3.Connection) -> list[Account]:
@@ -110,10 +131,11 @@ class SqliteAccountStore(AccountStore):
 
         return await self._db.run(update, write=True)
 
-    async def delete_account(self, name: str) -> None:
+    async def delete_account(self, name: str, now: datetime) -> None:
         def delete(conn: sqlite3.Connection) -> None:
             if conn.execute("DELETE FROM accounts WHERE name = ?", (name,)).rowcount != 1:
                 raise NotFound(f"no account {name!r}")
+            conn.execute("INSERT INTO deleted_accounts (name, deleted_at) VALUES (?, ?)", (name, to_ns(now)))
 
         await self._db.run(delete, write=True)
 

@@ -8,8 +8,24 @@ scheme as the job store (`sqlite:///PATH`). Schema versioned in the backend.
 from __future__ import annotations
 
 import abc
+import enum
 from dataclasses import dataclass
 from datetime import datetime
+
+from cloudpipe_common.errors import AlreadyExists
+
+
+class AccountState(enum.Enum):
+    """Where a name stands. DELETED names are kept for ever (a tombstone): they can never
+    be registered again, since jobs, saved jobs and schedules are keyed by name."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    DELETED = "deleted"
+
+
+class RetiredName(AlreadyExists):
+    """The name belonged to a deleted account: it is never registered again (HTTP 409)."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +64,17 @@ class AccountStore(abc.ABC):
 
     @abc.abstractmethod
     async def create_account(self, name: str, password_hash: str, now: datetime) -> Account:
-        """Insert an account. Raises AlreadyExists when the name is taken."""
+        """Insert an account. Raises AlreadyExists when the name is taken or belonged to
+        a deleted account (atomically with the insert)."""
 
     @abc.abstractmethod
     async def get_account(self, name: str) -> Account | None:
         """The account, or None."""
+
+    @abc.abstractmethod
+    async def account_state(self, name: str) -> AccountState | None:
+        """ACTIVE, DISABLED, DELETED (the name belonged to a deleted account), or None
+        for a name never registered."""
 
     @abc.abstractmethod
     async def list_accounts(self) -> list[Account]:
@@ -66,8 +88,9 @@ class AccountStore(abc.ABC):
         raises NotFound."""
 
     @abc.abstractmethod
-    async def delete_account(self, name: str) -> None:
-        """Delete the account with its keys and sessions. Raises NotFound."""
+    async def delete_account(self, name: str, now: datetime) -> None:
+        """Delete the account with its keys and sessions and, in the same transaction,
+        keep its name as deleted (see AccountState). Raises NotFound."""
 
     @abc.abstractmethod
     async def add_key(self, account: str, key_id: str, name: str, key_hash: str, now: datetime) -> ApiKey:

@@ -236,6 +236,7 @@ async def _serve(
         ),
         utc_now,
         on_fire=lambda fire, now: metrics.fire_recorded(fire, now, settings.scheduler_misfire_grace),
+        accounts=authenticator,  # a deleted account's schedules do not fire
     )
     limiter = FailureLimiter(LimiterConfig(settings.auth_failure_burst, settings.auth_failure_refill_seconds))
     server, health_servicer = build_server(

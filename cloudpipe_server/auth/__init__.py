@@ -4,7 +4,7 @@ anonymous, a chain, and the client of the auth service's internal API in `remote
 The auth service itself is a separate program, `cloudpipe_auth`; this package holds only
 what the server needs to authenticate its callers."""
 
-from cloudpipe_server.auth.base import Authenticator, Principal
+from cloudpipe_server.auth.base import Authenticator, Principal, Standing
 from cloudpipe_server.auth.chain import ChainAuthenticator
 from cloudpipe_server.auth.static import AnonymousAuthenticator, StaticAdminAuthenticator
 
@@ -13,5 +13,6 @@ __all__ = [
     "Authenticator",
     "ChainAuthenticator",
     "Principal",
+    "Standing",
     "StaticAdminAuthenticator",
 ]

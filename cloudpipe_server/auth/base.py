@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import enum
 from dataclasses import dataclass
 
 
@@ -14,6 +15,16 @@ class Principal:
     admin: bool = False
 
 
+class Standing(enum.Enum):
+    """Whether an account may still have work done in its name when no caller is there
+    (a schedule's fire): ACTIVE; DISABLED (it may come back); GONE (deleted, or no
+    authenticator vouches for it: it can never authenticate again)."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    GONE = "gone"
+
+
 class Authenticator(abc.ABC):
     """Turns presented credentials into a Principal."""
 
@@ -22,6 +33,12 @@ class Authenticator(abc.ABC):
         """Return the caller. `account` may be None when the key alone identifies it.
         Raises Unauthenticated for missing or wrong credentials and Unavailable when
         the credentials cannot be checked right now (never "allowed")."""
+
+    async def standing(self, account: str) -> Standing | None:
+        """Where `account` stands, or None when this authenticator does not vouch for
+        that name (a chain asks the next one). Raises Unavailable when it cannot tell
+        right now: work in the account's name then waits."""
+        return None
 
     async def close(self) -> None:  # noqa: B027 - most authenticators hold nothing
         """Release connections (an HTTP client, say). Called once at shutdown."""

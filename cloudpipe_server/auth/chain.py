@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from cloudpipe_common.names import is_reserved, is_valid_account_name
-from cloudpipe_server.auth.base import Authenticator, Principal
+from cloudpipe_server.auth.base import Authenticator, Principal, Standing
 from cloudpipe_server.errors import Unauthenticated
 
 
@@ -42,6 +42,19 @@ class ChainAuthenticator(Authenticator):
                 raise Unauthenticated(f"unable to authenticate account [{shown}]")
             return principal
         raise error
+
+    async def standing(self, account: str) -> Standing | None:
+        """The first authenticator's answer that is not None; a reserved name (or an
+        invalid one) counts only from the first; GONE when nobody vouches for it."""
+        first = await self._first.standing(account)
+        if first is not None:
+            return first
+        if is_valid_account_name(account) and not is_reserved(account, self._reserved):
+            for authenticator in self._rest:
+                answer = await authenticator.standing(account)
+                if answer is not None:
+                    return answer
+        return Standing.GONE
 
     async def close(self) -> None:
         for authenticator in (self._first, *self._rest):

@@ -5,6 +5,8 @@ mutual TLS (spec 5.1), as the original server did, plus a short cache.
   protocol, used when the caller names its account).
 - `GET <base>/validate?apiKey=`: 200 `{"accountName"}` or 404 (our extension, used
   when the SDK sends a key alone).
+- `GET <base>/account?accountName=`: 200 `{"accountName", "state"}` or 404 (our
+  extension, asked before a schedule fires in the account's name; see `standing`).
 - 429 means too many failed checks for that account: TooManyAttempts.
 - Anything else (connect errors, timeouts, 5xx, unexpected statuses or bodies) is
   Unavailable: an outage is never taken as "allowed" nor as "wrong key".
@@ -29,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from cloudpipe_server.auth.base import Authenticator, Principal
+from cloudpipe_server.auth.base import Authenticator, Principal, Standing
 from cloudpipe_server.errors import TooManyAttempts, Unauthenticated, Unavailable
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,8 @@ class RemoteAuthenticator(Authenticator):
         self._clock = clock
         self._salt = secrets.token_bytes(32)
         self._cache: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
+        self._active: dict[str, float] = {}  # account -> until when ACTIVE is cached
+        self._warned_no_states = False
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -109,6 +113,35 @@ class RemoteAuthenticator(Authenticator):
             while len(self._cache) > self._config.cache_size:
                 self._cache.popitem(last=False)
         return principal
+
+    async def standing(self, account: str) -> Standing | None:
+        """ACTIVE (cached like keys), DISABLED, or GONE for a deleted or unknown name.
+        An auth service without the endpoint (the original auth-store answers any path
+        with its heartbeat) cannot tell: ACTIVE, as before the check, with a warning."""
+        now = self._clock()
+        if self._active.get(account, float("-inf")) > now:
+            return Standing.ACTIVE
+        try:
+            response = await self._client.get(self._base + "account", params={"accountName": account})
+        except httpx.HTTPError as exc:
+            log.warning("auth service unreachable: %s", type(exc).__name__)
+            raise Unavailable(f"authentication service unavailable ({type(exc).__name__})") from None
+        if response.status_code == 404:
+            return Standing.GONE
+        if response.status_code != 200:
+            log.warning("auth service answered HTTP %d to an account check", response.status_code)
+            raise Unavailable(f"authentication service answered HTTP {response.status_code}")
+        state = _state(response)
+        if state is None:
+            if not self._warned_no_states:
+                self._warned_no_states = True
+                log.warning("the auth service does not report account states: schedules fire unchecked")
+            return Standing.ACTIVE
+        if state is Standing.ACTIVE and self._config.cache_ttl > 0:
+            if len(self._active) >= self._config.cache_size:
+                self._active.clear()
+            self._active[account] = now + self._config.cache_ttl
+        return state
 
     async def _validate(self, account: str | None, key: str) -> Principal:
         params = {"apiKey": key} if account is None else {"accountName": account, "apiKey": key}
@@ -143,3 +176,15 @@ def _account_name(response: httpx.Response) -> str | None:
         return None
     name = body.get("accountName") if isinstance(body, dict) else None
     return name if isinstance(name, str) and name else None
+
+
+_STATES = {"active": Standing.ACTIVE, "disabled": Standing.DISABLED, "deleted": Standing.GONE}
+
+
+def _state(response: httpx.Response) -> Standing | None:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return None
+    state = body.get("state") if isinstance(body, dict) else None
+    return _STATES.get(state) if isinstance(state, str) else None

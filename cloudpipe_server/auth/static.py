@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hmac
 
-from cloudpipe_server.auth.base import Authenticator, Principal
+from cloudpipe_server.auth.base import Authenticator, Principal, Standing
 from cloudpipe_server.errors import Unauthenticated
 
 
@@ -28,6 +28,9 @@ class StaticAdminAuthenticator(Authenticator):
             raise Unauthenticated(f"unable to authenticate account [{account or '?'}]")
         return Principal(self._name, admin=True)
 
+    async def standing(self, account: str) -> Standing | None:
+        return Standing.ACTIVE if hmac.compare_digest(account.encode(), self._name.encode()) else None
+
 
 class AnonymousAuthenticator(Authenticator):
     """Everyone is `account`. Only for `--insecure-no-auth`; the server warns loudly."""
@@ -37,3 +40,6 @@ class AnonymousAuthenticator(Authenticator):
 
     async def authenticate(self, account: str | None, key: str | None) -> Principal:
         return Principal(account or self._account, admin=False)
+
+    async def standing(self, account: str) -> Standing | None:
+        return Standing.ACTIVE

@@ -4,6 +4,12 @@ A fire is recorded (PENDING) before its job is submitted, and the job carries th
 idempotency key `schedule:<id>:<scheduled time>`: a submit repeated after a crash, or
 by a second server completing the fire, returns the job the first submit created.
 Then the job id is attached to the fire (PENDING -> RUNNING).
+
+Nobody is calling when a schedule fires, so before submitting in an account's name the
+firer asks whether the account still stands (`AccountCheck`, the server's
+authenticator): a deleted account's fires FAIL and its schedules are paused (its name
+can never come back, see the auth service), a disabled account's fires FAIL, and while
+that cannot be told (the auth service is down) they stay PENDING for a later pass.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from cloudpipe_server.auth.base import Principal
-from cloudpipe_server.errors import CloudpipeError, InvalidArgument, NotFound
+from cloudpipe_server.auth.base import Principal, Standing
+from cloudpipe_server.errors import CloudpipeError, InvalidArgument, NotFound, Unavailable
 from cloudpipe_server.jobs.service import JobService
 from cloudpipe_server.models import JobSpec, JobStatus
 from cloudpipe_server.scheduler.models import Fire, FireOutcome, SavedJob, Schedule
@@ -36,6 +42,13 @@ class JobsPort(Protocol):
 
     async def kill(self, account: str, job_id: int) -> None:
         """Kill a job (a finished one is left as it is)."""
+
+
+class AccountCheck(Protocol):
+    """Where an account stands (the server's `Authenticator`)."""
+
+    async def standing(self, account: str) -> Standing | None:
+        """None or ACTIVE: it may act; raises Unavailable when that cannot be told."""
 
 
 class ServiceJobs:
@@ -79,10 +92,17 @@ def fire_spec(schedule: Schedule, fire: Fire, saved: SavedJob | None) -> JobSpec
 class Firer:
     """Submits the jobs of PENDING fires and attaches their ids."""
 
-    def __init__(self, store: ScheduleStore, jobs: JobsPort, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: ScheduleStore,
+        jobs: JobsPort,
+        clock: Callable[[], datetime],
+        accounts: AccountCheck | None = None,
+    ) -> None:
         self._store = store
         self._jobs = jobs
         self._clock = clock
+        self._accounts = accounts  # None: every account stands (tests, benchmarks)
 
     async def submit(self, fires: Sequence[tuple[Fire, Schedule]]) -> list[Fire]:
         """Submit the jobs of these PENDING fires, batched per account. Fires whose job
@@ -106,7 +126,14 @@ class Firer:
             if (fire.schedule_id, fire.scheduled_at) in specs:
                 by_account[fire.account].append((fire.schedule_id, fire.scheduled_at))
         for account, keys in by_account.items():
-            changes.update(await self._submit_account(account, keys, specs))
+            standing = await self._standing(account)
+            if standing is Standing.ACTIVE:
+                changes.update(await self._submit_account(account, keys, specs))
+            elif standing is not None:
+                reason = f"account {account} " + ("is disabled" if standing is Standing.DISABLED else "was deleted")
+                changes.update({key: _failed_key(key, reason) for key in keys})
+                if standing is Standing.GONE:
+                    await self._pause([s for f, s in fires if f.account == account])
         ordered = [changes[k] for k in ((f.schedule_id, f.scheduled_at) for f, _ in fires) if k in changes]
         applied = await self._store.set_fire_outcomes(ordered)
         done = {(c.schedule_id, c.scheduled_at): c for c, ok in zip(ordered, applied, strict=True) if ok}
@@ -119,6 +146,28 @@ class Firer:
                 reason = fire.reason if change.reason is None else change.reason
                 result.append(replace(fire, outcome=change.outcome, job_id=change.job_id, reason=reason))
         return result
+
+    async def _standing(self, account: str) -> Standing | None:
+        """Where the account stands; None when that cannot be told now (its fires stay
+        pending for a later pass)."""
+        if self._accounts is None:
+            return Standing.ACTIVE
+        try:
+            standing = await self._accounts.standing(account)
+        except Unavailable as exc:
+            log.warning("schedule fires of account %s stay pending, its standing is unknown: %s", account, exc)
+            return None
+        return Standing.ACTIVE if standing is None else standing
+
+    async def _pause(self, schedules: Sequence[Schedule]) -> None:
+        """Pause the schedules of a deleted account (once each; already gone is fine)."""
+        now = self._clock()
+        for schedule in {s.id: s for s in schedules}.values():
+            try:
+                await self._store.set_paused(schedule.account, schedule.name, True, schedule.cursor, now)
+            except NotFound:
+                continue
+            log.warning("schedule %s (%s) paused: its account was deleted", schedule.id, schedule.name)
 
     async def _submit_account(
         self, account: str, keys: list[tuple[str, datetime]], specs: dict[tuple[str, datetime], JobSpec]
@@ -158,6 +207,10 @@ class Firer:
         if isinstance(found, CloudpipeError):
             raise found
         return found
+
+
+def _failed_key(key: tuple[str, datetime], reason: str) -> OutcomeChange:
+    return OutcomeChange(*key, FireOutcome.PENDING, FireOutcome.FAILED, reason=reason)
 
 
 def _failed(fire: Fire, reason: str) -> OutcomeChange:

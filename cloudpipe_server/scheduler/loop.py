@@ -29,7 +29,7 @@ from itertools import chain
 
 from cloudpipe_server.errors import CloudpipeError
 from cloudpipe_server.scheduler.cron import Timing, cron_expression
-from cloudpipe_server.scheduler.firing import Firer, JobsPort
+from cloudpipe_server.scheduler.firing import AccountCheck, Firer, JobsPort
 from cloudpipe_server.scheduler.models import Fire, FireOutcome, OverlapPolicy, Schedule
 from cloudpipe_server.scheduler.policies import Decision, is_missed, plan_catchup, plan_overlap
 from cloudpipe_server.store.base import FireRecord, OutcomeChange, ScheduleStore
@@ -152,13 +152,14 @@ class Scheduler:
         firer: Firer | None = None,
         *,
         on_fire: Callable[[Fire, datetime], None] | None = None,
+        accounts: AccountCheck | None = None,
     ) -> None:
         self._store = store
         self._on_fire = on_fire  # each recorded fire and the time of the pass (metrics)
         self._jobs = jobs
         self._config = config
         self._clock = clock
-        self._firer = firer or Firer(store, jobs, clock)
+        self._firer = firer or Firer(store, jobs, clock, accounts)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_housekeeping = float("-inf")

@@ -76,6 +76,7 @@ def start_auth_service(pki: Path, data_dir: Path, env: dict[str, str] | None = N
         "CLOUDPIPE_AUTH_PKI_DIR": str(pki),
         "CLOUDPIPE_AUTH_DATA_DIR": str(data_dir),
         "CLOUDPIPE_AUTH_LOG_LEVEL": "DEBUG",
+        "CLOUDPIPE_AUTH_OPEN_SIGNUP": "true",  # off by default; the tests sign up freely
         **(env or {}),
     }
     with log_path.open("ab") as log:
