@@ -57,10 +57,10 @@ async def test_accounts_keys_and_sessions(tmp_path: Path) -> None:
     await store.add_session("s1", "alice", NOW + timedelta(hours=1))
     assert await store.find_session("s1", NOW) == "alice"
     assert await store.find_session("s1", NOW + timedelta(hours=2)) is None  # expired, and deleted
-    await store.delete_account("alice")
+    await store.delete_account("alice", NOW)
     assert await store.find_key("h1") is None and await store.list_keys("alice") == []
     with pytest.raises(NotFound):
-        await store.delete_account("alice")
+        await store.delete_account("alice", NOW)
     await store.close()
 
 
