@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from cloudpipe_server.metrics import ServerMetrics
 from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
-from cloudpipe_server.store.base import JobStore
+from cloudpipe_server.store.base import JobStore, Purged
 
 T = TypeVar("T")
 _MAX_TRACKED = 100_000  # claimed jobs remembered for the overhead/duration histograms
@@ -144,6 +144,12 @@ class MeteredStore(JobStore):
         jobs = await self._timed("reap_expired", self._inner.reap_expired(now, max_attempts))
         self._finished(jobs)
         return jobs
+
+    async def delete_finished(self, account: str, job_ids: Sequence[int]) -> list[int]:
+        return await self._timed("delete_finished", self._inner.delete_finished(account, job_ids))
+
+    async def purge(self, output_before: datetime | None, jobs_before: datetime | None, limit: int) -> Purged:
+        return await self._timed("purge", self._inner.purge(output_before, jobs_before, limit))
 
     async def hold_identity(
         self, server_id: str, holder: str, now: datetime, until: datetime, *, replacing: str = ""

@@ -173,6 +173,24 @@ class JobStore(abc.ABC):
         requested) with a reason, keeping the output appended so far. Returns the jobs
         after the change."""
 
+    # -- removal ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def delete_finished(self, account: str, job_ids: Sequence[int]) -> list[int]:
+        """Delete these finished jobs of `account` with their output: all of them or
+        none. Raises NotFound like `get` (a missing job, another account's), and
+        FailedPrecondition for a job that has not finished or that a WAITING job still
+        depends on. Returns the ids deleted, ascending, each once."""
+
+    @abc.abstractmethod
+    async def purge(self, output_before: datetime | None, jobs_before: datetime | None, limit: int) -> Purged:
+        """One bounded retention batch over every account: delete up to `limit` finished
+        jobs that finished before `jobs_before`, then empty stdout, stderr, result and
+        stdin of up to `limit` finished jobs that finished before `output_before` and
+        still have some (None skips that part). A finished job a WAITING job depends on
+        is not deleted. Each part is atomic by itself; concurrent purges (servers sharing
+        the store) never count a job twice. Call again while it returns `limit`."""
+
     # -- server identities ----------------------------------------------------------------
 
     @abc.abstractmethod
@@ -189,6 +207,14 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     async def release_identity(self, server_id: str, holder: str) -> None:
         """Give up `server_id` if `holder` holds it (a clean shutdown); else do nothing."""
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What one retention batch removed: jobs deleted, jobs whose output was emptied."""
+
+    jobs: int = 0
+    outputs: int = 0
 
 
 @dataclass(frozen=True)

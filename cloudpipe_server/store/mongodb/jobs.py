@@ -51,8 +51,8 @@ from pymongo.errors import BulkWriteError, DocumentTooLarge, OperationFailure
 from cloudpipe_server.errors import InvalidArgument, NotFound
 from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
 from cloudpipe_server.store._shared import collected_to_doc, decide_reap, dedupe, int64, keys_of, offset64, to_ns
-from cloudpipe_server.store.base import JobStore
-from cloudpipe_server.store.mongodb import identity, output
+from cloudpipe_server.store.base import JobStore, Purged
+from cloudpipe_server.store.mongodb import identity, output, retention
 from cloudpipe_server.store.mongodb.database import Doc, MongoDatabase
 from cloudpipe_server.store.mongodb.dependencies import settle_waiting
 from cloudpipe_server.store.mongodb.schema import NOT_STARTED, doc_to_job, new_doc, setup_jobs
@@ -378,6 +378,20 @@ class MongoJobStore(JobStore):
         killed = {"status": JobStatus.KILLED.value, "finished_at": to_ns(now), "reason": "killed before it started"}
         self._jobs.update_many({"_id": ids, "status": {"$nin": _TERMINAL}}, {"$set": {"kill_requested": True}})
         self._jobs.update_many({"_id": ids, "status": {"$in": [_WAITING, _QUEUED]}}, {"$set": killed})
+
+    # -- removal ----------------------------------------------------------------------
+
+    async def delete_finished(self, account: str, job_ids: Sequence[int]) -> list[int]:
+        return await self._mongo.run(retention.delete_finished, self._mongo.db, account, job_ids)
+
+    async def purge(self, output_before: datetime | None, jobs_before: datetime | None, limit: int) -> Purged:
+        def purge() -> Purged:
+            db = self._mongo.db
+            jobs = retention.purge_jobs(db, jobs_before, limit) if jobs_before is not None else 0
+            outputs = retention.purge_output(db, output_before, limit) if output_before is not None else 0
+            return Purged(jobs, outputs)
+
+        return await self._mongo.run(purge)
 
     # -- server identities ------------------------------------------------------------
 

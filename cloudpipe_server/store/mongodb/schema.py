@@ -52,6 +52,7 @@ def setup_jobs(db: Database[Doc]) -> None:
     jobs.create_index([("account", 1), ("name", 1)], name="account_name")
     jobs.create_index([("status", 1), ("lease_expires_at", 1)], name="status_lease")
     jobs.create_index([("depends_on", 1), ("status", 1)], name="depends_on_status")  # the dependents of a job
+    jobs.create_index([("finished_at", 1)], name="finished_at")  # retention (retention.py)
     # Only when missing: a server ignores an index created again, mongomock re-checks
     # every document against it, ignoring its partial filter.
     if "account_key" not in jobs.index_information():

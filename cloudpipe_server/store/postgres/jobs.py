@@ -44,8 +44,8 @@ from cloudpipe_server.store._shared import (
     spec_to_doc,
     to_ns,
 )
-from cloudpipe_server.store.base import JobStore
-from cloudpipe_server.store.postgres import identity, output
+from cloudpipe_server.store.base import JobStore, Purged
+from cloudpipe_server.store.postgres import identity, output, retention
 from cloudpipe_server.store.postgres.database import Conn, PostgresDatabase, advisory_lock, fetch_all, fetch_one
 from cloudpipe_server.store.postgres.dependencies import settle_waiting
 from cloudpipe_server.store.postgres.output import SELECT_JOBS
@@ -319,6 +319,18 @@ class PostgresJobStore(JobStore):
                 conn, "SELECT * FROM jobs WHERE id = ANY(%s) ORDER BY id", ([r["id"] for r in rows],)
             )
             return [_row_to_job(row) for row in reaped]
+
+    # -- removal ----------------------------------------------------------------------
+
+    async def delete_finished(self, account: str, job_ids: Sequence[int]) -> list[int]:
+        async with self._db.connection() as conn:
+            return await retention.delete_finished(conn, account, job_ids)
+
+    async def purge(self, output_before: datetime | None, jobs_before: datetime | None, limit: int) -> Purged:
+        async with self._db.connection() as conn:
+            jobs = await retention.purge_jobs(conn, jobs_before, limit) if jobs_before is not None else 0
+            outputs = await retention.purge_output(conn, output_before, limit) if output_before is not None else 0
+        return Purged(jobs, outputs)
 
     # -- server identities ------------------------------------------------------------
 

@@ -31,8 +31,8 @@ from cloudpipe_server.store._shared import (
     spec_to_doc,
     to_ns,
 )
-from cloudpipe_server.store.base import JobStore
-from cloudpipe_server.store.sqlite import dependencies, identity, output
+from cloudpipe_server.store.base import JobStore, Purged
+from cloudpipe_server.store.sqlite import dependencies, identity, output, retention
 from cloudpipe_server.store.sqlite.database import SqliteDatabase
 from cloudpipe_server.store.sqlite.schema import JOB_MIGRATIONS
 
@@ -326,6 +326,19 @@ class SqliteJobStore(JobStore):
             return [_get(conn, job_id, None) for job_id in reaped]
 
         return await self._db.run(reap, write=True)
+
+    # -- removal ----------------------------------------------------------------------
+
+    async def delete_finished(self, account: str, job_ids: Sequence[int]) -> list[int]:
+        return await self._db.run(lambda conn: retention.delete_finished(conn, account, job_ids), write=True)
+
+    async def purge(self, output_before: datetime | None, jobs_before: datetime | None, limit: int) -> Purged:
+        def purge(conn: sqlite3.Connection) -> Purged:
+            jobs = retention.purge_jobs(conn, jobs_before, limit) if jobs_before is not None else 0
+            outputs = retention.purge_output(conn, output_before, limit) if output_before is not None else 0
+            return Purged(jobs, outputs)
+
+        return await self._db.run(purge, write=True)
 
     # -- server identities ------------------------------------------------------------
 

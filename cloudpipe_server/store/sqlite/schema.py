@@ -67,6 +67,10 @@ JOB_MIGRATIONS: list[str] = [
         expires_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 5: retention finds finished jobs by when they finished (retention.py)
+    """
+    CREATE INDEX jobs_finished_at ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+    """,
 ]
 
 SCHEDULE_VERSION_TABLE = "schedule_schema"
