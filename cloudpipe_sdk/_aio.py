@@ -190,6 +190,10 @@ class AsyncClient(BaseClient[AsyncTransport]):
         """As `Client.kill_all`."""
         return await self.transport.call(calls.kill_all())
 
+    async def delete(self, *job_ids: int) -> builtins.list[int]:
+        """As `Client.delete`."""
+        return await self.transport.call(calls.delete_jobs(job_ids))
+
     async def queue_stats(self) -> dict[str, int]:
         """As `Client.queue_stats`."""
         return await self.transport.call(calls.queue_stats())

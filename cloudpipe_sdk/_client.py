@@ -249,6 +249,17 @@ class Client(BaseClient[Transport]):
         """Kill every unfinished job of your account; returns their ids."""
         return self.transport.call(calls.kill_all())
 
+    def delete(self, *job_ids: int) -> builtins.list[int]:
+        """Delete finished jobs with their output, all or none; returns their ids.
+        Raises NotFound for a job that is not yours, InvalidRequest for one that has not
+        finished (kill it first, or wait).
+
+        Example::
+
+            client.delete(job.id)   # after job.result()
+        """
+        return self.transport.call(calls.delete_jobs(job_ids))
+
     def queue_stats(self) -> dict[str, int]:
         """Number of your jobs per status."""
         return self.transport.call(calls.queue_stats())

@@ -34,6 +34,11 @@ def kill_all() -> Rpc[list[int]]:
     return Rpc("jobs", "KillAll", pb.KillAllRequest(), lambda response: list(response.ids))
 
 
+def delete_jobs(job_ids: Sequence[int]) -> Rpc[list[int]]:
+    request = pb.DeleteJobsRequest(ids=job_ids)
+    return Rpc("jobs", "Delete", request, lambda response: list(response.ids), retry=False)
+
+
 def queue_stats() -> Rpc[dict[str, int]]:
     return Rpc("jobs", "QueueStats", pb.QueueStatsRequest(), lambda response: dict(response.counts))
 

@@ -1,4 +1,4 @@
-"""`cloudpipe submit | ls | show | logs | attach | kill | kill-all | wait | result`.
+"""`cloudpipe submit | ls | show | logs | attach | kill | kill-all | rm | wait | result`.
 
 Registered on the main group by `register(main)` in cli.py; errors and exit codes are
 the main group's (see cli.py).
@@ -305,6 +305,15 @@ def kill_all(client: Client, yes: bool) -> None:
     click.echo(f"killed {len(ids)} job(s)" + (f": {' '.join(map(str, ids))}" if ids else ""))
 
 
+@click.command("rm")
+@click.argument("job_ids", type=int, nargs=-1, required=True)
+@click.pass_obj
+def rm(client: Client, job_ids: tuple[int, ...]) -> None:
+    """Delete finished jobs with their output (all or none; kill running ones first)."""
+    deleted = client.delete(*job_ids)
+    click.echo(f"deleted {len(deleted)} job(s): {' '.join(map(str, deleted))}")
+
+
 # -- waiting ---------------------------------------------------------------------------------------
 
 
@@ -352,5 +361,5 @@ def result(client: Client, job_id: int, timeout: float | None) -> None:
 
 def register(main: click.Group) -> None:
     """Add the commands of this module to the `cloudpipe` group."""
-    for command in (submit, list_jobs, show, logs, attach, kill, kill_all, wait, result):
+    for command in (submit, list_jobs, show, logs, attach, kill, kill_all, rm, wait, result):
         main.add_command(command)

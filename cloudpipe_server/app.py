@@ -31,6 +31,7 @@ from cloudpipe_server.jobs.compat import RunnerCheck
 from cloudpipe_server.jobs.dispatcher import Dispatcher, DispatcherConfig
 from cloudpipe_server.jobs.events import JobEvents
 from cloudpipe_server.jobs.output import OutputHub
+from cloudpipe_server.jobs.retention import Retention, RetentionConfig
 from cloudpipe_server.jobs.service import JobService
 from cloudpipe_server.metered_store import MeteredStore
 from cloudpipe_server.metrics import QueueDepth, ServerMetrics, serve
@@ -137,12 +138,15 @@ class RunningServer:
     metrics: ServerMetrics | None = None
     queue_depth: QueueDepth | None = None
     metrics_server: WSGIServer | None = None
+    retention: Retention | None = None
 
     async def stop(self, grace: float = 10.0) -> None:
         log.info("shutting down: no new jobs are claimed; waiting up to %.0f s", grace)
         await set_serving(self.health, False)
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         if self.queue_depth is not None:
             await self.queue_depth.stop()
         if self.metrics_server is not None:
@@ -246,6 +250,16 @@ async def _serve(
         ScheduleServicer(ScheduleService(schedule_store, jobs, utc_now, wake=scheduler.wake)),
         outer=[MetricsInterceptor(metrics)],
     )
+    retention = Retention(
+        store,
+        RetentionConfig(
+            output_days=settings.retention_output_days,
+            job_days=settings.retention_job_days,
+            interval=settings.retention_interval,
+            batch=settings.retention_batch,
+        ),
+        utc_now,
+    )
     depth = QueueDepth(metrics, store.counts, lambda: len(dispatcher.running_job_ids))
     depth.accounts = accounts
     try:
@@ -269,6 +283,7 @@ async def _serve(
     dispatcher.start()
     executor.start()
     scheduler.start()
+    retention.start()
     depth.start()
     await set_serving(health_servicer, True)
     host = settings.listen.rsplit(":", 1)[0]
@@ -294,4 +309,5 @@ async def _serve(
         metrics=metrics,
         queue_depth=depth,
         metrics_server=metrics_server,
+        retention=retention,
     )

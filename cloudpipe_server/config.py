@@ -85,6 +85,14 @@ class Settings:
     warm_pool_max_containers: int = 0
     warm_pool_idle_seconds: float = 300.0
     warm_pool_prewarm: str = ""
+    # Retention (docs/retention.md): finished jobs' stdout, stderr, result and stdin are
+    # emptied this many days after they finished, and the jobs themselves deleted after
+    # `retention_job_days`; 0 (the default): kept for ever. Every server sweeps, at most
+    # `retention_batch` jobs per statement, every `retention_interval` seconds.
+    retention_output_days: float = 0.0
+    retention_job_days: float = 0.0
+    retention_interval: float = 300.0
+    retention_batch: int = 500
 
     @property
     def resolved_store_url(self) -> str:
@@ -147,5 +155,9 @@ class Settings:
             _, _, count = entry.partition("=")
             if not entry.partition("=")[0].strip() or (count and not count.strip().isdigit()):
                 raise InvalidArgument(f"CLOUDPIPE_WARM_POOL_PREWARM: {entry!r} is not account or account=count")
+        if self.retention_output_days < 0 or self.retention_job_days < 0:
+            raise InvalidArgument("CLOUDPIPE_RETENTION_OUTPUT_DAYS / _JOB_DAYS must not be negative (0: keep)")
+        if self.retention_interval <= 0 or self.retention_batch < 1:
+            raise InvalidArgument("CLOUDPIPE_RETENTION_INTERVAL must be positive, _BATCH at least 1")
         if self.max_queued_per_account < 0 or self.max_running_per_account < 0:
             raise InvalidArgument("CLOUDPIPE_MAX_QUEUED_PER_ACCOUNT / _RUNNING_PER_ACCOUNT must not be negative")

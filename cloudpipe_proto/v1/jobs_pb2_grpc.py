@@ -60,6 +60,11 @@ class JobServiceStub:
                 request_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.KillAllRequest.SerializeToString,
                 response_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.KillAllResponse.FromString,
                 _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/cloudpipe.v1.JobService/Delete',
+                request_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.DeleteJobsRequest.SerializeToString,
+                response_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.DeleteJobsResponse.FromString,
+                _registered_method=True)
         self.Wait = channel.unary_stream(
                 '/cloudpipe.v1.JobService/Wait',
                 request_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.WaitJobRequest.SerializeToString,
@@ -120,6 +125,16 @@ class JobServiceServicer:
 
     def KillAll(self, request, context):
         """Kill every unfinished job of the caller's account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """Delete finished jobs of the caller's account with their output, all or none:
+        NOT_FOUND when one does not exist or belongs to another account,
+        FAILED_PRECONDITION when one has not finished (kill it first) or a waiting job
+        still depends on it. At most 10000 ids.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -188,6 +203,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.KillAll,
                     request_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.KillAllRequest.FromString,
                     response_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.KillAllResponse.SerializeToString,
+            ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.DeleteJobsRequest.FromString,
+                    response_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.DeleteJobsResponse.SerializeToString,
             ),
             'Wait': grpc.unary_stream_rpc_method_handler(
                     servicer.Wait,
@@ -346,6 +366,33 @@ class JobService:
             '/cloudpipe.v1.JobService/KillAll',
             cloudpipe__proto_dot_v1_dot_jobs__pb2.KillAllRequest.SerializeToString,
             cloudpipe__proto_dot_v1_dot_jobs__pb2.KillAllResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudpipe.v1.JobService/Delete',
+            cloudpipe__proto_dot_v1_dot_jobs__pb2.DeleteJobsRequest.SerializeToString,
+            cloudpipe__proto_dot_v1_dot_jobs__pb2.DeleteJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

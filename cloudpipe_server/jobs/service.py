@@ -169,6 +169,17 @@ class JobService:
         log.info("kill-all by %s: %d job(s)", caller.account, len(ids))
         return ids
 
+    async def delete(self, caller: Principal, job_ids: Sequence[int]) -> list[int]:
+        """Delete finished jobs of the caller with their output, all or none (`rm`).
+        NotFound for a missing or foreign id, FailedPrecondition for an unfinished job."""
+        if not job_ids:
+            raise InvalidArgument("ids: name at least one job")
+        if len(job_ids) > MAX_JOBS_PER_WATCH:
+            raise InvalidArgument(f"ids: at most {MAX_JOBS_PER_WATCH} jobs per call, got {len(job_ids)}")
+        deleted = await self._store.delete_finished(caller.account, [_existing_id(i) for i in job_ids])
+        log.info("%d job(s) deleted by %s: %s", len(deleted), caller.account, " ".join(map(str, deleted)))
+        return deleted
+
     async def watch(self, caller: Principal, job_id: int) -> AsyncIterator[Job]:
         """Yield the job now and after each status change, ending after a terminal one."""
         job = await self._store.get(_existing_id(job_id), caller.account, with_output=False)

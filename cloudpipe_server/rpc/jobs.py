@@ -52,6 +52,10 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def KillAll(self, request: pb.KillAllRequest, context: grpc.aio.ServicerContext) -> pb.KillAllResponse:
         return pb.KillAllResponse(ids=await self._service.kill_all(current_principal()))
 
+    async def Delete(self, request: pb.DeleteJobsRequest, context: grpc.aio.ServicerContext) -> pb.DeleteJobsResponse:
+        ids = [_id(job_id) for job_id in request.ids]
+        return pb.DeleteJobsResponse(ids=await self._service.delete(current_principal(), ids))
+
     async def Wait(
         self, request: pb.WaitJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.JobStatusEvent]:

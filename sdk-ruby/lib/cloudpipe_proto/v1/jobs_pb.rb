@@ -100,6 +100,12 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
     add_message "cloudpipe.v1.KillAllResponse" do
       repeated :ids, :uint64, 1
     end
+    add_message "cloudpipe.v1.DeleteJobsRequest" do
+      repeated :ids, :uint64, 1
+    end
+    add_message "cloudpipe.v1.DeleteJobsResponse" do
+      repeated :ids, :uint64, 1
+    end
     add_message "cloudpipe.v1.WaitJobRequest" do
       optional :id, :uint64, 1
     end
@@ -195,6 +201,8 @@ module Cloudpipe
     KillJobRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.KillJobRequest").msgclass
     KillAllRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.KillAllRequest").msgclass
     KillAllResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.KillAllResponse").msgclass
+    DeleteJobsRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.DeleteJobsRequest").msgclass
+    DeleteJobsResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.DeleteJobsResponse").msgclass
     WaitJobRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.WaitJobRequest").msgclass
     WatchManyRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.WatchManyRequest").msgclass
     JobStatusEvent = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.JobStatusEvent").msgclass

@@ -35,6 +35,11 @@ module Cloudpipe
         rpc :Kill, ::Cloudpipe::V1::KillJobRequest, ::Cloudpipe::V1::Job
         # Kill every unfinished job of the caller's account.
         rpc :KillAll, ::Cloudpipe::V1::KillAllRequest, ::Cloudpipe::V1::KillAllResponse
+        # Delete finished jobs of the caller's account with their output, all or none:
+        # NOT_FOUND when one does not exist or belongs to another account,
+        # FAILED_PRECONDITION when one has not finished (kill it first) or a waiting job
+        # still depends on it. At most 10000 ids.
+        rpc :Delete, ::Cloudpipe::V1::DeleteJobsRequest, ::Cloudpipe::V1::DeleteJobsResponse
         # Stream the job's status: the current one first, then each change, ending
         # after a terminal status. With a deadline, use it as a bounded wait.
         rpc :Wait, ::Cloudpipe::V1::WaitJobRequest, stream(::Cloudpipe::V1::JobStatusEvent)

@@ -440,6 +440,15 @@ export interface KillAllResponse {
   ids: number[];
 }
 
+export interface DeleteJobsRequest {
+  ids: number[];
+}
+
+export interface DeleteJobsResponse {
+  /** The ids deleted, ascending, each once. */
+  ids: number[];
+}
+
 export interface WaitJobRequest {
   id: number;
 }
@@ -2698,6 +2707,168 @@ export const KillAllResponse: MessageFns<KillAllResponse> = {
   },
 };
 
+function createBaseDeleteJobsRequest(): DeleteJobsRequest {
+  return { ids: [] };
+}
+
+export const DeleteJobsRequest: MessageFns<DeleteJobsRequest> = {
+  encode(message: DeleteJobsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ids.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.ids) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteJobsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteJobsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.ids.push(longToNumber(reader.uint64()));
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.ids.push(longToNumber(reader.uint64()));
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteJobsRequest {
+    return { ids: globalThis.Array.isArray(object?.ids) ? object.ids.map((e: any) => globalThis.Number(e)) : [] };
+  },
+
+  toJSON(message: DeleteJobsRequest): unknown {
+    const obj: any = {};
+    if (message.ids?.length) {
+      obj.ids = message.ids.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteJobsRequest>, I>>(base?: I): DeleteJobsRequest {
+    return DeleteJobsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteJobsRequest>, I>>(object: I): DeleteJobsRequest {
+    const message = createBaseDeleteJobsRequest();
+    message.ids = object.ids?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseDeleteJobsResponse(): DeleteJobsResponse {
+  return { ids: [] };
+}
+
+export const DeleteJobsResponse: MessageFns<DeleteJobsResponse> = {
+  encode(message: DeleteJobsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ids.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.ids) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteJobsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteJobsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.ids.push(longToNumber(reader.uint64()));
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.ids.push(longToNumber(reader.uint64()));
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteJobsResponse {
+    return { ids: globalThis.Array.isArray(object?.ids) ? object.ids.map((e: any) => globalThis.Number(e)) : [] };
+  },
+
+  toJSON(message: DeleteJobsResponse): unknown {
+    const obj: any = {};
+    if (message.ids?.length) {
+      obj.ids = message.ids.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteJobsResponse>, I>>(base?: I): DeleteJobsResponse {
+    return DeleteJobsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteJobsResponse>, I>>(object: I): DeleteJobsResponse {
+    const message = createBaseDeleteJobsResponse();
+    message.ids = object.ids?.map((e) => e) || [];
+    return message;
+  },
+};
+
 function createBaseWaitJobRequest(): WaitJobRequest {
   return { id: 0 };
 }
@@ -3851,6 +4022,21 @@ export const JobServiceService = {
     responseDeserialize: (value: Buffer): KillAllResponse => KillAllResponse.decode(value),
   },
   /**
+   * Delete finished jobs of the caller's account with their output, all or none:
+   * NOT_FOUND when one does not exist or belongs to another account,
+   * FAILED_PRECONDITION when one has not finished (kill it first) or a waiting job
+   * still depends on it. At most 10000 ids.
+   */
+  delete: {
+    path: "/cloudpipe.v1.JobService/Delete" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteJobsRequest): Buffer => Buffer.from(DeleteJobsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteJobsRequest => DeleteJobsRequest.decode(value),
+    responseSerialize: (value: DeleteJobsResponse): Buffer => Buffer.from(DeleteJobsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteJobsResponse => DeleteJobsResponse.decode(value),
+  },
+  /**
    * Stream the job's status: the current one first, then each change, ending
    * after a terminal status. With a deadline, use it as a bounded wait.
    */
@@ -3927,6 +4113,13 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   kill: handleUnaryCall<KillJobRequest, Job>;
   /** Kill every unfinished job of the caller's account. */
   killAll: handleUnaryCall<KillAllRequest, KillAllResponse>;
+  /**
+   * Delete finished jobs of the caller's account with their output, all or none:
+   * NOT_FOUND when one does not exist or belongs to another account,
+   * FAILED_PRECONDITION when one has not finished (kill it first) or a waiting job
+   * still depends on it. At most 10000 ids.
+   */
+  delete: handleUnaryCall<DeleteJobsRequest, DeleteJobsResponse>;
   /**
    * Stream the job's status: the current one first, then each change, ending
    * after a terminal status. With a deadline, use it as a bounded wait.
@@ -4035,6 +4228,27 @@ export interface JobServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: KillAllResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Delete finished jobs of the caller's account with their output, all or none:
+   * NOT_FOUND when one does not exist or belongs to another account,
+   * FAILED_PRECONDITION when one has not finished (kill it first) or a waiting job
+   * still depends on it. At most 10000 ids.
+   */
+  delete(
+    request: DeleteJobsRequest,
+    callback: (error: ServiceError | null, response: DeleteJobsResponse) => void,
+  ): ClientUnaryCall;
+  delete(
+    request: DeleteJobsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteJobsResponse) => void,
+  ): ClientUnaryCall;
+  delete(
+    request: DeleteJobsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteJobsResponse) => void,
   ): ClientUnaryCall;
   /**
    * Stream the job's status: the current one first, then each change, ending
