@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import functools
-import sys
-import sysconfig
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
-
-import cloudpickle
 
 from cloudpipe_sdk._job import Job
 from cloudpipe_sdk._options import JobOptions
@@ -48,8 +43,8 @@ class RemoteFunction(Generic[P, R]):
     - `f.with_options(...)` is the same function with other `JobOptions`.
 
     When the function's module is your own code (not the standard library or an
-    installed package), cloudpickle ships the module's code by value, so the runner
-    does not need it installed.
+    installed package), its code travels by value with every call, with the modules of
+    your project it uses, so the runner does not need them installed.
 
     Example::
 
@@ -66,8 +61,6 @@ class RemoteFunction(Generic[P, R]):
         self._client = client
         self._fn = fn
         functools.update_wrapper(self, fn)
-        if (client.options.serializer or "cloudpickle") == "cloudpickle":
-            _ship_module_by_value(fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self._fn(*args, **kwargs)
@@ -90,17 +83,3 @@ class RemoteFunction(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<RemoteFunction {getattr(self._fn, '__qualname__', self._fn)!r} on {self._client.address}>"
-
-
-def _ship_module_by_value(fn: Callable[..., Any]) -> None:
-    module = sys.modules.get(getattr(fn, "__module__", "") or "")
-    if module is None or module.__name__ == "__main__" or module.__name__ in sys.stdlib_module_names:
-        return
-    location = getattr(module, "__file__", None)
-    if not location:
-        return
-    path = Path(location).resolve()
-    installed = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
-    if any(path.is_relative_to(Path(root).resolve()) for root in installed):
-        return
-    cloudpickle.register_pickle_by_value(module)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import cloudpickle
 
 from cloudpipe_sdk._errors import InvalidRequest, ProtocolError
+from cloudpipe_sdk._shipping import ship_local_modules
 
 RUNNER_COMMAND = "python3 -m cloudpipe_runner"
 RESULT_PATH = "/tmp/.result"
@@ -61,10 +62,14 @@ def version_of(name: str) -> str:
 def dump_call(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], serializer: str = SERIALIZER
 ) -> bytes:
-    """The job's stdin. Raises InvalidRequest when the call cannot be pickled."""
+    """The job's stdin. Raises InvalidRequest when the call cannot be pickled.
+
+    With cloudpickle, the user's own modules the call reaches travel by value
+    (`cloudpipe_sdk._shipping`); installed packages must be in the image."""
     module = codec(serializer)
     try:
         if module is cloudpickle:
+            ship_local_modules((fn, *args, *kwargs.values()))
             return bytes(module.dumps((fn, args, kwargs)))
         # dill: a function's globals by value (only those it uses), not its module by name
         return bytes(module.dumps((fn, args, kwargs), recurse=True))

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
-import cloudpickle
 from rich.console import Console
 from rich.table import Table
 
@@ -87,8 +86,7 @@ def _argument(text: str) -> Any:
 
 
 def _load_function(target: str) -> Any:
-    """`module:function` imported from the current directory; the module's own code is
-    shipped by value unless it is part of the standard library."""
+    """`module:function` imported from the current directory."""
     module_name, _, attribute = target.partition(":")
     if "" not in sys.path:
         sys.path.insert(0, "")
@@ -101,9 +99,7 @@ def _load_function(target: str) -> Any:
         fn = getattr(fn, part, None)
     if not callable(fn):
         raise CommandError(f"{target}: not a function")
-    if module_name.split(".")[0] not in sys.stdlib_module_names:
-        cloudpickle.register_pickle_by_value(module)
-    return fn
+    return fn  # its module and the project modules it uses travel by value (_shipping)
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
