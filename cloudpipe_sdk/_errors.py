@@ -15,7 +15,8 @@ CloudpipeError
  └── JobFailed          the job ended without a result; carries reason, return code,
       │                 stdout/stderr tails and the remote traceback
       ├── JobKilled     the job was killed
-      └── JobStalled    the server lost the job's runner
+      ├── JobStalled    the server lost the job's runner
+      └── MissingModule the job needs a module its image lacks (also a ModuleNotFoundError)
 """
 
 from __future__ import annotations
@@ -115,6 +116,65 @@ class JobKilled(JobFailed):
 
 class JobStalled(JobFailed):
     """The server lost the job's runner and the job was not restartable."""
+
+
+class MissingModule(JobFailed, ModuleNotFoundError):
+    """A function job failed because a module it needs is not installed in its image:
+    the payload referred to it (an installed package of yours is pickled by reference),
+    or the function imported it.
+
+    Attributes (besides JobFailed's): `module` (also `name`, as for ModuleNotFoundError)
+    and `image` (the image the job ran in). Your own modules travel by value when they
+    are importable where you submit from; installed packages must be in the image: use
+    an image built `FROM cloudpipe/runner-python3` that installs them, with `image=`
+    (docs/sdk.md, "Your own code and packages").
+
+    Example::
+
+        try:
+            client.submit(numpy.zeros, 3).result()
+        except MissingModule as missing:
+            missing.module           # "numpy"
+    """
+
+    def __init__(
+        self,
+        job_id: int,
+        status: str,
+        module: str,
+        image: str,
+        return_code: int | None,
+        stderr_tail: str,
+        remote_traceback: str = "",
+        stdout_tail: str = "",
+    ) -> None:
+        self.module = module
+        self.image = image
+        top = module.partition(".")[0]
+        reason = (
+            f"module {module!r} is not installed in the image {image or '(the server default)'}; "
+            f"if it is an installed package, run the job in an image that has it (a Dockerfile "
+            f"`FROM cloudpipe/runner-python3` that installs {top!r}, then image=...; see docs/sdk.md, "
+            f'"Your own code and packages"); if it is your own code, make it importable where you '
+            f"submit from, so that it travels by value"
+        )
+        super().__init__(job_id, status, reason, return_code, stderr_tail, remote_traceback, stdout_tail)
+        self.name = module  # ModuleNotFoundError's attribute
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            type(self),
+            (
+                self.job_id,
+                self.status,
+                self.module,
+                self.image,
+                self.return_code,
+                self.stderr_tail,
+                self.remote_traceback,
+                self.stdout_tail,
+            ),
+        )
 
 
 class RemoteTraceback(Exception):

@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from cloudpipe_sdk._errors import JobFailed, JobKilled, JobStalled, RemoteTraceback
+from cloudpipe_sdk._errors import JobFailed, JobKilled, JobStalled, MissingModule, RemoteTraceback
 from cloudpipe_sdk._serialize import load_envelope
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._types import JobSnapshot
 
 TAIL_LINES = 20
+# How runners older than the `missing_module` envelope key report a missing module.
+_NO_MODULE_NAMED = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
 
 
 def outcome(snapshot: JobSnapshot) -> Any:
@@ -42,15 +45,45 @@ def settle(snapshot: JobSnapshot) -> tuple[Any, BaseException | None]:
 
 
 def remote_exception(snapshot: JobSnapshot, envelope: dict[str, Any]) -> BaseException:
-    """The function's own exception with the remote traceback as its cause, or JobFailed
-    when the exception did not survive the trip."""
+    """The function's own exception with the remote traceback as its cause; MissingModule
+    when a module was missing in the image; JobFailed when the exception did not survive
+    the trip."""
     traceback_text = str(envelope.get("traceback", ""))
     exc = envelope.get("exc")
+    module = missing_module(envelope)
+    if module:
+        missing = MissingModule(
+            snapshot.id,
+            snapshot.status.value,
+            module,
+            snapshot.spec.image,
+            snapshot.return_code,
+            tail(snapshot.stderr),
+            traceback_text,
+            stdout_tail=tail(snapshot.stdout),
+        )
+        missing.__cause__ = RemoteTraceback(traceback_text)
+        return missing
     if not isinstance(exc, BaseException):
         reason = f"{envelope.get('exc_type', 'exception')}: {envelope.get('exc_repr', '')}"
         return failure(snapshot, remote_traceback=traceback_text, reason=reason)
     exc.__cause__ = RemoteTraceback(traceback_text)
     return exc
+
+
+def missing_module(envelope: dict[str, Any]) -> str:
+    """The module a failed function job found missing in its image, or ""."""
+    named = envelope.get("missing_module")
+    if isinstance(named, str) and named:
+        return named
+    exc = envelope.get("exc")
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return exc.name
+    if envelope.get("exc_type") == "builtins.RuntimeError":  # an older runner's load failure
+        found = _NO_MODULE_NAMED.search(str(envelope.get("exc_repr", "")))
+        if found and "cannot unpickle the job payload" in str(envelope.get("exc_repr", "")):
+            return found.group(1)
+    return ""
 
 
 def failure(snapshot: JobSnapshot, remote_traceback: str = "", reason: str | None = None) -> JobFailed:

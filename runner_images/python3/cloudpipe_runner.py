@@ -14,7 +14,10 @@ Contract:
       {"ok": False, "exc": <exception or None>, "exc_type": "module.QualName",
        "exc_repr": "...", "traceback": "...", "python": "3.11.2"}
 
-  ``exc`` is None when the exception does not survive a pickle round trip;
+  ``exc`` is None when the exception does not survive a pickle round trip. When the job
+  failed because a module is missing in this image (the payload, or the call, raised
+  ``ModuleNotFoundError``), the failure envelope also has ``"missing_module": "<name>"``
+  and ``exc`` is a ``ModuleNotFoundError`` whose ``name`` is that module;
 * exit status 0 on success; on failure the traceback also goes to stderr
   and the exit status is 1.
 
@@ -80,7 +83,7 @@ def portable_exception(exc: BaseException) -> BaseException | None:
 
 def failure(exc: BaseException, text: str) -> dict[str, Any]:
     """Build the failure envelope for ``exc`` with traceback ``text``."""
-    return {
+    envelope = {
         "ok": False,
         "exc": portable_exception(exc),
         "exc_type": qualified_name(type(exc)),
@@ -88,6 +91,9 @@ def failure(exc: BaseException, text: str) -> dict[str, Any]:
         "traceback": text,
         "python": platform.python_version(),
     }
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        envelope["missing_module"] = exc.name
+    return envelope
 
 
 def format_exc(exc: BaseException, skip_frames: int = 0) -> str:
@@ -110,14 +116,32 @@ def warn_on_version_mismatch() -> None:
         )
 
 
+def missing_module_error(exc: ModuleNotFoundError) -> ModuleNotFoundError:
+    """The error for a payload that needs a module this image lacks: a
+    ``ModuleNotFoundError`` (so it pickles with its ``name``) saying what to do."""
+    name = exc.name or "?"
+    top = name.partition(".")[0]
+    return ModuleNotFoundError(
+        f"cannot unpickle the job payload: module {name!r} is not installed in this runner image "
+        f"(runner: Python {platform.python_version()}). If it is an installed package, run the job "
+        f"in an image that has it (a Dockerfile FROM cloudpipe/runner-python3 that installs {top!r}, "
+        f"then image=...); if it is your own code, make it importable where you submit from, "
+        f"so that it travels by value",
+        name=name,
+    )
+
+
 def load_job(payload: bytes) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
     """Unpickle the ``(f, args, kwargs)`` payload.
 
-    Raises RuntimeError naming both sides' Python and cloudpickle versions,
-    since a mismatch between them is the usual cause of failure here.
+    Raises ModuleNotFoundError (``missing_module_error``) when the payload needs a module
+    this image lacks; otherwise RuntimeError naming both sides' Python and cloudpickle
+    versions, since a mismatch between them is the usual cause of failure here.
     """
     try:
         f, args, kwargs = codec().loads(payload)
+    except ModuleNotFoundError as exc:
+        raise missing_module_error(exc) from exc
     except Exception as exc:
         client_python = os.environ.get("CLOUDPIPE_CLIENT_PYTHON", "unknown")
         client_cloudpickle = os.environ.get("CLOUDPIPE_CLIENT_CLOUDPICKLE", "unknown")
@@ -134,7 +158,7 @@ def run(payload: bytes) -> dict[str, Any]:
     """Execute the pickled job and return its envelope."""
     try:
         f, args, kwargs = load_job(payload)
-    except RuntimeError as exc:
+    except (RuntimeError, ModuleNotFoundError) as exc:
         return failure(exc, format_exc(exc))
     try:
         value = call_with_retries(f, args, kwargs)

@@ -8,11 +8,20 @@ import sys
 import tarfile
 import time
 
+import click
 import docker
 import pytest
 
-from cloudpipe_sdk import Client, InvalidRequest, JobFailed, JobKilled, JobStatus, RemoteTraceback, Timeout
-from tests.support import free_port
+from cloudpipe_sdk import (
+    Client,
+    InvalidRequest,
+    JobFailed,
+    JobKilled,
+    JobStatus,
+    MissingModule,
+    RemoteTraceback,
+    Timeout,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -86,10 +95,13 @@ def test_function_exception_is_reraised_with_the_remote_traceback(client: Client
 
 
 def test_function_from_a_module_the_runner_lacks_explains_the_failure(client: Client) -> None:
-    job = client.submit(free_port)  # pickled by reference to tests.support, which the runner lacks
-    with pytest.raises(Exception, match="cannot unpickle the job payload") as raised:
+    # an installed package is pickled by reference (the user's own modules, such as
+    # tests.support, travel by value since the SDK ships them), and the runner lacks it
+    job = client.submit(click.style, "x")
+    with pytest.raises(MissingModule, match="'click' is not installed in the image") as raised:
         job.result(timeout=60)
-    assert "No module named 'tests'" in str(raised.value)
+    assert "cannot unpickle the job payload" in raised.value.remote_traceback
+    assert "No module named 'click'" in raised.value.stderr_tail
 
 
 def test_unpicklable_exception_still_reports_its_type_and_traceback(client: Client) -> None:
