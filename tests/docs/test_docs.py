@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
 from tests.support import ROOT, ServerProcess, start_server
@@ -29,11 +30,23 @@ def blocks(name: str, language: str) -> list[tuple[str, str]]:
     return found
 
 
+# Images the examples build (docs/sdk.md, "An image with your packages"); removed once
+# the server, and with it the warm containers on them, has stopped.
+EXAMPLE_IMAGES = ("my/runner-click:1",)
+
+
 @pytest.fixture(scope="module")
-def docs_server(tmp_path_factory: pytest.TempPathFactory, docker_engine: object) -> Iterator[ServerProcess]:
+def docs_server(
+    tmp_path_factory: pytest.TempPathFactory, docker_engine: docker.DockerClient
+) -> Iterator[ServerProcess]:
     server = start_server(tmp_path_factory.mktemp("docs-server"))
     yield server
     assert server.stop() == 0, server.log
+    for image in EXAMPLE_IMAGES:
+        try:
+            docker_engine.images.remove(image)
+        except docker.errors.ImageNotFound:
+            pass
 
 
 def environment(server: ServerProcess, workdir: Path) -> dict[str, str]:
