@@ -56,7 +56,7 @@ def remote_exception(snapshot: JobSnapshot, envelope: dict[str, Any]) -> BaseExc
             snapshot.id,
             snapshot.status.value,
             module,
-            snapshot.spec.image,
+            snapshot.image or snapshot.spec.image,
             snapshot.return_code,
             tail(snapshot.stderr),
             traceback_text,

@@ -29,8 +29,9 @@ def test_an_installed_package_missing_in_the_image_is_named_with_the_fix(client:
     assert isinstance(missing, JobFailed) and isinstance(missing, ModuleNotFoundError)
     assert missing.module == missing.name == "click" and missing.job_id == job.id
     assert missing.status == JobStatus.ERROR.value
+    assert missing.image == job.snapshot.image == "cloudpipe/runner-python3:latest"  # the server's default
     message = str(missing)
-    assert "'click' is not installed in the image" in message
+    assert "'click' is not installed in the image cloudpipe/runner-python3:latest" in message
     assert "FROM cloudpipe/runner-python3" in message and "image=" in message
     assert isinstance(missing.__cause__, RemoteTraceback)
     assert "cannot unpickle the job payload" in missing.remote_traceback
