@@ -151,13 +151,21 @@ class MissingModule(JobFailed, ModuleNotFoundError):
         self.module = module
         self.image = image
         top = module.partition(".")[0]
-        reason = (
-            f"module {module!r} is not installed in the image {image or '(the server default)'}; "
-            f"if it is an installed package, run the job in an image that has it (a Dockerfile "
-            f"`FROM cloudpipe/runner-python3` that installs {top!r}, then image=...; see docs/sdk.md, "
-            f'"Your own code and packages"); if it is your own code, make it importable where you '
-            f"submit from, so that it travels by value"
-        )
+        if top == "cloudpipe_runner":
+            reason = (
+                f"the image {image or '(the server default)'} has no Cloudpipe Python runner, so it cannot "
+                f"run function jobs; use an image built `FROM cloudpipe/runner-python3`, or add the runner "
+                f"to yours with `python runner_images/build.py --only python3 --base-python3 IMAGE` and tag the result "
+                f'(docs/sdk.md, "Python versions")'
+            )
+        else:
+            reason = (
+                f"module {module!r} is not installed in the image {image or '(the server default)'}; "
+                f"if it is an installed package, run the job in an image that has it (a Dockerfile "
+                f"`FROM cloudpipe/runner-python3` that installs {top!r}, then image=...; see docs/sdk.md, "
+                f'"Your own code and packages"); if it is your own code, make it importable where you '
+                f"submit from, so that it travels by value"
+            )
         super().__init__(job_id, status, reason, return_code, stderr_tail, remote_traceback, stdout_tail)
         self.name = module  # ModuleNotFoundError's attribute
 

@@ -14,6 +14,9 @@ from cloudpipe_sdk._types import JobSnapshot
 TAIL_LINES = 20
 # How runners older than the `missing_module` envelope key report a missing module.
 _NO_MODULE_NAMED = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
+# What `python3 -m cloudpipe_runner` prints in an image without the runner.
+RUNNER_MODULE = "cloudpipe_runner"
+_NO_RUNNER = re.compile(rb"^\S*python[\d.]*: No module named " + RUNNER_MODULE.encode() + rb"\s*$", re.MULTILINE)
 
 
 def outcome(snapshot: JobSnapshot) -> Any:
@@ -41,6 +44,8 @@ def settle(snapshot: JobSnapshot) -> tuple[Any, BaseException | None]:
             return None, remote_exception(snapshot, envelope)
     if status is JobStatus.DONE:
         return snapshot.result, None
+    if snapshot.spec.result_type == "pickle" and _NO_RUNNER.search(snapshot.stderr):
+        return None, missing_error(snapshot, RUNNER_MODULE, "")
     return None, failure(snapshot)
 
 
@@ -52,23 +57,28 @@ def remote_exception(snapshot: JobSnapshot, envelope: dict[str, Any]) -> BaseExc
     exc = envelope.get("exc")
     module = missing_module(envelope)
     if module:
-        missing = MissingModule(
-            snapshot.id,
-            snapshot.status.value,
-            module,
-            snapshot.image or snapshot.spec.image,
-            snapshot.return_code,
-            tail(snapshot.stderr),
-            traceback_text,
-            stdout_tail=tail(snapshot.stdout),
-        )
-        missing.__cause__ = RemoteTraceback(traceback_text)
-        return missing
+        return missing_error(snapshot, module, traceback_text)
     if not isinstance(exc, BaseException):
         reason = f"{envelope.get('exc_type', 'exception')}: {envelope.get('exc_repr', '')}"
         return failure(snapshot, remote_traceback=traceback_text, reason=reason)
     exc.__cause__ = RemoteTraceback(traceback_text)
     return exc
+
+
+def missing_error(snapshot: JobSnapshot, module: str, traceback_text: str) -> MissingModule:
+    missing = MissingModule(
+        snapshot.id,
+        snapshot.status.value,
+        module,
+        snapshot.image or snapshot.spec.image,
+        snapshot.return_code,
+        tail(snapshot.stderr),
+        traceback_text,
+        stdout_tail=tail(snapshot.stdout),
+    )
+    if traceback_text:
+        missing.__cause__ = RemoteTraceback(traceback_text)
+    return missing
 
 
 def missing_module(envelope: dict[str, Any]) -> str:

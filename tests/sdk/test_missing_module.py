@@ -76,3 +76,27 @@ def image_with_click(docker_engine: docker.DockerClient, tmp_path: Path) -> Iter
 def test_an_image_from_the_runner_with_the_package_runs_the_job(client: Client, image_with_click: str) -> None:
     job = client.with_options(image=image_with_click).submit(click.style, "hi", bold=True)
     assert job.result(timeout=60) == click.style("hi", bold=True)
+
+
+@pytest.fixture
+def image_without_runner(docker_engine: docker.DockerClient, tmp_path: Path) -> Iterator[str]:
+    """An image with python3 but no Cloudpipe runner (and so no warm agent either)."""
+    (tmp_path / "Dockerfile").write_text(
+        "FROM cloudpipe/runner-python3\nUSER root\n"
+        'RUN python3 -c "import os, cloudpipe_runner, cloudpipe_agent; '
+        'os.remove(cloudpipe_runner.__file__); os.remove(cloudpipe_agent.__file__)"\n'
+        "USER 1000:1000\nLABEL org.cloudpipe.agent=none\n"
+    )
+    tag = f"cloudpipe-test/no-runner:{uuid.uuid4().hex[:8]}"
+    docker_engine.images.build(path=str(tmp_path), tag=tag, rm=True)
+    yield tag
+    docker_engine.images.remove(tag, force=True)
+
+
+def test_a_function_job_in_an_image_without_the_runner_says_so(client: Client, image_without_runner: str) -> None:
+    job = client.with_options(image=image_without_runner).submit(pow, 2, 3)
+    with pytest.raises(MissingModule) as raised:
+        job.result(timeout=60)
+    assert raised.value.module == "cloudpipe_runner" and raised.value.image == image_without_runner
+    assert "has no Cloudpipe Python runner" in str(raised.value)
+    assert "FROM cloudpipe/runner-python3" in str(raised.value)

@@ -1,9 +1,9 @@
 """A user's own code runs without installing it in the image: a function of a local
 package (`<pkg>.core`, which imports `<pkg>.util` and `<pkg>.helpers.text`) travels by
-value through every path (submit, map, starmap, executor, @client.function, the async
-client and the CLI's `module:function`), against a real server and the Docker runner.
-The runner image has only the standard library, cloudpickle and dill, so each of these
-fails with a missing module if any part of the package is left behind."""
+value through every path (submit, map, starmap, executor, @client.function, saved
+functions, the async client and the CLI's `module:function`), against a real server and
+the Docker runner. The runner image has only the standard library, cloudpickle and dill,
+so each of these fails with a missing module if any part of the package is left behind."""
 
 from __future__ import annotations
 
@@ -99,6 +99,17 @@ def test_a_decorated_local_function_ships_its_package(
     remote = client.function(core.describe)
     assert remote.remote(3).result(timeout=60) == "N=6!"
     assert list(remote.map([1])) == ["N=2!"]
+
+
+def test_a_saved_function_ships_its_package(client: Client, project: tuple[Path, ModuleType, ModuleType]) -> None:
+    _, core, _ = project
+    name = f"own-code-{uuid.uuid4().hex[:8]}"
+    client.saved_jobs.save_function(name, core.describe, args=(1,))
+    try:
+        assert client.saved_jobs.run(name).result(timeout=60) == "N=2!"
+        assert client.saved_jobs.run(name, args=(2,)).result(timeout=60) == "N=4!"  # pickled again
+    finally:
+        client.saved_jobs.delete(name)
 
 
 async def test_the_async_client_ships_a_local_package(
