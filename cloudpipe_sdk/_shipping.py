@@ -17,7 +17,8 @@ job's payload:
   `mypkg.core` brings `mypkg.util` along;
 - installed packages (site-packages), the standard library and the SDK itself are never
   shipped by value: they belong in the image;
-- the walk is bounded (`MAX_MODULES` modules and `MAX_OBJECTS` objects looked at per call).
+- the walk is bounded (`MAX_MODULES` modules and `MAX_OBJECTS` objects looked at per call);
+  local modules left over when it stops are named in a RuntimeWarning.
 
 Registration is process-wide and permanent (as with a direct call of
 `register_pickle_by_value`); a module is walked once per process.
@@ -25,12 +26,14 @@ Registration is process-wide and permanent (as with a direct call of
 
 from __future__ import annotations
 
+import collections
 import functools
 import site
 import sys
 import sysconfig
 import threading
 import types
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -92,12 +95,13 @@ class _Walk:
         self.budget = MAX_OBJECTS
 
     def run(self, roots: Iterable[Any]) -> list[str]:
-        pending_modules: list[types.ModuleType] = []
+        # breadth first: the call's own modules before the ones they import, should the bound be hit
+        pending_modules: collections.deque[types.ModuleType] = collections.deque()
         for root in roots:
             pending_modules.extend(self.modules_of(root, depth=0))
         walked = 0
         while pending_modules and walked < MAX_MODULES:
-            module = pending_modules.pop()
+            module = pending_modules.popleft()
             if module.__name__ in _walked or not is_local(module):
                 continue
             _walked.add(module.__name__)
@@ -107,6 +111,15 @@ class _Walk:
                 self.registered.append(module.__name__)
             for value in list(vars(module).values()):
                 pending_modules.extend(self.modules_of(value, depth=2))
+        left = sorted({m.__name__ for m in pending_modules if m.__name__ not in _walked and is_local(m)})
+        if left:
+            warnings.warn(
+                f"cloudpipe: this call reaches more than {MAX_MODULES} of your own modules; these are not "
+                f"shipped and must be importable in the job's image: {', '.join(left[:5])}"
+                f'{", ..." if len(left) > 5 else ""} (docs/sdk.md, "Your own code and packages")',
+                RuntimeWarning,
+                stacklevel=4,
+            )
         return self.registered
 
     def modules_of(self, obj: Any, depth: int) -> Iterator[types.ModuleType]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cloudpipe_sdk import _shipping as shipping
 from cloudpipe_sdk._serialize import dump_call
 from cloudpipe_sdk._shipping import is_local
 
@@ -50,3 +51,18 @@ def test_a_local_package_and_what_it_imports_travel_by_value(tmp_path: Path, mon
     assert loaded.returncode == 0, loaded.stderr.decode()
     assert loaded.stdout.decode().strip() == "42"
     assert b"mypkg_ship" in payload and b"_pytest" not in payload
+
+
+def test_modules_left_over_by_the_bound_are_named_in_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "project" / "bigpkg_ship"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "leaf.py").write_text("def one():\n    return 1\n")
+    (package / "mid.py").write_text("from bigpkg_ship.leaf import one\n\ndef two():\n    return one() + 1\n")
+    (package / "top.py").write_text("from bigpkg_ship.mid import two\n\ndef three():\n    return two() + 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "project"))
+    monkeypatch.setattr(shipping, "MAX_MODULES", 1)
+    from bigpkg_ship import top  # type: ignore[import-not-found]
+
+    with pytest.warns(RuntimeWarning, match=r"more than 1 of your own modules; .*bigpkg_ship\.leaf, bigpkg_ship\.mid"):
+        assert shipping.ship_local_modules([top.three]) == ["bigpkg_ship.top"]  # the function's own module first
