@@ -12,7 +12,6 @@ import json
 import re
 import shlex
 import sys
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +25,7 @@ from cloudpipe_sdk._progress import progress_bar, wanted
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._types import Exit, JobSnapshot, Output
 from cloudpipe_sdk._waiting import as_completed
+from cloudpipe_sdk.cli_live import attach
 
 _FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _AGO = re.compile(r"(\d+)([smhd])")
@@ -252,29 +252,6 @@ def logs(client: Client, job_id: int, follow: bool) -> None:
         elif isinstance(event, Exit) and event.status is not JobStatus.DONE:
             click.echo(f"cloudpipe: job {job_id} ended {event.status.value}: {event.reason}", err=True)
             sys.exit(1)
-
-
-@click.command()
-@click.argument("job_id", type=int)
-@click.pass_obj
-def attach(client: Client, job_id: int) -> None:
-    """Attach our stdin and stdout/stderr to a running interactive job."""
-    job = client.get(job_id)
-    with job.attach() as session:
-
-        def pump_stdin() -> None:
-            for line in iter(sys.stdin.buffer.readline, b""):
-                session.write(line)
-            session.close_stdin()
-
-        threading.Thread(target=pump_stdin, daemon=True).start()
-        for event in session:
-            if isinstance(event, Output):
-                target = sys.stdout if event.stream == "stdout" else sys.stderr
-                target.buffer.write(event.data)
-                target.flush()
-            elif isinstance(event, Exit):
-                sys.exit(0 if event.status is JobStatus.DONE else 1)
 
 
 # -- changing ------------------------------------------------------------------------------------

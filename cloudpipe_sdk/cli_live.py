@@ -1,0 +1,153 @@
+"""Live jobs on the terminal: `cloudpipe attach`, and the output `submit --wait` streams.
+
+Standard input is read with `os.read` on file descriptor 0 in a daemon thread that
+the main thread never joins. It never touches the buffered `sys.stdin` object: a daemon
+thread blocked inside `sys.stdin.buffer.readline()` holds that object's lock when the
+interpreter shuts down, and Python aborts with `Fatal Python error:
+_enter_buffered_busy` (exit 134). A thread blocked in `os.read` holds no such lock, so
+`sys.exit` from the main thread is clean on every path. Only the main thread writes to
+stdout and stderr.
+
+Ctrl-C while attached is forwarded to the job as SIGINT; a second Ctrl-C detaches
+(the job keeps running) and exits 130, as a shell reports a command ended by SIGINT.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+import click
+
+from cloudpipe_sdk._client import Client
+from cloudpipe_sdk._job import Job
+from cloudpipe_sdk._status import JobStatus
+from cloudpipe_sdk._stream import Attachment
+from cloudpipe_sdk._types import Exit, Output
+
+DETACHED = 130  # exit code after the second Ctrl-C, the shell's for "ended by SIGINT"
+ENDED = 2  # attach to a job that already ended, or type into one that is not interactive
+
+
+def write_output(event: Output) -> None:
+    """Job output to our stdout or stderr, as it comes."""
+    target = sys.stdout if event.stream == "stdout" else sys.stderr
+    target.buffer.write(event.data)
+    target.flush()
+
+
+def stream_until_exit(job: Job) -> Exit:
+    """Print the job's stdout and stderr live until it ends; return how it ended."""
+    for event in job.stream():
+        if isinstance(event, Output):
+            write_output(event)
+        elif isinstance(event, Exit):
+            return event
+    raise click.ClickException(f"job {job.id}: the stream ended before the job did")  # pragma: no cover
+
+
+class _StdinPump:
+    """Our fd 0 into the job's stdin, from a daemon thread (see the module docstring).
+
+    For a job not submitted interactive, the first bytes typed end the attachment and
+    set `refused` (the job has no open stdin to write them to)."""
+
+    def __init__(self, session: Attachment, *, interactive: bool) -> None:
+        self._session = session
+        self._interactive = interactive
+        self.refused = False
+
+    def start(self) -> None:
+        try:
+            fd = sys.stdin.fileno() if sys.stdin is not None else -1
+        except (OSError, ValueError):  # stdin closed or not a real file: nothing to read
+            fd = -1
+        if fd >= 0:
+            threading.Thread(target=self._run, args=(fd,), name="cloudpipe-stdin", daemon=True).start()
+
+    def _run(self, fd: int) -> None:
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            if not self._interactive:
+                self.refused = True
+                self._session.close()
+                return
+            self._session.write(data)
+        if self._interactive:
+            self._session.close_stdin()
+
+
+class _Interrupts:
+    """SIGINT while attached: the first is sent to the job, the second detaches."""
+
+    def __init__(self, session: Attachment, job_id: int) -> None:
+        self._session = session
+        self._job_id = job_id
+        self.count = 0
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        # the session's lock may be held by the frame this handler interrupted: act from
+        # a thread of its own, never from here
+        if self.count == 1:
+            threading.Thread(target=self._session.signal, args=("INT",), daemon=True).start()
+            click.echo(f"\ncloudpipe: sent INT to job {self._job_id}; Ctrl-C again to detach", err=True)
+        else:
+            threading.Thread(target=self._session.close, daemon=True).start()
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.pass_obj
+def attach(client: Client, job_id: int) -> None:
+    """Connect our stdin, stdout and stderr to a running job until it ends.
+
+    What you type goes to the job's stdin (it must have been submitted with
+    --interactive); end of input (Ctrl-D) closes it. Ctrl-C sends SIGINT to the job; a
+    second Ctrl-C detaches and leaves the job running. Exit 0 when the job ends done,
+    1 when it does not, 2 when it had already ended or you typed into a job that is not
+    interactive, 130 when you detached.
+
+    \b
+    job=$(cloudpipe submit --interactive 'python3 -i')
+    cloudpipe attach "$job"
+    """
+    job = client.get(job_id)
+    snapshot = job.snapshot
+    if snapshot.status.finished:
+        click.echo(
+            f"cloudpipe: job {job_id} already ended {snapshot.status.value}; "
+            f"nothing to attach to (its output: cloudpipe logs {job_id})",
+            err=True,
+        )
+        sys.exit(ENDED)
+    with job.attach() as session:
+        pump = _StdinPump(session, interactive=snapshot.spec.interactive)
+        interrupts = _Interrupts(session, job_id)
+        previous = signal.signal(signal.SIGINT, interrupts)
+        try:
+            pump.start()
+            for event in session:
+                if isinstance(event, Output):
+                    write_output(event)
+                elif isinstance(event, Exit):
+                    sys.exit(0 if event.status is JobStatus.DONE else 1)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    if pump.refused:
+        click.echo(
+            f"cloudpipe: job {job_id} was not submitted interactive, so it takes no input; "
+            "submit it with --interactive to type into it (it keeps running)",
+            err=True,
+        )
+        sys.exit(ENDED)
+    click.echo(f"cloudpipe: detached from job {job_id}; it keeps running (cloudpipe kill {job_id})", err=True)
+    sys.exit(DETACHED)
