@@ -140,6 +140,12 @@ class MeteredStore(JobStore):
     async def counts(self, account: str) -> dict[JobStatus, int]:
         return await self._timed("counts", self._inner.counts(account))
 
+    async def unclaim(self, job_id: int, owner: str, now: datetime, reason: str, *, attempt: int | None = None) -> bool:
+        given_back = await self._timed("unclaim", self._inner.unclaim(job_id, owner, now, reason, attempt=attempt))
+        self._claimed_at.pop(job_id, None)
+        self._container_at.pop(job_id, None)
+        return given_back
+
     async def reap_expired(self, now: datetime, max_attempts: int) -> list[Job]:
         jobs = await self._timed("reap_expired", self._inner.reap_expired(now, max_attempts))
         self._finished(jobs)

@@ -147,6 +147,15 @@ class JobStore(abc.ABC):
         not end DONE."""
 
     @abc.abstractmethod
+    async def unclaim(self, job_id: int, owner: str, now: datetime, reason: str, *, attempt: int | None = None) -> bool:
+        """Atomically give back a PROCESSING job `owner` holds (for `attempt`, when
+        given) that never started (its executor could not reach its engine), as if it
+        had not been claimed: QUEUED, `attempts` one less (the attempt is not counted),
+        no lease, start time or container, `reason` set, appended output deleted. A job
+        whose kill was requested ends KILLED instead ("killed before it started").
+        Returns False (and changes nothing) when the lease was lost."""
+
+    @abc.abstractmethod
     async def request_kill(self, job_id: int, account: str, now: datetime) -> Job:
         """Set `kill_requested`. A WAITING or QUEUED job becomes KILLED at once; a
         finished job is left unchanged. Returns the job after the change. Raises

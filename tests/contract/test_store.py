@@ -214,3 +214,30 @@ async def test_a_stale_attempt_of_the_same_owner_changes_nothing(store: JobStore
     assert await store.finish(job_id, "d1", Outcome(JobStatus.DONE, later, stdout=b"run 2"), attempt=2)
     job = await store.get(job_id)
     assert job.status is JobStatus.DONE and job.stdout == b"run 2" and job.container_id == "run-2-container"
+
+
+async def test_unclaim_gives_a_job_that_never_started_back_to_the_queue(store: JobStore) -> None:
+    job_id = await claimed_job(store)  # not restartable: the reaper would stall it
+    reason = "requeued: the Docker engine did not answer"
+    assert not await store.unclaim(job_id, "intruder", T0, reason)
+    assert not await store.unclaim(job_id, "d1", T0, reason, attempt=2), "a stale attempt changes nothing"
+    assert await store.unclaim(job_id, "d1", T0, reason, attempt=1)
+    job = await store.get(job_id)
+    assert job.status is JobStatus.QUEUED and job.reason == reason
+    assert job.attempts == 0 and job.started_at is None and job.lease_owner == ""
+    assert not await store.unclaim(job_id, "d1", T0, reason), "a queued job is held by no one"
+    for _ in range(5):  # however often it happens, no attempt is used up
+        [again] = await store.claim("d1", T0, LEASE, 1)
+        assert again.id == job_id and again.attempts == 1
+        assert await store.unclaim(job_id, "d1", T0, reason, attempt=1)
+    assert await store.reap_expired(T0 + LEASE * 2, max_attempts=1) == [], "no lease is left to expire"
+
+
+async def test_unclaim_ends_a_job_killed_meanwhile(store: JobStore) -> None:
+    job_id = await claimed_job(store)
+    await store.request_kill(job_id, "alice", T0)
+    assert await store.unclaim(job_id, "d1", T0 + LEASE, "requeued", attempt=1)
+    job = await store.get(job_id)
+    assert job.status is JobStatus.KILLED and job.reason == "killed before it started"
+    assert job.finished_at == T0 + LEASE
+    assert await store.claim("d1", T0 + LEASE, LEASE, 1) == []

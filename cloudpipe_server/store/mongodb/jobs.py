@@ -296,6 +296,38 @@ class MongoJobStore(JobStore):
                 settle_waiting(self._jobs, outcome.finished_at, [job_id])
                 return True
 
+    async def unclaim(self, job_id: int, owner: str, now: datetime, reason: str, *, attempt: int | None = None) -> bool:
+        def update() -> bool:
+            held = output.held(job_id, owner, attempt)
+            doc = self._jobs.find_one(held, {"attempts": 1})
+            if doc is None:
+                return False
+            # first, while the job is held: once QUEUED, another claimer's attempt (with the
+            # same number) may append. A run that never started has no output anyway.
+            output.discard(self._mongo.db, job_id, up_to_attempt=doc["attempts"])
+            fields: Doc = {
+                "status": _QUEUED,
+                "lease_owner": "",
+                "lease_expires_at": None,
+                "started_at": None,
+                "container_id": "",
+                "container_started_at": None,
+                "reason": reason,
+            }
+            found = self._jobs.find_one_and_update(
+                {**held, "attempts": doc["attempts"]},
+                {"$set": fields, "$inc": {"attempts": -1}},
+                projection={"kill_requested": 1},
+            )
+            if found is None:
+                return False
+            if found["kill_requested"]:
+                self._kill([job_id], now)
+                settle_waiting(self._jobs, now, [job_id])
+            return True
+
+        return await self._mongo.run(update)
+
     async def request_kill(self, job_id: int, account: str, now: datetime) -> Job:
         def update() -> Job:
             job = self._get(job_id, account)

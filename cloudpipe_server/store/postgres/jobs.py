@@ -238,6 +238,25 @@ class PostgresJobStore(JobStore):
             await settle_waiting(conn, outcome.finished_at, [job_id])
             return True
 
+    async def unclaim(self, job_id: int, owner: str, now: datetime, reason: str, *, attempt: int | None = None) -> bool:
+        async with self._db.connection() as conn:
+            async with conn.transaction():
+                row = await fetch_one(
+                    conn,
+                    "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = '',"
+                    " lease_expires_at = NULL, started_at = NULL, container_id = '', container_started_at = NULL,"
+                    " reason = %s WHERE " + output.HELD + " RETURNING kill_requested",
+                    (reason, job_id, owner, attempt, attempt),
+                )
+                if row is None:
+                    return False
+                await output.discard(conn, [job_id])
+                if row["kill_requested"]:
+                    await _kill(conn, [job_id], now)
+            if row["kill_requested"]:
+                await settle_waiting(conn, now, [job_id])
+            return True
+
     async def request_kill(self, job_id: int, account: str, now: datetime) -> Job:
         async with self._db.connection() as conn:
             job = await _get(conn, job_id, account)

@@ -246,6 +246,22 @@ class SqliteJobStore(JobStore):
 
         return await self._db.run(update, write=True)
 
+    async def unclaim(self, job_id: int, owner: str, now: datetime, reason: str, *, attempt: int | None = None) -> bool:
+        def update(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                f"UPDATE jobs SET {_UNCLAIMED} WHERE {output.HELD} RETURNING kill_requested",
+                (reason, job_id, owner, attempt, attempt),
+            ).fetchone()
+            if row is None:
+                return False
+            output.discard(conn, job_id)
+            if row["kill_requested"]:
+                _kill(conn, [job_id], now)
+                dependencies.settle_waiting(conn, now, [job_id])
+            return True
+
+        return await self._db.run(update, write=True)
+
     async def request_kill(self, job_id: int, account: str, now: datetime) -> Job:
         def update(conn: sqlite3.Connection) -> Job:
             job = _get(conn, job_id, account)
@@ -362,6 +378,12 @@ def _get(conn: sqlite3.Connection, job_id: int, account: str | None) -> Job:
     if row is None or (account is not None and row["account"] != account):
         raise NotFound(f"job {job_id} not found")
     return _row_to_job(row)
+
+
+_UNCLAIMED = (
+    "status = 'queued', attempts = attempts - 1, lease_owner = '', lease_expires_at = NULL, started_at = NULL,"
+    " container_id = '', container_started_at = NULL, reason = ?"
+)
 
 
 def _kill(conn: sqlite3.Connection, job_ids: Sequence[int], now: datetime) -> None:
