@@ -39,7 +39,7 @@ from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
 from cloudpipe_server.rpc.metrics_interceptor import MetricsInterceptor
 from cloudpipe_server.rpc.schedules import SavedJobServicer, ScheduleServicer
-from cloudpipe_server.rpc.server import build_server, set_serving
+from cloudpipe_server.rpc.server import build_server, set_executor_serving, set_serving
 from cloudpipe_server.scheduler.firing import ServiceJobs
 from cloudpipe_server.scheduler.loop import Scheduler, SchedulerConfig
 from cloudpipe_server.scheduler.service import SavedJobService, ScheduleService
@@ -196,6 +196,12 @@ async def _serve(
         metrics.warm_pool_size.set_function(lambda: pool.size)
     events = JobEvents()
     hub = OutputHub()
+    health_servicer = health.aio.HealthServicer()
+    await set_executor_serving(health_servicer, False)  # until the engine first answers
+
+    async def report_engine(up: bool) -> None:
+        await set_executor_serving(health_servicer, up)
+
     dispatcher = Dispatcher(
         store,
         executor,
@@ -215,6 +221,7 @@ async def _serve(
             max_running_per_account=settings.max_running_per_account,
         ),
         utc_now,
+        on_engine=report_engine,
     )
     service = JobService(
         store,
@@ -243,12 +250,13 @@ async def _serve(
         accounts=authenticator,  # a deleted account's schedules do not fire
     )
     limiter = FailureLimiter(LimiterConfig(settings.auth_failure_burst, settings.auth_failure_refill_seconds))
-    server, health_servicer = build_server(
+    server, _ = build_server(
         JobServicer(service),
         AuthInterceptor(authenticator, limiter, on_failure=lambda reason: metrics.auth_failures.labels(reason).inc()),
         SavedJobServicer(SavedJobService(schedule_store, jobs, utc_now)),
         ScheduleServicer(ScheduleService(schedule_store, jobs, utc_now, wake=scheduler.wake)),
         outer=[MetricsInterceptor(metrics)],
+        health_servicer=health_servicer,
     )
     retention = Retention(
         store,

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from cloudpipe_server.errors import Unavailable
 from cloudpipe_server.models import Job, Outcome, OutputChunk
+
+
+class ExecutorUnavailable(Unavailable):
+    """The executor's engine did not answer before the job's container was created or
+    started: the job did not run, and may be given back to the queue as it was."""
 
 
 @dataclass(frozen=True)
@@ -61,11 +67,18 @@ class Executor(abc.ABC):
         """Start background work (a warm pool's idle eviction and pre-warming), if any.
         Called once, on the event loop, when the server starts serving."""
 
+    async def reachable(self) -> bool:
+        """Whether the engine answers now (a bounded, cheap check; it never raises).
+        Executors without an engine to lose always answer True."""
+        return True
+
     @abc.abstractmethod
     async def run(self, job: Job, image: str, limits: Limits, observer: RunObserver) -> Outcome:
         """Run the job and return its outcome. Never raises for a problem of the job
         itself (missing image, bad command, crash): that is an ERROR outcome with a
-        readable reason. Cancellation leaves the container running, to be re-adopted."""
+        readable reason. Raises `ExecutorUnavailable` when the engine could not be
+        reached before the job started (nothing of it ran). Cancellation leaves the
+        container running, to be re-adopted."""
 
     @abc.abstractmethod
     async def adopt(self, job: Job, limits: Limits) -> Outcome | None:

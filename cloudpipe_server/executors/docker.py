@@ -12,6 +12,12 @@ waits for them and reads their output from the engine's log (text-safe only: the
 json-file log driver replaces invalid UTF-8). Blocking calls run in daemon threads, so
 a stopping server leaves its containers running instead of waiting for them.
 
+The engine is first contacted by `reachable()` or a run, never by the constructor: a
+server starts (and serves reads) while its engine is down. A run that cannot reach the
+engine before its container started raises `ExecutorUnavailable` (nothing ran; the
+dispatcher gives the job back); an engine failure after the start ends the job ERROR
+with the output read so far.
+
 (A little over 400 lines: one run's whole life on the engine (create, attach, wait,
 outcome, adopt) reads best in one place; stream I/O is in docker_io, container settings
 in container_config, and the warm pool builds on this in warm*.py.)
@@ -33,7 +39,15 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from cloudpipe_server.executors.base import Delivery, Executor, Limits, ManagedContainer, RunObserver, Signal
+from cloudpipe_server.executors.base import (
+    Delivery,
+    Executor,
+    ExecutorUnavailable,
+    Limits,
+    ManagedContainer,
+    RunObserver,
+    Signal,
+)
 from cloudpipe_server.executors.container_config import confined_host_config, job_environment, job_user
 from cloudpipe_server.executors.docker_io import AttachedStreams, StatsSampler, concatenated_files, in_daemon_thread
 from cloudpipe_server.models import Collected, Job, JobStatus, Outcome
@@ -46,6 +60,15 @@ LABEL_CLUSTER = "org.cloudpipe.cluster"
 LABEL_POOL = "org.cloudpipe.pool"  # warm containers (job label 0): the pooled executor's to sweep
 _NAME_OK = re.compile(r"[^a-zA-Z0-9_.-]+")
 _ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+PING_TIMEOUT = 5.0
+
+
+class _EngineDown(docker.errors.DockerException):  # type: ignore[misc]
+    """The engine could not be reached (no client could be made, or none yet)."""
+
+
+# the engine did not answer at all (as opposed to answering with an error)
+_UNREACHABLE = (_EngineDown, requests.exceptions.ConnectionError, requests.exceptions.Timeout)
 
 
 @dataclass(frozen=True)
@@ -70,6 +93,7 @@ class _Run:
     container_id: str | None = None
     streams: AttachedStreams | None = None
     killed: bool = False
+    started: bool = False
 
 
 class DockerExecutor(Executor):
@@ -78,8 +102,8 @@ class DockerExecutor(Executor):
     def __init__(self, config: DockerConfig, clock: Callable[[], datetime]) -> None:
         self._config = config
         self._clock = clock
-        self._client = docker.DockerClient(base_url=config.base_url) if config.base_url else docker.from_env()
-        self._api = self._client.api
+        self._client: docker.DockerClient | None = None  # made on first contact (`_engine`)
+        self._connect_lock = threading.Lock()
         self._runs: dict[int, _Run] = {}
         self._lock = threading.Lock()
         self._image_users: dict[str, str] = {}
@@ -88,20 +112,50 @@ class DockerExecutor(Executor):
     @property
     def api(self) -> docker.APIClient:
         """The engine's API client: one per engine, shared with the warm pool and closed
-        by `close()`."""
-        return self._api
+        by `close()`. Never blocks: raises (a `docker.errors.DockerException`) while the
+        engine has not answered yet."""
+        client = self._client
+        if client is None:
+            raise _EngineDown("the Docker engine has not answered yet")
+        return client.api
+
+    def _engine(self) -> docker.DockerClient:
+        """The client, made on first use (it asks the engine for its API version, so
+        this blocks: worker threads only). Raises `_EngineDown` when the engine does
+        not answer."""
+        with self._connect_lock:
+            if self._client is None:
+                base_url = self._config.base_url
+                try:
+                    self._client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
+                except docker.errors.DockerException as exc:
+                    raise _EngineDown(str(exc)) from None
+            return self._client
+
+    def _ping(self) -> bool:
+        try:
+            return bool(self._engine().ping())
+        except _ENGINE_ERRORS as exc:
+            log.debug("the Docker engine does not answer: %s", exc)
+            return False
 
     # -- the Executor interface ---------------------------------------------------------
 
     def start(self) -> None:
         """Nothing runs in the background: each job's run is its own thread."""
 
+    async def reachable(self) -> bool:
+        try:  # a daemon thread: a hung engine leaves no worker of the default pool stuck
+            return await asyncio.wait_for(in_daemon_thread(self._ping), PING_TIMEOUT)
+        except TimeoutError:
+            return False
+
     async def run(self, job: Job, image: str, limits: Limits, observer: RunObserver) -> Outcome:
         return await in_daemon_thread(self._run, job, image, limits, observer)
 
     async def adopt(self, job: Job, limits: Limits) -> Outcome | None:
         found = await asyncio.to_thread(
-            self._api.containers,
+            self.api.containers,
             all=True,
             filters={"label": [f"{LABEL_JOB}={job.id}", f"{LABEL_OWNER}={self._config.owner}"]},
         )
@@ -120,7 +174,7 @@ class DockerExecutor(Executor):
             return True
         log.info("job %d: stopping container %s", job_id, container_id[:12])
         try:
-            await asyncio.to_thread(self._api.stop, container_id, timeout=self._config.kill_grace_seconds)
+            await asyncio.to_thread(self.api.stop, container_id, timeout=self._config.kill_grace_seconds)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
@@ -132,7 +186,7 @@ class DockerExecutor(Executor):
         if container_id is None:
             return False
         try:
-            await asyncio.to_thread(self._api.kill, container_id, signal=signal.value)
+            await asyncio.to_thread(self.api.kill, container_id, signal=signal.value)
         except docker.errors.APIError as exc:
             log.info("job %d: %s not delivered: %s", job_id, signal.value, exc)
             return False
@@ -157,14 +211,14 @@ class DockerExecutor(Executor):
 
     async def image_labels(self, image: str) -> dict[str, str] | None:
         try:
-            attrs = await asyncio.to_thread(self._api.inspect_image, image)
+            attrs = await asyncio.to_thread(self.api.inspect_image, image)
         except _ENGINE_ERRORS:
             return None
         return dict((attrs.get("Config") or {}).get("Labels") or {})
 
     async def list_managed(self) -> list[ManagedContainer]:
         found = await asyncio.to_thread(
-            self._api.containers, all=True, filters={"label": [LABEL_JOB, f"{LABEL_CLUSTER}={self._config.cluster}"]}
+            self.api.containers, all=True, filters={"label": [LABEL_JOB, f"{LABEL_CLUSTER}={self._config.cluster}"]}
         )
         managed = []
         for item in found:
@@ -179,13 +233,14 @@ class DockerExecutor(Executor):
 
     async def remove(self, container_id: str) -> None:
         try:
-            await asyncio.to_thread(self._api.remove_container, container_id, force=True)
+            await asyncio.to_thread(self.api.remove_container, container_id, force=True)
         except docker.errors.NotFound:
             pass
 
     async def close(self) -> None:
         self._closing = True  # runs still in flight leave their containers to be re-adopted
-        await asyncio.to_thread(self._client.close)
+        if self._client is not None:
+            await asyncio.to_thread(self._client.close)
 
     # -- bookkeeping --------------------------------------------------------------------
 
@@ -207,7 +262,7 @@ class DockerExecutor(Executor):
 
     def _remove_quietly(self, job_id: int, container_id: str) -> None:
         try:
-            self._api.remove_container(container_id, force=True)
+            self.api.remove_container(container_id, force=True)
         except _ENGINE_ERRORS as exc:
             log.warning("job %d: could not remove container %s: %s", job_id, container_id[:12], exc)
 
@@ -218,10 +273,14 @@ class DockerExecutor(Executor):
         with self._lock:
             self._runs[job.id] = run
         try:
+            self._engine()
             container_id = self._create(job, image, limits, self._user_for(image))
         except _JobError as exc:
             self._forget(job.id, None)
             return Outcome(JobStatus.ERROR, self._clock(), reason=str(exc))
+        except _UNREACHABLE as exc:
+            self._forget(job.id, None)
+            raise ExecutorUnavailable(f"the Docker engine did not answer: {exc}") from None
         except _ENGINE_ERRORS as exc:
             self._forget(job.id, None)
             return Outcome(JobStatus.ERROR, self._clock(), reason=f"Docker engine unavailable: {exc}")
@@ -233,8 +292,19 @@ class DockerExecutor(Executor):
                 return Outcome(JobStatus.KILLED, self._clock(), reason="killed before it started")
             return self._start_and_wait(job, run, container_id, limits, observer)
         except _ENGINE_ERRORS as exc:
+            if not run.started and isinstance(exc, _UNREACHABLE):
+                log.warning("job %d: the Docker engine did not answer before the start: %s", job.id, exc)
+                raise ExecutorUnavailable(f"the Docker engine did not answer: {exc}") from None
             log.warning("job %d: Docker failed mid-run: %s", job.id, exc)
-            return Outcome(JobStatus.ERROR, self._clock(), reason=f"Docker engine error while running: {exc}")
+            # keep what the job wrote so far: the outcome's output replaces the stored chunks
+            stdout, stderr = run.streams.collect(timeout=1) if run.streams is not None else (b"", b"")
+            return Outcome(
+                JobStatus.ERROR,
+                self._clock(),
+                reason=f"Docker engine error while running: {exc}",
+                stdout=stdout,
+                stderr=stderr,
+            )
         finally:
             self._forget(job.id, container_id)
 
@@ -242,23 +312,24 @@ class DockerExecutor(Executor):
         # One attach, made before start so no output is missed: stdin in, stdout and
         # stderr out as a multiplexed, binary-safe stream (the engine's log is not).
         keep_stdin = bool(job.spec.stdin) or job.spec.interactive
-        attach = self._api.attach_socket(
+        attach = self.api.attach_socket(
             container_id, params={"stdin": int(keep_stdin), "stdout": 1, "stderr": 1, "stream": 1}
         )
         streams = AttachedStreams(attach, self._config.output_cap_bytes, job.id, observer.output)
         with self._lock:
             run.streams = streams
         try:
-            self._api.start(container_id)
+            self.api.start(container_id)
         except docker.errors.APIError as exc:
             streams.close()
             return Outcome(
                 JobStatus.ERROR, self._clock(), reason=f"the container did not start: {exc.explanation or exc}"
             )
+        run.started = True
         observer.started(container_id, self._clock())
         log.info("job %d: container %s started", job.id, container_id[:12])
         streams.start()
-        stats = StatsSampler(self._api.stats(container_id, stream=True, decode=True))
+        stats = StatsSampler(self.api.stats(container_id, stream=True, decode=True))
         stats.start()
         if keep_stdin:
             threading.Thread(
@@ -270,13 +341,13 @@ class DockerExecutor(Executor):
         exit_code, reason = self._wait(container_id, limits.max_runtime)
         finished_at = self._clock()
         stdout, stderr = streams.collect(timeout=10)
-        oom_killed = bool(self._api.inspect_container(container_id).get("State", {}).get("OOMKilled"))
+        oom_killed = bool(self.api.inspect_container(container_id).get("State", {}).get("OOMKilled"))
         return self._outcome(
             job, container_id, limits, exit_code, reason, finished_at, stdout, stderr, stats.result(oom_killed), run
         )
 
     def _adopt(self, job: Job, container_id: str, limits: Limits) -> Outcome:
-        run = _Run(container_id=container_id)
+        run = _Run(container_id=container_id, started=True)
         with self._lock:
             self._runs[job.id] = run
         log.info("job %d: re-adopting container %s", job.id, container_id[:12])
@@ -287,10 +358,10 @@ class DockerExecutor(Executor):
             exit_code, reason = self._wait(container_id, remaining)
             finished_at = self._clock()
             logs = {
-                stream: bytes(self._api.logs(container_id, stdout=stream == "out", stderr=stream == "err"))
+                stream: bytes(self.api.logs(container_id, stdout=stream == "out", stderr=stream == "err"))
                 for stream in ("out", "err")
             }
-            state = self._api.inspect_container(container_id).get("State", {})
+            state = self.api.inspect_container(container_id).get("State", {})
             collected = Collected(oom_killed=bool(state.get("OOMKilled")))
             return self._outcome(
                 job, container_id, limits, exit_code, reason, finished_at, logs["out"], logs["err"], collected, run
@@ -305,13 +376,13 @@ class DockerExecutor(Executor):
         """Wait for the container to exit: (exit code, "" or why it was stopped)."""
         waited_from = time.monotonic()
         try:
-            return int(self._api.wait(container_id, timeout=max_runtime)["StatusCode"]), ""
+            return int(self.api.wait(container_id, timeout=max_runtime)["StatusCode"]), ""
         except (requests.exceptions.Timeout, requests.exceptions.ConnectionError):
             # the SDK reports a read timeout on the unix socket as a ConnectionError
             if max_runtime is None or time.monotonic() - waited_from < max_runtime:
                 raise
-            self._api.kill(container_id)
-            exit_code = int(self._api.wait(container_id, timeout=30)["StatusCode"])
+            self.api.kill(container_id)
+            exit_code = int(self.api.wait(container_id, timeout=30)["StatusCode"])
             return exit_code, "max_runtime exceeded"
 
     def _outcome(
@@ -369,14 +440,14 @@ class DockerExecutor(Executor):
         if image in self._image_users:
             return self._image_users[image]
         try:
-            attrs = self._api.inspect_image(image)
+            attrs = self.api.inspect_image(image)
         except docker.errors.ImageNotFound:
             if not self._config.pull_missing_images:
                 raise _JobError(f"image {image!r} not found on the Docker host (pulling is disabled)") from None
             try:
                 log.info("pulling image %s", image)
-                self._client.images.pull(image)
-                attrs = self._api.inspect_image(image)
+                self._engine().images.pull(image)
+                attrs = self.api.inspect_image(image)
             except docker.errors.APIError as exc:
                 raise _JobError(
                     f"image {image!r} not found on the Docker host and could not be pulled: {exc.explanation or exc}"
@@ -394,7 +465,7 @@ class DockerExecutor(Executor):
         name = f"job_{job.id}_{self._config.cluster[:8]}_{_NAME_OK.sub('-', spec.name)[:40] or 'unnamed'}"
         if job.attempts > 1:
             name += f"_a{job.attempts}"
-        host_config = confined_host_config(self._api, limits, init=True)
+        host_config = confined_host_config(self.api, limits, init=True)
         environment = job_environment(job)
         kwargs: dict[str, Any] = dict(
             image=image,
@@ -408,17 +479,17 @@ class DockerExecutor(Executor):
             network_disabled=not limits.network,
         )
         try:
-            return str(self._api.create_container(**kwargs)["Id"])
+            return str(self.api.create_container(**kwargs)["Id"])
         except docker.errors.APIError as exc:
             if exc.status_code == 409:  # a leftover of an earlier run of this job
-                self._api.remove_container(name, force=True)
-                return str(self._api.create_container(**kwargs)["Id"])
+                self.api.remove_container(name, force=True)
+                return str(self.api.create_container(**kwargs)["Id"])
             raise _JobError(f"could not create the container: {exc.explanation or exc}") from None
 
     def _copy_out(self, container_id: str, path: str) -> bytes:
         """Concatenated contents of every file under `path` in the container."""
         try:
-            stream, _ = self._api.get_archive(container_id, path)
+            stream, _ = self.api.get_archive(container_id, path)
             return concatenated_files(stream)
         except docker.errors.NotFound:
             raise _JobError(f"result file {path} was not found in the container") from None

@@ -116,7 +116,6 @@ class PooledDockerExecutor(Executor):
         self._config = config
         self._clock = clock
         self._boot = secrets.token_hex(6)
-        self._api = fresh.api  # one client per engine: the fresh executor's, closed by it
         limits = PoolLimits(config.max_containers, config.idle_seconds)
         self._pool = WarmPool(limits, self._spawn, self._remove, on_acquire)
         self._runs: dict[int, _WarmJob] = {}
@@ -126,6 +125,15 @@ class PooledDockerExecutor(Executor):
     @property
     def pool(self) -> WarmPool:
         return self._pool
+
+    @property
+    def _api(self) -> docker.APIClient:
+        """One client per engine: the fresh executor's, made on first contact and closed
+        by it (raises while the engine has not answered yet)."""
+        return self._fresh.api
+
+    async def reachable(self) -> bool:
+        return await self._fresh.reachable()
 
     def start(self) -> None:
         """Start idle eviction and pre-warm the configured accounts."""

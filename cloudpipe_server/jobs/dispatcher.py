@@ -4,15 +4,20 @@ how they ended.
 A heartbeat extends the leases of running jobs, forwards kill requests made through
 any replica, reaps jobs whose runner was lost, and removes containers whose job no
 longer runs. On start, jobs still leased to this server's identity (it was restarted)
-are re-adopted: their containers are waited for, or the jobs are left to the reaper
+are re-adopted before the first reaper pass (their leases may have expired while the
+server was down): their containers are waited for, or the jobs are left to the reaper
 when their container is gone.
+
+Jobs are claimed only while the executor's engine answers (`EngineWatch`): during an
+outage queued jobs stay queued, and a claimed job that could not start because the
+engine did not answer goes back to the queue without using up an attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +25,8 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from cloudpipe_server.errors import NotFound, StoreUnavailable
-from cloudpipe_server.executors.base import Delivery, Executor, Limits, RunObserver, Signal
+from cloudpipe_server.executors.base import Delivery, Executor, ExecutorUnavailable, Limits, RunObserver, Signal
+from cloudpipe_server.jobs.engine import EngineWatch
 from cloudpipe_server.jobs.events import JobEvents
 from cloudpipe_server.jobs.output import OutputHub, OutputWriter
 from cloudpipe_server.models import Job, JobStatus, Outcome, OutputChunk
@@ -55,7 +61,11 @@ class Dispatcher:
         hub: OutputHub,
         config: DispatcherConfig,
         clock: Callable[[], datetime],
+        *,
+        on_engine: Callable[[bool], Awaitable[None]] | None = None,
     ) -> None:
+        """`on_engine(up)` is told each time the executor's engine stops or starts
+        answering (the server's health service)."""
         self._store = store
         self._executor = executor
         self._events = events
@@ -68,6 +78,13 @@ class Dispatcher:
         self._attempts: dict[int, int] = {}  # job id -> the attempt running here (its lease)
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._engine = EngineWatch(executor.reachable, on_engine)
+        self._adopted = asyncio.Event()  # leftovers are tracked: the heartbeat may reap
+
+    @property
+    def engine_up(self) -> bool:
+        """The executor's engine answered the last check."""
+        return self._engine.up
 
     @property
     def running_job_ids(self) -> set[int]:
@@ -125,8 +142,12 @@ class Dispatcher:
     # -- loops --------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        await self._adopt_leftovers()
+        try:
+            await self._adopt_leftovers()
+        finally:
+            self._adopted.set()
         while not self._stopping:
+            await self._engine.wait_up()  # claim nothing while the engine is away
             self._wake.clear()
             free = self._config.max_concurrent_jobs - len(self._running)
             claimed: list[Job] = []
@@ -184,6 +205,9 @@ class Dispatcher:
 
     async def _heartbeat_loop(self) -> None:
         interval = self._config.lease_seconds / 3
+        # Adopted jobs' leases (expired if the server was down long) are extended by the
+        # first sweep before it reaps: reaping earlier would stall this server's own jobs.
+        await self._adopted.wait()
         while not self._stopping:
             try:
                 await self._heartbeat()
@@ -214,7 +238,8 @@ class Dispatcher:
             self._events.publish(job.id)
             if job.status is JobStatus.QUEUED:
                 self.wake()
-        await self._remove_orphans()
+        if await self._engine.check():
+            await self._remove_orphans()
 
     async def _remove_orphans(self) -> None:
         """Remove containers whose job is no longer running under the container's owner
@@ -260,6 +285,9 @@ class Dispatcher:
                 outcome = await self._executor.run(job, image, self._limits(job), observer)
             except asyncio.CancelledError:
                 raise
+            except ExecutorUnavailable as exc:  # nothing ran: give the job back
+                outcome = None
+                unavailable = str(exc)
             except Exception:  # a bug, not the job's fault: record it, never leave it processing
                 log.exception("job %d: executor failed", job.id)
                 outcome = Outcome(JobStatus.ERROR, self._clock(), reason="internal error while running the job")
@@ -267,7 +295,11 @@ class Dispatcher:
                 await writer.close()
                 if self._writers.get(job.id) is writer:
                     del self._writers[job.id]
-            await self._record(job.id, outcome)
+            if outcome is None:
+                await self._engine.lost(unavailable)
+                await self._give_back(job.id, unavailable)
+            else:
+                await self._record(job.id, outcome)
         finally:
             self._untrack(job.id)
             self._wake.set()
@@ -275,6 +307,8 @@ class Dispatcher:
     async def _adopt(self, job: Job) -> None:
         self._attempts[job.id] = job.attempts
         try:
+            # tracked meanwhile, so the heartbeat keeps its lease while the engine is away
+            await self._engine.wait_up()
             try:
                 outcome = await self._executor.adopt(job, self._limits(job))
             except Exception:
@@ -298,19 +332,42 @@ class Dispatcher:
         if writer is not None:
             writer.add(chunk)
 
-    async def _record(self, job_id: int, outcome: Outcome) -> None:
-        """Store the outcome, retrying through store outages for as long as the server
-        runs: the job stays in `_running`, so its lease keeps being extended meanwhile."""
+    def _store_retrying(self, job_id: int, what: str) -> AsyncRetrying:
+        """Retries through store outages for as long as the server runs: the job stays
+        in `_running`, so its lease keeps being extended meanwhile."""
+        return AsyncRetrying(
+            retry=retry_if_exception_type(StoreUnavailable),
+            stop=lambda _: self._stopping,
+            wait=wait_exponential(multiplier=0.2, max=5),
+            before_sleep=lambda state: log.warning(
+                "job %d: %s failed (try %d), retrying", job_id, what, state.attempt_number
+            ),
+            reraise=True,
+        )
+
+    async def _give_back(self, job_id: int, why: str) -> None:
+        """The job did not start (its engine did not answer): back to the queue, its
+        attempt not counted; claiming resumes once the engine answers."""
+        reason = f"requeued: it could not start ({why})"
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(StoreUnavailable),
-                stop=lambda _: self._stopping,
-                wait=wait_exponential(multiplier=0.2, max=5),
-                before_sleep=lambda state: log.warning(
-                    "job %d: recording the outcome failed (try %d), retrying", job_id, state.attempt_number
-                ),
-                reraise=True,
-            ):
+            async for attempt in self._store_retrying(job_id, "requeueing"):
+                with attempt:
+                    given_back = await self._store.unclaim(
+                        job_id, self._config.owner, self._clock(), reason, attempt=self._attempts.get(job_id)
+                    )
+        except StoreUnavailable as exc:
+            log.error("job %d: not requeued before shutdown (%s); the lease decides", job_id, exc)
+            return
+        if given_back:
+            log.warning("job %d: %s", job_id, reason)
+        else:
+            log.warning("job %d: could not start, and its lease was lost meanwhile", job_id)
+        self._events.publish(job_id)
+
+    async def _record(self, job_id: int, outcome: Outcome) -> None:
+        """Store the outcome (see `_store_retrying`)."""
+        try:
+            async for attempt in self._store_retrying(job_id, "recording the outcome"):
                 with attempt:
                     recorded = await self._store.finish(
                         job_id, self._config.owner, outcome, attempt=self._attempts.get(job_id)

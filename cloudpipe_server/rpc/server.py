@@ -1,5 +1,10 @@
 """The grpc.aio server: JobService, SavedJobService and ScheduleService plus the
-standard health and reflection services."""
+standard health and reflection services.
+
+Health: the overall status ("") and JobService are SERVING while the server runs, also
+while its executor's engine is away (reads, submits and kills still work); the engine
+has its own name, `EXECUTOR_HEALTH_NAME`, NOT_SERVING while it does not answer (no job
+is started then)."""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from cloudpipe_proto.v1 import jobs_pb2, jobs_pb2_grpc, schedules_pb2, schedules
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
 from cloudpipe_server.rpc.schedules import SavedJobServicer, ScheduleServicer
+
+EXECUTOR_HEALTH_NAME = "cloudpipe.v1.Executor"  # not a gRPC service: the engine jobs run on
 
 SERVICE_NAMES = (
     jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
@@ -30,6 +37,7 @@ def build_server(
     saved_jobs: SavedJobServicer | None = None,
     schedules: ScheduleServicer | None = None,
     outer: Sequence[aio.ServerInterceptor] = (),
+    health_servicer: health.aio.HealthServicer | None = None,
 ) -> tuple[aio.Server, health.aio.HealthServicer]:
     """A server with every service registered; the caller binds ports and starts it.
     `outer` interceptors run before authentication (metrics)."""
@@ -47,13 +55,24 @@ def build_server(
         schedules_pb2_grpc.add_SavedJobServiceServicer_to_server(saved_jobs, server)  # type: ignore[no-untyped-call]
     if schedules is not None:
         schedules_pb2_grpc.add_ScheduleServiceServicer_to_server(schedules, server)  # type: ignore[no-untyped-call]
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = health_servicer or health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)
     return server, health_servicer
 
 
+def _status(serving: bool) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+    return health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+
+
 async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool) -> None:
-    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    """The server's own status; stopping also takes the executor's name down."""
     for name in ("", *SERVICE_NAMES[:1]):
-        await health_servicer.set(name, status)
+        await health_servicer.set(name, _status(serving))
+    if not serving:
+        await health_servicer.set(EXECUTOR_HEALTH_NAME, _status(False))
+
+
+async def set_executor_serving(health_servicer: health.aio.HealthServicer, serving: bool) -> None:
+    """Whether the executor's engine answers."""
+    await health_servicer.set(EXECUTOR_HEALTH_NAME, _status(serving))
