@@ -112,12 +112,11 @@ class DockerExecutor(Executor):
     @property
     def api(self) -> docker.APIClient:
         """The engine's API client: one per engine, shared with the warm pool and closed
-        by `close()`. Never blocks: raises (a `docker.errors.DockerException`) while the
-        engine has not answered yet."""
+        by `close()`. Made on first use (see `_engine`): the first call contacts the
+        engine, briefly (a refused or missing socket fails at once); raises (a
+        `docker.errors.DockerException`) while the engine does not answer."""
         client = self._client
-        if client is None:
-            raise _EngineDown("the Docker engine has not answered yet")
-        return client.api
+        return client.api if client is not None else self._engine().api
 
     def _engine(self) -> docker.DockerClient:
         """The client, made on first use (it asks the engine for its API version, so
@@ -211,7 +210,8 @@ class DockerExecutor(Executor):
 
     async def image_labels(self, image: str) -> dict[str, str] | None:
         try:
-            attrs = await asyncio.to_thread(self.api.inspect_image, image)
+            # through `_engine`: the first contact may be this one (a warm pool's pre-warm)
+            attrs = await asyncio.to_thread(lambda: self._engine().api.inspect_image(image))
         except _ENGINE_ERRORS:
             return None
         return dict((attrs.get("Config") or {}).get("Labels") or {})
