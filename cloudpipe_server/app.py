@@ -100,6 +100,7 @@ def build_executor(settings: Settings, owner: str, metrics: ServerMetrics | None
         job_user=settings.job_user,
         pull_missing_images=settings.pull_missing_images,
         output_cap_bytes=settings.output_cap_bytes,
+        result_cap_bytes=settings.result_cap_bytes,
     )
     fresh = DockerExecutor(docker_config, utc_now)
     if not settings.warm_pool:

@@ -48,7 +48,10 @@ class Settings:
     default_max_runtime: float = 3600.0
     job_user: str = "65534:65534"
     pull_missing_images: bool = True
-    output_cap_bytes: int = 64 << 20
+    output_cap_bytes: int = 64 << 20  # per stream (stdout, stderr); beyond it output is dropped and noted
+    # A `file:` result over this many bytes fails the job with a reason saying so; it is
+    # never held whole in memory (the archive is streamed and counted).
+    result_cap_bytes: int = 64 << 20
     docker_host: str = ""  # empty: DOCKER_HOST or the local socket
     log_level: str = "INFO"
     # Serve Prometheus metrics at http://<this>/metrics; empty (the default): not served.
@@ -130,6 +133,8 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if self.output_cap_bytes < 1 or self.result_cap_bytes < 1:
+            raise InvalidArgument("CLOUDPIPE_OUTPUT_CAP_BYTES and CLOUDPIPE_RESULT_CAP_BYTES must be at least 1")
         if self.max_concurrent_jobs < 1:
             raise InvalidArgument("CLOUDPIPE_MAX_CONCURRENT_JOBS must be at least 1")
         if self.lease_seconds <= self.poll_interval:

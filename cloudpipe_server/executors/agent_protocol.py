@@ -34,9 +34,15 @@ def json_frame(kind: int, value: dict[str, Any]) -> bytes:
     return frame(kind, json.dumps(value).encode())
 
 
-def run_frames(job_id: int, cmd: str, env: dict[str, str], result_path: str | None, stdin: bytes) -> list[bytes]:
-    """Everything that starts one job: RUN, its stdin in pieces, and the end of stdin."""
-    frames = [json_frame(RUN, {"job": job_id, "cmd": cmd, "env": env, "result_path": result_path})]
+def run_frames(
+    job_id: int, cmd: str, env: dict[str, str], result_path: str | None, stdin: bytes, result_cap: int = 0
+) -> list[bytes]:
+    """Everything that starts one job: RUN, its stdin in pieces, and the end of stdin.
+    `result_cap` (optional in version 1): the agent sends only the size of a bigger result."""
+    run = {"job": job_id, "cmd": cmd, "env": env, "result_path": result_path}
+    if result_cap:
+        run["result_cap"] = result_cap
+    frames = [json_frame(RUN, run)]
     frames += [frame(STDIN, stdin[i : i + STDIN_CHUNK]) for i in range(0, len(stdin), STDIN_CHUNK)]
     frames.append(frame(STDIN_END))
     return frames
@@ -76,6 +82,7 @@ class AgentExit:
     stime: float = 0.0
     maxrss_kib: int = 0
     error: str = ""
+    result_size: int = 0  # the whole result's size (agents that predate it: 0)
 
     @classmethod
     def parse(cls, payload: bytes) -> AgentExit:
@@ -88,4 +95,5 @@ class AgentExit:
             stime=float(doc.get("stime") or 0.0),
             maxrss_kib=int(doc.get("maxrss") or 0),
             error=str(doc.get("error") or ""),
+            result_size=int(doc.get("result_size") or 0),
         )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from docker.types import LogConfig
+
 from cloudpipe_server.executors.base import Limits
 from cloudpipe_server.models import Job
 
@@ -41,6 +43,15 @@ def confined_host_config(api: Any, limits: Limits, **extra: Any) -> dict[str, An
         **extra,
     )
     return config
+
+
+def bounded_log_config(output_cap_bytes: int) -> LogConfig:
+    """The engine-side log of a fresh job container: json-file, rotated, at most three
+    files of about the output cap each, so a job printing without end cannot fill the
+    engine's disk. (The server reads output from the attach; the log is read only to
+    re-adopt a container after a restart, kept up to the same cap.)"""
+    size = max(output_cap_bytes, 1 << 20)
+    return LogConfig(type=LogConfig.types.JSON, config={"max-size": str(size), "max-file": "3"})
 
 
 def job_environment(job: Job) -> dict[str, str]:

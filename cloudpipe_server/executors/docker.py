@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import tarfile
 import threading
 import time
 from collections.abc import Callable
@@ -48,9 +49,22 @@ from cloudpipe_server.executors.base import (
     RunObserver,
     Signal,
 )
-from cloudpipe_server.executors.container_config import confined_host_config, job_environment, job_user
-from cloudpipe_server.executors.docker_io import AttachedStreams, StatsSampler, concatenated_files, in_daemon_thread
-from cloudpipe_server.models import Collected, Job, JobStatus, Outcome
+from cloudpipe_server.executors.container_config import (
+    bounded_log_config,
+    confined_host_config,
+    job_environment,
+    job_user,
+)
+from cloudpipe_server.executors.docker_io import (
+    AttachedStreams,
+    CappedOutput,
+    ResultTooLarge,
+    StatsSampler,
+    concatenated_files,
+    in_daemon_thread,
+)
+from cloudpipe_server.executors.reasons import exec_too_big, final_status, result_over_cap
+from cloudpipe_server.models import Collected, Job, JobStatus, Outcome, Stream
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +83,7 @@ class _EngineDown(docker.errors.DockerException):  # type: ignore[misc]
 
 # the engine did not answer at all (as opposed to answering with an error)
 _UNREACHABLE = (_EngineDown, requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+_GO_MODE_DIR = 1 << 31  # os.ModeDir in the engine's path stat
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,7 @@ class DockerConfig:
     job_user: str = "65534:65534"
     pull_missing_images: bool = True
     output_cap_bytes: int = 64 << 20
+    result_cap_bytes: int = 64 << 20
     kill_grace_seconds: int = 3
 
 
@@ -272,6 +288,10 @@ class DockerExecutor(Executor):
         run = _Run()
         with self._lock:
             self._runs[job.id] = run
+        too_big = exec_too_big(job)
+        if too_big:
+            self._forget(job.id, None)
+            return Outcome(JobStatus.ERROR, self._clock(), reason=too_big)
         try:
             self._engine()
             container_id = self._create(job, image, limits, self._user_for(image))
@@ -357,20 +377,32 @@ class DockerExecutor(Executor):
                 remaining = max(remaining - (self._clock() - job.container_started_at).total_seconds(), 0.1)
             exit_code, reason = self._wait(container_id, remaining)
             finished_at = self._clock()
-            logs = {
-                stream: bytes(self.api.logs(container_id, stdout=stream == "out", stderr=stream == "err"))
-                for stream in ("out", "err")
-            }
+            stdout, stderr = self._logged_output(container_id)
             state = self.api.inspect_container(container_id).get("State", {})
             collected = Collected(oom_killed=bool(state.get("OOMKilled")))
             return self._outcome(
-                job, container_id, limits, exit_code, reason, finished_at, logs["out"], logs["err"], collected, run
+                job, container_id, limits, exit_code, reason, finished_at, stdout, stderr, collected, run
             )
         except _ENGINE_ERRORS as exc:
             log.warning("job %d: Docker failed while re-adopting: %s", job.id, exc)
             return Outcome(JobStatus.ERROR, self._clock(), reason=f"Docker engine error while running: {exc}")
         finally:
             self._forget(job.id, container_id)
+
+    def _logged_output(self, container_id: str) -> tuple[bytes, bytes]:
+        """The container's stdout and stderr from the engine's log, streamed and kept up
+        to the output cap (as the attached path keeps them): never read whole."""
+        output = CappedOutput(self._config.output_cap_bytes)
+        for stream in (Stream.STDOUT, Stream.STDERR):
+            pieces = self.api.logs(
+                container_id, stdout=stream is Stream.STDOUT, stderr=stream is Stream.STDERR, stream=True, follow=False
+            )
+            try:
+                for piece in pieces:
+                    output.add(stream, piece)  # counted beyond the cap, not kept
+            finally:
+                pieces.close()
+        return output.final(Stream.STDOUT), output.final(Stream.STDERR)
 
     def _wait(self, container_id: str, max_runtime: float | None) -> tuple[int, str]:
         """Wait for the container to exit: (exit code, "" or why it was stopped)."""
@@ -413,14 +445,15 @@ class DockerExecutor(Executor):
                     status, reason = JobStatus.ERROR, str(exc)
         with self._lock:
             killed = run.killed
-        if killed:
-            status, reason = JobStatus.KILLED, "killed on request"
-        elif collected.oom_killed:
-            reason = f"killed by the kernel: out of memory (limit {limits.memory_bytes} bytes)"
-        elif exit_code == 127 and b"exec /bin/bash failed" in stderr:
-            reason = "the image has no /bin/bash (jobs run as /bin/bash -c CMD)"
-        elif status is JobStatus.ERROR and not reason:
-            reason = f"exited with code {exit_code}"
+        status, reason = final_status(
+            status,
+            reason,
+            exit_code=exit_code,
+            stderr=stderr,
+            killed=killed,
+            oom_killed=collected.oom_killed,
+            memory_bytes=limits.memory_bytes,
+        )
         log.info("job %d: container exited with code %d (%s)", job.id, exit_code, status.value)
         return Outcome(
             status=status,
@@ -465,7 +498,9 @@ class DockerExecutor(Executor):
         name = f"job_{job.id}_{self._config.cluster[:8]}_{_NAME_OK.sub('-', spec.name)[:40] or 'unnamed'}"
         if job.attempts > 1:
             name += f"_a{job.attempts}"
-        host_config = confined_host_config(self.api, limits, init=True)
+        host_config = confined_host_config(
+            self.api, limits, init=True, log_config=bounded_log_config(self._config.output_cap_bytes)
+        )
         environment = job_environment(job)
         kwargs: dict[str, Any] = dict(
             image=image,
@@ -487,14 +522,26 @@ class DockerExecutor(Executor):
             raise _JobError(f"could not create the container: {exc.explanation or exc}") from None
 
     def _copy_out(self, container_id: str, path: str) -> bytes:
-        """Concatenated contents of every file under `path` in the container."""
+        """Concatenated contents of every file under `path` in the container, streamed
+        out of the engine's archive and refused beyond the result cap."""
+        cap = self._config.result_cap_bytes
         try:
-            stream, _ = self.api.get_archive(container_id, path)
-            return concatenated_files(stream)
+            stream, stat = self.api.get_archive(container_id, path)
+            size, mode = int((stat or {}).get("size") or 0), int((stat or {}).get("mode") or 0)
+            if size > cap and not mode & _GO_MODE_DIR:  # one file: refused before reading it
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+                raise _JobError(result_over_cap(size, cap))
+            return concatenated_files(stream, cap)
+        except ResultTooLarge as exc:
+            raise _JobError(result_over_cap(exc.size, cap)) from None
         except docker.errors.NotFound:
             raise _JobError(f"result file {path} was not found in the container") from None
         except docker.errors.APIError as exc:
             raise _JobError(f"could not copy the result {path}: {exc.explanation or exc}") from None
+        except tarfile.TarError as exc:
+            raise _JobError(f"could not read the result {path} from the engine's archive: {exc}") from None
 
 
 class _JobError(Exception):

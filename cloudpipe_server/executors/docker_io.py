@@ -194,13 +194,56 @@ def collected_from_stats(sample: dict[str, Any]) -> Collected:
     )
 
 
-def concatenated_files(chunks: Iterable[bytes]) -> bytes:
+class ResultTooLarge(Exception):
+    """A result over the cap; `size` is its whole size (counted, not kept)."""
+
+    def __init__(self, size: int, cap: int) -> None:
+        super().__init__(f"result of {size} bytes over the cap of {cap}")
+        self.size = size
+        self.cap = cap
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable file over an iterator of byte chunks (an archive as the engine
+    streams it), so `tarfile` reads it piece by piece instead of whole."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = memoryview(next(self._chunks))
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def concatenated_files(chunks: Iterable[bytes], cap: int) -> bytes:
     """Contents of every regular file in a tar stream, back to back (as the original
-    runner did for a `file:` result that names a directory)."""
-    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
-        parts = []
+    runner did for a `file:` result that names a directory), read as it streams.
+    Raises ResultTooLarge when they come to more than `cap` bytes: what is over is
+    counted through the stream, never kept."""
+    kept = bytearray()
+    total = 0
+    with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as archive:
         for member in archive:
-            extracted = archive.extractfile(member) if member.isfile() else None
-            if extracted is not None:
-                parts.append(extracted.read())
-    return b"".join(parts)
+            if not member.isfile():
+                continue
+            total += member.size
+            if total > cap:
+                kept.clear()
+                continue  # the next member's header is found by reading past this one's data
+            extracted = archive.extractfile(member)
+            while extracted is not None and (piece := extracted.read(1 << 20)):
+                kept += piece
+    if total > cap:
+        raise ResultTooLarge(total, cap)
+    return bytes(kept)

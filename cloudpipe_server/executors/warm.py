@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import docker
 import docker.errors
@@ -44,6 +45,7 @@ from cloudpipe_server.executors.docker import (
     DockerConfig,
     DockerExecutor,
 )
+from cloudpipe_server.executors.reasons import exec_too_big, warm_death_reason
 from cloudpipe_server.executors.warm_container import ContainerGone, PoolKey, WarmContainer, WarmRun
 from cloudpipe_server.executors.warm_outcome import warm_outcome
 from cloudpipe_server.executors.warm_pool import PoolLimits, WarmPool
@@ -150,6 +152,9 @@ class PooledDockerExecutor(Executor):
     # -- running -----------------------------------------------------------------------
 
     async def run(self, job: Job, image: str, limits: Limits, observer: RunObserver) -> Outcome:
+        too_big = exec_too_big(job)
+        if too_big:  # worded as the fresh path words it, without making a container
+            return Outcome(JobStatus.ERROR, self._clock(), reason=too_big)
         if not self._wants_warm(job, limits) or not await self._has_agent(image):
             return await self._fresh.run(job, image, limits, observer)
         self.start()
@@ -214,18 +219,15 @@ class PooledDockerExecutor(Executor):
         return warm_outcome(job, run, ended, entry.killed, timed_out, died_reason, limits, finished_at)
 
     async def _death_reason(self, container: WarmContainer, limits: Limits) -> str:
-        why = "the warm container ended while running the job"
-        if container.protocol_error:
-            return f"{why}: {container.protocol_error}"
-        try:
-            state = (await asyncio.to_thread(self._api.inspect_container, container.id)).get("State", {})
-        except _ENGINE_ERRORS:  # already removed (auto-remove)
-            return f"{why} (its agent was killed, or it ran out of memory: limit {limits.memory_bytes} bytes)"
-        if state.get("OOMKilled") and not container.ooms:  # the flag stays set after a job's own OOM
-            return f"{why}: out of memory (limit {limits.memory_bytes} bytes)"
-        if state.get("Running"):
-            return f"{why}: the agent stopped answering"
-        return f"{why} (exit code {state.get('ExitCode')})"
+        state: dict[str, Any] | None = None
+        if not container.protocol_error:
+            try:
+                state = (await asyncio.to_thread(self._api.inspect_container, container.id)).get("State", {})
+            except _ENGINE_ERRORS:  # removed (auto-remove, an engine restart) or no answer
+                state = None
+        return warm_death_reason(
+            state, protocol_error=container.protocol_error, job_ooms=container.ooms, memory_bytes=limits.memory_bytes
+        )
 
     # -- controlling running jobs ----------------------------------------------------------
 
@@ -326,7 +328,8 @@ class PooledDockerExecutor(Executor):
             raise ContainerGone(f"image {key.image} has no Cloudpipe agent (label {LABEL_AGENT}={PROTOCOL})")
         user = self._images[key.image].user
         container_id, sock = await asyncio.to_thread(self._create_and_attach, key, user)
-        container = WarmContainer(container_id, key, sock, self._docker_config.output_cap_bytes)
+        config = self._docker_config
+        container = WarmContainer(container_id, key, sock, config.output_cap_bytes, config.result_cap_bytes)
         try:
             await container.connect(self._config.start_timeout)
         except BaseException:

@@ -73,8 +73,17 @@ class WarmRun:
     done: asyncio.Future[AgentExit | None]
     output: CappedOutput
     on_output: Callable[[OutputChunk], None]
+    result_cap: int = 64 << 20
     result: bytearray = field(default_factory=bytearray)
+    result_size: int = 0  # all the agent sent; beyond `result_cap` it is counted, not kept
     pid: int = 0
+
+    def add_result(self, payload: bytes) -> None:
+        self.result_size += len(payload)
+        if self.result_size > self.result_cap:
+            self.result.clear()
+        else:
+            self.result += payload
 
 
 class ContainerGone(Exception):
@@ -84,7 +93,9 @@ class ContainerGone(Exception):
 class WarmContainer:
     """A started warm container and its attach connection."""
 
-    def __init__(self, container_id: str, key: PoolKey, sock: socket.socket, output_cap: int) -> None:
+    def __init__(
+        self, container_id: str, key: PoolKey, sock: socket.socket, output_cap: int, result_cap: int = 64 << 20
+    ) -> None:
         self.id = container_id
         self.key = key
         self.created = time.monotonic()
@@ -94,6 +105,7 @@ class WarmContainer:
         self.busy = False
         self._sock = sock
         self._output_cap = output_cap
+        self._result_cap = result_cap
         self._parser = FrameParser()
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
@@ -143,10 +155,11 @@ class WarmContainer:
             raise ContainerGone(f"warm container {self.id[:12]} is gone")
         if self._current is not None:
             raise RuntimeError(f"warm container {self.id[:12]} already runs job {self._current.job_id}")
-        run = WarmRun(job_id, asyncio.get_running_loop().create_future(), CappedOutput(self._output_cap), on_output)
+        done = asyncio.get_running_loop().create_future()
+        run = WarmRun(job_id, done, CappedOutput(self._output_cap), on_output, result_cap=self._result_cap)
         self._current = run
         self.jobs_run += 1
-        self._writer.writelines(run_frames(job_id, cmd, env, result_path, stdin))
+        self._writer.writelines(run_frames(job_id, cmd, env, result_path, stdin, self._result_cap))
         try:
             await self._writer.drain()
         except (ConnectionError, OSError) as exc:
@@ -219,7 +232,7 @@ class WarmContainer:
             if chunk is not None:
                 run.on_output(chunk)
         elif kind == RESULT:
-            run.result += payload
+            run.add_result(payload)
         elif kind in (STARTED, EXIT):
             doc = json.loads(payload)
             if doc.get("job") != run.job_id:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from cloudpipe_server.executors.agent_protocol import AgentExit
 from cloudpipe_server.executors.base import Limits
+from cloudpipe_server.executors.reasons import final_status, result_over_cap
 from cloudpipe_server.executors.warm_container import WarmRun
 from cloudpipe_server.models import Collected, Job, JobStatus, Outcome, Stream
 
@@ -38,18 +39,22 @@ def warm_outcome(
     elif ended.error:
         if status is JobStatus.DONE:
             status, reason = JobStatus.ERROR, ended.error
+    elif max(run.result_size, ended.result_size) > run.result_cap:
+        if status is JobStatus.DONE:
+            size = max(run.result_size, ended.result_size)
+            status, reason = JobStatus.ERROR, result_over_cap(size, run.result_cap)
     else:
         result = bytes(run.result)
-    if killed:
-        status, reason = JobStatus.KILLED, "killed on request"
-    elif ended.oom:
-        reason = f"killed by the kernel: out of memory (limit {limits.memory_bytes} bytes)"
-    elif code == 126 and ended.error and not reason:
-        reason = ended.error
-    elif code == 127 and b"exec /bin/bash failed" in stderr:
-        reason = "the image has no /bin/bash (jobs run as /bin/bash -c CMD)"
-    elif status is JobStatus.ERROR and not reason:
-        reason = f"exited with code {code}"
+    status, reason = final_status(
+        status,
+        reason,
+        exit_code=code,
+        stderr=stderr,
+        killed=killed,
+        oom_killed=ended.oom,
+        memory_bytes=limits.memory_bytes,
+        agent_error=ended.error,
+    )
     log.info("job %d: warm run exited with code %d (%s)", job.id, code, status.value)
     return Outcome(
         status=status,

@@ -14,7 +14,8 @@ Protocol (version 1), both directions on the container's stdin/stdout: frames of
 5-byte header ``struct.pack("!BI", kind, length)`` followed by ``length`` bytes.
 
 server -> agent
-  RUN (1)        JSON {"job": id, "cmd": str, "env": {...}, "result_path": str|null}
+  RUN (1)        JSON {"job": id, "cmd": str, "env": {...}, "result_path": str|null,
+                 "result_cap": n (optional: a result over n bytes is not sent, only its size)}
   STDIN (2)      bytes for the job's stdin
   STDIN_END (3)  close the job's stdin
   SIGNAL (4)     JSON {"job": id, "signal": n}: sent to that job's process group
@@ -23,7 +24,7 @@ agent -> server
   STARTED (17)   JSON {"job": id, "pid": n}
   STDOUT (18), STDERR (19)  the job's output, as it is written
   RESULT (20)    a piece of the job's result (the ``file:`` result source)
-  EXIT (21)      JSON {"job", "code", "signal", "oom", "utime", "stime", "maxrss", "error"}
+  EXIT (21)      JSON {"job", "code", "signal", "oom", "utime", "stime", "maxrss", "error", "result_size"}
 
 End of stdin (the server closed the attach, e.g. because it died) kills the running
 job and ends the agent, and with it the container.
@@ -39,13 +40,16 @@ processes prefer the OOM killer to the agent. The runner's own command
 (``python3 -m cloudpipe_runner``) is not exec'd: the forked process calls the
 preloaded bootstrap directly and hands the result envelope over a pipe. When a job's
 main process exits, every other process it left behind is killed (as the end of a
-container would), and a ``file:`` result is read and then removed, so that a later
-job never returns an earlier job's result.
+container would), and a ``file:`` result is read and then removed (and whatever is at
+the result path is removed before a job starts), so that a later job never returns an
+earlier job's result. A result path that is a symbolic link, a FIFO or a device is
+refused: the agent never follows a job's link nor blocks on a job's FIFO.
 """
 
 from __future__ import annotations
 
 import atexit
+import errno
 import io
 import json
 import os
@@ -53,6 +57,7 @@ import platform
 import selectors
 import shutil
 import signal
+import stat
 import struct
 import sys
 import time
@@ -102,29 +107,44 @@ def oom_kills() -> int:
     return -1
 
 
-def read_result(path: str) -> tuple[bytes, str]:
-    """Contents of a regular file, or of every file under a directory back to back
-    (as the fresh-container path does); then the path is removed."""
+def remove_result(path: str) -> None:
+    """Remove what is at a result path (an earlier job's file, directory, FIFO or
+    link), so a job that writes no result never returns another's."""
     try:
-        if os.path.isdir(path):
-            parts = []
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    full = os.path.join(root, name)
-                    if os.path.isfile(full) and not os.path.islink(full):
-                        with open(full, "rb") as handle:
-                            parts.append(handle.read())
+        if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)
-            return b"".join(parts), ""
-        with open(path, "rb") as handle:
-            data = handle.read()
-        os.unlink(path)
-        return data, ""
+        else:
+            os.unlink(path)
     except FileNotFoundError:
-        return b"", f"result file {path} was not found in the container"
+        pass
     except OSError as exc:
-        return b"", f"could not copy the result {path}: {exc.strerror or exc}"
+        sys.stderr.write(f"cloudpipe agent: could not remove {path}: {exc}\n")
+
+
+def regular_file(path: str) -> int:
+    """An open descriptor on `path` if it is a regular file, never following a
+    symbolic link and never blocking on a FIFO. Raises OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    return fd
+
+
+def result_files(path: str) -> list[str]:
+    """The files a ``file:`` result is read from: the path itself, or every regular
+    file under a directory (sorted, links and FIFOs skipped), as the fresh path does.
+    Raises FileNotFoundError, or OSError for a link, FIFO or device at the path."""
+    top = os.lstat(path)
+    if stat.S_ISLNK(top.st_mode) or not (stat.S_ISDIR(top.st_mode) or stat.S_ISREG(top.st_mode)):
+        raise OSError(errno.EINVAL, "not a regular file or directory (links, FIFOs and devices are refused)")
+    if stat.S_ISREG(top.st_mode):
+        return [path]
+    found = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        found += [os.path.join(root, name) for name in sorted(files) if os.path.isfile(os.path.join(root, name))]
+    return found
 
 
 class Job:
@@ -143,6 +163,8 @@ class Job:
         self.status: int | None = None
         self.rusage: Any = None
         self.result = bytearray()
+        self.result_size = 0  # what the job produced; beyond result_cap it is counted, not kept
+        self.result_cap = 0  # 0: none told by the server
         self.oom_before = oom_kills()
 
 
@@ -265,6 +287,8 @@ class Agent:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         res_r, res_w = os.pipe() if fast else (-1, -1)
+        if result_path and not fast:
+            remove_result(str(result_path))
         try:
             pid = os.fork()
         except OSError as exc:
@@ -279,6 +303,7 @@ class Agent:
             if fd >= 0:
                 os.close(fd)
         job = self.job = Job(job_id, pid, fast, result_path)
+        job.result_cap = int(request.get("result_cap") or 0)
         os.set_blocking(stdin_w, False)
         job.stdin_fd = stdin_w
         job.readers = {out_r: STDOUT, err_r: STDERR}
@@ -395,7 +420,11 @@ class Agent:
             del job.readers[fd]
             return
         if job.readers[fd] == RESULT:
-            job.result += data
+            job.result_size += len(data)
+            if job.result_cap and job.result_size > job.result_cap:
+                job.result.clear()
+            else:
+                job.result += data
         else:
             self.send(job.readers[fd], data)
 
@@ -418,15 +447,12 @@ class Agent:
         code = 128 + sig if sig else os.WEXITSTATUS(status)
         error = ""
         if job.fast:
-            result = bytes(job.result)
-            if not result:
+            if not job.result_size:
                 error = f"result file {job.result_path} was not found in the container"
+            for start in range(0, len(job.result), 1 << 20):
+                self.send(RESULT, bytes(job.result[start : start + (1 << 20)]))
         elif job.result_path:
-            result, error = read_result(job.result_path)
-        else:
-            result = b""
-        for start in range(0, len(result), 1 << 20):
-            self.send(RESULT, result[start : start + (1 << 20)])
+            error = self.send_result(job, str(job.result_path))
         after = oom_kills()
         usage = job.rusage
         self.send_json(
@@ -440,9 +466,33 @@ class Agent:
                 "stime": usage.ru_stime,
                 "maxrss": usage.ru_maxrss,
                 "error": error,
+                "result_size": job.result_size,
             },
         )
         self.job = None
+
+    def send_result(self, job: Job, path: str) -> str:
+        """Send a ``file:`` result in RESULT frames as it is read (nothing of it when it
+        is over the server's cap: only its size, in EXIT), then remove it. The error, or ""."""
+        try:
+            fds = [regular_file(name) for name in result_files(path)]
+        except FileNotFoundError:
+            return f"result file {path} was not found in the container"
+        except OSError as exc:
+            return f"could not copy the result {path}: {exc.strerror or exc}"
+        try:
+            job.result_size = sum(os.fstat(fd).st_size for fd in fds)
+            if not job.result_cap or job.result_size <= job.result_cap:
+                for fd in fds:
+                    while piece := os.read(fd, 1 << 20):
+                        self.send(RESULT, piece)
+        except OSError as exc:
+            return f"could not copy the result {path}: {exc.strerror or exc}"
+        finally:
+            for fd in fds:
+                os.close(fd)
+            remove_result(path)
+        return ""
 
 
 def write_result_fd(path: str, data: bytes) -> None:
