@@ -40,10 +40,11 @@ if ((WITH_TEST_DEPS)); then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
   packages+=(chromium chromium-driver tmux) # a real browser for the web UI tests; a real terminal for the CLI
   # The Node.js SDK's build and tests (Debian's npm is its own package; a nodejs with npm
-  # bundled needs neither), and the Ruby client's runtime and stub generator.
+  # bundled needs neither), and the Ruby client's runtime and stub generator (protoc's
+  # well-known types, google/protobuf/*.proto, come with libprotobuf-dev).
   command -v node >/dev/null || packages+=(nodejs)
   command -v npm >/dev/null || packages+=(npm)
-  packages+=(ruby ruby-grpc ruby-google-protobuf ruby-grpc-tools)
+  packages+=(ruby ruby-grpc ruby-google-protobuf ruby-grpc-tools libprotobuf-dev)
 fi
 apt_install "${packages[@]}"
 

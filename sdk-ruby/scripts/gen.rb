@@ -2,7 +2,8 @@
 # frozen_string_literal: true
 
 # Writes lib/cloudpipe_proto/ (messages and gRPC stubs) from ../protos with
-# grpc_tools_ruby_protoc (Debian: ruby-grpc-tools). The output is committed;
+# grpc_tools_ruby_protoc (Debian: ruby-grpc-tools; the well-known types it imports,
+# google/protobuf/*.proto, are in libprotobuf-dev under /usr/include). The output is committed;
 # `ruby scripts/gen.rb --check` regenerates into a temporary folder and fails on any
 # difference (the test command runs it), like scripts/gen_protos.py --check.
 require "fileutils"
@@ -15,7 +16,7 @@ TARGET = File.join(ROOT, "lib", "cloudpipe_proto")
 def generate(out)
   sources = Dir.glob(File.join(PROTOS, "cloudpipe_proto", "**", "*.proto")).sort
   ok = system("grpc_tools_ruby_protoc", "-I", PROTOS, "--ruby_out=#{out}", "--grpc_out=#{out}", *sources)
-  abort "grpc_tools_ruby_protoc failed (Debian: apt-get install ruby-grpc-tools)" unless ok
+  abort "grpc_tools_ruby_protoc failed (Debian: apt-get install ruby-grpc-tools libprotobuf-dev)" unless ok
 end
 
 def files(root)
