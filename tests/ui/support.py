@@ -23,6 +23,18 @@ def text_of(driver: WebDriver, css: str) -> str:
     return str(driver.find_element(By.CSS_SELECTOR, css).text)
 
 
+def definitions(driver: WebDriver, css: str) -> dict[str, str]:
+    """The `<dt>` -> `<dd>` pairs of the description list at `css`, read in one script
+    call: the page may redraw the list between two separate element lookups."""
+    pairs = driver.execute_script(
+        "const list = document.querySelector(arguments[0]);"
+        "return list ? [...list.querySelectorAll('dt')].map(dt => [dt.innerText, dt.nextElementSibling ?"
+        " dt.nextElementSibling.innerText : '']) : [];",
+        css,
+    )
+    return {str(term).strip(): str(value).strip() for term, value in pairs}
+
+
 def log_in(driver: WebDriver, base_url: str, account: str, key: str, *, remember: bool = False) -> None:
     """Fill and send the login form at `/ui/` (the page it leads to is not waited for)."""
     driver.get(f"{base_url}/ui/")

@@ -13,7 +13,7 @@ from selenium.webdriver.support.ui import Select
 
 from tests.gateway.conftest import Stack
 from tests.gateway.support import job_payload, submit, wait_status
-from tests.ui.support import job_row, log_in_to_jobs, text_of, wait_for, wait_visible
+from tests.ui.support import definitions, job_row, log_in_to_jobs, text_of, wait_for, wait_visible
 
 pytestmark = pytest.mark.docker
 
@@ -120,12 +120,11 @@ def test_the_job_page_shows_command_image_times_and_exit(browser: WebDriver, sta
     wait_for(browser, lambda d: "Error" in text_of(d, "#status"))
 
     assert text_of(browser, "h1") == f"Job {jid}: exits-seven"
-    details = dict(
-        zip(
-            [dt.text for dt in browser.find_elements(By.CSS_SELECTOR, "#details dt")],
-            [dd.text for dd in browser.find_elements(By.CSS_SELECTOR, "#details dd")],
-            strict=True,
-        )
+    # The list is redrawn as the job's last fields arrive: wait for the finished job's.
+    details = wait_for(
+        browser,
+        lambda d: (found := definitions(d, "#details")).get("Return code") == "7" and found,
+        message="the job's details never showed its exit code",
     )
     assert details["Command"] == "echo to-out; echo to-err >&2; exit 7"
     assert details["Image"] == "cloudpipe/runner-py2:latest"
