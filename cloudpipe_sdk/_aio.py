@@ -27,7 +27,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ALL_COMPLETED
-from typing import Any, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from grpc import aio
 
@@ -39,6 +39,9 @@ from cloudpipe_sdk._config import ClientConfig
 from cloudpipe_sdk._schedules import AsyncSavedJobs, AsyncSchedules
 from cloudpipe_sdk._transport import AsyncTransport
 from cloudpipe_sdk._types import JobSpec
+
+if TYPE_CHECKING:
+    from typing import Unpack  # 3.11+: annotations only, so the SDK imports on 3.10
 
 R = TypeVar("R")
 

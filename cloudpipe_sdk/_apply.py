@@ -20,15 +20,15 @@ nothing.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cloudpipe_sdk import _schedule_calls as calls
+from cloudpipe_sdk._compat import UTC, tomllib
 from cloudpipe_sdk._errors import InvalidRequest, NotFound
 from cloudpipe_sdk._options import JobOptions
 from cloudpipe_sdk._types import JobSpec, ScheduleSpec

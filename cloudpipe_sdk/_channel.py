@@ -13,7 +13,10 @@ from __future__ import annotations
 import grpc
 from grpc import aio
 
-from cloudpipe_common.limits import MAX_MESSAGE_BYTES  # the server's limit too
+# The largest message either end sends: the server sets the same limit (cloudpipe_common.limits;
+# tests/unit/test_packaging.py checks they agree). Our own constant, so the SDK needs
+# nothing but its wire code.
+MAX_MESSAGE_BYTES = 256 << 20
 
 OPTIONS = (
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, ParamSpec, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 import grpc
 
@@ -19,6 +19,9 @@ from cloudpipe_sdk._mapping import map_results
 from cloudpipe_sdk._schedules import SavedJobs, Schedules
 from cloudpipe_sdk._transport import Transport
 from cloudpipe_sdk._types import JobSpec
+
+if TYPE_CHECKING:
+    from typing import Unpack  # 3.11+: annotations only, so the SDK imports on 3.10
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any
 
 import tomlkit
 
+from cloudpipe_sdk._compat import tomllib
 from cloudpipe_sdk._errors import InvalidRequest
 
 DEFAULT_ADDRESS = "localhost:50051"

@@ -8,12 +8,13 @@ a bare KeyError or ValueError.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import schedules_pb2 as spb
+from cloudpipe_sdk._compat import UTC
 from cloudpipe_sdk._errors import ProtocolError
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._types import (

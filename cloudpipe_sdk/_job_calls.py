@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import TypedDict, Unpack
+from typing import TYPE_CHECKING, TypedDict
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_sdk._convert import STATUS_TO_PB, snapshot_from_pb, spec_to_pb
@@ -15,6 +15,9 @@ from cloudpipe_sdk._errors import InvalidRequest, ProtocolError
 from cloudpipe_sdk._rpc import Plan, Rpc
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._types import JobSnapshot, JobSpec
+
+if TYPE_CHECKING:
+    from typing import Unpack  # 3.11+: annotations only, so the SDK imports on 3.10
 
 SUBMIT_BATCH = 250  # jobs per Submit RPC
 SUBMIT_BATCH_BYTES = 32 << 20  # and at most about this many bytes of stdin

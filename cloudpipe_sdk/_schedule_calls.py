@@ -4,11 +4,12 @@ run, and `schedule_spec`, the one builder of schedule definitions."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cloudpipe_proto.v1 import jobs_pb2 as jobs_pb
 from cloudpipe_proto.v1 import schedules_pb2 as pb
+from cloudpipe_sdk._compat import UTC
 from cloudpipe_sdk._convert import fire_from_pb, saved_job_from_pb, schedule_from_pb, schedule_spec_to_pb, spec_to_pb
 from cloudpipe_sdk._errors import InvalidRequest, NotFound
 from cloudpipe_sdk._options import JobOptions, memory_bytes

@@ -12,7 +12,7 @@ import json
 import re
 import shlex
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cloudpipe_sdk._client import Client
+from cloudpipe_sdk._compat import UTC
 from cloudpipe_sdk._errors import CloudpipeError
 from cloudpipe_sdk._progress import progress_bar, wanted
 from cloudpipe_sdk._status import JobStatus

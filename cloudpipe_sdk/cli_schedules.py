@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
@@ -17,6 +17,7 @@ from rich.table import Table
 
 from cloudpipe_sdk._apply import load, plan
 from cloudpipe_sdk._client import Client
+from cloudpipe_sdk._compat import UTC
 from cloudpipe_sdk._types import Fire, SavedJob, Schedule
 
 

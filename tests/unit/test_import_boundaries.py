@@ -1,9 +1,10 @@
 """The import graph points one way: programs that talk over the wire never import each
 other, and the shared plumbing imports none of them.
 
-    cloudpipe_common   <- everyone; imports no other Cloudpipe package
+    cloudpipe_common   <- the server side; imports no other Cloudpipe package
     cloudpipe_proto    <- the SDK, the gateway, the server
-    cloudpipe_sdk      <- the gateway; never the server or the auth service
+    cloudpipe_sdk      <- the gateway; only the wire code (it is its own distribution,
+                       sdk/pyproject.toml: nothing of the server's side)
     http_gateway       a gRPC client: protos, SDK, common
     cloudpipe_auth     the auth service: common only
     cloudpipe_server   never the auth service (it talks to it over HTTPS)
@@ -22,7 +23,7 @@ from tests.support import ROOT
 OURS = ("cloudpipe_common", "cloudpipe_proto", "cloudpipe_sdk", "http_gateway", "cloudpipe_auth", "cloudpipe_server")
 ALLOWED = {
     "cloudpipe_common": set(),
-    "cloudpipe_sdk": {"cloudpipe_proto", "cloudpipe_common"},
+    "cloudpipe_sdk": {"cloudpipe_proto"},
     "http_gateway": {"cloudpipe_proto", "cloudpipe_sdk", "cloudpipe_common"},
     "cloudpipe_auth": {"cloudpipe_common"},
     "cloudpipe_server": {"cloudpipe_proto", "cloudpipe_common"},

@@ -20,3 +20,10 @@ def test_sdk_exports_exactly_its_public_api() -> None:
     public = {name for name in dir(cloudpipe_sdk) if not name.startswith("_")}
     assert set(cloudpipe_sdk.__all__) == public - {"annotations"}
     assert sorted(cloudpipe_sdk.__all__) == cloudpipe_sdk.__all__
+
+
+def test_the_sdk_and_the_server_agree_on_the_largest_message() -> None:
+    from cloudpipe_common.limits import MAX_MESSAGE_BYTES as SERVER
+    from cloudpipe_sdk._channel import MAX_MESSAGE_BYTES as SDK
+
+    assert SDK == SERVER
