@@ -60,12 +60,13 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 extras="" && ((WITH_TEST_DEPS)) && extras="[dev]"
 stamp="$VENV/.cloudpipe-installed$extras"
-fresh_stamp() { [[ -f "$1" && ! "$CLOUDPIPE_ROOT/pyproject.toml" -nt "$1" ]]; }
+fresh_stamp() { [[ -f "$1" && ! "$CLOUDPIPE_ROOT/pyproject.toml" -nt "$1" && ! "$CLOUDPIPE_ROOT/sdk/pyproject.toml" -nt "$1" ]]; }
 # The [dev] install includes everything the plain one has.
 if ! fresh_stamp "$stamp" && ! fresh_stamp "$VENV/.cloudpipe-installed[dev]"; then
   say "installing Python dependencies$extras (log: $VENV/pip-install.log)"
   "$VENV/bin/python" -m pip install -q --upgrade pip >"$VENV/pip-install.log" 2>&1 || true
-  if ! "$VENV/bin/python" -m pip install -e "$CLOUDPIPE_ROOT$extras" >>"$VENV/pip-install.log" 2>&1; then
+  # Two distributions, both editable: the SDK and CLI (sdk/), and the server that needs it.
+  if ! "$VENV/bin/python" -m pip install -e "$CLOUDPIPE_ROOT/sdk" -e "$CLOUDPIPE_ROOT$extras" >>"$VENV/pip-install.log" 2>&1; then
     tail -30 "$VENV/pip-install.log" >&2
     echo "installing the Python dependencies failed (whole log: $VENV/pip-install.log)" >&2
     exit 1

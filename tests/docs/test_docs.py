@@ -1,12 +1,13 @@
 """Every example of docs/sdk.md (```python blocks) and docs/cli.md (```sh blocks) runs
-as it is, each block on its own, against a server of its own (the examples kill jobs)."""
+as it is, each block on its own, against a server of its own (the examples kill jobs),
+in a virtual environment that has only the SDK wheel installed (as a user's would: the
+checkout is not on the path)."""
 
 from __future__ import annotations
 
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import docker
 import pytest
 
 from tests.support import ROOT, ServerProcess, start_server
+from tests.wheels import Venv
 
 pytestmark = pytest.mark.docker
 DOCS = ROOT / "docs"
@@ -49,28 +51,31 @@ def docs_server(
             pass
 
 
-def environment(server: ServerProcess, workdir: Path) -> dict[str, str]:
-    shims = workdir / "bin"
-    shims.mkdir()
-    shim = shims / "cloudpipe"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cloudpipe_sdk.cli "$@"\n')
-    shim.chmod(0o755)
+OUTSIDE_THE_VENV = {"PYTHONPATH", "VIRTUAL_ENV"}
+
+
+def environment(server: ServerProcess, workdir: Path, venv: Venv) -> dict[str, str]:
     return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CLOUDPIPE_")},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("CLOUDPIPE_") and k not in {"PYTHONPATH", "VIRTUAL_ENV"}
+        },
         "CLOUDPIPE_ADDRESS": server.address,
         "CLOUDPIPE_API_KEY": server.api_key,
         "CLOUDPIPE_CONFIG": str(workdir / "no-config.toml"),
-        "PYTHONPATH": str(ROOT),
-        "PATH": f"{shims}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "PATH": f"{venv.bin}:{os.environ.get('PATH', '')}",
     }
 
 
 @pytest.mark.parametrize(("where", "code"), blocks("sdk.md", "python"), ids=lambda v: v if ":" in v else "")
-def test_sdk_guide_example_runs(where: str, code: str, docs_server: ServerProcess, tmp_path: Path) -> None:
+def test_sdk_guide_example_runs(
+    where: str, code: str, docs_server: ServerProcess, sdk_venv: Venv, tmp_path: Path
+) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", code],
+        [str(sdk_venv.python), "-c", code],
         cwd=tmp_path,
-        env=environment(docs_server, tmp_path),
+        env=environment(docs_server, tmp_path, sdk_venv),
         capture_output=True,
         text=True,
         timeout=180,
@@ -79,11 +84,13 @@ def test_sdk_guide_example_runs(where: str, code: str, docs_server: ServerProces
 
 
 @pytest.mark.parametrize(("where", "code"), blocks("cli.md", "sh"), ids=lambda v: v if ":" in v else "")
-def test_cli_reference_example_runs(where: str, code: str, docs_server: ServerProcess, tmp_path: Path) -> None:
+def test_cli_reference_example_runs(
+    where: str, code: str, docs_server: ServerProcess, sdk_venv: Venv, tmp_path: Path
+) -> None:
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", code],
         cwd=tmp_path,
-        env=environment(docs_server, tmp_path),
+        env=environment(docs_server, tmp_path, sdk_venv),
         capture_output=True,
         text=True,
         timeout=180,
