@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import docker
 import pytest
@@ -21,6 +22,7 @@ from tests.support import (
     ServerProcess,
     start_server,
 )
+from tests.wheels import Venv, new_venv, sdk_wheel
 
 
 @pytest.fixture(scope="session")
@@ -49,16 +51,21 @@ def no_leftover_containers() -> Iterator[None]:
     except docker.errors.DockerException:  # no engine: nothing could have been left
         return
 
-    def ours() -> list[docker.models.containers.Container]:
-        found = client.containers.list(all=True, filters={"label": JOB_LABEL})
-        return [c for c in found if c.labels.get(OWNER_LABEL, "").startswith(SESSION_PREFIX)]
+    def ours() -> list[dict[str, Any]]:
+        # The summaries of one list call: the high-level list inspects each container
+        # afterwards and fails on one that another program removed in between.
+        found: list[dict[str, Any]] = client.api.containers(all=True, filters={"label": JOB_LABEL})
+        return [c for c in found if (c.get("Labels") or {}).get(OWNER_LABEL, "").startswith(SESSION_PREFIX)]
 
     deadline = time.monotonic() + 20
     while (left := ours()) and time.monotonic() < deadline:
         time.sleep(0.5)
     for container in left:
-        container.remove(force=True)
-    assert not left, f"job containers left behind: {[c.name for c in left]}"
+        try:
+            client.api.remove_container(container["Id"], force=True)
+        except docker.errors.NotFound:
+            pass
+    assert not left, f"job containers left behind: {[c.get('Names') for c in left]}"
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +99,10 @@ def server(servers: PerExecutor[ServerProcess], request: pytest.FixtureRequest) 
 def client(server: ServerProcess) -> Iterator[Client]:
     with server.client() as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def sdk_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """A new virtual environment with only the SDK wheel (built from sdk/) installed."""
+    where = tmp_path_factory.mktemp("sdk-venv")
+    return new_venv(where / "venv", sdk_wheel(where / "dist"))
