@@ -130,11 +130,13 @@ class ImageSpec:
     build_args: dict[str, str] = field(default_factory=dict)
     # Space-separated "name==version" of the serializers the runner loads jobs with.
     serializers: str = ""
+    # The folder of its Dockerfile and sources, when another image's (default: name).
+    context: str = ""
 
     @property
     def context_dir(self) -> Path:
         """Directory holding this image's Dockerfile and sources."""
-        return HERE / self.name
+        return HERE / (self.context or self.name)
 
     @property
     def local_base(self) -> str:
@@ -142,12 +144,13 @@ class ImageSpec:
         return f"cloudpipe/base-{self.suite}:latest"
 
 
-SPECS: dict[str, ImageSpec] = {
-    "python3": ImageSpec(
-        name="python3",
-        tag="cloudpipe/runner-python3:latest",
-        default_base="debian:bookworm-slim",
-        suite="bookworm",
+def python_runner(name: str, tag: str, suite: str, python_prefix: str) -> ImageSpec:
+    """A Python function runner on a Debian suite's own python3 (one Dockerfile for all)."""
+    return ImageSpec(
+        name=name,
+        tag=tag,
+        default_base=f"debian:{suite}-slim",
+        suite=suite,
         base_packages=("python3",),
         downloads=(
             Download(
@@ -157,10 +160,21 @@ SPECS: dict[str, ImageSpec] = {
         ),
         python="python3",
         probe=f"import cloudpickle, dill, cloudpipe_runner, cloudpipe_agent; {PYTHON_VERSION_CODE}",
-        python_prefix="3.",
+        python_prefix=python_prefix,
         build_args={"CLOUDPICKLE_VERSION": CLOUDPICKLE_VERSION, "DILL_VERSION": DILL_VERSION},
         serializers=f"cloudpickle=={CLOUDPICKLE_VERSION} dill=={DILL_VERSION}",
-    ),
+        context="python3",
+    )
+
+
+SPECS: dict[str, ImageSpec] = {
+    # The default runner (Python 3.11, Debian bookworm's) and one per other Python the
+    # SDK supports that a Debian release ships: a function job from a client of that
+    # Python runs in `cloudpipe/runner-python3.X` without the user naming it (the server
+    # chooses it: cloudpipe_server/jobs/compat.py). Python 3.10 and 3.12 are in no Debian
+    # release this machine's mirror carries.
+    "python3": python_runner("python3", "cloudpipe/runner-python3:latest", "bookworm", "3."),
+    "python3.13": python_runner("python3.13", "cloudpipe/runner-python3.13:latest", "trixie", "3.13"),
     # Node.js function jobs (sdk-node): Debian's nodejs, the python3 image's warm agent.
     "node": ImageSpec(
         name="node",
@@ -746,7 +760,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = parse_args(argv)
     overrides = {"python3": args.base_python3, "python2": args.base_python2, "node": args.base_node}
-    names = [args.only] if args.only else ["python3", "python2", "node"]
+    names = [args.only] if args.only else ["python3", "python2", "node", "python3.13"]
     try:
         client = docker.from_env(timeout=600)
         client.ping()
@@ -755,7 +769,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         for name in names:
-            build_image(client, SPECS[name], overrides[name], args.force)
+            build_image(client, SPECS[name], overrides.get(name), args.force)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

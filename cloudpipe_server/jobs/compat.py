@@ -7,12 +7,17 @@ version and the serializer it was made with. Runner images built by
 mismatch is refused at submit time with FAILED_PRECONDITION naming both sides and the
 fix, instead of failing later inside the container at unpickle time.
 
+A function job that names no image, from a client whose Python is not the default
+runner's, runs in the runner built for that Python (`cloudpipe/runner-python3.X`, e.g.
+3.13 on Debian trixie's python3) when the engine has it: the user does not have to know.
+
 Images without these labels (any image not built by build.py), and images the engine
 does not have yet (they are pulled when the job runs), are not checked here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
@@ -22,6 +27,8 @@ from cloudpipe_server.models import JobSpec
 LABEL_RUNNER = "org.cloudpipe.runner"
 LABEL_PYTHON = "org.cloudpipe.python"
 LABEL_SERIALIZERS = "org.cloudpipe.serializers"
+# The runner runner_images/build.py makes for one Python minor version (3.13, ...).
+RUNNER_FOR_PYTHON = "cloudpipe/runner-python{minor}:latest"
 # Runner images labelled before serializers were recorded carry cloudpickle only.
 _LEGACY_SERIALIZERS = frozenset({"cloudpickle"})
 
@@ -61,11 +68,30 @@ class RunnerCheck:
         self._clock = clock
         self._cache: dict[str, tuple[float, Mapping[str, str] | None]] = {}
 
-    async def check(self, specs: Sequence[JobSpec]) -> None:
-        """Raise FailedPrecondition for the first function job that cannot run in its image."""
+    async def resolve(self, specs: Sequence[JobSpec]) -> list[JobSpec]:
+        """The specs, each function job without an image given the runner of its
+        client's Python when the default runner has another; FailedPrecondition for
+        the first function job that cannot run in its image."""
+        resolved = []
         for index, spec in enumerate(specs):
             if spec.client_python or spec.serializer:
+                spec = await self._runner_for(spec)
                 await self._check_one(spec, f"jobs[{index}]")
+            resolved.append(spec)
+        return resolved
+
+    async def _runner_for(self, spec: JobSpec) -> JobSpec:
+        if spec.image or not spec.client_python:
+            return spec
+        client_python = minor_version(spec.client_python)
+        default = await self._labels(self._default_image)
+        if not default or minor_version(default.get(LABEL_PYTHON, "")) in ("", client_python):
+            return spec
+        matching = RUNNER_FOR_PYTHON.format(minor=client_python)
+        labels = await self._labels(matching)
+        if labels and minor_version(labels.get(LABEL_PYTHON, "")) == client_python:
+            return dataclasses.replace(spec, image=matching)
+        return spec
 
     async def _check_one(self, spec: JobSpec, where: str) -> None:
         image = spec.image or self._default_image
@@ -77,10 +103,12 @@ class RunnerCheck:
         if client_python and runner_python and minor_version(runner_python) != client_python:
             raise FailedPrecondition(
                 f"{where}: Python version mismatch: this function was pickled by Python {client_python}, but "
-                f"the runner image {image!r} has Python {runner_python}, which cannot load it. Fix: run the "
-                f"client on Python {runner_python}, or build a runner for Python {client_python} "
-                f"(python runner_images/build.py --only python3 --base-python3 python:{client_python}-slim) and "
-                "submit with image=... (or make it the server's --default-image)"
+                f"the runner image {image!r} has Python {runner_python}, which cannot load it, and the server "
+                f"has no {RUNNER_FOR_PYTHON.format(minor=client_python)}. Fix: run the client on Python "
+                f"{runner_python} (or 3.13: python runner_images/build.py --only python3.13), or build a runner "
+                f"for Python {client_python} from an image that has it (python runner_images/build.py --only "
+                f"python3 --base-python3 python:{client_python}-slim) and tag it "
+                f"{RUNNER_FOR_PYTHON.format(minor=client_python)}, or submit with image=..."
             )
         available = serializers_of(labels)
         if spec.serializer and available is not None and spec.serializer not in available:

@@ -89,7 +89,7 @@ class JobService:
             raise ResourceExhausted(f"jobs: at most {MAX_JOBS_PER_SUBMIT} jobs per submit, got {len(specs)}")
         checked = [validate_spec(spec, f"jobs[{i}]") for i, spec in enumerate(specs)]
         if self._runner_check is not None:
-            await self._runner_check.check(checked)
+            checked = await self._runner_check.resolve(checked)
         await self._check_queue_quota(caller, len(checked))
         ids = await self._store.submit(caller.account, checked, self._clock())
         for job_id, spec in zip(ids, checked, strict=True):

@@ -21,6 +21,13 @@ import importlib, pkgutil, cloudpipe_sdk
 for module in pkgutil.iter_modules(cloudpipe_sdk.__path__):
     importlib.import_module("cloudpipe_sdk." + module.name)
 """
+FUNCTION_JOB = """
+from cloudpipe_sdk import Client
+import sys
+with Client(sys.argv[1], api_key=sys.argv[2]) as client:
+    job = client.submit(pow, 2, 10)
+    print(job.result(timeout=120), job.snapshot.image)
+"""
 SHELL_JOB = """
 from cloudpipe_sdk import Client
 import sys
@@ -59,6 +66,10 @@ def test_the_server_wheel_requires_the_sdk_and_carries_none_of_it(tmp_path: Path
     assert "--listen" in run([str(venv.bin / "cloudpipe-server"), "--help"], cwd="/")
 
 
+# The runners runner_images/build.py makes for Pythons other than the default's.
+RUNNERS = {"3.13": "cloudpipe/runner-python3.13:latest"}
+
+
 def interpreter(minor: str) -> str | None:
     """An interpreter of Python `minor` where the machine has one (pyenv's, or on PATH
     outside pyenv's shims, which name versions that are not selected)."""
@@ -80,6 +91,11 @@ def test_the_sdk_runs_a_job_on_another_python(minor: str, tmp_path: Path) -> Non
         said = run([str(venv.python), "-c", SHELL_JOB, server.address, server.api_key], cwd="/")
         env = {"PATH": os.environ["PATH"], "CLOUDPIPE_ADDRESS": server.address, "CLOUDPIPE_API_KEY": server.api_key}
         listed = run([str(venv.bin / "cloudpipe"), "ls", "--json"], cwd="/", env=env)
+        if minor in RUNNERS:  # a function job runs in the runner of the client's Python, unasked
+            assert run([str(venv.python), "-c", FUNCTION_JOB, server.address, server.api_key], cwd="/").split() == [
+                "1024",
+                RUNNERS[minor],
+            ]
     finally:
         assert server.stop() == 0, server.log
     assert said.strip() == "hello from Linux"
