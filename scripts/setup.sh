@@ -71,6 +71,11 @@ if ! fresh_stamp "$stamp" && ! fresh_stamp "$VENV/.cloudpipe-installed[dev]"; th
     echo "installing the Python dependencies failed (whole log: $VENV/pip-install.log)" >&2
     exit 1
   fi
+  # A venv made before the split had `cloudpipe` from the server distribution: replacing
+  # that removes the script the SDK just installed, so the SDK is installed once more.
+  if [[ ! -x "$VENV/bin/cloudpipe" ]]; then
+    "$VENV/bin/python" -m pip install --no-deps --force-reinstall -e "$CLOUDPIPE_ROOT/sdk" >>"$VENV/pip-install.log" 2>&1
+  fi
   touch "$stamp"
 fi
 
