@@ -18,6 +18,13 @@ class ExecutorUnavailable(Unavailable):
     started: the job did not run, and may be given back to the queue as it was."""
 
 
+class EngineLost(Unavailable):
+    """The executor's engine stopped answering after the job's container started (or
+    while it was being re-adopted): the container may still run, or have ended, on the
+    engine. The job is re-adopted (`Executor.adopt`) once the engine answers again; the
+    output streamed so far has been handed to the observer."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Effective limits of one run (the job's own, or the server defaults)."""
@@ -77,14 +84,16 @@ class Executor(abc.ABC):
         """Run the job and return its outcome. Never raises for a problem of the job
         itself (missing image, bad command, crash): that is an ERROR outcome with a
         readable reason. Raises `ExecutorUnavailable` when the engine could not be
-        reached before the job started (nothing of it ran). Cancellation leaves the
-        container running, to be re-adopted."""
+        reached before the job started (nothing of it ran), and `EngineLost` when it
+        stopped answering after the start (the container is left where it is).
+        Cancellation leaves the container running, to be re-adopted."""
 
     @abc.abstractmethod
     async def adopt(self, job: Job, limits: Limits) -> Outcome | None:
         """Take over a job whose container was started by an earlier run of this server:
         wait for it (bounded by what remains of max_runtime) and return its outcome, or
-        None when no container of the job exists."""
+        None when no container of the job exists. Raises `EngineLost` when the engine
+        does not answer (then nothing is known: try again once it does)."""
 
     @abc.abstractmethod
     async def kill(self, job_id: int) -> bool:

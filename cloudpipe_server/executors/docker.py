@@ -15,8 +15,10 @@ a stopping server leaves its containers running instead of waiting for them.
 The engine is first contacted by `reachable()` or a run, never by the constructor: a
 server starts (and serves reads) while its engine is down. A run that cannot reach the
 engine before its container started raises `ExecutorUnavailable` (nothing ran; the
-dispatcher gives the job back); an engine failure after the start ends the job ERROR
-with the output read so far.
+dispatcher gives the job back). When the engine stops answering after the start, the
+container is left where it is and `EngineLost` is raised: the dispatcher re-adopts the
+job once the engine answers (the output streamed so far is stored meanwhile). Any
+other engine error after the start ends the job ERROR with the output read so far.
 
 (A little over 400 lines: one run's whole life on the engine (create, attach, wait,
 outcome, adopt) reads best in one place; stream I/O is in docker_io, container settings
@@ -42,6 +44,7 @@ import requests.exceptions
 
 from cloudpipe_server.executors.base import (
     Delivery,
+    EngineLost,
     Executor,
     ExecutorUnavailable,
     Limits,
@@ -83,6 +86,8 @@ class _EngineDown(docker.errors.DockerException):  # type: ignore[misc]
 
 # the engine did not answer at all (as opposed to answering with an error)
 _UNREACHABLE = (_EngineDown, requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+# ... or stopped answering in the middle of a response (a long wait, a log stream)
+_CUT = (*_UNREACHABLE, requests.exceptions.ChunkedEncodingError)
 _GO_MODE_DIR = 1 << 31  # os.ModeDir in the engine's path stat
 
 
@@ -169,11 +174,11 @@ class DockerExecutor(Executor):
         return await in_daemon_thread(self._run, job, image, limits, observer)
 
     async def adopt(self, job: Job, limits: Limits) -> Outcome | None:
-        found = await asyncio.to_thread(
-            self.api.containers,
-            all=True,
-            filters={"label": [f"{LABEL_JOB}={job.id}", f"{LABEL_OWNER}={self._config.owner}"]},
-        )
+        filters = {"label": [f"{LABEL_JOB}={job.id}", f"{LABEL_OWNER}={self._config.owner}"]}
+        try:
+            found = await asyncio.to_thread(lambda: self._engine().api.containers(all=True, filters=filters))
+        except _UNREACHABLE as exc:
+            raise EngineLost(f"the Docker engine did not answer: {exc}") from None
         if not found:
             return None
         return await in_daemon_thread(self._adopt, job, str(found[0]["Id"]), limits)
@@ -307,6 +312,7 @@ class DockerExecutor(Executor):
         with self._lock:
             run.container_id = container_id
             killed_early = run.killed
+        keep_container = False
         try:
             if killed_early:
                 return Outcome(JobStatus.KILLED, self._clock(), reason="killed before it started")
@@ -315,6 +321,10 @@ class DockerExecutor(Executor):
             if not run.started and isinstance(exc, _UNREACHABLE):
                 log.warning("job %d: the Docker engine did not answer before the start: %s", job.id, exc)
                 raise ExecutorUnavailable(f"the Docker engine did not answer: {exc}") from None
+            if isinstance(exc, _CUT):  # the container runs on: re-adopted later
+                log.warning("job %d: the Docker engine stopped answering mid-run: %s", job.id, exc)
+                keep_container = True
+                raise EngineLost(f"the Docker engine stopped answering while the job ran: {exc}") from None
             log.warning("job %d: Docker failed mid-run: %s", job.id, exc)
             # keep what the job wrote so far: the outcome's output replaces the stored chunks
             stdout, stderr = run.streams.collect(timeout=1) if run.streams is not None else (b"", b"")
@@ -326,7 +336,7 @@ class DockerExecutor(Executor):
                 stderr=stderr,
             )
         finally:
-            self._forget(job.id, container_id)
+            self._forget(job.id, None if keep_container else container_id)
 
     def _start_and_wait(self, job: Job, run: _Run, container_id: str, limits: Limits, observer: RunObserver) -> Outcome:
         # One attach, made before start so no output is missed: stdin in, stdout and
@@ -371,6 +381,7 @@ class DockerExecutor(Executor):
         with self._lock:
             self._runs[job.id] = run
         log.info("job %d: re-adopting container %s", job.id, container_id[:12])
+        keep_container = False
         try:
             remaining = limits.max_runtime
             if remaining is not None and job.container_started_at is not None:
@@ -383,11 +394,15 @@ class DockerExecutor(Executor):
             return self._outcome(
                 job, container_id, limits, exit_code, reason, finished_at, stdout, stderr, collected, run
             )
+        except _CUT as exc:
+            keep_container = True
+            log.warning("job %d: the Docker engine stopped answering while re-adopting: %s", job.id, exc)
+            raise EngineLost(f"the Docker engine stopped answering while the job ran: {exc}") from None
         except _ENGINE_ERRORS as exc:
             log.warning("job %d: Docker failed while re-adopting: %s", job.id, exc)
             return Outcome(JobStatus.ERROR, self._clock(), reason=f"Docker engine error while running: {exc}")
         finally:
-            self._forget(job.id, container_id)
+            self._forget(job.id, None if keep_container else container_id)
 
     def _logged_output(self, container_id: str) -> tuple[bytes, bytes]:
         """The container's stdout and stderr from the engine's log, streamed and kept up

@@ -10,7 +10,10 @@ when their container is gone.
 
 Jobs are claimed only while the executor's engine answers (`EngineWatch`): during an
 outage queued jobs stay queued, and a claimed job that could not start because the
-engine did not answer goes back to the queue without using up an attempt.
+engine did not answer goes back to the queue without using up an attempt. A job whose
+engine stopped answering while it ran stays tracked here (its lease kept, its streamed
+output stored) and is re-adopted as a restarted server's leftovers are, once the engine
+answers again.
 """
 
 from __future__ import annotations
@@ -25,7 +28,15 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from cloudpipe_server.errors import NotFound, StoreUnavailable
-from cloudpipe_server.executors.base import Delivery, Executor, ExecutorUnavailable, Limits, RunObserver, Signal
+from cloudpipe_server.executors.base import (
+    Delivery,
+    EngineLost,
+    Executor,
+    ExecutorUnavailable,
+    Limits,
+    RunObserver,
+    Signal,
+)
 from cloudpipe_server.jobs.engine import EngineWatch
 from cloudpipe_server.jobs.events import JobEvents
 from cloudpipe_server.jobs.output import OutputHub, OutputWriter
@@ -280,6 +291,7 @@ class Dispatcher:
         self._events.publish(job.id)
         writer = self._writers[job.id] = OutputWriter(self._store, job.id, self._config.owner, job.attempts)
         observer = _Observer(asyncio.get_running_loop(), self, job.id)
+        lost: EngineLost | None = None
         try:
             try:
                 outcome = await self._executor.run(job, image, self._limits(job), observer)
@@ -288,6 +300,8 @@ class Dispatcher:
             except ExecutorUnavailable as exc:  # nothing ran: give the job back
                 outcome = None
                 unavailable = str(exc)
+            except EngineLost as exc:  # the container may run on: re-adopted below
+                outcome, lost = None, exc
             except Exception:  # a bug, not the job's fault: record it, never leave it processing
                 log.exception("job %d: executor failed", job.id)
                 outcome = Outcome(JobStatus.ERROR, self._clock(), reason="internal error while running the job")
@@ -295,7 +309,10 @@ class Dispatcher:
                 await writer.close()
                 if self._writers.get(job.id) is writer:
                     del self._writers[job.id]
-            if outcome is None:
+            if lost is not None:
+                await self._engine.lost(str(lost))
+                await self._adopt_when_up(await self._refreshed(job))
+            elif outcome is None:
                 await self._engine.lost(unavailable)
                 await self._give_back(job.id, unavailable)
             else:
@@ -307,20 +324,40 @@ class Dispatcher:
     async def _adopt(self, job: Job) -> None:
         self._attempts[job.id] = job.attempts
         try:
-            # tracked meanwhile, so the heartbeat keeps its lease while the engine is away
-            await self._engine.wait_up()
-            try:
-                outcome = await self._executor.adopt(job, self._limits(job))
-            except Exception:
-                log.exception("job %d: re-adopting failed; leaving it to the reaper", job.id)
-                outcome = None
-            if outcome is None:
-                log.warning("job %d: no container to re-adopt; the reaper recovers it when its lease expires", job.id)
-                return
-            await self._record(job.id, outcome)
+            await self._adopt_when_up(job)
         finally:
             self._untrack(job.id)
             self._wake.set()
+
+    async def _adopt_when_up(self, job: Job) -> None:
+        """Take the job's container over once the engine answers and record how it ended.
+        The job is tracked meanwhile, so the heartbeat keeps its lease while the engine
+        is away. With no container left, the job is left to the reaper once its lease
+        expires: requeued if restartable, else STALLED, as any job whose runner was lost."""
+        while True:
+            await self._engine.wait_up()
+            try:
+                outcome = await self._executor.adopt(job, self._limits(job))
+            except EngineLost as exc:  # away again: nothing is known yet
+                await self._engine.lost(str(exc))
+                continue
+            except Exception:
+                log.exception("job %d: re-adopting failed; leaving it to the reaper", job.id)
+                outcome = None
+            break
+        if outcome is None:
+            log.warning("job %d: no container to re-adopt; the reaper recovers it when its lease expires", job.id)
+            return
+        await self._record(job.id, outcome)
+
+    async def _refreshed(self, job: Job) -> Job:
+        """The job as stored now (its container's start time bounds what is left of its
+        max_runtime), or as it was claimed when the store does not answer."""
+        try:
+            return await self._store.get(job.id, with_output=False)
+        except Exception as exc:  # the claimed copy still names the job and its attempt
+            log.warning("job %d: could not re-read it before re-adopting: %s", job.id, exc)
+            return job
 
     async def _container_started(self, job_id: int, container_id: str, at: datetime) -> None:
         await self._store.mark_started(job_id, self._config.owner, container_id, at, attempt=self._attempts.get(job_id))

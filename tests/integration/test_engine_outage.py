@@ -1,7 +1,9 @@
 """A Docker engine that is away: the server starts without it, serves reads, says so in
 its health (the executor's name NOT_SERVING, the server itself SERVING), claims nothing
 while it is away, gives back the jobs that could not start, keeps what a job wrote
-before the engine failed under it, and runs the queue once the engine answers.
+before the engine failed under it, re-adopts the jobs that ran through the outage (or
+recovers them as lost runners when their container went), and runs the queue once the
+engine answers.
 
 The outage is one server's only: it reaches the real engine through `EngineProxy`, a
 socket forwarder the test stops and starts (the shared dockerd keeps running)."""
@@ -116,23 +118,59 @@ def test_an_engine_outage_leaves_jobs_queued_and_gives_back_those_that_could_not
         server.stop()
 
 
-def test_an_engine_failure_mid_run_keeps_the_output_already_written(
+def test_a_job_running_through_an_engine_outage_is_re_adopted_and_finishes_with_its_full_output(
     tmp_path: Path, engine: EngineProxy, docker_engine: docker.DockerClient
 ) -> None:
     engine.start()
     server = serve(tmp_path, engine)
     try:
         with server.client() as client:
-            job = client.shell("echo before; echo oops >&2; sleep 30; echo after")
+            job = client.shell("echo before; echo oops >&2; sleep 6; echo after")
             eventually(lambda: client.get(job.id).snapshot.stdout == b"before\n", 60, "the first line stored")
-            engine.stop()  # the engine goes under the running job
-            assert client.get(job.id).wait(timeout=60) is JobStatus.ERROR
+            engine.stop()  # the engine goes under the running job; its container runs on
+            eventually(lambda: health(server, EXECUTOR_HEALTH_NAME) == NOT_SERVING, 15, "the executor not serving")
+            during = client.get(job.id).snapshot
+            assert during.status is JobStatus.PROCESSING, during.reason
+            assert during.stdout == b"before\n" and during.stderr == b"oops\n"  # kept while away
+            time.sleep(8)  # the job ends on the engine while this server cannot see it
+            assert client.get(job.id).status is JobStatus.PROCESSING
+            engine.start()
+            assert client.get(job.id).wait(timeout=60) is JobStatus.DONE
             ended = client.get(job.id).snapshot
-            assert "Docker engine" in ended.reason
-            assert ended.stdout == b"before\n" and ended.stderr == b"oops\n"
-            engine.start()  # its container, still running on the engine, is an orphan now
-            eventually(lambda: not containers_of(docker_engine, server, job.id), 60, "the orphan removed")
-            assert client.get(job.id).snapshot.stdout == b"before\n"
+            assert ended.stdout == b"before\nafter\n" and ended.stderr == b"oops\n", ended.reason
+            assert ended.attempts == 1, "re-adopted, not run again"
+            eventually(lambda: not containers_of(docker_engine, server, job.id), 60, "its container removed")
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("restartable", [True, False])
+def test_a_job_whose_container_went_during_the_outage_is_requeued_or_stalled(
+    tmp_path: Path, engine: EngineProxy, docker_engine: docker.DockerClient, restartable: bool
+) -> None:
+    engine.start()
+    server = serve(tmp_path, engine, CLOUDPIPE_LEASE_SECONDS="3", CLOUDPIPE_POLL_INTERVAL="0.5")
+    try:
+        with server.client() as client:
+            marker = "first" if restartable else "only"
+            job = client.shell(f"echo {marker}; sleep 20", restartable=restartable)
+            eventually(lambda: client.get(job.id).snapshot.stdout == f"{marker}\n".encode(), 60, "the output")
+            engine.stop()
+            for container in containers_of(docker_engine, server, job.id):  # gone while away
+                docker_engine.api.remove_container(container["Id"], force=True)  # type: ignore[index]
+            time.sleep(2)
+            assert client.get(job.id).status is JobStatus.PROCESSING  # its lease is kept meanwhile
+            engine.start()
+            if restartable:
+                eventually(lambda: client.get(job.id).snapshot.attempts == 2, 60, "a second attempt")
+                second = client.get(job.id).snapshot
+                assert second.status in (JobStatus.QUEUED, JobStatus.PROCESSING), second.reason
+                client.kill(job.id)
+            else:
+                assert client.get(job.id).wait(timeout=60) is JobStatus.STALLED
+                stalled = client.get(job.id).snapshot
+                assert "lost" in stalled.reason and "not restartable" in stalled.reason, stalled.reason
+                assert stalled.stdout == b"only\n", "what it wrote before the outage is kept"
     finally:
         server.stop()
 
