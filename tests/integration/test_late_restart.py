@@ -52,3 +52,40 @@ def test_a_restart_after_the_lease_expired_re_adopts_finished_jobs(tmp_path: Pat
     finally:
         restarted.stop()
     assert "runner lost" not in restarted.log
+
+
+OUTPUT_CAP = 64 << 10
+
+
+def test_a_re_adopted_job_keeps_its_output_only_up_to_the_cap(tmp_path: Path, docker_engine: object) -> None:
+    """Output read back from the engine's log on re-adoption is bounded like streamed
+    output: it read the log whole (a job printing 314 MB stored 314 MB)."""
+    port = free_port()
+    env = {
+        "CLOUDPIPE_LEASE_SECONDS": str(LEASE_SECONDS),
+        "CLOUDPIPE_WARM_POOL": "false",
+        "CLOUDPIPE_OUTPUT_CAP_BYTES": str(OUTPUT_CAP),
+    }
+    server = start_server(tmp_path, env=env, port=port)
+    with server.client() as client:
+        # 800 kB in lines: over the cap, and within what the engine's rotated log keeps (3 x 1 MiB
+        # of JSON lines, about 2.5 times the text)
+        job = client.shell("echo up; sleep 2; yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 800000")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not client.get(job.id).snapshot.stdout.startswith(b"up"):
+            time.sleep(0.05)
+        assert client.get(job.id).snapshot.stdout == b"up\n", "killed before the big output"
+    server.stop(signal.SIGKILL)
+    time.sleep(4)  # the container has printed everything and exited meanwhile
+    restarted = start_server(tmp_path, env={**env, "CLOUDPIPE_ADMIN_KEY": server.api_key}, port=port)
+    try:
+        with restarted.client() as client:
+            assert client.get(job.id).wait(timeout=60) is JobStatus.DONE
+            stored = client.get(job.id).snapshot.stdout
+    finally:
+        restarted.stop()
+    assert "re-adopting container" in restarted.log
+    note = b"\n[cloudpipe: output truncated at %d bytes; " % OUTPUT_CAP
+    assert len(stored) < OUTPUT_CAP + 200, len(stored)
+    assert stored.startswith(b"up\n0123456789") and note in stored, stored[-200:]
+    assert stored.endswith(b" more bytes dropped]\n")
