@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from cloudpipe_common.ratelimit import FailureLimiter, LimiterConfig
 from cloudpipe_server.auth import AnonymousAuthenticator, Authenticator, ChainAuthenticator, StaticAdminAuthenticator
 from cloudpipe_server.config import Settings
+from cloudpipe_server.deleted_accounts import DeletedAccounts
 from cloudpipe_server.errors import FailedPrecondition
 from cloudpipe_server.executors.base import Executor, Limits
 from cloudpipe_server.executors.docker import DockerConfig, DockerExecutor
@@ -140,6 +141,7 @@ class RunningServer:
     queue_depth: QueueDepth | None = None
     metrics_server: WSGIServer | None = None
     retention: Retention | None = None
+    deleted_accounts: DeletedAccounts | None = None
 
     async def stop(self, grace: float = 10.0) -> None:
         log.info("shutting down: no new jobs are claimed; waiting up to %.0f s", grace)
@@ -148,6 +150,8 @@ class RunningServer:
             await self.scheduler.stop()
         if self.retention is not None:
             await self.retention.stop()
+        if self.deleted_accounts is not None:
+            await self.deleted_accounts.stop()
         if self.queue_depth is not None:
             await self.queue_depth.stop()
         if self.metrics_server is not None:
@@ -269,6 +273,14 @@ async def _serve(
         ),
         utc_now,
     )
+    deleted_accounts = DeletedAccounts(
+        store,
+        schedule_store,
+        authenticator,
+        utc_now,
+        settings.deleted_account_sweep_interval,
+        on_killed=events.publish,
+    )
     depth = QueueDepth(metrics, store.counts, lambda: len(dispatcher.running_job_ids))
     depth.accounts = accounts
     try:
@@ -293,6 +305,7 @@ async def _serve(
     executor.start()
     scheduler.start()
     retention.start()
+    deleted_accounts.start()
     depth.start()
     await set_serving(health_servicer, True)
     host = settings.listen.rsplit(":", 1)[0]
@@ -319,4 +332,5 @@ async def _serve(
         queue_depth=depth,
         metrics_server=metrics_server,
         retention=retention,
+        deleted_accounts=deleted_accounts,
     )

@@ -96,6 +96,9 @@ class Settings:
     retention_job_days: float = 0.0
     retention_interval: float = 300.0
     retention_batch: int = 500
+    # Seconds between sweeps for accounts deleted in the auth service: their unfinished
+    # jobs are killed and their schedules paused (cloudpipe_server/deleted_accounts.py).
+    deleted_account_sweep_interval: float = 30.0
 
     @property
     def resolved_store_url(self) -> str:
@@ -162,6 +165,8 @@ class Settings:
                 raise InvalidArgument(f"CLOUDPIPE_WARM_POOL_PREWARM: {entry!r} is not account or account=count")
         if self.retention_output_days < 0 or self.retention_job_days < 0:
             raise InvalidArgument("CLOUDPIPE_RETENTION_OUTPUT_DAYS / _JOB_DAYS must not be negative (0: keep)")
+        if self.deleted_account_sweep_interval <= 0:
+            raise InvalidArgument("CLOUDPIPE_DELETED_ACCOUNT_SWEEP_INTERVAL must be positive")
         if self.retention_interval <= 0 or self.retention_batch < 1:
             raise InvalidArgument("CLOUDPIPE_RETENTION_INTERVAL must be positive, _BATCH at least 1")
         if self.max_queued_per_account < 0 or self.max_running_per_account < 0:

@@ -137,6 +137,9 @@ class MeteredStore(JobStore):
     async def kill_requested(self, job_ids: Sequence[int]) -> set[int]:
         return await self._timed("kill_requested", self._inner.kill_requested(job_ids))
 
+    async def unfinished_accounts(self, after: str, limit: int) -> list[str]:
+        return await self._timed("unfinished_accounts", self._inner.unfinished_accounts(after, limit))
+
     async def counts(self, account: str) -> dict[JobStatus, int]:
         return await self._timed("counts", self._inner.counts(account))
 

@@ -166,6 +166,12 @@ class JobStore(abc.ABC):
         """`request_kill` for every unfinished job of the account; returns their ids."""
 
     @abc.abstractmethod
+    async def unfinished_accounts(self, after: str, limit: int) -> list[str]:
+        """Names of the accounts with at least one WAITING, QUEUED or PROCESSING job,
+        greater than `after`, ascending, at most `limit` (a page; pass the last name as
+        `after` for the next one)."""
+
+    @abc.abstractmethod
     async def kill_requested(self, job_ids: Sequence[int]) -> set[int]:
         """Which of these processing jobs have a pending kill request."""
 

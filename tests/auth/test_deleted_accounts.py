@@ -24,7 +24,7 @@ from cloudpipe_server.scheduler.models import FireOutcome
 from cloudpipe_server.store import open_stores
 from tests.auth.conftest import ADMIN_TOKEN
 from tests.auth.support import AuthProcess, new_account, start_auth_service
-from tests.support import ServerProcess
+from tests.support import ServerProcess, start_server
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -150,3 +150,53 @@ def test_a_deleted_account_cannot_be_registered_again_its_jobs_stay_unreadable_a
     assert late == [], f"{len(late)} job(s) made for the deleted account after its deletion"
     assert paused, "the deleted account's schedule was not paused"
     assert all("was deleted" in reason for reason in failed)
+
+
+@pytest.mark.docker
+def test_deleting_an_account_kills_its_running_and_queued_jobs_and_pauses_its_schedules(
+    auth_service: AuthProcess, tmp_path: Path, docker_engine: object
+) -> None:
+    env = auth_service.server_env(
+        CLOUDPIPE_AUTH_CACHE_TTL="0",
+        CLOUDPIPE_MAX_CONCURRENT_JOBS="1",  # the second job waits in the queue
+        CLOUDPIPE_DELETED_ACCOUNT_SWEEP_INTERVAL="0.5",
+        CLOUDPIPE_WARM_POOL="false",
+    )
+    server = start_server(tmp_path, env=env)
+    try:
+        name, _, key = new_account(auth_service, "quitting")
+        stayer, _, stayer_key = new_account(auth_service, "staying")
+        with Client(server.address, api_key=key, account=name) as client:
+            running = client.shell("echo started; sleep 120")
+            queued = client.shell("echo never")
+            wait_for(lambda: client.get(running.id).snapshot.stdout == b"started\n", 60, "the first job running")
+            assert client.get(queued.id).status.value == "queued"
+            client.saved_jobs.save_shell("yearly", "echo new year")
+            client.schedules.create("yearly", "0 0 1 1 *", saved_job="yearly")
+        with Client(server.address, api_key=stayer_key, account=stayer) as other:
+            kept = other.shell("sleep 3; echo kept")
+
+        with auth_service.external_client() as web:
+            assert web.delete(f"/v2/admin/accounts/{name}", headers=ADMIN).status_code == 204
+        deleted_at = time.monotonic()
+        stores = open_stores(f"sqlite:///{tmp_path / 'cloudpipe.db'}")
+
+        async def states() -> tuple[dict[int, str], bool]:
+            await stores.initialize()
+            try:
+                jobs = {j.id: j.status.value for j in await stores.jobs.list_jobs(name, JobQuery(limit=10))}
+                return jobs, (await stores.schedules.get_schedule(name, "yearly")).paused
+            finally:
+                await stores.close()
+
+        wait_for(
+            lambda: asyncio.run(states()) == ({running.id: "killed", queued.id: "killed"}, True),
+            30,
+            "the deleted account's jobs killed and its schedule paused",
+        )
+        assert time.monotonic() - deleted_at < 20, "killed at the next sweeps, not at the job's end"
+        with Client(server.address, api_key=stayer_key, account=stayer) as other:
+            assert other.get(kept.id).result(timeout=60) == b"kept\n", "another account's job runs on"
+        assert "account quitting" in server.log and "was deleted" in server.log
+    finally:
+        assert server.stop() == 0

@@ -150,6 +150,27 @@ async def test_kill_all_and_counts(store: JobStore) -> None:
     assert (await store.get(other)).status is JobStatus.QUEUED
 
 
+async def test_unfinished_accounts_are_listed_in_pages(store: JobStore) -> None:
+    assert await store.unfinished_accounts("", 10) == []
+    await store.submit("carol", [spec(), spec()], T0)
+    await store.submit("alice", [spec()], T0)
+    first, _ = await store.submit("dave", [spec(), spec()], T0)
+    [waiting] = await store.submit("dave", [spec(depends_on=(first,))], T0)
+    await store.submit("erin", [spec()], T0)
+    claimed = await store.claim("d1", T0, LEASE, 3)  # the oldest: carol's and alice's
+    assert await store.unfinished_accounts("", 10) == ["alice", "carol", "dave", "erin"]
+    assert await store.unfinished_accounts("", 2) == ["alice", "carol"]
+    assert await store.unfinished_accounts("carol", 2) == ["dave", "erin"]
+    await store.kill_all("dave", T0)
+    assert (await store.get(waiting)).status is JobStatus.KILLED
+    await store.kill_all("erin", T0)
+    assert await store.unfinished_accounts("", 10) == ["alice", "carol"]  # processing counts
+    for job in claimed:
+        if job.account != "carol":
+            await store.finish(job.id, "d1", Outcome(JobStatus.DONE, T0))
+    assert await store.unfinished_accounts("", 10) == ["carol"]
+
+
 async def test_expired_lease_requeues_restartable_and_stalls_others(store: JobStore) -> None:
     plain, restartable = await store.submit("alice", [spec(), spec(restartable=True)], T0)
     await store.claim("dead", T0, LEASE, 2)

@@ -356,6 +356,18 @@ class MongoJobStore(JobStore):
 
         return await self._mongo.run(read) if job_ids else set()
 
+    async def unfinished_accounts(self, after: str, limit: int) -> list[str]:
+        def read() -> list[str]:
+            pipeline: list[Doc] = [
+                {"$match": {"status": {"$in": _UNFINISHED}, "account": {"$gt": after}}},
+                {"$group": {"_id": "$account"}},
+                {"$sort": {"_id": 1}},
+                {"$limit": limit},
+            ]
+            return [row["_id"] for row in self._jobs.aggregate(pipeline)]
+
+        return await self._mongo.run(read)
+
     async def counts(self, account: str) -> dict[JobStatus, int]:
         def read() -> dict[JobStatus, int]:
             counts = {status: 0 for status in JobStatus}

@@ -291,6 +291,15 @@ class PostgresJobStore(JobStore):
             )
         return {row["id"] for row in rows}
 
+    async def unfinished_accounts(self, after: str, limit: int) -> list[str]:
+        async with self._db.connection() as conn:
+            rows = await fetch_all(
+                conn,
+                "SELECT DISTINCT account FROM jobs WHERE status = ANY(%s) AND account > %s ORDER BY account LIMIT %s",
+                (_UNFINISHED, after, limit),
+            )
+        return [row["account"] for row in rows]
+
     async def counts(self, account: str) -> dict[JobStatus, int]:
         counts = {status: 0 for status in JobStatus}
         async with self._db.connection() as conn:

@@ -303,6 +303,17 @@ class SqliteJobStore(JobStore):
 
         return await self._db.run(read)
 
+    async def unfinished_accounts(self, after: str, limit: int) -> list[str]:
+        def read(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                f"SELECT DISTINCT account FROM jobs WHERE status IN ({','.join('?' * len(_UNFINISHED))})"
+                " AND account > ? ORDER BY account LIMIT ?",
+                (*_UNFINISHED, after, limit),
+            )
+            return [row["account"] for row in rows]
+
+        return await self._db.run(read)
+
     async def counts(self, account: str) -> dict[JobStatus, int]:
         def read(conn: sqlite3.Connection) -> dict[JobStatus, int]:
             counts = {status: 0 for status in JobStatus}
