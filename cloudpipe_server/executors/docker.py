@@ -348,6 +348,11 @@ class DockerExecutor(Executor):
         streams = AttachedStreams(attach, self._config.output_cap_bytes, job.id, observer.output)
         with self._lock:
             run.streams = streams
+        with self._lock:
+            killed = run.killed
+        if killed:  # the kill came after the create: its stop found nothing running
+            streams.close()
+            return Outcome(JobStatus.KILLED, self._clock(), reason="killed before it started")
         try:
             self.api.start(container_id)
         except docker.errors.APIError as exc:
@@ -356,6 +361,11 @@ class DockerExecutor(Executor):
                 JobStatus.ERROR, self._clock(), reason=f"the container did not start: {exc.explanation or exc}"
             )
         run.started = True
+        with self._lock:
+            killed = run.killed
+        if killed:  # the kill came during the start: its stop may have come before it
+            log.info("job %d: killed while its container started; stopping it", job.id)
+            self.api.stop(container_id, timeout=self._config.kill_grace_seconds)
         observer.started(container_id, self._clock())
         log.info("job %d: container %s started", job.id, container_id[:12])
         streams.start()

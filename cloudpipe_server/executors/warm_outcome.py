@@ -28,7 +28,13 @@ def warm_outcome(
     stdout, stderr = run.output.final(Stream.STDOUT), run.output.final(Stream.STDERR)
     if ended is None:
         status = JobStatus.KILLED if killed else JobStatus.ERROR
-        reason = "killed on request" if killed else died_reason
+        if killed:
+            reason = "killed on request"
+        elif timed_out:  # the job's own limit, not the agent's failure: said first
+            runtime = f" ({limits.max_runtime:g} s)" if limits.max_runtime else ""
+            reason = f"max_runtime exceeded{runtime}; the agent did not answer the kill, so its container was removed"
+        else:
+            reason = died_reason
         return Outcome(status, finished_at, reason=reason, stdout=stdout, stderr=stderr)
     code = ended.code
     status = JobStatus.DONE if code == 0 and not timed_out else JobStatus.ERROR

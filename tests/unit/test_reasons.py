@@ -5,10 +5,18 @@ blamed on memory. Pure functions: the stderr lines are the ones those programs p
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 import pytest
 
+from cloudpipe_server.executors.agent_protocol import AgentExit
+from cloudpipe_server.executors.base import Limits
+from cloudpipe_server.executors.docker_io import CappedOutput
 from cloudpipe_server.executors.reasons import final_status, warm_death_reason
-from cloudpipe_server.models import JobStatus
+from cloudpipe_server.executors.warm_container import WarmRun
+from cloudpipe_server.executors.warm_outcome import warm_outcome
+from cloudpipe_server.models import Job, JobSpec, JobStatus
 
 _FACTS = {"killed": False, "oom_killed": False, "memory_bytes": 1 << 30}
 
@@ -54,3 +62,30 @@ def test_a_warm_container_gone_with_its_engine_is_not_blamed_on_memory() -> None
     assert "memory" not in leftover and "137" in leftover
     oom = warm_death_reason({"OOMKilled": True, "ExitCode": 137}, protocol_error="", job_ooms=0, memory_bytes=1)
     assert "out of memory" in oom
+
+
+def _warm_run() -> WarmRun:
+    loop = asyncio.new_event_loop()
+    try:
+        return WarmRun(7, loop.create_future(), CappedOutput(1 << 10), lambda chunk: None)
+    finally:
+        loop.close()
+
+
+LIMITS = Limits(cpus=1.0, memory_bytes=1 << 28, pids=64, max_runtime=5.0, network=False)
+JOB = Job(7, "alice", JobSpec(cmd="sleep 60"), JobStatus.PROCESSING, datetime(2026, 1, 1, tzinfo=UTC))
+AT = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+NO_ANSWER = "the warm container ended while running the job: the agent stopped answering"
+
+
+def test_max_runtime_and_an_agent_that_stopped_answering_are_told_apart() -> None:
+    timed_out = warm_outcome(JOB, _warm_run(), None, False, True, NO_ANSWER, LIMITS, AT)
+    assert timed_out.status is JobStatus.ERROR
+    assert timed_out.reason.startswith("max_runtime exceeded (5 s)") and "did not answer the kill" in timed_out.reason
+    assert "stopped answering" not in timed_out.reason
+    died = warm_outcome(JOB, _warm_run(), None, False, False, NO_ANSWER, LIMITS, AT)
+    assert died.status is JobStatus.ERROR and died.reason == NO_ANSWER and "max_runtime" not in died.reason
+    answered = warm_outcome(JOB, _warm_run(), AgentExit(code=137), False, True, "", LIMITS, AT)
+    assert answered.status is JobStatus.ERROR and answered.reason == "max_runtime exceeded (5 s)"
+    killed = warm_outcome(JOB, _warm_run(), None, True, True, NO_ANSWER, LIMITS, AT)
+    assert killed.status is JobStatus.KILLED and killed.reason == "killed on request"
