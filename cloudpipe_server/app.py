@@ -268,6 +268,7 @@ async def _serve(
         RetentionConfig(
             output_days=settings.retention_output_days,
             job_days=settings.retention_job_days,
+            account_bytes=settings.retention_account_bytes,
             interval=settings.retention_interval,
             batch=settings.retention_batch,
         ),

@@ -94,6 +94,9 @@ class Settings:
     # `retention_batch` jobs per statement, every `retention_interval` seconds.
     retention_output_days: float = 0.0
     retention_job_days: float = 0.0
+    # ... and each account's finished jobs' output kept within this many bytes, the oldest
+    # emptied first (0: no budget)
+    retention_account_bytes: int = 0
     retention_interval: float = 300.0
     retention_batch: int = 500
     # Seconds between sweeps for accounts deleted in the auth service: their unfinished
@@ -163,6 +166,8 @@ class Settings:
             _, _, count = entry.partition("=")
             if not entry.partition("=")[0].strip() or (count and not count.strip().isdigit()):
                 raise InvalidArgument(f"CLOUDPIPE_WARM_POOL_PREWARM: {entry!r} is not account or account=count")
+        if self.retention_account_bytes < 0:
+            raise InvalidArgument("CLOUDPIPE_RETENTION_ACCOUNT_BYTES must not be negative (0: no budget)")
         if self.retention_output_days < 0 or self.retention_job_days < 0:
             raise InvalidArgument("CLOUDPIPE_RETENTION_OUTPUT_DAYS / _JOB_DAYS must not be negative (0: keep)")
         if self.deleted_account_sweep_interval <= 0:

@@ -140,6 +140,9 @@ class MeteredStore(JobStore):
     async def unfinished_accounts(self, after: str, limit: int) -> list[str]:
         return await self._timed("unfinished_accounts", self._inner.unfinished_accounts(after, limit))
 
+    async def trim_output(self, account_bytes: int, limit: int) -> int:
+        return await self._timed("trim_output", self._inner.trim_output(account_bytes, limit))
+
     async def counts(self, account: str) -> dict[JobStatus, int]:
         return await self._timed("counts", self._inner.counts(account))
 

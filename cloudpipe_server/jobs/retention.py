@@ -3,7 +3,9 @@
 Every `interval` seconds each server runs bounded batches (`JobStore.purge`, at most
 `batch` jobs per statement) until a batch comes back short: finished jobs' stdout,
 stderr, result and stdin are emptied `output_days` after they finished, the jobs
-deleted `job_days` after (0: kept). Servers sharing a store may sweep at once; the
+deleted `job_days` after (0: kept), and each account's finished jobs' outputs are kept
+within `account_bytes` (0: no budget), the oldest emptied first (`JobStore.trim_output`).
+Servers sharing a store may sweep at once; the
 store never removes a job twice (and never one a waiting job depends on). A failed
 sweep is logged and tried again at the next interval.
 """
@@ -29,12 +31,13 @@ MAX_BATCHES_PER_SWEEP = 1000  # a sweep yields after this many; the next one goe
 class RetentionConfig:
     output_days: float = 0.0  # 0: outputs are kept
     job_days: float = 0.0  # 0: jobs are kept
+    account_bytes: int = 0  # per account, finished jobs' output; 0: no budget
     interval: float = 300.0
     batch: int = 500
 
     @property
     def enabled(self) -> bool:
-        return self.output_days > 0 or self.job_days > 0
+        return self.output_days > 0 or self.job_days > 0 or self.account_bytes > 0
 
 
 class Retention:
@@ -73,12 +76,18 @@ class Retention:
         output_before = now - timedelta(days=config.output_days) if config.output_days > 0 else None
         jobs_before = now - timedelta(days=config.job_days) if config.job_days > 0 else None
         jobs = outputs = 0
-        for _ in range(MAX_BATCHES_PER_SWEEP):
+        for _ in range(MAX_BATCHES_PER_SWEEP if output_before or jobs_before else 0):
             batch = await self._store.purge(output_before, jobs_before, config.batch)
             jobs, outputs = jobs + batch.jobs, outputs + batch.outputs
             if batch.jobs < config.batch and batch.outputs < config.batch:
                 break
             await asyncio.sleep(0)  # let other work in between batches
+        for _ in range(MAX_BATCHES_PER_SWEEP if config.account_bytes > 0 else 0):
+            trimmed = await self._store.trim_output(config.account_bytes, config.batch)
+            outputs += trimmed
+            if trimmed < config.batch:
+                break
+            await asyncio.sleep(0)
         if jobs or outputs:
             log.info("retention: %d finished job(s) deleted, %d emptied of their output", jobs, outputs)
         return Purged(jobs, outputs)

@@ -472,3 +472,21 @@ def fire_from_row(row: Mapping[str, Any]) -> Fire:
         reason=row["reason"],
         manual=bool(row["manual"]),
     )
+
+
+def decide_trim(sized: Iterable[tuple[str, int, int]], totals: Mapping[str, int], budget: int, limit: int) -> list[int]:
+    """Which finished jobs to empty of their output so each account is back within
+    `budget` bytes: `sized` is (account, job id, output bytes) of finished jobs with
+    output, oldest first within each account; `totals` is each account's total. The
+    oldest go first, until what they free covers the account's excess; at most `limit`
+    jobs in all."""
+    chosen: list[int] = []
+    freed: dict[str, int] = {}
+    for account, job_id, size in sized:
+        if len(chosen) >= limit:
+            break
+        if size <= 0 or totals.get(account, 0) - freed.get(account, 0) <= budget:
+            continue
+        chosen.append(job_id)
+        freed[account] = freed.get(account, 0) + size
+    return chosen

@@ -206,6 +206,15 @@ class JobStore(abc.ABC):
         is not deleted. Each part is atomic by itself; concurrent purges (servers sharing
         the store) never count a job twice. Call again while it returns `limit`."""
 
+    @abc.abstractmethod
+    async def trim_output(self, account_bytes: int, limit: int) -> int:
+        """One bounded batch of the per-account byte budget: for every account whose
+        finished jobs' stdout, stderr, result and stdin add up to more than
+        `account_bytes`, empty those of its oldest finished jobs (by finish time) until
+        what is left fits, at most `limit` jobs in all; the jobs themselves stay. Only
+        finished jobs count and are touched. Returns the number of jobs emptied (fewer
+        than `limit`: every account fits now)."""
+
     # -- server identities ----------------------------------------------------------------
 
     @abc.abstractmethod

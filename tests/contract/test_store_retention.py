@@ -94,3 +94,30 @@ async def test_concurrent_purges_never_count_a_job_twice(store: JobStore) -> Non
         results.append(more)
     assert sum(r.jobs for r in results) == 30
     assert await store.list_jobs("alice", JobQuery()) == []
+
+
+async def test_an_account_over_its_byte_budget_loses_its_oldest_outputs_first(store: JobStore) -> None:
+    # each finished job holds 14 bytes: stdout "out", stderr "err", result "res", stdin "input"
+    alices = [(await finished(store, 1, at=HOUR * n))[0] for n in range(5)]  # 70 bytes
+    bobs = await finished(store, 2, account="bob")  # 28 bytes: within the budget
+    [queued] = await store.submit("alice", [spec("later", stdin=b"x" * 1000)], T0)  # unfinished: not counted
+    assert await store.trim_output(30, 500) == 3  # 70 - 3 x 14 = 28 <= 30
+    for job_id in alices[:3]:
+        job = await store.get(job_id, "alice")
+        assert (job.stdout, job.stderr, job.result, job.spec.stdin) == (b"", b"", b"", b"")
+        assert job.status is JobStatus.DONE, "the job itself stays"
+    for job_id in alices[3:] + bobs:
+        job = await store.get(job_id)
+        assert (job.stdout, job.result, job.spec.stdin) == (b"out", b"res", b"input")
+    assert (await store.get(queued)).spec.stdin == b"x" * 1000
+    assert await store.trim_output(30, 500) == 0, "within budget now"
+
+
+async def test_the_byte_budget_is_trimmed_in_bounded_batches(store: JobStore) -> None:
+    ids = [(await finished(store, 1, at=HOUR * n))[0] for n in range(4)]  # 56 bytes
+    assert await store.trim_output(14, 1) == 1
+    assert (await store.get(ids[0])).stdout == b"" and (await store.get(ids[1])).stdout == b"out"
+    assert await store.trim_output(14, 500) == 2
+    assert [(await store.get(i)).stdout for i in ids] == [b"", b"", b"", b"out"]
+    assert await store.trim_output(0, 500) == 1  # a budget of 0 keeps nothing
+    assert await store.trim_output(0, 500) == 0

@@ -109,6 +109,27 @@ def test_the_server_sweeps_old_output_then_old_jobs(tmp_path: Path) -> None:
     assert "retention:" in server.log
 
 
+def test_the_server_keeps_each_accounts_output_within_its_byte_budget(tmp_path: Path) -> None:
+    line = "x" * 35  # stdout 36 bytes, and the same as the result: 72 bytes a job
+    env = {"CLOUDPIPE_RETENTION_ACCOUNT_BYTES": "200", "CLOUDPIPE_RETENTION_INTERVAL": "0.3"}
+    server = start_server(tmp_path, env=env, fake=True)
+    try:
+        with Client(server.address, api_key=server.api_key) as client:
+            jobs = []
+            for _ in range(5):  # one after the other: finish times in submission order
+                jobs.append(client.shell(f"echo {line}"))
+                assert jobs[-1].result(timeout=30) == f"{line}\n".encode()
+            deadline = time.monotonic() + 20
+            while client.get(jobs[2].id).stdout and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1)  # a few more sweeps: nothing more goes
+            kept = [client.get(job.id).stdout for job in jobs]
+            assert kept == ["", "", "", f"{line}\n", f"{line}\n"], "the oldest emptied, the newest 144 bytes kept"
+            assert all(client.get(job.id).status is JobStatus.DONE for job in jobs)
+    finally:
+        assert server.stop() == 0, server.log
+
+
 def test_one_sweep_goes_on_batch_after_batch(tmp_path: Path) -> None:
     async def run() -> Purged:
         stores = open_stores(f"sqlite:///{tmp_path / 'cloudpipe.db'}")

@@ -437,6 +437,9 @@ class MongoJobStore(JobStore):
 
         return await self._mongo.run(purge)
 
+    async def trim_output(self, account_bytes: int, limit: int) -> int:
+        return await self._mongo.run(retention.trim_output, self._mongo.db, account_bytes, limit)
+
     # -- server identities ------------------------------------------------------------
 
     async def hold_identity(

@@ -15,7 +15,7 @@ from pymongo.database import Database
 
 from cloudpipe_server.errors import FailedPrecondition, NotFound
 from cloudpipe_server.models import TERMINAL_STATUSES, JobStatus
-from cloudpipe_server.store._shared import int64, to_ns
+from cloudpipe_server.store._shared import decide_trim, int64, to_ns
 from cloudpipe_server.store.mongodb.database import Doc
 
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
@@ -73,6 +73,29 @@ def purge_output(db: Database[Doc], before: datetime, limit: int) -> int:
         {"_id": {"$in": ids}, "status": {"$in": _TERMINAL}}, {"$set": dict.fromkeys(_OUTPUTS, _EMPTY)}
     )
     return cleared.modified_count
+
+
+def trim_output(db: Database[Doc], budget: int, limit: int) -> int:
+    """Sizes are added up here, one document at a time (the query language mongomock
+    speaks has no byte size of a binary field): a sweep reads every finished job's
+    output once. Servers trimming at once may free a little more than the excess."""
+    jobs = db["jobs"]
+    projection = {"account": 1, **dict.fromkeys(_OUTPUTS, 1)}
+    sized: list[tuple[str, int, int]] = []
+    totals: dict[str, int] = {}
+    cursor = jobs.find({"status": {"$in": _TERMINAL}}, projection).sort(
+        [("account", 1), ("finished_at", 1), ("_id", 1)]
+    )
+    for doc in cursor:
+        size = sum(len(doc.get(field) or b"") for field in _OUTPUTS)
+        if size:
+            sized.append((doc["account"], doc["_id"], size))
+            totals[doc["account"]] = totals.get(doc["account"], 0) + size
+    ids = decide_trim(sized, totals, budget, limit)
+    if not ids:
+        return 0
+    jobs.update_many({"_id": {"$in": ids}, "status": {"$in": _TERMINAL}}, {"$set": dict.fromkeys(_OUTPUTS, _EMPTY)})
+    return len(ids)
 
 
 def _delete(db: Database[Doc], ids: Sequence[int]) -> int:

@@ -360,6 +360,10 @@ class PostgresJobStore(JobStore):
             outputs = await retention.purge_output(conn, output_before, limit) if output_before is not None else 0
         return Purged(jobs, outputs)
 
+    async def trim_output(self, account_bytes: int, limit: int) -> int:
+        async with self._db.connection() as conn:
+            return await retention.trim_output(conn, account_bytes, limit)
+
     # -- server identities ------------------------------------------------------------
 
     async def hold_identity(

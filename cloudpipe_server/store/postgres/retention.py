@@ -11,7 +11,7 @@ from datetime import datetime
 
 from cloudpipe_server.errors import FailedPrecondition, NotFound
 from cloudpipe_server.models import TERMINAL_STATUSES
-from cloudpipe_server.store._shared import int64, to_ns
+from cloudpipe_server.store._shared import decide_trim, int64, to_ns
 from cloudpipe_server.store.postgres.database import Conn, fetch_all, fetch_one
 
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
@@ -69,6 +69,36 @@ async def purge_output(conn: Conn, before: datetime, limit: int) -> int:
             (to_ns(before), _TERMINAL, limit),
         )
     return len(rows)
+
+
+_SIZE = "(octet_length(stdout) + octet_length(stderr) + octet_length(result) + octet_length(stdin))"
+_TRIM_LOCK = 0x636C6F7564706970  # servers trimming at once would each free the same excess
+
+
+async def trim_output(conn: Conn, budget: int, limit: int) -> int:
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_TRIM_LOCK,))
+        over = await fetch_all(
+            conn,
+            f"SELECT account, SUM({_SIZE}) AS total FROM jobs WHERE status = ANY(%s)"
+            f" GROUP BY account HAVING SUM({_SIZE}) > %s",
+            (_TERMINAL, budget),
+        )
+        if not over:
+            return 0
+        totals = {row["account"]: int(row["total"]) for row in over}
+        sized = await fetch_all(
+            conn,
+            f"SELECT account, id, {_SIZE} AS size FROM jobs WHERE account = ANY(%s) AND status = ANY(%s)"
+            f" AND {_SIZE} > 0 ORDER BY account, finished_at, id",
+            (list(totals), _TERMINAL),
+        )
+        ids = decide_trim(((r["account"], r["id"], int(r["size"])) for r in sized), totals, budget, limit)
+        if ids:
+            await conn.execute(
+                "UPDATE jobs SET stdout = '', stderr = '', result = '', stdin = '' WHERE id = ANY(%s)", (ids,)
+            )
+    return len(ids)
 
 
 async def _delete(conn: Conn, ids: Sequence[int]) -> None:

@@ -367,6 +367,9 @@ class SqliteJobStore(JobStore):
 
         return await self._db.run(purge, write=True)
 
+    async def trim_output(self, account_bytes: int, limit: int) -> int:
+        return await self._db.run(lambda conn: retention.trim_output(conn, account_bytes, limit), write=True)
+
     # -- server identities ------------------------------------------------------------
 
     async def hold_identity(

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from cloudpipe_server.errors import FailedPrecondition, NotFound
 from cloudpipe_server.models import JobStatus
-from cloudpipe_server.store._shared import int64, to_ns
+from cloudpipe_server.store._shared import decide_trim, int64, to_ns
 
 TERMINAL = tuple(s.value for s in JobStatus if s.terminal)
 _IN_TERMINAL = f"status IN ({','.join('?' * len(TERMINAL))})"
@@ -66,6 +66,34 @@ def purge_output(conn: sqlite3.Connection, before: datetime, limit: int) -> int:
         (to_ns(before), *TERMINAL, limit),
     )
     return cursor.rowcount
+
+
+_SIZE = "(length(stdout) + length(stderr) + length(result) + length(stdin))"
+
+
+def trim_output(conn: sqlite3.Connection, budget: int, limit: int) -> int:
+    over = conn.execute(
+        f"SELECT account, SUM({_SIZE}) AS total FROM jobs WHERE {_IN_TERMINAL} GROUP BY account HAVING total > ?",
+        (*TERMINAL, budget),
+    ).fetchall()
+    if not over:
+        return 0
+    totals = {row["account"]: row["total"] for row in over}
+    marks = ",".join("?" * len(totals))
+    sized = conn.execute(
+        f"SELECT account, id, {_SIZE} AS size FROM jobs WHERE account IN ({marks}) AND {_IN_TERMINAL}"
+        f" AND {_SIZE} > 0 ORDER BY account, finished_at, id",
+        (*totals, *TERMINAL),
+    )
+    ids = decide_trim(((r["account"], r["id"], r["size"]) for r in sized), totals, budget, limit)
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        conn.execute(
+            f"UPDATE jobs SET stdout = x'', stderr = x'', result = x'', stdin = x''"
+            f" WHERE id IN ({','.join('?' * len(part))})",
+            part,
+        )
+    return len(ids)
 
 
 def _delete(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
