@@ -18,6 +18,11 @@ class ExecutorUnavailable(Unavailable):
     started: the job did not run, and may be given back to the queue as it was."""
 
 
+class NeverStarted(ExecutorUnavailable):
+    """The job's container exists but was never started (the server stopped between its
+    create and its start): nothing of the job ran. The container has been removed."""
+
+
 class EngineLost(Unavailable):
     """The executor's engine stopped answering after the job's container started (or
     while it was being re-adopted): the container may still run, or have ended, on the
@@ -92,8 +97,10 @@ class Executor(abc.ABC):
     async def adopt(self, job: Job, limits: Limits) -> Outcome | None:
         """Take over a job whose container was started by an earlier run of this server:
         wait for it (bounded by what remains of max_runtime) and return its outcome, or
-        None when no container of the job exists. Raises `EngineLost` when the engine
-        does not answer (then nothing is known: try again once it does)."""
+        None when no container of the job exists. Raises `NeverStarted` when its
+        container was created but never started (it is removed: the job may be given
+        back to the queue as it was), and `EngineLost` when the engine does not answer
+        (then nothing is known: try again once it does)."""
 
     @abc.abstractmethod
     async def kill(self, job_id: int) -> bool:

@@ -49,6 +49,7 @@ from cloudpipe_server.executors.base import (
     ExecutorUnavailable,
     Limits,
     ManagedContainer,
+    NeverStarted,
     RunObserver,
     Signal,
 )
@@ -393,6 +394,12 @@ class DockerExecutor(Executor):
         log.info("job %d: re-adopting container %s", job.id, container_id[:12])
         keep_container = False
         try:
+            if self.api.inspect_container(container_id).get("State", {}).get("Status") == "created":
+                # waiting on it would answer at once with code 0: a DONE job that never ran
+                log.warning("job %d: container %s was never started; removing it", job.id, container_id[:12])
+                self.api.remove_container(container_id, force=True)
+                keep_container = True  # removed already
+                raise NeverStarted("its container was created, but the server stopped before starting it")
             remaining = limits.max_runtime
             if remaining is not None and job.container_started_at is not None:
                 remaining = max(remaining - (self._clock() - job.container_started_at).total_seconds(), 0.1)

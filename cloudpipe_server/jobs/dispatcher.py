@@ -34,6 +34,7 @@ from cloudpipe_server.executors.base import (
     Executor,
     ExecutorUnavailable,
     Limits,
+    NeverStarted,
     RunObserver,
     Signal,
 )
@@ -341,6 +342,9 @@ class Dispatcher:
             except EngineLost as exc:  # away again: nothing is known yet
                 await self._engine.lost(str(exc))
                 continue
+            except NeverStarted as exc:  # nothing of it ran: back to the queue, as it was
+                await self._give_back(job.id, str(exc))
+                return
             except Exception:
                 log.exception("job %d: re-adopting failed; leaving it to the reaper", job.id)
                 outcome = None

@@ -2,7 +2,11 @@
 acts at once: the container never starts (it was started, and ran until the next
 heartbeat sent the kill again, because stopping a container that is not running yet does
 nothing). Driven on the real engine through `GatedExecutor`, a `DockerExecutor` held
-between the create and the start so the kill lands exactly there."""
+between the create and the start so the kill lands exactly there.
+
+And a server killed between the create and the start leaves a container that never ran:
+re-adopting it must not wait on it (the engine answers at once, exit code 0: the soak
+found such jobs DONE with no output) but give the job back to the queue."""
 
 from __future__ import annotations
 
@@ -16,8 +20,8 @@ from datetime import UTC, datetime
 import docker
 import pytest
 
-from cloudpipe_server.executors.base import Limits, RunObserver
-from cloudpipe_server.executors.docker import DockerConfig, DockerExecutor
+from cloudpipe_server.executors.base import Limits, NeverStarted, RunObserver
+from cloudpipe_server.executors.docker import LABEL_CLUSTER, DockerConfig, DockerExecutor
 from cloudpipe_server.models import Job, JobSpec, JobStatus, Outcome, OutputChunk
 from tests.support import JOB_LABEL, OWNER_LABEL, SESSION_PREFIX
 
@@ -78,3 +82,22 @@ async def test_a_kill_between_create_and_start_keeps_the_container_from_starting
         for container in docker_engine.api.containers(all=True, filters=filters):
             with contextlib.suppress(docker.errors.APIError):
                 docker_engine.api.remove_container(container["Id"], force=True)
+
+
+async def test_a_container_left_created_but_never_started_is_not_re_adopted_as_done(
+    docker_engine: docker.DockerClient,
+) -> None:
+    owner, cluster = f"{SESSION_PREFIX}created-{secrets.token_hex(3)}", f"created-{secrets.token_hex(4)}"
+    job = Job(2, "alice", JobSpec(cmd="echo ran"), JobStatus.PROCESSING, datetime.now(UTC), attempts=1)
+    labels = {JOB_LABEL: str(job.id), OWNER_LABEL: owner, LABEL_CLUSTER: cluster}
+    left = docker_engine.api.create_container(IMAGE, ["/bin/bash", "-c", "echo ran"], labels=labels)["Id"]
+    executor = DockerExecutor(DockerConfig(owner=owner, cluster=cluster), lambda: datetime.now(UTC))
+    try:
+        with pytest.raises(NeverStarted, match="before starting it"):
+            await executor.adopt(job, LIMITS)
+        assert docker_engine.api.containers(all=True, filters={"id": left}) == [], "the never-started container stayed"
+        assert await executor.adopt(job, LIMITS) is None  # nothing left of the job
+    finally:
+        await executor.close()
+        with contextlib.suppress(docker.errors.APIError):
+            docker_engine.api.remove_container(left, force=True)
