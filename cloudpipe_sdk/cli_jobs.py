@@ -21,12 +21,11 @@ from rich.table import Table
 
 from cloudpipe_sdk._client import Client
 from cloudpipe_sdk._compat import UTC
-from cloudpipe_sdk._errors import CloudpipeError
 from cloudpipe_sdk._progress import progress_bar, wanted
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._types import Exit, JobSnapshot, Output
 from cloudpipe_sdk._waiting import as_completed
-from cloudpipe_sdk.cli_live import attach
+from cloudpipe_sdk.cli_live import attach, report_outcome, run_to_end
 
 _FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _AGO = re.compile(r"(\d+)([smhd])")
@@ -64,16 +63,6 @@ def _job_dict(job: JobSnapshot) -> dict[str, Any]:
         "return_code": job.return_code,
         "reason": job.reason,
     }
-
-
-def _write_result(value: Any) -> None:
-    if isinstance(value, bytes):
-        sys.stdout.buffer.write(value)
-        sys.stdout.flush()
-    elif isinstance(value, str):
-        click.echo(value)
-    else:
-        click.echo(repr(value))
 
 
 # -- submit ----------------------------------------------------------------------------------
@@ -123,7 +112,11 @@ def _load_function(target: str) -> Any:
     is_flag=True,
     help="treat COMMAND as a shell command even if it looks like module:function",
 )
-@click.option("--wait", is_flag=True, help="wait and print the result (exit 1 if the job fails)")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="print the job's stdout and stderr as it runs, then its result; exit with the job's exit code",
+)
 @click.pass_obj
 def submit(
     client: Client,
@@ -140,7 +133,11 @@ def submit(
 ) -> None:
     """Submit COMMAND (a shell command; extra ARGS are appended, quoted) or a Python
     call `module:function ARGS...` (ARGS as Python literals, else strings;
-    `key=value` ones are keyword arguments). Prints the job id, or with --wait the result.
+    `key=value` ones are keyword arguments). Prints the job id.
+
+    With --wait, the job's stdout and stderr are printed live (to ours) while it runs,
+    then a function's result; the exit code is the job's: 0 when it ended done, a shell
+    command's own non-zero exit code, else 1 (a function that raised, a killed job).
 
     \b
     cloudpipe submit 'echo hello'
@@ -164,7 +161,7 @@ def submit(
     if not wait:
         click.echo(job.id)
         return
-    _write_result(job.result())
+    sys.exit(run_to_end(job))
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -321,16 +318,11 @@ def wait(client: Client, job_ids: tuple[int, ...], timeout: float | None, progre
 def result(client: Client, job_id: int, timeout: float | None) -> None:
     """Wait for a job and print its result: a shell job's bytes as they are, a function's
     str value as text, any other value repr'd. A failed job exits 1 with its error."""
-    try:
-        value = client.get(job_id).result(timeout)
-    except CloudpipeError:
-        raise
-    except Exception as exc:  # the function raised: say what, with its remote traceback
-        click.echo(f"cloudpipe: job {job_id} raised {type(exc).__name__}: {exc}", err=True)
-        if exc.__cause__ is not None:
-            click.echo(str(exc.__cause__), err=True)
-        sys.exit(1)
-    _write_result(value)
+    job = client.get(job_id)
+    job.wait(timeout)
+    code = report_outcome(job.snapshot)
+    if code:
+        sys.exit(code)
 
 
 def register(main: click.Group) -> None:

@@ -19,14 +19,17 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 import click
 
 from cloudpipe_sdk._client import Client
+from cloudpipe_sdk._errors import JobFailed
 from cloudpipe_sdk._job import Job
+from cloudpipe_sdk._outcome import settle
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._stream import Attachment
-from cloudpipe_sdk._types import Exit, Output
+from cloudpipe_sdk._types import Exit, JobSnapshot, Output
 
 DETACHED = 130  # exit code after the second Ctrl-C, the shell's for "ended by SIGINT"
 ENDED = 2  # attach to a job that already ended, or type into one that is not interactive
@@ -47,6 +50,59 @@ def stream_until_exit(job: Job) -> Exit:
         elif isinstance(event, Exit):
             return event
     raise click.ClickException(f"job {job.id}: the stream ended before the job did")  # pragma: no cover
+
+
+def write_result(value: Any) -> None:
+    """A job's result on stdout: bytes as they are, a str as text, anything else repr'd."""
+    if isinstance(value, bytes):
+        sys.stdout.buffer.write(value)
+        sys.stdout.flush()
+    elif isinstance(value, str):
+        click.echo(value)
+    else:
+        click.echo(repr(value))
+
+
+def report_outcome(snapshot: JobSnapshot, *, streamed: bool = False) -> int:
+    """Print a finished job's result (stdout) or its failure (stderr, one paragraph and,
+    for a function that raised, its remote traceback, never the CLI's own); the exit
+    code: 0 with a result, 1 without. `streamed`: its output was already printed live,
+    so a shell job's stdout result, the failure's output tails and a function's
+    traceback (the runner writes it to stderr) are not repeated."""
+    value, error = settle(snapshot)
+    if error is None:
+        if not (streamed and snapshot.spec.result_source == "stdout" and not snapshot.spec.is_function):
+            write_result(value)
+        return 0
+    if isinstance(error, JobFailed):
+        message = f"job {error.job_id} ended {error.status}" + (f": {error.reason}" if error.reason else "")
+        click.echo(f"cloudpipe: {message if streamed else error}", err=True)
+        return 1
+    click.echo(f"cloudpipe: job {snapshot.id} raised {type(error).__name__}: {error}", err=True)
+    if error.__cause__ is not None and not streamed:  # when streamed, the runner printed it
+        click.echo(str(error.__cause__).strip("\n"), err=True)
+    return 1
+
+
+def exit_code(snapshot: JobSnapshot) -> int:
+    """`submit --wait`'s exit code: 0 when the job ended done; a shell command's own
+    exit code when it exited non-zero (as a shell reports it); 1 otherwise (a
+    function that raised, a job killed before it ran, stalled...)."""
+    if snapshot.status is JobStatus.DONE:
+        return 0
+    code = snapshot.return_code
+    if not snapshot.spec.is_function and code is not None and 0 < code < 256:
+        return code
+    return 1
+
+
+def run_to_end(job: Job) -> int:
+    """`submit --wait`: stream the job's stdout and stderr live, then print its result
+    or failure; the exit code (see `exit_code`)."""
+    stream_until_exit(job)
+    snapshot = job.refresh()
+    failed = report_outcome(snapshot, streamed=True)
+    return exit_code(snapshot) if failed or snapshot.status is not JobStatus.DONE else 0
 
 
 class _StdinPump:

@@ -30,11 +30,11 @@ def test_submit_a_shell_command_then_read_it_back(server: ServerProcess, client:
     assert str(job_id) in table.stdout and "cli-echo" in table.stdout
 
 
-def test_submit_wait_prints_the_result_and_exit_code_tells_failure(server: ServerProcess) -> None:
+def test_submit_wait_prints_the_result_and_exits_with_the_jobs_code(server: ServerProcess) -> None:
     done = cloudpipe(server, "submit", "--wait", "--cpus", "0.5", "--memory", "64M", "echo $((6 * 7))")
     assert (done.exit_code, done.stdout) == (0, "42\n")
     failed = cloudpipe(server, "submit", "--wait", "echo oops >&2; exit 3")
-    assert failed.exit_code == 1 and "oops" in failed.stderr and "ended error" in failed.stderr
+    assert failed.exit_code == 3 and "oops" in failed.stderr and "ended error" in failed.stderr
 
 
 def test_submit_a_python_function_with_arguments(server: ServerProcess, tmp_path: Path) -> None:
