@@ -36,7 +36,9 @@ class JobOptions:
     - `timeout`: the longest the container may run, in seconds;
     - `retries`: a function job calls the function up to this many more times (in the
       same container, with 1, 2, 4... s pauses) when it raises, and the job is requeued
-      if its runner is lost;
+      if its runner is lost. Function jobs only: the server never re-runs a shell
+      command that failed, so a shell job with retries is refused (InvalidRequest);
+      `restartable=True` is what requeues a shell job whose runner was lost;
     - `serializer`: "cloudpickle" or "dill" for function jobs;
     - `env`, `name`, `tags`, `network` (off by default), `restartable`;
     - `fresh_container`: never run in a warm container of your account (see
@@ -87,7 +89,14 @@ class JobOptions:
         depends_on: Sequence[int] = (),
         idempotency_key: str = "",
     ) -> JobSpec:
-        """The spec of the shell command `cmd` run with these options."""
+        """The spec of the shell command `cmd` run with these options. Raises
+        InvalidRequest when `retries` is set (it applies to function jobs only)."""
+        if self.retries:
+            raise InvalidRequest(
+                f"retries={self.retries}: only function jobs are retried (the runner calls the function "
+                "again when it raises); a shell command that fails is not run again. Use restartable=True "
+                "to requeue it when its runner is lost, or retry inside the command"
+            )
         return self._spec(
             cmd,
             stdin=stdin.encode() if isinstance(stdin, str) else (stdin or b""),

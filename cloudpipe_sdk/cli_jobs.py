@@ -25,7 +25,7 @@ from cloudpipe_sdk._progress import progress_bar, wanted
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._types import Exit, JobSnapshot, Output
 from cloudpipe_sdk._waiting import as_completed
-from cloudpipe_sdk.cli_live import attach, report_outcome, run_to_end
+from cloudpipe_sdk.cli_live import attach, attach_to, report_outcome, run_to_end
 
 _FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _AGO = re.compile(r"(\d+)([smhd])")
@@ -103,6 +103,27 @@ def _load_function(target: str) -> Any:
 @click.option("--tag", "tag_pairs", multiple=True, metavar="KEY=VALUE", help="tag (repeatable)")
 @click.option("--name", help="a name to find the job by")
 @click.option("--network", is_flag=True, help="give the job a network")
+@click.option(
+    "--retries", type=click.IntRange(min=0), help="module:function only: call it again up to N times when it raises"
+)
+@click.option("--restartable", is_flag=True, default=None, help="requeue the job if its runner is lost")
+@click.option(
+    "--fresh-container",
+    is_flag=True,
+    default=None,
+    help="never run in a warm container (long jobs; re-adopted on restart)",
+)
+@click.option(
+    "--interactive",
+    is_flag=True,
+    help="keep the job's stdin open for `cloudpipe attach` (with --wait: attach now)",
+)
+@click.option(
+    "--result-file",
+    metavar="PATH",
+    help="the result is this file in the container, not stdout (shell commands)",
+)
+@click.option("--idempotency-key", help="a retried submit with the same key makes no second job")
 @click.option("--depends-on", "depends_on", multiple=True, type=int, help="run after this job ended done (repeatable)")
 @click.option("--stdin", "stdin_file", type=click.File("rb"), help="file fed to the job's stdin ('-' for ours)")
 @click.option("--serializer", type=click.Choice(["cloudpickle", "dill"]), help="for module:function calls")
@@ -129,6 +150,9 @@ def submit(
     stdin_file: Any,
     force_shell: bool,
     wait: bool,
+    interactive: bool,
+    result_file: str | None,
+    idempotency_key: str | None,
     **options: Any,
 ) -> None:
     """Submit COMMAND (a shell command; extra ARGS are appended, quoted) or a Python
@@ -143,25 +167,51 @@ def submit(
     cloudpipe submit 'echo hello'
     cloudpipe submit --cpus 2 --memory 1G -- make -j2 test
     cloudpipe submit --wait math:factorial 20
+    cloudpipe submit --wait --retries 2 mytasks:flaky
+    cloudpipe submit --interactive --wait 'python3 -i'
+    cloudpipe submit --wait --result-file /tmp/out.txt 'date > /tmp/out.txt'
     """
     job_options = {key: value for key, value in options.items() if value is not None}
     job_options.update(env=_pairs(env_pairs, "--env"), tags=_pairs(tag_pairs, "--tag"))
     if _FUNCTION.fullmatch(command) and not force_shell:
-        if stdin_file is not None or depends_on:
-            raise CommandError("--stdin and --depends-on are for shell commands")
+        shell_only = {
+            "--stdin": stdin_file is not None,
+            "--depends-on": bool(depends_on),
+            "--interactive": interactive,
+            "--result-file": result_file is not None,
+            "--idempotency-key": idempotency_key is not None,
+        }
+        used = [flag for flag, given in shell_only.items() if given]
+        if used:
+            raise CommandError(f"{', '.join(used)}: for shell commands, not module:function calls")
         fn = _load_function(command)
         positional = [_argument(a) for a in args if not re.match(r"^[A-Za-z_]\w*=", a)]
         keywords = {k: _argument(v) for k, _, v in (a.partition("=") for a in args if re.match(r"^[A-Za-z_]\w*=", a))}
         job = client.with_options(**job_options).submit(fn, *positional, **keywords)
     else:
-        job_options.pop("serializer", None)
+        if job_options.pop("serializer", None):
+            raise CommandError("--serializer: for module:function calls, not shell commands")
+        if job_options.get("retries"):
+            raise CommandError(
+                "--retries: only module:function calls are retried (the function is called again when it "
+                "raises); a shell command that fails is not run again. Use --restartable to requeue it "
+                "when its runner is lost, or retry inside the command"
+            )
         cmd = " ".join([command, *(shlex.quote(a) for a in args)])
         stdin = stdin_file.read() if stdin_file is not None else None
-        job = client.shell(cmd, stdin=stdin, depends_on=depends_on, **job_options)
+        job = client.shell(
+            cmd,
+            stdin=stdin,
+            depends_on=depends_on,
+            interactive=interactive,
+            result_source=f"file:{result_file}" if result_file else "stdout",
+            idempotency_key=idempotency_key,
+            **job_options,
+        )
     if not wait:
         click.echo(job.id)
         return
-    sys.exit(run_to_end(job))
+    sys.exit(attach_to(job, job_code=True) if interactive else run_to_end(job))
 
 
 # -- reading ---------------------------------------------------------------------------------

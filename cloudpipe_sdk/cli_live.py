@@ -176,7 +176,14 @@ def attach(client: Client, job_id: int) -> None:
     job=$(cloudpipe submit --interactive 'python3 -i')
     cloudpipe attach "$job"
     """
-    job = client.get(job_id)
+    sys.exit(attach_to(client.get(job_id)))
+
+
+def attach_to(job: Job, *, job_code: bool = False) -> int:
+    """`cloudpipe attach` (and `submit --interactive --wait`): our terminal on the job
+    until it ends or we detach; the exit code the attach command documents, or with
+    `job_code` (for submit --wait) the job's own when it ends (see `exit_code`)."""
+    job_id = job.id
     snapshot = job.snapshot
     if snapshot.status.finished:
         click.echo(
@@ -184,7 +191,7 @@ def attach(client: Client, job_id: int) -> None:
             f"nothing to attach to (its output: cloudpipe logs {job_id})",
             err=True,
         )
-        sys.exit(ENDED)
+        return ENDED
     with job.attach() as session:
         pump = _StdinPump(session, interactive=snapshot.spec.interactive)
         interrupts = _Interrupts(session, job_id)
@@ -195,7 +202,9 @@ def attach(client: Client, job_id: int) -> None:
                 if isinstance(event, Output):
                     write_output(event)
                 elif isinstance(event, Exit):
-                    sys.exit(0 if event.status is JobStatus.DONE else 1)
+                    if job_code:
+                        return exit_code(job.refresh())
+                    return 0 if event.status is JobStatus.DONE else 1
         finally:
             signal.signal(signal.SIGINT, previous)
     if pump.refused:
@@ -204,6 +213,6 @@ def attach(client: Client, job_id: int) -> None:
             "submit it with --interactive to type into it (it keeps running)",
             err=True,
         )
-        sys.exit(ENDED)
+        return ENDED
     click.echo(f"cloudpipe: detached from job {job_id}; it keeps running (cloudpipe kill {job_id})", err=True)
-    sys.exit(DETACHED)
+    return DETACHED
