@@ -114,7 +114,8 @@ def schedule_spec(
     description: str = "",
 ) -> ScheduleSpec:
     """A schedule definition. Run `saved_job` (at `version`, 0 = the latest at each
-    fire) or an inline `job`. `jitter` and `catchup_window` are in seconds;
+    fire) or an inline `job` (a `JobSpec`, as `JobOptions(...).shell_spec(cmd)` builds
+    it; `Schedules.create(..., cmd=...)` builds it for you). `jitter` and `catchup_window` are in seconds;
     `overlap` is skip, allow, buffer_one or cancel_previous; `catchup` is skip,
     run_once or run_all."""
     if overlap not in OVERLAPS or catchup not in CATCHUPS:
@@ -134,6 +135,34 @@ def schedule_spec(
         catchup_window=float(catchup_window),
         description=description,
     )
+
+
+# Job options an inline schedule job takes (`cmd=` and these): those of `Client.shell`.
+INLINE_JOB_OPTIONS = frozenset(
+    {"image", "cpus", "memory", "timeout", "env", "tags", "network", "restartable", "fresh_container"}
+)
+
+
+def inline_job(options: JobOptions, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords of `schedule_spec` from those of `Schedules.create`: `cmd` (with
+    `stdin` and job options such as `image`, `env`, `timeout`, `memory`) becomes the
+    inline `job`, built with `options` as `Client.shell` builds its jobs. Raises
+    InvalidRequest for job options without `cmd`, or `cmd` with `job` or `saved_job`."""
+    rest = dict(given)
+    cmd, stdin = rest.pop("cmd", None), rest.pop("stdin", None)
+    job_options = {key: rest.pop(key) for key in list(rest) if key in INLINE_JOB_OPTIONS}
+    if cmd is None:
+        if job_options or stdin is not None:
+            named = ", ".join(sorted([*job_options, *(["stdin"] if stdin is not None else [])]))
+            raise InvalidRequest(
+                f"{named}: options of an inline job (cmd=...); a saved job's are its own "
+                "(change them with saved_jobs.save_shell, or per run with saved_jobs.run)"
+            )
+        return rest
+    if rest.get("job") is not None or rest.get("saved_job"):
+        raise InvalidRequest("give one of cmd=, job= and saved_job=")
+    rest["job"] = options.merged(**job_options).shell_spec(cmd, stdin=stdin)
+    return rest
 
 
 def create_schedule(spec: ScheduleSpec) -> Rpc[Schedule]:

@@ -108,17 +108,24 @@ class Schedules:
         self._options = options
 
     def create(self, name: str, cron: str, **options: Any) -> Schedule:
-        """Create a schedule; `options` as for `Schedules.spec`.
+        """Create a schedule; `options` as for `Schedules.spec` (`saved_job=`, `timezone`,
+        `jitter`, `overlap`...), or `cmd=` for an inline shell command with its job
+        options (`image`, `env`, `timeout`, `memory`, `cpus`, `network`, `stdin`...),
+        built with this client's options as `client.shell` builds a job.
 
         Example::
 
             client.schedules.create("nightly", "30 2 * * *", saved_job="report", timezone="Europe/Berlin")
+            client.schedules.create("tick", "*/5 * * * *", cmd="date", image="alpine:3", timeout=60)
         """
-        return self._transport.call(calls.create_schedule(self.spec(name, cron, **options)))
+        spec = self.spec(name, cron, **calls.inline_job(self._options, options))
+        return self._transport.call(calls.create_schedule(spec))
 
     def update(self, name: str, cron: str, *, new_name: str | None = None, **options: Any) -> Schedule:
-        """Replace a schedule's definition (renaming it to `new_name`)."""
-        return self._transport.call(calls.update_schedule(name, self.spec(new_name or name, cron, **options)))
+        """Replace a schedule's definition (renaming it to `new_name`); `options` as for
+        `create`."""
+        spec = self.spec(new_name or name, cron, **calls.inline_job(self._options, options))
+        return self._transport.call(calls.update_schedule(name, spec))
 
     def get(self, name: str) -> Schedule:
         return self._transport.call(calls.get_schedule(name))
@@ -224,10 +231,13 @@ class AsyncSchedules:
         self._options = options
 
     async def create(self, name: str, cron: str, **options: Any) -> Schedule:
-        return await self._transport.call(calls.create_schedule(self.spec(name, cron, **options)))
+        """As `Schedules.create` (`cmd=` and job options for an inline command)."""
+        spec = self.spec(name, cron, **calls.inline_job(self._options, options))
+        return await self._transport.call(calls.create_schedule(spec))
 
     async def update(self, name: str, cron: str, *, new_name: str | None = None, **options: Any) -> Schedule:
-        return await self._transport.call(calls.update_schedule(name, self.spec(new_name or name, cron, **options)))
+        spec = self.spec(new_name or name, cron, **calls.inline_job(self._options, options))
+        return await self._transport.call(calls.update_schedule(name, spec))
 
     async def get(self, name: str) -> Schedule:
         return await self._transport.call(calls.get_schedule(name))

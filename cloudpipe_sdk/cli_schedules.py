@@ -18,7 +18,7 @@ from rich.table import Table
 from cloudpipe_sdk._apply import load, plan
 from cloudpipe_sdk._client import Client
 from cloudpipe_sdk._compat import UTC
-from cloudpipe_sdk._types import Fire, SavedJob, Schedule
+from cloudpipe_sdk._types import CATCHUPS, OVERLAPS, Fire, SavedJob, Schedule
 
 
 def _when(moment: datetime | None) -> str:
@@ -185,6 +185,95 @@ def schedules_ls(client: Client, as_json: bool) -> None:
         next_fire = "paused" if row["paused"] else row["next_fire"]
         table.add_row(row["name"], row["cron"], row["timezone"], row["runs"], next_fire, row["last_outcome"])
     Console().print(table)
+
+
+def _schedule_dict(s: Schedule) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "id": s.id,
+        "cron": s.spec.cron,
+        "timezone": s.spec.timezone,
+        "runs": _target(s),
+        "overlap": s.spec.overlap,
+        "catchup": s.spec.catchup,
+        "paused": s.paused,
+        "next_fire": _when(s.next_fire_at),
+        "last_fire": _fire_text(s.last_fire),
+        "description": s.spec.description,
+    }
+
+
+def _moment(text: str | None, flag: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: expected an ISO date-time like 2026-01-01T00:00:00Z", param_hint=flag
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@schedules_group.command("create")
+@click.argument("name")
+@click.argument("cron")
+@click.option("--saved-job", help="run this saved job at each fire")
+@click.option("--version", type=int, default=0, help="of the saved job (default: its latest at each fire)")
+@click.option("--cmd", help="or run this shell command (an inline job, with the job options below)")
+@click.option("--timezone", default="UTC", show_default=True, help="an IANA zone the cron times are read in")
+@click.option("--jitter", type=float, default=0.0, help="fire up to this many seconds late, at random")
+@click.option("--overlap", type=click.Choice(OVERLAPS), default="skip", show_default=True)
+@click.option("--catchup", type=click.Choice(CATCHUPS), default="run_once", show_default=True)
+@click.option("--catchup-window", type=float, default=3600.0, show_default=True, help="seconds")
+@click.option("--start-at", help="no fire before this ISO date-time")
+@click.option("--end-at", help="no fire after this ISO date-time")
+@click.option("--description", default="")
+@click.option("--image", help="inline job: Docker image")
+@click.option("--cpus", type=float, help="inline job: CPU cores")
+@click.option("--memory", help="inline job: memory limit, like 512M")
+@click.option("--timeout", type=float, help="inline job: longest run time in seconds")
+@click.option("--env", "env", multiple=True, help="inline job: NAME=VALUE (repeatable)")
+@click.option("--network", is_flag=True, default=None, help="inline job: give it a network")
+@click.option("--json", "as_json", is_flag=True, help="print the schedule as JSON")
+@click.pass_obj
+def schedules_create(
+    client: Client,
+    name: str,
+    cron: str,
+    saved_job: str | None,
+    cmd: str | None,
+    env: tuple[str, ...],
+    start_at: str | None,
+    end_at: str | None,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Create a schedule NAME firing on CRON (five fields, or @daily, @hourly...) that
+    runs a saved job (--saved-job) or a shell command (--cmd, with job options).
+
+    \b
+    cloudpipe schedules create nightly '30 2 * * *' --saved-job report --timezone Europe/Berlin
+    cloudpipe schedules create tick '*/5 * * * *' --cmd 'date' --image alpine:3 --timeout 60
+    """
+    if (saved_job is None) == (cmd is None):
+        raise click.UsageError("give one of --saved-job and --cmd")
+    given = {key: value for key, value in options.items() if value is not None}
+    if env:
+        given["env"] = _env(env)
+    schedule = client.schedules.create(
+        name,
+        cron,
+        saved_job=saved_job,
+        cmd=cmd,
+        start_at=_moment(start_at, "--start-at"),
+        end_at=_moment(end_at, "--end-at"),
+        **given,
+    )
+    if as_json:
+        click.echo(json.dumps(_schedule_dict(schedule), indent=2))
+        return
+    click.echo(f"schedule {schedule.name}: next fire {_when(schedule.next_fire_at)}")
 
 
 @schedules_group.command("show")
