@@ -239,6 +239,7 @@ def _moment(text: str | None, flag: str) -> datetime | None:
 @click.pass_obj
 def schedules_create(
     client: Client,
+    /,
     name: str,
     cron: str,
     saved_job: str | None,
