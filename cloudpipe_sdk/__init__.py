@@ -12,6 +12,8 @@ Example::
 See docs/sdk.md for the guide.
 """
 
+import logging
+
 from cloudpipe_sdk._aio import AsyncClient
 from cloudpipe_sdk._aio_job import AsyncAttachment, AsyncJob
 from cloudpipe_sdk._client import Client
@@ -100,3 +102,7 @@ __all__ = [
     "as_completed",
     "wait",
 ]
+
+# The SDK logs (reconnection notices, on cloudpipe_sdk.connection) but prints nothing
+# unless the program configures logging; the `cloudpipe` CLI shows them on stderr.
+logging.getLogger("cloudpipe_sdk").addHandler(logging.NullHandler())

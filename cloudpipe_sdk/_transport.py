@@ -31,7 +31,7 @@ from cloudpipe_sdk._channel import open_aio_channel, open_channel
 from cloudpipe_sdk._config import ClientConfig
 from cloudpipe_sdk._errors import CloudpipeError, from_rpc_error
 from cloudpipe_sdk._job_calls import wait_request, watch_request
-from cloudpipe_sdk._retry import Outage, async_retrying, retrying
+from cloudpipe_sdk._retry import Outage, async_retrying, gave_up, retrying, unavailable
 from cloudpipe_sdk._rpc import Done, Plan, Rpc, Service, advance
 
 T = TypeVar("T")
@@ -67,7 +67,7 @@ class _Settings:
 
     def outage(self, what: str) -> Outage:
         """The reconnection policy of one stream (see `cloudpipe_sdk._retry`)."""
-        return Outage(self.retry_for, what)
+        return Outage(self.retry_for, what, self.address)
 
     def _method(self, stubs: dict[Service, Any], rpc: Rpc[Any]) -> Any:
         return getattr(stubs[rpc.service], rpc.method)
@@ -91,10 +91,12 @@ class Transport(_Settings):
         UNAVAILABLE (unless `rpc.retry` is false)."""
         method = self._method(self._stubs, rpc)
         try:
-            for attempt in retrying(self.retry_for, retry=rpc.retry):
+            for attempt in retrying(self.retry_for, retry=rpc.retry, target=self.address):
                 with attempt:
                     response = method(rpc.request, timeout=self.rpc_timeout, metadata=self.metadata)
         except grpc.RpcError as exc:
+            if rpc.retry and unavailable(exc):
+                raise gave_up(exc, self.address, self.retry_for) from None
             raise from_rpc_error(exc) from None
         return rpc.parse(response)
 
@@ -157,10 +159,12 @@ class AsyncTransport(_Settings):
         """As `Transport.call`."""
         method = self._method(self._stubs(), rpc)
         try:
-            async for attempt in async_retrying(self.retry_for, retry=rpc.retry):
+            async for attempt in async_retrying(self.retry_for, retry=rpc.retry, target=self.address):
                 with attempt:
                     response = await method(rpc.request, timeout=self.rpc_timeout, metadata=self.metadata)
         except grpc.RpcError as exc:
+            if rpc.retry and unavailable(exc):
+                raise gave_up(exc, self.address, self.retry_for) from None
             raise from_rpc_error(exc) from None
         return rpc.parse(response)
 

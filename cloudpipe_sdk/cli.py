@@ -13,6 +13,7 @@ Exit codes, stable for scripts:
 
 from __future__ import annotations
 
+import logging
 import sys
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import click
 
 from cloudpipe_sdk._client import Client
+from cloudpipe_sdk._config import ClientConfig
 from cloudpipe_sdk._errors import AuthError, CloudpipeError, JobFailed, NotFound, Timeout, Unavailable
 from cloudpipe_sdk.cli_admin import register as register_admin_commands
 from cloudpipe_sdk.cli_jobs import register as register_job_commands
@@ -51,6 +53,45 @@ def _exit_code(exc: CloudpipeError) -> int:
     return 2
 
 
+_KEY_SOURCES = {"argument": "given with --api-key", "env CLOUDPIPE_API_KEY": "from CLOUDPIPE_API_KEY"}
+
+
+def explain(exc: CloudpipeError, config: ClientConfig | None) -> str:
+    """What to print for an error: the SDK's message, except for credentials the server
+    refused, which are said plainly with where the key came from and what to do."""
+    if not isinstance(exc, AuthError) or exc.code != "UNAUTHENTICATED" or config is None:
+        return str(exc)
+    if not config.api_key:
+        return (
+            f"no API key: the server at {config.address} needs one. Pass --api-key, set "
+            "CLOUDPIPE_API_KEY, or save it with `cloudpipe config set api_key KEY`"
+        )
+    where = config.source.get("api_key", "")
+    came_from = _KEY_SOURCES.get(where, f"from the {where}" if where.startswith("profile") else where)
+    account = f" for account {config.account!r}" if config.account else ""
+    return (
+        f"wrong API key: the server at {config.address} did not accept the key {came_from}{account}. "
+        "Check it (`cloudpipe config` shows each setting and where it comes from)"
+    )
+
+
+def _show_sdk_notices() -> None:
+    """The SDK's notices (e.g. "cannot reach HOST:PORT, retrying...") on stderr."""
+    sdk = logging.getLogger("cloudpipe_sdk")
+    if not any(getattr(h, "cloudpipe_cli", False) for h in sdk.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("cloudpipe: %(message)s"))
+        handler.cloudpipe_cli = True  # type: ignore[attr-defined]
+        sdk.addHandler(handler)
+        sdk.setLevel(logging.WARNING)
+
+
+def _fail(ctx: click.Context, exc: CloudpipeError) -> None:
+    config = ctx.obj.config if isinstance(ctx.obj, Client) else None
+    click.echo(f"cloudpipe: {explain(exc, config)}", err=True)
+    ctx.exit(_exit_code(exc))
+
+
 class _Group(click.Group):
     """The main group: our commands, the plugins' (loaded only when listed or run),
     and Cloudpipe errors turned into exit codes."""
@@ -71,8 +112,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except CloudpipeError as exc:
-            click.echo(f"cloudpipe: {exc}", err=True)
-            ctx.exit(_exit_code(exc))
+            _fail(ctx, exc)
 
 
 @click.group(cls=_Group)
@@ -86,11 +126,11 @@ def main(ctx: click.Context, address: str | None, api_key: str | None, profile: 
     ctx.meta["cloudpipe.connection"] = {"address": address, "api_key": api_key, "profile": profile}
     if ctx.invoked_subcommand in _OFFLINE:
         return
+    _show_sdk_notices()
     try:
         ctx.obj = ctx.with_resource(Client(address, api_key=api_key, profile=profile))
     except CloudpipeError as exc:
-        click.echo(f"cloudpipe: {exc}", err=True)
-        ctx.exit(_exit_code(exc))
+        _fail(ctx, exc)
 
 
 register_job_commands(main)

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from cloudpipe_sdk._client import Client
 from cloudpipe_sdk._compat import UTC
+from cloudpipe_sdk._errors import Timeout
 from cloudpipe_sdk._progress import progress_bar, wanted
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._types import Exit, JobSnapshot, Output
@@ -307,12 +308,38 @@ def logs(client: Client, job_id: int, follow: bool) -> None:
 
 @click.command()
 @click.argument("job_ids", type=int, nargs=-1, required=True)
+@click.option(
+    "--timeout", type=float, default=30.0, show_default=True, help="seconds to wait for each job to end after the kill"
+)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.pass_obj
-def kill(client: Client, job_ids: tuple[int, ...]) -> None:
-    """Kill jobs (a finished job stays as it is)."""
+def kill(client: Client, job_ids: tuple[int, ...], timeout: float, as_json: bool) -> None:
+    """Kill jobs and print the status each ended with (a finished job stays as it
+    is). Waits up to --timeout seconds for each to end; one still ending then is
+    reported as `kill requested`.
+
+    \b
+    cloudpipe kill 42
+    cloudpipe kill --timeout 5 42 43
+    """
+    rows = []
     for job_id in job_ids:
+        before = client.get(job_id).snapshot.status
         job = client.kill(job_id)
-        click.echo(f"job {job.id}: {job.status.value}")
+        if before.finished:
+            status, note = before, f"already ended {before.value}, left as it is"
+        else:
+            try:
+                status = job.wait(timeout=timeout)
+                note = status.value
+            except Timeout:
+                status = job.refresh().status
+                note = f"kill requested (still {status.value} after {timeout:g} s)"
+        rows.append({"id": job_id, "status": status.value, "killed": not before.finished})
+        if not as_json:
+            click.echo(f"job {job_id}: {note}")
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
 
 
 @click.command("kill-all")

@@ -97,7 +97,7 @@ def test_kill_all_kills_only_unfinished_jobs(tmp_path: Path, docker_engine: obje
 def test_error_exit_codes(server: ServerProcess, tmp_path: Path) -> None:
     assert cloudpipe(server, "show", str(1 << 40)).exit_code == 3
     wrong_key = cloudpipe(None, "--address", server.address, "--api-key", "wrong", "ls")
-    assert wrong_key.exit_code == 4 and "UNAUTHENTICATED" in wrong_key.stderr
+    assert wrong_key.exit_code == 4 and "wrong API key" in wrong_key.stderr
     impatient = tmp_path / "config.toml"
     impatient.write_text("[profiles.default]\nretry_for = 0.5\n")
     nobody = cloudpipe(None, "--address", f"127.0.0.1:{free_port()}", "ls", env={"CLOUDPIPE_CONFIG": str(impatient)})
