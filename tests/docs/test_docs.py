@@ -41,14 +41,25 @@ EXAMPLE_IMAGES = ("my/runner-click:1",)
 def docs_server(
     tmp_path_factory: pytest.TempPathFactory, docker_engine: docker.DockerClient
 ) -> Iterator[ServerProcess]:
+    existing = {image for image in EXAMPLE_IMAGES if _has_image(docker_engine, image)}
     server = start_server(tmp_path_factory.mktemp("docs-server"))
     yield server
     assert server.stop() == 0, server.log
     for image in EXAMPLE_IMAGES:
+        if image in existing:  # not ours to remove: it was there before (another run's)
+            continue
         try:
             docker_engine.images.remove(image)
         except docker.errors.ImageNotFound:
             pass
+
+
+def _has_image(engine: docker.DockerClient, image: str) -> bool:
+    try:
+        engine.images.get(image)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
 
 
 OUTSIDE_THE_VENV = {"PYTHONPATH", "VIRTUAL_ENV"}
@@ -56,11 +67,7 @@ OUTSIDE_THE_VENV = {"PYTHONPATH", "VIRTUAL_ENV"}
 
 def environment(server: ServerProcess, workdir: Path, venv: Venv) -> dict[str, str]:
     return {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("CLOUDPIPE_") and k not in {"PYTHONPATH", "VIRTUAL_ENV"}
-        },
+        **{k: v for k, v in os.environ.items() if not k.startswith("CLOUDPIPE_") and k not in OUTSIDE_THE_VENV},
         "CLOUDPIPE_ADDRESS": server.address,
         "CLOUDPIPE_API_KEY": server.api_key,
         "CLOUDPIPE_CONFIG": str(workdir / "no-config.toml"),
