@@ -16,12 +16,23 @@ nothing.
     jitter = 30                       # seconds
     overlap = "skip"                  # skip | allow | buffer_one | cancel_previous
     catchup = "run_once"              # skip | run_once | run_all (with catchup_window, seconds)
+
+Nothing is written until the whole file has been checked, by the server's own rules:
+every saved job and schedule is sent to the server's validation (ScheduleService.Preview
+with the definition: cron, time zone, image names, limits, the saved job a schedule
+names, at the version it names), a schedule of a saved job declared in the same file
+is checked against that declaration, and every problem is reported at once. A file
+with any error changes nothing (`InvalidRequest` listing them). The writes that follow
+are one call per changed entry, not one transaction: if the server fails or another
+client changes the same names between the check and the writes, the entries before
+the failure stay applied (`ApplyFailed` says which); applying the file again converges.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -29,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from cloudpipe_sdk import _schedule_calls as calls
 from cloudpipe_sdk._compat import UTC, tomllib
-from cloudpipe_sdk._errors import InvalidRequest, NotFound
+from cloudpipe_sdk._errors import CloudpipeError, InvalidRequest, NotFound
 from cloudpipe_sdk._options import JobOptions
 from cloudpipe_sdk._types import JobSpec, ScheduleSpec
 
@@ -55,14 +66,51 @@ SCHEDULE_KEYS = JOB_KEYS | {
 
 @dataclass
 class Change:
-    """What applying does to one object: create, update (with the fields that differ)
-    or nothing."""
+    """What applying does to one object: create (with what the file says), update (with
+    the fields that change) or nothing."""
 
     kind: str
     name: str
     action: str
     details: list[str] = field(default_factory=list)
     run: Callable[[], object] = lambda: None
+
+
+class ApplyFailed(CloudpipeError):
+    """A write failed after the file was validated: `applied` are the changes made
+    before it (they stay), `failed` the one that failed."""
+
+    def __init__(self, applied: list[Change], failed: Change, error: CloudpipeError) -> None:
+        done = ", ".join(f"{c.kind} {c.name}" for c in applied) or "nothing"
+        super().__init__(
+            f"{failed.kind} {failed.name}: {error}; applied before it: {done}. Fix the cause and apply again"
+        )
+        self.applied = applied
+        self.failed = failed
+
+
+# What a key of the file is when the file does not give it (shown as "(default)").
+_DEFAULTS: dict[str, Any] = {
+    "image": "",
+    "env": {},
+    "timeout": None,
+    "cpus": 0.0,
+    "memory": 0,
+    "network": False,
+    "stdin": b"",
+    "kind": "shell",
+    "description": "",
+    "timezone": "UTC",
+    "saved_job": None,
+    "cmd": None,
+    "version": 0,
+    "jitter": 0.0,
+    "start_at": None,
+    "end_at": None,
+    "overlap": "skip",
+    "catchup": "run_once",
+    "catchup_window": 3600.0,
+}
 
 
 def _job_fields(spec: JobSpec) -> dict[str, Any]:
@@ -75,7 +123,7 @@ def _job_fields(spec: JobSpec) -> dict[str, Any]:
         "memory": spec.memory,
         "network": spec.network,
         "stdin": spec.stdin,
-        "function": spec.serializer,
+        "kind": f"python function ({spec.serializer})" if spec.serializer else "shell",
     }
 
 
@@ -94,7 +142,7 @@ def _schedule_fields(spec: ScheduleSpec) -> dict[str, Any]:
         "description": spec.description,
     }
     if spec.job is not None:
-        fields.update({f"job.{k}": v for k, v in _job_fields(spec.job).items()})
+        fields.update(_job_fields(spec.job))
     return fields
 
 
@@ -159,14 +207,43 @@ def _schedule_spec(name: str, table: dict[str, Any], where: str) -> ScheduleSpec
         )
     except (TypeError, ValueError) as exc:
         raise InvalidRequest(f"{where}: {exc}") from None
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"{where}: {exc}") from None
 
 
-def _diff(current: dict[str, Any], desired: dict[str, Any]) -> list[str]:
+def _shown(value: Any) -> str:
+    return repr(value)
+
+
+def _created(desired: dict[str, Any], written: set[str]) -> list[str]:
+    """A new object: the keys the file gives, with their values (nothing defaulted)."""
+    return [f"{key} = {_shown(desired[key])}" for key in sorted(desired) if key in written or key == "cmd"]
+
+
+def _changed(current: dict[str, Any], desired: dict[str, Any]) -> list[str]:
+    """An existing object: only the keys whose value changes; a default shown as such."""
+
+    def show(key: str, value: Any) -> str:
+        return "(default)" if key in _DEFAULTS and value == _DEFAULTS[key] else _shown(value)
+
     return [
-        f"{key}: {current.get(key)!r} -> {desired.get(key)!r}"
+        f"{key}: {show(key, current.get(key, _DEFAULTS.get(key)))} -> {show(key, desired.get(key, _DEFAULTS.get(key)))}"
         for key in sorted(set(current) | set(desired))
-        if current.get(key) != desired.get(key)
+        if current.get(key, _DEFAULTS.get(key)) != desired.get(key, _DEFAULTS.get(key))
     ]
+
+
+_CODE_SUFFIX = re.compile(r"\s*\([A-Z_]+\)$")
+
+
+def _server_says(where: str, exc: CloudpipeError) -> str:
+    """A server validation error named after the file's entry: `spec.job.image: ...`
+    of entry `saved_jobs.x` reads `saved_jobs.x.image: ...`."""
+    message = _CODE_SUFFIX.sub("", str(exc))
+    for prefix in ("spec.job.", "spec."):
+        if message.startswith(prefix):
+            return f"{where}.{message[len(prefix) :]}"
+    return f"{where}: {message}"
 
 
 def load(path: str | Path) -> dict[str, Any]:
@@ -180,41 +257,111 @@ def load(path: str | Path) -> dict[str, Any]:
         raise InvalidRequest(
             f"{path}: unknown section(s) {', '.join(unknown)}; use [saved_jobs.NAME], [schedules.NAME]"
         )
+    for section in ("saved_jobs", "schedules"):
+        if not isinstance(document.get(section, {}), dict):
+            raise InvalidRequest(f"{path}: {section} must be a table of tables ([{section}.NAME])")
     return document
 
 
-def plan(transport: Transport, document: dict[str, Any]) -> list[Change]:
-    """Compare the file with the server: saved jobs first (schedules may run them)."""
-    changes: list[Change] = []
-    for name, raw in document.get("saved_jobs", {}).items():
+def _existing(kind: str, name: str, diff: list[str], write: Callable[[], object]) -> Change:
+    return Change(kind, name, "update", diff, write) if diff else Change(kind, name, "unchanged")
+
+
+class _Planner:
+    """One comparison of a file with the server, collecting every problem."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self.problems: list[str] = []
+        self.changes: list[Change] = []
+        self.saved_versions: dict[str, tuple[JobSpec, int]] = {}  # declared here: spec, version after apply
+
+    def validate(self, where: str, spec: ScheduleSpec) -> None:
+        try:
+            self._transport.call(calls.validate_schedule(spec))
+        except (InvalidRequest, NotFound) as exc:
+            self.problems.append(_server_says(where, exc))
+
+    def saved_job(self, name: str, raw: object) -> None:
         where = f"saved_jobs.{name}"
-        table = _check(raw, where, SAVED_KEYS)
-        spec, description = _job_spec(table, where), str(table.get("description", ""))
+        try:
+            table = _check(raw, where, SAVED_KEYS)
+            spec, description = _job_spec(table, where), str(table.get("description", ""))
+        except InvalidRequest as exc:
+            self.problems.append(str(exc))
+            return
+        # the server's own checks of a job template (name, image, limits...), storing nothing
+        self.validate(where, calls.schedule_spec(name, "@yearly", job=spec))
         desired = {**_job_fields(spec), "description": description}
         try:
-            current = transport.call(calls.get_saved_job(name))
+            current = self._transport.call(calls.get_saved_job(name))
         except NotFound:
-            create = partial(transport.call, calls.create_saved_job(name, spec, description))
-            changes.append(Change("saved job", name, "create", _diff({}, desired), create))
-            continue
-        diff = _diff({**_job_fields(current.spec), "description": current.description}, desired)
-        update = partial(transport.call, calls.update_saved_job(name, spec, description))
-        changes.append(Change("saved job", name, "update" if diff else "unchanged", diff, update if diff else _noop))
-    for name, raw in document.get("schedules", {}).items():
+            self.saved_versions[name] = (spec, 1)
+            create = partial(self._transport.call, calls.create_saved_job(name, spec, description))
+            self.changes.append(Change("saved job", name, "create", _created(desired, set(table)), create))
+            return
+        diff = _changed({**_job_fields(current.spec), "description": current.description}, desired)
+        self.saved_versions[name] = (spec, current.version + (1 if diff else 0))
+        update = partial(self._transport.call, calls.update_saved_job(name, spec, description))
+        self.changes.append(_existing("saved job", name, diff, update))
+
+    def schedule(self, name: str, raw: object) -> None:
         where = f"schedules.{name}"
-        wanted = _schedule_spec(name, _check(raw, where, SCHEDULE_KEYS), where)
+        try:
+            table = _check(raw, where, SCHEDULE_KEYS)
+            wanted = _schedule_spec(name, table, where)
+        except InvalidRequest as exc:
+            self.problems.append(str(exc))
+            return
+        declared = self.saved_versions.get(wanted.saved_job or "")
+        if declared is not None:  # declared in this file: check against that, not the server's copy
+            spec, version = declared
+            if wanted.saved_job_version > version:
+                self.problems.append(
+                    f"{where}.version: saved job {wanted.saved_job!r} will be at version {version} after this "
+                    f"apply, not {wanted.saved_job_version}"
+                )
+            self.validate(where, replace(wanted, saved_job=None, saved_job_version=0, job=spec))
+        else:
+            self.validate(where, wanted)
         desired = _schedule_fields(wanted)
         try:
-            existing = transport.call(calls.get_schedule(name))
+            existing = self._transport.call(calls.get_schedule(name))
         except NotFound:
-            make = partial(transport.call, calls.create_schedule(wanted))
-            changes.append(Change("schedule", name, "create", _diff({}, desired), make))
+            make = partial(self._transport.call, calls.create_schedule(wanted))
+            self.changes.append(Change("schedule", name, "create", _created(desired, set(table)), make))
+            return
+        diff = _changed(_schedule_fields(existing.spec), desired)
+        change = partial(self._transport.call, calls.update_schedule(name, wanted))
+        self.changes.append(_existing("schedule", name, diff, change))
+
+
+def plan(transport: Transport, document: dict[str, Any]) -> list[Change]:
+    """Compare the file with the server and validate all of it there: saved jobs first
+    (schedules may run them). Raises InvalidRequest listing every problem when there is
+    any; nothing is written here."""
+    planner = _Planner(transport)
+    for name, raw in document.get("saved_jobs", {}).items():
+        planner.saved_job(name, raw)
+    for name, raw in document.get("schedules", {}).items():
+        planner.schedule(name, raw)
+    if planner.problems:
+        count = len(planner.problems)
+        listed = "\n".join(f"  {problem}" for problem in planner.problems)
+        raise InvalidRequest(f"{count} problem{'s' if count > 1 else ''} in the file; nothing was changed:\n{listed}")
+    return planner.changes
+
+
+def run(changes: list[Change]) -> list[Change]:
+    """Make the changes in order (saved jobs before the schedules that run them); the
+    ones made. ApplyFailed when one fails (those before it stay made)."""
+    made: list[Change] = []
+    for change in changes:
+        if change.action == "unchanged":
             continue
-        diff = _diff(_schedule_fields(existing.spec), desired)
-        change = partial(transport.call, calls.update_schedule(name, wanted))
-        changes.append(Change("schedule", name, "update" if diff else "unchanged", diff, change if diff else _noop))
-    return changes
-
-
-def _noop() -> None:
-    return None
+        try:
+            change.run()
+        except CloudpipeError as exc:
+            raise ApplyFailed(made, change, exc) from None
+        made.append(change)
+    return made

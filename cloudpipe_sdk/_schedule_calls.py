@@ -206,6 +206,13 @@ def preview_schedule(name: str, count: int = 10, after: datetime | None = None) 
     return Rpc("schedules", "Preview", request, lambda r: [t.due_at.ToDatetime(UTC) for t in r.times])
 
 
+def validate_schedule(spec: ScheduleSpec) -> Rpc[None]:
+    """The server's checks of a definition, storing nothing (a Preview of the spec):
+    InvalidRequest / NotFound naming the field when it would be refused."""
+    request = pb.PreviewScheduleRequest(spec=schedule_spec_to_pb(spec), count=1)
+    return Rpc("schedules", "Preview", request, _nothing)
+
+
 def schedule_history(name: str, limit: int = 20) -> Rpc[list[Fire]]:
     request = pb.ScheduleHistoryRequest(name=name, limit=limit)
     return Rpc("schedules", "History", request, lambda r: [fire_from_pb(f) for f in r.fires])

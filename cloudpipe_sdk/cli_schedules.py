@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cloudpipe_sdk._apply import load, plan
+from cloudpipe_sdk._apply import load, plan, run
 from cloudpipe_sdk._client import Client
 from cloudpipe_sdk._compat import UTC
 from cloudpipe_sdk._types import CATCHUPS, OVERLAPS, Fire, SavedJob, Schedule
@@ -388,26 +388,40 @@ _STYLE = {"create": ("+", "green"), "update": ("~", "yellow"), "unchanged": ("="
 
 @click.command("apply")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--dry-run", is_flag=True, help="show what would change, change nothing")
+@click.option("--dry-run", is_flag=True, help="validate everything and show what would change; change nothing")
+@click.option("--json", "as_json", is_flag=True, help="the changes as JSON")
 @click.pass_obj
-def apply_command(client: Client, file: str, dry_run: bool) -> None:
+def apply_command(client: Client, file: str, dry_run: bool, as_json: bool) -> None:
     """Create or update the saved jobs and schedules declared in a TOML FILE.
 
-    Prints the differences first; applying the same file twice changes nothing."""
+    The whole file is checked first, by the server's rules (cron, time zones, image
+    names, limits, the saved jobs schedules name); any problem is reported, all at
+    once, and nothing changes (exit 2). Then the differences are printed (only what
+    the file gives and what changes) and applied. Applying the same file twice
+    changes nothing.
+
+    \b
+    cloudpipe apply cloudpipe.toml --dry-run
+    cloudpipe apply cloudpipe.toml
+    """
     changes = plan(client.transport, load(file))
+    counts = {action: sum(c.action == action for c in changes) for action in _STYLE}
+    if as_json:
+        rows = [{"kind": c.kind, "name": c.name, "action": c.action, "changes": c.details} for c in changes]
+        if not dry_run:
+            run(changes)
+        click.echo(json.dumps({"dry_run": dry_run, "changes": rows, "counts": counts}, indent=2))
+        return
     for change in changes:
         mark, colour = _STYLE[change.action]
         click.secho(f"{mark} {change.kind} {change.name}: {change.action}", fg=colour)
         for detail in change.details:
             click.echo(f"    {detail}")
-    counts = {action: sum(c.action == action for c in changes) for action in _STYLE}
     click.echo(f"{counts['create']} to create, {counts['update']} to update, {counts['unchanged']} unchanged")
     if dry_run:
-        click.echo("dry run: nothing changed")
+        click.echo("dry run: the file is valid; nothing changed")
         return
-    for change in changes:
-        if change.action != "unchanged":
-            change.run()
+    run(changes)
     click.echo("applied")
 
 

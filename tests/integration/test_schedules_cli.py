@@ -54,7 +54,7 @@ def test_apply_shows_the_diff_first_and_is_idempotent(server: ServerProcess, cli
     dry = cloudpipe(server, "apply", str(path), "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert f"+ saved job {report}: create" in dry.output and f"+ schedule {nightly}: create" in dry.output
-    assert "cron: None -> '30 2 * * *'" in dry.output and "dry run: nothing changed" in dry.output
+    assert "cron = '30 2 * * *'" in dry.output and "dry run: the file is valid; nothing changed" in dry.output
     assert report not in [s.name for s in client.saved_jobs.list()]
 
     applied = cloudpipe(server, "apply", str(path))
