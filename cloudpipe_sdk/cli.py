@@ -24,6 +24,7 @@ from cloudpipe_sdk._client import Client
 from cloudpipe_sdk._config import ClientConfig
 from cloudpipe_sdk._errors import AuthError, CloudpipeError, JobFailed, NotFound, Timeout, Unavailable
 from cloudpipe_sdk.cli_admin import register as register_admin_commands
+from cloudpipe_sdk.cli_apply import register as register_apply_command
 from cloudpipe_sdk.cli_jobs import register as register_job_commands
 from cloudpipe_sdk.cli_schedules import register as register_schedule_commands
 
@@ -122,7 +123,18 @@ class _Group(click.Group):
 @click.version_option(package_name="cloudpipe", prog_name="cloudpipe")
 @click.pass_context
 def main(ctx: click.Context, address: str | None, api_key: str | None, profile: str | None) -> None:
-    """Run shell commands and Python functions in containers."""
+    """Run shell commands and Python functions in containers. Every command takes
+    --json (machine-readable output) and --help (its options, with examples).
+
+    \b
+    cloudpipe submit --wait 'echo hello'
+    cloudpipe ls --status error --since 1h
+    cloudpipe --profile prod schedules ls
+
+    \b
+    Shell completion (bash; zsh and fish alike with zsh_source, fish_source):
+    eval "$(_CLOUDPIPE_COMPLETE=bash_source cloudpipe)"
+    """
     ctx.meta["cloudpipe.connection"] = {"address": address, "api_key": api_key, "profile": profile}
     if ctx.invoked_subcommand in _OFFLINE:
         return
@@ -136,6 +148,7 @@ def main(ctx: click.Context, address: str | None, api_key: str | None, profile: 
 register_job_commands(main)
 register_admin_commands(main)
 register_schedule_commands(main)
+register_apply_command(main)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog_name="cloudpipe"))

@@ -5,13 +5,13 @@ Registered on the main group by `register(main)` in cli.py.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import click
 
 from cloudpipe_sdk._config import SETTINGS, config_path, resolve_config, set_config_value
+from cloudpipe_sdk.cli_output import emit, json_option
 
 
 def _connection(ctx: click.Context) -> dict[str, Any]:
@@ -22,22 +22,33 @@ def _connection(ctx: click.Context) -> dict[str, Any]:
 @click.pass_context
 def config_group(ctx: click.Context) -> None:
     """Show the settings the other commands use (same as `config show`), or change
-    them in ~/.config/cloudpipe/config.toml."""
+    them in ~/.config/cloudpipe/config.toml.
+
+    \b
+    cloudpipe config
+    cloudpipe config set address localhost:50051
+    """
     if ctx.invoked_subcommand is None:
         ctx.invoke(config_show)
 
 
 @config_group.command("show")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def config_show(ctx: click.Context, as_json: bool = False) -> None:
-    """Each setting, its value (the API key shortened) and where it comes from."""
+    """Each setting, its value (the API key shortened) and where it comes from.
+
+    \b
+    cloudpipe config show
+    cloudpipe --profile prod config show --json
+    """
     connection = _connection(ctx)
     profile = connection.pop("profile", None)
     config = resolve_config(profile=profile, **connection)
     values = config.redacted()
     if as_json:
-        click.echo(json.dumps({"profile": config.profile, "file": str(config_path()), "settings": values}, indent=2))
+        sources = {name: config.source.get(name, "default") for name in SETTINGS}
+        emit({"profile": config.profile, "file": str(config_path()), "settings": values, "sources": sources})
         return
     click.echo(f"file: {config_path()}")
     click.echo(f"profile: {config.profile}")
@@ -50,18 +61,36 @@ def config_show(ctx: click.Context, as_json: bool = False) -> None:
 @click.argument("name", type=click.Choice(list(SETTINGS)))
 @click.argument("value")
 @click.option("--profile", default=None, help="profile to change (default: CLOUDPIPE_PROFILE or 'default')")
+@json_option
 @click.pass_context
-def config_set(ctx: click.Context, name: str, value: str, profile: str | None) -> None:
+def config_set(ctx: click.Context, name: str, value: str, profile: str | None, as_json: bool) -> None:
     """Set NAME to VALUE in a profile (an empty VALUE removes it). The file is created
-    readable by you only, since it may hold an API key."""
+    readable by you only, since it may hold an API key.
+
+    \b
+    cloudpipe config set address cloudpipe.example.com:443 --profile prod
+    cloudpipe config set api_key "$KEY" --profile prod
+    cloudpipe config set serializer '' --profile prod      # remove it
+    """
     chosen = profile or _connection(ctx).get("profile") or os.environ.get("CLOUDPIPE_PROFILE") or "default"
     path = set_config_value(name, value, profile=chosen)
+    if as_json:  # never the value: it may be the API key
+        emit({"setting": name, "profile": chosen, "file": str(path), "removed": value == ""})
+        return
     click.echo(f"{name} {'removed from' if value == '' else 'set in'} profile {chosen} of {path}")
 
 
 @config_group.command("path")
-def config_path_command() -> None:
-    """Print the config file's path (it need not exist)."""
+@json_option
+def config_path_command(as_json: bool) -> None:
+    """Print the config file's path (it need not exist).
+
+    \b
+    cloudpipe config path
+    """
+    if as_json:
+        emit({"file": str(config_path()), "exists": config_path().exists()})
+        return
     click.echo(config_path())
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import json
 import re
 import shlex
 import sys
@@ -26,7 +25,8 @@ from cloudpipe_sdk._progress import progress_bar, wanted
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._types import Exit, JobSnapshot, Output
 from cloudpipe_sdk._waiting import as_completed
-from cloudpipe_sdk.cli_live import attach, attach_to, report_outcome, run_to_end
+from cloudpipe_sdk.cli_live import attach, attach_to, report_outcome, run_to_end, write_output
+from cloudpipe_sdk.cli_output import emit, emit_line, json_option, outcome_dict
 
 _FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _AGO = re.compile(r"(\d+)([smhd])")
@@ -139,6 +139,7 @@ def _load_function(target: str) -> Any:
     is_flag=True,
     help="print the job's stdout and stderr as it runs, then its result; exit with the job's exit code",
 )
+@json_option
 @click.pass_obj
 def submit(
     client: Client,
@@ -154,6 +155,7 @@ def submit(
     interactive: bool,
     result_file: str | None,
     idempotency_key: str | None,
+    as_json: bool,
     **options: Any,
 ) -> None:
     """Submit COMMAND (a shell command; extra ARGS are appended, quoted) or a Python
@@ -163,6 +165,8 @@ def submit(
     With --wait, the job's stdout and stderr are printed live (to ours) while it runs,
     then a function's result; the exit code is the job's: 0 when it ended done, a shell
     command's own non-zero exit code, else 1 (a function that raised, a killed job).
+    With --json: {"id": ...}, or with --wait JSON lines ({"stream", "text"} for
+    output, then {"exit": {"status", "return_code", "result" or "error"...}}).
 
     \b
     cloudpipe submit 'echo hello'
@@ -171,6 +175,7 @@ def submit(
     cloudpipe submit --wait --retries 2 mytasks:flaky
     cloudpipe submit --interactive --wait 'python3 -i'
     cloudpipe submit --wait --result-file /tmp/out.txt 'date > /tmp/out.txt'
+    cloudpipe submit --json --wait 'echo hi'
     """
     job_options = {key: value for key, value in options.items() if value is not None}
     job_options.update(env=_pairs(env_pairs, "--env"), tags=_pairs(tag_pairs, "--tag"))
@@ -210,9 +215,14 @@ def submit(
             **job_options,
         )
     if not wait:
-        click.echo(job.id)
+        if as_json:
+            emit({"id": job.id})
+        else:
+            click.echo(job.id)
         return
-    sys.exit(attach_to(job, job_code=True) if interactive else run_to_end(job))
+    if interactive:
+        sys.exit(attach_to(job, job_code=True, as_json=as_json))
+    sys.exit(run_to_end(job, as_json=as_json))
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -234,17 +244,22 @@ def _since(text: str) -> datetime:
 @click.option("--name", "names", multiple=True, help="only jobs with this name (repeatable)")
 @click.option("--since", help="only jobs created since: 30m, 2h, 1d or an ISO date")
 @click.option("--limit", default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@json_option
 @click.pass_obj
 def list_jobs(
     client: Client, statuses: tuple[str, ...], names: tuple[str, ...], since: str | None, limit: int, as_json: bool
 ) -> None:
-    """List your jobs, newest first."""
+    """List your jobs, newest first.
+
+    \b
+    cloudpipe ls --status error --since 1h
+    cloudpipe ls --name nightly --limit 5 --json
+    """
     created_after = _since(since) if since else None
     jobs = client.list(statuses=statuses, names=names, created_after=created_after, limit=limit)
     rows = [_job_dict(job.snapshot) for job in jobs]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        emit(rows)
         return
     table = Table("ID", "NAME", "STATUS", "CREATED", "RUNTIME", "COMMAND")
     for row in rows:
@@ -264,17 +279,22 @@ def list_jobs(
 
 @click.command()
 @click.argument("job_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_obj
 def show(client: Client, job_id: int, as_json: bool) -> None:
-    """Show one job with its output."""
+    """Show one job with its output.
+
+    \b
+    cloudpipe show 42
+    cloudpipe show --json 42
+    """
     snapshot = client.get(job_id).snapshot
     row = _job_dict(snapshot)
     row["attempts"] = snapshot.attempts
     row["stdout"] = snapshot.stdout.decode("utf-8", "replace")
     row["stderr"] = snapshot.stderr.decode("utf-8", "replace")
     if as_json:
-        click.echo(json.dumps(row, indent=2))
+        emit(row)
         return
     for key, value in row.items():
         click.echo(f"{key}: {value}")
@@ -283,24 +303,37 @@ def show(client: Client, job_id: int, as_json: bool) -> None:
 @click.command()
 @click.argument("job_id", type=int)
 @click.option("-f", "--follow", is_flag=True, help="keep printing output until the job ends")
+@json_option
 @click.pass_obj
-def logs(client: Client, job_id: int, follow: bool) -> None:
+def logs(client: Client, job_id: int, follow: bool, as_json: bool) -> None:
     """Print a job's output (stdout to stdout, stderr to stderr). With -f, exit 1 when
-    the job does not end done."""
+    the job does not end done. With --json: {"stdout", "stderr"}, or with -f JSON
+    lines ({"stream", "text"}, then {"exit": ...}).
+
+    \b
+    cloudpipe logs 42
+    cloudpipe logs -f 42
+    cloudpipe logs --json 42
+    """
     job = client.get(job_id)
     if not follow:
         snapshot = job.snapshot
+        if as_json:
+            emit({"id": job_id, "stdout": snapshot.stdout, "stderr": snapshot.stderr})
+            return
         sys.stdout.buffer.write(snapshot.stdout)
         sys.stderr.buffer.write(snapshot.stderr)
         return
     for event in job.stream():
         if isinstance(event, Output):
-            target = sys.stdout if event.stream == "stdout" else sys.stderr
-            target.buffer.write(event.data)
-            target.flush()
-        elif isinstance(event, Exit) and event.status is not JobStatus.DONE:
-            click.echo(f"cloudpipe: job {job_id} ended {event.status.value}: {event.reason}", err=True)
-            sys.exit(1)
+            write_output(event, as_json=as_json)
+        elif isinstance(event, Exit):
+            if as_json:
+                emit_line({"exit": {"status": event.status.value, "return_code": event.return_code}})
+            if event.status is not JobStatus.DONE:
+                if not as_json:
+                    click.echo(f"cloudpipe: job {job_id} ended {event.status.value}: {event.reason}", err=True)
+                sys.exit(1)
 
 
 # -- changing ------------------------------------------------------------------------------------
@@ -311,7 +344,7 @@ def logs(client: Client, job_id: int, follow: bool) -> None:
 @click.option(
     "--timeout", type=float, default=30.0, show_default=True, help="seconds to wait for each job to end after the kill"
 )
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@json_option
 @click.pass_obj
 def kill(client: Client, job_ids: tuple[int, ...], timeout: float, as_json: bool) -> None:
     """Kill jobs and print the status each ended with (a finished job stays as it
@@ -339,26 +372,44 @@ def kill(client: Client, job_ids: tuple[int, ...], timeout: float, as_json: bool
         if not as_json:
             click.echo(f"job {job_id}: {note}")
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        emit(rows)
 
 
 @click.command("kill-all")
 @click.option("--yes", is_flag=True, help="do not ask (asked only when stdin is a terminal)")
+@json_option
 @click.pass_obj
-def kill_all(client: Client, yes: bool) -> None:
-    """Kill every unfinished job of your account."""
+def kill_all(client: Client, yes: bool, as_json: bool) -> None:
+    """Kill every unfinished job of your account.
+
+    \b
+    cloudpipe kill-all
+    cloudpipe kill-all --yes --json
+    """
     if not yes and sys.stdin.isatty():
         click.confirm("Kill every unfinished job of your account?", abort=True)
     ids = client.kill_all()
+    if as_json:
+        emit({"killed": ids})
+        return
     click.echo(f"killed {len(ids)} job(s)" + (f": {' '.join(map(str, ids))}" if ids else ""))
 
 
 @click.command("rm")
 @click.argument("job_ids", type=int, nargs=-1, required=True)
+@json_option
 @click.pass_obj
-def rm(client: Client, job_ids: tuple[int, ...]) -> None:
-    """Delete finished jobs with their output (all or none; kill running ones first)."""
+def rm(client: Client, job_ids: tuple[int, ...], as_json: bool) -> None:
+    """Delete finished jobs with their output (all or none; kill running ones first).
+
+    \b
+    cloudpipe rm 42 43
+    cloudpipe rm --json 42
+    """
     deleted = client.delete(*job_ids)
+    if as_json:
+        emit({"deleted": deleted})
+        return
     click.echo(f"deleted {len(deleted)} job(s): {' '.join(map(str, deleted))}")
 
 
@@ -369,12 +420,26 @@ def rm(client: Client, job_ids: tuple[int, ...]) -> None:
 @click.argument("job_ids", type=int, nargs=-1, required=True)
 @click.option("--timeout", type=float, help="give up after this many seconds (exit 6)")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: when stdout is a terminal)")
+@json_option
 @click.pass_obj
-def wait(client: Client, job_ids: tuple[int, ...], timeout: float | None, progress: bool | None) -> None:
+def wait(client: Client, job_ids: tuple[int, ...], timeout: float | None, progress: bool | None, as_json: bool) -> None:
     """Wait for jobs to finish. Prints one line per job as it ends; exit 0 when all
-    ended done, 1 when one did not, 6 on timeout."""
+    ended done, 1 when one did not, 6 on timeout. With --json: one JSON line per job
+    ({"id", "status", "reason"}) as it ends.
+
+    \b
+    cloudpipe wait 42 43
+    cloudpipe wait --timeout 60 --json 42
+    """
     jobs = [client.job(job_id) for job_id in dict.fromkeys(job_ids)]
     failed = 0
+    if as_json:
+        for job in as_completed(jobs, timeout=timeout):
+            failed += job.status is not JobStatus.DONE
+            emit_line({"id": job.id, "status": job.status.value, "reason": job.reason})
+        if failed:
+            sys.exit(1)
+        return
     show_bar = wanted(progress, sys.stdout)
     with progress_bar(len(jobs), enabled=show_bar, description="waiting", stream=sys.stdout) as tracker:
         for job in as_completed(jobs, timeout=timeout):
@@ -391,12 +456,25 @@ def wait(client: Client, job_ids: tuple[int, ...], timeout: float | None, progre
 @click.command()
 @click.argument("job_id", type=int)
 @click.option("--timeout", type=float, help="give up after this many seconds (exit 6)")
+@json_option
 @click.pass_obj
-def result(client: Client, job_id: int, timeout: float | None) -> None:
+def result(client: Client, job_id: int, timeout: float | None, as_json: bool) -> None:
     """Wait for a job and print its result: a shell job's bytes as they are, a function's
-    str value as text, any other value repr'd. A failed job exits 1 with its error."""
+    str value as text, any other value repr'd. A failed job exits 1 with its error.
+    With --json: {"id", "status", "return_code", "reason", "result" or "error"}.
+
+    \b
+    cloudpipe result 42
+    cloudpipe result --timeout 60 --json 42
+    """
     job = client.get(job_id)
     job.wait(timeout)
+    if as_json:
+        ended = outcome_dict(job.snapshot)
+        emit(ended)
+        if "error" in ended:
+            sys.exit(1)
+        return
     code = report_outcome(job.snapshot)
     if code:
         sys.exit(code)

@@ -30,23 +30,27 @@ from cloudpipe_sdk._outcome import settle
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._stream import Attachment
 from cloudpipe_sdk._types import Exit, JobSnapshot, Output
+from cloudpipe_sdk.cli_output import emit_line, json_option, outcome_dict, output_line
 
 DETACHED = 130  # exit code after the second Ctrl-C, the shell's for "ended by SIGINT"
 ENDED = 2  # attach to a job that already ended, or type into one that is not interactive
 
 
-def write_output(event: Output) -> None:
-    """Job output to our stdout or stderr, as it comes."""
+def write_output(event: Output, *, as_json: bool = False) -> None:
+    """Job output to our stdout or stderr, as it comes (or as a JSON line)."""
+    if as_json:
+        output_line(event)
+        return
     target = sys.stdout if event.stream == "stdout" else sys.stderr
     target.buffer.write(event.data)
     target.flush()
 
 
-def stream_until_exit(job: Job) -> Exit:
+def stream_until_exit(job: Job, *, as_json: bool = False) -> Exit:
     """Print the job's stdout and stderr live until it ends; return how it ended."""
     for event in job.stream():
         if isinstance(event, Output):
-            write_output(event)
+            write_output(event, as_json=as_json)
         elif isinstance(event, Exit):
             return event
     raise click.ClickException(f"job {job.id}: the stream ended before the job did")  # pragma: no cover
@@ -96,11 +100,15 @@ def exit_code(snapshot: JobSnapshot) -> int:
     return 1
 
 
-def run_to_end(job: Job) -> int:
+def run_to_end(job: Job, *, as_json: bool = False) -> int:
     """`submit --wait`: stream the job's stdout and stderr live, then print its result
-    or failure; the exit code (see `exit_code`)."""
-    stream_until_exit(job)
+    or failure; the exit code (see `exit_code`). With `as_json`: JSON lines, the last
+    `{"exit": ...}` with the result or error."""
+    stream_until_exit(job, as_json=as_json)
     snapshot = job.refresh()
+    if as_json:
+        emit_line({"exit": outcome_dict(snapshot)})
+        return exit_code(snapshot)
     failed = report_outcome(snapshot, streamed=True)
     return exit_code(snapshot) if failed or snapshot.status is not JobStatus.DONE else 0
 
@@ -162,8 +170,9 @@ class _Interrupts:
 
 @click.command()
 @click.argument("job_id", type=int)
+@json_option
 @click.pass_obj
-def attach(client: Client, job_id: int) -> None:
+def attach(client: Client, job_id: int, as_json: bool) -> None:
     """Connect our stdin, stdout and stderr to a running job until it ends.
 
     What you type goes to the job's stdin (it must have been submitted with
@@ -175,11 +184,12 @@ def attach(client: Client, job_id: int) -> None:
     \b
     job=$(cloudpipe submit --interactive 'python3 -i')
     cloudpipe attach "$job"
+    echo 'print(1)' | cloudpipe attach --json "$job"      # JSON lines
     """
-    sys.exit(attach_to(client.get(job_id)))
+    sys.exit(attach_to(client.get(job_id), as_json=as_json))
 
 
-def attach_to(job: Job, *, job_code: bool = False) -> int:
+def attach_to(job: Job, *, job_code: bool = False, as_json: bool = False) -> int:
     """`cloudpipe attach` (and `submit --interactive --wait`): our terminal on the job
     until it ends or we detach; the exit code the attach command documents, or with
     `job_code` (for submit --wait) the job's own when it ends (see `exit_code`)."""
@@ -200,8 +210,10 @@ def attach_to(job: Job, *, job_code: bool = False) -> int:
             pump.start()
             for event in session:
                 if isinstance(event, Output):
-                    write_output(event)
+                    write_output(event, as_json=as_json)
                 elif isinstance(event, Exit):
+                    if as_json:
+                        emit_line({"exit": outcome_dict(job.refresh())})
                     if job_code:
                         return exit_code(job.refresh())
                     return 0 if event.status is JobStatus.DONE else 1

@@ -1,4 +1,5 @@
-"""`cloudpipe saved ...`, `cloudpipe schedules ...` and `cloudpipe apply FILE`.
+"""`cloudpipe saved ...` and `cloudpipe schedules ...` (`cloudpipe apply FILE` is in
+cli_apply.py).
 
 Registered on the main group by `register(main)` in cli.py; errors and exit codes are
 the main group's.
@@ -6,7 +7,6 @@ the main group's.
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime
 from typing import Any
@@ -15,10 +15,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cloudpipe_sdk._apply import load, plan, run
 from cloudpipe_sdk._client import Client
 from cloudpipe_sdk._compat import UTC
 from cloudpipe_sdk._types import CATCHUPS, OVERLAPS, Fire, SavedJob, Schedule
+from cloudpipe_sdk.cli_output import emit, json_option, outcome_dict
 
 
 def _when(moment: datetime | None) -> str:
@@ -72,13 +72,18 @@ def saved_group() -> None:
 
 
 @saved_group.command("ls")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_obj
 def saved_ls(client: Client, as_json: bool) -> None:
-    """List saved jobs (latest versions)."""
+    """List saved jobs (latest versions).
+
+    \b
+    cloudpipe saved ls
+    cloudpipe saved ls --json
+    """
     rows = [_saved_dict(s) for s in client.saved_jobs.list()]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        emit(rows)
         return
     table = Table("NAME", "VERSION", "KIND", "CMD", "UPDATED")
     for row in rows:
@@ -89,10 +94,16 @@ def saved_ls(client: Client, as_json: bool) -> None:
 @saved_group.command("show")
 @click.argument("name")
 @click.option("--version", type=int, default=0, help="a given version (default: the latest)")
+@json_option
 @click.pass_obj
-def saved_show(client: Client, name: str, version: int) -> None:
-    """Show one saved job."""
-    click.echo(json.dumps(_saved_dict(client.saved_jobs.get(name, version=version)), indent=2))
+def saved_show(client: Client, name: str, version: int, as_json: bool) -> None:
+    """Show one saved job (as JSON, with or without --json).
+
+    \b
+    cloudpipe saved show report
+    cloudpipe saved show report --version 2
+    """
+    emit(_saved_dict(client.saved_jobs.get(name, version=version)))
 
 
 @saved_group.command("save")
@@ -102,6 +113,7 @@ def saved_show(client: Client, name: str, version: int) -> None:
 @click.option("--env", "env", multiple=True, help="NAME=VALUE (repeatable)")
 @click.option("--timeout", type=float, help="max run time in seconds")
 @click.option("--description", default="")
+@json_option
 @click.pass_obj
 def saved_save(
     client: Client,
@@ -111,11 +123,19 @@ def saved_save(
     env: tuple[str, ...],
     timeout: float | None,
     description: str,
+    as_json: bool,
 ) -> None:
-    """Save a shell command as NAME (a new version when it changed)."""
+    """Save a shell command as NAME (a new version when it changed).
+
+    \b
+    cloudpipe saved save report 'python3 /app/report.py' --image python:3.12 --env LEVEL=full
+    """
     saved = client.saved_jobs.save_shell(
         name, cmd, image=image, env=_env(env), timeout=timeout, description=description
     )
+    if as_json:
+        emit(_saved_dict(saved))
+        return
     click.echo(f"saved job {saved.name} v{saved.version}")
 
 
@@ -126,12 +146,31 @@ def saved_save(
 @click.option("--env", "env", multiple=True, help="NAME=VALUE (repeatable), merged over the saved env")
 @click.option("--image")
 @click.option("--wait/--no-wait", default=False, help="wait and print the result")
+@json_option
 @click.pass_obj
 def saved_run(
-    client: Client, name: str, args: tuple[str, ...], version: int, env: tuple[str, ...], image: str | None, wait: bool
+    client: Client,
+    name: str,
+    args: tuple[str, ...],
+    version: int,
+    env: tuple[str, ...],
+    image: str | None,
+    wait: bool,
+    as_json: bool,
 ) -> None:
-    """Run a saved job; ARGS are appended to a shell command."""
+    """Run a saved job; ARGS are appended to a shell command. Prints the job id, or
+    with --wait its result.
+
+    \b
+    cloudpipe saved run report --day 2026-01-01
+    cloudpipe saved run --wait --env LEVEL=short report
+    """
     job = client.saved_jobs.run(name, version=version, args=args, env=_env(env), image=image)
+    if as_json:
+        if wait:
+            job.wait()
+        emit(outcome_dict(job.snapshot) if wait else {"id": job.id})
+        return
     if not wait:
         click.echo(job.id)
         return
@@ -144,10 +183,18 @@ def saved_run(
 
 @saved_group.command("rm")
 @click.argument("name")
+@json_option
 @click.pass_obj
-def saved_rm(client: Client, name: str) -> None:
-    """Delete a saved job (every version)."""
+def saved_rm(client: Client, name: str, as_json: bool) -> None:
+    """Delete a saved job (every version).
+
+    \b
+    cloudpipe saved rm report
+    """
     client.saved_jobs.delete(name)
+    if as_json:
+        emit({"deleted": name})
+        return
     click.echo(f"deleted saved job {name}")
 
 
@@ -160,10 +207,15 @@ def schedules_group() -> None:
 
 
 @schedules_group.command("ls")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_obj
 def schedules_ls(client: Client, as_json: bool) -> None:
-    """List schedules with their next fire and last outcome."""
+    """List schedules with their next fire and last outcome.
+
+    \b
+    cloudpipe schedules ls
+    cloudpipe schedules ls --json
+    """
     rows: list[dict[str, Any]] = [
         {
             "name": s.name,
@@ -178,7 +230,7 @@ def schedules_ls(client: Client, as_json: bool) -> None:
         for s in client.schedules.list()
     ]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        emit(rows)
         return
     table = Table("NAME", "CRON", "TZ", "RUNS", "NEXT FIRE", "LAST OUTCOME")
     for row in rows:
@@ -235,7 +287,7 @@ def _moment(text: str | None, flag: str) -> datetime | None:
 @click.option("--timeout", type=float, help="inline job: longest run time in seconds")
 @click.option("--env", "env", multiple=True, help="inline job: NAME=VALUE (repeatable)")
 @click.option("--network", is_flag=True, default=None, help="inline job: give it a network")
-@click.option("--json", "as_json", is_flag=True, help="print the schedule as JSON")
+@json_option
 @click.pass_obj
 def schedules_create(
     client: Client,
@@ -272,17 +324,26 @@ def schedules_create(
         **given,
     )
     if as_json:
-        click.echo(json.dumps(_schedule_dict(schedule), indent=2))
+        emit(_schedule_dict(schedule))
         return
     click.echo(f"schedule {schedule.name}: next fire {_when(schedule.next_fire_at)}")
 
 
 @schedules_group.command("show")
 @click.argument("name")
+@json_option
 @click.pass_obj
-def schedules_show(client: Client, name: str) -> None:
-    """Show one schedule."""
+def schedules_show(client: Client, name: str, as_json: bool) -> None:
+    """Show one schedule.
+
+    \b
+    cloudpipe schedules show nightly
+    cloudpipe schedules show --json nightly
+    """
     s = client.schedules.get(name)
+    if as_json:
+        emit(_schedule_dict(s))
+        return
     overlap = s.spec.overlap
     for key, value in (
         ("name", s.name),
@@ -301,31 +362,59 @@ def schedules_show(client: Client, name: str) -> None:
 
 @schedules_group.command("pause")
 @click.argument("name")
+@json_option
 @click.pass_obj
-def schedules_pause(client: Client, name: str) -> None:
-    """Stop firing until resumed."""
-    client.schedules.pause(name)
+def schedules_pause(client: Client, name: str, as_json: bool) -> None:
+    """Stop firing until resumed.
+
+    \b
+    cloudpipe schedules pause nightly
+    """
+    schedule = client.schedules.pause(name)
+    if as_json:
+        emit(_schedule_dict(schedule))
+        return
     click.echo(f"schedule {name}: paused")
 
 
 @schedules_group.command("resume")
 @click.argument("name")
+@json_option
 @click.pass_obj
-def schedules_resume(client: Client, name: str) -> None:
-    """Fire again (fires that fell in the pause are not caught up)."""
+def schedules_resume(client: Client, name: str, as_json: bool) -> None:
+    """Fire again (fires that fell in the pause are not caught up).
+
+    \b
+    cloudpipe schedules resume nightly
+    """
     schedule = client.schedules.resume(name)
+    if as_json:
+        emit(_schedule_dict(schedule))
+        return
     click.echo(f"schedule {name}: next fire {_when(schedule.next_fire_at)}")
 
 
 @schedules_group.command("trigger")
 @click.argument("name")
 @click.option("--wait/--no-wait", default=False, help="wait for the job")
+@json_option
 @click.pass_obj
-def schedules_trigger(client: Client, name: str, wait: bool) -> None:
-    """Fire now; print the job id."""
+def schedules_trigger(client: Client, name: str, wait: bool, as_json: bool) -> None:
+    """Fire now; print the job id (with --wait, then its status).
+
+    \b
+    cloudpipe schedules trigger nightly
+    cloudpipe schedules trigger --wait --json nightly
+    """
     fire = client.schedules.trigger(name)
     if fire.job_id is None:
         raise click.ClickException(f"schedule {name}: the fire {fire.outcome}: {fire.reason}")
+    if as_json:
+        job = client.job(fire.job_id)
+        if wait:
+            job.wait()
+        emit(outcome_dict(job.snapshot) if wait else {"job_id": fire.job_id, "outcome": fire.outcome})
+        return
     click.echo(fire.job_id)
     if wait:
         status = client.job(fire.job_id).wait()
@@ -335,20 +424,33 @@ def schedules_trigger(client: Client, name: str, wait: bool) -> None:
 @schedules_group.command("preview")
 @click.argument("name")
 @click.option("-n", "--count", default=10, show_default=True)
+@json_option
 @click.pass_obj
-def schedules_preview(client: Client, name: str, count: int) -> None:
-    """Print the next fire times (UTC, with jitter)."""
-    for moment in client.schedules.preview(name, count=count):
+def schedules_preview(client: Client, name: str, count: int, as_json: bool) -> None:
+    """Print the next fire times (UTC, with jitter).
+
+    \b
+    cloudpipe schedules preview nightly -n 3
+    """
+    times = client.schedules.preview(name, count=count)
+    if as_json:
+        emit([_when(moment) for moment in times])
+        return
+    for moment in times:
         click.echo(_when(moment))
 
 
 @schedules_group.command("history")
 @click.argument("name")
 @click.option("--limit", default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_obj
 def schedules_history(client: Client, name: str, limit: int, as_json: bool) -> None:
-    """Fires, newest first, with their jobs and outcomes."""
+    """Fires, newest first, with their jobs and outcomes.
+
+    \b
+    cloudpipe schedules history nightly --limit 5
+    """
     fires = client.schedules.history(name, limit=limit)
     rows: list[dict[str, Any]] = [
         {
@@ -362,7 +464,7 @@ def schedules_history(client: Client, name: str, limit: int, as_json: bool) -> N
         for f in fires
     ]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        emit(rows)
         return
     table = Table("SCHEDULED", "OUTCOME", "JOB", "STATUS", "REASON")
     for row in rows:
@@ -374,59 +476,22 @@ def schedules_history(client: Client, name: str, limit: int, as_json: bool) -> N
 
 @schedules_group.command("rm")
 @click.argument("name")
+@json_option
 @click.pass_obj
-def schedules_rm(client: Client, name: str) -> None:
-    """Delete a schedule and its history (its jobs stay)."""
-    client.schedules.delete(name)
-    click.echo(f"deleted schedule {name}")
-
-
-# -- apply ----------------------------------------------------------------------------------
-
-_STYLE = {"create": ("+", "green"), "update": ("~", "yellow"), "unchanged": ("=", None)}
-
-
-@click.command("apply")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--dry-run", is_flag=True, help="validate everything and show what would change; change nothing")
-@click.option("--json", "as_json", is_flag=True, help="the changes as JSON")
-@click.pass_obj
-def apply_command(client: Client, file: str, dry_run: bool, as_json: bool) -> None:
-    """Create or update the saved jobs and schedules declared in a TOML FILE.
-
-    The whole file is checked first, by the server's rules (cron, time zones, image
-    names, limits, the saved jobs schedules name); any problem is reported, all at
-    once, and nothing changes (exit 2). Then the differences are printed (only what
-    the file gives and what changes) and applied. Applying the same file twice
-    changes nothing.
+def schedules_rm(client: Client, name: str, as_json: bool) -> None:
+    """Delete a schedule and its history (its jobs stay).
 
     \b
-    cloudpipe apply cloudpipe.toml --dry-run
-    cloudpipe apply cloudpipe.toml
+    cloudpipe schedules rm nightly
     """
-    changes = plan(client.transport, load(file))
-    counts = {action: sum(c.action == action for c in changes) for action in _STYLE}
+    client.schedules.delete(name)
     if as_json:
-        rows = [{"kind": c.kind, "name": c.name, "action": c.action, "changes": c.details} for c in changes]
-        if not dry_run:
-            run(changes)
-        click.echo(json.dumps({"dry_run": dry_run, "changes": rows, "counts": counts}, indent=2))
+        emit({"deleted": name})
         return
-    for change in changes:
-        mark, colour = _STYLE[change.action]
-        click.secho(f"{mark} {change.kind} {change.name}: {change.action}", fg=colour)
-        for detail in change.details:
-            click.echo(f"    {detail}")
-    click.echo(f"{counts['create']} to create, {counts['update']} to update, {counts['unchanged']} unchanged")
-    if dry_run:
-        click.echo("dry run: the file is valid; nothing changed")
-        return
-    run(changes)
-    click.echo("applied")
+    click.echo(f"deleted schedule {name}")
 
 
 def register(main: click.Group) -> None:
     """Add the commands of this module to the `cloudpipe` group."""
     main.add_command(saved_group)
     main.add_command(schedules_group)
-    main.add_command(apply_command)
