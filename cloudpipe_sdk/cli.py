@@ -26,6 +26,7 @@ from cloudpipe_sdk._errors import AuthError, CloudpipeError, JobFailed, NotFound
 from cloudpipe_sdk.cli_admin import register as register_admin_commands
 from cloudpipe_sdk.cli_apply import register as register_apply_command
 from cloudpipe_sdk.cli_jobs import register as register_job_commands
+from cloudpipe_sdk.cli_saved import register as register_saved_commands
 from cloudpipe_sdk.cli_schedules import register as register_schedule_commands
 
 EXIT_CODES: dict[type[CloudpipeError], int] = {
@@ -147,6 +148,7 @@ def main(ctx: click.Context, address: str | None, api_key: str | None, profile: 
 
 register_job_commands(main)
 register_admin_commands(main)
+register_saved_commands(main)
 register_schedule_commands(main)
 register_apply_command(main)
 

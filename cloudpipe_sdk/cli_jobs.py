@@ -1,4 +1,5 @@
-"""`cloudpipe submit | ls | show | logs | attach | kill | kill-all | rm | wait | result`.
+"""`cloudpipe ls | show | logs | kill | kill-all | rm | wait | result` (`submit` is in
+cli_submit.py, `attach` in cli_live.py).
 
 Registered on the main group by `register(main)` in cli.py; errors and exit codes are
 the main group's (see cli.py).
@@ -6,10 +7,7 @@ the main group's (see cli.py).
 
 from __future__ import annotations
 
-import ast
-import importlib
 import re
-import shlex
 import sys
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,29 +23,13 @@ from cloudpipe_sdk._progress import progress_bar, wanted
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._types import Exit, JobSnapshot, Output
 from cloudpipe_sdk._waiting import as_completed
-from cloudpipe_sdk.cli_live import attach, attach_to, report_outcome, run_to_end, write_output
+from cloudpipe_sdk.cli_live import attach, report_outcome, write_output
 from cloudpipe_sdk.cli_output import emit, emit_line, json_option, outcome_dict
+from cloudpipe_sdk.cli_submit import CommandError, submit
 
-_FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _AGO = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _COLOURS = {"done": "green", "error": "red", "killed": "yellow", "stalled": "magenta", "processing": "cyan"}
-
-
-class CommandError(click.ClickException):
-    """Bad usage found after parsing: exit code 2, like click's usage errors."""
-
-    exit_code = 2
-
-
-def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
-    pairs = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CommandError(f"{what}: expected KEY=VALUE, got {item!r}")
-        pairs[key] = value
-    return pairs
 
 
 def _job_dict(job: JobSnapshot) -> dict[str, Any]:
@@ -64,165 +46,6 @@ def _job_dict(job: JobSnapshot) -> dict[str, Any]:
         "return_code": job.return_code,
         "reason": job.reason,
     }
-
-
-# -- submit ----------------------------------------------------------------------------------
-
-
-def _argument(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def _load_function(target: str) -> Any:
-    """`module:function` imported from the current directory."""
-    module_name, _, attribute = target.partition(":")
-    if "" not in sys.path:
-        sys.path.insert(0, "")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise CommandError(f"cannot import {module_name}: {exc}") from None
-    fn: Any = module
-    for part in attribute.split("."):
-        fn = getattr(fn, part, None)
-    if not callable(fn):
-        raise CommandError(f"{target}: not a function")
-    return fn  # its module and the project modules it uses travel by value (_shipping)
-
-
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("command")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--image", help="Docker image (default: the server's)")
-@click.option("--cpus", type=float, help="CPU cores (fractions allowed)")
-@click.option("--memory", help="memory limit, bytes or like 512M, 2G")
-@click.option("--timeout", type=float, help="longest run time in seconds")
-@click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE", help="environment variable (repeatable)")
-@click.option("--tag", "tag_pairs", multiple=True, metavar="KEY=VALUE", help="tag (repeatable)")
-@click.option("--name", help="a name to find the job by")
-@click.option("--network", is_flag=True, help="give the job a network")
-@click.option(
-    "--retries", type=click.IntRange(min=0), help="module:function only: call it again up to N times when it raises"
-)
-@click.option("--restartable", is_flag=True, default=None, help="requeue the job if its runner is lost")
-@click.option(
-    "--fresh-container",
-    is_flag=True,
-    default=None,
-    help="never run in a warm container (long jobs; re-adopted on restart)",
-)
-@click.option(
-    "--interactive",
-    is_flag=True,
-    help="keep the job's stdin open for `cloudpipe attach` (with --wait: attach now)",
-)
-@click.option(
-    "--result-file",
-    metavar="PATH",
-    help="the result is this file in the container, not stdout (shell commands)",
-)
-@click.option("--idempotency-key", help="a retried submit with the same key makes no second job")
-@click.option("--depends-on", "depends_on", multiple=True, type=int, help="run after this job ended done (repeatable)")
-@click.option("--stdin", "stdin_file", type=click.File("rb"), help="file fed to the job's stdin ('-' for ours)")
-@click.option("--serializer", type=click.Choice(["cloudpickle", "dill"]), help="for module:function calls")
-@click.option(
-    "--shell",
-    "force_shell",
-    is_flag=True,
-    help="treat COMMAND as a shell command even if it looks like module:function",
-)
-@click.option(
-    "--wait",
-    is_flag=True,
-    help="print the job's stdout and stderr as it runs, then its result; exit with the job's exit code",
-)
-@json_option
-@click.pass_obj
-def submit(
-    client: Client,
-    /,
-    command: str,
-    args: tuple[str, ...],
-    env_pairs: tuple[str, ...],
-    tag_pairs: tuple[str, ...],
-    depends_on: tuple[int, ...],
-    stdin_file: Any,
-    force_shell: bool,
-    wait: bool,
-    interactive: bool,
-    result_file: str | None,
-    idempotency_key: str | None,
-    as_json: bool,
-    **options: Any,
-) -> None:
-    """Submit COMMAND (a shell command; extra ARGS are appended, quoted) or a Python
-    call `module:function ARGS...` (ARGS as Python literals, else strings;
-    `key=value` ones are keyword arguments). Prints the job id.
-
-    With --wait, the job's stdout and stderr are printed live (to ours) while it runs,
-    then a function's result; the exit code is the job's: 0 when it ended done, a shell
-    command's own non-zero exit code, else 1 (a function that raised, a killed job).
-    With --json: {"id": ...}, or with --wait JSON lines ({"stream", "text"} for
-    output, then {"exit": {"status", "return_code", "result" or "error"...}}).
-
-    \b
-    cloudpipe submit 'echo hello'
-    cloudpipe submit --cpus 2 --memory 1G -- make -j2 test
-    cloudpipe submit --wait math:factorial 20
-    cloudpipe submit --wait --retries 2 mytasks:flaky
-    cloudpipe submit --interactive --wait 'python3 -i'
-    cloudpipe submit --wait --result-file /tmp/out.txt 'date > /tmp/out.txt'
-    cloudpipe submit --json --wait 'echo hi'
-    """
-    job_options = {key: value for key, value in options.items() if value is not None}
-    job_options.update(env=_pairs(env_pairs, "--env"), tags=_pairs(tag_pairs, "--tag"))
-    if _FUNCTION.fullmatch(command) and not force_shell:
-        shell_only = {
-            "--stdin": stdin_file is not None,
-            "--depends-on": bool(depends_on),
-            "--interactive": interactive,
-            "--result-file": result_file is not None,
-            "--idempotency-key": idempotency_key is not None,
-        }
-        used = [flag for flag, given in shell_only.items() if given]
-        if used:
-            raise CommandError(f"{', '.join(used)}: for shell commands, not module:function calls")
-        fn = _load_function(command)
-        positional = [_argument(a) for a in args if not re.match(r"^[A-Za-z_]\w*=", a)]
-        keywords = {k: _argument(v) for k, _, v in (a.partition("=") for a in args if re.match(r"^[A-Za-z_]\w*=", a))}
-        job = client.with_options(**job_options).submit(fn, *positional, **keywords)
-    else:
-        if job_options.pop("serializer", None):
-            raise CommandError("--serializer: for module:function calls, not shell commands")
-        if job_options.get("retries"):
-            raise CommandError(
-                "--retries: only module:function calls are retried (the function is called again when it "
-                "raises); a shell command that fails is not run again. Use --restartable to requeue it "
-                "when its runner is lost, or retry inside the command"
-            )
-        cmd = " ".join([command, *(shlex.quote(a) for a in args)])
-        stdin = stdin_file.read() if stdin_file is not None else None
-        job = client.shell(
-            cmd,
-            stdin=stdin,
-            depends_on=depends_on,
-            interactive=interactive,
-            result_source=f"file:{result_file}" if result_file else "stdout",
-            idempotency_key=idempotency_key,
-            **job_options,
-        )
-    if not wait:
-        if as_json:
-            emit({"id": job.id})
-        else:
-            click.echo(job.id)
-        return
-    if interactive:
-        sys.exit(attach_to(job, job_code=True, as_json=as_json))
-    sys.exit(run_to_end(job, as_json=as_json))
 
 
 # -- reading ---------------------------------------------------------------------------------

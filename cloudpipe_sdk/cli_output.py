@@ -1,4 +1,5 @@
-"""`--json` for every `cloudpipe` command: one option, one way to print.
+"""`--json` for every `cloudpipe` command: one option, one way to print; and the two
+small formatters the commands share (`when`, `key_values`).
 
 A command that answers once prints one JSON document (`emit`); a command that streams
 (`submit --wait`, `logs -f`, `attach`) prints JSON lines as things happen
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -76,3 +77,19 @@ def outcome_dict(snapshot: JobSnapshot) -> dict[str, Any]:
     else:
         ended["error"] = {"type": type(error).__name__, "message": str(error)}
     return ended
+
+
+def when(moment: datetime | None) -> str:
+    """A moment as UTC text ("-" for none)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment is not None else "-"
+
+
+def key_values(pairs: tuple[str, ...]) -> dict[str, str]:
+    """`--env NAME=VALUE` options as a dict."""
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r}: use NAME=VALUE", param_hint="--env")
+        env[name] = value
+    return env

@@ -1,4 +1,4 @@
-"""`cloudpipe saved ...` and `cloudpipe schedules ...` (`cloudpipe apply FILE` is in
+"""`cloudpipe schedules ...` (`saved ...` is in cli_saved.py, `apply FILE` in
 cli_apply.py).
 
 Registered on the main group by `register(main)` in cli.py; errors and exit codes are
@@ -7,7 +7,6 @@ the main group's.
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from typing import Any
 
@@ -17,22 +16,8 @@ from rich.table import Table
 
 from cloudpipe_sdk._client import Client
 from cloudpipe_sdk._compat import UTC
-from cloudpipe_sdk._types import CATCHUPS, OVERLAPS, Fire, SavedJob, Schedule
-from cloudpipe_sdk.cli_output import emit, json_option, outcome_dict
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment is not None else "-"
-
-
-def _env(pairs: tuple[str, ...]) -> dict[str, str]:
-    env = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{pair!r}: use NAME=VALUE", param_hint="--env")
-        env[name] = value
-    return env
+from cloudpipe_sdk._types import CATCHUPS, OVERLAPS, Fire, Schedule
+from cloudpipe_sdk.cli_output import emit, json_option, key_values, outcome_dict, when
 
 
 def _fire_text(fire: Fire | None) -> str:
@@ -47,155 +32,6 @@ def _target(schedule: Schedule) -> str:
     if spec.saved_job is not None:
         return spec.saved_job + (f"@v{spec.saved_job_version}" if spec.saved_job_version else "")
     return f"$ {spec.job.cmd[:40] if spec.job is not None else ''}"
-
-
-def _saved_dict(saved: SavedJob) -> dict[str, Any]:
-    spec = saved.spec
-    return {
-        "name": saved.name,
-        "version": saved.version,
-        "kind": f"python {spec.client_python} function" if saved.is_function else "shell",
-        "cmd": spec.cmd,
-        "image": spec.image,
-        "env": dict(spec.env),
-        "description": saved.description,
-        "created_at": _when(saved.created_at),
-    }
-
-
-# -- saved jobs ---------------------------------------------------------------------------
-
-
-@click.group("saved")
-def saved_group() -> None:
-    """Saved jobs: named, versioned job templates."""
-
-
-@saved_group.command("ls")
-@json_option
-@click.pass_obj
-def saved_ls(client: Client, as_json: bool) -> None:
-    """List saved jobs (latest versions).
-
-    \b
-    cloudpipe saved ls
-    cloudpipe saved ls --json
-    """
-    rows = [_saved_dict(s) for s in client.saved_jobs.list()]
-    if as_json:
-        emit(rows)
-        return
-    table = Table("NAME", "VERSION", "KIND", "CMD", "UPDATED")
-    for row in rows:
-        table.add_row(row["name"], str(row["version"]), row["kind"], row["cmd"][:50], row["created_at"])
-    Console().print(table)
-
-
-@saved_group.command("show")
-@click.argument("name")
-@click.option("--version", type=int, default=0, help="a given version (default: the latest)")
-@json_option
-@click.pass_obj
-def saved_show(client: Client, name: str, version: int, as_json: bool) -> None:
-    """Show one saved job (as JSON, with or without --json).
-
-    \b
-    cloudpipe saved show report
-    cloudpipe saved show report --version 2
-    """
-    emit(_saved_dict(client.saved_jobs.get(name, version=version)))
-
-
-@saved_group.command("save")
-@click.argument("name")
-@click.argument("cmd")
-@click.option("--image")
-@click.option("--env", "env", multiple=True, help="NAME=VALUE (repeatable)")
-@click.option("--timeout", type=float, help="max run time in seconds")
-@click.option("--description", default="")
-@json_option
-@click.pass_obj
-def saved_save(
-    client: Client,
-    name: str,
-    cmd: str,
-    image: str | None,
-    env: tuple[str, ...],
-    timeout: float | None,
-    description: str,
-    as_json: bool,
-) -> None:
-    """Save a shell command as NAME (a new version when it changed).
-
-    \b
-    cloudpipe saved save report 'python3 /app/report.py' --image python:3.12 --env LEVEL=full
-    """
-    saved = client.saved_jobs.save_shell(
-        name, cmd, image=image, env=_env(env), timeout=timeout, description=description
-    )
-    if as_json:
-        emit(_saved_dict(saved))
-        return
-    click.echo(f"saved job {saved.name} v{saved.version}")
-
-
-@saved_group.command("run")
-@click.argument("name")
-@click.argument("args", nargs=-1)
-@click.option("--version", type=int, default=0)
-@click.option("--env", "env", multiple=True, help="NAME=VALUE (repeatable), merged over the saved env")
-@click.option("--image")
-@click.option("--wait/--no-wait", default=False, help="wait and print the result")
-@json_option
-@click.pass_obj
-def saved_run(
-    client: Client,
-    name: str,
-    args: tuple[str, ...],
-    version: int,
-    env: tuple[str, ...],
-    image: str | None,
-    wait: bool,
-    as_json: bool,
-) -> None:
-    """Run a saved job; ARGS are appended to a shell command. Prints the job id, or
-    with --wait its result.
-
-    \b
-    cloudpipe saved run report --day 2026-01-01
-    cloudpipe saved run --wait --env LEVEL=short report
-    """
-    job = client.saved_jobs.run(name, version=version, args=args, env=_env(env), image=image)
-    if as_json:
-        if wait:
-            job.wait()
-        emit(outcome_dict(job.snapshot) if wait else {"id": job.id})
-        return
-    if not wait:
-        click.echo(job.id)
-        return
-    value = job.result()
-    if isinstance(value, bytes):
-        sys.stdout.buffer.write(value)
-    else:
-        click.echo(repr(value))
-
-
-@saved_group.command("rm")
-@click.argument("name")
-@json_option
-@click.pass_obj
-def saved_rm(client: Client, name: str, as_json: bool) -> None:
-    """Delete a saved job (every version).
-
-    \b
-    cloudpipe saved rm report
-    """
-    client.saved_jobs.delete(name)
-    if as_json:
-        emit({"deleted": name})
-        return
-    click.echo(f"deleted saved job {name}")
 
 
 # -- schedules ------------------------------------------------------------------------------
@@ -223,8 +59,8 @@ def schedules_ls(client: Client, as_json: bool) -> None:
             "timezone": s.spec.timezone,
             "runs": _target(s),
             "paused": s.paused,
-            "next_fire": _when(s.next_fire_at),
-            "last_fire": _when(s.last_fire.scheduled_at) if s.last_fire else "-",
+            "next_fire": when(s.next_fire_at),
+            "last_fire": when(s.last_fire.scheduled_at) if s.last_fire else "-",
             "last_outcome": _fire_text(s.last_fire),
         }
         for s in client.schedules.list()
@@ -249,7 +85,7 @@ def _schedule_dict(s: Schedule) -> dict[str, Any]:
         "overlap": s.spec.overlap,
         "catchup": s.spec.catchup,
         "paused": s.paused,
-        "next_fire": _when(s.next_fire_at),
+        "next_fire": when(s.next_fire_at),
         "last_fire": _fire_text(s.last_fire),
         "description": s.spec.description,
     }
@@ -313,7 +149,7 @@ def schedules_create(
         raise click.UsageError("give one of --saved-job and --cmd")
     given = {key: value for key, value in options.items() if value is not None}
     if env:
-        given["env"] = _env(env)
+        given["env"] = key_values(env)
     schedule = client.schedules.create(
         name,
         cron,
@@ -326,7 +162,7 @@ def schedules_create(
     if as_json:
         emit(_schedule_dict(schedule))
         return
-    click.echo(f"schedule {schedule.name}: next fire {_when(schedule.next_fire_at)}")
+    click.echo(f"schedule {schedule.name}: next fire {when(schedule.next_fire_at)}")
 
 
 @schedules_group.command("show")
@@ -353,7 +189,7 @@ def schedules_show(client: Client, name: str, as_json: bool) -> None:
         ("runs", _target(s)),
         ("overlap", overlap),
         ("paused", s.paused),
-        ("next fire", _when(s.next_fire_at)),
+        ("next fire", when(s.next_fire_at)),
         ("last fire", _fire_text(s.last_fire)),
         ("description", s.spec.description),
     ):
@@ -391,7 +227,7 @@ def schedules_resume(client: Client, name: str, as_json: bool) -> None:
     if as_json:
         emit(_schedule_dict(schedule))
         return
-    click.echo(f"schedule {name}: next fire {_when(schedule.next_fire_at)}")
+    click.echo(f"schedule {name}: next fire {when(schedule.next_fire_at)}")
 
 
 @schedules_group.command("trigger")
@@ -434,10 +270,10 @@ def schedules_preview(client: Client, name: str, count: int, as_json: bool) -> N
     """
     times = client.schedules.preview(name, count=count)
     if as_json:
-        emit([_when(moment) for moment in times])
+        emit([when(moment) for moment in times])
         return
     for moment in times:
-        click.echo(_when(moment))
+        click.echo(when(moment))
 
 
 @schedules_group.command("history")
@@ -454,7 +290,7 @@ def schedules_history(client: Client, name: str, limit: int, as_json: bool) -> N
     fires = client.schedules.history(name, limit=limit)
     rows: list[dict[str, Any]] = [
         {
-            "scheduled_at": _when(f.scheduled_at),
+            "scheduled_at": when(f.scheduled_at),
             "outcome": f.outcome,
             "job_id": f.job_id,
             "job_status": f.job_status,
@@ -493,5 +329,4 @@ def schedules_rm(client: Client, name: str, as_json: bool) -> None:
 
 def register(main: click.Group) -> None:
     """Add the commands of this module to the `cloudpipe` group."""
-    main.add_command(saved_group)
     main.add_command(schedules_group)
