@@ -9,6 +9,9 @@ Exit codes, stable for scripts:
     4  authentication failed
     5  server unavailable
     6  timed out
+
+except `submit --wait`, which exits with the job's own code (a shell command's exit
+code; see cli_live.exit_code).
 """
 
 from __future__ import annotations
@@ -124,8 +127,8 @@ class _Group(click.Group):
 @click.version_option(package_name="cloudpipe", prog_name="cloudpipe")
 @click.pass_context
 def main(ctx: click.Context, address: str | None, api_key: str | None, profile: str | None) -> None:
-    """Run shell commands and Python functions in containers. Every command takes
-    --json (machine-readable output) and --help (its options, with examples).
+    """Run shell commands and Python functions in containers. Every command of the
+    SDK takes --json (machine-readable output) and --help (options and examples).
 
     \b
     cloudpipe submit --wait 'echo hello'

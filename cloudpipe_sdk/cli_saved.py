@@ -34,7 +34,12 @@ def _saved_dict(saved: SavedJob) -> dict[str, Any]:
 
 @click.group("saved")
 def saved_group() -> None:
-    """Saved jobs: named, versioned job templates."""
+    """Saved jobs: named, versioned job templates.
+
+    \b
+    cloudpipe saved save report 'python3 /app/report.py'
+    cloudpipe saved run --wait report
+    """
 
 
 @saved_group.command("ls")

@@ -39,7 +39,12 @@ def _target(schedule: Schedule) -> str:
 
 @click.group("schedules")
 def schedules_group() -> None:
-    """Schedules: saved jobs or commands run on cron times."""
+    """Schedules: saved jobs or commands run on cron times.
+
+    \b
+    cloudpipe schedules create tick '*/5 * * * *' --cmd 'date'
+    cloudpipe schedules ls
+    """
 
 
 @schedules_group.command("ls")
