@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
 
+from cloudpipe_sdk._compat import UTC
 from cloudpipe_sdk._outcome import settle
 from cloudpipe_sdk._types import JobSnapshot, Output
 
