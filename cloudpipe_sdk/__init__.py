@@ -12,7 +12,7 @@ Example::
 See docs/sdk.md for the guide.
 """
 
-import logging
+import logging as _logging
 
 from cloudpipe_sdk._aio import AsyncClient
 from cloudpipe_sdk._aio_job import AsyncAttachment, AsyncJob
@@ -105,4 +105,4 @@ __all__ = [
 
 # The SDK logs (reconnection notices, on cloudpipe_sdk.connection) but prints nothing
 # unless the program configures logging; the `cloudpipe` CLI shows them on stderr.
-logging.getLogger("cloudpipe_sdk").addHandler(logging.NullHandler())
+_logging.getLogger("cloudpipe_sdk").addHandler(_logging.NullHandler())
