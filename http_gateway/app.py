@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
+from cloudpipe_proto.v1 import schedules_pb2_grpc as schedules_grpc
 from cloudpipe_sdk._channel import open_aio_channel
 from http_gateway import job_json, multyvac, ui
 from http_gateway.caller import Caller
@@ -40,7 +41,9 @@ from http_gateway.golang import parse_query
 from http_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from http_gateway.multyvac import ApiError, Reply
 from http_gateway.ui_api import UiApi
+from http_gateway.ui_errors import service_failure
 from http_gateway.ui_live import EventStream, Feeds
+from http_gateway.ui_schedules import ScheduleApi
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +88,16 @@ class Gateway:
         self.metrics = metrics
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None
+        self._services: dict[str, Any] = {}
 
     async def open(self) -> None:
         self._channel = open_aio_channel(self._settings.server, self._settings.server_tls_ca)
         self._stub = pb_grpc.JobServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._services = {
+            "jobs": self._stub,
+            "schedules": schedules_grpc.ScheduleServiceStub(self._channel),  # type: ignore[no-untyped-call]
+            "saved_jobs": schedules_grpc.SavedJobServiceStub(self._channel),  # type: ignore[no-untyped-call]
+        }
         log.info("gateway for gRPC server %s", self._settings.server)
 
     @property
@@ -112,6 +121,22 @@ class Gateway:
             log.info("%s for %s failed: %s %s", method, caller.account, exc.code().name, exc.details())
             raise multyvac.rpc_failure(op, exc, caller.account, jid) from None
         self.metrics.observe_call(method, "OK", time.perf_counter() - started)
+        return answer
+
+    async def call_service(self, service: str, method: str, request: Any, caller: Caller) -> Any:
+        """A unary call of `service` ("jobs", "schedules", "saved_jobs") for the UI's
+        routes; a failure is answered by its meaning (ui_errors), not as a multyvac job route."""
+        started = time.perf_counter()
+        metric = f"{service}.{method}"
+        try:
+            answer = await getattr(self._services[service], method)(
+                request, metadata=caller.metadata, timeout=self._settings.rpc_timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            self.metrics.observe_call(metric, exc.code().name, time.perf_counter() - started)
+            log.info("%s for %s failed: %s %s", metric, caller.account, exc.code().name, exc.details())
+            raise service_failure(exc, caller.account) from None
+        self.metrics.observe_call(metric, "OK", time.perf_counter() - started)
         return answer
 
     async def _authenticate(self, caller: Caller, op: str = "probe") -> None:
@@ -291,6 +316,7 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
     gateway = Gateway(settings, metrics)
     ui_api = UiApi(gateway)
     feeds = Feeds(gateway)
+    schedules = ScheduleApi(gateway)
 
     async def ui_job(request: Request) -> Reply:
         """`view=summary`: the job page's details without output (ui_api); else as before."""
@@ -323,6 +349,14 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
         Route("/ui/api/jobs/kill", Endpoint(ui_api.kill_many)),
         Route("/ui/api/jobs/live", EventStream(feeds.jobs, metrics.live_feeds)),
         Route("/ui/api/account", Endpoint(gateway.ui_account)),
+        Route("/ui/api/schedules", Endpoint(schedules.schedules)),
+        Route("/ui/api/schedule/history", Endpoint(schedules.history)),
+        Route("/ui/api/schedule/pause", Endpoint(schedules.pause)),
+        Route("/ui/api/schedule/resume", Endpoint(schedules.resume)),
+        Route("/ui/api/schedule/trigger", Endpoint(schedules.trigger)),
+        Route("/ui/api/saved-jobs", Endpoint(schedules.saved_jobs)),
+        Route("/ui/api/saved-job", Endpoint(schedules.saved_job)),
+        Route("/ui/api/saved-job/run", Endpoint(schedules.run)),
         Mount("/ui", ui.static_app()),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -79,8 +79,9 @@ def _wait_no_job_containers(timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
 
     def job_containers() -> list[object]:  # warm containers (pool label) live as long as their server
-        found = client.containers.list(all=True, filters={"label": JOB_LABEL})
-        return [c for c in found if "org.cloudpipe.pool" not in c.labels]
+        # sparse: no inspect per container, so one removed meanwhile (another test's) is no error
+        found = client.containers.list(all=True, filters={"label": JOB_LABEL}, sparse=True)
+        return [c for c in found if "org.cloudpipe.pool" not in (c.attrs.get("Labels") or {})]
 
     while job_containers() and time.monotonic() < deadline:
         time.sleep(0.3)

@@ -27,6 +27,7 @@ class GatewayProcess:
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    server_address: str = ""  # the gRPC server it is in front of
 
     @property
     def log(self) -> str:
@@ -43,7 +44,7 @@ def start_gateway(server_address: str, log_dir: Path, *args: str) -> GatewayProc
     command = [sys.executable, "-m", "http_gateway", "--listen", f"127.0.0.1:{port}", "--server", server_address]
     with log_path.open("ab") as log:
         process = subprocess.Popen([*command, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    gateway = GatewayProcess(f"http://127.0.0.1:{port}", process, log_path)
+    gateway = GatewayProcess(f"http://127.0.0.1:{port}", process, log_path, server_address)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
