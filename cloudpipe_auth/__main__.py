@@ -44,7 +44,9 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _uvicorn(app: ASGIApp, listen: str, variable: str, cert: Path, key: Path, ca: Path | None) -> _Server:
+def _uvicorn(
+    app: ASGIApp, listen: str, variable: str, cert: Path, key: Path, ca: Path | None, trusted_proxies: str = ""
+) -> _Server:
     for path in (cert, key, *([ca] if ca else [])):
         if not path.is_file():
             raise CloudpipeError(f"{path} does not exist (run `cloudpipe pki init DIR`)")
@@ -56,6 +58,11 @@ def _uvicorn(app: ASGIApp, listen: str, variable: str, cert: Path, key: Path, ca
         app,
         host=host,
         port=port,
+        # The failure limiter's source is the client address, taken from X-Forwarded-For
+        # when the peer is one of these (the HTTP gateway relaying the web UI's sign-ins);
+        # unset: uvicorn's default, $FORWARDED_ALLOW_IPS or 127.0.0.1.
+        proxy_headers=True,
+        forwarded_allow_ips=trusted_proxies or None,
         ssl_certfile=str(cert),
         ssl_keyfile=str(key),
         ssl_ca_certs=str(ca) if ca else None,
@@ -97,6 +104,7 @@ async def serve(settings: AuthServiceSettings) -> None:
         settings.path("external_cert", "external-cert.pem"),
         settings.path("external_key", "external-key.pem"),
         None,
+        settings.trusted_proxies,
     )
     loop = asyncio.get_running_loop()
 

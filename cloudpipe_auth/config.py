@@ -39,6 +39,10 @@ class AuthServiceSettings:
     failure_burst: int = 10  # failed attempts allowed at once per account / per source
     failure_refill_seconds: float = 6.0  # then one more every this many seconds
     log_level: str = "INFO"
+    # comma-separated addresses (or *) of proxies whose X-Forwarded-For names the client of
+    # the external listener for the failure limiter: the HTTP gateway, whose web UI relays
+    # sign-ins. Empty: uvicorn's default ($FORWARDED_ALLOW_IPS, else 127.0.0.1).
+    trusted_proxies: str = ""
 
     @property
     def resolved_store_url(self) -> str:

@@ -70,6 +70,15 @@ class AccountService:
         self._policy = policy
         self._clock = clock
 
+    @property
+    def signup_open(self) -> bool:
+        """Whether anyone may create an account (the admin API always may)."""
+        return self._policy.open_signup
+
+    @property
+    def min_password_length(self) -> int:
+        return self._policy.min_password_length
+
     # -- accounts ------------------------------------------------------------------------
 
     async def create_account(self, name: str, password: str, *, by_admin: bool = False) -> Account:

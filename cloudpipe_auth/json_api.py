@@ -1,6 +1,7 @@
 """The JSON API of the external listener. Bodies and answers are JSON objects; errors
 are `{"message": "..."}` with the status of the error (400, 401, 403, 404, 409, 429).
 
+    GET    /v2/signup                                                 200 {open, minPasswordLength}
     POST   /v2/accounts              {accountName, password}          201 {accountName, createdAt}
     POST   /v2/login                 {accountName, password}          200 {accountName, token, expiresAt}
     POST   /v2/logout                                                 204
@@ -87,6 +88,10 @@ def json_routes(service: AccountService) -> list[Route]:
     def admin(request: Request) -> None:
         service.check_admin(_bearer(request) or "", source(request))
 
+    async def signup_policy(request: Request) -> Response:
+        """Whether sign-up is open (closed by default), for sign-up pages to say so."""
+        return json_response({"open": service.signup_open, "minPasswordLength": service.min_password_length})
+
     async def signup(request: Request) -> Response:
         body = await json_body(request)
         account = await service.create_account(_text(body, "accountName"), _text(body, "password"))
@@ -161,6 +166,7 @@ def json_routes(service: AccountService) -> list[Route]:
         return json_response({"revoked": await service.revoke_all_keys(name)})
 
     return [
+        Route("/v2/signup", handled(signup_policy), methods=["GET"]),
         Route("/v2/accounts", handled(signup), methods=["POST"]),
         Route("/v2/login", handled(login), methods=["POST"]),
         Route("/v2/logout", handled(logout), methods=["POST"]),

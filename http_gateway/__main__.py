@@ -44,6 +44,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (CLOUDPIPE_GATEWAY_TLS_CERT)")
     parser.add_argument("--tls-key", help="and this key (CLOUDPIPE_GATEWAY_TLS_KEY)")
     parser.add_argument("--server-tls-ca", help="CA of a TLS gRPC server (CLOUDPIPE_TLS_CA)")
+    parser.add_argument(
+        "--auth-url",
+        help="the auth service's people's listener, for the UI's accounts pages (CLOUDPIPE_GATEWAY_AUTH_URL)",
+    )
+    parser.add_argument("--auth-ca", help="CA of the auth service's certificate (CLOUDPIPE_GATEWAY_AUTH_CA)")
     return parser.parse_args(argv)
 
 

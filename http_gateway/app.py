@@ -40,6 +40,7 @@ from http_gateway.config import GatewaySettings
 from http_gateway.golang import parse_query
 from http_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from http_gateway.multyvac import ApiError, Reply
+from http_gateway.ui_accounts import AccountsApi
 from http_gateway.ui_api import UiApi
 from http_gateway.ui_errors import service_failure
 from http_gateway.ui_live import EventStream, Feeds
@@ -317,6 +318,7 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
     ui_api = UiApi(gateway)
     feeds = Feeds(gateway)
     schedules = ScheduleApi(gateway)
+    accounts = AccountsApi(settings.auth_url, settings.auth_ca, settings.rpc_timeout)
 
     async def ui_job(request: Request) -> Reply:
         """`view=summary`: the job page's details without output (ui_api); else as before."""
@@ -327,9 +329,11 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.open()
+        await accounts.open()
         try:
             yield
         finally:
+            await accounts.close()
             await gateway.close()
 
     routes = [
@@ -357,6 +361,16 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
         Route("/ui/api/saved-jobs", Endpoint(schedules.saved_jobs)),
         Route("/ui/api/saved-job", Endpoint(schedules.saved_job)),
         Route("/ui/api/saved-job/run", Endpoint(schedules.run)),
+        Route("/ui/api/auth/signup", Endpoint(accounts.signup)),
+        Route("/ui/api/auth/login", Endpoint(accounts.login)),
+        Route("/ui/api/auth/logout", Endpoint(accounts.logout)),
+        Route("/ui/api/auth/keys", Endpoint(accounts.keys)),
+        Route("/ui/api/auth/keys/revoke", Endpoint(accounts.revoke_key)),
+        Route("/ui/api/auth/admin/accounts", Endpoint(accounts.admin_accounts)),
+        Route("/ui/api/auth/admin/account/disable", Endpoint(accounts.admin_disable)),
+        Route("/ui/api/auth/admin/account/delete", Endpoint(accounts.admin_delete)),
+        Route("/ui/api/auth/admin/keys", Endpoint(accounts.admin_keys)),
+        Route("/ui/api/auth/admin/keys/revoke-all", Endpoint(accounts.admin_revoke_all)),
         Mount("/ui", ui.static_app()),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -47,6 +47,11 @@ class GatewaySettings:
     tls_key: str = ""
     # CA of the gRPC server's certificate when the server serves TLS (as the SDK's CLOUDPIPE_TLS_CA).
     server_tls_ca: str = ""
+    # The auth service's external (people's) listener, https://HOST:9000, for the web UI's
+    # sign-up, sign-in and key pages; empty: those pages say no auth service is connected.
+    auth_url: str = ""
+    # CA of its certificate (certs/ca.pem of `cloudpipe pki init`); empty: the system's CAs.
+    auth_ca: str = ""
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -75,6 +80,8 @@ class GatewaySettings:
             "tls_cert": "CLOUDPIPE_GATEWAY_TLS_CERT",
             "tls_key": "CLOUDPIPE_GATEWAY_TLS_KEY",
             "server_tls_ca": "CLOUDPIPE_TLS_CA",
+            "auth_url": "CLOUDPIPE_GATEWAY_AUTH_URL",
+            "auth_ca": "CLOUDPIPE_GATEWAY_AUTH_CA",
         }
         kinds = {item.name: item.type for item in dataclasses.fields(cls)}
         values: dict[str, object] = {}
@@ -100,5 +107,7 @@ class GatewaySettings:
             raise SettingsError("CLOUDPIPE_GATEWAY_RPC_TIMEOUT must be positive")
         if not self.default_image:
             raise SettingsError("CLOUDPIPE_GATEWAY_DEFAULT_IMAGE must not be empty")
+        if self.auth_url and not self.auth_url.startswith(("https://", "http://")):
+            raise SettingsError("CLOUDPIPE_GATEWAY_AUTH_URL must be an https:// (or http://) URL")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError("CLOUDPIPE_GATEWAY_TLS_CERT and CLOUDPIPE_GATEWAY_TLS_KEY go together")

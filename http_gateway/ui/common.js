@@ -63,8 +63,10 @@ function basic(session) {
 
 // A call with the session's Basic credentials; the parsed JSON, or an ApiFailure with
 // the gateway's error envelope (status 0: the gateway did not answer).
-export async function api(session, path, { method = "GET", form = null } = {}) {
-  const headers = { Authorization: basic(session) };
+export async function api(session, path, { method = "GET", form = null, authorization = "" } = {}) {
+  const headers = {};
+  if (session) headers.Authorization = basic(session);
+  else if (authorization) headers.Authorization = authorization;
   let body = null;
   if (form) {
     headers["Content-Type"] = "application/x-www-form-urlencoded";
@@ -88,6 +90,35 @@ export async function api(session, path, { method = "GET", form = null } = {}) {
     throw new ApiFailure(response.status, error.code || "HTTP", error.message || text || response.statusText, error.hint);
   }
   return data;
+}
+
+// A call of the accounts routes (/ui/api/auth/...): `token` is a sign-in token or the
+// admin token, sent as Bearer; null sends no credentials.
+export function authApi(token, path, options = {}) {
+  return api(null, path, { ...options, authorization: token ? "Bearer " + token : "" });
+}
+
+// The sign-in of the accounts page (a session token of the auth service), kept apart
+// from the API key session of the other pages.
+const SIGNIN = "cloudpipe.signin";
+
+export function loadSignin() {
+  try {
+    const signin = JSON.parse(sessionStorage.getItem(SIGNIN) || "null");
+    if (signin && signin.token && (!signin.expires_at || new Date(signin.expires_at) > new Date())) return signin;
+  } catch {
+    // unreadable: forget it below
+  }
+  sessionStorage.removeItem(SIGNIN);
+  return null;
+}
+
+export function saveSignin(signin) {
+  sessionStorage.setItem(SIGNIN, JSON.stringify(signin));
+}
+
+export function clearSignin() {
+  sessionStorage.removeItem(SIGNIN);
 }
 
 // A failed call as one sentence for people; a refused key ends the session.
@@ -144,6 +175,11 @@ export function statusBadge(status) {
 // The API's "YYYY-MM-DD HH:MM:SS.mmm" (UTC) as a Date; null when absent.
 export function parseStamp(stamp) {
   return stamp ? new Date(stamp.replace(" ", "T") + "Z") : null;
+}
+
+// An ISO 8601 time of the auth service as a Date; null when absent.
+export function parseIso(text) {
+  return text ? new Date(text) : null;
 }
 
 export function absoluteTime(date) {

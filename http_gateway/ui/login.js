@@ -1,7 +1,8 @@
 // The login page: check account name + API key with the gateway, then keep them.
 import { api, explain, loadSession, saveSession } from "./common.js";
 
-const PAGES = /^(jobs\.html|profile\.html|job\.html\?jid=\d+)$/;  // where ?next= may lead
+// where ?next= may lead
+const PAGES = /^((jobs|profile|schedules|saved-jobs|overview)\.html|job\.html\?jid=\d+|saved-jobs\.html\?name=[\w%.@+-]+)$/;
 const params = new URLSearchParams(location.search);
 const next = PAGES.test(params.get("next") || "") ? params.get("next") : "jobs.html";
 

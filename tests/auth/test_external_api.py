@@ -176,3 +176,10 @@ def test_the_auth_service_log_has_no_secret(auth_service: AuthProcess) -> None:
     assert name in log
     for secret in (password, key, token):
         assert secret not in log
+
+
+def test_the_signup_policy_says_whether_anyone_may_sign_up(auth_service: AuthProcess) -> None:
+    with auth_service.external_client() as client:
+        response = client.get("/v2/signup")
+    assert response.status_code == 200
+    assert response.json() == {"open": True, "minPasswordLength": 8}  # the tests' service opens sign-up
