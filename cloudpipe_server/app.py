@@ -34,6 +34,7 @@ from cloudpipe_server.jobs.events import JobEvents
 from cloudpipe_server.jobs.output import OutputHub
 from cloudpipe_server.jobs.retention import Retention, RetentionConfig
 from cloudpipe_server.jobs.service import JobService
+from cloudpipe_server.jobs.usage import Quotas, UsageService
 from cloudpipe_server.metered_store import MeteredStore
 from cloudpipe_server.metrics import QueueDepth, ServerMetrics, serve
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
@@ -256,7 +257,14 @@ async def _serve(
     )
     limiter = FailureLimiter(LimiterConfig(settings.auth_failure_burst, settings.auth_failure_refill_seconds))
     server, _ = build_server(
-        JobServicer(service),
+        JobServicer(
+            service,
+            UsageService(
+                store,
+                utc_now,
+                Quotas(settings.max_queued_per_account, settings.max_running_per_account),
+            ),
+        ),
         AuthInterceptor(authenticator, limiter, on_failure=lambda reason: metrics.auth_failures.labels(reason).inc()),
         SavedJobServicer(SavedJobService(schedule_store, jobs, utc_now)),
         ScheduleServicer(ScheduleService(schedule_store, jobs, utc_now, wake=scheduler.wake)),

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from cloudpipe_server.metrics import ServerMetrics
 from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
-from cloudpipe_server.store.base import JobStore, Purged
+from cloudpipe_server.store.base import FinishedCount, JobStore, Purged
 
 T = TypeVar("T")
 _MAX_TRACKED = 100_000  # claimed jobs remembered for the overhead/duration histograms
@@ -145,6 +145,12 @@ class MeteredStore(JobStore):
 
     async def counts(self, account: str) -> dict[JobStatus, int]:
         return await self._timed("counts", self._inner.counts(account))
+
+    async def counts_by_account(self) -> dict[str, dict[JobStatus, int]]:
+        return await self._timed("counts_by_account", self._inner.counts_by_account())
+
+    async def finished_since(self, since: datetime, account: str | None = None) -> list[FinishedCount]:
+        return await self._timed("finished_since", self._inner.finished_since(since, account))
 
     async def unclaim(self, job_id: int, owner: str, now: datetime, reason: str, *, attempt: int | None = None) -> bool:
         given_back = await self._timed("unclaim", self._inner.unclaim(job_id, owner, now, reason, attempt=attempt))

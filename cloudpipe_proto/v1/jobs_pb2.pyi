@@ -358,6 +358,64 @@ class QueueStatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class UsageRequest(_message.Message):
+    __slots__ = ("all_accounts", "window_minutes")
+    ALL_ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    all_accounts: bool
+    window_minutes: int
+    def __init__(self, all_accounts: _Optional[bool] = ..., window_minutes: _Optional[int] = ...) -> None: ...
+
+class AccountUsage(_message.Message):
+    __slots__ = ("account", "counts", "done", "failed", "runtime")
+    class CountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    counts: _containers.ScalarMap[str, int]
+    done: int
+    failed: int
+    runtime: _duration_pb2.Duration
+    def __init__(self, account: _Optional[str] = ..., counts: _Optional[_Mapping[str, int]] = ..., done: _Optional[int] = ..., failed: _Optional[int] = ..., runtime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class UsageResponse(_message.Message):
+    __slots__ = ("window_start", "window_minutes", "counts", "done_per_minute", "failed_per_minute", "runtime", "accounts", "max_queued_per_account", "max_running_per_account")
+    class CountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    WINDOW_START_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    DONE_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUED_PER_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUNNING_PER_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    window_start: _timestamp_pb2.Timestamp
+    window_minutes: int
+    counts: _containers.ScalarMap[str, int]
+    done_per_minute: _containers.RepeatedScalarFieldContainer[int]
+    failed_per_minute: _containers.RepeatedScalarFieldContainer[int]
+    runtime: _duration_pb2.Duration
+    accounts: _containers.RepeatedCompositeFieldContainer[AccountUsage]
+    max_queued_per_account: int
+    max_running_per_account: int
+    def __init__(self, window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_minutes: _Optional[int] = ..., counts: _Optional[_Mapping[str, int]] = ..., done_per_minute: _Optional[_Iterable[int]] = ..., failed_per_minute: _Optional[_Iterable[int]] = ..., runtime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., accounts: _Optional[_Iterable[_Union[AccountUsage, _Mapping]]] = ..., max_queued_per_account: _Optional[int] = ..., max_running_per_account: _Optional[int] = ...) -> None: ...
+
 class QueueStatsResponse(_message.Message):
     __slots__ = ("counts",)
     class CountsEntry(_message.Message):

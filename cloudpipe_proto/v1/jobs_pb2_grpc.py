@@ -80,6 +80,11 @@ class JobServiceStub:
                 request_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.QueueStatsRequest.SerializeToString,
                 response_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.QueueStatsResponse.FromString,
                 _registered_method=True)
+        self.Usage = channel.unary_unary(
+                '/cloudpipe.v1.JobService/Usage',
+                request_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.UsageRequest.SerializeToString,
+                response_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.UsageResponse.FromString,
+                _registered_method=True)
         self.Attach = channel.stream_stream(
                 '/cloudpipe.v1.JobService/Attach',
                 request_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.AttachRequest.SerializeToString,
@@ -165,6 +170,15 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Usage(self, request, context):
+        """Queue counts by status and jobs finished per minute over a recent window: the
+        caller's own, or with all_accounts (the admin account only, else PERMISSION_DENIED)
+        every account's, with one row per account; and the per-account quotas.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Attach(self, request_iterator, context):
         """Watch a job live and talk to it. The first request must be `start`; then send
         stdin, close_stdin or signals at any time. The server sends output chunks (with
@@ -223,6 +237,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.QueueStats,
                     request_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.QueueStatsRequest.FromString,
                     response_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.QueueStatsResponse.SerializeToString,
+            ),
+            'Usage': grpc.unary_unary_rpc_method_handler(
+                    servicer.Usage,
+                    request_deserializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.UsageRequest.FromString,
+                    response_serializer=cloudpipe__proto_dot_v1_dot_jobs__pb2.UsageResponse.SerializeToString,
             ),
             'Attach': grpc.stream_stream_rpc_method_handler(
                     servicer.Attach,
@@ -474,6 +493,33 @@ class JobService:
             '/cloudpipe.v1.JobService/QueueStats',
             cloudpipe__proto_dot_v1_dot_jobs__pb2.QueueStatsRequest.SerializeToString,
             cloudpipe__proto_dot_v1_dot_jobs__pb2.QueueStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Usage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudpipe.v1.JobService/Usage',
+            cloudpipe__proto_dot_v1_dot_jobs__pb2.UsageRequest.SerializeToString,
+            cloudpipe__proto_dot_v1_dot_jobs__pb2.UsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,14 +22,16 @@ from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.executors.base import Signal
 from cloudpipe_server.jobs.attach import AttachEvent
 from cloudpipe_server.jobs.service import JobService
+from cloudpipe_server.jobs.usage import Usage, UsageService
 from cloudpipe_server.limits import check_query_size, check_submit_size
 from cloudpipe_server.models import Stream
 from cloudpipe_server.rpc.interceptor import current_principal
 
 
 class JobServicer(pb_grpc.JobServiceServicer):
-    def __init__(self, service: JobService) -> None:
+    def __init__(self, service: JobService, usage: UsageService | None = None) -> None:
         self._service = service
+        self._usage = usage
 
     async def Submit(self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext) -> pb.SubmitResponse:
         check_submit_size(len(request.jobs), request.ByteSize())  # before converting any job
@@ -73,6 +75,15 @@ class JobServicer(pb_grpc.JobServiceServicer):
     ) -> pb.QueueStatsResponse:
         counts = await self._service.counts(current_principal())
         return pb.QueueStatsResponse(counts={status.value: n for status, n in counts.items()})
+
+    async def Usage(self, request: pb.UsageRequest, context: grpc.aio.ServicerContext) -> pb.UsageResponse:
+        if self._usage is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server keeps no usage")
+            raise AssertionError("unreachable")
+        usage = await self._usage.usage(
+            current_principal(), all_accounts=request.all_accounts, window_minutes=request.window_minutes
+        )
+        return _usage_to_pb(usage)
 
     async def Attach(
         self, request_iterator: AsyncIterator[pb.AttachRequest], context: grpc.aio.ServicerContext
@@ -151,3 +162,25 @@ def _id(value: int) -> int:
     if value == 0:
         raise InvalidArgument("id: a job id is required")
     return value
+
+
+def _usage_to_pb(usage: Usage) -> pb.UsageResponse:
+    answer = pb.UsageResponse(
+        window_minutes=usage.window_minutes,
+        counts={status.value: n for status, n in usage.counts.items()},
+        done_per_minute=usage.done_per_minute,
+        failed_per_minute=usage.failed_per_minute,
+        max_queued_per_account=usage.quotas.max_queued_per_account,
+        max_running_per_account=usage.quotas.max_running_per_account,
+    )
+    answer.window_start.FromDatetime(usage.window_start)
+    answer.runtime.FromNanoseconds(usage.runtime_ns)
+    for row in usage.accounts:
+        account = answer.accounts.add(
+            account=row.account,
+            counts={status.value: n for status, n in row.counts.items()},
+            done=row.done,
+            failed=row.failed,
+        )
+        account.runtime.FromNanoseconds(row.runtime_ns)
+    return answer

@@ -180,6 +180,18 @@ class JobStore(abc.ABC):
         """Number of the account's jobs per status; every status is a key."""
 
     @abc.abstractmethod
+    async def counts_by_account(self) -> dict[str, dict[JobStatus, int]]:
+        """Number of jobs per status of every account that has jobs (the admin's
+        overview); each account's map has every status as a key."""
+
+    @abc.abstractmethod
+    async def finished_since(self, since: datetime, account: str | None = None) -> list[FinishedCount]:
+        """Jobs that finished at or after `since` (of `account`, or of every account
+        when None), counted per account, status and whole minute after `since`, with the
+        summed run time (finished minus started) of those that started. One read; the
+        answer grows with accounts x statuses x minutes, never with the number of jobs."""
+
+    @abc.abstractmethod
     async def reap_expired(self, now: datetime, max_attempts: int) -> list[Job]:
         """Recover PROCESSING jobs whose lease expired before `now`: a restartable job
         with fewer than `max_attempts` attempts goes back to QUEUED with `run_after` set
@@ -239,6 +251,18 @@ class Purged:
 
     jobs: int = 0
     outputs: int = 0
+
+
+@dataclass(frozen=True)
+class FinishedCount:
+    """Jobs of one account that finished with one status in one minute (`minute` whole
+    minutes after the `since` of `JobStore.finished_since`), and their summed run time."""
+
+    account: str
+    minute: int
+    status: JobStatus
+    count: int
+    runtime_ns: int = 0
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from pymongo.errors import BulkWriteError, DocumentTooLarge, OperationFailure
 from cloudpipe_server.errors import InvalidArgument, NotFound
 from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
 from cloudpipe_server.store._shared import collected_to_doc, decide_reap, dedupe, int64, keys_of, offset64, to_ns
-from cloudpipe_server.store.base import JobStore, Purged
+from cloudpipe_server.store.base import FinishedCount, JobStore, Purged
 from cloudpipe_server.store.mongodb import identity, output, retention
 from cloudpipe_server.store.mongodb.database import Doc, MongoDatabase
 from cloudpipe_server.store.mongodb.dependencies import settle_waiting
@@ -375,6 +375,43 @@ class MongoJobStore(JobStore):
             for row in self._jobs.aggregate(pipeline):
                 counts[JobStatus(row["_id"])] = row["n"]
             return counts
+
+        return await self._mongo.run(read)
+
+    async def counts_by_account(self) -> dict[str, dict[JobStatus, int]]:
+        def read() -> dict[str, dict[JobStatus, int]]:
+            found: dict[str, dict[JobStatus, int]] = {}
+            pipeline: list[Doc] = [{"$group": {"_id": {"a": "$account", "s": "$status"}, "n": {"$sum": 1}}}]
+            for row in self._jobs.aggregate(pipeline):
+                key = row["_id"]
+                found.setdefault(key["a"], {status: 0 for status in JobStatus})[JobStatus(key["s"])] = row["n"]
+            return found
+
+        return await self._mongo.run(read)
+
+    async def finished_since(self, since: datetime, account: str | None = None) -> list[FinishedCount]:
+        start = to_ns(since)
+
+        def read() -> list[FinishedCount]:
+            match: Doc = {"finished_at": {"$gte": start}}
+            if account is not None:
+                match["account"] = account
+            minute = {"$floor": {"$divide": [{"$subtract": ["$finished_at", start]}, 60_000_000_000]}}
+            ran = {"$cond": [{"$gt": ["$started_at", None]}, {"$subtract": ["$finished_at", "$started_at"]}, 0]}
+            pipeline: list[Doc] = [
+                {"$match": match},
+                {
+                    "$group": {
+                        "_id": {"a": "$account", "s": "$status", "m": minute},
+                        "n": {"$sum": 1},
+                        "rt": {"$sum": ran},
+                    }
+                },
+            ]
+            return [
+                FinishedCount(r["_id"]["a"], int(r["_id"]["m"]), JobStatus(r["_id"]["s"]), r["n"], int(r["rt"]))
+                for r in self._jobs.aggregate(pipeline)
+            ]
 
         return await self._mongo.run(read)
 

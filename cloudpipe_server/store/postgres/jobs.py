@@ -44,7 +44,7 @@ from cloudpipe_server.store._shared import (
     spec_to_doc,
     to_ns,
 )
-from cloudpipe_server.store.base import JobStore, Purged
+from cloudpipe_server.store.base import FinishedCount, JobStore, Purged
 from cloudpipe_server.store.postgres import identity, output, retention
 from cloudpipe_server.store.postgres.database import Conn, PostgresDatabase, advisory_lock, fetch_all, fetch_one
 from cloudpipe_server.store.postgres.dependencies import settle_waiting
@@ -309,6 +309,33 @@ class PostgresJobStore(JobStore):
         for row in rows:
             counts[JobStatus(row["status"])] = row["n"]
         return counts
+
+    async def counts_by_account(self) -> dict[str, dict[JobStatus, int]]:
+        found: dict[str, dict[JobStatus, int]] = {}
+        async with self._db.connection() as conn:
+            rows = await fetch_all(conn, "SELECT account, status, COUNT(*) AS n FROM jobs GROUP BY account, status", ())
+        for row in rows:
+            found.setdefault(row["account"], {status: 0 for status in JobStatus})[JobStatus(row["status"])] = row["n"]
+        return found
+
+    async def finished_since(self, since: datetime, account: str | None = None) -> list[FinishedCount]:
+        start = to_ns(since)
+        query: LiteralString = (
+            "SELECT account, status, (finished_at - %s::bigint) / 60000000000 AS minute, COUNT(*) AS n,"
+            " COALESCE(SUM(CASE WHEN started_at IS NULL THEN 0 ELSE finished_at - started_at END), 0) AS runtime"
+            " FROM jobs WHERE finished_at >= %s::bigint"
+        )
+        args: tuple[object, ...] = (start, start)
+        if account is not None:
+            query += " AND account = %s"
+            args += (account,)
+        query += " GROUP BY account, status, minute"
+        async with self._db.connection() as conn:
+            rows = await fetch_all(conn, query, args)
+        return [
+            FinishedCount(r["account"], int(r["minute"]), JobStatus(r["status"]), r["n"], int(r["runtime"]))
+            for r in rows
+        ]
 
     async def reap_expired(self, now: datetime, max_attempts: int) -> list[Job]:
         async with self._db.connection() as conn:

@@ -31,7 +31,7 @@ from cloudpipe_server.store._shared import (
     spec_to_doc,
     to_ns,
 )
-from cloudpipe_server.store.base import JobStore, Purged
+from cloudpipe_server.store.base import FinishedCount, JobStore, Purged
 from cloudpipe_server.store.sqlite import dependencies, identity, output, retention
 from cloudpipe_server.store.sqlite.database import SqliteDatabase
 from cloudpipe_server.store.sqlite.schema import JOB_MIGRATIONS
@@ -321,6 +321,39 @@ class SqliteJobStore(JobStore):
             for row in rows:
                 counts[JobStatus(row["status"])] = row["n"]
             return counts
+
+        return await self._db.run(read)
+
+    async def counts_by_account(self) -> dict[str, dict[JobStatus, int]]:
+        def read(conn: sqlite3.Connection) -> dict[str, dict[JobStatus, int]]:
+            found: dict[str, dict[JobStatus, int]] = {}
+            for row in conn.execute("SELECT account, status, COUNT(*) AS n FROM jobs GROUP BY account, status"):
+                found.setdefault(row["account"], {status: 0 for status in JobStatus})[JobStatus(row["status"])] = row[
+                    "n"
+                ]
+            return found
+
+        return await self._db.run(read)
+
+    async def finished_since(self, since: datetime, account: str | None = None) -> list[FinishedCount]:
+        start = to_ns(since)
+
+        def read(conn: sqlite3.Connection) -> list[FinishedCount]:
+            where = "finished_at >= ?"
+            args: list[object] = [start, start]
+            if account is not None:
+                where += " AND account = ?"
+                args.append(account)
+            rows = conn.execute(
+                "SELECT account, status, (finished_at - ?) / 60000000000 AS minute, COUNT(*) AS n,"
+                " COALESCE(SUM(CASE WHEN started_at IS NULL THEN 0 ELSE finished_at - started_at END), 0) AS runtime"
+                f" FROM jobs WHERE {where} GROUP BY account, status, minute",
+                args,
+            )
+            return [
+                FinishedCount(r["account"], int(r["minute"]), JobStatus(r["status"]), r["n"], int(r["runtime"]))
+                for r in rows
+            ]
 
         return await self._db.run(read)
 

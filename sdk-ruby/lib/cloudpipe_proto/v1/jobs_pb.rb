@@ -150,6 +150,28 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
     end
     add_message "cloudpipe.v1.QueueStatsRequest" do
     end
+    add_message "cloudpipe.v1.UsageRequest" do
+      optional :all_accounts, :bool, 1
+      optional :window_minutes, :uint32, 2
+    end
+    add_message "cloudpipe.v1.AccountUsage" do
+      optional :account, :string, 1
+      map :counts, :string, :uint64, 2
+      optional :done, :uint64, 3
+      optional :failed, :uint64, 4
+      optional :runtime, :message, 5, "google.protobuf.Duration"
+    end
+    add_message "cloudpipe.v1.UsageResponse" do
+      optional :window_start, :message, 1, "google.protobuf.Timestamp"
+      optional :window_minutes, :uint32, 2
+      map :counts, :string, :uint64, 3
+      repeated :done_per_minute, :uint64, 4
+      repeated :failed_per_minute, :uint64, 5
+      optional :runtime, :message, 6, "google.protobuf.Duration"
+      repeated :accounts, :message, 7, "cloudpipe.v1.AccountUsage"
+      optional :max_queued_per_account, :uint32, 8
+      optional :max_running_per_account, :uint32, 9
+    end
     add_message "cloudpipe.v1.QueueStatsResponse" do
       map :counts, :string, :uint64, 1
     end
@@ -212,6 +234,9 @@ module Cloudpipe
     ExitEvent = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.ExitEvent").msgclass
     AttachEvent = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.AttachEvent").msgclass
     QueueStatsRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.QueueStatsRequest").msgclass
+    UsageRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.UsageRequest").msgclass
+    AccountUsage = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.AccountUsage").msgclass
+    UsageResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.UsageResponse").msgclass
     QueueStatsResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.QueueStatsResponse").msgclass
     JobStatus = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.JobStatus").enummodule
     ResultType = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.ResultType").enummodule

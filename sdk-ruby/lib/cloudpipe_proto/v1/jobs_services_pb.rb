@@ -50,6 +50,10 @@ module Cloudpipe
         rpc :WatchMany, ::Cloudpipe::V1::WatchManyRequest, stream(::Cloudpipe::V1::JobStatusEvent)
         # Count the caller's jobs per status.
         rpc :QueueStats, ::Cloudpipe::V1::QueueStatsRequest, ::Cloudpipe::V1::QueueStatsResponse
+        # Queue counts by status and jobs finished per minute over a recent window: the
+        # caller's own, or with all_accounts (the admin account only, else PERMISSION_DENIED)
+        # every account's, with one row per account; and the per-account quotas.
+        rpc :Usage, ::Cloudpipe::V1::UsageRequest, ::Cloudpipe::V1::UsageResponse
         # Watch a job live and talk to it. The first request must be `start`; then send
         # stdin, close_stdin or signals at any time. The server sends output chunks (with
         # their offsets, from the offsets given in `start`), status changes, and a final

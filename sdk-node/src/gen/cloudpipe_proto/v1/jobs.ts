@@ -503,6 +503,52 @@ export interface AttachEvent {
 export interface QueueStatsRequest {
 }
 
+export interface UsageRequest {
+  allAccounts: boolean;
+  /** Minutes back, the current one included; zero means 60, at most 1440. */
+  windowMinutes: number;
+}
+
+export interface AccountUsage {
+  account: string;
+  /** Status name -> count; every status present. */
+  counts: { [key: string]: number };
+  /** Finished in the window: done, and error/killed/stalled. */
+  done: number;
+  failed: number;
+  /** Summed run time (finished minus started) of the jobs finished in the window. */
+  runtime?: Duration | undefined;
+}
+
+export interface AccountUsage_CountsEntry {
+  key: string;
+  value: number;
+}
+
+export interface UsageResponse {
+  /** The start of the window's first minute. */
+  windowStart?: Date | undefined;
+  windowMinutes: number;
+  /** Over the accounts asked for: status name -> count, every status present. */
+  counts: { [key: string]: number };
+  /** window_minutes entries, oldest first. */
+  donePerMinute: number[];
+  failedPerMinute: number[];
+  runtime?:
+    | Duration
+    | undefined;
+  /** With all_accounts: every account that has jobs, by name. */
+  accounts: AccountUsage[];
+  /** The server's per-account limits; zero means none. */
+  maxQueuedPerAccount: number;
+  maxRunningPerAccount: number;
+}
+
+export interface UsageResponse_CountsEntry {
+  key: string;
+  value: number;
+}
+
 export interface QueueStatsResponse {
   /** Status name in lower case ("queued") -> count; every status present. */
   counts: { [key: string]: number };
@@ -3772,6 +3818,727 @@ export const QueueStatsRequest: MessageFns<QueueStatsRequest> = {
   },
 };
 
+function createBaseUsageRequest(): UsageRequest {
+  return { allAccounts: false, windowMinutes: 0 };
+}
+
+export const UsageRequest: MessageFns<UsageRequest> = {
+  encode(message: UsageRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.allAccounts !== false) {
+      writer.uint32(8).bool(message.allAccounts);
+    }
+    if (message.windowMinutes !== 0) {
+      writer.uint32(16).uint32(message.windowMinutes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UsageRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUsageRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.allAccounts = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.windowMinutes = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UsageRequest {
+    return {
+      allAccounts: isSet(object.allAccounts)
+        ? globalThis.Boolean(object.allAccounts)
+        : isSet(object.all_accounts)
+        ? globalThis.Boolean(object.all_accounts)
+        : false,
+      windowMinutes: isSet(object.windowMinutes)
+        ? globalThis.Number(object.windowMinutes)
+        : isSet(object.window_minutes)
+        ? globalThis.Number(object.window_minutes)
+        : 0,
+    };
+  },
+
+  toJSON(message: UsageRequest): unknown {
+    const obj: any = {};
+    if (message.allAccounts !== false) {
+      obj.allAccounts = message.allAccounts;
+    }
+    if (message.windowMinutes !== 0) {
+      obj.windowMinutes = Math.round(message.windowMinutes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UsageRequest>, I>>(base?: I): UsageRequest {
+    return UsageRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UsageRequest>, I>>(object: I): UsageRequest {
+    const message = createBaseUsageRequest();
+    message.allAccounts = object.allAccounts ?? false;
+    message.windowMinutes = object.windowMinutes ?? 0;
+    return message;
+  },
+};
+
+function createBaseAccountUsage(): AccountUsage {
+  return { account: "", counts: {}, done: 0, failed: 0, runtime: undefined };
+}
+
+export const AccountUsage: MessageFns<AccountUsage> = {
+  encode(message: AccountUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.account !== "") {
+      writer.uint32(10).string(message.account);
+    }
+    globalThis.Object.entries(message.counts).forEach(([key, value]: [string, number]) => {
+      AccountUsage_CountsEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.done !== 0) {
+      writer.uint32(24).uint64(message.done);
+    }
+    if (message.failed !== 0) {
+      writer.uint32(32).uint64(message.failed);
+    }
+    if (message.runtime !== undefined) {
+      Duration.encode(message.runtime, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AccountUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAccountUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.account = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = AccountUsage_CountsEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.counts[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.done = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.failed = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.runtime = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AccountUsage {
+    return {
+      account: isSet(object.account) ? globalThis.String(object.account) : "",
+      counts: isObject(object.counts)
+        ? (globalThis.Object.entries(object.counts) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      done: isSet(object.done) ? globalThis.Number(object.done) : 0,
+      failed: isSet(object.failed) ? globalThis.Number(object.failed) : 0,
+      runtime: isSet(object.runtime) ? Duration.fromJSON(object.runtime) : undefined,
+    };
+  },
+
+  toJSON(message: AccountUsage): unknown {
+    const obj: any = {};
+    if (message.account !== "") {
+      obj.account = message.account;
+    }
+    if (message.counts) {
+      const entries = globalThis.Object.entries(message.counts) as [string, number][];
+      if (entries.length > 0) {
+        obj.counts = {};
+        entries.forEach(([k, v]) => {
+          obj.counts[k] = Math.round(v);
+        });
+      }
+    }
+    if (message.done !== 0) {
+      obj.done = Math.round(message.done);
+    }
+    if (message.failed !== 0) {
+      obj.failed = Math.round(message.failed);
+    }
+    if (message.runtime !== undefined) {
+      obj.runtime = Duration.toJSON(message.runtime);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AccountUsage>, I>>(base?: I): AccountUsage {
+    return AccountUsage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AccountUsage>, I>>(object: I): AccountUsage {
+    const message = createBaseAccountUsage();
+    message.account = object.account ?? "";
+    message.counts = (globalThis.Object.entries(object.counts ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.done = object.done ?? 0;
+    message.failed = object.failed ?? 0;
+    message.runtime = (object.runtime !== undefined && object.runtime !== null)
+      ? Duration.fromPartial(object.runtime)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAccountUsage_CountsEntry(): AccountUsage_CountsEntry {
+  return { key: "", value: 0 };
+}
+
+export const AccountUsage_CountsEntry: MessageFns<AccountUsage_CountsEntry> = {
+  encode(message: AccountUsage_CountsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).uint64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AccountUsage_CountsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAccountUsage_CountsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AccountUsage_CountsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: AccountUsage_CountsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AccountUsage_CountsEntry>, I>>(base?: I): AccountUsage_CountsEntry {
+    return AccountUsage_CountsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AccountUsage_CountsEntry>, I>>(object: I): AccountUsage_CountsEntry {
+    const message = createBaseAccountUsage_CountsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseUsageResponse(): UsageResponse {
+  return {
+    windowStart: undefined,
+    windowMinutes: 0,
+    counts: {},
+    donePerMinute: [],
+    failedPerMinute: [],
+    runtime: undefined,
+    accounts: [],
+    maxQueuedPerAccount: 0,
+    maxRunningPerAccount: 0,
+  };
+}
+
+export const UsageResponse: MessageFns<UsageResponse> = {
+  encode(message: UsageResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.windowStart !== undefined) {
+      Timestamp.encode(toTimestamp(message.windowStart), writer.uint32(10).fork()).join();
+    }
+    if (message.windowMinutes !== 0) {
+      writer.uint32(16).uint32(message.windowMinutes);
+    }
+    globalThis.Object.entries(message.counts).forEach(([key, value]: [string, number]) => {
+      UsageResponse_CountsEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
+    if (message.donePerMinute.length !== 0) {
+      writer.uint32(34).fork();
+      for (const v of message.donePerMinute) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    if (message.failedPerMinute.length !== 0) {
+      writer.uint32(42).fork();
+      for (const v of message.failedPerMinute) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    if (message.runtime !== undefined) {
+      Duration.encode(message.runtime, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.accounts) {
+      AccountUsage.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.maxQueuedPerAccount !== 0) {
+      writer.uint32(64).uint32(message.maxQueuedPerAccount);
+    }
+    if (message.maxRunningPerAccount !== 0) {
+      writer.uint32(72).uint32(message.maxRunningPerAccount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UsageResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUsageResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.windowStart = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.windowMinutes = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = UsageResponse_CountsEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.counts[entry3.key] = entry3.value;
+            }
+            continue;
+          }
+          case 4: {
+            if (tag === 32) {
+              message.donePerMinute.push(longToNumber(reader.uint64()));
+
+              continue;
+            }
+
+            if (tag === 34) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.donePerMinute.push(longToNumber(reader.uint64()));
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 5: {
+            if (tag === 40) {
+              message.failedPerMinute.push(longToNumber(reader.uint64()));
+
+              continue;
+            }
+
+            if (tag === 42) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.failedPerMinute.push(longToNumber(reader.uint64()));
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.runtime = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.accounts.push(AccountUsage.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.maxQueuedPerAccount = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.maxRunningPerAccount = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UsageResponse {
+    return {
+      windowStart: isSet(object.windowStart)
+        ? fromJsonTimestamp(object.windowStart)
+        : isSet(object.window_start)
+        ? fromJsonTimestamp(object.window_start)
+        : undefined,
+      windowMinutes: isSet(object.windowMinutes)
+        ? globalThis.Number(object.windowMinutes)
+        : isSet(object.window_minutes)
+        ? globalThis.Number(object.window_minutes)
+        : 0,
+      counts: isObject(object.counts)
+        ? (globalThis.Object.entries(object.counts) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      donePerMinute: globalThis.Array.isArray(object?.donePerMinute)
+        ? object.donePerMinute.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.done_per_minute)
+        ? object.done_per_minute.map((e: any) => globalThis.Number(e))
+        : [],
+      failedPerMinute: globalThis.Array.isArray(object?.failedPerMinute)
+        ? object.failedPerMinute.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.failed_per_minute)
+        ? object.failed_per_minute.map((e: any) => globalThis.Number(e))
+        : [],
+      runtime: isSet(object.runtime) ? Duration.fromJSON(object.runtime) : undefined,
+      accounts: globalThis.Array.isArray(object?.accounts)
+        ? object.accounts.map((e: any) => AccountUsage.fromJSON(e))
+        : [],
+      maxQueuedPerAccount: isSet(object.maxQueuedPerAccount)
+        ? globalThis.Number(object.maxQueuedPerAccount)
+        : isSet(object.max_queued_per_account)
+        ? globalThis.Number(object.max_queued_per_account)
+        : 0,
+      maxRunningPerAccount: isSet(object.maxRunningPerAccount)
+        ? globalThis.Number(object.maxRunningPerAccount)
+        : isSet(object.max_running_per_account)
+        ? globalThis.Number(object.max_running_per_account)
+        : 0,
+    };
+  },
+
+  toJSON(message: UsageResponse): unknown {
+    const obj: any = {};
+    if (message.windowStart !== undefined) {
+      obj.windowStart = message.windowStart.toISOString();
+    }
+    if (message.windowMinutes !== 0) {
+      obj.windowMinutes = Math.round(message.windowMinutes);
+    }
+    if (message.counts) {
+      const entries = globalThis.Object.entries(message.counts) as [string, number][];
+      if (entries.length > 0) {
+        obj.counts = {};
+        entries.forEach(([k, v]) => {
+          obj.counts[k] = Math.round(v);
+        });
+      }
+    }
+    if (message.donePerMinute?.length) {
+      obj.donePerMinute = message.donePerMinute.map((e) => Math.round(e));
+    }
+    if (message.failedPerMinute?.length) {
+      obj.failedPerMinute = message.failedPerMinute.map((e) => Math.round(e));
+    }
+    if (message.runtime !== undefined) {
+      obj.runtime = Duration.toJSON(message.runtime);
+    }
+    if (message.accounts?.length) {
+      obj.accounts = message.accounts.map((e) => AccountUsage.toJSON(e));
+    }
+    if (message.maxQueuedPerAccount !== 0) {
+      obj.maxQueuedPerAccount = Math.round(message.maxQueuedPerAccount);
+    }
+    if (message.maxRunningPerAccount !== 0) {
+      obj.maxRunningPerAccount = Math.round(message.maxRunningPerAccount);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UsageResponse>, I>>(base?: I): UsageResponse {
+    return UsageResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UsageResponse>, I>>(object: I): UsageResponse {
+    const message = createBaseUsageResponse();
+    message.windowStart = object.windowStart ?? undefined;
+    message.windowMinutes = object.windowMinutes ?? 0;
+    message.counts = (globalThis.Object.entries(object.counts ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.donePerMinute = object.donePerMinute?.map((e) => e) || [];
+    message.failedPerMinute = object.failedPerMinute?.map((e) => e) || [];
+    message.runtime = (object.runtime !== undefined && object.runtime !== null)
+      ? Duration.fromPartial(object.runtime)
+      : undefined;
+    message.accounts = object.accounts?.map((e) => AccountUsage.fromPartial(e)) || [];
+    message.maxQueuedPerAccount = object.maxQueuedPerAccount ?? 0;
+    message.maxRunningPerAccount = object.maxRunningPerAccount ?? 0;
+    return message;
+  },
+};
+
+function createBaseUsageResponse_CountsEntry(): UsageResponse_CountsEntry {
+  return { key: "", value: 0 };
+}
+
+export const UsageResponse_CountsEntry: MessageFns<UsageResponse_CountsEntry> = {
+  encode(message: UsageResponse_CountsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).uint64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UsageResponse_CountsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUsageResponse_CountsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UsageResponse_CountsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: UsageResponse_CountsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UsageResponse_CountsEntry>, I>>(base?: I): UsageResponse_CountsEntry {
+    return UsageResponse_CountsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UsageResponse_CountsEntry>, I>>(object: I): UsageResponse_CountsEntry {
+    const message = createBaseUsageResponse_CountsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
+    return message;
+  },
+};
+
 function createBaseQueueStatsResponse(): QueueStatsResponse {
   return { counts: {} };
 }
@@ -4075,6 +4842,20 @@ export const JobServiceService = {
     responseDeserialize: (value: Buffer): QueueStatsResponse => QueueStatsResponse.decode(value),
   },
   /**
+   * Queue counts by status and jobs finished per minute over a recent window: the
+   * caller's own, or with all_accounts (the admin account only, else PERMISSION_DENIED)
+   * every account's, with one row per account; and the per-account quotas.
+   */
+  usage: {
+    path: "/cloudpipe.v1.JobService/Usage" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UsageRequest): Buffer => Buffer.from(UsageRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UsageRequest => UsageRequest.decode(value),
+    responseSerialize: (value: UsageResponse): Buffer => Buffer.from(UsageResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UsageResponse => UsageResponse.decode(value),
+  },
+  /**
    * Watch a job live and talk to it. The first request must be `start`; then send
    * stdin, close_stdin or signals at any time. The server sends output chunks (with
    * their offsets, from the offsets given in `start`), status changes, and a final
@@ -4134,6 +4915,12 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   watchMany: handleServerStreamingCall<WatchManyRequest, JobStatusEvent>;
   /** Count the caller's jobs per status. */
   queueStats: handleUnaryCall<QueueStatsRequest, QueueStatsResponse>;
+  /**
+   * Queue counts by status and jobs finished per minute over a recent window: the
+   * caller's own, or with all_accounts (the admin account only, else PERMISSION_DENIED)
+   * every account's, with one row per account; and the per-account quotas.
+   */
+  usage: handleUnaryCall<UsageRequest, UsageResponse>;
   /**
    * Watch a job live and talk to it. The first request must be `start`; then send
    * stdin, close_stdin or signals at any time. The server sends output chunks (with
@@ -4287,6 +5074,26 @@ export interface JobServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: QueueStatsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Queue counts by status and jobs finished per minute over a recent window: the
+   * caller's own, or with all_accounts (the admin account only, else PERMISSION_DENIED)
+   * every account's, with one row per account; and the per-account quotas.
+   */
+  usage(
+    request: UsageRequest,
+    callback: (error: ServiceError | null, response: UsageResponse) => void,
+  ): ClientUnaryCall;
+  usage(
+    request: UsageRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UsageResponse) => void,
+  ): ClientUnaryCall;
+  usage(
+    request: UsageRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UsageResponse) => void,
   ): ClientUnaryCall;
   /**
    * Watch a job live and talk to it. The first request must be `start`; then send
