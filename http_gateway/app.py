@@ -44,7 +44,7 @@ from http_gateway.ui_accounts import AccountsApi
 from http_gateway.ui_api import UiApi
 from http_gateway.ui_errors import service_failure
 from http_gateway.ui_live import EventStream, Feeds
-from http_gateway.ui_schedules import ScheduleApi
+from http_gateway.ui_schedules import ScheduleApi, UsageApi
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +318,7 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
     ui_api = UiApi(gateway)
     feeds = Feeds(gateway)
     schedules = ScheduleApi(gateway)
+    usage = UsageApi(gateway)
     accounts = AccountsApi(settings.auth_url, settings.auth_ca, settings.rpc_timeout)
 
     async def ui_job(request: Request) -> Reply:
@@ -358,6 +359,7 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
         Route("/ui/api/schedule/pause", Endpoint(schedules.pause)),
         Route("/ui/api/schedule/resume", Endpoint(schedules.resume)),
         Route("/ui/api/schedule/trigger", Endpoint(schedules.trigger)),
+        Route("/ui/api/usage", Endpoint(usage.usage)),
         Route("/ui/api/saved-jobs", Endpoint(schedules.saved_jobs)),
         Route("/ui/api/saved-job", Endpoint(schedules.saved_job)),
         Route("/ui/api/saved-job/run", Endpoint(schedules.run)),

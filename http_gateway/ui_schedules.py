@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from starlette.requests import Request
 
+from cloudpipe_proto.v1 import jobs_pb2 as jobs_pb
 from cloudpipe_proto.v1 import schedules_pb2 as pb
 from http_gateway import multyvac
 from http_gateway.caller import Caller
@@ -312,3 +313,51 @@ class ScheduleApi:
             raise await self._verified(caller, exc) if exc.status == 400 else exc from None
         answer = await self._gateway.call_service("saved_jobs", "Run", ask, caller)
         return multyvac.json_reply({"jid": answer.job_id, "version": answer.version})
+
+
+def _stamp_or_empty(message: Any, field: str) -> str:
+    return _when(message, field)
+
+
+class UsageApi:
+    """`GET /ui/api/usage?all=1&window=N`: JobService.Usage as JSON (all: the admin only, 403 otherwise)."""
+
+    def __init__(self, gateway: Services) -> None:
+        self._gateway = gateway
+
+    async def usage(self, request: Request) -> Reply:
+        if request.method != "GET":
+            raise multyvac.minval("GET")
+        caller = self._gateway.caller(request)
+        values, _error = parse_query(request.scope["query_string"])
+        try:
+            window = _uint(values, "window", 60, most=1440)
+        except ApiError as exc:
+            await self._gateway.call_service("schedules", "List", pb.ListSchedulesRequest(), caller)
+            raise exc from None
+        ask = jobs_pb.UsageRequest(all_accounts=values.get("all", [""])[0] in ("1", "true"), window_minutes=window)
+        answer = await self._gateway.call_service("jobs", "Usage", ask, caller)
+        return multyvac.json_reply(
+            {
+                "window_start": _stamp_or_empty(answer, "window_start"),
+                "window_minutes": answer.window_minutes,
+                "counts": dict(sorted(answer.counts.items())),
+                "done_per_minute": list(answer.done_per_minute),
+                "failed_per_minute": list(answer.failed_per_minute),
+                "runtime": ns(answer.runtime),
+                "accounts": [
+                    {
+                        "account": row.account,
+                        "counts": dict(sorted(row.counts.items())),
+                        "done": row.done,
+                        "failed": row.failed,
+                        "runtime": ns(row.runtime),
+                    }
+                    for row in answer.accounts
+                ],
+                "quotas": {
+                    "max_queued_per_account": answer.max_queued_per_account,
+                    "max_running_per_account": answer.max_running_per_account,
+                },
+            }
+        )

@@ -110,7 +110,7 @@ async function loadQuotas() {
     return;
   }
   try {
-    const usage = await api(session, "api/admin/usage");
+    const usage = await api(session, "api/usage?all=1");
     const limit = (n) => (n ? String(n) : "no limit");
     region.replaceChildren(el("dl", { class: "details" },
       el("dt", {}, "Queued jobs per account"), el("dd", { id: "quota-queued" }, limit(usage.quotas.max_queued_per_account)),
