@@ -27,6 +27,9 @@ from cloudpipe_server.executors.base import Executor, Limits
 from cloudpipe_server.executors.docker import DockerConfig, DockerExecutor
 from cloudpipe_server.executors.warm import PooledDockerExecutor, WarmConfig, parse_prewarm
 from cloudpipe_server.identity import IdentityLease
+from cloudpipe_server.images.access import ImageAccess
+from cloudpipe_server.images.build import BuildConfig, ImageBuilder
+from cloudpipe_server.images.service import ImageService
 from cloudpipe_server.jobs.attach import Watch
 from cloudpipe_server.jobs.compat import RunnerCheck
 from cloudpipe_server.jobs.dispatcher import Dispatcher, DispatcherConfig
@@ -37,6 +40,7 @@ from cloudpipe_server.jobs.service import JobService
 from cloudpipe_server.jobs.usage import Quotas, UsageService
 from cloudpipe_server.metered_store import MeteredStore
 from cloudpipe_server.metrics import QueueDepth, ServerMetrics, serve
+from cloudpipe_server.rpc.images import ImageServicer
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
 from cloudpipe_server.rpc.metrics_interceptor import MetricsInterceptor
@@ -143,6 +147,7 @@ class RunningServer:
     metrics_server: WSGIServer | None = None
     retention: Retention | None = None
     deleted_accounts: DeletedAccounts | None = None
+    images: ImageBuilder | None = None
 
     async def stop(self, grace: float = 10.0) -> None:
         log.info("shutting down: no new jobs are claimed; waiting up to %.0f s", grace)
@@ -160,6 +165,8 @@ class RunningServer:
         await self.dispatcher.stop(grace)
         await self.server.stop(grace=1.0)
         await self.executor.close()
+        if self.images is not None:
+            self.images.close()
         if self.identity is not None:
             await self.identity.release()  # a restart may take the identity at once
         await self.stores.close()
@@ -229,6 +236,15 @@ async def _serve(
         utc_now,
         on_engine=report_engine,
     )
+    builder = ImageBuilder(
+        BuildConfig(
+            runner_image=settings.python_image,
+            base_url=settings.docker_host,
+            memory_bytes=settings.image_build_memory_bytes,
+            cpus=settings.image_build_cpus,
+            timeout=settings.image_build_timeout,
+        )
+    )
     service = JobService(
         store,
         dispatcher,
@@ -239,6 +255,7 @@ async def _serve(
         max_queued_per_account=settings.max_queued_per_account,
         runner_check=RunnerCheck(executor.image_labels, settings.default_image),
         default_image=settings.default_image,
+        image_access=ImageAccess(builder.inspect),
     )
     schedule_store = stores.schedules
     jobs = ServiceJobs(service)
@@ -270,6 +287,7 @@ async def _serve(
         ScheduleServicer(ScheduleService(schedule_store, jobs, utc_now, wake=scheduler.wake)),
         outer=[MetricsInterceptor(metrics)],
         health_servicer=health_servicer,
+        images=ImageServicer(ImageService(builder)),
     )
     retention = Retention(
         store,
@@ -342,4 +360,5 @@ async def _serve(
         metrics_server=metrics_server,
         retention=retention,
         deleted_accounts=deleted_accounts,
+        images=builder,
     )

@@ -48,6 +48,11 @@ class Settings:
     default_max_runtime: float = 3600.0
     job_user: str = "65534:65534"
     pull_missing_images: bool = True
+    # Image builds (ImageService): each build's containers get this much memory and
+    # these CPUs; a build longer than the timeout fails (docs/sdk.md, "Images").
+    image_build_memory_bytes: int = 2 << 30
+    image_build_cpus: float = 1.0
+    image_build_timeout: float = 900.0
     output_cap_bytes: int = 64 << 20  # per stream (stdout, stderr); beyond it output is dropped and noted
     # A `file:` result over this many bytes fails the job with a reason saying so; it is
     # never held whole in memory (the archive is streamed and counted).
@@ -141,6 +146,10 @@ class Settings:
     def validate(self) -> None:
         if self.output_cap_bytes < 1 or self.result_cap_bytes < 1:
             raise InvalidArgument("CLOUDPIPE_OUTPUT_CAP_BYTES and CLOUDPIPE_RESULT_CAP_BYTES must be at least 1")
+        if self.image_build_memory_bytes < (64 << 20) or self.image_build_cpus <= 0 or self.image_build_timeout <= 0:
+            raise InvalidArgument(
+                "CLOUDPIPE_IMAGE_BUILD_MEMORY_BYTES must be at least 64 MiB, _CPUS and _TIMEOUT positive"
+            )
         if self.max_concurrent_jobs < 1:
             raise InvalidArgument("CLOUDPIPE_MAX_CONCURRENT_JOBS must be at least 1")
         if self.lease_seconds <= self.poll_interval:

@@ -13,6 +13,7 @@ from cloudpipe_common.limits import MAX_JOBS_PER_SUBMIT
 from cloudpipe_server.auth.base import Principal
 from cloudpipe_server.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from cloudpipe_server.executors.base import Delivery, Signal
+from cloudpipe_server.images.access import ImageAccess
 from cloudpipe_server.jobs.attach import AttachEvent, Watch
 from cloudpipe_server.jobs.compat import RunnerCheck
 from cloudpipe_server.jobs.events import JobEvents
@@ -72,11 +73,13 @@ class JobService:
         watch: Watch,
         max_queued_per_account: int = 0,
         runner_check: RunnerCheck | None = None,
+        image_access: ImageAccess | None = None,
         default_image: str = "",
     ) -> None:
         self._store = store
         self.default_image = default_image  # what jobs without an image run in
         self._runner_check = runner_check
+        self._image_access = image_access
         self._watch = watch
         self._max_queued = max_queued_per_account
         self._runner = runner
@@ -88,6 +91,8 @@ class JobService:
         if len(specs) > MAX_JOBS_PER_SUBMIT:
             raise ResourceExhausted(f"jobs: at most {MAX_JOBS_PER_SUBMIT} jobs per submit, got {len(specs)}")
         checked = [validate_spec(spec, f"jobs[{i}]") for i, spec in enumerate(specs)]
+        if self._image_access is not None:
+            await self._image_access.check(caller.account, checked)
         if self._runner_check is not None:
             checked = await self._runner_check.resolve(checked)
         await self._check_queue_quota(caller, len(checked))

@@ -1,4 +1,4 @@
-"""The grpc.aio server: JobService, SavedJobService and ScheduleService plus the
+"""The grpc.aio server: JobService, SavedJobService, ScheduleService and ImageService plus the
 standard health and reflection services.
 
 Health: the overall status ("") and JobService are SERVING while the server runs, also
@@ -15,7 +15,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cloudpipe_common.limits import MAX_MESSAGE_BYTES
-from cloudpipe_proto.v1 import jobs_pb2, jobs_pb2_grpc, schedules_pb2, schedules_pb2_grpc
+from cloudpipe_proto.v1 import images_pb2, images_pb2_grpc, jobs_pb2, jobs_pb2_grpc, schedules_pb2, schedules_pb2_grpc
+from cloudpipe_server.rpc.images import ImageServicer
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
 from cloudpipe_server.rpc.schedules import SavedJobServicer, ScheduleServicer
@@ -28,6 +29,7 @@ SERVICE_NAMES = (
     reflection.SERVICE_NAME,
     schedules_pb2.DESCRIPTOR.services_by_name["SavedJobService"].full_name,
     schedules_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
+    images_pb2.DESCRIPTOR.services_by_name["ImageService"].full_name,
 )
 
 
@@ -38,6 +40,7 @@ def build_server(
     schedules: ScheduleServicer | None = None,
     outer: Sequence[aio.ServerInterceptor] = (),
     health_servicer: health.aio.HealthServicer | None = None,
+    images: ImageServicer | None = None,
 ) -> tuple[aio.Server, health.aio.HealthServicer]:
     """A server with every service registered; the caller binds ports and starts it.
     `outer` interceptors run before authentication (metrics)."""
@@ -55,6 +58,8 @@ def build_server(
         schedules_pb2_grpc.add_SavedJobServiceServicer_to_server(saved_jobs, server)  # type: ignore[no-untyped-call]
     if schedules is not None:
         schedules_pb2_grpc.add_ScheduleServiceServicer_to_server(schedules, server)  # type: ignore[no-untyped-call]
+    if images is not None:
+        images_pb2_grpc.add_ImageServiceServicer_to_server(images, server)  # type: ignore[no-untyped-call]
     health_servicer = health_servicer or health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)
