@@ -21,6 +21,7 @@ from cloudpipe_sdk._errors import (
     AlreadyExists,
     AuthError,
     CloudpipeError,
+    ImageBuildFailed,
     InvalidRequest,
     JobFailed,
     JobKilled,
@@ -36,12 +37,16 @@ from cloudpipe_sdk._errors import (
 )
 from cloudpipe_sdk._executor import CloudpipeExecutor, JobFuture
 from cloudpipe_sdk._function import RemoteFunction
+from cloudpipe_sdk._image import Image
+from cloudpipe_sdk._images import AsyncImages, Images
 from cloudpipe_sdk._job import Job
 from cloudpipe_sdk._options import JobOptions
 from cloudpipe_sdk._schedules import AsyncSavedJobs, AsyncSchedules, SavedJobs, Schedules
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._stream import Attachment
 from cloudpipe_sdk._types import (
+    BuildLog,
+    BuiltImage,
     Event,
     Exit,
     Fire,
@@ -60,11 +65,14 @@ __all__ = [
     "AlreadyExists",
     "AsyncAttachment",
     "AsyncClient",
+    "AsyncImages",
     "AsyncJob",
     "AsyncSavedJobs",
     "AsyncSchedules",
     "Attachment",
     "AuthError",
+    "BuildLog",
+    "BuiltImage",
     "Client",
     "CloudpipeError",
     "CloudpipeExecutor",
@@ -72,6 +80,9 @@ __all__ = [
     "Event",
     "Exit",
     "Fire",
+    "Image",
+    "ImageBuildFailed",
+    "Images",
     "InvalidRequest",
     "Job",
     "JobFailed",

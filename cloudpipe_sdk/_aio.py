@@ -36,6 +36,7 @@ from cloudpipe_sdk._aio_job import AsyncJob
 from cloudpipe_sdk._aio_waiting import AsyncDoneAndNotDone, as_completed, map_results, wait
 from cloudpipe_sdk._base import BaseClient, starred, zipped
 from cloudpipe_sdk._config import ClientConfig
+from cloudpipe_sdk._images import AsyncImageReferences, AsyncImages
 from cloudpipe_sdk._schedules import AsyncSavedJobs, AsyncSchedules
 from cloudpipe_sdk._transport import AsyncTransport
 from cloudpipe_sdk._types import JobSpec
@@ -60,6 +61,20 @@ class AsyncClient(BaseClient[AsyncTransport]):
 
     def _open(self, config: ClientConfig, channel: aio.Channel | None) -> AsyncTransport:
         return AsyncTransport(config, channel)
+
+    def _references(self, transport: AsyncTransport) -> AsyncImageReferences:
+        return AsyncImageReferences(transport)
+
+    @property
+    def images(self) -> AsyncImages:
+        """As `Client.images`, awaited."""
+        return AsyncImages(self.transport)
+
+    async def _ensure_images(self, options: dict[str, Any]) -> None:
+        """Build the Images these options (or the client's) name, before specs are made."""
+        references = self.options._resolve
+        if isinstance(references, AsyncImageReferences):
+            await references.ensure(options.get("image") or self.options.image)
 
     async def close(self) -> None:
         if self._owner:
@@ -96,6 +111,7 @@ class AsyncClient(BaseClient[AsyncTransport]):
         **options: Any,
     ) -> AsyncJob:
         """As `Client.shell`."""
+        await self._ensure_images(options)
         spec = self._shell_spec(
             cmd,
             stdin=stdin,
@@ -108,6 +124,7 @@ class AsyncClient(BaseClient[AsyncTransport]):
 
     async def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> AsyncJob:
         """As `Client.submit`."""
+        await self._ensure_images({})
         return (await self._submit([self._function_spec(fn, args, kwargs)]))[0]
 
     def map(
@@ -145,6 +162,7 @@ class AsyncClient(BaseClient[AsyncTransport]):
     async def _map(
         self, fn: Callable[..., Any], calls_: Sequence[tuple[Any, ...]], *settings: Any
     ) -> AsyncIterator[Any]:
+        await self._ensure_images(settings[-1])
         plan = self._map_plan(fn, calls_, *settings)
         async for value in map_results(self.transport, plan.results(await self._submit(plan.specs))):
             yield value

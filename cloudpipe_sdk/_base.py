@@ -14,6 +14,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from cloudpipe_sdk._config import ClientConfig, resolve_config
 from cloudpipe_sdk._errors import InvalidRequest
+from cloudpipe_sdk._image import Image
 from cloudpipe_sdk._mapping import MapPlan
 from cloudpipe_sdk._options import JobOptions, qualname
 from cloudpipe_sdk._progress import wanted
@@ -62,8 +63,13 @@ class BaseClient(Generic[TransportT]):
             rpc_timeout=rpc_timeout,
             retry_for=retry_for,
         )
-        options = JobOptions(serializer=check_serializer(config.serializer))
-        self._setup(config, self._open(config, channel), options, owner=True)
+        transport = self._open(config, channel)
+        options = JobOptions(serializer=check_serializer(config.serializer), _resolve=self._references(transport))
+        self._setup(config, transport, options, owner=True)
+
+    def _references(self, transport: TransportT) -> Callable[[Image], str]:
+        """What names an Image for this client's jobs (building it)."""
+        raise NotImplementedError
 
     def _open(self, config: ClientConfig, channel: Any) -> TransportT:
         raise NotImplementedError

@@ -14,6 +14,7 @@ from cloudpipe_sdk._base import BaseClient, starred, zipped
 from cloudpipe_sdk._config import ClientConfig
 from cloudpipe_sdk._executor import CloudpipeExecutor
 from cloudpipe_sdk._function import RemoteFunction
+from cloudpipe_sdk._images import ImageReferences, Images
 from cloudpipe_sdk._job import Job
 from cloudpipe_sdk._mapping import map_results
 from cloudpipe_sdk._schedules import SavedJobs, Schedules
@@ -53,6 +54,14 @@ class Client(BaseClient[Transport]):
 
     def _open(self, config: ClientConfig, channel: grpc.Channel | None) -> Transport:
         return Transport(config, channel)
+
+    def _references(self, transport: Transport) -> ImageReferences:
+        return ImageReferences(transport)
+
+    @property
+    def images(self) -> Images:
+        """Your account's images: build, get, list, delete (see `cloudpipe_sdk._images`)."""
+        return Images(self.transport)
 
     def close(self) -> None:
         """Close the connection (unless the channel was given, or this is a view made by

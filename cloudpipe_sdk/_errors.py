@@ -12,6 +12,7 @@ CloudpipeError
  ├── ProtocolError      the server sent what this SDK does not understand, or lacks an RPC
  │                      (SDK and server versions differ)
  ├── Timeout            a deadline passed before the job finished
+ ├── ImageBuildFailed   an Image did not build; names the failing step, with the log's tail
  └── JobFailed          the job ended without a result; carries reason, return code,
       │                 stdout/stderr tails and the remote traceback
       ├── JobKilled     the job was killed
@@ -68,6 +69,32 @@ class ProtocolError(CloudpipeError):
 
 class Timeout(CloudpipeError, TimeoutError):
     """The job did not finish within the given time."""
+
+
+class ImageBuildFailed(CloudpipeError):
+    """An `Image` did not build. `step` is the failing step (1-based, in the order the
+    Image's methods were called; 0: the server's own setup, such as the base image),
+    `step_description` what it was ("pip_install nosuchpkg"), `log_tail` the last lines
+    of the build log.
+
+    Example::
+
+        try:
+            client.images.build(Image.runner().run_commands("exit 3"))
+        except ImageBuildFailed as failure:
+            failure.step             # 1
+            print(failure.log_tail)
+    """
+
+    def __init__(self, step: int, step_description: str, message: str, log_tail: str) -> None:
+        self.step = step
+        self.step_description = step_description
+        self.log_tail = log_tail
+        where = f"step {step} ({step_description})" if step else step_description or "the build"
+        text = f"image build failed at {where}: {message}"
+        if log_tail:
+            text += f"\n--- build log (tail) ---\n{log_tail}"
+        super().__init__(text)
 
 
 class JobFailed(CloudpipeError):

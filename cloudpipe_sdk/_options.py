@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudpipe_sdk._errors import InvalidRequest
+from cloudpipe_sdk._image import Image
 from cloudpipe_sdk._serialize import (
     RESULT_PATH,
     RUNNER_COMMAND,
@@ -21,7 +22,7 @@ from cloudpipe_sdk._serialize import (
     dump_call,
     version_of,
 )
-from cloudpipe_sdk._types import JobSpec
+from cloudpipe_sdk._types import BuiltImage, JobSpec
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -31,7 +32,8 @@ _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 class JobOptions:
     """How jobs run. None means the server's default (or, for `serializer`, the client's).
 
-    - `image`: Docker image (function jobs need a Cloudpipe Python runner image);
+    - `image`: Docker image name (function jobs need a Cloudpipe Python runner image),
+      an `Image` (built by the server on first use, then reused) or a `BuiltImage`;
     - `cpus`: CPU cores, fractions allowed; `memory`: bytes, or a string like "512M", "2G";
     - `timeout`: the longest the container may run, in seconds;
     - `retries`: a function job calls the function up to this many more times (in the
@@ -49,7 +51,7 @@ class JobOptions:
         JobOptions(image="my/runner:3.11", cpus=2, memory="4G", timeout=600, retries=2)
     """
 
-    image: str | None = None
+    image: str | Image | BuiltImage | None = None
     cpus: float | None = None
     memory: int | str | None = None
     timeout: float | None = None
@@ -61,8 +63,12 @@ class JobOptions:
     network: bool = False
     restartable: bool = False
     fresh_container: bool = False
+    # Names an Image (builds it): set by the client these options belong to.
+    _resolve: Callable[[Image], str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.image is not None and not isinstance(self.image, str | Image | BuiltImage):
+            raise InvalidRequest(f"image: a name, an Image or a BuiltImage, got {type(self.image).__name__}")
         if self.retries < 0:
             raise InvalidRequest(f"retries: must not be negative, got {self.retries}")
         if self.serializer is not None:
@@ -71,7 +77,7 @@ class JobOptions:
 
     def merged(self, **changes: Any) -> JobOptions:
         """A copy with `changes` applied (None values leave a setting as it is)."""
-        known = {f.name for f in dataclasses.fields(self)}
+        known = {f.name for f in dataclasses.fields(self) if not f.name.startswith("_")}
         unknown = set(changes) - known
         if unknown:
             raise InvalidRequest(f"unknown job option(s): {', '.join(sorted(unknown))}; options: {', '.join(known)}")
@@ -127,10 +133,22 @@ class JobOptions:
             restartable=self.restartable or bool(self.retries),
         )
 
+    def image_name(self) -> str:
+        """The name of the image jobs run in ("" for the server's default); an Image is
+        built (or found built) by the client first."""
+        image = self.image
+        if image is None or isinstance(image, str):
+            return image or ""
+        if isinstance(image, BuiltImage):
+            return image.reference
+        if self._resolve is None:
+            raise InvalidRequest("an Image needs a client to build it: pass it to a Client's submit, shell, map...")
+        return self._resolve(image)
+
     def _spec(self, cmd: str, **fields: Any) -> JobSpec:
         base: dict[str, Any] = {
             "name": self.name or "",
-            "image": self.image or "",
+            "image": self.image_name(),
             "env": dict(self.env),
             "tags": dict(self.tags),
             "network": self.network,

@@ -18,12 +18,14 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any, TypeVar
 
 import grpc
 from grpc import aio
 
+from cloudpipe_proto.v1 import images_pb2 as images_pb
+from cloudpipe_proto.v1 import images_pb2_grpc as images_grpc
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as jobs_grpc
 from cloudpipe_proto.v1 import schedules_pb2_grpc as schedules_grpc
@@ -52,6 +54,7 @@ def _stubs(channel: Any) -> dict[Service, Any]:
         "jobs": jobs_grpc.JobServiceStub(channel),  # type: ignore[no-untyped-call]
         "saved_jobs": schedules_grpc.SavedJobServiceStub(channel),  # type: ignore[no-untyped-call]
         "schedules": schedules_grpc.ScheduleServiceStub(channel),  # type: ignore[no-untyped-call]
+        "images": images_grpc.ImageServiceStub(channel),  # type: ignore[no-untyped-call]
     }
 
 
@@ -122,6 +125,14 @@ class Transport(_Settings):
         """A WatchMany stream (a grpc call: iterate it, `cancel()` it)."""
         return self._stubs["jobs"].WatchMany(watch_request(list(ids)), timeout=timeout, metadata=self.metadata)
 
+    def build_image(self, request: images_pb.BuildImageRequest) -> Iterator[images_pb.BuildEvent]:
+        """The Build stream of an image (no deadline: the server bounds a build's time);
+        errors leave as the SDK's."""
+        try:
+            yield from self._stubs["images"].Build(request, metadata=self.metadata)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
     def attach(self, requests: Iterator[pb.AttachRequest]) -> Any:
         """An Attach stream fed by `requests`."""
         return self._stubs["jobs"].Attach(requests, metadata=self.metadata)
@@ -185,6 +196,14 @@ class AsyncTransport(_Settings):
     def watch(self, ids: Iterable[int], timeout: float | None = None) -> Any:
         """A WatchMany stream (an aio call: `async for` it, `cancel()` it)."""
         return self.stub("jobs").WatchMany(watch_request(list(ids)), timeout=timeout, metadata=self.metadata)
+
+    async def build_image(self, request: images_pb.BuildImageRequest) -> AsyncIterator[images_pb.BuildEvent]:
+        """As `Transport.build_image`."""
+        try:
+            async for event in self.stub("images").Build(request, metadata=self.metadata):
+                yield event
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
 
     def attach(self) -> Any:
         """An Attach stream to `write()` requests into and `async for` events from."""

@@ -206,3 +206,25 @@ class Exit:
 
 
 Event = Output | StatusChange | Exit
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """An image the server built: `reference` is what jobs name (`image=`); `cached`
+    when it was built before (by an earlier or a concurrent request)."""
+
+    reference: str
+    digest: str
+    summary: str = ""
+    size_bytes: int = 0
+    created_at: datetime | None = None
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class BuildLog:
+    """A line of a build log; `step` of `steps` (1-based; 0: the server's own setup)."""
+
+    line: str
+    step: int
+    steps: int

@@ -25,15 +25,17 @@ import click
 
 from cloudpipe_sdk._client import Client
 from cloudpipe_sdk._config import ClientConfig
-from cloudpipe_sdk._errors import AuthError, CloudpipeError, JobFailed, NotFound, Timeout, Unavailable
+from cloudpipe_sdk._errors import AuthError, CloudpipeError, ImageBuildFailed, JobFailed, NotFound, Timeout, Unavailable
 from cloudpipe_sdk.cli_admin import register as register_admin_commands
 from cloudpipe_sdk.cli_apply import register as register_apply_command
+from cloudpipe_sdk.cli_images import register as register_image_commands
 from cloudpipe_sdk.cli_jobs import register as register_job_commands
 from cloudpipe_sdk.cli_saved import register as register_saved_commands
 from cloudpipe_sdk.cli_schedules import register as register_schedule_commands
 
 EXIT_CODES: dict[type[CloudpipeError], int] = {
     JobFailed: 1,
+    ImageBuildFailed: 1,
     NotFound: 3,
     AuthError: 4,
     Unavailable: 5,
@@ -154,6 +156,7 @@ register_admin_commands(main)
 register_saved_commands(main)
 register_schedule_commands(main)
 register_apply_command(main)
+register_image_commands(main)
 
 if __name__ == "__main__":
     sys.exit(main(prog_name="cloudpipe"))
