@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import threading
 import time
 import weakref
@@ -297,7 +298,7 @@ class ImageBuilder:
                 for raw in response.iter_lines():
                     if raw:
                         loop.call_soon_threadsafe(queue.put_nowait, json.loads(raw))
-            except (requests.RequestException, ValueError, AttributeError) as exc:
+            except (requests.RequestException, ValueError, AttributeError, OSError) as exc:
                 loop.call_soon_threadsafe(queue.put_nowait, {"cloudpipe-closed": str(exc)})
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
@@ -330,8 +331,11 @@ class ImageBuilder:
                     step = recipe.steps_of[instruction - 1] if instruction else 0
                     yield Log(line, step, steps)
         finally:
-            response.close()  # at the deadline or when the caller went away: the engine cancels the build
+            # at the deadline, or when the caller went away: the engine cancels the build
+            # of a client that hung up
+            _hang_up(response)
             await asyncio.to_thread(thread.join, 10)
+            response.close()
 
     def _start_build(self, recipe: Recipe, tag: str) -> requests.Response:
         api = self.api
@@ -361,6 +365,18 @@ class ImageBuilder:
             response.close()
             raise FailedPrecondition(f"the engine refused the build: {text}")
         return response
+
+
+def _hang_up(response: requests.Response) -> None:
+    """Shut the build's connection down under the thread reading it (closing the
+    response would wait for that read, i.e. for the build, to end)."""
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if isinstance(sock, socket.socket):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # closed already
 
 
 class _EngineLock:

@@ -61,8 +61,16 @@ def _exec(*argv: str) -> str:
 
 
 def _quoted(value: str) -> str:
+    """A double-quoted Dockerfile word. Control characters would end the instruction:
+    callers pass values without them (validated, or `printable`)."""
+    if not value.isprintable():
+        raise ValueError("a Dockerfile value with control characters")
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
     return f'"{escaped}"'
+
+
+def printable(text: str) -> str:
+    return "".join(c if c.isprintable() else " " for c in text)
 
 
 def render(
@@ -115,7 +123,7 @@ def render(
             add(instruction, index + 1)
     add(f"USER {RUNNER_UID}:{RUNNER_UID}", 0)
     add(f"WORKDIR {RUNNER_HOME}", 0)
-    labels = {LABEL_ACCOUNT: account, LABEL_DIGEST: digest, LABEL_SUMMARY: spec.summary()}
+    labels = {LABEL_ACCOUNT: account, LABEL_DIGEST: digest, LABEL_SUMMARY: printable(spec.summary())}
     add("LABEL " + " ".join(f"{k}={_quoted(v)}" for k, v in labels.items()), 0)
     descriptions = ["the runner setup", *(step.describe() for step in spec.steps)]
     return Recipe("\n".join(lines) + "\n", context, steps_of, descriptions)

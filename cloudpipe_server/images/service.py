@@ -17,6 +17,8 @@ class ImageService:
 
     def build(self, caller: Principal, spec: ImageSpec) -> AsyncIterator[Event]:
         """Log events, then one Done or Failed (see `ImageBuilder.build`)."""
+        if not caller.account.isprintable():
+            raise InvalidArgument("this account's name has control characters: it cannot own images")
         return self._builder.build(caller.account, spec)
 
     async def get(self, caller: Principal, reference: str) -> BuiltImage:

@@ -160,8 +160,8 @@ def check_variables(variables: dict[str, str], where: str) -> tuple[tuple[str, s
     for name, value in variables.items():
         if len(name) > MAX_NAME_CHARS or not _ENV_NAME.fullmatch(name):
             raise InvalidArgument(f"{where}: {name[:100]!r} is not a variable name")
-        if len(value) > MAX_ENV_VALUE_CHARS or any(c in value for c in "\0\n\r"):
-            raise InvalidArgument(f"{where}.{name}: the value is too long or has a newline or NUL")
+        if len(value) > MAX_ENV_VALUE_CHARS or not value.isprintable():
+            raise InvalidArgument(f"{where}.{name}: the value is too long or has a newline or control character")
     return tuple(sorted(variables.items()))
 
 
