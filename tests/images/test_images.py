@@ -199,3 +199,38 @@ def test_grpcurl_sees_the_image_service(image_server: object) -> None:
     described = grpcurl(image_server.address, "describe", "cloudpipe.v1.ImageService")
     assert described.returncode == 0, described.stderr
     assert "rpc Build" in described.stdout and "stream .cloudpipe.v1.BuildEvent" in described.stdout
+
+
+def test_saved_jobs_and_schedules_run_in_an_image(account_client: Client) -> None:
+    image = Image.runner().apt_install("figlet").env({"WHO": "scheduled"})
+    saved = account_client.saved_jobs.save_shell("banner", 'figlet -v | head -1; echo "$WHO"', image=image)
+    assert saved.spec.image.startswith("cloudpipe/image:")
+    assert account_client.saved_jobs.run("banner").result(timeout=120).decode().split("\n")[1] == "scheduled"
+    account_client.schedules.create("nightly-banner", "0 3 * * *", saved_job="banner")
+    fire = account_client.schedules.trigger("nightly-banner")
+    assert fire.job_id is not None
+    output = account_client.get(fire.job_id).result(timeout=120).decode()
+    assert output.startswith("FIGlet") and output.endswith("scheduled\n")
+    account_client.schedules.delete("nightly-banner")
+
+
+def test_the_async_client_builds_an_image_before_submitting(image_server: object) -> None:
+    from cloudpipe_sdk import AsyncClient
+    from tests.support import ServerProcess
+
+    assert isinstance(image_server, ServerProcess)
+    image = Image.runner().env({"ASYNC": "yes"})
+
+    async def main() -> tuple[str, bytes]:
+        async with AsyncClient(image_server.address, account=f"async-{uuid.uuid4().hex[:8]}") as client:
+            try:
+                job = await client.with_options(image=image).submit(lambda: __import__("os").environ["ASYNC"])
+                shell = await client.shell("echo $ASYNC", image=image)
+                return await job.result(timeout=120), await shell.result(timeout=120)
+            finally:
+                for built in await client.images.list():
+                    await client.images.delete(built.reference)
+
+    import asyncio
+
+    assert asyncio.run(main()) == ("yes", b"yes\n")
