@@ -181,17 +181,19 @@ class MissingModule(JobFailed, ModuleNotFoundError):
         if top == "cloudpipe_runner":
             reason = (
                 f"the image {image or '(the server default)'} has no Cloudpipe Python runner, so it cannot "
-                f"run function jobs; use an image built `FROM cloudpipe/runner-python3`, or add the runner "
+                f"run function jobs; use Image.from_image({image!r}) (the runner is added), an image built "
+                f"`FROM cloudpipe/runner-python3`, or add the runner "
                 f"to yours with `python runner_images/build.py --only python3 --base-python3 IMAGE` and tag the result "
                 f'(docs/sdk.md, "Python versions")'
             )
         else:
             reason = (
                 f"module {module!r} is not installed in the image {image or '(the server default)'}; "
-                f"if it is an installed package, run the job in an image that has it (a Dockerfile "
-                f"`FROM cloudpipe/runner-python3` that installs {top!r}, then image=...; see docs/sdk.md, "
-                f'"Your own code and packages"); if it is your own code, make it importable where you '
-                f"submit from, so that it travels by value"
+                f"if it is an installed package, run the job in an image that has it "
+                f"(image=Image.runner().pip_install({top!r}), or a Dockerfile "
+                f"`FROM cloudpipe/runner-python3` that installs it, then image=...; see docs/sdk.md, "
+                f'"Images"); if it is your own code, make it importable where you submit from, so that it '
+                f"travels by value, or add it with Image.add_local_python_source({top!r})"
             )
         super().__init__(job_id, status, reason, return_code, stderr_tail, remote_traceback, stdout_tail)
         self.name = module  # ModuleNotFoundError's attribute
