@@ -243,6 +243,8 @@ async def _serve(
             memory_bytes=settings.image_build_memory_bytes,
             cpus=settings.image_build_cpus,
             timeout=settings.image_build_timeout,
+            concurrent_builds=settings.image_builds_at_once,
+            max_images_per_account=settings.image_max_per_account,
         )
     )
     service = JobService(

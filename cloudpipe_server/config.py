@@ -53,6 +53,8 @@ class Settings:
     image_build_memory_bytes: int = 2 << 30
     image_build_cpus: float = 1.0
     image_build_timeout: float = 900.0
+    image_builds_at_once: int = 2  # per server; more wait for a slot
+    image_max_per_account: int = 100
     output_cap_bytes: int = 64 << 20  # per stream (stdout, stderr); beyond it output is dropped and noted
     # A `file:` result over this many bytes fails the job with a reason saying so; it is
     # never held whole in memory (the archive is streamed and counted).
@@ -150,6 +152,8 @@ class Settings:
             raise InvalidArgument(
                 "CLOUDPIPE_IMAGE_BUILD_MEMORY_BYTES must be at least 64 MiB, _CPUS and _TIMEOUT positive"
             )
+        if self.image_builds_at_once < 1 or self.image_max_per_account < 1:
+            raise InvalidArgument("CLOUDPIPE_IMAGE_BUILDS_AT_ONCE and _MAX_PER_ACCOUNT must be at least 1")
         if self.max_concurrent_jobs < 1:
             raise InvalidArgument("CLOUDPIPE_MAX_CONCURRENT_JOBS must be at least 1")
         if self.lease_seconds <= self.poll_interval:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from cloudpipe_server.errors import NotFound
-from cloudpipe_server.images.build import BuiltImage
+from cloudpipe_server.images.engine import BuiltImage
 from cloudpipe_server.images.spec import digest_from_reference
 from cloudpipe_server.models import JobSpec
 

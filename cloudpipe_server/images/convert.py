@@ -5,7 +5,7 @@ from __future__ import annotations
 from cloudpipe_proto.v1 import images_pb2 as pb
 from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.images import spec as s
-from cloudpipe_server.images.build import BuiltImage
+from cloudpipe_server.images.engine import BuiltImage
 
 
 def spec_from_pb(message: pb.ImageSpec) -> s.ImageSpec:

@@ -13,6 +13,7 @@ import io
 import json
 import tarfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cloudpipe_server.images.spec import ImageSpec, Step
 
@@ -39,21 +40,25 @@ class Base:
 @dataclass
 class Recipe:
     dockerfile: str
-    context: dict[str, tuple[bytes, int]]  # path in the context -> (content, mode)
+    context: dict[str, tuple[bytes | Path, int]]  # path in the context -> (content or file, mode)
     steps_of: list[int]  # for each instruction: the spec step it belongs to (1-based; 0: ours)
     descriptions: list[str]
 
-    def tarball(self) -> bytes:
-        """The build context as an uncompressed tar (Dockerfile included)."""
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
+    def write_tarball(self, path: Path) -> None:
+        """The build context as an uncompressed tar (Dockerfile included), written to
+        `path` (files given by path are streamed from disk)."""
+        with tarfile.open(path, mode="w") as tar:
             for name, (content, mode) in {"Dockerfile": (self.dockerfile.encode(), 0o644), **self.context}.items():
                 info = tarfile.TarInfo(name)
-                info.size = len(content)
                 info.mode = mode
                 info.mtime = 0
-                tar.addfile(info, io.BytesIO(content))
-        return buffer.getvalue()
+                if isinstance(content, Path):
+                    info.size = content.stat().st_size
+                    with content.open("rb") as source:
+                        tar.addfile(info, source)
+                else:
+                    info.size = len(content)
+                    tar.addfile(info, io.BytesIO(content))
 
 
 def _exec(*argv: str) -> str:
@@ -79,14 +84,14 @@ def render(
     *,
     account: str,
     digest: str,
-    wheels: dict[int, dict[str, bytes]],
-    pip_tool: bytes | None,
+    wheels: dict[int, list[Path]],
+    pip_tool: Path | None,
 ) -> Recipe:
     """The recipe of `spec`. `wheels[i]` are the wheel files downloaded for step i (0-based);
     `pip_tool` the pip wheel that installs them (when any step is pip_install)."""
     lines: list[str] = []
     steps_of: list[int] = []
-    context: dict[str, tuple[bytes, int]] = {}
+    context: dict[str, tuple[bytes | Path, int]] = {}
 
     def add(instruction: str, step: int) -> None:
         lines.append(instruction)
@@ -119,7 +124,7 @@ def render(
         context["pip-tool/pip.whl"] = (pip_tool, 0o644)
         add("COPY pip-tool/pip.whl /opt/cloudpipe-pip/pip.whl", 0)
     for index, step in enumerate(spec.steps):
-        for instruction in _instructions(index, step, wheels.get(index, {}), context):
+        for instruction in _instructions(index, step, wheels.get(index, []), context):
             add(instruction, index + 1)
     add(f"USER {RUNNER_UID}:{RUNNER_UID}", 0)
     add(f"WORKDIR {RUNNER_HOME}", 0)
@@ -129,11 +134,13 @@ def render(
     return Recipe("\n".join(lines) + "\n", context, steps_of, descriptions)
 
 
-def _instructions(index: int, step: Step, wheels: dict[str, bytes], context: dict[str, tuple[bytes, int]]) -> list[str]:
+def _instructions(
+    index: int, step: Step, wheels: list[Path], context: dict[str, tuple[bytes | Path, int]]
+) -> list[str]:
     if step.kind == "pip_install":
         folder = f"pip-{index}"
-        for name, content in wheels.items():
-            context[f"{folder}/{name}"] = (content, 0o644)
+        for wheel in wheels:
+            context[f"{folder}/{wheel.name}"] = (wheel, 0o644)
         pip = [
             "python3",
             "/opt/cloudpipe-pip/pip.whl/pip",

@@ -18,11 +18,10 @@ import asyncio
 import os
 import platform
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-MAX_DOWNLOAD_BYTES = 1 << 30  # wheels of one step together
+MAX_DOWNLOAD_BYTES = 512 << 20  # wheels of one step together
 _MANYLINUX = ("manylinux2014", "manylinux_2_28", "manylinux_2_31", "manylinux_2_34", "manylinux_2_36")
 
 
@@ -44,46 +43,45 @@ class WheelSource:
     timeout: float = 300.0
 
 
-async def download(requirements: tuple[str, ...], python_version: str, source: WheelSource) -> dict[str, bytes]:
-    """The wheel files (name -> content) that install `requirements` with their
-    dependencies on CPython `python_version` (e.g. "3.11")."""
+async def download(requirements: tuple[str, ...], python_version: str, source: WheelSource, dest: Path) -> list[Path]:
+    """Download into the empty folder `dest` the wheel files that install
+    `requirements` with their dependencies on CPython `python_version` (e.g. "3.11")."""
     platforms = [arg for tag in _MANYLINUX for arg in ("--platform", f"{tag}_{source.machine}")]
-    with tempfile.TemporaryDirectory(prefix="cloudpipe-wheels-") as folder:
-        argv = [
-            source.python,
-            "-m",
-            "pip",
-            "download",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--only-binary=:all:",
-            "--implementation",
-            "cp",
-            "--python-version",
-            python_version,
-            *platforms,
-            "--dest",
-            folder,
-            "--",
-            *requirements,
-        ]
-        output = await _run(argv, source.timeout)
-        files = sorted(Path(folder).glob("*.whl"))
-        if not files:
-            raise DownloadFailed("pip downloaded no wheels", output)
-        total = sum(f.stat().st_size for f in files)
-        if total > MAX_DOWNLOAD_BYTES:
-            raise DownloadFailed(f"the wheels total {total} bytes; at most {MAX_DOWNLOAD_BYTES}", output)
-        return {f.name: f.read_bytes() for f in files}
+    dest.mkdir(parents=True, exist_ok=True)
+    argv = [
+        source.python,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        python_version,
+        *platforms,
+        "--dest",
+        str(dest),
+        "--",
+        *requirements,
+    ]
+    output = await _run(argv, source.timeout)
+    files = sorted(dest.glob("*.whl"))
+    if not files:
+        raise DownloadFailed("pip downloaded no wheels", output)
+    total = sum(f.stat().st_size for f in files)
+    if total > MAX_DOWNLOAD_BYTES:
+        raise DownloadFailed(f"the wheels total {total} bytes; at most {MAX_DOWNLOAD_BYTES}", output)
+    return files
 
 
-async def pip_wheel(python_version: str, source: WheelSource) -> bytes:
+async def pip_wheel(python_version: str, source: WheelSource, dest: Path) -> Path:
     """A pip wheel that runs on `python_version`, to install the others offline."""
-    wheels = await download(("pip",), python_version, source)
-    name = next((n for n in wheels if n.startswith("pip-")), None)
-    if name is None:
+    found = [f for f in await download(("pip",), python_version, source, dest) if f.name.startswith("pip-")]
+    if not found:
         raise DownloadFailed("no pip wheel", "")
-    return wheels[name]
+    return found[0]
 
 
 async def _run(argv: list[str], timeout: float) -> str:
