@@ -234,3 +234,22 @@ def test_the_async_client_builds_an_image_before_submitting(image_server: object
     import asyncio
 
     assert asyncio.run(main()) == ("yes", b"yes\n")
+
+
+def where_am_i(n: int) -> str:
+    import os
+
+    return f"{os.environ.get('WHERE', 'here')} {n}"
+
+
+def test_decorated_functions_and_executors_take_an_image(account_client: Client) -> None:
+    image = Image.runner().env({"WHERE": "in-image"})
+
+    @account_client.function(image=image)
+    def where(n: int) -> str:
+        return f"{__import__('os').environ.get('WHERE', 'here')} {n}"
+
+    assert where(1) == "here 1"  # a plain call stays local
+    assert where.remote(2).result(timeout=120) == "in-image 2"
+    with account_client.executor(image=image) as pool:
+        assert pool.submit(where_am_i, 3).result(timeout=120) == "in-image 3"
