@@ -17,6 +17,13 @@ nothing.
     overlap = "skip"                  # skip | allow | buffer_one | cancel_previous
     catchup = "run_once"              # skip | run_once | run_all (with catchup_window, seconds)
 
+    [images.report-tools]             # an Image (docs/sdk.md, "Images"): base and steps
+    steps = [{ apt_install = ["figlet"] }, { pip_install = ["six==1.17.0"] }]
+
+A job's `image` naming an `[images.NAME]` table of the file runs in that image, which
+is built (or found built) when the file is planned, also in a dry run: its reference
+depends on the build. Local paths of its steps are relative to the file.
+
 Nothing is written until the whole file has been checked, by the server's own rules:
 every saved job and schedule is sent to the server's validation (ScheduleService.Preview
 with the definition: cron, time zone, image names, limits, the saved job a schedule
@@ -252,12 +259,12 @@ def load(path: str | Path) -> dict[str, Any]:
         document = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise InvalidRequest(f"{path}: {exc}") from None
-    unknown = sorted(set(document) - {"saved_jobs", "schedules"})
+    unknown = sorted(set(document) - {"saved_jobs", "schedules", "images"})
     if unknown:
         raise InvalidRequest(
-            f"{path}: unknown section(s) {', '.join(unknown)}; use [saved_jobs.NAME], [schedules.NAME]"
+            f"{path}: unknown section(s) {', '.join(unknown)}; use [saved_jobs.NAME], [schedules.NAME], [images.NAME]"
         )
-    for section in ("saved_jobs", "schedules"):
+    for section in ("saved_jobs", "schedules", "images"):
         if not isinstance(document.get(section, {}), dict):
             raise InvalidRequest(f"{path}: {section} must be a table of tables ([{section}.NAME])")
     return document
@@ -336,10 +343,38 @@ class _Planner:
         self.changes.append(_existing("schedule", name, diff, change))
 
 
-def plan(transport: Transport, document: dict[str, Any]) -> list[Change]:
+def _images(transport: Transport, document: dict[str, Any], folder: Path) -> dict[str, str]:
+    """The references of the file's [images.NAME] tables, built (or found built)."""
+    from cloudpipe_sdk._image_file import image_from_table
+    from cloudpipe_sdk._images import Images
+
+    references = {}
+    for name, table in document.get("images", {}).items():
+        if not isinstance(table, dict):
+            raise InvalidRequest(f"images.{name}: expected a table")
+        image = image_from_table(table, folder, f"images.{name}")
+        references[name] = Images(transport).build(image).reference
+    return references
+
+
+def _named_image(table: Any, images: dict[str, str]) -> Any:
+    """The table with an `image` naming one of the file's images replaced by its reference."""
+    if isinstance(table, dict) and isinstance(table.get("image"), str) and table["image"] in images:
+        return {**table, "image": images[table["image"]]}
+    return table
+
+
+def plan(transport: Transport, document: dict[str, Any], folder: Path = Path()) -> list[Change]:
     """Compare the file with the server and validate all of it there: saved jobs first
     (schedules may run them). Raises InvalidRequest listing every problem when there is
-    any; nothing is written here."""
+    any; nothing is written here. `folder`: where the file is (local paths of its images
+    are relative to it); the file's images are built first, their references named."""
+    images = _images(transport, document, folder)
+    document = {
+        **document,
+        "saved_jobs": {k: _named_image(v, images) for k, v in document.get("saved_jobs", {}).items()},
+        "schedules": {k: _named_image(v, images) for k, v in document.get("schedules", {}).items()},
+    }
     planner = _Planner(transport)
     for name, raw in document.get("saved_jobs", {}).items():
         planner.saved_job(name, raw)

@@ -7,6 +7,8 @@ the main group's.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from cloudpipe_sdk._apply import load, plan, run
@@ -34,7 +36,7 @@ def apply_command(client: Client, file: str, dry_run: bool, as_json: bool) -> No
     cloudpipe apply cloudpipe.toml --dry-run
     cloudpipe apply cloudpipe.toml
     """
-    changes = plan(client.transport, load(file))
+    changes = plan(client.transport, load(file), Path(file).parent)
     counts = {action: sum(c.action == action for c in changes) for action in _STYLE}
     if as_json:
         rows = [{"kind": c.kind, "name": c.name, "action": c.action, "changes": c.details} for c in changes]

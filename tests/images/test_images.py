@@ -253,3 +253,42 @@ def test_decorated_functions_and_executors_take_an_image(account_client: Client)
     assert where.remote(2).result(timeout=120) == "in-image 2"
     with account_client.executor(image=image) as pool:
         assert pool.submit(where_am_i, 3).result(timeout=120) == "in-image 3"
+
+
+def test_apply_files_declare_images_for_their_jobs(image_server: object, tmp_path: Path) -> None:
+    from tests.support import ServerProcess
+
+    assert isinstance(image_server, ServerProcess)
+    account = f"apply-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "motd.txt").write_text("from the file's folder\n")
+    (tmp_path / "jobs.toml").write_text(
+        "[images.tools]\n"
+        'steps = [{ apt_install = ["figlet"] },\n'
+        '         { add_local_file = { local = "motd.txt", remote = "/etc/motd.txt" } }]\n'
+        "[saved_jobs.motd]\n"
+        'cmd = "cat /etc/motd.txt; figlet -v | head -1"\n'
+        'image = "tools"\n'
+    )
+
+    def cloudpipe(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {"CLOUDPIPE_ADDRESS": image_server.address, "CLOUDPIPE_ACCOUNT": account, "PATH": "/usr/bin:/bin"}
+        return subprocess.run(
+            [str(Path(__import__("sys").executable).parent / "cloudpipe"), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+            cwd="/",
+        )
+
+    first = cloudpipe("apply", str(tmp_path / "jobs.toml"))
+    assert first.returncode == 0 and "1 to create" in first.stdout, first.stdout + first.stderr
+    again = cloudpipe("apply", str(tmp_path / "jobs.toml"))
+    assert "1 unchanged" in again.stdout, again.stdout
+    ran = cloudpipe("saved", "run", "--wait", "motd")
+    assert ran.returncode == 0 and ran.stdout.startswith("from the file's folder\nFIGlet"), ran.stdout + ran.stderr
+    with Client(image_server.address, account=account) as client:
+        assert client.saved_jobs.get("motd").spec.image.startswith("cloudpipe/image:")
+        for built in client.images.list():
+            client.images.delete(built.reference)
