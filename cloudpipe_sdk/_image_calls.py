@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import UTC
 from pathlib import Path
 
 from cloudpipe_proto.v1 import images_pb2 as pb
+from cloudpipe_sdk._compat import UTC
 from cloudpipe_sdk._errors import ImageBuildFailed, InvalidRequest, ProtocolError
 from cloudpipe_sdk._image import MAX_LOCAL_BYTES, Image, LocalFiles
 from cloudpipe_sdk._rpc import Rpc

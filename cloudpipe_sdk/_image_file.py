@@ -21,10 +21,10 @@ Example (image.toml)::
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from cloudpipe_sdk._compat import tomllib
 from cloudpipe_sdk._errors import InvalidRequest
 from cloudpipe_sdk._image import Image
 
