@@ -71,7 +71,12 @@ def image_build(
     as_json: bool,
 ) -> None:
     """Build an image from SPEC_FILE (TOML: base and steps) and/or the options (applied
-    after the file's steps, in the order listed here); print its reference."""
+    after the file's steps, in the order listed here); print its reference.
+
+    \b
+    cloudpipe image build --apt figlet --pip six==1.17.0
+    cloudpipe image build image.toml --python-source mypkg -q
+    """
     image = load_image(spec_file) if spec_file else Image.runner()
     if base:
         image = Image(base, image.steps)
@@ -111,7 +116,12 @@ def image_build(
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def image_ls(client: Client, as_json: bool) -> None:
-    """List your images, newest first."""
+    """List your images, newest first.
+
+    \b
+    cloudpipe image ls
+    cloudpipe image ls --json
+    """
     rows = [_image_dict(image) for image in client.images.list()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -124,12 +134,20 @@ def image_ls(client: Client, as_json: bool) -> None:
 
 @image_group.command("rm")
 @click.argument("references", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output (JSON)")
 @click.pass_obj
-def image_rm(client: Client, references: tuple[str, ...]) -> None:
-    """Remove images of yours (jobs running on them are not affected)."""
+def image_rm(client: Client, references: tuple[str, ...], as_json: bool) -> None:
+    """Remove images of yours (jobs running on them are not affected).
+
+    \b
+    cloudpipe image rm cloudpipe/image:3f2a...
+    """
     for reference in references:
         client.images.delete(reference)
-        click.echo(reference)
+        if not as_json:
+            click.echo(reference)
+    if as_json:
+        click.echo(json.dumps({"deleted": list(references)}, indent=2))
 
 
 def register(main: click.Group) -> None:
