@@ -117,7 +117,15 @@ class Engine:
     async def images_of(self, account: str) -> list[BuiltImage]:
         wanted = {"label": [f"{LABEL_ACCOUNT}={account}", LABEL_DIGEST]}
         found = await self.call(lambda api: api.images(filters=wanted))
-        images = [image for item in found if (image := built_from_attrs(item)) is not None and image.account == account]
+        # only images that still carry their tag: an untagged one (its tag moved to a
+        # rebuild, or a layer of a build) cannot be named, used or deleted by reference
+        images = [
+            image
+            for item in found
+            if (image := built_from_attrs(item)) is not None
+            and image.account == account
+            and image.reference in (item.get("RepoTags") or [])
+        ]
         return sorted(
             {i.digest: i for i in images}.values(),
             key=lambda i: i.created_at or datetime.min.replace(tzinfo=UTC),

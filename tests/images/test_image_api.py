@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import docker
 import grpc
 import pytest
 
@@ -93,3 +94,17 @@ def test_an_account_has_a_bounded_number_of_images() -> None:
         asyncio.run(scenario())
     finally:
         builder.close()
+
+
+def test_an_image_whose_tag_is_gone_is_not_listed(account_client: Client, docker_engine: docker.DockerClient) -> None:
+    """An untagged image (its tag moved to a rebuild) cannot be named or deleted, so the
+    list leaves it out (it showed, and its Delete answered NOT_FOUND)."""
+    built = account_client.images.build(Image.runner().env({"UNTAGGED": uuid.uuid4().hex}))
+    keep = f"cloudpipe-test/untagged:{uuid.uuid4().hex[:12]}"
+    docker_engine.api.tag(built.reference, keep)  # a second name keeps the image when its tag goes
+    try:
+        assert [image.reference for image in account_client.images.list()] == [built.reference]
+        docker_engine.api.remove_image(built.reference)  # removes only that tag
+        assert account_client.images.list() == []
+    finally:
+        docker_engine.api.remove_image(keep, force=True)
