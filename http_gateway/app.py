@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cloudpipe_proto.v1 import images_pb2_grpc as images_grpc
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
 from cloudpipe_proto.v1 import schedules_pb2_grpc as schedules_grpc
@@ -43,6 +44,7 @@ from http_gateway.multyvac import ApiError, Reply
 from http_gateway.ui_accounts import AccountsApi
 from http_gateway.ui_api import UiApi
 from http_gateway.ui_errors import service_failure
+from http_gateway.ui_images import ImageApi
 from http_gateway.ui_live import EventStream, Feeds
 from http_gateway.ui_schedules import ScheduleApi, UsageApi
 
@@ -98,6 +100,7 @@ class Gateway:
             "jobs": self._stub,
             "schedules": schedules_grpc.ScheduleServiceStub(self._channel),  # type: ignore[no-untyped-call]
             "saved_jobs": schedules_grpc.SavedJobServiceStub(self._channel),  # type: ignore[no-untyped-call]
+            "images": images_grpc.ImageServiceStub(self._channel),  # type: ignore[no-untyped-call]
         }
         log.info("gateway for gRPC server %s", self._settings.server)
 
@@ -125,7 +128,7 @@ class Gateway:
         return answer
 
     async def call_service(self, service: str, method: str, request: Any, caller: Caller) -> Any:
-        """A unary call of `service` ("jobs", "schedules", "saved_jobs") for the UI's
+        """A unary call of `service` ("jobs", "schedules", "saved_jobs", "images") for the UI's
         routes; a failure is answered by its meaning (ui_errors), not as a multyvac job route."""
         started = time.perf_counter()
         metric = f"{service}.{method}"
@@ -319,6 +322,7 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
     feeds = Feeds(gateway)
     schedules = ScheduleApi(gateway)
     usage = UsageApi(gateway)
+    images = ImageApi(gateway)
     accounts = AccountsApi(settings.auth_url, settings.auth_ca, settings.rpc_timeout)
 
     async def ui_job(request: Request) -> Reply:
@@ -363,6 +367,8 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
         Route("/ui/api/saved-jobs", Endpoint(schedules.saved_jobs)),
         Route("/ui/api/saved-job", Endpoint(schedules.saved_job)),
         Route("/ui/api/saved-job/run", Endpoint(schedules.run)),
+        Route("/ui/api/images", Endpoint(images.images)),
+        Route("/ui/api/image/delete", Endpoint(images.delete)),
         Route("/ui/api/auth/signup", Endpoint(accounts.signup)),
         Route("/ui/api/auth/login", Endpoint(accounts.login)),
         Route("/ui/api/auth/logout", Endpoint(accounts.logout)),
