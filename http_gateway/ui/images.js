@@ -52,7 +52,7 @@ function row(image) {
   button.addEventListener("click", () => remove(image, button));
   const built = parseStamp(image.created_at);
   return el("tr", { "data-image": image.reference },
-    el("td", {}, el("code", { class: "cmd" }, image.reference)),
+    el("td", {}, el("code", { class: "cmd", title: image.reference }, image.reference)),
     el("td", { class: "summary" }, image.summary || "—"),
     el("td", {}, built ? timeElement(built) : "—"),
     el("td", { class: "size" }, size(image.size_bytes)),
