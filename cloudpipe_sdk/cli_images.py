@@ -6,7 +6,6 @@ the main group's (a failed build exits 1).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from cloudpipe_sdk._client import Client
 from cloudpipe_sdk._image import Image
 from cloudpipe_sdk._image_file import load_image
 from cloudpipe_sdk._types import BuildLog, BuiltImage
+from cloudpipe_sdk.cli_output import emit, json_option
 
 
 def _pair(value: str, option: str) -> tuple[str, str]:
@@ -54,7 +54,7 @@ def image_group() -> None:
 @click.option("--dir", "dirs", multiple=True, help="LOCAL:REMOTE, a local directory copied in (repeatable)")
 @click.option("--python-source", multiple=True, help="a local module or package made importable (repeatable)")
 @click.option("--quiet", "-q", is_flag=True, help="print only the reference")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_obj
 def image_build(
     client: Client,
@@ -105,7 +105,7 @@ def image_build(
 
     built = client.images.build(image, on_log=show)
     if as_json:
-        click.echo(json.dumps(_image_dict(built), indent=2))
+        emit(_image_dict(built))
     else:
         if not quiet:
             click.echo("cached: built before" if built.cached else "built", err=True)
@@ -113,7 +113,7 @@ def image_build(
 
 
 @image_group.command("ls")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_obj
 def image_ls(client: Client, as_json: bool) -> None:
     """List your images, newest first.
@@ -124,7 +124,7 @@ def image_ls(client: Client, as_json: bool) -> None:
     """
     rows = [_image_dict(image) for image in client.images.list()]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        emit(rows)
         return
     table = Table("REFERENCE", "SIZE", "CREATED", "SPEC")
     for row in rows:
@@ -134,7 +134,7 @@ def image_ls(client: Client, as_json: bool) -> None:
 
 @image_group.command("rm")
 @click.argument("references", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output (JSON)")
+@json_option
 @click.pass_obj
 def image_rm(client: Client, references: tuple[str, ...], as_json: bool) -> None:
     """Remove images of yours (jobs running on them are not affected).
@@ -147,7 +147,7 @@ def image_rm(client: Client, references: tuple[str, ...], as_json: bool) -> None
         if not as_json:
             click.echo(reference)
     if as_json:
-        click.echo(json.dumps({"deleted": list(references)}, indent=2))
+        emit({"deleted": list(references)})
 
 
 def register(main: click.Group) -> None:

@@ -2,7 +2,7 @@
 // sign in with a password, then create, name, list and revoke API keys. A new key is
 // shown once; "Use this key" logs the other pages in with it. Calls /ui/api/auth/...
 import {
-  authApi, clearSignin, el, explain, loadSignin, parseIso, saveSession, saveSignin, timeElement,
+  authApi, clearSignin, el, explain, loadSignin, parseIso, saveSession, saveSignin, table, timeElement,
 } from "./common.js";
 
 const errorRegion = document.getElementById("error");
@@ -24,14 +24,6 @@ function fail(failure) {
     return;
   }
   errorRegion.textContent = failure.code === "SESSION" ? failure.message : explain(failure);
-}
-
-function table(label, headers, rows) {
-  return el("div", { class: "scroll" },
-    el("table", {},
-      el("caption", { class: "visually-hidden" }, label),
-      el("thead", {}, el("tr", {}, headers.map((text) => el("th", { scope: "col" }, text)))),
-      el("tbody", {}, rows)));
 }
 
 async function loadKeys() {

@@ -1,7 +1,7 @@
 // The admin view of accounts: list (state, created), disable / enable, delete, list and
 // revoke keys, create accounts; the quotas every account runs under. Needs the auth
 // service's admin token, kept in sessionStorage of this tab only.
-import { api, authApi, el, explain, loadSession, parseIso, timeElement } from "./common.js";
+import { api, authApi, el, explain, loadSession, parseIso, table, timeElement } from "./common.js";
 
 const TOKEN = "cloudpipe.admin";
 const errorRegion = document.getElementById("error");
@@ -23,14 +23,6 @@ function fail(failure) {
     return;
   }
   errorRegion.textContent = failure.code === "NOTFOUND" ? failure.message : explain(failure);
-}
-
-function table(label, headers, rows) {
-  return el("div", { class: "scroll" },
-    el("table", {},
-      el("caption", { class: "visually-hidden" }, label),
-      el("thead", {}, el("tr", {}, headers.map((text) => el("th", { scope: "col" }, text)))),
-      el("tbody", {}, rows)));
 }
 
 async function act(path, form, done) {

@@ -334,3 +334,12 @@ export function jobWhat(job) {
 window.addEventListener("pageshow", (event) => {
   if (event.persisted) location.reload();
 });
+
+// A table with a hidden caption (for screen readers), column headers and `rows`.
+export function table(label, headers, rows) {
+  return el("div", { class: "scroll" },
+    el("table", {},
+      el("caption", { class: "visually-hidden" }, label),
+      el("thead", {}, el("tr", {}, headers.map((text) => el("th", { scope: "col" }, text)))),
+      el("tbody", {}, rows)));
+}

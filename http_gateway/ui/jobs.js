@@ -3,7 +3,7 @@
 // status changes and new jobs, pushed), filters applied by the gateway, bulk kill.
 import {
   ONGOING, api, duration, el, elapsed, follow, jobLabel, jobWhat, loadSession, nsToMs, ongoingFor, parseStamp,
-  requireSession, showError, statusBadge, timeElement,
+  requireSession, showError, statusBadge, table, timeElement,
 } from "./common.js";
 
 const PAGE = 50;
@@ -82,14 +82,6 @@ async function loadPage(section, before = 0) {
     }
   }
   state.next = page.next_before;
-}
-
-function table(label, headers, rows) {
-  return el("div", { class: "scroll" },
-    el("table", {},
-      el("caption", { class: "visually-hidden" }, label),
-      el("thead", {}, el("tr", {}, headers.map((text) => el("th", { scope: "col" }, text)))),
-      el("tbody", {}, rows)));
 }
 
 function idCell(job, selectable) {

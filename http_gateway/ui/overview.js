@@ -1,7 +1,9 @@
 // The overview: queue depth by status, jobs running now, jobs finished per minute over
 // the last hour (done and failed, an inline SVG bar chart drawn here, no library), and
 // for the server's admin account every account's queue and usage. Re-read every 10 s.
-import { api, duration, el, jobLabel, nsToMs, ongoingFor, requireSession, showError, statusBadge } from "./common.js";
+import {
+  api, duration, el, jobLabel, nsToMs, ongoingFor, requireSession, showError, statusBadge, table,
+} from "./common.js";
 
 const REFRESH_MS = 10_000;
 const STATUSES = ["waiting", "queued", "processing", "done", "error", "killed", "stalled"];
@@ -14,14 +16,6 @@ function svg(tag, attributes = {}, text = "") {
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
   if (text) node.textContent = text;
   return node;
-}
-
-function table(label, headers, rows) {
-  return el("div", { class: "scroll" },
-    el("table", {},
-      el("caption", { class: "visually-hidden" }, label),
-      el("thead", {}, el("tr", {}, headers.map((text) => el("th", { scope: "col" }, text)))),
-      el("tbody", {}, rows)));
 }
 
 // Stacked bars, one a minute: done below, failed above.

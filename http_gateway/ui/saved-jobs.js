@@ -1,7 +1,7 @@
 // The saved jobs page: every saved job of the account (GET /ui/api/saved-jobs, latest
 // versions); `?name=X` also shows its versions (GET /ui/api/saved-job) and a form to run
 // it with overrides (POST /ui/api/saved-job/run), which links to the new job.
-import { api, duration, el, nsToMs, parseStamp, requireSession, showError, timeElement } from "./common.js";
+import { api, duration, el, nsToMs, parseStamp, requireSession, showError, table, timeElement } from "./common.js";
 
 const session = requireSession();
 const errorRegion = document.getElementById("error");
@@ -9,14 +9,6 @@ const notice = document.getElementById("notice");
 const form = document.getElementById("run");
 const chosen = new URLSearchParams(location.search).get("name");
 let current = null; // the saved job shown in the detail section
-
-function table(label, headers, rows) {
-  return el("div", { class: "scroll" },
-    el("table", {},
-      el("caption", { class: "visually-hidden" }, label),
-      el("thead", {}, el("tr", {}, headers.map((text) => el("th", { scope: "col" }, text)))),
-      el("tbody", {}, rows)));
-}
 
 const what = (saved) => saved.kind === "function"
   ? el("code", { class: "cmd", title: saved.cmd }, `${saved.function || "function"}()`)

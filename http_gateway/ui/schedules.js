@@ -1,7 +1,7 @@
 // The schedules page: every schedule of the account (GET /ui/api/schedules) with its
 // next fire and last outcome, pause / resume / fire now, and each one's fire history
 // (GET /ui/api/schedule/history) on demand. Re-read every REFRESH_MS and after each action.
-import { api, el, parseStamp, requireSession, showError, statusBadge, timeElement } from "./common.js";
+import { api, el, parseStamp, requireSession, showError, statusBadge, table, timeElement } from "./common.js";
 
 const REFRESH_MS = 15_000;
 const session = requireSession();
@@ -14,14 +14,6 @@ let busy = false;
 const OUTCOMES = {
   pending: "Pending", buffered: "Buffered", running: "Running", finished: "Finished", skipped: "Skipped", failed: "Failed",
 };
-
-function table(label, headers, rows) {
-  return el("div", { class: "scroll" },
-    el("table", {},
-      el("caption", { class: "visually-hidden" }, label),
-      el("thead", {}, el("tr", {}, headers.map((text) => el("th", { scope: "col" }, text)))),
-      el("tbody", {}, rows)));
-}
 
 // A fire's outcome as words: the job's status when it ran, else why it did not.
 function outcome(fire) {
