@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import tempfile
 import threading
 import time
@@ -32,7 +33,7 @@ import requests
 
 from cloudpipe_server.errors import FailedPrecondition, ResourceExhausted
 from cloudpipe_server.images import wheels
-from cloudpipe_server.images.dockerfile import RECIPE_VERSION, Base, Recipe, render
+from cloudpipe_server.images.dockerfile import LABEL_ACCOUNT, RECIPE_VERSION, Base, Recipe, render
 from cloudpipe_server.images.engine import BuiltImage, Engine, hang_up
 from cloudpipe_server.images.spec import ImageSpec, digest_of, reference_of
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 TAIL_LINES = 40
 _RUNNER_LABELS = ("org.cloudpipe.runner", "org.cloudpipe.serializers", "org.cloudpipe.agent")
+_STEP_LINE = re.compile(r"Step (\d{1,4})/\d{1,4} : ")
 
 __all__ = ["BuildConfig", "BuiltImage", "Done", "Event", "Failed", "ImageBuilder", "Log"]
 
@@ -107,7 +109,7 @@ class ImageBuilder:
         not answer, ResourceExhausted past the account's number of images."""
         steps = len(spec.steps)
         try:
-            base, python_version = await self._base(spec)
+            base, python_version = await self._base(account, spec)
         except FailedPrecondition as exc:
             yield Failed(0, "the base image", str(exc), "")
             return
@@ -136,12 +138,14 @@ class ImageBuilder:
                 async for event in self._build(account, spec, base, python_version, digest):
                     yield event
 
-    async def _base(self, spec: ImageSpec) -> tuple[Base, str]:
+    async def _base(self, account: str, spec: ImageSpec) -> tuple[Base, str]:
         runner, runner_labels = await self.engine.image_id(self._config.runner_image, "the runner image")
         if not spec.base:
             version = runner_labels.get("org.cloudpipe.python") or (await self.engine.probe(runner))[0]
             return Base(runner), version
-        image, _ = await self.engine.image_id(spec.base, f"the base image {spec.base!r}")
+        image, labels = await self.engine.image_id(spec.base, f"the base image {spec.base!r}")
+        if labels.get(LABEL_ACCOUNT, account) != account:  # another account's image, by any name
+            raise FailedPrecondition(f"the base image {spec.base!r} is not on the server's engine")
         version, _ = await self.engine.probe(image)
         _, runner_site = await self.engine.probe(runner)
         labels = {k: v for k, v in runner_labels.items() if k in _RUNNER_LABELS}
@@ -247,8 +251,10 @@ class ImageBuilder:
                     yield failed(message)
                     return
                 for line in str(item.get("stream", "")).splitlines():
-                    if line.startswith("Step ") and " : " in line:
-                        instruction = int(line.split()[1].split("/")[0])
+                    # the engine's "Step N/M : ..." lines; a step's own output may print
+                    # anything, so only a number within the recipe counts
+                    if (step := _STEP_LINE.match(line)) and 1 <= int(step[1]) <= len(recipe.steps_of):
+                        instruction = int(step[1])
                     tail.append(line)
                     yield Log(line, recipe.steps_of[instruction - 1] if instruction else 0, steps)
         finally:

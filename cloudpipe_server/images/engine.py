@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import threading
 import time
@@ -155,7 +156,10 @@ class Engine:
             try:
                 api.start(container)
                 status = api.wait(container, timeout=60)
-                output: bytes = api.logs(container, stdout=True, stderr=True)
+                # the last lines only: the image's python3 is the account's own and may print anything
+                output: bytes = api.logs(container, stdout=True, stderr=True, tail=5)[-4096:]
+            except requests.exceptions.ReadTimeout:
+                raise FailedPrecondition("the base image's python3 did not finish within 60 s") from None
             finally:
                 api.remove_container(container, force=True)
             if status.get("StatusCode") != 0:
@@ -168,9 +172,10 @@ class Engine:
             lines = (await self.call(run)).decode(errors="replace").split()
         except docker.errors.APIError as exc:
             raise FailedPrecondition(f"the base image cannot run python3: {exc.explanation or exc}") from None
-        if len(lines) < 2:
-            raise FailedPrecondition("the base image's python3 did not say its version")
-        return lines[0], lines[1]
+        said = lines[-2:]
+        if len(said) < 2 or not re.fullmatch(r"3\.\d{1,2}", said[0]) or not re.fullmatch(r"/[\w./+-]{1,400}", said[1]):
+            raise FailedPrecondition("the base image's python3 did not say its version (a Python 3 is needed)")
+        return lines[-2], lines[-1]
 
     # -- builds --------------------------------------------------------------------------
 

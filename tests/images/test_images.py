@@ -9,6 +9,7 @@ import subprocess
 import threading
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import docker
 import pytest
@@ -138,6 +139,29 @@ def test_another_account_cannot_see_or_use_an_image(account_client: Client, othe
     account_client.images.delete(built.reference)
     with pytest.raises(NotFound):
         account_client.images.get(built.reference)
+
+
+def test_no_other_name_of_an_image_reaches_another_account(
+    account_client: Client, other_client: Client, docker_engine: docker.DockerClient
+) -> None:
+    """Found in review: the ownership check read only the exact reference, and a build
+    base was not checked at all."""
+    built = account_client.images.build(Image.runner().run_commands(f"echo {uuid.uuid4().hex}"))
+    image_id = docker_engine.images.get(built.reference).id
+    # the engine's default registry domain, which it resolves to its local names
+    domain = urlsplit(docker_engine.info()["IndexServerAddress"]).hostname
+    for alias in (f"{domain}/{built.reference}", f"{domain}/library/{built.reference}", f"localhost/{built.reference}"):
+        with pytest.raises(NotFound, match="not found"):
+            other_client.shell("true", image=alias)
+    for by_id in (image_id, image_id.removeprefix("sha256:")[:12], image_id.removeprefix("sha256:")[:1]):
+        with pytest.raises(InvalidRequest, match="looks like an image id"):
+            other_client.shell("true", image=by_id)
+    for base in (built.reference, image_id):
+        with pytest.raises(ImageBuildFailed) as raised:
+            other_client.images.build(Image.from_image(base).env({"X": "1"}))
+        assert raised.value.step == 0 and "is not on the server's engine" in str(raised.value)
+    assert account_client.shell("echo mine", image=f"{domain}/{built.reference}").result(timeout=120) == b"mine\n"
+    account_client.images.delete(built.reference)
 
 
 def test_from_image_adds_the_runner_to_another_base(account_client: Client, docker_engine: docker.DockerClient) -> None:
@@ -292,3 +316,13 @@ def test_apply_files_declare_images_for_their_jobs(image_server: object, tmp_pat
         assert client.saved_jobs.get("motd").spec.image.startswith("cloudpipe/image:")
         for built in client.images.list():
             client.images.delete(built.reference)
+
+
+def test_a_step_printing_what_looks_like_the_engines_step_lines_builds(account_client: Client) -> None:
+    """Found in review: a step's own output that began "Step ... : " was parsed as the
+    engine's step counter (ValueError or IndexError: INTERNAL, the build cancelled)."""
+    lines: list[BuildLog] = []
+    noise = f"echo 'Step x : y'; echo 'Step 999/1 : y'; echo {uuid.uuid4().hex}"
+    built = account_client.images.build(Image.runner().run_commands(noise), on_log=lines.append)
+    assert any(line.line == "Step 999/1 : y" and line.step == 1 for line in lines)
+    account_client.images.delete(built.reference)
