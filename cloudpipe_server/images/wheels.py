@@ -66,7 +66,7 @@ async def download(requirements: tuple[str, ...], python_version: str, source: W
         "--",
         *requirements,
     ]
-    output = await _run(argv, source.timeout)
+    output = await _run(argv, source.timeout, dest)
     files = sorted(dest.glob("*.whl"))
     if not files:
         raise DownloadFailed("pip downloaded no wheels", output)
@@ -84,7 +84,9 @@ async def pip_wheel(python_version: str, source: WheelSource, dest: Path) -> Pat
     return found[0]
 
 
-async def _run(argv: list[str], timeout: float) -> str:
+async def _run(argv: list[str], timeout: float, cwd: Path) -> str:
+    """pip in `cwd` (the download folder), so a requirement named like a file never
+    means a file of the server's working directory."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     process = await asyncio.create_subprocess_exec(
         *argv,
@@ -92,6 +94,7 @@ async def _run(argv: list[str], timeout: float) -> str:
         stderr=asyncio.subprocess.STDOUT,
         stdin=asyncio.subprocess.DEVNULL,
         env=env,
+        cwd=cwd,
     )
     try:
         raw, _ = await asyncio.wait_for(process.communicate(), timeout)
