@@ -130,7 +130,7 @@ class AccountsApi:
     @staticmethod
     def _path_name(name: str) -> str:
         """An account name as one path segment of the auth service's URL."""
-        if "/" in name or not name.strip() or len(name) > MAX_FIELD:
+        if "/" in name or name in (".", "..") or not name.strip() or len(name) > MAX_FIELD:
             raise _qinval(f"Not an account name: {name[:80]!r}")
         return urllib.parse.quote(name, safe="@")
 
