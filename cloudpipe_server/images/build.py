@@ -6,7 +6,9 @@ up, so the connection is shut at the deadline), the network only for the build
 (bridge; the image carries none), no host mounts (the classic builder has none and the
 Dockerfile is ours, see `dockerfile`), and the image ends as the runner's non-root
 user. Nothing is pulled: bases must be on the engine. At most `concurrent_builds`
-builds run at once on one server, and an account has at most `max_images_per_account`.
+builds run at once on one server, an account has at most MAX_REQUESTS_PER_ACCOUNT build
+requests in progress on one server (waiting ones included), and at most
+`max_images_per_account` images.
 
 Once per digest: within one server an asyncio lock per digest; across servers on one
 engine the engine lock (`engine.EngineLock`). A request that waited finds the image
@@ -16,6 +18,7 @@ built and reports it as cached.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -24,7 +27,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ from cloudpipe_server.images.spec import ImageSpec, digest_of, reference_of
 log = logging.getLogger(__name__)
 
 TAIL_LINES = 40
+MAX_REQUESTS_PER_ACCOUNT = 4
 _RUNNER_LABELS = ("org.cloudpipe.runner", "org.cloudpipe.serializers", "org.cloudpipe.agent")
 _STEP_LINE = re.compile(r"Step (\d{1,4})/\d{1,4} : ")
 
@@ -91,6 +95,7 @@ class ImageBuilder:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._slots = asyncio.Semaphore(config.concurrent_builds)
         self.builds_started = 0  # engine builds this builder ran (tests, metrics)
+        self._requests: dict[str, int] = {}  # build requests in progress, by account
 
     def close(self) -> None:
         self.engine.close()
@@ -106,7 +111,24 @@ class ImageBuilder:
 
     async def build(self, account: str, spec: ImageSpec) -> AsyncIterator[Event]:
         """Log events, then one Done or Failed. Raises Unavailable when the engine does
-        not answer, ResourceExhausted past the account's number of images."""
+        not answer, ResourceExhausted past the account's number of images or of build
+        requests in progress."""
+        if self._requests.get(account, 0) >= MAX_REQUESTS_PER_ACCOUNT:
+            raise ResourceExhausted(
+                f"the account has {MAX_REQUESTS_PER_ACCOUNT} image builds in progress on this server, "
+                "the most it may have: wait for one to finish"
+            )
+        self._requests[account] = self._requests.get(account, 0) + 1
+        try:
+            async with contextlib.aclosing(self._request(account, spec)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            self._requests[account] -= 1
+            if not self._requests[account]:
+                del self._requests[account]
+
+    async def _request(self, account: str, spec: ImageSpec) -> AsyncGenerator[Event, None]:
         steps = len(spec.steps)
         try:
             base, python_version = await self._base(account, spec)
@@ -126,17 +148,28 @@ class ImageBuilder:
         lock = self._locks.get(digest)
         if lock is None:
             lock = self._locks[digest] = asyncio.Lock()
+        # the outcome is told after the locks are released: a caller that stops reading
+        # at the outcome (the SDK does) must not leave the engine lock behind
+        outcome: Done | Failed | None = None
         async with lock, self.engine.lock(digest, base.runner, self._config.timeout + 60) as waited:
             if waited:
                 yield Log("waited for the same image being built by another request", 0, steps)
             if (found := await self.inspect(reference)) is not None:
-                yield Done(found, cached=True)
-                return
-            if self._slots.locked():
-                yield Log("waiting for a build slot (other builds are running)", 0, steps)
-            async with self._slots:
-                async for event in self._build(account, spec, base, python_version, digest):
-                    yield event
+                outcome = Done(found, cached=True)
+            else:
+                if self._slots.locked():
+                    yield Log("waiting for a build slot (other builds are running)", 0, steps)
+                async with (
+                    self._slots,
+                    contextlib.aclosing(self._build(account, spec, base, python_version, digest)) as events,
+                ):
+                    async for event in events:
+                        if isinstance(event, Log):
+                            yield event
+                        else:
+                            outcome = event
+        if outcome is not None:
+            yield outcome
 
     async def _base(self, account: str, spec: ImageSpec) -> tuple[Base, str]:
         runner, runner_labels = await self.engine.image_id(self._config.runner_image, "the runner image")
@@ -154,7 +187,7 @@ class ImageBuilder:
 
     async def _build(
         self, account: str, spec: ImageSpec, base: Base, python_version: str, digest: str
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         steps = len(spec.steps)
         tail: deque[str] = deque(maxlen=TAIL_LINES)
         source = self._config.wheel_source

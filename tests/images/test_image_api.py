@@ -15,7 +15,7 @@ from cloudpipe_proto.v1 import images_pb2_grpc as pb_grpc
 from cloudpipe_sdk import Client, Image, ImageBuildFailed
 from cloudpipe_server.errors import ResourceExhausted, Unavailable
 from cloudpipe_server.images import spec as s
-from cloudpipe_server.images.build import BuildConfig, Done, ImageBuilder
+from cloudpipe_server.images.build import MAX_REQUESTS_PER_ACCOUNT, BuildConfig, Done, ImageBuilder
 from tests.support import ServerProcess
 
 pytestmark = pytest.mark.docker
@@ -89,6 +89,39 @@ def test_an_account_has_a_bounded_number_of_images() -> None:
                 await build("two")
         finally:
             await builder.remove(first.image.reference)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        builder.close()
+
+
+def test_an_account_has_a_bounded_number_of_builds_in_progress() -> None:
+    """Found in review: build requests waiting for a slot were unbounded per account."""
+    builder = ImageBuilder(BuildConfig(runner_image="cloudpipe/runner-python3:latest", concurrent_builds=1))
+    account, other = (f"{who}-{uuid.uuid4().hex[:8]}" for who in ("busy", "calm"))
+
+    def spec() -> s.ImageSpec:
+        return s.ImageSpec("", (s.Step("run_commands", names=(f"sleep 30; echo {uuid.uuid4().hex}",)),))
+
+    async def scenario() -> None:
+        running = [builder.build(account, spec()) for _ in range(MAX_REQUESTS_PER_ACCOUNT)]
+        try:
+            for build in running:
+                await anext(build)  # each is in progress (building, or waiting for the slot)
+            with pytest.raises(ResourceExhausted, match="builds in progress"):
+                await anext(builder.build(account, spec()))
+            calm = builder.build(other, spec())  # another account is not held back
+            assert await anext(calm) is not None
+            await calm.aclose()
+            await running.pop().aclose()  # one ends: the account may start another
+            again = builder.build(account, spec())
+            assert await anext(again) is not None
+            await again.aclose()
+        finally:
+            for build in running:
+                await build.aclose()
+        assert builder._requests == {}
 
     try:
         asyncio.run(scenario())
