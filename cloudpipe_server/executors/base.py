@@ -114,8 +114,9 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     async def write_stdin(self, job_id: int, data: bytes) -> Delivery:
         """Send bytes to a running interactive job: "written", "not-started" (its
-        container is not attached yet: try again shortly) or "closed" (stdin was closed,
-        or the job is not running here)."""
+        container is not attached yet, or the job is not this executor's yet or any more:
+        try again shortly, while the job is PROCESSING here) or "closed" (stdin was
+        closed)."""
 
     @abc.abstractmethod
     async def close_stdin(self, job_id: int) -> Delivery:

@@ -224,7 +224,10 @@ class DockerExecutor(Executor):
         with self._lock:
             run = self._runs.get(job_id)
         if run is None:
-            return "closed"
+            # the dispatcher has claimed the job but not handed it over yet (or its run has
+            # just ended and the outcome is on its way): the caller tries again, and stops
+            # once the job has ended or does not run here
+            return "not-started"
         streams = run.streams
         if streams is None:
             return "not-started"

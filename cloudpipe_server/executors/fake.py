@@ -122,14 +122,18 @@ class FakeExecutor(Executor):
 
     async def write_stdin(self, job_id: int, data: bytes) -> Delivery:
         run = self._runs.get(job_id)
-        if run is None or run.stdin_closed:
+        if run is None:
+            return "not-started"  # as the Docker executor answers
+        if run.stdin_closed:
             return "closed"
         run.stdin.put_nowait(data)
         return "written"
 
     async def close_stdin(self, job_id: int) -> Delivery:
         run = self._runs.get(job_id)
-        if run is None or run.stdin_closed:
+        if run is None:
+            return "not-started"  # as the Docker executor answers
+        if run.stdin_closed:
             return "closed"
         run.stdin_closed = True
         run.stdin.put_nowait(None)
