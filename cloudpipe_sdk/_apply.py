@@ -33,6 +33,10 @@ with any error changes nothing (`InvalidRequest` listing them). The writes that 
 are one call per changed entry, not one transaction: if the server fails or another
 client changes the same names between the check and the writes, the entries before
 the failure stay applied (`ApplyFailed` says which); applying the file again converges.
+
+About 400 lines, a tenth of them this description: one file's whole path (read, check
+by the server, plan, write) reads in one place; `[images.NAME]` tables are parsed by
+_image_file and the command's output is cli_apply's.
 """
 
 from __future__ import annotations

@@ -20,9 +20,11 @@ container is left where it is and `EngineLost` is raised: the dispatcher re-adop
 job once the engine answers (the output streamed so far is stored meanwhile). Any
 other engine error after the start ends the job ERROR with the output read so far.
 
-(A little over 400 lines: one run's whole life on the engine (create, attach, wait,
-outcome, adopt) reads best in one place; stream I/O is in docker_io, container settings
-in container_config, and the warm pool builds on this in warm*.py.)
+(Well over 400 lines, on purpose: one run's whole life on the engine (create, attach,
+start, wait, outcome, copy-out, adopt) and the calls that act on a running container
+(kill, signal, stdin) share the table of runs in progress and read best in one place;
+stream I/O is in docker_io, container settings in container_config, and the warm pool
+builds on this in warm*.py.)
 """
 
 from __future__ import annotations

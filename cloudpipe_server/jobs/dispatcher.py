@@ -14,6 +14,12 @@ engine did not answer goes back to the queue without using up an attempt. A job 
 engine stopped answering while it ran stays tracked here (its lease kept, its streamed
 output stored) and is re-adopted as a restarted server's leftovers are, once the engine
 answers again.
+
+Over 400 lines on purpose: the claim loop, the heartbeat, re-adoption and recording an
+outcome all read and change the same runs tracked here (tasks, attempts, output
+writers), which splitting them would turn into an interface; the engine's state, output
+batching and the seam the jobs service uses are already in engine.py, output.py and
+runner.py.
 """
 
 from __future__ import annotations

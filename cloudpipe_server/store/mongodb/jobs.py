@@ -34,6 +34,11 @@ Atomicity, honestly:
   One race remains: an append that checks its lease just before the reaper stalls the
   job, and inserts just after the reaper read the chunks, returns True although the
   stalled job does not keep those bytes.
+
+Over 400 lines on purpose: `MongoJobStore` is this backend's whole `JobStore`, kept
+together so every MongoDB query of a job's life (submit, claim, leases, finish, kills,
+reaping, counts) reads in one place; output, dependencies, retention, identities and the
+document shapes are already in their own modules beside it.
 """
 
 from __future__ import annotations

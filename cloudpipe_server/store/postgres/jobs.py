@@ -20,6 +20,11 @@ that can unblock them: a submit with dependencies, finish, kills, the reaper; ho
 stays correct under concurrent writers: `dependencies.py`.
 
 Output of running jobs: `output.py`.
+
+Over 400 lines on purpose: `PostgresJobStore` is this backend's whole `JobStore`, kept
+together so every PostgreSQL query of a job's life (submit, claim, leases, finish, kills,
+reaping, counts) reads in one place; output, dependencies, retention, identities and the
+schema are already in their own modules beside it.
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ sharing the file too, and reads of several statements use `BEGIN`: one snapshot.
 `synchronous=NORMAL` in WAL mode survives a crash of any process; only a power loss can
 drop the last commits. The output of running jobs lives in `output.py`, dependencies in
 `dependencies.py`.
+
+Over 400 lines on purpose: `SqliteJobStore` is this backend's whole `JobStore`, kept
+together so every SQLite query of a job's life (submit, claim, leases, finish, kills,
+reaping, counts) reads in one place; output, dependencies, retention, identities and the
+schema are already in their own modules beside it.
 """
 
 from __future__ import annotations
