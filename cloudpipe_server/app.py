@@ -29,6 +29,7 @@ from cloudpipe_server.executors.warm import PooledDockerExecutor, WarmConfig, pa
 from cloudpipe_server.identity import IdentityLease
 from cloudpipe_server.images.access import ImageAccess
 from cloudpipe_server.images.build import BuildConfig, ImageBuilder
+from cloudpipe_server.images.engine import Engine
 from cloudpipe_server.images.service import ImageService
 from cloudpipe_server.jobs.attach import Watch
 from cloudpipe_server.jobs.compat import RunnerCheck
@@ -46,10 +47,13 @@ from cloudpipe_server.rpc.jobs import JobServicer
 from cloudpipe_server.rpc.metrics_interceptor import MetricsInterceptor
 from cloudpipe_server.rpc.schedules import SavedJobServicer, ScheduleServicer
 from cloudpipe_server.rpc.server import build_server, set_executor_serving, set_serving
+from cloudpipe_server.rpc.volumes import VolumeServicer
 from cloudpipe_server.scheduler.firing import ServiceJobs
 from cloudpipe_server.scheduler.loop import Scheduler, SchedulerConfig
 from cloudpipe_server.scheduler.service import SavedJobService, ScheduleService
 from cloudpipe_server.store import Stores, open_stores
+from cloudpipe_server.volumes.engine import VolumeEngine
+from cloudpipe_server.volumes.service import VolumeQuotas, VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +100,17 @@ def build_authenticator(settings: Settings) -> Authenticator:
     return ChainAuthenticator([admin, remote], reserved=[settings.admin_name])
 
 
+def cluster_of(settings: Settings) -> str:
+    """Servers sharing one store form a cluster: their containers and volumes carry it."""
+    return settings.cluster_id or hashlib.sha256(settings.store_url_for_logs.encode()).hexdigest()[:16]
+
+
 def build_executor(settings: Settings, owner: str, metrics: ServerMetrics | None = None) -> Executor:
     """Jobs run on the Docker engine: in warm containers when they can (unless
     CLOUDPIPE_WARM_POOL=false), otherwise each in a fresh container."""
     docker_config = DockerConfig(
         owner=owner,
-        cluster=settings.cluster_id or hashlib.sha256(settings.store_url_for_logs.encode()).hexdigest()[:16],
+        cluster=cluster_of(settings),
         base_url=settings.docker_host,
         job_user=settings.job_user,
         pull_missing_images=settings.pull_missing_images,
@@ -148,6 +157,7 @@ class RunningServer:
     retention: Retention | None = None
     deleted_accounts: DeletedAccounts | None = None
     images: ImageBuilder | None = None
+    volume_engine: Engine | None = None
 
     async def stop(self, grace: float = 10.0) -> None:
         log.info("shutting down: no new jobs are claimed; waiting up to %.0f s", grace)
@@ -167,6 +177,8 @@ class RunningServer:
         await self.executor.close()
         if self.images is not None:
             self.images.close()
+        if self.volume_engine is not None:
+            self.volume_engine.close()
         if self.identity is not None:
             await self.identity.release()  # a restart may take the identity at once
         await self.stores.close()
@@ -247,6 +259,11 @@ async def _serve(
             max_images_per_account=settings.image_max_per_account,
         )
     )
+    volume_engine = Engine(settings.docker_host)
+    volumes = VolumeService(
+        VolumeEngine(volume_engine, cluster_of(settings), settings.python_image),
+        VolumeQuotas(settings.volume_max_per_account, settings.volume_max_bytes),
+    )
     service = JobService(
         store,
         dispatcher,
@@ -258,6 +275,7 @@ async def _serve(
         runner_check=RunnerCheck(executor.image_labels, settings.default_image),
         default_image=settings.default_image,
         image_access=ImageAccess(builder.inspect),
+        mount_check=volumes.check_mounts,
     )
     schedule_store = stores.schedules
     jobs = ServiceJobs(service)
@@ -290,6 +308,7 @@ async def _serve(
         outer=[MetricsInterceptor(metrics)],
         health_servicer=health_servicer,
         images=ImageServicer(ImageService(builder)),
+        volumes=VolumeServicer(volumes),
     )
     retention = Retention(
         store,
@@ -363,4 +382,5 @@ async def _serve(
         retention=retention,
         deleted_accounts=deleted_accounts,
         images=builder,
+        volume_engine=volume_engine,
     )

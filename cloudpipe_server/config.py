@@ -55,6 +55,8 @@ class Settings:
     image_build_timeout: float = 900.0
     image_builds_at_once: int = 2  # per server; more wait for a slot
     image_max_per_account: int = 100
+    volume_max_per_account: int = 20
+    volume_max_bytes: int = 10 << 30  # per volume, checked at each upload (jobs' own writes are not capped)
     output_cap_bytes: int = 64 << 20  # per stream (stdout, stderr); beyond it output is dropped and noted
     # A `file:` result over this many bytes fails the job with a reason saying so; it is
     # never held whole in memory (the archive is streamed and counted).
@@ -154,6 +156,8 @@ class Settings:
             )
         if self.image_builds_at_once < 1 or self.image_max_per_account < 1:
             raise InvalidArgument("CLOUDPIPE_IMAGE_BUILDS_AT_ONCE and _MAX_PER_ACCOUNT must be at least 1")
+        if self.volume_max_per_account < 1 or self.volume_max_bytes < 1:
+            raise InvalidArgument("CLOUDPIPE_VOLUME_MAX_PER_ACCOUNT and _MAX_BYTES must be at least 1")
         if self.max_concurrent_jobs < 1:
             raise InvalidArgument("CLOUDPIPE_MAX_CONCURRENT_JOBS must be at least 1")
         if self.lease_seconds <= self.poll_interval:

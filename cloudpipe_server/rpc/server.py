@@ -1,4 +1,5 @@
-"""The grpc.aio server: JobService, SavedJobService, ScheduleService and ImageService plus the
+"""The grpc.aio server: JobService, SavedJobService, ScheduleService, ImageService and
+VolumeService plus the
 standard health and reflection services.
 
 Health: the overall status ("") and JobService are SERVING while the server runs, also
@@ -15,11 +16,21 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cloudpipe_common.limits import MAX_MESSAGE_BYTES
-from cloudpipe_proto.v1 import images_pb2, images_pb2_grpc, jobs_pb2, jobs_pb2_grpc, schedules_pb2, schedules_pb2_grpc
+from cloudpipe_proto.v1 import (
+    images_pb2,
+    images_pb2_grpc,
+    jobs_pb2,
+    jobs_pb2_grpc,
+    schedules_pb2,
+    schedules_pb2_grpc,
+    volumes_pb2,
+    volumes_pb2_grpc,
+)
 from cloudpipe_server.rpc.images import ImageServicer
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
 from cloudpipe_server.rpc.schedules import SavedJobServicer, ScheduleServicer
+from cloudpipe_server.rpc.volumes import VolumeServicer
 
 EXECUTOR_HEALTH_NAME = "cloudpipe.v1.Executor"  # not a gRPC service: the engine jobs run on
 
@@ -30,6 +41,7 @@ SERVICE_NAMES = (
     schedules_pb2.DESCRIPTOR.services_by_name["SavedJobService"].full_name,
     schedules_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
     images_pb2.DESCRIPTOR.services_by_name["ImageService"].full_name,
+    volumes_pb2.DESCRIPTOR.services_by_name["VolumeService"].full_name,
 )
 
 
@@ -41,6 +53,7 @@ def build_server(
     outer: Sequence[aio.ServerInterceptor] = (),
     health_servicer: health.aio.HealthServicer | None = None,
     images: ImageServicer | None = None,
+    volumes: VolumeServicer | None = None,
 ) -> tuple[aio.Server, health.aio.HealthServicer]:
     """A server with every service registered; the caller binds ports and starts it.
     `outer` interceptors run before authentication (metrics)."""
@@ -60,6 +73,8 @@ def build_server(
         schedules_pb2_grpc.add_ScheduleServiceServicer_to_server(schedules, server)  # type: ignore[no-untyped-call]
     if images is not None:
         images_pb2_grpc.add_ImageServiceServicer_to_server(images, server)  # type: ignore[no-untyped-call]
+    if volumes is not None:
+        volumes_pb2_grpc.add_VolumeServiceServicer_to_server(volumes, server)  # type: ignore[no-untyped-call]
     health_servicer = health_servicer or health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)

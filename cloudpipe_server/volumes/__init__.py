@@ -1,0 +1,1 @@
+"""Volumes: named per-account storage on the Docker engine, mounted into jobs."""

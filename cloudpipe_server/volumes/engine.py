@@ -1,0 +1,370 @@
+"""Volumes on the Docker engine: a named engine volume per (cluster, account, name), and
+the files in it read and written through short-lived helper containers.
+
+A helper is the runner image with only that volume mounted at /v, as the runner's user
+(1000), no network, no capabilities, a small memory and pids limit: it copies a file in
+or out (the engine's archive API on a created, never started, container) or runs one
+fixed command (find, du, mv, rm) with the user's path as an argument, never as shell
+text. Helpers are labelled and always removed; a volume in use by one cannot be removed.
+
+Uploads are streamed into the engine as a tar of one file under a temporary name, then
+renamed over the target, so a cut upload never leaves half a file under its name."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import queue
+import secrets
+import tarfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import Mount
+
+from cloudpipe_server.errors import FailedPrecondition, InvalidArgument, NotFound
+from cloudpipe_server.images.engine import Engine
+from cloudpipe_server.volumes.naming import LABEL_ACCOUNT, LABEL_CLUSTER, LABEL_VOLUME, engine_name
+
+log = logging.getLogger(__name__)
+
+RUNNER_USER = 1000
+LABEL_HELPER = "org.cloudpipe.volume.helper"
+MAX_ENTRIES = 10_000
+CHUNK = 1 << 20
+_DIRECTORY_BIT = 1 << 31  # Go's os.ModeDir, as the engine's archive stat reports it
+_SYMLINK_BIT = 1 << 27
+_TOP = "/v"
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    name: str
+    created_at: datetime | None
+    size_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str
+    directory: bool
+    size_bytes: int
+    mode: int
+    modified_at: datetime | None
+
+
+class _Exit(Exception):
+    def __init__(self, code: int, output: str) -> None:
+        super().__init__(f"exit {code}: {output}")
+        self.code = code
+        self.output = output
+
+
+def _when(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text[:19]).replace(tzinfo=UTC) if text else None
+    except ValueError:
+        return None
+
+
+class VolumeEngine:
+    def __init__(self, engine: Engine, cluster: str, helper_image: str) -> None:
+        self._engine = engine
+        self._cluster = cluster
+        self._image = helper_image
+
+    def _engine_name(self, account: str, name: str) -> str:
+        return engine_name(self._cluster, account, name)
+
+    # -- volumes -------------------------------------------------------------------------
+
+    async def create(self, account: str, name: str) -> VolumeInfo:
+        labels = {LABEL_VOLUME: name, LABEL_ACCOUNT: account, LABEL_CLUSTER: self._cluster}
+        engine_volume = self._engine_name(account, name)
+        attrs = await self._engine.call(lambda api: api.create_volume(engine_volume, labels=labels))
+        # the mount point belongs to the runner's user, so jobs and uploads can write in it
+        await self._with_helper(account, name, lambda api, helper: api.put_archive(helper, "/", _top_archive()))
+        return VolumeInfo(name, _when(str(attrs.get("CreatedAt", ""))))
+
+    async def inspect(self, account: str, name: str) -> VolumeInfo | None:
+        try:
+            attrs = await self._engine.call(lambda api: api.inspect_volume(self._engine_name(account, name)))
+        except docker.errors.NotFound:
+            return None
+        labels = attrs.get("Labels") or {}
+        if labels.get(LABEL_ACCOUNT) != account or labels.get(LABEL_CLUSTER) != self._cluster:
+            return None
+        return VolumeInfo(name, _when(str(attrs.get("CreatedAt", ""))))
+
+    async def list_volumes(self, account: str) -> list[VolumeInfo]:
+        wanted = {"label": [f"{LABEL_ACCOUNT}={account}", f"{LABEL_CLUSTER}={self._cluster}"]}
+        found = await self._engine.call(lambda api: api.volumes(filters=wanted))
+        volumes = []
+        for attrs in found.get("Volumes") or []:
+            labels = attrs.get("Labels") or {}
+            if labels.get(LABEL_ACCOUNT) == account and labels.get(LABEL_CLUSTER) == self._cluster:
+                volumes.append(VolumeInfo(labels.get(LABEL_VOLUME, ""), _when(str(attrs.get("CreatedAt", "")))))
+        return sorted(volumes, key=lambda v: v.name)
+
+    async def remove(self, account: str, name: str) -> None:
+        try:
+            await self._engine.call(lambda api: api.remove_volume(self._engine_name(account, name)))
+        except docker.errors.NotFound:
+            raise NotFound(f"volume {name!r} not found") from None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                raise FailedPrecondition(f"volume {name!r} is in use by a job; delete it when the job ends") from None
+            raise
+
+    async def size(self, account: str, name: str) -> int:
+        output = await self._run(account, name, ["du", "-sb", _TOP])
+        return int(output.split()[0]) if output.split() else 0
+
+    # -- files ---------------------------------------------------------------------------
+
+    async def list_files(self, account: str, name: str, path: str) -> tuple[list[Entry], bool]:
+        script = (
+            'cd /v && if [ ! -e "$1" ]; then exit 2; elif [ ! -d "$1" ]; then exit 3; fi;'
+            f" find \"$1\" -mindepth 1 -maxdepth 1 -printf '%y\\t%s\\t%m\\t%T@\\t%P\\0' | head -z -n {MAX_ENTRIES + 1}"
+        )
+        try:
+            output = await self._run(account, name, ["bash", "-c", script, "list", path or "."])
+        except _Exit as exc:
+            raise self._missing(exc, path, "directory") from None
+        entries = []
+        for record in output.split("\0"):
+            kind, size, mode, mtime, rel = [*record.split("\t", 4), "", "", "", ""][:5]
+            if not rel:
+                continue
+            modified = datetime.fromtimestamp(float(mtime), UTC) if mtime else None
+            full = f"{path}/{rel}" if path else rel
+            entries.append(Entry(full, kind == "d", int(size or 0), int(mode or "0", 8), modified))
+        entries.sort(key=lambda e: e.path)
+        return entries[:MAX_ENTRIES], len(entries) > MAX_ENTRIES
+
+    async def remove_path(self, account: str, name: str, path: str) -> None:
+        script = 'cd /v && if [ ! -e "$1" ] && [ ! -L "$1" ]; then exit 2; fi; rm -rf -- "$1"'
+        try:
+            await self._run(account, name, ["bash", "-c", script, "rm", path])
+        except _Exit as exc:
+            raise self._missing(exc, path, "file") from None
+
+    async def upload(
+        self, account: str, name: str, path: str, size: int, mode: int, chunks: AsyncIterator[bytes]
+    ) -> Entry:
+        """Write `size` bytes from `chunks` to `path`: whole, or not at all."""
+        directory = path.rpartition("/")[0]
+        hidden = f".cloudpipe-upload-{secrets.token_hex(6)}"
+        temporary = f"{directory}/{hidden}" if directory else hidden
+        feed: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
+
+        def body() -> Iterator[bytes]:
+            yield _header_blocks(directory, temporary, size, mode)
+            while True:
+                item = feed.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+            yield b"\0" * ((-size) % 512) + b"\0" * 1024
+
+        def put(api: docker.APIClient, helper: str) -> None:
+            if not api.put_archive(helper, _TOP, body()):
+                raise FailedPrecondition(f"the engine refused to write {path!r}")
+
+        async def pump() -> None:
+            sent = 0
+            try:
+                async for chunk in chunks:
+                    sent += len(chunk)
+                    if sent > size:
+                        raise InvalidArgument(f"more than the {size} bytes the upload announced")
+                    await asyncio.to_thread(feed.put, chunk)
+                if sent != size:
+                    raise InvalidArgument(f"the upload announced {size} bytes and sent {sent}")
+                await asyncio.to_thread(feed.put, None)
+            except BaseException as exc:
+                await asyncio.to_thread(feed.put, InvalidArgument("the upload was cut off"))
+                raise exc
+
+        writing = asyncio.ensure_future(self._with_helper(account, name, put))
+        try:
+            await pump()
+            await writing
+        except BaseException:
+            if not writing.done():
+                writing.cancel()
+            await self._forget_temporary(account, name, temporary)
+            raise
+        script = 'cd /v && if [ -d "$2" ] && [ ! -L "$2" ]; then exit 3; fi; mv -fT -- "$1" "$2"'
+        try:
+            await self._run(account, name, ["bash", "-c", script, "mv", temporary, path])
+        except _Exit as exc:
+            await self._forget_temporary(account, name, temporary)
+            if exc.code == 3:
+                raise FailedPrecondition(f"{path!r} is a directory in the volume") from None
+            raise FailedPrecondition(f"could not write {path!r}: {exc.output.strip()[:200]}") from None
+        return Entry(path, False, size, mode, datetime.now(UTC))
+
+    async def download(self, account: str, name: str, path: str) -> AsyncIterator[Entry | bytes]:
+        """The file's entry, then its bytes in chunks."""
+        out: queue.Queue[Entry | bytes | BaseException | None] = queue.Queue(maxsize=4)
+        stopped = threading.Event()
+
+        def read(api: docker.APIClient, helper: str) -> None:
+            try:
+                try:
+                    stream, stat = api.get_archive(helper, f"{_TOP}/{path}", chunk_size=CHUNK)
+                except docker.errors.NotFound:
+                    raise NotFound(f"no file {path!r} in volume {name!r}") from None
+                file_mode = int(stat.get("mode", 0))
+                if file_mode & _DIRECTORY_BIT:
+                    raise FailedPrecondition(f"{path!r} is a directory: list it, or download its files")
+                if file_mode & _SYMLINK_BIT:
+                    raise FailedPrecondition(f"{path!r} is a symbolic link; download what it points to")
+                with tarfile.open(fileobj=_Reader(stream), mode="r|") as tar:
+                    member = tar.next()
+                    if member is None or not member.isfile():
+                        raise FailedPrecondition(f"{path!r} is not a regular file")
+                    out.put(Entry(path, False, member.size, member.mode, datetime.fromtimestamp(member.mtime, UTC)))
+                    data = tar.extractfile(member)
+                    assert data is not None
+                    while not stopped.is_set() and (chunk := data.read(CHUNK)):
+                        out.put(chunk)
+                out.put(None)
+            except BaseException as exc:
+                out.put(exc)
+
+        reading = asyncio.ensure_future(self._with_helper(account, name, read))
+        try:
+            while True:
+                item = await asyncio.to_thread(out.get)
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+            await reading
+        finally:
+            if not reading.done():
+                # the caller stopped reading: the reader stops at its next chunk
+                stopped.set()
+                while not reading.done():
+                    try:
+                        out.get_nowait()
+                    except queue.Empty:
+                        await asyncio.sleep(0.01)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _missing(self, exc: _Exit, path: str, what: str) -> Exception:
+        if exc.code == 2:
+            return NotFound(f"nothing at {path!r} in the volume")
+        if exc.code == 3:
+            return FailedPrecondition(f"{path!r} is not a {what}")
+        return FailedPrecondition(f"the volume helper failed: {exc.output.strip()[:200]}")
+
+    async def _forget_temporary(self, account: str, name: str, temporary: str) -> None:
+        try:
+            await self._run(account, name, ["rm", "-f", "--", f"{_TOP}/{temporary}"])
+        except Exception as exc:  # best effort: a leftover temporary name is harmless
+            log.warning("volume %s: could not remove %s: %s", name, temporary, exc)
+
+    async def _run(self, account: str, name: str, command: list[str]) -> str:
+        """Run `command` in a helper; its output, or _Exit with a non-zero code."""
+
+        def run(api: docker.APIClient, helper: str) -> str:
+            api.start(helper)
+            code = int(api.wait(helper, timeout=120).get("StatusCode", 1))
+            output = api.logs(helper, stdout=True, stderr=code != 0).decode(errors="replace")
+            if code != 0:
+                raise _Exit(code, output)
+            return str(output)
+
+        return str(await self._with_helper(account, name, run, command))
+
+    async def _with_helper(
+        self, account: str, name: str, work: Callable[[docker.APIClient, str], Any], command: list[str] | None = None
+    ) -> Any:
+        engine_volume = self._engine_name(account, name)
+
+        def run(api: docker.APIClient) -> Any:
+            host = api.create_host_config(
+                mounts=[Mount(_TOP, engine_volume, type="volume")],
+                network_mode="none",
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                mem_limit=128 << 20,
+                pids_limit=64,
+            )
+            helper = api.create_container(
+                self._image,
+                command or ["true"],
+                user=f"{RUNNER_USER}:{RUNNER_USER}",
+                entrypoint=[],
+                host_config=host,
+                network_disabled=True,
+                labels={LABEL_HELPER: engine_volume, LABEL_CLUSTER: self._cluster},
+            )["Id"]
+            try:
+                return work(api, helper)
+            finally:
+                try:
+                    api.remove_container(helper, force=True)
+                except docker.errors.APIError as exc:
+                    log.warning("volume %s: could not remove helper %s: %s", name, helper[:12], exc)
+
+        started = time.monotonic()
+        try:
+            return await self._engine.call(run)
+        finally:
+            log.debug("volume %s: helper took %.3f s", name, time.monotonic() - started)
+
+
+class _Reader(io.RawIOBase):
+    """A file-like view of the engine's archive stream, for tarfile's stream mode."""
+
+    def __init__(self, stream: Iterator[bytes]) -> None:
+        self._stream = stream
+        self._buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            try:
+                self._buffer += next(self._stream)
+            except StopIteration:
+                break
+        if size < 0:
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
+def _top_archive() -> bytes:
+    info = tarfile.TarInfo("v")
+    info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, RUNNER_USER, RUNNER_USER
+    info.mtime = int(time.time())
+    return info.tobuf(format=tarfile.PAX_FORMAT) + b"\0" * 1024
+
+
+def _header_blocks(directory: str, temporary: str, size: int, mode: int) -> bytes:
+    """Tar headers for the parent directories (owned by the runner's user) and the file."""
+    blocks = b""
+    now = int(time.time())
+    parts = directory.split("/") if directory else []
+    for depth in range(1, len(parts) + 1):
+        info = tarfile.TarInfo("/".join(parts[:depth]))
+        info.type, info.mode, info.uid, info.gid, info.mtime = tarfile.DIRTYPE, 0o755, RUNNER_USER, RUNNER_USER, now
+        blocks += info.tobuf(format=tarfile.PAX_FORMAT)
+    info = tarfile.TarInfo(temporary)
+    info.size, info.mode, info.uid, info.gid, info.mtime = size, mode or 0o644, RUNNER_USER, RUNNER_USER, now
+    return blocks + info.tobuf(format=tarfile.PAX_FORMAT)
