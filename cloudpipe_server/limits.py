@@ -18,6 +18,7 @@ from datetime import timedelta
 from cloudpipe_common.limits import MAX_JOBS_PER_SUBMIT
 from cloudpipe_server.errors import InvalidArgument, ResourceExhausted
 from cloudpipe_server.models import JobSpec
+from cloudpipe_server.volumes.naming import parse_mounts
 
 MAX_SUBMIT_BYTES = 128 << 20  # one Submit request, serialized
 MAX_STDIN_BYTES = 64 << 20  # one job's stdin (a function job's pickle)
@@ -76,6 +77,7 @@ def check_spec_bounds(spec: JobSpec, where: str) -> None:
         raise InvalidArgument(f"{where}.volumes: at most {MAX_VOLUMES} volumes, got {len(spec.volumes)}")
     for volume in spec.volumes:
         _check_text(volume, f"{where}.volumes")
+    parse_mounts(spec.volumes, where)
     if len(spec.depends_on) > MAX_DEPENDENCIES:
         raise InvalidArgument(f"{where}.depends_on: at most {MAX_DEPENDENCIES} jobs, got {len(spec.depends_on)}")
     _check_numbers(spec, where)

@@ -43,6 +43,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests.exceptions
+from docker.types import Mount
 
 from cloudpipe_server.executors.base import (
     Delivery,
@@ -71,6 +72,8 @@ from cloudpipe_server.executors.docker_io import (
 )
 from cloudpipe_server.executors.reasons import exec_too_big, final_status, result_over_cap
 from cloudpipe_server.models import Collected, Job, JobStatus, Outcome, Stream
+from cloudpipe_server.volumes.naming import LABEL_ACCOUNT as LABEL_VOLUME_ACCOUNT
+from cloudpipe_server.volumes.naming import engine_name, parse_mounts
 
 log = logging.getLogger(__name__)
 
@@ -536,7 +539,11 @@ class DockerExecutor(Executor):
         if job.attempts > 1:
             name += f"_a{job.attempts}"
         host_config = confined_host_config(
-            self.api, limits, init=True, log_config=bounded_log_config(self._config.output_cap_bytes)
+            self.api,
+            limits,
+            init=True,
+            log_config=bounded_log_config(self._config.output_cap_bytes),
+            mounts=self._volume_mounts(job),
         )
         environment = job_environment(job)
         kwargs: dict[str, Any] = dict(
@@ -557,6 +564,21 @@ class DockerExecutor(Executor):
                 self.api.remove_container(name, force=True)
                 return str(self.api.create_container(**kwargs)["Id"])
             raise _JobError(f"could not create the container: {exc.explanation or exc}") from None
+
+    def _volume_mounts(self, job: Job) -> list[Mount]:
+        """The job's volumes, each checked to still be its account's: the engine would
+        otherwise make an empty volume of a name that is gone."""
+        mounts = []
+        for mount in parse_mounts(job.spec.volumes, "job"):
+            engine_volume = engine_name(self._config.cluster, job.account, mount.name)
+            try:
+                labels = self.api.inspect_volume(engine_volume).get("Labels") or {}
+            except docker.errors.NotFound:
+                labels = {}
+            if labels.get(LABEL_VOLUME_ACCOUNT) != job.account:
+                raise _JobError(f"volume {mount.name!r} no longer exists (deleted after the job was submitted)")
+            mounts.append(Mount(mount.target, engine_volume, type="volume", read_only=mount.read_only))
+        return mounts
 
     def _copy_out(self, container_id: str, path: str) -> bytes:
         """Concatenated contents of every file under `path` in the container, streamed

@@ -175,7 +175,10 @@ class PooledDockerExecutor(Executor):
 
     def _wants_warm(self, job: Job, limits: Limits) -> bool:
         spec = job.spec
-        return self._config.enabled and not spec.fresh_container and not spec.interactive and not limits.network
+        # a job with volumes gets a container with exactly its mounts: a fresh one
+        mounts = any(":" in volume for volume in spec.volumes)
+        alone = spec.fresh_container or spec.interactive or limits.network or mounts
+        return self._config.enabled and not alone
 
     async def _run_warm(
         self, job: Job, entry: _WarmJob, container: WarmContainer, limits: Limits, observer: RunObserver

@@ -32,6 +32,8 @@ _WATCH_COALESCE = 0.02  # after a wake-up, let jobs finishing together share one
 MAX_JOB_ID = (1 << 63) - 1  # ids are signed 64-bit in every store; larger ones cannot exist
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMAGE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.:/@-]*")
+# refuses, at submit, jobs mounting a volume their account does not have (VolumeService)
+MountCheck = Callable[[str, Sequence[JobSpec]], Awaitable[None]]
 
 
 def validate_spec(spec: JobSpec, where: str = "job") -> JobSpec:
@@ -75,11 +77,13 @@ class JobService:
         runner_check: RunnerCheck | None = None,
         image_access: ImageAccess | None = None,
         default_image: str = "",
+        mount_check: MountCheck | None = None,
     ) -> None:
         self._store = store
         self.default_image = default_image  # what jobs without an image run in
         self._runner_check = runner_check
         self._image_access = image_access
+        self._mount_check = mount_check
         self._watch = watch
         self._max_queued = max_queued_per_account
         self._runner = runner
@@ -93,6 +97,8 @@ class JobService:
         checked = [validate_spec(spec, f"jobs[{i}]") for i, spec in enumerate(specs)]
         if self._image_access is not None:
             await self._image_access.check(caller.account, checked)
+        if self._mount_check is not None and any(":" in v for spec in checked for v in spec.volumes):
+            await self._mount_check(caller.account, checked)
         if self._runner_check is not None:
             checked = await self._runner_check.resolve(checked)
         await self._check_queue_quota(caller, len(checked))
