@@ -27,9 +27,10 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests.exceptions
 from docker.types import Mount
 
-from cloudpipe_server.errors import FailedPrecondition, InvalidArgument, NotFound
+from cloudpipe_server.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from cloudpipe_server.images.engine import Engine
 from cloudpipe_server.volumes.naming import LABEL_ACCOUNT, LABEL_CLUSTER, LABEL_VOLUME, engine_name
 
@@ -42,6 +43,8 @@ CHUNK = 1 << 20
 _DIRECTORY_BIT = 1 << 31  # Go's os.ModeDir, as the engine's archive stat reports it
 _SYMLINK_BIT = 1 << 27
 _TOP = "/v"
+HELPER_SECONDS = 300  # a helper runs one find, du, mv or rm: far less, even on a big volume
+STALE_HELPER_SECONDS = 2 * HELPER_SECONDS  # older than this, a helper's server has gone
 
 
 @dataclass(frozen=True)
@@ -114,14 +117,21 @@ class VolumeEngine:
         return sorted(volumes, key=lambda v: v.name)
 
     async def remove(self, account: str, name: str) -> None:
-        try:
-            await self._engine.call(lambda api: api.remove_volume(self._engine_name(account, name)))
-        except docker.errors.NotFound:
-            raise NotFound(f"volume {name!r} not found") from None
-        except docker.errors.APIError as exc:
-            if exc.status_code == 409:
-                raise FailedPrecondition(f"volume {name!r} is in use by a job; delete it when the job ends") from None
-            raise
+        engine_volume = self._engine_name(account, name)
+        for attempt in (1, 2):
+            try:
+                await self._engine.call(lambda api: api.remove_volume(engine_volume))
+                return
+            except docker.errors.NotFound:
+                raise NotFound(f"volume {name!r} not found") from None
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+                # in use: by a job, or by a helper a crashed server left behind
+                if attempt == 2 or not await self._engine.call(lambda api: _remove_stale_helpers(api, engine_volume)):
+                    raise FailedPrecondition(
+                        f"volume {name!r} is in use by a job; delete it when the job ends"
+                    ) from None
 
     async def size(self, account: str, name: str) -> int:
         output = await self._run(account, name, ["du", "-sb", _TOP])
@@ -283,7 +293,10 @@ class VolumeEngine:
 
         def run(api: docker.APIClient, helper: str) -> str:
             api.start(helper)
-            code = int(api.wait(helper, timeout=120).get("StatusCode", 1))
+            try:
+                code = int(api.wait(helper, timeout=HELPER_SECONDS).get("StatusCode", 1))
+            except requests.exceptions.ReadTimeout:
+                raise Unavailable(f"the volume's helper did not finish within {HELPER_SECONDS} s; try again") from None
             output = api.logs(helper, stdout=True, stderr=code != 0).decode(errors="replace")
             if code != 0:
                 raise _Exit(code, output)
@@ -347,6 +360,16 @@ class _Reader(io.RawIOBase):
         else:
             data, self._buffer = self._buffer[:size], self._buffer[size:]
         return data
+
+
+def _remove_stale_helpers(api: docker.APIClient, engine_volume: str) -> bool:
+    """Remove helpers of the volume too old to be working for a live server; whether any were."""
+    found = api.containers(all=True, filters={"label": f"{LABEL_HELPER}={engine_volume}"})
+    stale = [c["Id"] for c in found if time.time() - int(c.get("Created") or 0) > STALE_HELPER_SECONDS]
+    for helper in stale:
+        log.warning("volume %s: removing helper %s left by a server that went away", engine_volume, helper[:12])
+        api.remove_container(helper, force=True)
+    return bool(stale)
 
 
 def _top_archive() -> bytes:
