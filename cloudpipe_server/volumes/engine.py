@@ -13,6 +13,7 @@ renamed over the target, so a cut upload never leaves half a file under its name
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import queue
@@ -30,7 +31,7 @@ import docker.errors
 import requests.exceptions
 from docker.types import Mount
 
-from cloudpipe_server.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from cloudpipe_server.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from cloudpipe_server.images.engine import Engine
 from cloudpipe_server.volumes.naming import LABEL_ACCOUNT, LABEL_CLUSTER, LABEL_VOLUME, engine_name
 
@@ -167,9 +168,10 @@ class VolumeEngine:
             raise self._missing(exc, path, "file") from None
 
     async def upload(
-        self, account: str, name: str, path: str, size: int, mode: int, chunks: AsyncIterator[bytes]
+        self, account: str, name: str, path: str, size: int, mode: int, chunks: AsyncIterator[bytes], max_bytes: int
     ) -> Entry:
-        """Write `size` bytes from `chunks` to `path`: whole, or not at all."""
+        """Write `size` bytes from `chunks` to `path`: whole, or not at all; refused
+        (and nothing kept) when the volume would then hold more than `max_bytes`."""
         directory = path.rpartition("/")[0]
         hidden = f".cloudpipe-upload-{secrets.token_hex(6)}"
         temporary = f"{directory}/{hidden}" if directory else hidden
@@ -190,37 +192,55 @@ class VolumeEngine:
             if not api.put_archive(helper, _TOP, body()):
                 raise FailedPrecondition(f"the engine refused to write {path!r}")
 
-        async def pump() -> None:
-            sent = 0
-            try:
-                async for chunk in chunks:
-                    sent += len(chunk)
-                    if sent > size:
-                        raise InvalidArgument(f"more than the {size} bytes the upload announced")
-                    await asyncio.to_thread(feed.put, chunk)
-                if sent != size:
-                    raise InvalidArgument(f"the upload announced {size} bytes and sent {sent}")
-                await asyncio.to_thread(feed.put, None)
-            except BaseException as exc:
-                await asyncio.to_thread(feed.put, InvalidArgument("the upload was cut off"))
-                raise exc
-
         writing = asyncio.ensure_future(self._with_helper(account, name, put))
+
+        async def offer(item: bytes | BaseException | None) -> None:
+            """Hand `item` to the writer; stop waiting once the writer has ended."""
+            while not writing.done():
+                try:
+                    await asyncio.to_thread(feed.put, item, True, 0.5)
+                    return
+                except queue.Full:
+                    continue
+            await writing  # it ended early: its error is the upload's
+
+        sent = 0
         try:
-            await pump()
+            async for chunk in chunks:
+                sent += len(chunk)
+                if sent > size:
+                    raise InvalidArgument(f"more than the {size} bytes the upload announced")
+                await offer(chunk)
+            if sent != size:
+                raise InvalidArgument(f"the upload announced {size} bytes and sent {sent}")
+            await offer(None)
             await writing
         except BaseException:
             if not writing.done():
-                writing.cancel()
+                with contextlib.suppress(BaseException):
+                    await offer(InvalidArgument("the upload was cut off"))
+                await asyncio.gather(writing, return_exceptions=True)
             await self._forget_temporary(account, name, temporary)
             raise
-        script = 'cd /v && if [ -d "$2" ] && [ ! -L "$2" ]; then exit 3; fi; mv -fT -- "$1" "$2"'
+        # one helper: the quota (the file being replaced does not count), then into place
+        script = (
+            'cd /v && if [ -d "$2" ] && [ ! -L "$2" ]; then rm -f -- "$1"; exit 3; fi;'
+            ' old=0; if [ -f "$2" ] && [ ! -L "$2" ]; then old=$(stat -c %s -- "$2"); fi;'
+            " used=$(( $(du -sb . | cut -f1) - old ));"
+            ' if [ "$used" -gt "$3" ]; then rm -f -- "$1"; echo "$used"; exit 4; fi;'
+            ' mv -fT -- "$1" "$2"'
+        )
         try:
-            await self._run(account, name, ["bash", "-c", script, "mv", temporary, path])
+            await self._run(account, name, ["bash", "-c", script, "mv", temporary, path, str(max_bytes)])
         except _Exit as exc:
-            await self._forget_temporary(account, name, temporary)
             if exc.code == 3:
                 raise FailedPrecondition(f"{path!r} is a directory in the volume") from None
+            if exc.code == 4:
+                raise ResourceExhausted(
+                    f"volume {name!r} would hold {exc.output.strip()} bytes with this file, over its quota of"
+                    f" {max_bytes}; nothing was written"
+                ) from None
+            await self._forget_temporary(account, name, temporary)
             raise FailedPrecondition(f"could not write {path!r}: {exc.output.strip()[:200]}") from None
         return Entry(path, False, size, mode, datetime.now(UTC))
 
@@ -240,7 +260,7 @@ class VolumeEngine:
                     raise FailedPrecondition(f"{path!r} is a directory: list it, or download its files")
                 if file_mode & _SYMLINK_BIT:
                     raise FailedPrecondition(f"{path!r} is a symbolic link; download what it points to")
-                with tarfile.open(fileobj=_Reader(stream), mode="r|") as tar:
+                with tarfile.open(fileobj=_Reader(stream), mode="r|", bufsize=CHUNK) as tar:
                     member = tar.next()
                     if member is None or not member.isfile():
                         raise FailedPrecondition(f"{path!r} is not a regular file")
@@ -343,22 +363,25 @@ class VolumeEngine:
 
 
 class _Reader(io.RawIOBase):
-    """A file-like view of the engine's archive stream, for tarfile's stream mode."""
+    """A file-like view of the engine's archive stream, for tarfile's stream mode: each
+    read copies only what it returns."""
 
     def __init__(self, stream: Iterator[bytes]) -> None:
         self._stream = stream
         self._buffer = b""
+        self._offset = 0
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
+        while size < 0 or len(self._buffer) - self._offset < size:
             try:
-                self._buffer += next(self._stream)
+                chunk = next(self._stream)
             except StopIteration:
                 break
-        if size < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
+            self._buffer = self._buffer[self._offset :] + chunk
+            self._offset = 0
+        end = len(self._buffer) if size < 0 else self._offset + size
+        data = self._buffer[self._offset : end]
+        self._offset += len(data)
         return data
 
 

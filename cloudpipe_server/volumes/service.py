@@ -64,12 +64,9 @@ class VolumeService:
         if mode > 0o777:
             raise InvalidArgument("mode: permission bits only (at most 0o777)")
         await self._existing(caller, volume, "volume")
-        used = await self._engine.size(caller.account, volume)
-        if used + size > self._quotas.max_bytes:
-            raise ResourceExhausted(
-                f"volume {volume!r} holds {used} bytes; {size} more would pass its quota of {self._quotas.max_bytes}"
-            )
-        return await self._engine.upload(caller.account, volume, clean, size, mode, chunks)
+        if size > self._quotas.max_bytes:
+            raise ResourceExhausted(f"{size} bytes is over the quota of {self._quotas.max_bytes} bytes per volume")
+        return await self._engine.upload(caller.account, volume, clean, size, mode, chunks, self._quotas.max_bytes)
 
     async def download(self, caller: Principal, volume: str, path: str) -> AsyncIterator[Entry | bytes]:
         await self._existing(caller, volume, "volume")

@@ -138,3 +138,14 @@ def test_bad_names_quotas_and_short_uploads(alice: Tenant) -> None:
     assert code_of(lambda: listing(alice, "v1", "dir/file")) == grpc.StatusCode.FAILED_PRECONDITION
     remove = pb.RemoveFileRequest(volume="v1", path="absent")
     assert code_of(lambda: alice.volumes.RemoveFile(remove, metadata=md, timeout=30)) == grpc.StatusCode.NOT_FOUND
+
+
+def test_the_byte_quota_counts_what_the_volume_holds(alice: Tenant) -> None:
+    alice.volumes.Create(pb.CreateVolumeRequest(name="full"), metadata=alice.metadata, timeout=60)
+    upload(alice, "full", "a.bin", os.urandom(5 << 20))
+    # 5 MiB more would pass the 8 MiB quota: refused, and nothing of it kept
+    assert code_of(lambda: upload(alice, "full", "b.bin", os.urandom(5 << 20))) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert listing(alice, "full") == [("a.bin", False, 5 << 20)]
+    # replacing a file counts the new one instead of the old
+    upload(alice, "full", "a.bin", os.urandom(6 << 20))
+    assert listing(alice, "full") == [("a.bin", False, 6 << 20)]
