@@ -32,7 +32,7 @@ contracts (what is atomic, what it returns, what it raises).
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -424,6 +424,49 @@ class ScheduleStore(abc.ABC):
     async def fires(self, schedule_id: str, limit: int = 100, before: datetime | None = None) -> list[Fire]:
         """The schedule's fires, newest scheduled first, only those scheduled before
         `before` when given, at most `limit`."""
+
+
+@dataclass(frozen=True)
+class StoredSecret:
+    """One secret of an account as stored: its value only as ciphertext (the store
+    never sees a value in clear; cloudpipe_server/secrets encrypts and decrypts)."""
+
+    name: str
+    ciphertext: bytes
+    created_at: datetime
+    updated_at: datetime
+
+
+class SecretStore(abc.ABC):
+    """Durable storage of accounts' secrets. All methods are coroutines and safe to call
+    concurrently. Names are unique per account; `account` scopes every lookup."""
+
+    @abc.abstractmethod
+    async def initialize(self) -> None:
+        """As `JobStore.initialize`, for this store's schema."""
+
+    @abc.abstractmethod
+    async def put_secret(self, account: str, name: str, ciphertext: bytes, now: datetime) -> StoredSecret:
+        """Atomically create the secret, or replace its ciphertext (keeping `created_at`,
+        setting `updated_at` to `now`). Returns it as stored."""
+
+    @abc.abstractmethod
+    async def list_secrets(self, account: str) -> list[StoredSecret]:
+        """The account's secrets, by name."""
+
+    @abc.abstractmethod
+    async def get_secrets(self, account: str, names: Sequence[str]) -> dict[str, StoredSecret]:
+        """Those of `names` the account has, by name (missing ones are left out)."""
+
+    @abc.abstractmethod
+    async def delete_secret(self, account: str, name: str) -> bool:
+        """Remove the secret; whether it existed."""
+
+    @abc.abstractmethod
+    async def reencrypt_secrets(self, transform: Callable[[bytes], bytes]) -> int:
+        """Replace every secret's ciphertext (of every account) by `transform(ciphertext)`,
+        all in one transaction: when `transform` raises, nothing changes and the error
+        propagates. Returns how many were rewritten. (Key rotation.)"""
 
 
 class Database(Protocol):
