@@ -96,6 +96,7 @@ def spec_from_pb(msg: pb.JobSpec, where: str = "job") -> JobSpec:
         interactive=msg.interactive,
         idempotency_key=msg.idempotency_key,
         fresh_container=msg.fresh_container,
+        secrets=tuple(msg.secrets),
     )
 
 
@@ -127,6 +128,7 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
         saved_job_version=spec.saved_job_version,
         schedule_id=spec.schedule_id,
         fresh_container=spec.fresh_container,
+        secrets=list(spec.secrets),
     )
     if spec.max_runtime is not None:
         msg.max_runtime.CopyFrom(_duration(spec.max_runtime))

@@ -76,6 +76,9 @@ class JobSpec:
     schedule_id: str = ""
     # Never run in a warm container (one that earlier jobs of the account used).
     fresh_container: bool = False
+    # The account's secrets given to the job: "NAME" (an environment variable) or
+    # "NAME:/path" (a file); names only, values are resolved when the job starts.
+    secrets: tuple[str, ...] = ()
 
     @property
     def result_path(self) -> str | None:

@@ -69,7 +69,7 @@ SIGNAL_INT: Signal
 SIGNAL_KILL: Signal
 
 class JobSpec(_message.Message):
-    __slots__ = ("cmd", "name", "image", "stdin", "env", "tags", "result_source", "result_type", "max_runtime", "restartable", "depends_on", "resources", "network", "core", "multicore", "profile", "volumes", "serializer", "client_python", "interactive", "idempotency_key", "saved_job", "saved_job_version", "schedule_id", "fresh_container")
+    __slots__ = ("cmd", "name", "image", "stdin", "env", "tags", "result_source", "result_type", "max_runtime", "restartable", "depends_on", "resources", "network", "core", "multicore", "profile", "volumes", "serializer", "client_python", "interactive", "idempotency_key", "saved_job", "saved_job_version", "schedule_id", "fresh_container", "secrets")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +109,7 @@ class JobSpec(_message.Message):
     SAVED_JOB_VERSION_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     FRESH_CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
     cmd: str
     name: str
     image: str
@@ -134,7 +135,8 @@ class JobSpec(_message.Message):
     saved_job_version: int
     schedule_id: str
     fresh_container: bool
-    def __init__(self, cmd: _Optional[str] = ..., name: _Optional[str] = ..., image: _Optional[str] = ..., stdin: _Optional[bytes] = ..., env: _Optional[_Mapping[str, str]] = ..., tags: _Optional[_Mapping[str, str]] = ..., result_source: _Optional[str] = ..., result_type: _Optional[_Union[ResultType, str]] = ..., max_runtime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., restartable: _Optional[bool] = ..., depends_on: _Optional[_Iterable[int]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., network: _Optional[bool] = ..., core: _Optional[str] = ..., multicore: _Optional[int] = ..., profile: _Optional[bool] = ..., volumes: _Optional[_Iterable[str]] = ..., serializer: _Optional[str] = ..., client_python: _Optional[str] = ..., interactive: _Optional[bool] = ..., idempotency_key: _Optional[str] = ..., saved_job: _Optional[str] = ..., saved_job_version: _Optional[int] = ..., schedule_id: _Optional[str] = ..., fresh_container: _Optional[bool] = ...) -> None: ...
+    secrets: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cmd: _Optional[str] = ..., name: _Optional[str] = ..., image: _Optional[str] = ..., stdin: _Optional[bytes] = ..., env: _Optional[_Mapping[str, str]] = ..., tags: _Optional[_Mapping[str, str]] = ..., result_source: _Optional[str] = ..., result_type: _Optional[_Union[ResultType, str]] = ..., max_runtime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., restartable: _Optional[bool] = ..., depends_on: _Optional[_Iterable[int]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., network: _Optional[bool] = ..., core: _Optional[str] = ..., multicore: _Optional[int] = ..., profile: _Optional[bool] = ..., volumes: _Optional[_Iterable[str]] = ..., serializer: _Optional[str] = ..., client_python: _Optional[str] = ..., interactive: _Optional[bool] = ..., idempotency_key: _Optional[str] = ..., saved_job: _Optional[str] = ..., saved_job_version: _Optional[int] = ..., schedule_id: _Optional[str] = ..., fresh_container: _Optional[bool] = ..., secrets: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Resources(_message.Message):
     __slots__ = ("cpus", "memory_bytes", "pids")

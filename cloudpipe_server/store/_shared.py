@@ -112,6 +112,7 @@ def spec_to_doc(spec: JobSpec) -> dict[str, Any]:
         "saved_job_version": spec.saved_job_version,
         "schedule_id": spec.schedule_id,
         "fresh_container": spec.fresh_container,
+        "secrets": list(spec.secrets),
     }
 
 
@@ -144,6 +145,7 @@ def spec_from_doc(doc: Mapping[str, Any], stdin: bytes) -> JobSpec:
         saved_job_version=int(doc.get("saved_job_version", 0)),
         schedule_id=doc.get("schedule_id", ""),
         fresh_container=bool(doc.get("fresh_container", False)),
+        secrets=tuple(doc.get("secrets", ())),
     )
 
 

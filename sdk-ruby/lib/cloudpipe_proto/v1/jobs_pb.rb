@@ -34,6 +34,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :saved_job_version, :uint32, 23
       optional :schedule_id, :string, 24
       optional :fresh_container, :bool, 25
+      repeated :secrets, :string, 26
     end
     add_message "cloudpipe.v1.Resources" do
       optional :cpus, :double, 1

@@ -304,6 +304,11 @@ export interface JobSpec {
   core: string;
   multicore: number;
   profile: boolean;
+  /**
+   * Volumes of the account mounted into the job: "NAME:/absolute/path" or
+   * "NAME:/absolute/path:ro" (see volumes.proto). A bare "NAME" is multyvac's `vol`:
+   * stored and shown, mounting nothing.
+   */
   volumes: string[];
   /**
    * How a function job was serialized and by which Python ("3.11"); empty for
@@ -327,6 +332,12 @@ export interface JobSpec {
    * jobs of the account used before (see docs/warm-containers.md).
    */
   freshContainer: boolean;
+  /**
+   * Secrets of the account given to the job (see secrets.proto): "NAME" sets the
+   * environment variable NAME to the secret's value; "NAME:/absolute/path" writes it to
+   * that file (readable by the job's user only). Values never appear in any answer.
+   */
+  secrets: string[];
 }
 
 export interface JobSpec_EnvEntry {
@@ -586,6 +597,7 @@ function createBaseJobSpec(): JobSpec {
     savedJobVersion: 0,
     scheduleId: "",
     freshContainer: false,
+    secrets: [],
   };
 }
 
@@ -669,6 +681,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     if (message.freshContainer !== false) {
       writer.uint32(200).bool(message.freshContainer);
+    }
+    for (const v of message.secrets) {
+      writer.uint32(210).string(v!);
     }
     return writer;
   },
@@ -902,6 +917,14 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.freshContainer = reader.bool();
             continue;
           }
+          case 26: {
+            if (tag !== 210) {
+              break;
+            }
+
+            message.secrets.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1009,6 +1032,9 @@ export const JobSpec: MessageFns<JobSpec> = {
         : isSet(object.fresh_container)
         ? globalThis.Boolean(object.fresh_container)
         : false,
+      secrets: globalThis.Array.isArray(object?.secrets)
+        ? object.secrets.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1101,6 +1127,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     if (message.freshContainer !== false) {
       obj.freshContainer = message.freshContainer;
     }
+    if (message.secrets?.length) {
+      obj.secrets = message.secrets;
+    }
     return obj;
   },
 
@@ -1154,6 +1183,7 @@ export const JobSpec: MessageFns<JobSpec> = {
     message.savedJobVersion = object.savedJobVersion ?? 0;
     message.scheduleId = object.scheduleId ?? "";
     message.freshContainer = object.freshContainer ?? false;
+    message.secrets = object.secrets?.map((e) => e) || [];
     return message;
   },
 };
