@@ -58,7 +58,10 @@ from cloudpipe_sdk._types import (
     Schedule,
     ScheduleSpec,
     StatusChange,
+    Volume,
+    VolumeFile,
 )
+from cloudpipe_sdk._volumes import AsyncVolumes, Volumes
 from cloudpipe_sdk._waiting import DoneAndNotDone, as_completed, wait
 
 __all__ = [
@@ -69,6 +72,7 @@ __all__ = [
     "AsyncJob",
     "AsyncSavedJobs",
     "AsyncSchedules",
+    "AsyncVolumes",
     "Attachment",
     "AuthError",
     "BuildLog",
@@ -110,6 +114,9 @@ __all__ = [
     "StatusChange",
     "Timeout",
     "Unavailable",
+    "Volume",
+    "VolumeFile",
+    "Volumes",
     "as_completed",
     "wait",
 ]

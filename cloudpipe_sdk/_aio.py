@@ -1,8 +1,8 @@
 """`AsyncClient`: the SDK for asyncio, on grpc.aio, with the surface of `Client`
 (`await client.submit(...)`, `await job.result()`, `async for` over a job's output,
 over `client.map(...)` and over `client.as_completed(...)`; `client.saved_jobs`,
-`client.schedules`, `job.attach()`). Like `Client`, a thin facade over `BaseClient`
-and its transport (here an `AsyncTransport`).
+`client.schedules`, `client.images`, `client.volumes`, `job.attach()`). Like `Client`,
+a thin facade over `BaseClient` and its transport (here an `AsyncTransport`).
 
 Example::
 
@@ -40,6 +40,7 @@ from cloudpipe_sdk._images import AsyncImageReferences, AsyncImages
 from cloudpipe_sdk._schedules import AsyncSavedJobs, AsyncSchedules
 from cloudpipe_sdk._transport import AsyncTransport
 from cloudpipe_sdk._types import JobSpec
+from cloudpipe_sdk._volumes import AsyncVolumes
 
 if TYPE_CHECKING:
     from typing import Unpack  # 3.11+: annotations only, so the SDK imports on 3.10
@@ -69,6 +70,11 @@ class AsyncClient(BaseClient[AsyncTransport]):
     def images(self) -> AsyncImages:
         """As `Client.images`, awaited."""
         return AsyncImages(self.transport)
+
+    @property
+    def volumes(self) -> AsyncVolumes:
+        """As `Client.volumes`, awaited."""
+        return AsyncVolumes(self.transport)
 
     async def _ensure_images(self, options: dict[str, Any]) -> None:
         """Build the Images these options (or the client's) name, before specs are made."""

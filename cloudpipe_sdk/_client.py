@@ -20,6 +20,7 @@ from cloudpipe_sdk._mapping import map_results
 from cloudpipe_sdk._schedules import SavedJobs, Schedules
 from cloudpipe_sdk._transport import Transport
 from cloudpipe_sdk._types import JobSpec
+from cloudpipe_sdk._volumes import Volumes
 
 if TYPE_CHECKING:
     from typing import Unpack  # 3.11+: annotations only, so the SDK imports on 3.10
@@ -63,6 +64,12 @@ class Client(BaseClient[Transport]):
         """Your account's images: build, get, list, delete (see `cloudpipe_sdk._images`)."""
         return Images(self.transport)
 
+    @property
+    def volumes(self) -> Volumes:
+        """Your account's volumes and their files: create, get, list, delete; ls, put,
+        get_file, read, rm (see `cloudpipe_sdk._volumes`)."""
+        return Volumes(self.transport)
+
     def close(self) -> None:
         """Close the connection (unless the channel was given, or this is a view made by
         `with_options`)."""
@@ -103,8 +110,8 @@ class Client(BaseClient[Transport]):
         `result_source` is "stdout" or "file:/path/in/container". `interactive` keeps
         stdin open for `job.attach()`. The job starts once every job of `depends_on`
         ended done. `options` are `JobOptions` (image, cpus, memory, timeout in seconds,
-        env, name, tags, network, restartable, fresh_container; `retries` is refused:
-        the server does not re-run a failed command). Submitting is
+        env, name, tags, network, restartable, fresh_container, volumes; `retries` is
+        refused: the server does not re-run a failed command). Submitting is
         idempotent: a retried call never makes a second job (pass your own
         `idempotency_key` to extend that across processes).
 
@@ -112,6 +119,7 @@ class Client(BaseClient[Transport]):
 
             client.shell("cat", stdin=b"hi").result()                  # b"hi"
             client.shell("nproc", cpus=2, timeout=60).result()         # b"2\\n"
+            client.shell("wc -l < /data/in.txt", volumes={"/data": "mydata:ro"})
         """
         spec = self._shell_spec(
             cmd,

@@ -14,6 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import schedules_pb2 as spb
+from cloudpipe_proto.v1 import volumes_pb2 as vpb
 from cloudpipe_sdk._compat import UTC
 from cloudpipe_sdk._errors import ProtocolError
 from cloudpipe_sdk._status import JobStatus
@@ -30,6 +31,8 @@ from cloudpipe_sdk._types import (
     ScheduleSpec,
     StatusChange,
     StreamName,
+    Volume,
+    VolumeFile,
 )
 
 P = ParamSpec("P")
@@ -109,6 +112,7 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
         result_type=_RESULT_TYPES[spec.result_type],
         restartable=spec.restartable,
         depends_on=list(spec.depends_on),
+        volumes=list(spec.volumes),
         resources=pb.Resources(cpus=spec.cpus, memory_bytes=spec.memory),
         network=spec.network,
         serializer=spec.serializer,
@@ -145,6 +149,7 @@ def spec_from_pb(message: pb.JobSpec) -> JobSpec:
         fresh_container=message.fresh_container,
         interactive=message.interactive,
         depends_on=tuple(message.depends_on),
+        volumes=tuple(message.volumes),
         serializer=message.serializer,
         client_python=message.client_python,
         idempotency_key=message.idempotency_key,
@@ -274,4 +279,19 @@ def schedule_from_pb(message: spb.Schedule) -> Schedule:
         _optional_time(message, "next_fire_at"),
         fire_from_pb(message.last_fire) if message.HasField("last_fire") else None,
         schedule_spec_from_pb(message.spec),
+    )
+
+
+# -- volumes -----------------------------------------------------------------------------
+
+
+@decoder
+def volume_from_pb(message: vpb.Volume) -> Volume:
+    return Volume(message.name, _optional_time(message, "created_at"), message.size_bytes)
+
+
+@decoder
+def volume_file_from_pb(message: vpb.FileEntry) -> VolumeFile:
+    return VolumeFile(
+        message.path, message.directory, message.size_bytes, message.mode, _optional_time(message, "modified_at")
     )

@@ -2,10 +2,11 @@
 
 CloudpipeError
  ├── AuthError          credentials missing or wrong (UNAUTHENTICATED / PERMISSION_DENIED)
- ├── NotFound           no such job (saved job, schedule) in your account
- ├── AlreadyExists      a saved job or schedule of that name exists already
+ ├── NotFound           no such job (saved job, schedule, image, volume, file) in your account
+ ├── AlreadyExists      a saved job, schedule or volume of that name exists already
  ├── InvalidRequest     the server refused the request; the message names the field (and,
- │                      for a function its runner cannot load, the mismatch and the fix)
+ │                      for a function its runner cannot load, the mismatch and the fix);
+ │                      also FAILED_PRECONDITION (`code`), e.g. deleting a volume in use
  ├── ResourceExhausted  a quota or limit of your account (or a message size) was reached
  ├── Unavailable        the server cannot be reached (after retries), or dropped the call
  ├── ServerError        the server failed on its side (INTERNAL, UNKNOWN, DATA_LOSS)
@@ -37,7 +38,8 @@ class AuthError(CloudpipeError):
 
 
 class NotFound(CloudpipeError):
-    """The job does not exist in your account."""
+    """The job (saved job, schedule, image, volume, file in a volume) does not exist in
+    your account; another account's looks the same."""
 
 
 class AlreadyExists(CloudpipeError):

@@ -25,6 +25,7 @@ from cloudpipe_sdk._serialize import (
 from cloudpipe_sdk._types import BuiltImage, JobSpec
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*", re.IGNORECASE)
+_VOLUME_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -44,11 +45,15 @@ class JobOptions:
     - `serializer`: "cloudpickle" or "dill" for function jobs;
     - `env`, `name`, `tags`, `network` (off by default), `restartable`;
     - `fresh_container`: never run in a warm container of your account (see
-      docs/warm-containers.md); use it for long jobs, which a restarted server re-adopts.
+      docs/warm-containers.md); use it for long jobs, which a restarted server re-adopts;
+    - `volumes`: your account's volumes to mount, mount path -> volume name, the name
+      ending in ":ro" for a read-only mount (`client.volumes` makes and fills them). A
+      job with volumes always runs in a fresh container.
 
     Example::
 
         JobOptions(image="my/runner:3.11", cpus=2, memory="4G", timeout=600, retries=2)
+        JobOptions(volumes={"/data": "mydata", "/ref": "refdata:ro"})
     """
 
     image: str | Image | BuiltImage | None = None
@@ -63,6 +68,7 @@ class JobOptions:
     network: bool = False
     restartable: bool = False
     fresh_container: bool = False
+    volumes: Mapping[str, str] = field(default_factory=dict)
     # Names an Image (builds it): set by the client these options belong to.
     _resolve: Callable[[Image], str] | None = field(default=None, compare=False, repr=False)
 
@@ -74,6 +80,7 @@ class JobOptions:
         if self.serializer is not None:
             check_serializer(self.serializer)
         memory_bytes(self.memory)
+        mount_entries(self.volumes)
 
     def merged(self, **changes: Any) -> JobOptions:
         """A copy with `changes` applied (None values leave a setting as it is)."""
@@ -154,6 +161,7 @@ class JobOptions:
             "network": self.network,
             "restartable": self.restartable,
             "fresh_container": self.fresh_container,
+            "volumes": mount_entries(self.volumes),
             "cpus": float(self.cpus or 0.0),
             "memory": memory_bytes(self.memory),
             "timeout": None if self.timeout is None else float(self.timeout),
@@ -173,6 +181,35 @@ def memory_bytes(value: int | str | None) -> int:
     if not match:
         raise InvalidRequest(f"memory: {value!r} is not a size like 512M or 2G")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def mount_entries(volumes: Mapping[str, str]) -> tuple[str, ...]:
+    """The wire's mount entries of `volumes` (mount path -> name, or name + ":ro"):
+    {"/data": "mydata", "/ref": "refdata:ro"} -> ("mydata:/data", "refdata:/ref:ro").
+    Raises InvalidRequest for a path that is not absolute, has '..' or ':', or is '/',
+    and for a name that is not a volume name."""
+    if not isinstance(volumes, Mapping):
+        raise InvalidRequest(
+            f"volumes: a mapping of mount path to volume name, like {{'/data': 'mydata'}}, got {type(volumes).__name__}"
+        )
+    entries = []
+    for path, volume in volumes.items():
+        if not isinstance(path, str) or not isinstance(volume, str):
+            raise InvalidRequest(f"volumes: paths and names are strings, got {path!r}: {volume!r}")
+        name, _, mode = volume.partition(":")
+        if not _VOLUME_NAME.fullmatch(name) or mode not in ("", "ro", "rw"):
+            raise InvalidRequest(
+                f"volumes[{path!r}]: {volume!r} is not a volume name (lower-case letters, digits, '_', '.', '-'; "
+                "at most 63, starting with a letter or digit), optionally followed by ':ro'"
+            )
+        parts = path.split("/")
+        if not path.startswith("/") or ".." in parts or ":" in path or "\0" in path or not path.strip("/"):
+            raise InvalidRequest(
+                f"volumes: {path!r} is not a mount path: an absolute path in the container, not '/', "
+                "without '..' or ':' (like '/data')"
+            )
+        entries.append(f"{name}:{path}" + (f":{mode}" if mode else ""))
+    return tuple(entries)
 
 
 def qualname(fn: Callable[..., Any]) -> str:

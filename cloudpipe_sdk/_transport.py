@@ -5,9 +5,9 @@ every helper (`Job`, watchers, map, accessors of saved jobs and schedules) takes
 Errors leave as the SDK's (`from_rpc_error`).
 
     Client / AsyncClient      configuration, spec building (cloudpipe_sdk._base)
-        -> helpers            Job, Attachment, Watcher, map, SavedJobs, Schedules...
+        -> helpers            Job, Attachment, Watcher, map, SavedJobs, Schedules, Volumes...
             -> transport      this module: I/O only
-                -> _rpc       calls described as data (_job_calls, _schedule_calls)
+                -> _rpc       calls described as data (_job_calls, _schedule_calls, _volume_calls)
 
 Example::
 
@@ -18,7 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -29,6 +29,8 @@ from cloudpipe_proto.v1 import images_pb2_grpc as images_grpc
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as jobs_grpc
 from cloudpipe_proto.v1 import schedules_pb2_grpc as schedules_grpc
+from cloudpipe_proto.v1 import volumes_pb2 as volumes_pb
+from cloudpipe_proto.v1 import volumes_pb2_grpc as volumes_grpc
 from cloudpipe_sdk._channel import open_aio_channel, open_channel
 from cloudpipe_sdk._config import ClientConfig
 from cloudpipe_sdk._errors import CloudpipeError, from_rpc_error
@@ -55,6 +57,7 @@ def _stubs(channel: Any) -> dict[Service, Any]:
         "saved_jobs": schedules_grpc.SavedJobServiceStub(channel),  # type: ignore[no-untyped-call]
         "schedules": schedules_grpc.ScheduleServiceStub(channel),  # type: ignore[no-untyped-call]
         "images": images_grpc.ImageServiceStub(channel),  # type: ignore[no-untyped-call]
+        "volumes": volumes_grpc.VolumeServiceStub(channel),  # type: ignore[no-untyped-call]
     }
 
 
@@ -133,6 +136,47 @@ class Transport(_Settings):
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
 
+    def upload(self, requests: Callable[[], Iterable[volumes_pb.UploadRequest]]) -> volumes_pb.FileEntry:
+        """One Upload stream, its messages made by `requests()`; made again and sent
+        again while the server is UNAVAILABLE (the retry policy of unary calls: an
+        upload lands whole or not at all, so sending the same file twice is safe). No
+        deadline: a large file takes its time."""
+        stub = self._stubs["volumes"]
+        try:
+            for attempt in retrying(self.retry_for, target=self.address):
+                with attempt:
+                    entry = stub.Upload(iter(requests()), metadata=self.metadata)
+        except grpc.RpcError as exc:
+            if unavailable(exc):
+                raise gave_up(exc, self.address, self.retry_for) from None
+            raise from_rpc_error(exc) from None
+        return entry  # type: ignore[no-any-return]
+
+    def download(self, request: volumes_pb.DownloadRequest) -> Generator[volumes_pb.DownloadChunk, None, None]:
+        """A Download stream: opened again while the server is UNAVAILABLE before its
+        first message (the retry policy of unary calls); a connection lost after that
+        raises Unavailable. Closing the iterator early cancels the call. No deadline."""
+        stub = self._stubs["volumes"]
+        stream: Any = None
+        try:
+            try:
+                for attempt in retrying(self.retry_for, target=self.address):
+                    with attempt:
+                        stream = stub.Download(request, metadata=self.metadata)
+                        first = next(stream, None)
+            except grpc.RpcError as exc:
+                if unavailable(exc):
+                    raise gave_up(exc, self.address, self.retry_for) from None
+                raise
+            if first is not None:
+                yield first
+                yield from stream
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        finally:
+            if stream is not None:
+                stream.cancel()
+
     def attach(self, requests: Iterator[pb.AttachRequest]) -> Any:
         """An Attach stream fed by `requests`."""
         return self._stubs["jobs"].Attach(requests, metadata=self.metadata)
@@ -204,6 +248,43 @@ class AsyncTransport(_Settings):
                 yield event
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
+
+    async def upload(self, requests: Callable[[], AsyncIterable[volumes_pb.UploadRequest]]) -> volumes_pb.FileEntry:
+        """As `Transport.upload`."""
+        stub = self.stub("volumes")
+        try:
+            async for attempt in async_retrying(self.retry_for, target=self.address):
+                with attempt:
+                    entry = await stub.Upload(requests(), metadata=self.metadata)
+        except grpc.RpcError as exc:
+            if unavailable(exc):
+                raise gave_up(exc, self.address, self.retry_for) from None
+            raise from_rpc_error(exc) from None
+        return entry  # type: ignore[no-any-return]
+
+    async def download(self, request: volumes_pb.DownloadRequest) -> AsyncGenerator[volumes_pb.DownloadChunk, None]:
+        """As `Transport.download`."""
+        stub = self.stub("volumes")
+        stream: Any = None
+        try:
+            try:
+                async for attempt in async_retrying(self.retry_for, target=self.address):
+                    with attempt:
+                        stream = stub.Download(request, metadata=self.metadata)
+                        first = await stream.read()
+            except grpc.RpcError as exc:
+                if unavailable(exc):
+                    raise gave_up(exc, self.address, self.retry_for) from None
+                raise
+            message = first
+            while message is not aio.EOF:
+                yield message
+                message = await stream.read()
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        finally:
+            if stream is not None:
+                stream.cancel()
 
     def attach(self) -> Any:
         """An Attach stream to `write()` requests into and `async for` events from."""

@@ -1,7 +1,7 @@
 """The SDK's own data types: what a job is (`JobSpec`), what it was last seen doing
-(`JobSnapshot`), saved jobs, schedules and their fires, and the events of a live job.
-All are frozen dataclasses; the protobuf messages they come from stay inside the SDK
-(`cloudpipe_sdk._convert` is the only bridge).
+(`JobSnapshot`), saved jobs, schedules and their fires, the events of a live job,
+images and volumes. All are frozen dataclasses; the protobuf messages they come from
+stay inside the SDK (`cloudpipe_sdk._convert` is the bridge).
 
 Example::
 
@@ -38,7 +38,9 @@ class JobSpec:
     `timeout` is the longest run time in seconds (None: the server's); `memory` is in
     bytes; `serializer` and `client_python` are set for Python function jobs (whose
     pickled call is `stdin`); `saved_job`, `saved_job_version` and `schedule_id` are
-    set by the server for runs of saved jobs and schedules.
+    set by the server for runs of saved jobs and schedules. `volumes` are the wire's
+    mount entries, "NAME:/path" or "NAME:/path:ro" (`JobOptions(volumes=...)` makes
+    them; a bare name is multyvac's and mounts nothing).
     """
 
     cmd: str
@@ -57,6 +59,7 @@ class JobSpec:
     fresh_container: bool = False
     interactive: bool = False
     depends_on: tuple[int, ...] = ()
+    volumes: tuple[str, ...] = ()
     serializer: str = ""
     client_python: str = ""
     idempotency_key: str = ""
@@ -228,3 +231,25 @@ class BuildLog:
     line: str
     step: int
     steps: int
+
+
+@dataclass(frozen=True)
+class Volume:
+    """One of your account's volumes. `size_bytes` is counted by `volumes.get` only (0
+    from `create` and `list`)."""
+
+    name: str
+    created_at: datetime | None
+    size_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class VolumeFile:
+    """A file or directory in a volume: `path` is relative to the volume's top; `mode`
+    its permission bits (0o644...)."""
+
+    path: str
+    directory: bool
+    size_bytes: int
+    mode: int
+    modified_at: datetime | None
