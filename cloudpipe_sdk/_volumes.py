@@ -27,10 +27,13 @@ from contextlib import aclosing, closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tenacity import AsyncRetrying, Retrying, retry_if_exception, stop_after_delay
+
 from cloudpipe_proto.v1 import volumes_pb2 as pb
 from cloudpipe_sdk import _volume_calls as calls
 from cloudpipe_sdk._convert import volume_file_from_pb
-from cloudpipe_sdk._errors import CloudpipeError
+from cloudpipe_sdk._errors import CloudpipeError, InvalidRequest
+from cloudpipe_sdk._retry import WAIT
 from cloudpipe_sdk._types import Volume, VolumeFile
 from cloudpipe_sdk._volume_calls import Progress
 
@@ -39,6 +42,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cloudpipe_sdk.volumes")
 LocalPath = str | os.PathLike[str]
+
+
+def _in_use(exc: BaseException) -> bool:
+    return isinstance(exc, InvalidRequest) and exc.code == "FAILED_PRECONDITION"
+
+
+def _while_in_use(wait: float) -> Retrying:
+    """For `delete(name, wait=...)`: try again, backing off as for an unavailable
+    server, while the volume is in use, for up to `wait` seconds (0: once)."""
+    return Retrying(retry=retry_if_exception(_in_use), stop=stop_after_delay(wait), wait=WAIT, reraise=True)
+
+
+def _async_while_in_use(wait: float) -> AsyncRetrying:
+    return AsyncRetrying(retry=retry_if_exception(_in_use), stop=stop_after_delay(wait), wait=WAIT, reraise=True)
 
 
 def _listed(listing: calls.Listing, volume: str, path: str) -> builtins.list[VolumeFile]:
@@ -87,10 +104,20 @@ class Volumes:
         """Your volumes, by name (sizes not counted: 0)."""
         return self._transport.call(calls.list_volumes())
 
-    def delete(self, name: str) -> None:
-        """Remove a volume and everything in it. InvalidRequest (FAILED_PRECONDITION)
-        while a job uses it."""
-        self._transport.call(calls.delete_volume(name))
+    def delete(self, name: str, *, wait: float = 0) -> None:
+        """Remove a volume and everything in it. A volume in use by a job is refused
+        (InvalidRequest, `code` "FAILED_PRECONDITION"), also for a moment after the job
+        ended, while its container is removed; `wait` keeps trying for up to that many
+        seconds.
+
+        Example::
+
+            client.shell("make > /out/log", volumes={"/out": "scratch"}).result()
+            client.volumes.delete("scratch", wait=30)
+        """
+        for attempt in _while_in_use(wait):
+            with attempt:
+                self._transport.call(calls.delete_volume(name))
 
     # -- files -----------------------------------------------------------------------
 
@@ -223,8 +250,10 @@ class AsyncVolumes:
     async def list(self) -> builtins.list[Volume]:
         return await self._transport.call(calls.list_volumes())
 
-    async def delete(self, name: str) -> None:
-        await self._transport.call(calls.delete_volume(name))
+    async def delete(self, name: str, *, wait: float = 0) -> None:
+        async for attempt in _async_while_in_use(wait):
+            with attempt:
+                await self._transport.call(calls.delete_volume(name))
 
     async def ls(self, volume: str, path: str = "") -> builtins.list[VolumeFile]:
         return _listed(await self._transport.call(calls.list_files(volume, path)), volume, path)

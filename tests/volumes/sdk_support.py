@@ -3,14 +3,13 @@ anonymous mode); each deletes its account's volumes when it closes."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
-from cloudpipe_sdk import Client, InvalidRequest
+from cloudpipe_sdk import Client
 from tests.support import ServerProcess
 
 
-class tenant:  # noqa: N801: used like a function
+class tenant:  # lower case: used like a function
     """`with tenant(server, "alice") as client:` a Client of a new account."""
 
     def __init__(self, server: ServerProcess, prefix: str) -> None:
@@ -22,19 +21,5 @@ class tenant:  # noqa: N801: used like a function
 
     def __exit__(self, *exc_info: object) -> None:
         for volume in self.client.volumes.list():
-            delete_when_free(self.client, volume.name)
+            self.client.volumes.delete(volume.name, wait=60)  # once ended jobs' containers are gone
         self.client.close()
-
-
-def delete_when_free(client: Client, name: str, timeout: float = 60) -> None:
-    """Delete a volume once no job's container holds it (containers of ended jobs are
-    removed in the background)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            client.volumes.delete(name)
-            return
-        except InvalidRequest as exc:
-            if exc.code != "FAILED_PRECONDITION" or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -175,6 +176,20 @@ def test_a_read_only_mount_refuses_writes(alice: Client) -> None:
         job.result(timeout=120)
     assert "Read-only file system" in failed.value.stderr_tail and failed.value.stdout_tail == "a,b"
     assert [f.path for f in alice.volumes.ls("ref")] == ["table.csv"]
+
+
+def test_a_volume_in_use_is_deleted_only_when_its_job_ends(alice: Client) -> None:
+    alice.volumes.create("busy")
+    job = alice.shell("touch /v/started; sleep 4", volumes={"/v": "busy"})
+    deadline = time.monotonic() + 60
+    while not alice.volumes.ls("busy"):
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.2)
+    with pytest.raises(InvalidRequest) as busy:
+        alice.volumes.delete("busy")
+    assert busy.value.code == "FAILED_PRECONDITION"
+    alice.volumes.delete("busy", wait=60)  # tries again until the job's container is gone
+    assert job.refresh().status.finished and job.result() == b"" and alice.volumes.list() == []
 
 
 def test_a_job_naming_a_volume_it_lacks_is_refused_at_submit(alice: Client, bob: Client) -> None:
