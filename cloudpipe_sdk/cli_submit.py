@@ -39,6 +39,20 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     return pairs
 
 
+def _mounts(values: tuple[str, ...]) -> dict[str, str]:
+    """`--volume NAME:/PATH[:ro]` options as the `volumes` job option (path -> name)."""
+    mounts: dict[str, str] = {}
+    for item in values:
+        name, _, rest = item.partition(":")
+        path, _, mode = rest.partition(":")
+        if not name or not path or mode not in ("", "ro", "rw"):
+            raise CommandError(f"--volume: expected NAME:/PATH or NAME:/PATH:ro, got {item!r}")
+        if path in mounts:
+            raise CommandError(f"--volume: two volumes at {path}")
+        mounts[path] = f"{name}:{mode}" if mode else name
+    return mounts
+
+
 def _argument(text: str) -> Any:
     try:
         return ast.literal_eval(text)
@@ -85,6 +99,13 @@ def _load_function(target: str) -> Any:
     help="never run in a warm container (long jobs; re-adopted on restart)",
 )
 @click.option(
+    "--volume",
+    "volume_mounts",
+    multiple=True,
+    metavar="NAME:/PATH[:ro]",
+    help="mount your volume NAME at /PATH, read-only with :ro (repeatable)",
+)
+@click.option(
     "--interactive",
     is_flag=True,
     help="keep the job's stdin open for `cloudpipe attach` (with --wait: attach now)",
@@ -118,6 +139,7 @@ def submit(
     args: tuple[str, ...],
     env_pairs: tuple[str, ...],
     tag_pairs: tuple[str, ...],
+    volume_mounts: tuple[str, ...],
     depends_on: tuple[int, ...],
     stdin_file: Any,
     force_shell: bool,
@@ -141,6 +163,7 @@ def submit(
     \b
     cloudpipe submit 'echo hello'
     cloudpipe submit --cpus 2 --memory 1G -- make -j2 test
+    cloudpipe submit --volume mydata:/data --volume ref:/ref:ro 'cp /ref/in /data/'
     cloudpipe submit --wait math:factorial 20
     cloudpipe submit --wait --retries 2 mytasks:flaky
     cloudpipe submit --interactive --wait 'python3 -i'
@@ -149,6 +172,7 @@ def submit(
     """
     job_options = {key: value for key, value in options.items() if value is not None}
     job_options.update(env=_pairs(env_pairs, "--env"), tags=_pairs(tag_pairs, "--tag"))
+    job_options["volumes"] = _mounts(volume_mounts)
     if _FUNCTION.fullmatch(command) and not force_shell:
         shell_only = {
             "--stdin": stdin_file is not None,
