@@ -1,14 +1,14 @@
-"""Durable storage of jobs and schedules: the contracts (`base`), one package per backend
-(`sqlite/`, `postgres/`, `mongodb/`, each with the same modules), the logic they share
-(`_shared`) and `open_stores(url)`, the one URL -> backend registry. README.md says what
-a new backend writes."""
+"""Durable storage of jobs, schedules and secrets: the contracts (`base`), one package per
+backend (`sqlite/`, `postgres/`, `mongodb/`, each with the same modules), the logic they
+share (`_shared`) and `open_stores(url)`, the one URL -> backend registry. README.md says
+what a new backend writes."""
 
 from __future__ import annotations
 
 from cloudpipe_server.store._shared import from_ns, to_ns
-from cloudpipe_server.store.base import JobStore, ScheduleStore, Stores
+from cloudpipe_server.store.base import JobStore, ScheduleStore, SecretStore, StoredSecret, Stores
 from cloudpipe_server.store.registry import open_stores
 
 # from_ns/to_ns: the int64-nanosecond time codec of every stored format (the auth
 # service's account store stores its times the same way).
-__all__ = ["JobStore", "ScheduleStore", "Stores", "from_ns", "open_stores", "to_ns"]
+__all__ = ["JobStore", "ScheduleStore", "SecretStore", "StoredSecret", "Stores", "from_ns", "open_stores", "to_ns"]

@@ -3,7 +3,7 @@ layer (which specs of a submit are retries of an existing job, what the reaper d
 a job whose runner was lost and how long a requeued job waits, when a WAITING job is
 settled, how stored output chunks are trimmed and read) and the codecs (times as int64
 nanoseconds, specs as JSON-able documents, one `job_from_record`, schedule records and
-the errors naming the schedule store's invariants).
+the errors naming the schedule store's invariants, `secret_from_row`).
 
 Over 400 lines on purpose: the one module a backend imports its shared logic from, so
 none of it is written twice.
@@ -42,6 +42,7 @@ from cloudpipe_server.scheduler.models import (
     Schedule,
     ScheduleSpec,
 )
+from cloudpipe_server.store.base import StoredSecret
 
 
 class Record(Protocol):
@@ -492,3 +493,12 @@ def decide_trim(sized: Iterable[tuple[str, int, int]], totals: Mapping[str, int]
         chosen.append(job_id)
         freed[account] = freed.get(account, 0) + size
     return chosen
+
+
+# -- secrets --------------------------------------------------------------------------------
+
+
+def secret_from_row(row: Record) -> StoredSecret:
+    """A stored secret from its row or document (`name`, `ciphertext` as bytes or a
+    bytes-like driver value, `created_at`/`updated_at` as nanoseconds)."""
+    return StoredSecret(row["name"], bytes(row["ciphertext"]), at_ns(row["created_at"]), at_ns(row["updated_at"]))

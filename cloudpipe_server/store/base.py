@@ -1,7 +1,7 @@
-"""The two storage contracts, `JobStore` and `ScheduleStore`, and `Stores`: the pair of
-them on one database. Every backend (`sqlite/`, `postgres/`, `mongodb/`) implements both
-on one database object it shares between them; tests/contract/ runs one suite against
-each backend. Adding a backend: README.md beside this file.
+"""The storage contracts, `JobStore`, `ScheduleStore` and `SecretStore`, and `Stores`:
+the three of them on one database. Every backend (`sqlite/`, `postgres/`, `mongodb/`)
+implements them all on one database object it shares between them; tests/contract/ runs
+one suite against each backend. Adding a backend: README.md beside this file.
 
 Jobs. Claims are leases: a dispatcher owns a processing job only until `lease_expires_at`,
 and must extend the lease while the job runs. A job whose lease ran out is recovered by
@@ -25,7 +25,7 @@ database. Two guarantees carry the scheduler:
   scheduler that dies mid-pass loses its lease after `lease` and another takes over.
 
 Over 400 lines on purpose: this is the one file every backend is written against, so
-both interfaces it implements stay together, and nearly half of it is the per-method
+the interfaces it implements stay together, and nearly half of it is the per-method
 contracts (what is atomic, what it returns, what it raises).
 """
 
@@ -52,8 +52,8 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None:
-        """Close the backend's database: this store, and the schedule store that shares
-        the database, are unusable afterwards (their calls raise StoreUnavailable).
+        """Close the backend's database: this store, and the other stores that share the
+        database, are unusable afterwards (their calls raise StoreUnavailable).
         Closing twice does nothing."""
 
     @abc.abstractmethod
@@ -470,7 +470,7 @@ class SecretStore(abc.ABC):
 
 
 class Database(Protocol):
-    """The one connection (or pool, or client) of a backend, shared by its two stores."""
+    """The one connection (or pool, or client) of a backend, shared by its stores."""
 
     async def close(self) -> None:
         """Close it; every store on it is unusable afterwards. Closing twice does nothing."""
@@ -478,17 +478,19 @@ class Database(Protocol):
 
 @dataclass(frozen=True)
 class Stores:
-    """The job store and the schedule store of one database, sharing its one `database`
-    object (as `open_stores(url)` builds them)."""
+    """The job store, the schedule store and the secret store of one database, sharing
+    its one `database` object (as `open_stores(url)` builds them)."""
 
     jobs: JobStore
     schedules: ScheduleStore
+    secrets: SecretStore
     database: Database
 
     async def initialize(self) -> None:
-        """Connect the database once and create or migrate both stores' schemas."""
+        """Connect the database once and create or migrate every store's schema."""
         await self.jobs.initialize()
         await self.schedules.initialize()
+        await self.secrets.initialize()
 
     async def close(self) -> None:
         """Close the shared database, once."""

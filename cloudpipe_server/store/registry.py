@@ -38,9 +38,9 @@ BACKENDS: dict[str, Callable[[str], Stores]] = {
 
 
 def open_stores(url: str) -> Stores:
-    """The job store and the schedule store for a URL, on one shared database object
-    (not yet connected: call `initialize()`): `sqlite:///absolute/path.db` (or
-    `sqlite:///:memory:`), `postgresql://user:password@host/dbname` (or
+    """The job store, the schedule store and the secret store for a URL, on one shared
+    database object (not yet connected: call `initialize()`): `sqlite:///absolute/path.db`
+    (or `sqlite:///:memory:`), `postgresql://user:password@host/dbname` (or
     `postgres://...`), or `mongodb://host/dbname` (database `cloudpipe` when the URL
     names none). Raises InvalidArgument for any other URL."""
     for prefix, opener in BACKENDS.items():

@@ -1,7 +1,7 @@
-"""The MongoDB database of the backend (pymongo): one client, shared by the job store
-and the schedule store, and the database from the store's URL, whether the server has transactions, and running
-blocking pymongo code in worker threads with lost connections mapped to
-`StoreUnavailable`.
+"""The MongoDB database of the backend (pymongo): one client, shared by the job store,
+the schedule store and the secret store, and the database from the store's URL, whether
+the server has transactions, and running blocking pymongo code in worker threads with
+lost connections mapped to `StoreUnavailable`.
 
 pymongo blocks, so every operation goes through `MongoDatabase.run` (`asyncio.to_thread`),
 never on the event loop. Nothing here makes several writes atomic: a store that needs
@@ -52,10 +52,10 @@ class MongoDatabase:
 
     async def connect(self, setup: Callable[[Database[Doc]], None]) -> None:
         """In a worker thread: create the client (unless one was injected or is open:
-        the other store on this database connected it),
-        settle the database name, ask the server whether it has transactions (unless
-        forced), then run `setup(db)` (the store's indexes and initial documents; it
-        must be idempotent: every server start runs it).
+        another store on this database connected it), settle the database name, ask the
+        server whether it has transactions (unless forced), then run `setup(db)` (the
+        store's indexes and initial documents; it must be idempotent: every server
+        start runs it).
 
         Raises `StoreUnavailable` when the server cannot be reached."""
 

@@ -1,9 +1,9 @@
 """Schema of the MongoDB backend: how jobs are stored as documents (one per job in
 `jobs`, `_id` being the job id; see the `jobs` module docstring) and the collections'
-indexes, of the job store (`setup_jobs`: jobs, counters, job_output) and of the
-schedule store (`setup_schedules`: saved_jobs, schedules, schedule_fires). Fields added
-since the first version may be absent from stored documents, so they are read with a
-default."""
+indexes, of the job store (`setup_jobs`: jobs, counters, job_output), of the schedule
+store (`setup_schedules`: saved_jobs, schedules, schedule_fires) and of the secret store
+(`setup_secrets`: secrets). Fields added since the first version may be absent from
+stored documents, so they are read with a default."""
 
 from __future__ import annotations
 
@@ -70,3 +70,9 @@ def setup_schedules(db: Database[Doc]) -> None:
     db["schedules"].create_index([("paused", 1), ("next_due_at", 1)], name="due")
     db["schedule_fires"].create_index([("schedule_id", 1), ("scheduled_at", 1)], unique=True, name="fire")
     db["schedule_fires"].create_index([("outcome", 1), ("scheduled_at", 1)], name="outcome")
+
+
+def setup_secrets(db: Database[Doc]) -> None:
+    """The index of the secret store (idempotent: runs at every start): one document per
+    (account, name), `{account, name, ciphertext, created_at, updated_at}`."""
+    db["secrets"].create_index([("account", 1), ("name", 1)], unique=True, name="account_name")

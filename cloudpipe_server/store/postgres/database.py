@@ -1,6 +1,6 @@
 """The PostgreSQL database of the backend (psycopg 3, async): one pool of autocommit
-connections with dict rows, shared by the job store and the schedule store, driver
-failures mapped to `StoreUnavailable`, and schema migrations.
+connections with dict rows, shared by the job store, the schedule store and the secret
+store, driver failures mapped to `StoreUnavailable`, and schema migrations.
 
 Migrations are short lists of SQL scripts, applied by `PostgresDatabase.connect` in one
 transaction that first takes a transaction-scoped advisory lock, with the applied

@@ -1,7 +1,8 @@
-"""Schema of the PostgreSQL backend: `JOB_MIGRATIONS` and `SCHEDULE_MIGRATIONS`, each
-applied in order by `PostgresDatabase.connect` (`database.py`) under its advisory lock,
-with the applied version in its own table (`JOB_VERSION_TABLE`,
-`SCHEDULE_VERSION_TABLE`). Append new migrations; never edit an applied one."""
+"""Schema of the PostgreSQL backend: `JOB_MIGRATIONS`, `SCHEDULE_MIGRATIONS` and
+`SECRET_MIGRATIONS`, each applied in order by `PostgresDatabase.connect` (`database.py`)
+under its advisory lock, with the applied version in its own table (`JOB_VERSION_TABLE`,
+`SCHEDULE_VERSION_TABLE`, `SECRET_VERSION_TABLE`). Append new migrations; never edit an
+applied one."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from typing import LiteralString
 
 JOB_VERSION_TABLE = "schema_version"
 SCHEDULE_VERSION_TABLE = "schedule_schema_version"
+SECRET_VERSION_TABLE = "secret_schema_version"
 
 # Keys of the transaction-scoped advisory locks of migrations (any constants unique to Cloudpipe).
 MIGRATE_LOCK = 0x436C_6F75_6400_0001
 MIGRATE_LOCK_SCHEDULES = 0x436C_6F75_6400_0010
+MIGRATE_LOCK_SECRETS = 0x436C_6F75_6400_0020
 
 JOB_MIGRATIONS: list[str] = [
     # 1: jobs
@@ -118,5 +121,21 @@ SCHEDULE_MIGRATIONS: list[LiteralString] = [
         PRIMARY KEY (schedule_id, scheduled_at)
     );
     CREATE INDEX fires_open ON fires (scheduled_at) WHERE outcome IN ('pending', 'buffered', 'running');
+    """,
+]
+
+SECRET_MIGRATIONS: list[LiteralString] = [
+    # 1: secrets of accounts, values only as ciphertext (secrets.py). Names compare
+    # bytewise (COLLATE "C"), so listing them by name orders them as the other backends do
+    # whatever the database's locale.
+    """
+    CREATE TABLE secrets (
+        account TEXT NOT NULL,
+        name TEXT COLLATE "C" NOT NULL,
+        ciphertext BYTEA NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (account, name)
+    );
     """,
 ]

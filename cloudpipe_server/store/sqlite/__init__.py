@@ -1,6 +1,7 @@
-"""The SQLite backend: both stores in one file, on one connection (`database`).
-Modules: `database` (connection, threads, transactions, migrations), `schema` (both
-stores' migrations), `jobs`, `output` and `dependencies` (the job store), `schedules`."""
+"""The SQLite backend: every store in one file, on one connection (`database`).
+Modules: `database` (connection, threads, transactions, migrations), `schema` (every
+store's migrations), `jobs`, `output` and `dependencies` (the job store), `schedules`,
+`secrets`."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from cloudpipe_server.store.base import Stores
 from cloudpipe_server.store.sqlite.database import SqliteDatabase
 from cloudpipe_server.store.sqlite.jobs import SqliteJobStore
 from cloudpipe_server.store.sqlite.schedules import SqliteScheduleStore
+from cloudpipe_server.store.sqlite.secrets import SqliteSecretStore
 
 
 def open_stores(path: str | Path) -> Stores:
-    """Both stores on the SQLite file at `path` (":memory:" for a throwaway database)."""
+    """Every store on the SQLite file at `path` (":memory:" for a throwaway database)."""
     db = SqliteDatabase(path)
-    return Stores(SqliteJobStore(db), SqliteScheduleStore(db), db)
+    return Stores(SqliteJobStore(db), SqliteScheduleStore(db), SqliteSecretStore(db), db)
 
 
-__all__ = ["SqliteDatabase", "SqliteJobStore", "SqliteScheduleStore", "open_stores"]
+__all__ = ["SqliteDatabase", "SqliteJobStore", "SqliteScheduleStore", "SqliteSecretStore", "open_stores"]

@@ -1,7 +1,8 @@
-"""Schema of the SQLite backend, both stores in one file: `JOB_MIGRATIONS` (applied
-version in `PRAGMA user_version`) and `SCHEDULE_MIGRATIONS` (applied version in the
-`SCHEDULE_VERSION_TABLE` table, since the job store owns user_version), each applied in
-order by `SqliteDatabase.connect`. Append new migrations; never edit an applied one."""
+"""Schema of the SQLite backend, every store in one file: `JOB_MIGRATIONS` (applied
+version in `PRAGMA user_version`), `SCHEDULE_MIGRATIONS` and `SECRET_MIGRATIONS` (applied
+versions in the `SCHEDULE_VERSION_TABLE` and `SECRET_VERSION_TABLE` tables, since the job
+store owns user_version), each applied in order by `SqliteDatabase.connect`. Append new
+migrations; never edit an applied one."""
 
 from __future__ import annotations
 
@@ -117,5 +118,22 @@ SCHEDULE_MIGRATIONS: list[str] = [
         PRIMARY KEY (schedule_id, scheduled_at)
     );
     CREATE INDEX fires_open ON fires (scheduled_at) WHERE outcome IN ('pending', 'buffered', 'running');
+    """,
+]
+
+SECRET_VERSION_TABLE = "secret_schema"
+
+SECRET_MIGRATIONS: list[str] = [
+    # 1: secrets of accounts, values only as ciphertext (secrets.py); a rowid table, as
+    # values of up to tens of KiB do not suit WITHOUT ROWID
+    """
+    CREATE TABLE secrets (
+        account TEXT NOT NULL,
+        name TEXT NOT NULL,
+        ciphertext BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (account, name)
+    );
     """,
 ]
