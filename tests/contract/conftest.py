@@ -1,8 +1,8 @@
 """Backends for the contract suite. One `stores` fixture, parametrised over every
 backend (`backends.BACKENDS`), builds only the backend its parameter names; `store` is
-its job store, except in test_schedule_store.py, where it is its schedule store. The
-PostgreSQL cluster starts on the first postgres test and stops at session end; every
-test gets a database of its own."""
+its job store, except in test_schedule_store.py and test_secret_store.py, where it is
+its schedule store or its secret store. The PostgreSQL cluster starts on the first
+postgres test and stops at session end; every test gets a database of its own."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.contract.postgres_cluster import PostgresMissing, fresh_database, sta
 
 @pytest.fixture(params=BACKENDS)
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
-    """Both stores of one backend, on one database, initialized; closed afterwards."""
+    """The stores of one backend, on one database, initialized; closed afterwards."""
     built = build(request.param, request, tmp_path)
     await built.initialize()
     yield built
@@ -30,7 +30,7 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 @pytest.fixture
 def store(stores: Stores) -> JobStore:
-    """The job store of `stores` (test_schedule_store.py overrides it: the schedule store)."""
+    """The job store of `stores` (test_schedule_store.py and test_secret_store.py override it)."""
     return stores.jobs
 
 

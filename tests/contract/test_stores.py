@@ -1,5 +1,5 @@
-"""`open_stores(url)` and `Stores`: one URL registry, both stores of a backend on one
-database object, which closing the pair closes once."""
+"""`open_stores(url)` and `Stores`: one URL registry, the stores of a backend on one
+database object, which closing them closes once."""
 
 from __future__ import annotations
 
@@ -14,26 +14,30 @@ from tests.contract.backends import postgres
 from tests.contract.common import T0, spec
 
 
-async def test_both_stores_of_a_backend_share_its_database_and_close_together(stores: Stores) -> None:
+async def test_the_stores_of_a_backend_share_its_database_and_close_together(stores: Stores) -> None:
     [job_id] = await stores.jobs.submit("alice", [spec()], T0)
     await stores.schedules.create_saved_job("alice", "report", spec(), "", T0)
+    await stores.secrets.put_secret("alice", "token", b"x", T0)
     await stores.close()
     with pytest.raises(StoreUnavailable):
         await stores.jobs.get(job_id)
     with pytest.raises(StoreUnavailable):
         await stores.schedules.list_saved_jobs("alice")
+    with pytest.raises(StoreUnavailable):
+        await stores.secrets.list_secrets("alice")
     await stores.close()  # closing again does nothing (the fixture closes a third time)
     await stores.schedules.close()
 
 
 async def test_the_postgres_stores_share_one_pool(postgres_url: str) -> None:
-    """Today's pool opens one connection and grows on demand: used in turn, the two
-    stores together hold one connection to the database (two pools held two)."""
+    """Today's pool opens one connection and grows on demand: used in turn, the stores
+    together hold one connection to the database (two pools held two)."""
     stores = postgres(postgres_url)
     await stores.initialize()
     try:
         await stores.jobs.submit("alice", [spec()], T0)
         await stores.schedules.list_schedules("alice")
+        await stores.secrets.list_secrets("alice")
         import psycopg
 
         async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
@@ -67,11 +71,12 @@ async def test_a_postgresql_url_opens_both_stores_on_that_database(scheme: str, 
 
 
 def test_a_mongodb_url_names_the_mongodb_backend() -> None:
-    from cloudpipe_server.store.mongodb import MongoJobStore, MongoScheduleStore
+    from cloudpipe_server.store.mongodb import MongoJobStore, MongoScheduleStore, MongoSecretStore
 
     for url in ("mongodb://db.invalid/cloudpipe", "mongodb+srv://db.invalid/cloudpipe"):
         stores = open_stores(url)  # nothing connects before initialize()
         assert isinstance(stores.jobs, MongoJobStore) and isinstance(stores.schedules, MongoScheduleStore)
+        assert isinstance(stores.secrets, MongoSecretStore)
 
 
 def test_an_unknown_url_scheme_is_an_invalid_argument() -> None:
