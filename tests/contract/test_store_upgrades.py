@@ -1,4 +1,5 @@
-"""The JobStore contract, upgrades: databases written by earlier schema versions."""
+"""The store contracts, upgrades: databases written by earlier schema versions (of the job
+store, and of every store before the secret store arrived)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudpipe_server.models import JobQuery, JobStatus, Outcome
-from cloudpipe_server.store import JobStore, open_stores, to_ns
+from cloudpipe_server.store import JobStore, Stores, open_stores, to_ns
 from tests.contract.backends import mongomock_stores, postgres
 from tests.contract.common import LEASE, T0, out, spec
 from tests.contract.mongomock_double import atomic_writes
@@ -121,3 +122,85 @@ async def _old_job_works_after_the_upgrade(backend: JobStore) -> list[int]:
     ids = await backend.submit("alice", [spec("new", idempotency_key="k"), spec("new", idempotency_key="k")], T0)
     assert ids[0] == ids[1] > old.id
     return ids
+
+
+# -- the secret store arriving on databases of the version before it -------------------------
+
+
+async def _previous_version(stores: Stores) -> None:
+    """What a server of the version before the secret store left: its `Stores.initialize`
+    migrated the job store and the schedule store only (their migrations have not changed
+    since), and stored a job and a saved job."""
+    await stores.jobs.initialize()
+    await stores.schedules.initialize()
+    await stores.jobs.submit("alice", [spec("from before")], T0)
+    await stores.schedules.create_saved_job("alice", "report", spec("saved before"), "", T0)
+
+
+async def _secrets_work_and_the_rest_is_kept(stores: Stores) -> None:
+    await stores.initialize()
+    await stores.initialize()  # the next start finds nothing to do
+    [old] = await stores.jobs.list_jobs("alice", JobQuery())
+    assert old.spec.cmd == "from before"
+    assert (await stores.schedules.get_saved_job("alice", "report")).spec.cmd == "saved before"
+    put = await stores.secrets.put_secret("alice", "token", b"\x00ciphertext", T0)
+    assert await stores.secrets.list_secrets("alice") == [put]
+    assert await stores.secrets.reencrypt_secrets(lambda ciphertext: ciphertext + b"!") == 1
+
+
+async def test_sqlite_database_before_secrets_upgrades_and_keeps_its_jobs_and_schedules(tmp_path: Path) -> None:
+    from cloudpipe_server.store.sqlite import schema
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    before = open_stores(url)
+    await _previous_version(before)
+    await before.close()
+    after = open_stores(url)
+    try:
+        await _secrets_work_and_the_rest_is_kept(after)
+    finally:
+        await after.close()
+    with closing(sqlite3.connect(tmp_path / "old.db")) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.JOB_MIGRATIONS)
+        assert conn.execute(f"SELECT version FROM {schema.SECRET_VERSION_TABLE}").fetchall() == [
+            (len(schema.SECRET_MIGRATIONS),)
+        ]
+
+
+async def test_postgres_database_before_secrets_upgrades_and_keeps_its_jobs_and_schedules(postgres_url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from cloudpipe_server.store.postgres import schema
+
+    before = postgres(postgres_url)
+    await _previous_version(before)
+    await before.close()
+    after = postgres(postgres_url)
+    try:
+        await _secrets_work_and_the_rest_is_kept(after)
+    finally:
+        await after.close()
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+        for table, migrations in (
+            (schema.JOB_VERSION_TABLE, schema.JOB_MIGRATIONS),
+            (schema.SCHEDULE_VERSION_TABLE, schema.SCHEDULE_MIGRATIONS),
+            (schema.SECRET_VERSION_TABLE, schema.SECRET_MIGRATIONS),
+        ):
+            query = sql.SQL("SELECT MAX(version), COUNT(*) FROM {}").format(sql.Identifier(table))
+            cursor = await conn.execute(query)
+            assert await cursor.fetchone() == (len(migrations), len(migrations)), table
+
+
+async def test_mongodb_database_before_secrets_gets_their_index_and_keeps_its_jobs_and_schedules() -> None:
+    """mongomock double: MongoDB has no schema version, only the index to create."""
+    import mongomock
+
+    client: Any = mongomock.MongoClient()
+    await _previous_version(mongomock_stores(client, database="cloudpipe"))
+    assert "secrets" not in client.cloudpipe.list_collection_names()
+    after = mongomock_stores(client, database="cloudpipe")
+    with atomic_writes():
+        await _secrets_work_and_the_rest_is_kept(after)
+    assert client.cloudpipe.secrets.index_information()["account_name"]["unique"]
+    await after.close()
