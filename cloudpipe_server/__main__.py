@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cloudpipe_common.logs import configure_logging, log_format
-from cloudpipe_server.app import start_server
+from cloudpipe_server.app import rotate_secrets_key, start_server
 from cloudpipe_server.config import Settings
 from cloudpipe_server.errors import CloudpipeError
 from cloudpipe_server.executors.base import Executor
@@ -32,6 +32,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--default-image", help="image for jobs that name none")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
     parser.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds running jobs get on SIGTERM")
+    parser.add_argument(
+        "--rotate-secrets-key",
+        action="store_true",
+        help="re-encrypt every stored secret with a new key (in the key file), then exit",
+    )
     parser.add_argument(
         "--insecure-no-auth",
         action="store_true",
@@ -71,6 +76,14 @@ def main(argv: list[str] | None = None, *, executor: ExecutorFactory | None = No
         print(f"cloudpipe-server: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, fmt)
+    if args.rotate_secrets_key:
+        try:
+            count = asyncio.run(rotate_secrets_key(settings))
+        except CloudpipeError as exc:
+            print(f"cloudpipe-server: {exc}", file=sys.stderr)
+            return 1
+        print(f"secrets key rotated: {count} secrets re-encrypted")
+        return 0
     try:
         asyncio.run(serve(settings, args.shutdown_grace, executor))
     except CloudpipeError as exc:

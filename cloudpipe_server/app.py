@@ -46,11 +46,14 @@ from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
 from cloudpipe_server.rpc.metrics_interceptor import MetricsInterceptor
 from cloudpipe_server.rpc.schedules import SavedJobServicer, ScheduleServicer
+from cloudpipe_server.rpc.secrets import SecretServicer
 from cloudpipe_server.rpc.server import build_server, set_executor_serving, set_serving
 from cloudpipe_server.rpc.volumes import VolumeServicer
 from cloudpipe_server.scheduler.firing import ServiceJobs
 from cloudpipe_server.scheduler.loop import Scheduler, SchedulerConfig
 from cloudpipe_server.scheduler.service import SavedJobService, ScheduleService
+from cloudpipe_server.secrets.keyring import Keyring
+from cloudpipe_server.secrets.service import SecretService
 from cloudpipe_server.store import Stores, open_stores
 from cloudpipe_server.volumes.engine import VolumeEngine
 from cloudpipe_server.volumes.service import VolumeQuotas, VolumeService
@@ -186,6 +189,25 @@ class RunningServer:
             await self.authenticator.close()
 
 
+def secrets_keyring(settings: Settings) -> Keyring:
+    """The keyring of CLOUDPIPE_SECRETS_KEY_FILE (default <data_dir>/secrets.key)."""
+    return Keyring(Path(settings.secrets_key_file) if settings.secrets_key_file else settings.data_dir / "secrets.key")
+
+
+async def rotate_secrets_key(settings: Settings) -> int:
+    """Re-encrypt every stored secret with a new key (`cloudpipe-server
+    --rotate-secrets-key`); how many were. Servers sharing the store and the key file
+    read the new key from it the first time an old one fails them."""
+    stores = open_stores(settings.resolved_store_url)
+    await stores.initialize()
+    try:
+        keyring = secrets_keyring(settings)
+        keyring.load()
+        return await SecretService(stores.secrets, keyring, utc_now).rotate_key()
+    finally:
+        await stores.close()
+
+
 async def start_server(settings: Settings, *, executor: Executor | None = None) -> RunningServer:
     """Open the store, start the dispatcher and serve gRPC on `settings.listen`."""
     authenticator = build_authenticator(settings)
@@ -227,6 +249,9 @@ async def _serve(
     async def report_engine(up: bool) -> None:
         await set_executor_serving(health_servicer, up)
 
+    keyring = secrets_keyring(settings)
+    keyring.load()  # a missing key file is made now; a bad one stops the start here
+    secrets = SecretService(stores.secrets, keyring, utc_now, settings.secret_max_per_account)
     dispatcher = Dispatcher(
         store,
         executor,
@@ -247,6 +272,7 @@ async def _serve(
         ),
         utc_now,
         on_engine=report_engine,
+        prepare=secrets.resolve,
     )
     builder = ImageBuilder(
         BuildConfig(
@@ -276,6 +302,7 @@ async def _serve(
         default_image=settings.default_image,
         image_access=ImageAccess(builder.inspect),
         mount_check=volumes.check_mounts,
+        secret_check=secrets.check_uses,
     )
     schedule_store = stores.schedules
     jobs = ServiceJobs(service)
@@ -309,6 +336,7 @@ async def _serve(
         health_servicer=health_servicer,
         images=ImageServicer(ImageService(builder)),
         volumes=VolumeServicer(volumes),
+        secrets=SecretServicer(secrets),
     )
     retention = Retention(
         store,

@@ -56,6 +56,8 @@ class Settings:
     image_builds_at_once: int = 2  # per server; more wait for a slot
     image_max_per_account: int = 100
     volume_max_per_account: int = 20
+    secrets_key_file: str = ""  # empty: <data_dir>/secrets.key (made on first use, 0600)
+    secret_max_per_account: int = 100
     volume_max_bytes: int = 10 << 30  # per volume, checked at each upload (jobs' own writes are not capped)
     output_cap_bytes: int = 64 << 20  # per stream (stdout, stderr); beyond it output is dropped and noted
     # A `file:` result over this many bytes fails the job with a reason saying so; it is

@@ -123,6 +123,10 @@ class Job:
     lease_owner: str = ""
     lease_expires_at: datetime | None = None
     run_after: datetime | None = None
+    # What the job's secrets resolve to, set by the dispatcher for the executor alone:
+    # never stored, never answered, never printed (`repr` leaves them out).
+    secret_env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    secret_files: Mapping[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def queue_delay(self) -> timedelta | None:

@@ -3,7 +3,11 @@ of their host config."""
 
 from __future__ import annotations
 
+import io
 import re
+import tarfile
+import time
+from collections.abc import Mapping
 from typing import Any
 
 from docker.types import LogConfig
@@ -58,9 +62,21 @@ def job_environment(job: Job) -> dict[str, str]:
     """The environment a job runs with (fresh or warm): its own, plus what the runner
     needs to know."""
     spec = job.spec
-    environment = {**spec.env, "CLOUDPIPE_JOB_ID": str(job.id)}
+    environment = {**spec.env, **job.secret_env, "CLOUDPIPE_JOB_ID": str(job.id)}
     if spec.client_python:
         environment["CLOUDPIPE_CLIENT_PYTHON"] = spec.client_python
     if spec.serializer:
         environment["CLOUDPIPE_SERIALIZER"] = spec.serializer
     return environment
+
+
+def secret_files_archive(files: Mapping[str, bytes], uid: int, gid: int) -> bytes:
+    """A tar of `files` (absolute path -> content) to extract at "/": each file mode
+    0400, owned by `uid:gid`."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, content in files.items():
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode, info.uid, info.gid, info.mtime = len(content), 0o400, uid, gid, int(time.time())
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()

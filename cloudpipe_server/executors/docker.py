@@ -61,6 +61,7 @@ from cloudpipe_server.executors.container_config import (
     confined_host_config,
     job_environment,
     job_user,
+    secret_files_archive,
 )
 from cloudpipe_server.executors.docker_io import (
     AttachedStreams,
@@ -558,12 +559,30 @@ class DockerExecutor(Executor):
             network_disabled=not limits.network,
         )
         try:
-            return str(self.api.create_container(**kwargs)["Id"])
+            try:
+                container_id = str(self.api.create_container(**kwargs)["Id"])
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+                self.api.remove_container(name, force=True)  # a leftover of an earlier run of this job
+                container_id = str(self.api.create_container(**kwargs)["Id"])
         except docker.errors.APIError as exc:
-            if exc.status_code == 409:  # a leftover of an earlier run of this job
-                self.api.remove_container(name, force=True)
-                return str(self.api.create_container(**kwargs)["Id"])
             raise _JobError(f"could not create the container: {exc.explanation or exc}") from None
+        if job.secret_files:
+            self._put_secret_files(container_id, job, user)
+        return container_id
+
+    def _put_secret_files(self, container_id: str, job: Job, user: str) -> None:
+        """The job's file secrets, written into its created container before it starts:
+        owned by the job's user, readable by it alone (missing parents are made 0755)."""
+        uid, _, gid = user.partition(":")
+        archive = secret_files_archive(job.secret_files, int(uid), int(gid or uid))
+        try:
+            if not self.api.put_archive(container_id, "/", archive):
+                raise _JobError("could not write the job's secret files into its container")
+        except docker.errors.APIError as exc:
+            self.api.remove_container(container_id, force=True)
+            raise _JobError(f"could not write the job's secret files: {exc.explanation or exc}") from None
 
     def _volume_mounts(self, job: Job) -> list[Mount]:
         """The job's volumes, each checked to still be its account's: the engine would

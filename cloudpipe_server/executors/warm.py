@@ -176,7 +176,8 @@ class PooledDockerExecutor(Executor):
     def _wants_warm(self, job: Job, limits: Limits) -> bool:
         spec = job.spec
         # a job with volumes gets a container with exactly its mounts: a fresh one
-        mounts = any(":" in volume for volume in spec.volumes)
+        # and one given secret files gets them written in before it starts: a fresh one too
+        mounts = any(":" in volume for volume in spec.volumes) or any(":" in secret for secret in spec.secrets)
         alone = spec.fresh_container or spec.interactive or limits.network or mounts
         return self._config.enabled and not alone
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from cloudpipe_server.errors import NotFound, StoreUnavailable
+from cloudpipe_server.errors import FailedPrecondition, NotFound, StoreUnavailable
 from cloudpipe_server.executors.base import (
     Delivery,
     EngineLost,
@@ -81,9 +81,12 @@ class Dispatcher:
         clock: Callable[[], datetime],
         *,
         on_engine: Callable[[bool], Awaitable[None]] | None = None,
+        prepare: Callable[[Job], Awaitable[Job]] | None = None,
     ) -> None:
         """`on_engine(up)` is told each time the executor's engine stops or starts
-        answering (the server's health service)."""
+        answering (the server's health service). `prepare(job)` is the job as the
+        executor gets it (its secrets attached); a FailedPrecondition from it fails the
+        job with its message as the reason."""
         self._store = store
         self._executor = executor
         self._events = events
@@ -98,6 +101,7 @@ class Dispatcher:
         self._stopping = False
         self._engine = EngineWatch(executor.reachable, on_engine)
         self._adopted = asyncio.Event()  # leftovers are tracked: the heartbeat may reap
+        self._prepare = prepare
 
     @property
     def engine_up(self) -> bool:
@@ -299,14 +303,21 @@ class Dispatcher:
         writer = self._writers[job.id] = OutputWriter(self._store, job.id, self._config.owner, job.attempts)
         observer = _Observer(asyncio.get_running_loop(), self, job.id)
         lost: EngineLost | None = None
+        store_down = False
         try:
             try:
-                outcome = await self._executor.run(job, image, self._limits(job), observer)
+                runnable = job if self._prepare is None else await self._prepare(job)
+                outcome = await self._executor.run(runnable, image, self._limits(job), observer)
             except asyncio.CancelledError:
                 raise
+            except FailedPrecondition as exc:  # the job cannot start as asked (a secret is gone)
+                log.info("job %d: cannot start: %s", job.id, exc)
+                outcome = Outcome(JobStatus.ERROR, self._clock(), reason=str(exc))
             except ExecutorUnavailable as exc:  # nothing ran: give the job back
                 outcome = None
                 unavailable = str(exc)
+            except StoreUnavailable as exc:  # its secrets could not be read: nothing ran
+                outcome, unavailable, store_down = None, f"the store did not answer: {exc}", True
             except EngineLost as exc:  # the container may run on: re-adopted below
                 outcome, lost = None, exc
             except Exception:  # a bug, not the job's fault: record it, never leave it processing
@@ -320,7 +331,8 @@ class Dispatcher:
                 await self._engine.lost(str(lost))
                 await self._adopt_when_up(await self._refreshed(job))
             elif outcome is None:
-                await self._engine.lost(unavailable)
+                if not store_down:
+                    await self._engine.lost(unavailable)
                 await self._give_back(job.id, unavailable)
             else:
                 await self._record(job.id, outcome)

@@ -32,7 +32,8 @@ _WATCH_COALESCE = 0.02  # after a wake-up, let jobs finishing together share one
 MAX_JOB_ID = (1 << 63) - 1  # ids are signed 64-bit in every store; larger ones cannot exist
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMAGE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.:/@-]*")
-# refuses, at submit, jobs mounting a volume their account does not have (VolumeService)
+# refuses, at submit, jobs naming a volume (VolumeService) or a secret (SecretService)
+# their account does not have
 MountCheck = Callable[[str, Sequence[JobSpec]], Awaitable[None]]
 
 
@@ -78,12 +79,14 @@ class JobService:
         image_access: ImageAccess | None = None,
         default_image: str = "",
         mount_check: MountCheck | None = None,
+        secret_check: MountCheck | None = None,
     ) -> None:
         self._store = store
         self.default_image = default_image  # what jobs without an image run in
         self._runner_check = runner_check
         self._image_access = image_access
         self._mount_check = mount_check
+        self._secret_check = secret_check
         self._watch = watch
         self._max_queued = max_queued_per_account
         self._runner = runner
@@ -99,6 +102,8 @@ class JobService:
             await self._image_access.check(caller.account, checked)
         if self._mount_check is not None and any(":" in v for spec in checked for v in spec.volumes):
             await self._mount_check(caller.account, checked)
+        if self._secret_check is not None and any(spec.secrets for spec in checked):
+            await self._secret_check(caller.account, checked)
         if self._runner_check is not None:
             checked = await self._runner_check.resolve(checked)
         await self._check_queue_quota(caller, len(checked))

@@ -1,5 +1,5 @@
-"""The grpc.aio server: JobService, SavedJobService, ScheduleService, ImageService and
-VolumeService plus the
+"""The grpc.aio server: JobService, SavedJobService, ScheduleService, ImageService,
+VolumeService and SecretService plus the
 standard health and reflection services.
 
 Health: the overall status ("") and JobService are SERVING while the server runs, also
@@ -23,6 +23,8 @@ from cloudpipe_proto.v1 import (
     jobs_pb2_grpc,
     schedules_pb2,
     schedules_pb2_grpc,
+    secrets_pb2,
+    secrets_pb2_grpc,
     volumes_pb2,
     volumes_pb2_grpc,
 )
@@ -30,6 +32,7 @@ from cloudpipe_server.rpc.images import ImageServicer
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
 from cloudpipe_server.rpc.schedules import SavedJobServicer, ScheduleServicer
+from cloudpipe_server.rpc.secrets import SecretServicer
 from cloudpipe_server.rpc.volumes import VolumeServicer
 
 EXECUTOR_HEALTH_NAME = "cloudpipe.v1.Executor"  # not a gRPC service: the engine jobs run on
@@ -42,6 +45,7 @@ SERVICE_NAMES = (
     schedules_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
     images_pb2.DESCRIPTOR.services_by_name["ImageService"].full_name,
     volumes_pb2.DESCRIPTOR.services_by_name["VolumeService"].full_name,
+    secrets_pb2.DESCRIPTOR.services_by_name["SecretService"].full_name,
 )
 
 
@@ -54,6 +58,7 @@ def build_server(
     health_servicer: health.aio.HealthServicer | None = None,
     images: ImageServicer | None = None,
     volumes: VolumeServicer | None = None,
+    secrets: SecretServicer | None = None,
 ) -> tuple[aio.Server, health.aio.HealthServicer]:
     """A server with every service registered; the caller binds ports and starts it.
     `outer` interceptors run before authentication (metrics)."""
@@ -75,6 +80,8 @@ def build_server(
         images_pb2_grpc.add_ImageServiceServicer_to_server(images, server)  # type: ignore[no-untyped-call]
     if volumes is not None:
         volumes_pb2_grpc.add_VolumeServiceServicer_to_server(volumes, server)  # type: ignore[no-untyped-call]
+    if secrets is not None:
+        secrets_pb2_grpc.add_SecretServiceServicer_to_server(secrets, server)  # type: ignore[no-untyped-call]
     health_servicer = health_servicer or health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)

@@ -242,7 +242,7 @@ class VolumeEngine:
                 ) from None
             await self._forget_temporary(account, name, temporary)
             raise FailedPrecondition(f"could not write {path!r}: {exc.output.strip()[:200]}") from None
-        return Entry(path, False, size, mode, datetime.now(UTC))
+        return Entry(path, False, size, mode or 0o644, datetime.now(UTC))
 
     async def download(self, account: str, name: str, path: str) -> AsyncIterator[Entry | bytes]:
         """The file's entry, then its bytes in chunks."""
