@@ -46,6 +46,7 @@ _SYMLINK_BIT = 1 << 27
 _TOP = "/v"
 HELPER_SECONDS = 300  # a helper runs one find, du, mv or rm: far less, even on a big volume
 STALE_HELPER_SECONDS = 2 * HELPER_SECONDS  # older than this, a helper's server has gone
+RELEASE_SECONDS = 5.0  # how long a delete waits for ended jobs' containers to be removed
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,8 @@ class VolumeEngine:
 
     async def remove(self, account: str, name: str) -> None:
         engine_volume = self._engine_name(account, name)
-        for attempt in (1, 2):
+        deadline = time.monotonic() + RELEASE_SECONDS
+        while True:
             try:
                 await self._engine.call(lambda api: api.remove_volume(engine_volume))
                 return
@@ -128,11 +130,13 @@ class VolumeEngine:
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:
                     raise
-                # in use: by a job, or by a helper a crashed server left behind
-                if attempt == 2 or not await self._engine.call(lambda api: _remove_stale_helpers(api, engine_volume)):
-                    raise FailedPrecondition(
-                        f"volume {name!r} is in use by a job; delete it when the job ends"
-                    ) from None
+            # in use: by a running job (refused), by a job that just ended and whose
+            # container is being removed (wait a moment), or by a helper a crashed server
+            # left behind (removed)
+            running = await self._engine.call(lambda api: _holders(api, engine_volume))
+            if running or time.monotonic() > deadline:
+                raise FailedPrecondition(f"volume {name!r} is in use by a job; delete it when the job ends")
+            await asyncio.sleep(0.1)
 
     async def size(self, account: str, name: str) -> int:
         output = await self._run(account, name, ["du", "-sb", _TOP])
@@ -385,14 +389,24 @@ class _Reader(io.RawIOBase):
         return data
 
 
-def _remove_stale_helpers(api: docker.APIClient, engine_volume: str) -> bool:
-    """Remove helpers of the volume too old to be working for a live server; whether any were."""
-    found = api.containers(all=True, filters={"label": f"{LABEL_HELPER}={engine_volume}"})
-    stale = [c["Id"] for c in found if time.time() - int(c.get("Created") or 0) > STALE_HELPER_SECONDS]
-    for helper in stale:
-        log.warning("volume %s: removing helper %s left by a server that went away", engine_volume, helper[:12])
-        api.remove_container(helper, force=True)
-    return bool(stale)
+def _holders(api: docker.APIClient, engine_volume: str) -> int:
+    """How many running containers hold the volume, after removing its helpers too old to
+    be working for a live server (their server went away mid-operation)."""
+    found = api.containers(all=True, filters={"volume": engine_volume})
+    running = 0
+    for container in found:
+        labels = container.get("Labels") or {}
+        if labels.get(LABEL_HELPER) == engine_volume:
+            if time.time() - int(container.get("Created") or 0) > STALE_HELPER_SECONDS:
+                log.warning(
+                    "volume %s: removing helper %s left by a server that went away", engine_volume, container["Id"][:12]
+                )
+                api.remove_container(container["Id"], force=True)
+            else:
+                running += 1  # a live helper: it ends within HELPER_SECONDS
+        elif container.get("State") == "running":
+            running += 1
+    return running
 
 
 def _top_archive() -> bytes:
