@@ -156,3 +156,12 @@ def wait_serving(server: ServerProcess, timeout: float = 30, tls_ca: Path | None
                 pass
             time.sleep(0.1)
     raise RuntimeError(f"server not serving after {timeout} s:\n{server.log}")
+
+
+def code_of(call: Callable[[], object]) -> grpc.StatusCode:
+    """The status a gRPC call fails with (a streaming answer is read to its end first)."""
+    with pytest.raises(grpc.RpcError) as raised:
+        result = call()
+        if hasattr(result, "__iter__") and not isinstance(result, (bytes, str)):
+            list(result)
+    return raised.value.code()  # type: ignore[no-any-return, attr-defined]

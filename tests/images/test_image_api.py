@@ -16,17 +16,9 @@ from cloudpipe_sdk import Client, Image, ImageBuildFailed
 from cloudpipe_server.errors import ResourceExhausted, Unavailable
 from cloudpipe_server.images import spec as s
 from cloudpipe_server.images.build import MAX_REQUESTS_PER_ACCOUNT, BuildConfig, Done, ImageBuilder
-from tests.support import ServerProcess
+from tests.support import ServerProcess, code_of
 
 pytestmark = pytest.mark.docker
-
-
-def code_of(call: object) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as raised:
-        result = call()  # type: ignore[operator]
-        if hasattr(result, "__iter__"):
-            list(result)
-    return raised.value.code()  # type: ignore[no-any-return]
 
 
 def test_bad_requests_get_clear_statuses(image_server: ServerProcess) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
-from tests.support import ServerProcess
+from tests.support import ServerProcess, code_of
 
 
 @pytest.fixture
@@ -25,12 +25,6 @@ def stub(server: ServerProcess) -> Iterator[pb_grpc.JobServiceStub]:
 
 def auth(server: ServerProcess) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {server.api_key}"),)
-
-
-def code_of(call: object) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as raised:
-        call()  # type: ignore[operator]
-    return raised.value.code()  # type: ignore[no-any-return, attr-defined]
 
 
 def test_calls_without_or_with_wrong_credentials_are_unauthenticated(

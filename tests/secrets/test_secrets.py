@@ -17,7 +17,7 @@ import pytest
 from cloudpipe_proto.v1 import jobs_pb2 as jpb
 from cloudpipe_proto.v1 import secrets_pb2 as pb
 from tests.secrets.conftest import Tenant
-from tests.support import ServerProcess
+from tests.support import ServerProcess, code_of
 
 pytestmark = pytest.mark.docker
 
@@ -39,12 +39,6 @@ def wait(tenant: Tenant, job_id: int) -> jpb.Job:
             return job  # type: ignore[no-any-return]
         assert time.monotonic() < deadline, f"job {job_id} never ended"
         time.sleep(0.1)
-
-
-def code_of(call: object) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as raised:
-        call()  # type: ignore[operator]
-    return raised.value.code()  # type: ignore[no-any-return]
 
 
 def test_a_secret_reaches_its_job_and_no_answer(alice: Tenant, secret_server: ServerProcess) -> None:

@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from cloudpipe_proto.v1 import volumes_pb2 as pb
+from tests.support import code_of
 from tests.volumes.conftest import Tenant
 
 pytestmark = pytest.mark.docker
@@ -44,14 +45,6 @@ def listing(tenant: Tenant, volume: str, path: str = "") -> list[tuple[str, bool
         pb.ListFilesRequest(volume=volume, path=path), metadata=tenant.metadata, timeout=30
     )
     return [(e.path, e.directory, e.size_bytes) for e in answer.entries]
-
-
-def code_of(call: object) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as raised:
-        result = call()  # type: ignore[operator]
-        if hasattr(result, "__iter__"):
-            list(result)
-    return raised.value.code()  # type: ignore[no-any-return]
 
 
 def test_files_go_in_and_come_out_of_a_volume(alice: Tenant) -> None:
