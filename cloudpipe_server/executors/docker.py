@@ -578,11 +578,13 @@ class DockerExecutor(Executor):
         uid, _, gid = user.partition(":")
         archive = secret_files_archive(job.secret_files, int(uid), int(gid or uid))
         try:
-            if not self.api.put_archive(container_id, "/", archive):
-                raise _JobError("could not write the job's secret files into its container")
+            written = bool(self.api.put_archive(container_id, "/", archive))
+            problem = "" if written else "the engine refused the archive"
         except docker.errors.APIError as exc:
+            problem = str(exc.explanation or exc)
+        if problem:
             self.api.remove_container(container_id, force=True)
-            raise _JobError(f"could not write the job's secret files: {exc.explanation or exc}") from None
+            raise _JobError(f"could not write the job's secret files: {problem}")
 
     def _volume_mounts(self, job: Job) -> list[Mount]:
         """The job's volumes, each checked to still be its account's: the engine would

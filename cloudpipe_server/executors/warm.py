@@ -175,8 +175,8 @@ class PooledDockerExecutor(Executor):
 
     def _wants_warm(self, job: Job, limits: Limits) -> bool:
         spec = job.spec
-        # a job with volumes gets a container with exactly its mounts: a fresh one
-        # and one given secret files gets them written in before it starts: a fresh one too
+        # fresh containers for a job with volumes (a container with exactly its mounts)
+        # and for one with secret files (written into its container before it starts)
         mounts = any(":" in volume for volume in spec.volumes) or any(":" in secret for secret in spec.secrets)
         alone = spec.fresh_container or spec.interactive or limits.network or mounts
         return self._config.enabled and not alone
