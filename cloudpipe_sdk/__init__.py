@@ -42,6 +42,7 @@ from cloudpipe_sdk._images import AsyncImages, Images
 from cloudpipe_sdk._job import Job
 from cloudpipe_sdk._options import JobOptions
 from cloudpipe_sdk._schedules import AsyncSavedJobs, AsyncSchedules, SavedJobs, Schedules
+from cloudpipe_sdk._secrets import AsyncSecrets, Secrets
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._stream import Attachment
 from cloudpipe_sdk._types import (
@@ -57,6 +58,7 @@ from cloudpipe_sdk._types import (
     SavedJob,
     Schedule,
     ScheduleSpec,
+    Secret,
     StatusChange,
     Volume,
     VolumeFile,
@@ -72,6 +74,7 @@ __all__ = [
     "AsyncJob",
     "AsyncSavedJobs",
     "AsyncSchedules",
+    "AsyncSecrets",
     "AsyncVolumes",
     "Attachment",
     "AuthError",
@@ -110,6 +113,8 @@ __all__ = [
     "Schedule",
     "ScheduleSpec",
     "Schedules",
+    "Secret",
+    "Secrets",
     "ServerError",
     "StatusChange",
     "Timeout",

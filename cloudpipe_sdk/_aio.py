@@ -1,8 +1,9 @@
 """`AsyncClient`: the SDK for asyncio, on grpc.aio, with the surface of `Client`
 (`await client.submit(...)`, `await job.result()`, `async for` over a job's output,
 over `client.map(...)` and over `client.as_completed(...)`; `client.saved_jobs`,
-`client.schedules`, `client.images`, `client.volumes`, `job.attach()`). Like `Client`,
-a thin facade over `BaseClient` and its transport (here an `AsyncTransport`).
+`client.schedules`, `client.images`, `client.volumes`, `client.secrets`,
+`job.attach()`). Like `Client`, a thin facade over `BaseClient` and its transport
+(here an `AsyncTransport`).
 
 Example::
 
@@ -38,6 +39,7 @@ from cloudpipe_sdk._base import BaseClient, starred, zipped
 from cloudpipe_sdk._config import ClientConfig
 from cloudpipe_sdk._images import AsyncImageReferences, AsyncImages
 from cloudpipe_sdk._schedules import AsyncSavedJobs, AsyncSchedules
+from cloudpipe_sdk._secrets import AsyncSecrets
 from cloudpipe_sdk._transport import AsyncTransport
 from cloudpipe_sdk._types import JobSpec
 from cloudpipe_sdk._volumes import AsyncVolumes
@@ -75,6 +77,11 @@ class AsyncClient(BaseClient[AsyncTransport]):
     def volumes(self) -> AsyncVolumes:
         """As `Client.volumes`, awaited."""
         return AsyncVolumes(self.transport)
+
+    @property
+    def secrets(self) -> AsyncSecrets:
+        """As `Client.secrets`, awaited."""
+        return AsyncSecrets(self.transport)
 
     async def _ensure_images(self, options: dict[str, Any]) -> None:
         """Build the Images these options (or the client's) name, before specs are made."""

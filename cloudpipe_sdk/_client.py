@@ -18,6 +18,7 @@ from cloudpipe_sdk._images import ImageReferences, Images
 from cloudpipe_sdk._job import Job
 from cloudpipe_sdk._mapping import map_results
 from cloudpipe_sdk._schedules import SavedJobs, Schedules
+from cloudpipe_sdk._secrets import Secrets
 from cloudpipe_sdk._transport import Transport
 from cloudpipe_sdk._types import JobSpec
 from cloudpipe_sdk._volumes import Volumes
@@ -70,6 +71,12 @@ class Client(BaseClient[Transport]):
         get_file, read, rm (see `cloudpipe_sdk._volumes`)."""
         return Volumes(self.transport)
 
+    @property
+    def secrets(self) -> Secrets:
+        """Your account's secrets: set, list, delete; values go in and never come back
+        (see `cloudpipe_sdk._secrets`)."""
+        return Secrets(self.transport)
+
     def close(self) -> None:
         """Close the connection (unless the channel was given, or this is a view made by
         `with_options`)."""
@@ -110,8 +117,8 @@ class Client(BaseClient[Transport]):
         `result_source` is "stdout" or "file:/path/in/container". `interactive` keeps
         stdin open for `job.attach()`. The job starts once every job of `depends_on`
         ended done. `options` are `JobOptions` (image, cpus, memory, timeout in seconds,
-        env, name, tags, network, restartable, fresh_container, volumes; `retries` is
-        refused: the server does not re-run a failed command). Submitting is
+        env, name, tags, network, restartable, fresh_container, volumes, secrets;
+        `retries` is refused: the server does not re-run a failed command). Submitting is
         idempotent: a retried call never makes a second job (pass your own
         `idempotency_key` to extend that across processes).
 
@@ -120,6 +127,7 @@ class Client(BaseClient[Transport]):
             client.shell("cat", stdin=b"hi").result()                  # b"hi"
             client.shell("nproc", cpus=2, timeout=60).result()         # b"2\\n"
             client.shell("wc -l < /data/in.txt", volumes={"/data": "mydata:ro"})
+            client.shell("deploy.sh", secrets=["API_TOKEN"])          # $API_TOKEN in the job
         """
         spec = self._shell_spec(
             cmd,

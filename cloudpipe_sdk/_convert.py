@@ -14,6 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import schedules_pb2 as spb
+from cloudpipe_proto.v1 import secrets_pb2 as secpb
 from cloudpipe_proto.v1 import volumes_pb2 as vpb
 from cloudpipe_sdk._compat import UTC
 from cloudpipe_sdk._errors import ProtocolError
@@ -29,6 +30,7 @@ from cloudpipe_sdk._types import (
     SavedJob,
     Schedule,
     ScheduleSpec,
+    Secret,
     StatusChange,
     StreamName,
     Volume,
@@ -113,6 +115,7 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
         restartable=spec.restartable,
         depends_on=list(spec.depends_on),
         volumes=list(spec.volumes),
+        secrets=list(spec.secrets),
         resources=pb.Resources(cpus=spec.cpus, memory_bytes=spec.memory),
         network=spec.network,
         serializer=spec.serializer,
@@ -150,6 +153,7 @@ def spec_from_pb(message: pb.JobSpec) -> JobSpec:
         interactive=message.interactive,
         depends_on=tuple(message.depends_on),
         volumes=tuple(message.volumes),
+        secrets=tuple(message.secrets),
         serializer=message.serializer,
         client_python=message.client_python,
         idempotency_key=message.idempotency_key,
@@ -295,3 +299,11 @@ def volume_file_from_pb(message: vpb.FileEntry) -> VolumeFile:
     return VolumeFile(
         message.path, message.directory, message.size_bytes, message.mode, _optional_time(message, "modified_at")
     )
+
+
+# -- secrets -----------------------------------------------------------------------------
+
+
+@decoder
+def secret_from_pb(message: secpb.Secret) -> Secret:
+    return Secret(message.name, _optional_time(message, "created_at"), _optional_time(message, "updated_at"))

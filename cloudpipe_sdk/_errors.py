@@ -2,7 +2,8 @@
 
 CloudpipeError
  ├── AuthError          credentials missing or wrong (UNAUTHENTICATED / PERMISSION_DENIED)
- ├── NotFound           no such job (saved job, schedule, image, volume, file) in your account
+ ├── NotFound           no such job (saved job, schedule, image, volume, file, secret) in
+ │                      your account; also a job naming a volume or secret you do not have
  ├── AlreadyExists      a saved job, schedule or volume of that name exists already
  ├── InvalidRequest     the server refused the request; the message names the field (and,
  │                      for a function its runner cannot load, the mismatch and the fix);
@@ -38,8 +39,9 @@ class AuthError(CloudpipeError):
 
 
 class NotFound(CloudpipeError):
-    """The job (saved job, schedule, image, volume, file in a volume) does not exist in
-    your account; another account's looks the same."""
+    """The job (saved job, schedule, image, volume, file in a volume, secret) does not
+    exist in your account; another account's looks the same. A submit naming a volume
+    or secret your account lacks raises it too, and makes no job."""
 
 
 class AlreadyExists(CloudpipeError):

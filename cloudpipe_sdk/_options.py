@@ -6,6 +6,7 @@ option (`memory="512M"`, `retries`, the serializer) means the same everywhere.""
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 
 from cloudpipe_sdk._errors import InvalidRequest
 from cloudpipe_sdk._image import Image
+from cloudpipe_sdk._secret_calls import check_name
 from cloudpipe_sdk._serialize import (
     RESULT_PATH,
     RUNNER_COMMAND,
@@ -27,6 +29,7 @@ from cloudpipe_sdk._types import BuiltImage, JobSpec
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*", re.IGNORECASE)
 _VOLUME_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_RESERVED_DIRS = ("/proc", "/sys", "/dev")  # no secret file goes under these
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,19 @@ class JobOptions:
       docs/warm-containers.md); use it for long jobs, which a restarted server re-adopts;
     - `volumes`: your account's volumes to mount, mount path -> volume name, the name
       ending in ":ro" for a read-only mount (`client.volumes` makes and fills them). A
-      job with volumes always runs in a fresh container.
+      job with volumes always runs in a fresh container;
+    - `secrets`: your account's secrets the job gets (`client.secrets` sets them): a
+      list of names, each becoming the environment variable of that name, or a mapping
+      of name -> absolute file path, each written to that file (mode 0400, the job's
+      user's; a job with file secrets runs in a fresh container). A list may also hold
+      "NAME:/path" entries, for both kinds in one job. Only names travel in the spec.
 
     Example::
 
         JobOptions(image="my/runner:3.11", cpus=2, memory="4G", timeout=600, retries=2)
         JobOptions(volumes={"/data": "mydata", "/ref": "refdata:ro"})
+        JobOptions(secrets=["API_TOKEN"])                           # $API_TOKEN
+        JobOptions(secrets={"DB_PASSWORD": "/run/secrets/db"})      # a file
     """
 
     image: str | Image | BuiltImage | None = None
@@ -69,6 +79,7 @@ class JobOptions:
     restartable: bool = False
     fresh_container: bool = False
     volumes: Mapping[str, str] = field(default_factory=dict)
+    secrets: Sequence[str] | Mapping[str, str] = ()
     # Names an Image (builds it): set by the client these options belong to.
     _resolve: Callable[[Image], str] | None = field(default=None, compare=False, repr=False)
 
@@ -81,6 +92,7 @@ class JobOptions:
             check_serializer(self.serializer)
         memory_bytes(self.memory)
         mount_entries(self.volumes)
+        secret_entries(self.secrets, self.env)
 
     def merged(self, **changes: Any) -> JobOptions:
         """A copy with `changes` applied (None values leave a setting as it is)."""
@@ -162,6 +174,7 @@ class JobOptions:
             "restartable": self.restartable,
             "fresh_container": self.fresh_container,
             "volumes": mount_entries(self.volumes),
+            "secrets": secret_entries(self.secrets, self.env),
             "cpus": float(self.cpus or 0.0),
             "memory": memory_bytes(self.memory),
             "timeout": None if self.timeout is None else float(self.timeout),
@@ -210,6 +223,55 @@ def mount_entries(volumes: Mapping[str, str]) -> tuple[str, ...]:
             )
         entries.append(f"{name}:{path}" + (f":{mode}" if mode else ""))
     return tuple(entries)
+
+
+def secret_entries(secrets: Sequence[str] | Mapping[str, str], env: Mapping[str, str]) -> tuple[str, ...]:
+    """The wire's entries of `secrets`: names (environment variables) as they are, a
+    mapping's name -> path as "NAME:/path": ["API_TOKEN"] -> ("API_TOKEN",),
+    {"DB_PASSWORD": "/run/secrets/db"} -> ("DB_PASSWORD:/run/secrets/db",). Raises
+    InvalidRequest, as the server would, for a bad name, a CLOUDPIPE_ variable, one
+    `env` sets too, a path that is not absolute and normal or is under /proc, /sys or
+    /dev, and a variable or path given twice."""
+    if isinstance(secrets, Mapping):
+        items = []
+        for name, path in secrets.items():
+            if not isinstance(path, str):
+                raise InvalidRequest(f"secrets[{name!r}]: the file path is a string, got {type(path).__name__}")
+            items.append(f"{name}:{path}")
+    elif isinstance(secrets, Sequence) and not isinstance(secrets, str | bytes):
+        items = list(secrets)
+    else:
+        raise InvalidRequest(
+            "secrets: a list of names, like ['API_TOKEN'], or a mapping of name to file path, like "
+            f"{{'DB_PASSWORD': '/run/secrets/db'}}, got {type(secrets).__name__}"
+        )
+    seen: set[str] = set()
+    for entry in items:
+        if not isinstance(entry, str):
+            raise InvalidRequest(f"secrets: names are strings, got {type(entry).__name__}")
+        name, colon, path = entry.partition(":")
+        check_name(name, "secrets")
+        if not colon:
+            if name.startswith("CLOUDPIPE_"):
+                raise InvalidRequest(f"secrets: {name!r}: CLOUDPIPE_ variables are the runner's own")
+            if name in env:
+                raise InvalidRequest(f"secrets: {name!r} is also set in env; give it one way")
+        elif not _file_path(path):
+            raise InvalidRequest(
+                f"secrets: {entry[:200]!r}: the file is an absolute path without '.' or '..', not '/' "
+                "and not under /proc, /sys or /dev (like '/run/secrets/db')"
+            )
+        key = path or name
+        if key in seen:
+            raise InvalidRequest(f"secrets: {key!r} is given twice")
+        seen.add(key)
+    return tuple(items)
+
+
+def _file_path(path: str) -> bool:
+    if not path.startswith("/") or "\0" in path or posixpath.normpath(path) != path or path == "/":
+        return False
+    return not any(path == d or path.startswith(d + "/") for d in _RESERVED_DIRS)
 
 
 def qualname(fn: Callable[..., Any]) -> str:

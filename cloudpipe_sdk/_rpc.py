@@ -20,24 +20,25 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from cloudpipe_sdk._errors import CloudpipeError
 
 T = TypeVar("T")
-Service = Literal["jobs", "saved_jobs", "schedules", "images", "volumes"]
+Service = Literal["jobs", "saved_jobs", "schedules", "images", "volumes", "secrets"]
 Plan = Generator["Rpc[Any]", Any, T]
 
 
 @dataclass(frozen=True)
 class Rpc(Generic[T]):
     """One unary call. `retry=False`: one attempt (calls that change something and are
-    not idempotent, and best-effort cleanup)."""
+    not idempotent, and best-effort cleanup). The request is left out of the repr: a
+    SetSecretRequest carries a secret's value."""
 
     service: Service
     method: str
-    request: Any
+    request: Any = field(repr=False)
     parse: Callable[[Any], T]
     retry: bool = True
 

@@ -139,7 +139,19 @@ def schedule_spec(
 
 # Job options an inline schedule job takes (`cmd=` and these): those of `Client.shell`.
 INLINE_JOB_OPTIONS = frozenset(
-    {"image", "cpus", "memory", "timeout", "env", "tags", "network", "restartable", "fresh_container", "volumes"}
+    {
+        "image",
+        "cpus",
+        "memory",
+        "timeout",
+        "env",
+        "tags",
+        "network",
+        "restartable",
+        "fresh_container",
+        "volumes",
+        "secrets",
+    }
 )
 
 

@@ -5,9 +5,9 @@ every helper (`Job`, watchers, map, accessors of saved jobs and schedules) takes
 Errors leave as the SDK's (`from_rpc_error`).
 
     Client / AsyncClient      configuration, spec building (cloudpipe_sdk._base)
-        -> helpers            Job, Attachment, Watcher, map, SavedJobs, Schedules, Volumes...
+        -> helpers            Job, Attachment, Watcher, map, SavedJobs, Schedules, Volumes, Secrets...
             -> transport      this module: I/O only
-                -> _rpc       calls described as data (_job_calls, _schedule_calls, _volume_calls)
+                -> _rpc       calls described as data (_job_calls, _schedule_calls, _volume_calls, _secret_calls)
 
 Example::
 
@@ -29,6 +29,7 @@ from cloudpipe_proto.v1 import images_pb2_grpc as images_grpc
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as jobs_grpc
 from cloudpipe_proto.v1 import schedules_pb2_grpc as schedules_grpc
+from cloudpipe_proto.v1 import secrets_pb2_grpc as secrets_grpc
 from cloudpipe_proto.v1 import volumes_pb2 as volumes_pb
 from cloudpipe_proto.v1 import volumes_pb2_grpc as volumes_grpc
 from cloudpipe_sdk._channel import open_aio_channel, open_channel
@@ -58,6 +59,7 @@ def _stubs(channel: Any) -> dict[Service, Any]:
         "schedules": schedules_grpc.ScheduleServiceStub(channel),  # type: ignore[no-untyped-call]
         "images": images_grpc.ImageServiceStub(channel),  # type: ignore[no-untyped-call]
         "volumes": volumes_grpc.VolumeServiceStub(channel),  # type: ignore[no-untyped-call]
+        "secrets": secrets_grpc.SecretServiceStub(channel),  # type: ignore[no-untyped-call]
     }
 
 

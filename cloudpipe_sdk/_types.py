@@ -1,6 +1,6 @@
 """The SDK's own data types: what a job is (`JobSpec`), what it was last seen doing
 (`JobSnapshot`), saved jobs, schedules and their fires, the events of a live job,
-images and volumes. All are frozen dataclasses; the protobuf messages they come from
+images, volumes and secrets. All are frozen dataclasses; the protobuf messages they come from
 stay inside the SDK (`cloudpipe_sdk._convert` is the bridge).
 
 Example::
@@ -40,7 +40,9 @@ class JobSpec:
     pickled call is `stdin`); `saved_job`, `saved_job_version` and `schedule_id` are
     set by the server for runs of saved jobs and schedules. `volumes` are the wire's
     mount entries, "NAME:/path" or "NAME:/path:ro" (`JobOptions(volumes=...)` makes
-    them; a bare name is multyvac's and mounts nothing).
+    them; a bare name is multyvac's and mounts nothing). `secrets` are the wire's
+    entries too, names only: "NAME" (an environment variable) or "NAME:/path" (a file);
+    `JobOptions(secrets=...)` makes them, and no value is ever in a spec.
     """
 
     cmd: str
@@ -60,6 +62,7 @@ class JobSpec:
     interactive: bool = False
     depends_on: tuple[int, ...] = ()
     volumes: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
     serializer: str = ""
     client_python: str = ""
     idempotency_key: str = ""
@@ -253,3 +256,14 @@ class VolumeFile:
     size_bytes: int
     mode: int
     modified_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Secret:
+    """One of your account's secrets, as the server answers it: its name and times,
+    never its value (`created_at` is kept when `secrets.set` replaces the value;
+    `updated_at` says when it last did)."""
+
+    name: str
+    created_at: datetime | None
+    updated_at: datetime | None
