@@ -61,9 +61,22 @@ function basic(session) {
   return "Basic " + btoa(String.fromCharCode(...bytes));
 }
 
+// The gateway's error envelope of a failed `response` (its `text`) as an ApiFailure.
+function failureOf(response, text) {
+  let data = null;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    // not JSON: the text itself is the message
+  }
+  const error = (data && data.error) || {};
+  return new ApiFailure(response.status, error.code || "HTTP", error.message || text || response.statusText, error.hint);
+}
+
 // A call with the session's Basic credentials; the parsed JSON, or an ApiFailure with
-// the gateway's error envelope (status 0: the gateway did not answer).
-export async function api(session, path, { method = "GET", form = null, authorization = "" } = {}) {
+// the gateway's error envelope (status 0: the gateway did not answer). `form` is sent
+// form-encoded; `file` (a Blob) as the raw body, which the browser sends with its length.
+export async function api(session, path, { method = "GET", form = null, file = null, authorization = "" } = {}) {
   const headers = {};
   if (session) headers.Authorization = basic(session);
   else if (authorization) headers.Authorization = authorization;
@@ -71,6 +84,9 @@ export async function api(session, path, { method = "GET", form = null, authoriz
   if (form) {
     headers["Content-Type"] = "application/x-www-form-urlencoded";
     body = new URLSearchParams(form).toString();
+  } else if (file) {
+    headers["Content-Type"] = "application/octet-stream";
+    body = file;
   }
   let response;
   try {
@@ -79,17 +95,12 @@ export async function api(session, path, { method = "GET", form = null, authoriz
     throw new ApiFailure(0, "NET", "Cannot reach the Cloudpipe gateway.");
   }
   const text = await response.text();
-  let data = null;
+  if (!response.ok) throw failureOf(response, text);
   try {
-    data = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
-    // a body that is not JSON: reported below if the status is an error
+    return null;
   }
-  if (!response.ok) {
-    const error = (data && data.error) || {};
-    throw new ApiFailure(response.status, error.code || "HTTP", error.message || text || response.statusText, error.hint);
-  }
-  return data;
 }
 
 // A call of the accounts routes (/ui/api/auth/...): `token` is a sign-in token or the
@@ -310,13 +321,25 @@ export async function download(session, path, filename) {
   } catch {
     throw new ApiFailure(0, "NET", "Cannot reach the Cloudpipe gateway.");
   }
-  if (!response.ok) throw new ApiFailure(response.status, "HTTP", (await response.text()) || response.statusText);
+  if (!response.ok) throw failureOf(response, await response.text());
   const url = URL.createObjectURL(await response.blob());
   const link = el("a", { href: url, download: filename, hidden: true });
   document.body.append(link);
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+// A number of bytes for people: "0 B", "512 B", "1.5 KiB", "3.2 GiB".
+export function sizeText(bytes) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes || 0;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
 }
 
 // The summary's name for people: its name, else the function it calls, else "Job N".

@@ -1,7 +1,7 @@
 // The images page: every image of the account (GET /ui/api/images), newest first, with
 // its reference, digest, build time, size and what its spec does; delete one (after a
 // confirmation) with POST /ui/api/image/delete. Re-read every REFRESH_MS and after a delete.
-import { api, el, parseStamp, requireSession, showError, timeElement } from "./common.js";
+import { api, el, parseStamp, requireSession, showError, sizeText, table, timeElement } from "./common.js";
 
 const REFRESH_MS = 30_000;
 const session = requireSession();
@@ -9,18 +9,6 @@ const region = document.getElementById("images");
 const errorRegion = document.getElementById("error");
 const notice = document.getElementById("notice");
 let busy = false;
-
-function size(bytes) {
-  if (!bytes) return "—";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
-}
 
 function empty() {
   return el("div", { class: "empty" },
@@ -55,7 +43,7 @@ function row(image) {
     el("td", {}, el("code", { class: "cmd", title: image.reference }, image.reference)),
     el("td", { class: "summary" }, image.summary || "—"),
     el("td", {}, built ? timeElement(built) : "—"),
-    el("td", { class: "size" }, size(image.size_bytes)),
+    el("td", { class: "size" }, image.size_bytes ? sizeText(image.size_bytes) : "—"),
     el("td", { class: "actions" }, button));
 }
 
@@ -64,12 +52,7 @@ function render(list) {
     region.replaceChildren(empty());
     return;
   }
-  const headers = ["Reference", "Steps", "Built", "Size", "Actions"];
-  region.replaceChildren(el("div", { class: "scroll" },
-    el("table", {},
-      el("caption", { class: "visually-hidden" }, "Images"),
-      el("thead", {}, el("tr", {}, headers.map((text) => el("th", { scope: "col" }, text)))),
-      el("tbody", {}, list.map(row)))));
+  region.replaceChildren(table("Images", ["Reference", "Steps", "Built", "Size", "Actions"], list.map(row)));
 }
 
 async function load() {
