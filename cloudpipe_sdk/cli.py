@@ -32,6 +32,7 @@ from cloudpipe_sdk.cli_images import register as register_image_commands
 from cloudpipe_sdk.cli_jobs import register as register_job_commands
 from cloudpipe_sdk.cli_saved import register as register_saved_commands
 from cloudpipe_sdk.cli_schedules import register as register_schedule_commands
+from cloudpipe_sdk.cli_secrets import register as register_secret_commands
 from cloudpipe_sdk.cli_volumes import register as register_volume_commands
 
 EXIT_CODES: dict[type[CloudpipeError], int] = {
@@ -159,6 +160,7 @@ register_schedule_commands(main)
 register_apply_command(main)
 register_image_commands(main)
 register_volume_commands(main)
+register_secret_commands(main)
 
 if __name__ == "__main__":
     sys.exit(main(prog_name="cloudpipe"))

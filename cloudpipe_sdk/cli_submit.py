@@ -106,6 +106,13 @@ def _load_function(target: str) -> Any:
     help="mount your volume NAME at /PATH, read-only with :ro (repeatable)",
 )
 @click.option(
+    "--secret",
+    "secret_uses",
+    multiple=True,
+    metavar="NAME[:/PATH]",
+    help="give the job your secret NAME as the environment variable NAME, or as the file /PATH (repeatable)",
+)
+@click.option(
     "--interactive",
     is_flag=True,
     help="keep the job's stdin open for `cloudpipe attach` (with --wait: attach now)",
@@ -140,6 +147,7 @@ def submit(
     env_pairs: tuple[str, ...],
     tag_pairs: tuple[str, ...],
     volume_mounts: tuple[str, ...],
+    secret_uses: tuple[str, ...],
     depends_on: tuple[int, ...],
     stdin_file: Any,
     force_shell: bool,
@@ -164,6 +172,7 @@ def submit(
     cloudpipe submit 'echo hello'
     cloudpipe submit --cpus 2 --memory 1G -- make -j2 test
     cloudpipe submit --volume mydata:/data --volume ref:/ref:ro 'cp /ref/in /data/'
+    cloudpipe submit --secret API_TOKEN --secret DB_PASSWORD:/run/secrets/db 'deploy.sh'
     cloudpipe submit --wait math:factorial 20
     cloudpipe submit --wait --retries 2 mytasks:flaky
     cloudpipe submit --interactive --wait 'python3 -i'
@@ -173,6 +182,7 @@ def submit(
     job_options = {key: value for key, value in options.items() if value is not None}
     job_options.update(env=_pairs(env_pairs, "--env"), tags=_pairs(tag_pairs, "--tag"))
     job_options["volumes"] = _mounts(volume_mounts)
+    job_options["secrets"] = list(secret_uses)  # "NAME" or "NAME:/path", checked by JobOptions
     if _FUNCTION.fullmatch(command) and not force_shell:
         shell_only = {
             "--stdin": stdin_file is not None,
