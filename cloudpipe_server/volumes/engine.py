@@ -272,7 +272,12 @@ class VolumeEngine:
                     data = tar.extractfile(member)
                     assert data is not None
                     while not stopped.is_set() and (chunk := data.read(CHUNK)):
-                        out.put(chunk)
+                        while not stopped.is_set():
+                            try:
+                                out.put(chunk, timeout=0.5)
+                                break
+                            except queue.Full:
+                                continue
                 out.put(None)
             except BaseException as exc:
                 out.put(exc)
@@ -280,7 +285,12 @@ class VolumeEngine:
         reading = asyncio.ensure_future(self._with_helper(account, name, read))
         try:
             while True:
-                item = await asyncio.to_thread(out.get)
+                try:
+                    # with a timeout: a cancelled wait must not leave a thread blocked on
+                    # the queue for ever (the server's shutdown waits for its threads)
+                    item = await asyncio.to_thread(out.get, True, 0.5)
+                except queue.Empty:
+                    continue
                 if item is None:
                     break
                 if isinstance(item, BaseException):
