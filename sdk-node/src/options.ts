@@ -23,6 +23,11 @@ export interface JobOptions {
   restartable?: boolean;
   /** Never run in a warm container of your account (docs/warm-containers.md). */
   freshContainer?: boolean;
+  /** Volumes of your account mounted into the job: "name:/path" or "name:/path:ro". */
+  volumes?: string[];
+  /** Secrets of your account given to the job: "NAME" (an environment variable) or
+   * "NAME:/path" (a file readable by the job alone); see docs/secrets.md. */
+  secrets?: string[];
   /** Function jobs: call the function up to this many more times when it throws. */
   retries?: number;
 }
@@ -81,7 +86,7 @@ function baseSpec(cmd: string, options: JobOptions): JobSpec {
     core: "",
     multicore: 0,
     profile: false,
-    volumes: [],
+    volumes: options.volumes ?? [],
     serializer: "",
     clientPython: "",
     interactive: false,
@@ -90,6 +95,7 @@ function baseSpec(cmd: string, options: JobOptions): JobSpec {
     savedJobVersion: 0,
     scheduleId: "",
     freshContainer: options.freshContainer ?? false,
+    secrets: options.secrets ?? [],
   };
 }
 
