@@ -50,6 +50,8 @@ from cloudpipe_server.executors.warm_container import ContainerGone, PoolKey, Wa
 from cloudpipe_server.executors.warm_outcome import warm_outcome
 from cloudpipe_server.executors.warm_pool import PoolLimits, WarmPool
 from cloudpipe_server.models import Job, JobStatus, Outcome
+from cloudpipe_server.secrets.naming import gives_files
+from cloudpipe_server.volumes.naming import mounts_any
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +179,7 @@ class PooledDockerExecutor(Executor):
         spec = job.spec
         # fresh containers for a job with volumes (a container with exactly its mounts)
         # and for one with secret files (written into its container before it starts)
-        mounts = any(":" in volume for volume in spec.volumes) or any(":" in secret for secret in spec.secrets)
+        mounts = mounts_any(spec.volumes) or gives_files(spec.secrets)
         alone = spec.fresh_container or spec.interactive or limits.network or mounts
         return self._config.enabled and not alone
 

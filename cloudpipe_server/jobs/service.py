@@ -21,6 +21,7 @@ from cloudpipe_server.jobs.runner import JobRunner
 from cloudpipe_server.limits import check_spec_bounds
 from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Stream
 from cloudpipe_server.store.base import JobStore
+from cloudpipe_server.volumes.naming import mounts_any
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMAGE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.:/@-]*")
 # refuses, at submit, jobs naming a volume (VolumeService) or a secret (SecretService)
 # their account does not have
-MountCheck = Callable[[str, Sequence[JobSpec]], Awaitable[None]]
+AccountCheck = Callable[[str, Sequence[JobSpec]], Awaitable[None]]
 
 
 def validate_spec(spec: JobSpec, where: str = "job") -> JobSpec:
@@ -78,8 +79,8 @@ class JobService:
         runner_check: RunnerCheck | None = None,
         image_access: ImageAccess | None = None,
         default_image: str = "",
-        mount_check: MountCheck | None = None,
-        secret_check: MountCheck | None = None,
+        mount_check: AccountCheck | None = None,
+        secret_check: AccountCheck | None = None,
     ) -> None:
         self._store = store
         self.default_image = default_image  # what jobs without an image run in
@@ -100,7 +101,7 @@ class JobService:
         checked = [validate_spec(spec, f"jobs[{i}]") for i, spec in enumerate(specs)]
         if self._image_access is not None:
             await self._image_access.check(caller.account, checked)
-        if self._mount_check is not None and any(":" in v for spec in checked for v in spec.volumes):
+        if self._mount_check is not None and any(mounts_any(spec.volumes) for spec in checked):
             await self._mount_check(caller.account, checked)
         if self._secret_check is not None and any(spec.secrets for spec in checked):
             await self._secret_check(caller.account, checked)

@@ -31,6 +31,11 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+def gives_files(entries: Sequence[str]) -> bool:
+    """Whether any of a job's `secrets` entries is a file (NAME:/path)."""
+    return any(":" in entry for entry in entries)
+
+
 def parse_uses(entries: Sequence[str], env: Mapping[str, str], where: str) -> list[SecretUse]:
     """A job's secrets entries, checked; refuses one whose variable the job's own `env` sets."""
     uses: list[SecretUse] = []

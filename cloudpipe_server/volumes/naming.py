@@ -63,6 +63,11 @@ def clean_path(path: str, what: str = "path", *, top: bool = True) -> str:
     return "/".join(parts)
 
 
+def mounts_any(entries: Sequence[str]) -> bool:
+    """Whether any of a job's `volumes` entries is a mount (a bare name is not)."""
+    return any(":" in entry for entry in entries)
+
+
 def parse_mounts(entries: Sequence[str], where: str) -> list[VolumeMount]:
     """The mounts among a job's `volumes` entries (bare names mount nothing)."""
     mounts: list[VolumeMount] = []
