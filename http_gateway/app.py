@@ -34,6 +34,7 @@ from cloudpipe_proto.v1 import images_pb2_grpc as images_grpc
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
 from cloudpipe_proto.v1 import schedules_pb2_grpc as schedules_grpc
+from cloudpipe_proto.v1 import secrets_pb2_grpc as secrets_grpc
 from cloudpipe_proto.v1 import volumes_pb2_grpc as volumes_grpc
 from cloudpipe_sdk._channel import open_aio_channel
 from http_gateway import job_json, multyvac, ui
@@ -48,6 +49,7 @@ from http_gateway.ui_errors import service_failure
 from http_gateway.ui_images import ImageApi
 from http_gateway.ui_live import EventStream, Feeds
 from http_gateway.ui_schedules import ScheduleApi, UsageApi
+from http_gateway.ui_secrets import SecretApi
 from http_gateway.ui_volumes import FileDownload, VolumeApi
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,7 @@ class Gateway:
             "saved_jobs": schedules_grpc.SavedJobServiceStub(self._channel),  # type: ignore[no-untyped-call]
             "images": images_grpc.ImageServiceStub(self._channel),  # type: ignore[no-untyped-call]
             "volumes": volumes_grpc.VolumeServiceStub(self._channel),  # type: ignore[no-untyped-call]
+            "secrets": secrets_grpc.SecretServiceStub(self._channel),  # type: ignore[no-untyped-call]
         }
         log.info("gateway for gRPC server %s", self._settings.server)
 
@@ -135,8 +138,9 @@ class Gateway:
         return answer
 
     async def call_service(self, service: str, method: str, request: Any, caller: Caller) -> Any:
-        """A unary call of `service` ("jobs", "schedules", "saved_jobs", "images", "volumes") for
-        the UI's routes; a failure is answered by its meaning (ui_errors), not as a multyvac job route."""
+        """A unary call of `service` ("jobs", "schedules", "saved_jobs", "images", "volumes",
+        "secrets") for the UI's routes; a failure is answered by its meaning (ui_errors), not as a
+        multyvac job route."""
         started = time.perf_counter()
         metric = f"{service}.{method}"
         try:
@@ -331,6 +335,7 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
     usage = UsageApi(gateway)
     images = ImageApi(gateway)
     volumes = VolumeApi(gateway)
+    secrets = SecretApi(gateway)
     accounts = AccountsApi(settings.auth_url, settings.auth_ca, settings.rpc_timeout)
 
     async def ui_job(request: Request) -> Reply:
@@ -384,6 +389,9 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
         Route("/ui/api/volume/download", FileDownload(volumes)),
         Route("/ui/api/volume/upload", Endpoint(volumes.upload)),
         Route("/ui/api/volume/remove", Endpoint(volumes.remove)),
+        Route("/ui/api/secrets", Endpoint(secrets.secrets)),
+        Route("/ui/api/secret/set", Endpoint(secrets.set)),
+        Route("/ui/api/secret/delete", Endpoint(secrets.delete)),
         Route("/ui/api/auth/signup", Endpoint(accounts.signup)),
         Route("/ui/api/auth/login", Endpoint(accounts.login)),
         Route("/ui/api/auth/logout", Endpoint(accounts.logout)),
