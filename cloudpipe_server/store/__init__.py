@@ -6,9 +6,28 @@ what a new backend writes."""
 from __future__ import annotations
 
 from cloudpipe_server.store._shared import from_ns, to_ns
-from cloudpipe_server.store.base import JobStore, ScheduleStore, SecretStore, StoredSecret, Stores
+from cloudpipe_server.store.base import (
+    AccountQuota,
+    JobStore,
+    QuotaStore,
+    ScheduleStore,
+    SecretStore,
+    StoredSecret,
+    Stores,
+)
 from cloudpipe_server.store.registry import open_stores
 
 # from_ns/to_ns: the int64-nanosecond time codec of every stored format (the auth
 # service's account store stores its times the same way).
-__all__ = ["JobStore", "ScheduleStore", "SecretStore", "StoredSecret", "Stores", "from_ns", "open_stores", "to_ns"]
+__all__ = [
+    "AccountQuota",
+    "JobStore",
+    "QuotaStore",
+    "ScheduleStore",
+    "SecretStore",
+    "StoredSecret",
+    "Stores",
+    "from_ns",
+    "open_stores",
+    "to_ns",
+]

@@ -87,8 +87,10 @@ class JobStore(abc.ABC):
         """Atomically move up to `limit` of the oldest QUEUED jobs whose `run_after` is
         unset or not after `now` to PROCESSING, leased to `owner` until `now + lease`,
         with `attempts` incremented and `started_at = now`. No job is ever returned to
-        two claimers. With `per_account_limit` > 0, an account's jobs are skipped once
-        it has that many PROCESSING (other accounts' later jobs go first). SQLite and
+        two claimers. An account's jobs are skipped once it has as many PROCESSING as
+        its running limit (other accounts' later jobs go first): its `max_running`
+        override in the quota store when it has one, else `per_account_limit`; 0 (or
+        less) is no limit. The override is read in the claim itself. SQLite and
         PostgreSQL enforce the limit exactly; MongoDB counts an account's PROCESSING
         jobs once per claim, so concurrent claimers can overshoot it by up to one job
         per concurrent claimer."""
@@ -469,6 +471,59 @@ class SecretStore(abc.ABC):
         propagates. Returns how many were rewritten. (Key rotation.)"""
 
 
+@dataclass(frozen=True)
+class AccountQuota:
+    """The admin's overrides of one account's quotas. None: the server's default for
+    every account (CLOUDPIPE_MAX_QUEUED_PER_ACCOUNT, _RUNNING_PER_ACCOUNT); 0: no limit;
+    N: at most N (WAITING + QUEUED jobs, PROCESSING jobs)."""
+
+    account: str
+    max_queued: int | None = None
+    max_running: int | None = None
+    updated_at: datetime | None = None  # None: no override stored
+
+    def effective(self, default_queued: int, default_running: int) -> tuple[int, int]:
+        """(max_queued, max_running) in force for the account; 0: no limit."""
+        return (
+            default_queued if self.max_queued is None else self.max_queued,
+            default_running if self.max_running is None else self.max_running,
+        )
+
+
+class QuotaStore(abc.ABC):
+    """Durable storage of per-account quota overrides (one record per account that has
+    any). All methods are coroutines and safe to call concurrently. `JobStore.claim`
+    reads the same records in its claim, so the running limit it enforces is each
+    account's own."""
+
+    @abc.abstractmethod
+    async def initialize(self) -> None:
+        """As `JobStore.initialize`, for this store's schema."""
+
+    @abc.abstractmethod
+    async def get_quota(self, account: str) -> AccountQuota:
+        """The account's overrides; both None (and `updated_at` None) when it has none.
+        Never raises NotFound: an account without a record runs under the defaults."""
+
+    @abc.abstractmethod
+    async def set_quota(
+        self, account: str, max_queued: int | None, max_running: int | None, now: datetime
+    ) -> AccountQuota:
+        """Atomically replace the account's overrides whole (a None field: the default
+        again), setting `updated_at` to `now`; both None removes the record. Values are
+        the caller's to check (not negative). Returns them as stored (with both None,
+        the record as `get_quota` then answers it)."""
+
+    @abc.abstractmethod
+    async def list_quotas(self) -> list[AccountQuota]:
+        """Every account that has an override, by account name."""
+
+    @abc.abstractmethod
+    async def delete_quota(self, account: str) -> bool:
+        """Remove the account's overrides (it runs under the defaults again); whether it
+        had any."""
+
+
 class Database(Protocol):
     """The one connection (or pool, or client) of a backend, shared by its stores."""
 
@@ -478,19 +533,21 @@ class Database(Protocol):
 
 @dataclass(frozen=True)
 class Stores:
-    """The job store, the schedule store and the secret store of one database, sharing
-    its one `database` object (as `open_stores(url)` builds them)."""
+    """The job store, the schedule store, the secret store and the quota store of one
+    database, sharing its one `database` object (as `open_stores(url)` builds them)."""
 
     jobs: JobStore
     schedules: ScheduleStore
     secrets: SecretStore
     database: Database
+    quotas: QuotaStore
 
     async def initialize(self) -> None:
         """Connect the database once and create or migrate every store's schema."""
         await self.jobs.initialize()
         await self.schedules.initialize()
         await self.secrets.initialize()
+        await self.quotas.initialize()
 
     async def close(self) -> None:
         """Close the shared database, once."""

@@ -10,6 +10,7 @@ import pymongo
 from cloudpipe_server.store.base import Stores
 from cloudpipe_server.store.mongodb.database import Doc, MongoDatabase
 from cloudpipe_server.store.mongodb.jobs import MongoJobStore
+from cloudpipe_server.store.mongodb.quotas import MongoQuotaStore
 from cloudpipe_server.store.mongodb.schedules import MongoScheduleStore
 from cloudpipe_server.store.mongodb.secrets import MongoSecretStore
 
@@ -27,7 +28,9 @@ def open_stores(
     `client` injects an already-built client (then never closed here); `transactions`
     forces transactions on or off (default: ask the server)."""
     mongo = MongoDatabase(url, database=database, client=client, transactions=transactions)
-    return Stores(MongoJobStore(mongo), MongoScheduleStore(mongo), MongoSecretStore(mongo), mongo)
+    return Stores(
+        MongoJobStore(mongo), MongoScheduleStore(mongo), MongoSecretStore(mongo), mongo, MongoQuotaStore(mongo)
+    )
 
 
-__all__ = ["MongoDatabase", "MongoJobStore", "MongoScheduleStore", "MongoSecretStore", "open_stores"]
+__all__ = ["MongoDatabase", "MongoJobStore", "MongoQuotaStore", "MongoScheduleStore", "MongoSecretStore", "open_stores"]

@@ -60,6 +60,7 @@ from cloudpipe_server.store.base import FinishedCount, JobStore, Purged
 from cloudpipe_server.store.mongodb import identity, output, retention
 from cloudpipe_server.store.mongodb.database import Doc, MongoDatabase
 from cloudpipe_server.store.mongodb.dependencies import settle_waiting
+from cloudpipe_server.store.mongodb.quotas import running_overrides
 from cloudpipe_server.store.mongodb.schema import NOT_STARTED, doc_to_job, new_doc, setup_jobs
 
 _WAITING, _QUEUED, _PROCESSING = JobStatus.WAITING.value, JobStatus.QUEUED.value, JobStatus.PROCESSING.value
@@ -196,7 +197,13 @@ class MongoJobStore(JobStore):
             change = {"$set": fresh, "$inc": {"attempts": 1}}
             due: Doc = {"status": _QUEUED, "$or": [{"run_after": None}, {"run_after": {"$lte": to_ns(now)}}]}
             running: dict[str, int] = {}
-            if per_account_limit > 0:  # concurrent claimers may overshoot, each by one job: see base.py
+            overrides = running_overrides(self._mongo.db)  # each account's own running limit, if set
+
+            def limit_of(account: str) -> int:
+                return overrides.get(account, per_account_limit)
+
+            limited = per_account_limit > 0 or any(n > 0 for n in overrides.values())
+            if limited:  # concurrent claimers may overshoot, each by one job: see base.py
                 pipeline: list[Doc] = [
                     {"$match": {"status": _PROCESSING}},
                     {"$group": {"_id": "$account", "n": {"$sum": 1}}},
@@ -204,14 +211,14 @@ class MongoJobStore(JobStore):
                 running = {row["_id"]: row["n"] for row in self._jobs.aggregate(pipeline)}
             claimed: list[Job] = []
             while len(claimed) < limit:  # one atomic queued -> processing step per job
-                full = [account for account, n in running.items() if n >= per_account_limit > 0]
+                full = [account for account, n in running.items() if n >= limit_of(account) > 0]
                 where = {**due, "account": {"$nin": full}} if full else due
                 doc = self._jobs.find_one_and_update(
                     where, change, sort=[("_id", 1)], return_document=ReturnDocument.AFTER
                 )
                 if doc is None:
                     break
-                if per_account_limit > 0:  # counted again after each claim: a stale count errs by one job
+                if limited:  # counted again after each claim: a stale count errs by one job
                     running[doc["account"]] = self._jobs.count_documents(
                         {"status": _PROCESSING, "account": doc["account"]}
                     )

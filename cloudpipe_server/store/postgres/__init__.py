@@ -8,6 +8,7 @@ from __future__ import annotations
 from cloudpipe_server.store.base import Stores
 from cloudpipe_server.store.postgres.database import PostgresDatabase
 from cloudpipe_server.store.postgres.jobs import PostgresJobStore
+from cloudpipe_server.store.postgres.quotas import PostgresQuotaStore
 from cloudpipe_server.store.postgres.schedules import PostgresScheduleStore
 from cloudpipe_server.store.postgres.secrets import PostgresSecretStore
 
@@ -17,7 +18,14 @@ def open_stores(url: str, *, max_connections: int = 10) -> Stores:
     `postgresql://user:password@host:5432/dbname`), sharing a pool of at most
     `max_connections` connections."""
     db = PostgresDatabase(url, max_connections=max_connections)
-    return Stores(PostgresJobStore(db), PostgresScheduleStore(db), PostgresSecretStore(db), db)
+    return Stores(PostgresJobStore(db), PostgresScheduleStore(db), PostgresSecretStore(db), db, PostgresQuotaStore(db))
 
 
-__all__ = ["PostgresDatabase", "PostgresJobStore", "PostgresScheduleStore", "PostgresSecretStore", "open_stores"]
+__all__ = [
+    "PostgresDatabase",
+    "PostgresJobStore",
+    "PostgresQuotaStore",
+    "PostgresScheduleStore",
+    "PostgresSecretStore",
+    "open_stores",
+]

@@ -54,6 +54,7 @@ from cloudpipe_server.store.postgres import identity, output, retention
 from cloudpipe_server.store.postgres.database import Conn, PostgresDatabase, advisory_lock, fetch_all, fetch_one
 from cloudpipe_server.store.postgres.dependencies import settle_waiting
 from cloudpipe_server.store.postgres.output import SELECT_JOBS
+from cloudpipe_server.store.postgres.quotas import DUE_WITHIN_RUNNING_LIMIT, migrate_quotas, running_limited
 from cloudpipe_server.store.postgres.schema import JOB_MIGRATIONS, JOB_VERSION_TABLE, MIGRATE_LOCK
 
 # Key of the transaction-scoped advisory lock of submits (any constant unique to Cloudpipe).
@@ -67,14 +68,6 @@ _CLAIM = (
 _DUE = (
     " WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %s)"
     " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING *"
-)
-# Due queued jobs within each account's running allowance (as in sqlite/jobs.py).
-_DUE_WITHIN_ACCOUNT_LIMIT = (
-    " WHERE id IN (SELECT q.id FROM (SELECT id, account, ROW_NUMBER() OVER (PARTITION BY account ORDER BY id) AS n"
-    " FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %s)) q"
-    " LEFT JOIN (SELECT account, COUNT(*) AS running FROM jobs WHERE status = 'processing' GROUP BY account) r"
-    " ON r.account = q.account WHERE q.n + COALESCE(r.running, 0) <= %s ORDER BY q.id LIMIT %s)"
-    " AND status = 'queued' RETURNING *"
 )
 
 _UNFINISHED = [s.value for s in JobStatus if not s.terminal]
@@ -105,6 +98,7 @@ class PostgresJobStore(JobStore):
 
     async def initialize(self) -> None:
         await self._db.connect(JOB_MIGRATIONS, version_table=JOB_VERSION_TABLE, lock=MIGRATE_LOCK)
+        await migrate_quotas(self._db)  # the claim reads the accounts' running limits
 
     async def close(self) -> None:
         await self._db.close()
@@ -164,15 +158,16 @@ class PostgresJobStore(JobStore):
     ) -> list[Job]:
         lease_args = (owner, to_ns(now + lease), to_ns(now))
         async with self._db.connection() as conn:
-            if per_account_limit <= 0:
+            if not await running_limited(conn, per_account_limit):
                 rows = await fetch_all(conn, _CLAIM + _DUE, (*lease_args, to_ns(now), limit))
             else:
                 # Counting running jobs per account needs a consistent view, which SKIP
-                # LOCKED cannot give: claimers that enforce the limit take turns.
+                # LOCKED cannot give: claimers that enforce a limit take turns.
+                limits = (per_account_limit, per_account_limit)
                 async with conn.transaction():
                     await advisory_lock(conn, _CLAIM_LOCK)
                     rows = await fetch_all(
-                        conn, _CLAIM + _DUE_WITHIN_ACCOUNT_LIMIT, (*lease_args, to_ns(now), per_account_limit, limit)
+                        conn, _CLAIM + DUE_WITHIN_RUNNING_LIMIT, (*lease_args, to_ns(now), *limits, limit)
                     )
         return sorted((_row_to_job(row) for row in rows), key=lambda job: job.id)
 

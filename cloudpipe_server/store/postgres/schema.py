@@ -1,7 +1,8 @@
-"""Schema of the PostgreSQL backend: `JOB_MIGRATIONS`, `SCHEDULE_MIGRATIONS` and
-`SECRET_MIGRATIONS`, each applied in order by `PostgresDatabase.connect` (`database.py`)
-under its advisory lock, with the applied version in its own table (`JOB_VERSION_TABLE`,
-`SCHEDULE_VERSION_TABLE`, `SECRET_VERSION_TABLE`). Append new migrations; never edit an
+"""Schema of the PostgreSQL backend: `JOB_MIGRATIONS`, `SCHEDULE_MIGRATIONS`,
+`SECRET_MIGRATIONS` and `QUOTA_MIGRATIONS`, each applied in order by
+`PostgresDatabase.connect` (`database.py`) under its advisory lock, with the applied
+version in its own table (`JOB_VERSION_TABLE`, `SCHEDULE_VERSION_TABLE`,
+`SECRET_VERSION_TABLE`, `QUOTA_VERSION_TABLE`). Append new migrations; never edit an
 applied one."""
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from typing import LiteralString
 JOB_VERSION_TABLE = "schema_version"
 SCHEDULE_VERSION_TABLE = "schedule_schema_version"
 SECRET_VERSION_TABLE = "secret_schema_version"
+QUOTA_VERSION_TABLE = "quota_schema_version"
 
 # Keys of the transaction-scoped advisory locks of migrations (any constants unique to Cloudpipe).
 MIGRATE_LOCK = 0x436C_6F75_6400_0001
 MIGRATE_LOCK_SCHEDULES = 0x436C_6F75_6400_0010
 MIGRATE_LOCK_SECRETS = 0x436C_6F75_6400_0020
+MIGRATE_LOCK_QUOTAS = 0x436C_6F75_6400_0030
 
 JOB_MIGRATIONS: list[str] = [
     # 1: jobs
@@ -136,6 +139,19 @@ SECRET_MIGRATIONS: list[LiteralString] = [
         created_at BIGINT NOT NULL,
         updated_at BIGINT NOT NULL,
         PRIMARY KEY (account, name)
+    );
+    """,
+]
+
+QUOTA_MIGRATIONS: list[LiteralString] = [
+    # 1: the admin's per-account quota overrides (quotas.py); NULL: the server's default.
+    # The job store's claim reads it too (jobs.py), so the job store applies these as well.
+    """
+    CREATE TABLE account_quotas (
+        account TEXT PRIMARY KEY,
+        max_queued INTEGER,
+        max_running INTEGER,
+        updated_at BIGINT NOT NULL
     );
     """,
 ]

@@ -10,6 +10,7 @@ from pathlib import Path
 from cloudpipe_server.store.base import Stores
 from cloudpipe_server.store.sqlite.database import SqliteDatabase
 from cloudpipe_server.store.sqlite.jobs import SqliteJobStore
+from cloudpipe_server.store.sqlite.quotas import SqliteQuotaStore
 from cloudpipe_server.store.sqlite.schedules import SqliteScheduleStore
 from cloudpipe_server.store.sqlite.secrets import SqliteSecretStore
 
@@ -17,7 +18,14 @@ from cloudpipe_server.store.sqlite.secrets import SqliteSecretStore
 def open_stores(path: str | Path) -> Stores:
     """Every store on the SQLite file at `path` (":memory:" for a throwaway database)."""
     db = SqliteDatabase(path)
-    return Stores(SqliteJobStore(db), SqliteScheduleStore(db), SqliteSecretStore(db), db)
+    return Stores(SqliteJobStore(db), SqliteScheduleStore(db), SqliteSecretStore(db), db, SqliteQuotaStore(db))
 
 
-__all__ = ["SqliteDatabase", "SqliteJobStore", "SqliteScheduleStore", "SqliteSecretStore", "open_stores"]
+__all__ = [
+    "SqliteDatabase",
+    "SqliteJobStore",
+    "SqliteQuotaStore",
+    "SqliteScheduleStore",
+    "SqliteSecretStore",
+    "open_stores",
+]

@@ -39,19 +39,10 @@ from cloudpipe_server.store._shared import (
 from cloudpipe_server.store.base import FinishedCount, JobStore, Purged
 from cloudpipe_server.store.sqlite import dependencies, identity, output, retention
 from cloudpipe_server.store.sqlite.database import SqliteDatabase
+from cloudpipe_server.store.sqlite.quotas import WITHIN_RUNNING_LIMIT, migrate_quotas, running_limited
 from cloudpipe_server.store.sqlite.schema import JOB_MIGRATIONS
 
 _UNFINISHED = tuple(s.value for s in JobStatus if not s.terminal)
-
-
-# Due queued jobs, each account's oldest first, that fit in its running allowance (the
-# per-account limit minus its PROCESSING jobs). Parameters: now, the per-account limit.
-_WITHIN_ACCOUNT_LIMIT = (
-    "SELECT q.id AS id FROM (SELECT id, account, ROW_NUMBER() OVER (PARTITION BY account ORDER BY id) AS n"
-    " FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= ?)) q"
-    " LEFT JOIN (SELECT account, COUNT(*) AS running FROM jobs WHERE status = 'processing' GROUP BY account) r"
-    " ON r.account = q.account WHERE q.n + COALESCE(r.running, 0) <= ?"
-)
 
 
 class SqliteJobStore(JobStore):
@@ -63,6 +54,7 @@ class SqliteJobStore(JobStore):
 
     async def initialize(self) -> None:
         await self._db.connect(JOB_MIGRATIONS)
+        await migrate_quotas(self._db)  # the claim reads the accounts' running limits
 
     async def close(self) -> None:
         await self._db.close()
@@ -153,8 +145,8 @@ class SqliteJobStore(JobStore):
         def claim(conn: sqlite3.Connection) -> list[Job]:
             due = "SELECT id FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= ?)"
             args: tuple[object, ...] = (to_ns(now),)
-            if per_account_limit > 0:
-                due, args = _WITHIN_ACCOUNT_LIMIT, (to_ns(now), per_account_limit)
+            if running_limited(conn, per_account_limit):
+                due, args = WITHIN_RUNNING_LIMIT, (to_ns(now), per_account_limit, per_account_limit)
             rows = conn.execute(
                 "UPDATE jobs SET status = 'processing', lease_owner = ?, lease_expires_at = ?,"
                 " attempts = attempts + 1, started_at = ?, container_started_at = NULL,"

@@ -1,7 +1,8 @@
 """Schema of the SQLite backend, every store in one file: `JOB_MIGRATIONS` (applied
-version in `PRAGMA user_version`), `SCHEDULE_MIGRATIONS` and `SECRET_MIGRATIONS` (applied
-versions in the `SCHEDULE_VERSION_TABLE` and `SECRET_VERSION_TABLE` tables, since the job
-store owns user_version), each applied in order by `SqliteDatabase.connect`. Append new
+version in `PRAGMA user_version`), `SCHEDULE_MIGRATIONS`, `SECRET_MIGRATIONS` and
+`QUOTA_MIGRATIONS` (applied versions in the `SCHEDULE_VERSION_TABLE`,
+`SECRET_VERSION_TABLE` and `QUOTA_VERSION_TABLE` tables, since the job store owns
+user_version), each applied in order by `SqliteDatabase.connect`. Append new
 migrations; never edit an applied one."""
 
 from __future__ import annotations
@@ -135,5 +136,20 @@ SECRET_MIGRATIONS: list[str] = [
         updated_at INTEGER NOT NULL,
         PRIMARY KEY (account, name)
     );
+    """,
+]
+
+QUOTA_VERSION_TABLE = "quota_schema"
+
+QUOTA_MIGRATIONS: list[str] = [
+    # 1: the admin's per-account quota overrides (quotas.py); NULL: the server's default.
+    # The job store's claim reads it too (jobs.py), so the job store applies these as well.
+    """
+    CREATE TABLE account_quotas (
+        account TEXT PRIMARY KEY,
+        max_queued INTEGER,
+        max_running INTEGER,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
     """,
 ]
