@@ -30,7 +30,7 @@ from cloudpipe_auth.internal import create_internal_app
 from cloudpipe_auth.sqlite import open_account_store
 from cloudpipe_common.errors import CloudpipeError
 from cloudpipe_common.listen import split_host_port
-from cloudpipe_common.logs import configure_logging, log_format
+from cloudpipe_common.logs import FORMATS, configure_logging, log_format
 from cloudpipe_common.ratelimit import FailureLimiter, LimiterConfig
 
 log = logging.getLogger("cloudpipe_auth")
@@ -136,10 +136,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, help="where auth.db lives")
     parser.add_argument("--store-url", help="sqlite:///PATH (default <data-dir>/auth.db)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--log-format",
+        type=str.lower,
+        choices=FORMATS,
+        help="text (the default) or json, one object a line (CLOUDPIPE_LOG_FORMAT)",
+    )
+    args = vars(parser.parse_args(argv))
+    chosen_format = args.pop("log_format")
     try:
-        settings = AuthServiceSettings.from_env(**vars(args))
-        fmt = log_format(os.environ)
+        settings = AuthServiceSettings.from_env(**args)
+        fmt = log_format(os.environ, chosen_format)
     except CloudpipeError as exc:
         print(f"cloudpipe-auth: {exc}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from cloudpipe_common.logs import configure_logging, log_format
+from cloudpipe_common.logs import FORMATS, configure_logging, log_format
 from cloudpipe_server.app import rotate_secrets_key, start_server
 from cloudpipe_server.config import Settings
 from cloudpipe_server.errors import CloudpipeError
@@ -31,6 +31,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-concurrent-jobs", type=int, help="containers run at once by this server")
     parser.add_argument("--default-image", help="image for jobs that name none")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument(
+        "--log-format",
+        type=str.lower,
+        choices=FORMATS,
+        help="text (the default) or json, one object a line (CLOUDPIPE_LOG_FORMAT)",
+    )
     parser.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds running jobs get on SIGTERM")
     parser.add_argument(
         "--rotate-secrets-key",
@@ -71,7 +77,7 @@ def main(argv: list[str] | None = None, *, executor: ExecutorFactory | None = No
             log_level=args.log_level,
             allow_anonymous=args.allow_anonymous,
         )
-        fmt = log_format(os.environ)
+        fmt = log_format(os.environ, args.log_format)
     except CloudpipeError as exc:
         print(f"cloudpipe-server: {exc}", file=sys.stderr)
         return 2

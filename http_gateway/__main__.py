@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from cloudpipe_common.errors import InvalidArgument
-from cloudpipe_common.logs import configure_logging, log_format
+from cloudpipe_common.logs import FORMATS, configure_logging, log_format
 from http_gateway.app import create_app
 from http_gateway.config import GatewaySettings, SettingsError
 
@@ -39,6 +39,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--auth-style", help="style reported by /v1/auth_service (CLOUDPIPE_GATEWAY_AUTH_STYLE, null)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING... (CLOUDPIPE_GATEWAY_LOG_LEVEL)")
     parser.add_argument(
+        "--log-format",
+        type=str.lower,
+        choices=FORMATS,
+        help="text (the default) or json, one object a line (CLOUDPIPE_LOG_FORMAT)",
+    )
+    parser.add_argument(
         "--access-log", action="store_true", default=None, help="log every request (CLOUDPIPE_GATEWAY_ACCESS_LOG)"
     )
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (CLOUDPIPE_GATEWAY_TLS_CERT)")
@@ -53,10 +59,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = vars(parse_args(argv))
+    chosen_format = args.pop("log_format")
     try:
-        settings = GatewaySettings.from_env(**vars(args))
-        fmt = log_format(os.environ)
+        settings = GatewaySettings.from_env(**args)
+        fmt = log_format(os.environ, chosen_format)
     except (SettingsError, InvalidArgument) as exc:
         print(f"cloudpipe-gateway: {exc}", file=sys.stderr)
         return 2

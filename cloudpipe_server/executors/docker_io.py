@@ -5,6 +5,7 @@ threads (so a server that stops never waits for a container it leaves behind).""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import logging
 import socket
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 from docker.utils.socket import frames_iter
 
+from cloudpipe_common.logs import job_fields
 from cloudpipe_server.models import Collected, OutputChunk, Stream
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ def in_daemon_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     Unlike `asyncio.to_thread`, interpreter exit does not wait for it."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()  # the caller's log fields (its job), as to_thread does
 
     def settle(value: T | None, error: BaseException | None) -> None:
         if future.cancelled():
@@ -39,7 +42,7 @@ def in_daemon_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
 
     def target() -> None:
         try:
-            value = fn(*args)
+            value = context.run(fn, *args)
         except BaseException as exc:  # handed to the awaiting task
             loop.call_soon_threadsafe(settle, None, exc)
         else:
@@ -103,7 +106,7 @@ class AttachedStreams:
                 if chunk is not None:
                     self._on_chunk(chunk)
         except (OSError, ValueError) as exc:  # ValueError: read on a closed socket
-            log.debug("job %d: output stream ended: %s", self._job_id, exc)
+            log.debug("job %d: output stream ended: %s", self._job_id, exc, extra=job_fields(self._job_id))
 
     def write_stdin(self, data: bytes, *, then_close: bool = False) -> bool:
         """Send bytes to the job's stdin. False when stdin is closed or the job is gone."""
@@ -117,7 +120,7 @@ class AttachedStreams:
                     self._close_stdin()
                 return True
             except OSError as exc:  # the job exited without reading everything
-                log.info("job %d: stdin not fully consumed: %s", self._job_id, exc)
+                log.info("job %d: stdin not fully consumed: %s", self._job_id, exc, extra=job_fields(self._job_id))
                 self._stdin_open = False
                 return False
 
