@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from cloudpipe_server.metrics import ServerMetrics
-from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
+from cloudpipe_server.models import Attempt, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
 from cloudpipe_server.store.base import FinishedCount, JobStore, Purged
 
 T = TypeVar("T")
@@ -65,6 +65,9 @@ class MeteredStore(JobStore):
 
     async def get(self, job_id: int, account: str | None = None, *, with_output: bool = True) -> Job:
         return await self._timed("get", self._inner.get(job_id, account, with_output=with_output))
+
+    async def attempts(self, job_id: int, account: str | None = None) -> list[Attempt]:
+        return await self._timed("attempts", self._inner.attempts(job_id, account))
 
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
         return await self._timed("list_jobs", self._inner.list_jobs(account, query))

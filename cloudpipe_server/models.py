@@ -147,6 +147,29 @@ class Job:
         return self.finished_at - self.container_started_at
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One ended run of a job (`JobStore.attempts`): its number (the job's `attempts`
+    when it was claimed), when it was claimed and when it ended, and how: DONE, ERROR,
+    KILLED or STALLED when the job ended with it, QUEUED when its runner was lost and
+    the job was requeued for another attempt. `owner` held its lease (a server's
+    dispatcher); `reason` is cut to `ATTEMPT_REASON_BYTES` of UTF-8."""
+
+    job_id: int
+    number: int
+    status: JobStatus
+    ended_at: datetime
+    started_at: datetime | None = None
+    return_code: int | None = None
+    reason: str = ""
+    owner: str = ""
+
+
+ATTEMPT_REASON_BYTES = 1024
+# An attempt's history keeps the latest ones only (a job retried without end would grow it).
+ATTEMPTS_KEPT = 50
+
+
 class Stream(enum.IntEnum):
     """Output streams, numbered as Docker numbers them."""
 

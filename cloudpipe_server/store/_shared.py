@@ -24,7 +24,9 @@ from cloudpipe_common.timestamps import from_ns as from_ns
 from cloudpipe_common.timestamps import to_ns as to_ns
 from cloudpipe_server.errors import AlreadyExists, NotFound
 from cloudpipe_server.models import (
+    ATTEMPT_REASON_BYTES,
     TERMINAL_STATUSES,
+    Attempt,
     Collected,
     Job,
     JobSpec,
@@ -228,6 +230,58 @@ def decide_reap(job: Job, now: datetime, max_attempts: int) -> Reaped:
         return Reaped(JobStatus.STALLED, f"the runner of this job was lost and it used all {max_attempts} attempts")
     reason = f"requeued after its runner was lost (attempt {job.attempts} of {max_attempts})"
     return Reaped(JobStatus.QUEUED, reason, now + backoff(job.attempts))
+
+
+def attempt_reason(reason: str) -> str:
+    """`reason` as an attempt keeps it: at most `ATTEMPT_REASON_BYTES` of UTF-8, never
+    cut inside a character."""
+    data = reason.encode()
+    if len(data) <= ATTEMPT_REASON_BYTES:
+        return reason
+    return data[:ATTEMPT_REASON_BYTES].decode(errors="ignore")
+
+
+def attempt_values(attempt: Attempt) -> dict[str, Any]:
+    """An ended attempt as stored: a row's columns (named parameters), or the fields of
+    the document embedded in its job's; the reason cut by `attempt_reason`."""
+    return {
+        "job_id": attempt.job_id,
+        "attempt": attempt.number,
+        "status": attempt.status.value,
+        "started_at": to_ns(attempt.started_at),
+        "ended_at": to_ns(attempt.ended_at),
+        "return_code": attempt.return_code,
+        "reason": attempt_reason(attempt.reason),
+        "owner": attempt.owner,
+    }
+
+
+def attempt_from_record(record: Record) -> Attempt:
+    """The inverse of `attempt_values`."""
+    return Attempt(
+        job_id=record["job_id"],
+        number=record["attempt"],
+        status=JobStatus(record["status"]),
+        ended_at=at_ns(record["ended_at"]),
+        started_at=from_ns(record["started_at"]),
+        return_code=record["return_code"],
+        reason=record["reason"],
+        owner=record["owner"],
+    )
+
+
+def reaped_attempt(job: Job, decision: Reaped, now: datetime) -> Attempt:
+    """The attempt a reap ends: the lease holder's run of `job` (as read before the
+    reap), requeued (QUEUED) or ended as `decision` says."""
+    return Attempt(
+        job_id=job.id,
+        number=job.attempts,
+        status=decision.status,
+        ended_at=now,
+        started_at=job.started_at,
+        reason=decision.reason,
+        owner=job.lease_owner,
+    )
 
 
 @dataclass(frozen=True)

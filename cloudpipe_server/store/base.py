@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
+from cloudpipe_server.models import Attempt, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
 from cloudpipe_server.scheduler.models import Fire, FireOutcome, SavedJob, Schedule, ScheduleSpec
 
 
@@ -74,6 +74,16 @@ class JobStore(abc.ABC):
         output appended so far; with `with_output=False` they are left empty (b"")
         instead, sparing the read of its chunks, for callers that need only the
         status. A finished job's outputs are always there."""
+
+    @abc.abstractmethod
+    async def attempts(self, job_id: int, account: str | None = None) -> list[Attempt]:
+        """The job's ended attempts, oldest first: the latest `ATTEMPTS_KEPT` of them.
+        An attempt is recorded in the same transaction (for MongoDB: the same document
+        update) as the change that ends it: `finish` (its status the job's final one),
+        `reap_expired` (QUEUED when it requeued the job, else the status the job ended
+        with); an `unclaim`ed attempt is not counted, so none is recorded. A running
+        attempt is not in the list (the job's `attempts` counts it). Deleting a job
+        deletes its attempts. Raises NotFound like `get`."""
 
     @abc.abstractmethod
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:

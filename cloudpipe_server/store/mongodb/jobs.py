@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bson import Binary
@@ -54,10 +55,30 @@ from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, DocumentTooLarge, OperationFailure
 
 from cloudpipe_server.errors import InvalidArgument, NotFound
-from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
-from cloudpipe_server.store._shared import collected_to_doc, decide_reap, dedupe, int64, keys_of, offset64, to_ns
+from cloudpipe_server.models import (
+    TERMINAL_STATUSES,
+    Attempt,
+    Job,
+    JobQuery,
+    JobSpec,
+    JobStatus,
+    Outcome,
+    OutputChunk,
+    Stream,
+)
+from cloudpipe_server.store._shared import (
+    collected_to_doc,
+    decide_reap,
+    dedupe,
+    from_ns,
+    int64,
+    keys_of,
+    offset64,
+    reaped_attempt,
+    to_ns,
+)
 from cloudpipe_server.store.base import FinishedCount, JobStore, Purged
-from cloudpipe_server.store.mongodb import identity, output, retention
+from cloudpipe_server.store.mongodb import attempts, identity, output, retention
 from cloudpipe_server.store.mongodb.database import Doc, MongoDatabase
 from cloudpipe_server.store.mongodb.dependencies import settle_waiting
 from cloudpipe_server.store.mongodb.quotas import running_overrides
@@ -157,7 +178,7 @@ class MongoJobStore(JobStore):
     def _get(self, job_id: int, account: str | None, with_output: bool = True) -> Job:
         job_id = int64(job_id)
         while True:
-            doc = self._jobs.find_one({"_id": job_id})
+            doc = self._jobs.find_one({"_id": job_id}, attempts.WITHOUT_ATTEMPTS)
             if doc is None or (account is not None and doc["account"] != account):
                 raise NotFound(f"job {job_id} not found")
             if not with_output:
@@ -165,6 +186,9 @@ class MongoJobStore(JobStore):
             job = output.with_live_output(self._mongo.db, doc_to_job(doc))
             if job.status is not JobStatus.PROCESSING or output.still_running(self._mongo.db, job_id, job.attempts):
                 return job
+
+    async def attempts(self, job_id: int, account: str | None = None) -> list[Attempt]:
+        return await self._mongo.run(attempts.read, self._jobs, job_id, account)
 
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
         filters: list[tuple[object, str, str, object]] = [
@@ -182,7 +206,7 @@ class MongoJobStore(JobStore):
                 where.setdefault(field, {})[operator] = value
 
         def read() -> list[Job]:
-            cursor = self._jobs.find(where).sort("_id", -1 if query.newest_first else 1)
+            cursor = self._jobs.find(where, attempts.WITHOUT_ATTEMPTS).sort("_id", -1 if query.newest_first else 1)
             return [doc_to_job(doc) for doc in cursor.limit(max(query.limit, 0))]
 
         # MongoDB reads limit 0 as "no limit", SQL as "nothing"; negative is "no limit" in both.
@@ -287,14 +311,25 @@ class MongoJobStore(JobStore):
             "lease_expires_at": None,
         }
         while True:  # compare-and-set on kill_requested: a kill may arrive meanwhile
-            doc = self._jobs.find_one(held, {"kill_requested": 1})
+            doc = self._jobs.find_one(held, {"kill_requested": 1, "attempts": 1, "started_at": 1})
             if doc is None:
                 return False
             killed = doc["kill_requested"] and outcome.status is JobStatus.ERROR
-            where = {**held, "kill_requested": doc["kill_requested"]}
-            change = {**fields, "status": JobStatus.KILLED.value if killed else outcome.status.value}
+            status = JobStatus.KILLED if killed else outcome.status
+            where = {**held, "kill_requested": doc["kill_requested"], "attempts": doc["attempts"]}
+            change = {**fields, "status": status.value}
+            ended = Attempt(
+                job_id=job_id,
+                number=doc["attempts"],
+                status=status,
+                ended_at=outcome.finished_at,
+                started_at=from_ns(doc["started_at"]),
+                return_code=outcome.return_code,
+                reason=outcome.reason,
+                owner=owner,
+            )
             try:
-                done = self._jobs.update_one(where, {"$set": change}).matched_count
+                done = self._jobs.update_one(where, {"$set": change, "$push": attempts.push(ended)}).matched_count
             except (DocumentTooLarge, OperationFailure) as exc:
                 if isinstance(exc, OperationFailure) and exc.code not in _TOO_LARGE:
                     raise
@@ -302,7 +337,8 @@ class MongoJobStore(JobStore):
                 reason = f"the job's outputs ({size} bytes) exceed MongoDB's 16 MiB document limit and were dropped"
                 empty = {name: NOT_STARTED[name] for name in ("stdout", "stderr", "result")}
                 change = {**change, **empty, "status": JobStatus.ERROR.value, "reason": reason}
-                done = self._jobs.update_one(where, {"$set": change}).matched_count
+                ended = replace(ended, status=JobStatus.ERROR, reason=reason)
+                done = self._jobs.update_one(where, {"$set": change, "$push": attempts.push(ended)}).matched_count
             if done:
                 output.discard(self._mongo.db, job_id)
                 settle_waiting(self._jobs, outcome.finished_at, [job_id])
@@ -433,7 +469,7 @@ class MongoJobStore(JobStore):
     def _reap_expired(self, now: datetime, max_attempts: int) -> list[Job]:
         expired = {"status": _PROCESSING, "lease_expires_at": {"$lt": to_ns(now)}}
         reaped: list[int] = []
-        for doc in list(self._jobs.find(expired).sort("_id", 1)):
+        for doc in list(self._jobs.find(expired, attempts.WITHOUT_ATTEMPTS).sort("_id", 1)):
             job = doc_to_job(doc)
             kept: Doc = {}
             decision = decide_reap(job, now, max_attempts)
@@ -447,8 +483,11 @@ class MongoJobStore(JobStore):
             # Conditional on what was read: a lease extended or a job finished meanwhile is left alone.
             same = {**expired, "_id": job.id, "lease_owner": job.lease_owner, "kill_requested": job.kill_requested}
             change |= {"lease_owner": "", "lease_expires_at": None}
+            ended = reaped_attempt(job, decision, now)
             try:
-                matched = self._jobs.update_one(same, {"$set": change | kept}).matched_count
+                matched = self._jobs.update_one(
+                    same, {"$set": change | kept, "$push": attempts.push(ended)}
+                ).matched_count
             except (DocumentTooLarge, OperationFailure) as exc:
                 if isinstance(exc, OperationFailure) and exc.code not in _TOO_LARGE:
                     raise
@@ -456,7 +495,8 @@ class MongoJobStore(JobStore):
                 change["reason"] += (
                     f"; its output ({size} bytes) exceeds MongoDB's 16 MiB document limit and was dropped"
                 )
-                matched = self._jobs.update_one(same, {"$set": change}).matched_count
+                ended = replace(ended, reason=change["reason"])
+                matched = self._jobs.update_one(same, {"$set": change, "$push": attempts.push(ended)}).matched_count
             if matched:
                 output.discard(self._mongo.db, job.id, up_to_attempt=job.attempts)
                 reaped.append(job.id)

@@ -37,8 +37,19 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from cloudpipe_server.errors import InvalidArgument, NotFound
-from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
+from cloudpipe_server.models import (
+    TERMINAL_STATUSES,
+    Attempt,
+    Job,
+    JobQuery,
+    JobSpec,
+    JobStatus,
+    Outcome,
+    OutputChunk,
+    Stream,
+)
 from cloudpipe_server.store._shared import (
+    attempt_reason,
     collected_to_doc,
     decide_reap,
     dedupe,
@@ -46,11 +57,12 @@ from cloudpipe_server.store._shared import (
     job_from_record,
     keys_of,
     offset64,
+    reaped_attempt,
     spec_to_doc,
     to_ns,
 )
 from cloudpipe_server.store.base import FinishedCount, JobStore, Purged
-from cloudpipe_server.store.postgres import identity, output, retention
+from cloudpipe_server.store.postgres import attempts, identity, output, retention
 from cloudpipe_server.store.postgres.database import Conn, PostgresDatabase, advisory_lock, fetch_all, fetch_one
 from cloudpipe_server.store.postgres.dependencies import settle_waiting
 from cloudpipe_server.store.postgres.output import SELECT_JOBS
@@ -68,6 +80,17 @@ _CLAIM = (
 _DUE = (
     " WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %s)"
     " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING *"
+)
+
+# Parameters: whether the outcome is ERROR, its status, finished_at, reason, return_code,
+# stdout, stderr, result, collected, the lease (`output.HELD`), then the attempt's
+# (`attempts.FINISH_RECORDING`). Returns the id when the lease was held.
+_FINISH = attempts.FINISH_RECORDING.format(
+    update="UPDATE jobs SET status = CASE WHEN kill_requested AND %s THEN 'killed' ELSE %s END,"
+    " finished_at = %s, reason = %s, return_code = %s, stdout = %s, stderr = %s, result = %s,"
+    " collected = %s, lease_owner = '', lease_expires_at = NULL WHERE "
+    + output.HELD
+    + " RETURNING id, attempts, status, started_at"
 )
 
 _UNFINISHED = [s.value for s in JobStatus if not s.terminal]
@@ -134,6 +157,11 @@ class PostgresJobStore(JobStore):
     async def get(self, job_id: int, account: str | None = None, *, with_output: bool = True) -> Job:
         async with self._db.connection() as conn:
             return await _get(conn, job_id, account, with_output=with_output)
+
+    async def attempts(self, job_id: int, account: str | None = None) -> list[Attempt]:
+        async with self._db.connection() as conn:
+            await _get(conn, job_id, account, with_output=False)
+            return await attempts.read(conn, int64(job_id))
 
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
         filters: list[tuple[object, LiteralString, object]] = [
@@ -226,12 +254,20 @@ class PostgresJobStore(JobStore):
             # One transaction whose DELETE starts after the UPDATE locked the row, so it sees
             # every append that committed before (see output.py); one round trip.
             async with output.pipelined_transaction(conn):
+                recorded = (to_ns(outcome.finished_at), outcome.return_code, attempt_reason(outcome.reason), owner)
                 cursor = await conn.execute(
-                    "UPDATE jobs SET status = CASE WHEN kill_requested AND %s THEN 'killed' ELSE %s END,"
-                    " finished_at = %s, reason = %s, return_code = %s, stdout = %s, stderr = %s, result = %s,"
-                    " collected = %s, lease_owner = '', lease_expires_at = NULL WHERE " + output.HELD + " RETURNING id",
-                    (outcome.status is JobStatus.ERROR, outcome.status.value, *ended, *blobs, collected, *lease),
+                    _FINISH,
+                    (
+                        outcome.status is JobStatus.ERROR,
+                        outcome.status.value,
+                        *ended,
+                        *blobs,
+                        collected,
+                        *lease,
+                        *recorded,
+                    ),
                 )
+                await attempts.trim(conn, job_id)
                 await output.discard_ended(conn, job_id)
             if await cursor.fetchone() is None:
                 return False
@@ -365,6 +401,7 @@ class PostgresJobStore(JobStore):
                             (decision.status.value, to_ns(now), decision.reason, job.id),
                         )
                         ended.append(job.id)
+                    await attempts.record(conn, reaped_attempt(job, decision, now))
                 await output.discard(conn, requeued)  # a new attempt starts with no output
                 await output.keep(conn, ended)
             await settle_waiting(conn, now, None)  # every pass: see dependencies.py

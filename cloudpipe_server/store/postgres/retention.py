@@ -2,7 +2,8 @@
 bounded retention batches (`JobStore.delete_finished`, `JobStore.purge`). Each runs in
 one transaction; retention batches lock their rows with SKIP LOCKED, so servers sharing
 the store purge different jobs at once. A finished job a WAITING job still depends on
-stays (the waiting job is settled by its dependencies' statuses)."""
+stays (the waiting job is settled by its dependencies' statuses). A job's attempts
+(`attempts.py`) are deleted with it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import datetime
 from cloudpipe_server.errors import FailedPrecondition, NotFound
 from cloudpipe_server.models import TERMINAL_STATUSES
 from cloudpipe_server.store._shared import decide_trim, int64, to_ns
+from cloudpipe_server.store.postgres import attempts
 from cloudpipe_server.store.postgres.database import Conn, fetch_all, fetch_one
 
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
@@ -104,4 +106,5 @@ async def trim_output(conn: Conn, budget: int, limit: int) -> int:
 async def _delete(conn: Conn, ids: Sequence[int]) -> None:
     if ids:
         await conn.execute("DELETE FROM job_output WHERE job_id = ANY(%s)", (list(ids),))
+        await attempts.delete(conn, ids)
         await conn.execute("DELETE FROM jobs WHERE id = ANY(%s)", (list(ids),))

@@ -24,20 +24,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cloudpipe_server.errors import InvalidArgument, NotFound
-from cloudpipe_server.models import Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
+from cloudpipe_server.models import Attempt, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
 from cloudpipe_server.store._shared import (
     collected_to_doc,
     decide_reap,
     dedupe,
+    from_ns,
     int64,
     job_from_record,
     keys_of,
     offset64,
+    reaped_attempt,
     spec_to_doc,
     to_ns,
 )
 from cloudpipe_server.store.base import FinishedCount, JobStore, Purged
-from cloudpipe_server.store.sqlite import dependencies, identity, output, retention
+from cloudpipe_server.store.sqlite import attempts, dependencies, identity, output, retention
 from cloudpipe_server.store.sqlite.database import SqliteDatabase
 from cloudpipe_server.store.sqlite.quotas import WITHIN_RUNNING_LIMIT, migrate_quotas, running_limited
 from cloudpipe_server.store.sqlite.schema import JOB_MIGRATIONS
@@ -106,6 +108,13 @@ class SqliteJobStore(JobStore):
 
         if not with_output:
             return await self._db.run(lambda conn: _get(conn, job_id, account))
+        return await self._db.run(read, snapshot=True)
+
+    async def attempts(self, job_id: int, account: str | None = None) -> list[Attempt]:
+        def read(conn: sqlite3.Connection) -> list[Attempt]:
+            _get(conn, job_id, account)
+            return attempts.read(conn, job_id)
+
         return await self._db.run(read, snapshot=True)
 
     async def list_jobs(self, account: str, query: JobQuery) -> list[Job]:
@@ -214,7 +223,8 @@ class SqliteJobStore(JobStore):
     async def finish(self, job_id: int, owner: str, outcome: Outcome, *, attempt: int | None = None) -> bool:
         def update(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
-                f"SELECT kill_requested FROM jobs WHERE {output.HELD}", (job_id, owner, attempt, attempt)
+                f"SELECT kill_requested, attempts, started_at FROM jobs WHERE {output.HELD}",
+                (job_id, owner, attempt, attempt),
             ).fetchone()
             if row is None:
                 return False
@@ -237,6 +247,17 @@ class SqliteJobStore(JobStore):
                     job_id,
                 ),
             )
+            ended = Attempt(
+                job_id=job_id,
+                number=row["attempts"],
+                status=status,
+                ended_at=outcome.finished_at,
+                started_at=from_ns(row["started_at"]),
+                return_code=outcome.return_code,
+                reason=outcome.reason,
+                owner=owner,
+            )
+            attempts.record(conn, ended)
             output.discard(conn, job_id)
             dependencies.settle_waiting(conn, outcome.finished_at, [job_id])
             return True
@@ -378,6 +399,7 @@ class SqliteJobStore(JobStore):
                         (decision.status.value, to_ns(now), decision.reason, job.id),
                     )
                     output.keep(conn, job.id)
+                attempts.record(conn, reaped_attempt(job, decision, now))
                 reaped.append(job.id)
             dependencies.settle_waiting(conn, now, reaped)
             return [_get(conn, job_id, None) for job_id in reaped]

@@ -1,7 +1,8 @@
 """Removing finished jobs in the SQLite store: `rm` of a caller's jobs and the bounded
 retention batches (`JobStore.delete_finished`, `JobStore.purge`). Finished jobs have no
-chunks in `job_output` (those exist only while a job runs); their dependency rows go
-with them. Every function here runs inside the caller's transaction."""
+chunks in `job_output` (those exist only while a job runs); their dependency rows and
+their attempts (`attempts.py`) go with them. Every function here runs inside the
+caller's transaction."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import datetime
 from cloudpipe_server.errors import FailedPrecondition, NotFound
 from cloudpipe_server.models import JobStatus
 from cloudpipe_server.store._shared import decide_trim, int64, to_ns
+from cloudpipe_server.store.sqlite import attempts
 
 TERMINAL = tuple(s.value for s in JobStatus if s.terminal)
 _IN_TERMINAL = f"status IN ({','.join('?' * len(TERMINAL))})"
@@ -102,4 +104,5 @@ def _delete(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
     marks = ",".join("?" * len(ids))
     conn.execute(f"DELETE FROM job_dependencies WHERE job_id IN ({marks}) OR depends_on IN ({marks})", (*ids, *ids))
     conn.execute(f"DELETE FROM job_output WHERE job_id IN ({marks})", ids)
+    attempts.delete(conn, ids)
     conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids)

@@ -73,6 +73,21 @@ JOB_MIGRATIONS: list[str] = [
     """
     CREATE INDEX jobs_finished_at ON jobs (finished_at) WHERE finished_at IS NOT NULL;
     """,
+    # 6: the ended attempts of jobs, the latest ATTEMPTS_KEPT of each (jobs.py: written with
+    # the change that ends one; retention.py deletes them with their job)
+    """
+    CREATE TABLE job_attempts (
+        job_id INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        started_at INTEGER,
+        ended_at INTEGER NOT NULL,
+        return_code INTEGER,
+        reason TEXT NOT NULL DEFAULT '',
+        owner TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (job_id, attempt)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 SCHEDULE_VERSION_TABLE = "schedule_schema"
