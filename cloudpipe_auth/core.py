@@ -89,7 +89,7 @@ class AccountService:
             raise InvalidArgument(f"The account name {name!r} is reserved. Please choose another.")
         self._check_new_password(password)
         account = await self._store.create_account(name, await self._hasher.hash(password), self._clock())
-        log.info("account %s created%s", name, " by the admin" if by_admin else "")
+        log.info("account %s created%s", name, " by the admin" if by_admin else "", extra={"account": name})
         return account
 
     async def check_password(self, name: str, password: str, source: str) -> Account:
@@ -105,7 +105,7 @@ class AccountService:
             ok = await self._hasher.verify(account.password_hash, password)
         if not ok or account is None:
             self._limiter.fail(*keys)
-            log.info("failed login for account %s from %s", name, source)
+            log.info("failed login for account %s from %s", name, source, extra={"account": name})
             raise Unauthenticated(BAD_LOGIN)
         if self._hasher.needs_rehash(account.password_hash):
             new_hash = await self._hasher.hash(password)
@@ -117,7 +117,7 @@ class AccountService:
         self._check_new_password(new)
         await self._store.update_account(name, self._clock(), password_hash=await self._hasher.hash(new))
         await self._store.delete_sessions(name)
-        log.info("account %s changed its password; its sessions ended", name)
+        log.info("account %s changed its password; its sessions ended", name, extra={"account": name})
 
     def _check_new_password(self, password: str) -> None:
         if len(password) < self._policy.min_password_length:
@@ -133,7 +133,7 @@ class AccountService:
             raise InvalidArgument(f"The key name must have at most {MAX_KEY_NAME} characters.")
         secret = new_api_key()
         record = await self._store.add_key(account, new_key_id(), name, digest(secret), self._clock())
-        log.info("account %s: key %s (%s) issued", account, record.id, name)
+        log.info("account %s: key %s (%s) issued", account, record.id, name, extra={"account": account})
         return NewKey(record, secret)
 
     async def list_keys(self, account: str) -> list[ApiKey]:
@@ -142,7 +142,7 @@ class AccountService:
     async def revoke_key(self, account: str, key_id: str) -> None:
         if not await self._store.delete_key(account, key_id=key_id):
             raise NotFound(f"no key {key_id!r} in this account")
-        log.info("account %s: key %s revoked", account, key_id)
+        log.info("account %s: key %s revoked", account, key_id, extra={"account": account})
 
     async def revoke_key_by_secret(self, account: str, secret: str, source: str) -> None:
         """Revoke the key `secret` of `account`: holding the key is the credential (as the
@@ -154,7 +154,7 @@ class AccountService:
             self._limiter.fail(*keys)
             raise Unauthenticated("Unrecognized account or API key.")
         await self._store.delete_key(account, key_id=record.id)
-        log.info("account %s: key %s revoked by its holder", account, record.id)
+        log.info("account %s: key %s revoked by its holder", account, record.id, extra={"account": account})
 
     async def validate(self, account: str | None, secret: str) -> str | None:
         """The account `secret` belongs to (it must be `account` when that is given), or
@@ -168,7 +168,11 @@ class AccountService:
         bucket = f"key:{account if account is not None else '*'}"
         self._limiter.check(bucket, what="key")
         self._limiter.fail(bucket)
-        log.info("failed key check for account %s", account if account is not None else "(from key)")
+        log.info(
+            "failed key check for account %s",
+            account if account is not None else "(from key)",
+            extra={} if account is None else {"account": account},
+        )
         return None
 
     # -- sessions ---------------------------------------------------------------------------
@@ -179,7 +183,7 @@ class AccountService:
         token = new_session_token()
         expires = self._clock() + self._policy.session_ttl
         await self._store.add_session(digest(token), name, expires)
-        log.info("account %s logged in from %s", name, source)
+        log.info("account %s logged in from %s", name, source, extra={"account": name})
         return token, expires
 
     async def session_account(self, token: str, source: str) -> str:
@@ -218,13 +222,13 @@ class AccountService:
         account = await self._store.update_account(name, self._clock(), disabled=disabled)
         if disabled:
             await self._store.delete_sessions(name)
-        log.info("account %s %s by the admin", name, "disabled" if disabled else "enabled")
+        log.info("account %s %s by the admin", name, "disabled" if disabled else "enabled", extra={"account": name})
         return account
 
     async def delete_account(self, name: str) -> None:
         """Delete the account; its name is never registered again (AccountState)."""
         await self._store.delete_account(name, self._clock())
-        log.info("account %s deleted by the admin; its name stays taken", name)
+        log.info("account %s deleted by the admin; its name stays taken", name, extra={"account": name})
 
     async def account_state(self, name: str) -> AccountState | None:
         return await self._store.account_state(name)
@@ -232,7 +236,7 @@ class AccountService:
     async def revoke_all_keys(self, name: str) -> int:
         await self.get_account(name)
         count = await self._store.delete_keys(name)
-        log.info("account %s: %d key(s) revoked by the admin", name, count)
+        log.info("account %s: %d key(s) revoked by the admin", name, count, extra={"account": name})
         return count
 
 

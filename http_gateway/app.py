@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cloudpipe_common.logs import bind_log_context
 from cloudpipe_proto.v1 import images_pb2_grpc as images_grpc
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
@@ -170,6 +171,7 @@ class Gateway:
         metadata = multyvac.grpc_metadata(account, key)
         if metadata is None:
             raise multyvac.afail(account)
+        bind_log_context(account=account)  # the rest of the request (its own task) logs with it
         return Caller(account, metadata)
 
     async def _body(self, request: Request, caller: Caller, kill: bool = False, verified: bool = False) -> bytes:

@@ -45,6 +45,7 @@ import docker.errors
 import requests.exceptions
 from docker.types import Mount
 
+from cloudpipe_common.logs import job_fields
 from cloudpipe_server.executors.base import (
     Delivery,
     EngineLost,
@@ -295,7 +296,9 @@ class DockerExecutor(Executor):
         try:
             self.api.remove_container(container_id, force=True)
         except _ENGINE_ERRORS as exc:
-            log.warning("job %d: could not remove container %s: %s", job_id, container_id[:12], exc)
+            log.warning(
+                "job %d: could not remove container %s: %s", job_id, container_id[:12], exc, extra=job_fields(job_id)
+            )
 
     # -- one run, in a worker thread ------------------------------------------------------
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cloudpipe_common.logs import background_context
 from cloudpipe_server.executors.agent_protocol import (
     EXIT,
     READY,
@@ -131,7 +132,9 @@ class WarmContainer:
             reader, self._writer = await asyncio.open_unix_connection(sock=self._sock)
         else:
             reader, self._writer = await asyncio.open_connection(sock=self._sock)
-        self._reader_task = asyncio.create_task(self._read(reader), name=f"cloudpipe-warm-{self.id[:12]}")
+        self._reader_task = asyncio.create_task(
+            self._read(reader), name=f"cloudpipe-warm-{self.id[:12]}", context=background_context(self.key.account)
+        )  # it outlives the job that asked for the container
         try:
             self.agent = await asyncio.wait_for(asyncio.shield(self._ready), timeout)
         except TimeoutError:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from cloudpipe_common.logs import background_context
 from cloudpipe_server.executors.warm_container import PoolKey, WarmContainer
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,6 @@ class WarmPool:
                 except Exception:
                     log.exception("warm pool: background work failed")
 
-        task = asyncio.create_task(run())
+        task = asyncio.create_task(run(), context=background_context())  # pool work, no one job's
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -33,6 +33,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from cloudpipe_common.logs import job_context, job_fields
 from cloudpipe_server.errors import FailedPrecondition, NotFound, StoreUnavailable
 from cloudpipe_server.executors.base import (
     Delivery,
@@ -210,9 +211,16 @@ class Dispatcher:
             # This server lost the lease of an earlier attempt that still runs here and
             # claimed the job again: stop the earlier run (its outcome is refused by
             # the store: wrong attempt) before the new one starts.
-            log.warning("job %d: claimed again (attempt %d) while an earlier attempt runs here", job.id, job.attempts)
+            log.warning(
+                "job %d: claimed again (attempt %d) while an earlier attempt runs here",
+                job.id,
+                job.attempts,
+                extra=job_fields(job.id, job.account),
+            )
             work = self._after(earlier, job.id, work)
-        self._running[job.id] = asyncio.create_task(work, name=f"cloudpipe-job-{job.id}")
+        # the task's own context names its job: every line of its run carries job_id and account
+        context = job_context(job.id, job.account)
+        self._running[job.id] = asyncio.create_task(work, name=f"cloudpipe-job-{job.id}", context=context)
 
     async def _after(self, earlier: asyncio.Task[None], job_id: int, work: Coroutine[Any, Any, None]) -> None:
         await self._executor.kill(job_id)
@@ -250,13 +258,20 @@ class Dispatcher:
         )
         lost = set(ids) - held
         for job_id in lost:
-            log.warning("job %d: lease lost; stopping its container", job_id)
+            log.warning("job %d: lease lost; stopping its container", job_id, extra=job_fields(job_id))
         to_kill = lost | await self._store.kill_requested(list(held))
         # concurrently: each stop may wait out the grace period, and the next lease
         # extension must not wait for all of them
-        await asyncio.gather(*(self._executor.kill(job_id) for job_id in to_kill))
+        kills = (asyncio.create_task(self._executor.kill(i), context=job_context(i)) for i in to_kill)
+        await asyncio.gather(*kills)
         for job in await self._store.reap_expired(now, self._config.max_attempts):
-            log.warning("job %d: runner lost, now %s (%s)", job.id, job.status.value, job.reason)
+            log.warning(
+                "job %d: runner lost, now %s (%s)",
+                job.id,
+                job.status.value,
+                job.reason,
+                extra=job_fields(job.id, job.account),
+            )
             self._events.publish(job.id)
             if job.status is JobStatus.QUEUED:
                 self.wake()
@@ -275,11 +290,16 @@ class Dispatcher:
                 job = None
             if job is not None and job.status is JobStatus.PROCESSING and job.lease_owner == container.owner:
                 continue
-            log.info("job %d: removing orphaned container %s", container.job_id, container.container_id[:12])
+            fields = job_fields(container.job_id, job.account if job is not None else None)
+            log.info(
+                "job %d: removing orphaned container %s", container.job_id, container.container_id[:12], extra=fields
+            )
             try:
                 await self._executor.remove(container.container_id)
             except Exception:  # one bad container must not stop the sweep
-                log.exception("job %d: could not remove container %s", container.job_id, container.container_id[:12])
+                log.exception(
+                    "job %d: could not remove container %s", container.job_id, container.container_id[:12], extra=fields
+                )
 
     # -- one job ------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from cloudpipe_common.limits import MAX_JOBS_PER_SUBMIT
+from cloudpipe_common.logs import job_fields, log_context
 from cloudpipe_server.auth.base import Principal
 from cloudpipe_server.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from cloudpipe_server.executors.base import Delivery, Signal
@@ -110,7 +111,13 @@ class JobService:
         await self._check_queue_quota(caller, len(checked))
         ids = await self._store.submit(caller.account, checked, self._clock())
         for job_id, spec in zip(ids, checked, strict=True):
-            log.info("job %d: queued for account %s (%s)", job_id, caller.account, spec.image or "default image")
+            log.info(
+                "job %d: queued for account %s (%s)",
+                job_id,
+                caller.account,
+                spec.image or "default image",
+                extra=job_fields(job_id, caller.account),
+            )
         if ids:
             self._runner.wake()
         return ids
@@ -170,10 +177,11 @@ class JobService:
         return found
 
     async def kill(self, caller: Principal, job_id: int) -> Job:
-        job = await self._store.request_kill(_existing_id(job_id), caller.account, self._clock())
-        if job.status is JobStatus.PROCESSING:
-            await self._runner.kill(job_id)
-        log.info("job %d: kill requested by %s (now %s)", job_id, caller.account, job.status.value)
+        with log_context(job_id=job_id, account=caller.account):  # the executor's lines too
+            job = await self._store.request_kill(_existing_id(job_id), caller.account, self._clock())
+            if job.status is JobStatus.PROCESSING:
+                await self._runner.kill(job_id)
+            log.info("job %d: kill requested by %s (now %s)", job_id, caller.account, job.status.value)
         self._events.publish(job_id)
         return job
 

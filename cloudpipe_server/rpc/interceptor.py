@@ -28,6 +28,7 @@ from urllib.parse import unquote
 
 import grpc
 
+from cloudpipe_common.logs import bind_log_context
 from cloudpipe_common.ratelimit import FailureLimiter, address_key
 from cloudpipe_server.auth.base import Authenticator, Principal
 from cloudpipe_server.errors import CloudpipeError, TooManyAttempts, Unauthenticated, Unavailable, grpc_code
@@ -79,7 +80,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             peer = f"peer:{_peer_host(context.peer())}"
             try:
                 try:
-                    return await self._authenticator.authenticate(account, key)
+                    principal = await self._authenticator.authenticate(account, key)
+                    # the rest of the RPC (its own task) logs with the caller's account
+                    bind_log_context(account=principal.account)
+                    return principal
                 except Unauthenticated:
                     if self._limiter is not None:
                         self._limiter.check(peer)  # past the budget: throttled

@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+from cloudpipe_common.logs import job_fields
 from cloudpipe_server.auth.base import Principal, Standing
 from cloudpipe_server.errors import CloudpipeError, InvalidArgument, NotFound, Unavailable
 from cloudpipe_server.jobs.service import JobService
@@ -155,7 +156,12 @@ class Firer:
         try:
             standing = await self._accounts.standing(account)
         except Unavailable as exc:
-            log.warning("schedule fires of account %s stay pending, its standing is unknown: %s", account, exc)
+            log.warning(
+                "schedule fires of account %s stay pending, its standing is unknown: %s",
+                account,
+                exc,
+                extra={"account": account},
+            )
             return None
         return Standing.ACTIVE if standing is None else standing
 
@@ -182,10 +188,18 @@ class Firer:
                 found.update(await self._submit_account(account, [key], specs))
             return found
         except CloudpipeError as exc:
-            log.warning("schedule fires of account %s stay pending, submit failed: %s", account, exc)
+            log.warning(
+                "schedule fires of account %s stay pending, submit failed: %s", account, exc, extra={"account": account}
+            )
             return {}
         for key, job_id in zip(keys, ids, strict=True):
-            log.info("schedule %s: fire at %s submitted job %d", key[0], key[1].isoformat(), job_id)
+            log.info(
+                "schedule %s: fire at %s submitted job %d",
+                key[0],
+                key[1].isoformat(),
+                job_id,
+                extra=job_fields(job_id, account),
+            )
         return {
             key: OutcomeChange(*key, FireOutcome.PENDING, FireOutcome.RUNNING, job_id=job_id)
             for key, job_id in zip(keys, ids, strict=True)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import chain
 
+from cloudpipe_common.logs import job_fields
 from cloudpipe_server.errors import CloudpipeError
 from cloudpipe_server.scheduler.cron import Timing, cron_expression
 from cloudpipe_server.scheduler.firing import AccountCheck, Firer, JobsPort
@@ -239,7 +240,12 @@ class Scheduler:
                 continue
             if kills[schedule.id] and any(f.outcome is FireOutcome.PENDING for f in inserted):
                 for job_id in kills[schedule.id]:
-                    log.info("schedule %s: killing job %d (overlap: cancel_previous)", schedule.id, job_id)
+                    log.info(
+                        "schedule %s: killing job %d (overlap: cancel_previous)",
+                        schedule.id,
+                        job_id,
+                        extra=job_fields(job_id, schedule.account),
+                    )
                     await self._jobs.kill(schedule.account, job_id)
             for fire in inserted:
                 if self._on_fire is not None:
@@ -247,7 +253,13 @@ class Scheduler:
                 if fire.outcome is FireOutcome.PENDING:
                     to_submit.append((fire, schedule))
                 elif fire.outcome is FireOutcome.SKIPPED:
-                    log.info("schedule %s: fire at %s skipped: %s", schedule.id, fire.scheduled_at, fire.reason)
+                    log.info(
+                        "schedule %s: fire at %s skipped: %s",
+                        schedule.id,
+                        fire.scheduled_at,
+                        fire.reason,
+                        extra={"account": schedule.account},
+                    )
         await self._firer.submit(to_submit)
         return len(claimed)
 
