@@ -25,45 +25,47 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n cloudpipe_proto/v1/volumes.proto\x12\x0c\x63loudpipe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Z\n\x06Volume\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\"#\n\x13\x43reateVolumeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\" \n\x10GetVolumeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x14\n\x12ListVolumesRequest\"<\n\x13ListVolumesResponse\x12%\n\x07volumes\x18\x01 \x03(\x0b\x32\x14.cloudpipe.v1.Volume\"#\n\x13\x44\x65leteVolumeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteVolumeResponse\"\x7f\n\tFileEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x11\n\tdirectory\x18\x02 \x01(\x08\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0c\n\x04mode\x18\x04 \x01(\r\x12/\n\x0bmodified_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\x10ListFilesRequest\x12\x0e\n\x06volume\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"P\n\x11ListFilesResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.cloudpipe.v1.FileEntry\x12\x11\n\ttruncated\x18\x02 \x01(\x08\"M\n\x0bUploadStart\x12\x0e\n\x06volume\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0c\n\x04mode\x18\x04 \x01(\r\"S\n\rUploadRequest\x12*\n\x05start\x18\x01 \x01(\x0b\x32\x19.cloudpipe.v1.UploadStartH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"/\n\x0f\x44ownloadRequest\x12\x0e\n\x06volume\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"Q\n\rDownloadChunk\x12(\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x17.cloudpipe.v1.FileEntryH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"1\n\x11RemoveFileRequest\x12\x0e\n\x06volume\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"\x14\n\x12RemoveFileResponse2\xd8\x04\n\rVolumeService\x12\x41\n\x06\x43reate\x12!.cloudpipe.v1.CreateVolumeRequest\x1a\x14.cloudpipe.v1.Volume\x12;\n\x03Get\x12\x1e.cloudpipe.v1.GetVolumeRequest\x1a\x14.cloudpipe.v1.Volume\x12K\n\x04List\x12 .cloudpipe.v1.ListVolumesRequest\x1a!.cloudpipe.v1.ListVolumesResponse\x12O\n\x06\x44\x65lete\x12!.cloudpipe.v1.DeleteVolumeRequest\x1a\".cloudpipe.v1.DeleteVolumeResponse\x12L\n\tListFiles\x12\x1e.cloudpipe.v1.ListFilesRequest\x1a\x1f.cloudpipe.v1.ListFilesResponse\x12@\n\x06Upload\x12\x1b.cloudpipe.v1.UploadRequest\x1a\x17.cloudpipe.v1.FileEntry(\x01\x12H\n\x08\x44ownload\x12\x1d.cloudpipe.v1.DownloadRequest\x1a\x1b.cloudpipe.v1.DownloadChunk0\x01\x12O\n\nRemoveFile\x12\x1f.cloudpipe.v1.RemoveFileRequest\x1a .cloudpipe.v1.RemoveFileResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n cloudpipe_proto/v1/volumes.proto\x12\x0c\x63loudpipe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x01\n\x06Volume\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x12\n\nmount_path\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"L\n\x13\x43reateVolumeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nmount_path\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\" \n\x10GetVolumeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x14\n\x12ListVolumesRequest\"<\n\x13ListVolumesResponse\x12%\n\x07volumes\x18\x01 \x03(\x0b\x32\x14.cloudpipe.v1.Volume\"#\n\x13\x44\x65leteVolumeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteVolumeResponse\"\x7f\n\tFileEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x11\n\tdirectory\x18\x02 \x01(\x08\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0c\n\x04mode\x18\x04 \x01(\r\x12/\n\x0bmodified_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\x10ListFilesRequest\x12\x0e\n\x06volume\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"P\n\x11ListFilesResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.cloudpipe.v1.FileEntry\x12\x11\n\ttruncated\x18\x02 \x01(\x08\"M\n\x0bUploadStart\x12\x0e\n\x06volume\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0c\n\x04mode\x18\x04 \x01(\r\"S\n\rUploadRequest\x12*\n\x05start\x18\x01 \x01(\x0b\x32\x19.cloudpipe.v1.UploadStartH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"/\n\x0f\x44ownloadRequest\x12\x0e\n\x06volume\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"Q\n\rDownloadChunk\x12(\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x17.cloudpipe.v1.FileEntryH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"1\n\x11RemoveFileRequest\x12\x0e\n\x06volume\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"\x14\n\x12RemoveFileResponse\"4\n\x14MakeDirectoryRequest\x12\x0e\n\x06volume\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t2\xa6\x05\n\rVolumeService\x12\x41\n\x06\x43reate\x12!.cloudpipe.v1.CreateVolumeRequest\x1a\x14.cloudpipe.v1.Volume\x12;\n\x03Get\x12\x1e.cloudpipe.v1.GetVolumeRequest\x1a\x14.cloudpipe.v1.Volume\x12K\n\x04List\x12 .cloudpipe.v1.ListVolumesRequest\x1a!.cloudpipe.v1.ListVolumesResponse\x12O\n\x06\x44\x65lete\x12!.cloudpipe.v1.DeleteVolumeRequest\x1a\".cloudpipe.v1.DeleteVolumeResponse\x12L\n\tListFiles\x12\x1e.cloudpipe.v1.ListFilesRequest\x1a\x1f.cloudpipe.v1.ListFilesResponse\x12@\n\x06Upload\x12\x1b.cloudpipe.v1.UploadRequest\x1a\x17.cloudpipe.v1.FileEntry(\x01\x12H\n\x08\x44ownload\x12\x1d.cloudpipe.v1.DownloadRequest\x1a\x1b.cloudpipe.v1.DownloadChunk0\x01\x12O\n\nRemoveFile\x12\x1f.cloudpipe.v1.RemoveFileRequest\x1a .cloudpipe.v1.RemoveFileResponse\x12L\n\rMakeDirectory\x12\".cloudpipe.v1.MakeDirectoryRequest\x1a\x17.cloudpipe.v1.FileEntryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cloudpipe_proto.v1.volumes_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VOLUME']._serialized_start=83
-  _globals['_VOLUME']._serialized_end=173
-  _globals['_CREATEVOLUMEREQUEST']._serialized_start=175
-  _globals['_CREATEVOLUMEREQUEST']._serialized_end=210
-  _globals['_GETVOLUMEREQUEST']._serialized_start=212
-  _globals['_GETVOLUMEREQUEST']._serialized_end=244
-  _globals['_LISTVOLUMESREQUEST']._serialized_start=246
-  _globals['_LISTVOLUMESREQUEST']._serialized_end=266
-  _globals['_LISTVOLUMESRESPONSE']._serialized_start=268
-  _globals['_LISTVOLUMESRESPONSE']._serialized_end=328
-  _globals['_DELETEVOLUMEREQUEST']._serialized_start=330
-  _globals['_DELETEVOLUMEREQUEST']._serialized_end=365
-  _globals['_DELETEVOLUMERESPONSE']._serialized_start=367
-  _globals['_DELETEVOLUMERESPONSE']._serialized_end=389
-  _globals['_FILEENTRY']._serialized_start=391
-  _globals['_FILEENTRY']._serialized_end=518
-  _globals['_LISTFILESREQUEST']._serialized_start=520
-  _globals['_LISTFILESREQUEST']._serialized_end=568
-  _globals['_LISTFILESRESPONSE']._serialized_start=570
-  _globals['_LISTFILESRESPONSE']._serialized_end=650
-  _globals['_UPLOADSTART']._serialized_start=652
-  _globals['_UPLOADSTART']._serialized_end=729
-  _globals['_UPLOADREQUEST']._serialized_start=731
-  _globals['_UPLOADREQUEST']._serialized_end=814
-  _globals['_DOWNLOADREQUEST']._serialized_start=816
-  _globals['_DOWNLOADREQUEST']._serialized_end=863
-  _globals['_DOWNLOADCHUNK']._serialized_start=865
-  _globals['_DOWNLOADCHUNK']._serialized_end=946
-  _globals['_REMOVEFILEREQUEST']._serialized_start=948
-  _globals['_REMOVEFILEREQUEST']._serialized_end=997
-  _globals['_REMOVEFILERESPONSE']._serialized_start=999
-  _globals['_REMOVEFILERESPONSE']._serialized_end=1019
-  _globals['_VOLUMESERVICE']._serialized_start=1022
-  _globals['_VOLUMESERVICE']._serialized_end=1622
+  _globals['_VOLUME']._serialized_start=84
+  _globals['_VOLUME']._serialized_end=215
+  _globals['_CREATEVOLUMEREQUEST']._serialized_start=217
+  _globals['_CREATEVOLUMEREQUEST']._serialized_end=293
+  _globals['_GETVOLUMEREQUEST']._serialized_start=295
+  _globals['_GETVOLUMEREQUEST']._serialized_end=327
+  _globals['_LISTVOLUMESREQUEST']._serialized_start=329
+  _globals['_LISTVOLUMESREQUEST']._serialized_end=349
+  _globals['_LISTVOLUMESRESPONSE']._serialized_start=351
+  _globals['_LISTVOLUMESRESPONSE']._serialized_end=411
+  _globals['_DELETEVOLUMEREQUEST']._serialized_start=413
+  _globals['_DELETEVOLUMEREQUEST']._serialized_end=448
+  _globals['_DELETEVOLUMERESPONSE']._serialized_start=450
+  _globals['_DELETEVOLUMERESPONSE']._serialized_end=472
+  _globals['_FILEENTRY']._serialized_start=474
+  _globals['_FILEENTRY']._serialized_end=601
+  _globals['_LISTFILESREQUEST']._serialized_start=603
+  _globals['_LISTFILESREQUEST']._serialized_end=651
+  _globals['_LISTFILESRESPONSE']._serialized_start=653
+  _globals['_LISTFILESRESPONSE']._serialized_end=733
+  _globals['_UPLOADSTART']._serialized_start=735
+  _globals['_UPLOADSTART']._serialized_end=812
+  _globals['_UPLOADREQUEST']._serialized_start=814
+  _globals['_UPLOADREQUEST']._serialized_end=897
+  _globals['_DOWNLOADREQUEST']._serialized_start=899
+  _globals['_DOWNLOADREQUEST']._serialized_end=946
+  _globals['_DOWNLOADCHUNK']._serialized_start=948
+  _globals['_DOWNLOADCHUNK']._serialized_end=1029
+  _globals['_REMOVEFILEREQUEST']._serialized_start=1031
+  _globals['_REMOVEFILEREQUEST']._serialized_end=1080
+  _globals['_REMOVEFILERESPONSE']._serialized_start=1082
+  _globals['_REMOVEFILERESPONSE']._serialized_end=1102
+  _globals['_MAKEDIRECTORYREQUEST']._serialized_start=1104
+  _globals['_MAKEDIRECTORYREQUEST']._serialized_end=1156
+  _globals['_VOLUMESERVICE']._serialized_start=1159
+  _globals['_VOLUMESERVICE']._serialized_end=1837
 # @@protoc_insertion_point(module_scope)

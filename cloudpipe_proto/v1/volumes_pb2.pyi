@@ -10,20 +10,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Volume(_message.Message):
-    __slots__ = ("name", "created_at", "size_bytes")
+    __slots__ = ("name", "created_at", "size_bytes", "mount_path", "description")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MOUNT_PATH_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     name: str
     created_at: _timestamp_pb2.Timestamp
     size_bytes: int
-    def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+    mount_path: str
+    description: str
+    def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., size_bytes: _Optional[int] = ..., mount_path: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class CreateVolumeRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "mount_path", "description")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    MOUNT_PATH_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    mount_path: str
+    description: str
+    def __init__(self, name: _Optional[str] = ..., mount_path: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class GetVolumeRequest(_message.Message):
     __slots__ = ("name",)
@@ -128,3 +136,11 @@ class RemoveFileRequest(_message.Message):
 class RemoveFileResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class MakeDirectoryRequest(_message.Message):
+    __slots__ = ("volume", "path")
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    volume: str
+    path: str
+    def __init__(self, volume: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...

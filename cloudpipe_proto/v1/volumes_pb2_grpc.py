@@ -77,6 +77,11 @@ class VolumeServiceStub:
                 request_serializer=cloudpipe__proto_dot_v1_dot_volumes__pb2.RemoveFileRequest.SerializeToString,
                 response_deserializer=cloudpipe__proto_dot_v1_dot_volumes__pb2.RemoveFileResponse.FromString,
                 _registered_method=True)
+        self.MakeDirectory = channel.unary_unary(
+                '/cloudpipe.v1.VolumeService/MakeDirectory',
+                request_serializer=cloudpipe__proto_dot_v1_dot_volumes__pb2.MakeDirectoryRequest.SerializeToString,
+                response_deserializer=cloudpipe__proto_dot_v1_dot_volumes__pb2.FileEntry.FromString,
+                _registered_method=True)
 
 
 class VolumeServiceServicer:
@@ -143,6 +148,14 @@ class VolumeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MakeDirectory(self, request, context):
+        """Make a directory and any missing parents (done if it exists). FAILED_PRECONDITION
+        when a file is in the way.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VolumeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +198,11 @@ def add_VolumeServiceServicer_to_server(servicer, server):
                     servicer.RemoveFile,
                     request_deserializer=cloudpipe__proto_dot_v1_dot_volumes__pb2.RemoveFileRequest.FromString,
                     response_serializer=cloudpipe__proto_dot_v1_dot_volumes__pb2.RemoveFileResponse.SerializeToString,
+            ),
+            'MakeDirectory': grpc.unary_unary_rpc_method_handler(
+                    servicer.MakeDirectory,
+                    request_deserializer=cloudpipe__proto_dot_v1_dot_volumes__pb2.MakeDirectoryRequest.FromString,
+                    response_serializer=cloudpipe__proto_dot_v1_dot_volumes__pb2.FileEntry.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -406,6 +424,33 @@ class VolumeService:
             '/cloudpipe.v1.VolumeService/RemoveFile',
             cloudpipe__proto_dot_v1_dot_volumes__pb2.RemoveFileRequest.SerializeToString,
             cloudpipe__proto_dot_v1_dot_volumes__pb2.RemoveFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MakeDirectory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudpipe.v1.VolumeService/MakeDirectory',
+            cloudpipe__proto_dot_v1_dot_volumes__pb2.MakeDirectoryRequest.SerializeToString,
+            cloudpipe__proto_dot_v1_dot_volumes__pb2.FileEntry.FromString,
             options,
             channel_credentials,
             insecure,

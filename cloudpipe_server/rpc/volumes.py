@@ -19,7 +19,9 @@ MAX_CHUNK = 1 << 20
 
 
 def volume_to_pb(volume: VolumeInfo) -> pb.Volume:
-    message = pb.Volume(name=volume.name, size_bytes=volume.size_bytes)
+    message = pb.Volume(
+        name=volume.name, size_bytes=volume.size_bytes, mount_path=volume.mount_path, description=volume.description
+    )
     if volume.created_at is not None:
         message.created_at.FromDatetime(volume.created_at)
     return message
@@ -37,7 +39,8 @@ class VolumeServicer(pb_grpc.VolumeServiceServicer):
         self._service = service
 
     async def Create(self, request: pb.CreateVolumeRequest, context: Context) -> pb.Volume:
-        return volume_to_pb(await self._service.create(current_principal(), request.name))
+        made = await self._service.create(current_principal(), request.name, request.mount_path, request.description)
+        return volume_to_pb(made)
 
     async def Get(self, request: pb.GetVolumeRequest, context: Context) -> pb.Volume:
         return volume_to_pb(await self._service.get(current_principal(), request.name))
@@ -53,6 +56,9 @@ class VolumeServicer(pb_grpc.VolumeServiceServicer):
     async def ListFiles(self, request: pb.ListFilesRequest, context: Context) -> pb.ListFilesResponse:
         entries, truncated = await self._service.list_files(current_principal(), request.volume, request.path)
         return pb.ListFilesResponse(entries=[entry_to_pb(e) for e in entries], truncated=truncated)
+
+    async def MakeDirectory(self, request: pb.MakeDirectoryRequest, context: Context) -> pb.FileEntry:
+        return entry_to_pb(await self._service.make_directory(current_principal(), request.volume, request.path))
 
     async def RemoveFile(self, request: pb.RemoveFileRequest, context: Context) -> pb.RemoveFileResponse:
         await self._service.remove_file(current_principal(), request.volume, request.path)

@@ -33,7 +33,14 @@ from docker.types import Mount
 
 from cloudpipe_server.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from cloudpipe_server.images.engine import Engine
-from cloudpipe_server.volumes.naming import LABEL_ACCOUNT, LABEL_CLUSTER, LABEL_VOLUME, engine_name
+from cloudpipe_server.volumes.naming import (
+    LABEL_ACCOUNT,
+    LABEL_CLUSTER,
+    LABEL_DESCRIPTION,
+    LABEL_MOUNT_PATH,
+    LABEL_VOLUME,
+    engine_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,18 @@ class VolumeInfo:
     name: str
     created_at: datetime | None
     size_bytes: int = 0
+    mount_path: str = ""  # where a job naming the volume without a path mounts it; "": none
+    description: str = ""
+
+
+def _info(name: str, attrs: dict[str, Any]) -> VolumeInfo:
+    labels = attrs.get("Labels") or {}
+    return VolumeInfo(
+        name,
+        _when(str(attrs.get("CreatedAt", ""))),
+        mount_path=str(labels.get(LABEL_MOUNT_PATH, "")),
+        description=str(labels.get(LABEL_DESCRIPTION, "")),
+    )
 
 
 @dataclass(frozen=True)
@@ -90,13 +109,17 @@ class VolumeEngine:
 
     # -- volumes -------------------------------------------------------------------------
 
-    async def create(self, account: str, name: str) -> VolumeInfo:
+    async def create(self, account: str, name: str, mount_path: str = "", description: str = "") -> VolumeInfo:
         labels = {LABEL_VOLUME: name, LABEL_ACCOUNT: account, LABEL_CLUSTER: self._cluster}
+        if mount_path:
+            labels[LABEL_MOUNT_PATH] = mount_path
+        if description:
+            labels[LABEL_DESCRIPTION] = description
         engine_volume = self._engine_name(account, name)
         attrs = await self._engine.call(lambda api: api.create_volume(engine_volume, labels=labels))
         # the mount point belongs to the runner's user, so jobs and uploads can write in it
         await self._with_helper(account, name, lambda api, helper: api.put_archive(helper, "/", _top_archive()))
-        return VolumeInfo(name, _when(str(attrs.get("CreatedAt", ""))))
+        return _info(name, {**attrs, "Labels": labels})
 
     async def inspect(self, account: str, name: str) -> VolumeInfo | None:
         try:
@@ -106,7 +129,7 @@ class VolumeEngine:
         labels = attrs.get("Labels") or {}
         if labels.get(LABEL_ACCOUNT) != account or labels.get(LABEL_CLUSTER) != self._cluster:
             return None
-        return VolumeInfo(name, _when(str(attrs.get("CreatedAt", ""))))
+        return _info(name, attrs)
 
     async def list_volumes(self, account: str) -> list[VolumeInfo]:
         wanted = {"label": [f"{LABEL_ACCOUNT}={account}", f"{LABEL_CLUSTER}={self._cluster}"]}
@@ -115,7 +138,7 @@ class VolumeEngine:
         for attrs in found.get("Volumes") or []:
             labels = attrs.get("Labels") or {}
             if labels.get(LABEL_ACCOUNT) == account and labels.get(LABEL_CLUSTER) == self._cluster:
-                volumes.append(VolumeInfo(labels.get(LABEL_VOLUME, ""), _when(str(attrs.get("CreatedAt", "")))))
+                volumes.append(_info(str(labels.get(LABEL_VOLUME, "")), attrs))
         return sorted(volumes, key=lambda v: v.name)
 
     async def remove(self, account: str, name: str) -> None:
@@ -163,6 +186,22 @@ class VolumeEngine:
             entries.append(Entry(full, kind == "d", int(size or 0), int(mode or "0", 8), modified))
         entries.sort(key=lambda e: e.path)
         return entries[:MAX_ENTRIES], len(entries) > MAX_ENTRIES
+
+    async def make_directory(self, account: str, name: str, path: str) -> Entry:
+        """`path` and its missing parents made as directories (done when it is one)."""
+        script = (
+            'cd /v && if [ -e "$1" ] && [ ! -d "$1" ]; then exit 3; fi;'
+            ' mkdir -p -- "$1" 2>/dev/null || exit 3; find "$1" -maxdepth 0 -printf \'%m\t%T@\''
+        )
+        try:
+            output = await self._run(account, name, ["bash", "-c", script, "mkdir", path])
+        except _Exit as exc:
+            if exc.code == 3:
+                raise FailedPrecondition(f"{path!r}: a file is in the way of that directory") from None
+            raise self._missing(exc, path, "directory") from None
+        mode, _, mtime = output.strip().partition("\t")
+        modified = datetime.fromtimestamp(float(mtime), UTC) if mtime else None
+        return Entry(path, True, 0, int(mode or "0", 8), modified)
 
     async def remove_path(self, account: str, name: str, path: str) -> None:
         script = 'cd /v && if [ ! -e "$1" ] && [ ! -L "$1" ]; then exit 2; fi; rm -rf -- "$1"'

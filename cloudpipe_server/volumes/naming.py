@@ -4,7 +4,8 @@ volume, and the mounts a job asks for (`NAME:/path` or `NAME:/path:ro` in
 `JobSpec.volumes`).
 
 A bare name in `JobSpec.volumes` (no `:`) is multyvac's `vol`: it is kept and shown as
-before and mounts nothing (multyvac's own volume API is not served yet)."""
+before and mounts nothing here; the multyvac gateway turns the `vol` of its jobs into
+mounts at each volume's own `mount_path` (http_gateway/multyvac_volumes.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ MAX_PATH_BYTES = 4096
 LABEL_VOLUME = "org.cloudpipe.volume"
 LABEL_ACCOUNT = "org.cloudpipe.volume.account"
 LABEL_CLUSTER = "org.cloudpipe.cluster"
+LABEL_MOUNT_PATH = "org.cloudpipe.volume.mount-path"
+LABEL_DESCRIPTION = "org.cloudpipe.volume.description"
+MAX_DESCRIPTION_BYTES = 1024
 # where a job may not mount a volume: over its whole file system or the kernel's views
 _RESERVED_TARGETS = ("/", "/proc", "/sys", "/dev")
 
@@ -63,6 +67,21 @@ def clean_path(path: str, what: str = "path", *, top: bool = True) -> str:
     return "/".join(parts)
 
 
+def check_target(target: str, what: str) -> str:
+    """A path a volume may be mounted at, normalised: absolute, without '..', not over
+    the whole file system or the kernel's views. Raises InvalidArgument naming `what`."""
+    if len(target.encode()) > MAX_PATH_BYTES:
+        raise InvalidArgument(f"{what}: a mount path is at most {MAX_PATH_BYTES} bytes")
+    if not target.startswith("/") or posixpath.normpath(target) != target.rstrip("/") or "\0" in target:
+        raise InvalidArgument(f"{what}: mount at an absolute path without '..' ")
+    target = posixpath.normpath(target)
+    if any(target == r or (r != "/" and target.startswith(r + "/")) for r in _RESERVED_TARGETS):
+        raise InvalidArgument(f"{what}: a volume cannot be mounted at {target}")
+    if not target.isprintable():
+        raise InvalidArgument(f"{what}: a mount path has no control characters")
+    return target
+
+
 def mounts_any(entries: Sequence[str]) -> bool:
     """Whether any of a job's `volumes` entries is a mount (a bare name is not)."""
     return any(":" in entry for entry in entries)
@@ -80,11 +99,7 @@ def parse_mounts(entries: Sequence[str], where: str) -> list[VolumeMount]:
         check_name(name, f"{where}.volumes")
         if mode not in ("", "ro", "rw"):
             raise InvalidArgument(f"{where}.volumes: {entry[:80]!r}: the mode after the path is ro or rw")
-        if not target.startswith("/") or posixpath.normpath(target) != target.rstrip("/") or "\0" in target:
-            raise InvalidArgument(f"{where}.volumes: {entry[:80]!r}: mount at an absolute path without '..' ")
-        target = posixpath.normpath(target)
-        if any(target == r or (r != "/" and target.startswith(r + "/")) for r in _RESERVED_TARGETS):
-            raise InvalidArgument(f"{where}.volumes: {entry[:80]!r}: a volume cannot be mounted at {target}")
+        target = check_target(target, f"{where}.volumes: {entry[:80]!r}")
         if target in targets:
             raise InvalidArgument(f"{where}.volumes: two volumes mounted at {target}")
         targets.add(target)

@@ -10,7 +10,7 @@ from cloudpipe_server.auth.base import Principal
 from cloudpipe_server.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
 from cloudpipe_server.models import JobSpec
 from cloudpipe_server.volumes.engine import Entry, VolumeEngine, VolumeInfo
-from cloudpipe_server.volumes.naming import check_name, clean_path, parse_mounts
+from cloudpipe_server.volumes.naming import MAX_DESCRIPTION_BYTES, check_name, check_target, clean_path, parse_mounts
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,12 @@ class VolumeService:
         self._engine = engine
         self._quotas = quotas
 
-    async def create(self, caller: Principal, name: str) -> VolumeInfo:
+    async def create(self, caller: Principal, name: str, mount_path: str = "", description: str = "") -> VolumeInfo:
         check_name(name)
+        if mount_path:
+            mount_path = check_target(mount_path, "mount_path")
+        if len(description.encode()) > MAX_DESCRIPTION_BYTES:
+            raise InvalidArgument(f"description: at most {MAX_DESCRIPTION_BYTES} bytes")
         if not caller.account.isprintable():
             raise InvalidArgument("this account's name has control characters: it cannot own volumes")
         if await self._engine.inspect(caller.account, name) is not None:
@@ -34,11 +38,12 @@ class VolumeService:
             raise ResourceExhausted(
                 f"this account has {self._quotas.max_per_account} volumes, the most it may have; delete one first"
             )
-        return await self._engine.create(caller.account, name)
+        return await self._engine.create(caller.account, name, mount_path, description)
 
     async def get(self, caller: Principal, name: str) -> VolumeInfo:
         found = await self._existing(caller, name)
-        return VolumeInfo(found.name, found.created_at, await self._engine.size(caller.account, name))
+        size = await self._engine.size(caller.account, name)
+        return VolumeInfo(found.name, found.created_at, size, found.mount_path, found.description)
 
     async def list_all(self, caller: Principal) -> list[VolumeInfo]:
         return await self._engine.list_volumes(caller.account)
@@ -50,6 +55,10 @@ class VolumeService:
     async def list_files(self, caller: Principal, volume: str, path: str) -> tuple[list[Entry], bool]:
         await self._existing(caller, volume, "volume")
         return await self._engine.list_files(caller.account, volume, clean_path(path))
+
+    async def make_directory(self, caller: Principal, volume: str, path: str) -> Entry:
+        await self._existing(caller, volume, "volume")
+        return await self._engine.make_directory(caller.account, volume, clean_path(path, top=False))
 
     async def remove_file(self, caller: Principal, volume: str, path: str) -> None:
         await self._existing(caller, volume, "volume")

@@ -142,3 +142,44 @@ def test_the_byte_quota_counts_what_the_volume_holds(alice: Tenant) -> None:
     # replacing a file counts the new one instead of the old
     upload(alice, "full", "a.bin", os.urandom(6 << 20))
     assert listing(alice, "full") == [("a.bin", False, 6 << 20)]
+
+
+def test_a_volume_keeps_its_mount_path_and_description_and_directories_are_made(alice: Tenant, bob: Tenant) -> None:
+    md = alice.metadata
+    made = alice.volumes.Create(
+        pb.CreateVolumeRequest(name="deps", mount_path="/pymodules/", description="modules of my laptop"),
+        metadata=md,
+        timeout=60,
+    )
+    assert (made.mount_path, made.description) == ("/pymodules", "modules of my laptop")  # normalised
+    got = alice.volumes.Get(pb.GetVolumeRequest(name="deps"), metadata=md, timeout=30)
+    assert (got.mount_path, got.description) == ("/pymodules", "modules of my laptop")
+    (listed,) = alice.volumes.List(pb.ListVolumesRequest(), metadata=md, timeout=30).volumes
+    assert (listed.mount_path, listed.description) == ("/pymodules", "modules of my laptop")
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
+    for bad in ("relative", "/", "/proc/x", "/a/../b", "/a\nb"):
+        request = pb.CreateVolumeRequest(name="other", mount_path=bad)
+        assert code_of(lambda r=request: alice.volumes.Create(r, metadata=md, timeout=30)) == invalid, bad
+    long_text = pb.CreateVolumeRequest(name="other", description="d" * 1025)
+    assert code_of(lambda: alice.volumes.Create(long_text, metadata=md, timeout=30)) == invalid
+
+    made_dir = alice.volumes.MakeDirectory(
+        pb.MakeDirectoryRequest(volume="deps", path="a/b/c"), metadata=md, timeout=60
+    )
+    assert (made_dir.path, made_dir.directory) == ("a/b/c", True) and made_dir.mode & 0o700 == 0o700
+    again = alice.volumes.MakeDirectory(pb.MakeDirectoryRequest(volume="deps", path="a/b"), metadata=md, timeout=60)
+    assert again.directory  # an existing directory: done
+    assert listing(alice, "deps", "a") == [("a/b", True, listing(alice, "deps", "a")[0][2])]
+    upload(alice, "deps", "a/file", b"x")
+    for blocked in ("a/file", "a/file/below"):
+        request = pb.MakeDirectoryRequest(volume="deps", path=blocked)
+        code = code_of(lambda r=request: alice.volumes.MakeDirectory(r, metadata=md, timeout=60))
+        assert code == grpc.StatusCode.FAILED_PRECONDITION, blocked
+    for path in ("", "../x", "/abs"):
+        request = pb.MakeDirectoryRequest(volume="deps", path=path)
+        assert code_of(lambda r=request: alice.volumes.MakeDirectory(r, metadata=md, timeout=30)) == invalid, path
+    theirs = pb.MakeDirectoryRequest(volume="deps", path="x")
+    assert (
+        code_of(lambda: bob.volumes.MakeDirectory(theirs, metadata=bob.metadata, timeout=30))
+        == grpc.StatusCode.NOT_FOUND
+    )

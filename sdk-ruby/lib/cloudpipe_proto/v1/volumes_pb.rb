@@ -11,9 +11,13 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :name, :string, 1
       optional :created_at, :message, 2, "google.protobuf.Timestamp"
       optional :size_bytes, :int64, 3
+      optional :mount_path, :string, 4
+      optional :description, :string, 5
     end
     add_message "cloudpipe.v1.CreateVolumeRequest" do
       optional :name, :string, 1
+      optional :mount_path, :string, 2
+      optional :description, :string, 3
     end
     add_message "cloudpipe.v1.GetVolumeRequest" do
       optional :name, :string, 1
@@ -71,6 +75,10 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
     end
     add_message "cloudpipe.v1.RemoveFileResponse" do
     end
+    add_message "cloudpipe.v1.MakeDirectoryRequest" do
+      optional :volume, :string, 1
+      optional :path, :string, 2
+    end
   end
 end
 
@@ -92,5 +100,6 @@ module Cloudpipe
     DownloadChunk = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.DownloadChunk").msgclass
     RemoveFileRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.RemoveFileRequest").msgclass
     RemoveFileResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.RemoveFileResponse").msgclass
+    MakeDirectoryRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.MakeDirectoryRequest").msgclass
   end
 end

@@ -41,6 +41,9 @@ module Cloudpipe
         rpc :Download, ::Cloudpipe::V1::DownloadRequest, stream(::Cloudpipe::V1::DownloadChunk)
         # Remove a file or a directory with everything under it. NOT_FOUND if nothing is there.
         rpc :RemoveFile, ::Cloudpipe::V1::RemoveFileRequest, ::Cloudpipe::V1::RemoveFileResponse
+        # Make a directory and any missing parents (done if it exists). FAILED_PRECONDITION
+        # when a file is in the way.
+        rpc :MakeDirectory, ::Cloudpipe::V1::MakeDirectoryRequest, ::Cloudpipe::V1::FileEntry
       end
 
       Stub = Service.rpc_stub_class

@@ -39,10 +39,20 @@ export interface Volume {
     | undefined;
   /** Bytes in use, as counted by Get (0 from List and Create: not counted there). */
   sizeBytes: number;
+  /**
+   * Where a job that names the volume without a path mounts it (multyvac's `vol`, e.g.
+   * "/pymodules"); "" for none. Set at creation, never changed.
+   */
+  mountPath: string;
+  description: string;
 }
 
 export interface CreateVolumeRequest {
   name: string;
+  /** An absolute path, at most 4 KiB, not "/", /proc, /sys or /dev; "" for none. */
+  mountPath: string;
+  /** Free text, at most 1 KiB. */
+  description: string;
 }
 
 export interface GetVolumeRequest {
@@ -116,8 +126,13 @@ export interface RemoveFileRequest {
 export interface RemoveFileResponse {
 }
 
+export interface MakeDirectoryRequest {
+  volume: string;
+  path: string;
+}
+
 function createBaseVolume(): Volume {
-  return { name: "", createdAt: undefined, sizeBytes: 0 };
+  return { name: "", createdAt: undefined, sizeBytes: 0, mountPath: "", description: "" };
 }
 
 export const Volume: MessageFns<Volume> = {
@@ -130,6 +145,12 @@ export const Volume: MessageFns<Volume> = {
     }
     if (message.sizeBytes !== 0) {
       writer.uint32(24).int64(message.sizeBytes);
+    }
+    if (message.mountPath !== "") {
+      writer.uint32(34).string(message.mountPath);
+    }
+    if (message.description !== "") {
+      writer.uint32(42).string(message.description);
     }
     return writer;
   },
@@ -171,6 +192,22 @@ export const Volume: MessageFns<Volume> = {
             message.sizeBytes = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.mountPath = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -196,6 +233,12 @@ export const Volume: MessageFns<Volume> = {
         : isSet(object.size_bytes)
         ? globalThis.Number(object.size_bytes)
         : 0,
+      mountPath: isSet(object.mountPath)
+        ? globalThis.String(object.mountPath)
+        : isSet(object.mount_path)
+        ? globalThis.String(object.mount_path)
+        : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
     };
   },
 
@@ -210,6 +253,12 @@ export const Volume: MessageFns<Volume> = {
     if (message.sizeBytes !== 0) {
       obj.sizeBytes = Math.round(message.sizeBytes);
     }
+    if (message.mountPath !== "") {
+      obj.mountPath = message.mountPath;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
     return obj;
   },
 
@@ -221,18 +270,26 @@ export const Volume: MessageFns<Volume> = {
     message.name = object.name ?? "";
     message.createdAt = object.createdAt ?? undefined;
     message.sizeBytes = object.sizeBytes ?? 0;
+    message.mountPath = object.mountPath ?? "";
+    message.description = object.description ?? "";
     return message;
   },
 };
 
 function createBaseCreateVolumeRequest(): CreateVolumeRequest {
-  return { name: "" };
+  return { name: "", mountPath: "", description: "" };
 }
 
 export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
   encode(message: CreateVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.name !== "") {
       writer.uint32(10).string(message.name);
+    }
+    if (message.mountPath !== "") {
+      writer.uint32(18).string(message.mountPath);
+    }
+    if (message.description !== "") {
+      writer.uint32(26).string(message.description);
     }
     return writer;
   },
@@ -258,6 +315,22 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
             message.name = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.mountPath = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -271,13 +344,27 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
   },
 
   fromJSON(object: any): CreateVolumeRequest {
-    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      mountPath: isSet(object.mountPath)
+        ? globalThis.String(object.mountPath)
+        : isSet(object.mount_path)
+        ? globalThis.String(object.mount_path)
+        : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+    };
   },
 
   toJSON(message: CreateVolumeRequest): unknown {
     const obj: any = {};
     if (message.name !== "") {
       obj.name = message.name;
+    }
+    if (message.mountPath !== "") {
+      obj.mountPath = message.mountPath;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
     }
     return obj;
   },
@@ -288,6 +375,8 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
   fromPartial<I extends Exact<DeepPartial<CreateVolumeRequest>, I>>(object: I): CreateVolumeRequest {
     const message = createBaseCreateVolumeRequest();
     message.name = object.name ?? "";
+    message.mountPath = object.mountPath ?? "";
+    message.description = object.description ?? "";
     return message;
   },
 };
@@ -1455,6 +1544,91 @@ export const RemoveFileResponse: MessageFns<RemoveFileResponse> = {
   },
 };
 
+function createBaseMakeDirectoryRequest(): MakeDirectoryRequest {
+  return { volume: "", path: "" };
+}
+
+export const MakeDirectoryRequest: MessageFns<MakeDirectoryRequest> = {
+  encode(message: MakeDirectoryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volume !== "") {
+      writer.uint32(10).string(message.volume);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MakeDirectoryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMakeDirectoryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volume = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MakeDirectoryRequest {
+    return {
+      volume: isSet(object.volume) ? globalThis.String(object.volume) : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+    };
+  },
+
+  toJSON(message: MakeDirectoryRequest): unknown {
+    const obj: any = {};
+    if (message.volume !== "") {
+      obj.volume = message.volume;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MakeDirectoryRequest>, I>>(base?: I): MakeDirectoryRequest {
+    return MakeDirectoryRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MakeDirectoryRequest>, I>>(object: I): MakeDirectoryRequest {
+    const message = createBaseMakeDirectoryRequest();
+    message.volume = object.volume ?? "";
+    message.path = object.path ?? "";
+    return message;
+  },
+};
+
 /**
  * VolumeService manages an account's volumes and the files in them. A volume of another
  * account is indistinguishable from a missing one (NOT_FOUND). Paths inside a volume are
@@ -1549,6 +1723,19 @@ export const VolumeServiceService = {
     responseSerialize: (value: RemoveFileResponse): Buffer => Buffer.from(RemoveFileResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RemoveFileResponse => RemoveFileResponse.decode(value),
   },
+  /**
+   * Make a directory and any missing parents (done if it exists). FAILED_PRECONDITION
+   * when a file is in the way.
+   */
+  makeDirectory: {
+    path: "/cloudpipe.v1.VolumeService/MakeDirectory" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: MakeDirectoryRequest): Buffer => Buffer.from(MakeDirectoryRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): MakeDirectoryRequest => MakeDirectoryRequest.decode(value),
+    responseSerialize: (value: FileEntry): Buffer => Buffer.from(FileEntry.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FileEntry => FileEntry.decode(value),
+  },
 } as const;
 
 export interface VolumeServiceServer extends UntypedServiceImplementation {
@@ -1574,6 +1761,11 @@ export interface VolumeServiceServer extends UntypedServiceImplementation {
   download: handleServerStreamingCall<DownloadRequest, DownloadChunk>;
   /** Remove a file or a directory with everything under it. NOT_FOUND if nothing is there. */
   removeFile: handleUnaryCall<RemoveFileRequest, RemoveFileResponse>;
+  /**
+   * Make a directory and any missing parents (done if it exists). FAILED_PRECONDITION
+   * when a file is in the way.
+   */
+  makeDirectory: handleUnaryCall<MakeDirectoryRequest, FileEntry>;
 }
 
 export interface VolumeServiceClient extends Client {
@@ -1697,6 +1889,25 @@ export interface VolumeServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RemoveFileResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Make a directory and any missing parents (done if it exists). FAILED_PRECONDITION
+   * when a file is in the way.
+   */
+  makeDirectory(
+    request: MakeDirectoryRequest,
+    callback: (error: ServiceError | null, response: FileEntry) => void,
+  ): ClientUnaryCall;
+  makeDirectory(
+    request: MakeDirectoryRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FileEntry) => void,
+  ): ClientUnaryCall;
+  makeDirectory(
+    request: MakeDirectoryRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FileEntry) => void,
   ): ClientUnaryCall;
 }
 
