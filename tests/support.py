@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,10 +102,12 @@ def start_server(
     port: int | None = None,
     tls_ca: Path | None = None,
     fake: bool = False,
+    args: Sequence[str] = (),
 ) -> ServerProcess:
     """Start a server and wait until its health check answers SERVING (over TLS
     verified with `tls_ca` when the server serves TLS). `fake=True`: with the fake
-    executor (tests/fake_server.py, a double that needs no Docker engine)."""
+    executor (tests/fake_server.py, a double that needs no Docker engine). `args`:
+    command-line flags (`--log-format json`)."""
     port = port or free_port()
     key = (env or {}).get("CLOUDPIPE_ADMIN_KEY") or secrets.token_urlsafe(16)
     environment = {
@@ -123,7 +125,7 @@ def start_server(
     log_path = data_dir / f"server-{port}.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fake_server" if fake else "cloudpipe_server"],
+            [sys.executable, "-m", "tests.fake_server" if fake else "cloudpipe_server", *args],
             cwd=ROOT if fake else None,
             env=environment,
             stdout=log,

@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,11 @@ def tls_context(pki: Path, cert: str | None, ca: Path | None = None) -> ssl.SSLC
     return context
 
 
-def start_auth_service(pki: Path, data_dir: Path, env: dict[str, str] | None = None) -> AuthProcess:
-    """Start the auth service on two free loopback ports and wait until both answer."""
+def start_auth_service(
+    pki: Path, data_dir: Path, env: dict[str, str] | None = None, args: Sequence[str] = ()
+) -> AuthProcess:
+    """Start the auth service on two free loopback ports and wait until both answer;
+    `args`: command-line flags (`--log-format json`)."""
     internal_port, external_port = free_port(), free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"auth-{external_port}.log"
@@ -81,7 +85,7 @@ def start_auth_service(pki: Path, data_dir: Path, env: dict[str, str] | None = N
     }
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cloudpipe_auth"],
+            [sys.executable, "-m", "cloudpipe_auth", *args],
             cwd=ROOT,
             env=environment,
             stdout=log,
