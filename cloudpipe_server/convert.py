@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.duration_pb2 import Duration
@@ -10,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.models import (
+    Attempt,
     Collected,
     Job,
     JobQuery,
@@ -135,8 +137,9 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
     return msg
 
 
-def job_to_pb(job: Job, default_image: str = "") -> pb.Job:
-    """The job on the wire; `image` is its spec's image, else `default_image`."""
+def job_to_pb(job: Job, default_image: str = "", attempts: Sequence[Attempt] = ()) -> pb.Job:
+    """The job on the wire; `image` is its spec's image, else `default_image`;
+    `attempt_history` holds `attempts` (Get's answer gives them, List's none)."""
     msg = pb.Job(
         id=job.id,
         spec=spec_to_pb(job.spec),
@@ -164,6 +167,22 @@ def job_to_pb(job: Job, default_image: str = "") -> pb.Job:
             getattr(msg, field).CopyFrom(_duration(span))
     if job.return_code is not None:
         msg.return_code = job.return_code
+    msg.attempt_history.extend(attempt_to_pb(attempt) for attempt in attempts)
+    return msg
+
+
+def attempt_to_pb(attempt: Attempt) -> pb.Attempt:
+    msg = pb.Attempt(
+        number=attempt.number,
+        status=STATUS_TO_PB[attempt.status],  # type: ignore[arg-type]
+        reason=attempt.reason,
+        owner=attempt.owner,
+    )
+    msg.ended_at.CopyFrom(_timestamp(attempt.ended_at))
+    if attempt.started_at is not None:
+        msg.started_at.CopyFrom(_timestamp(attempt.started_at))
+    if attempt.return_code is not None:
+        msg.return_code = attempt.return_code
     return msg
 
 

@@ -163,7 +163,7 @@ class Collected(_message.Message):
     def __init__(self, cputime_user_ns: _Optional[int] = ..., cputime_system_ns: _Optional[int] = ..., memory_max_usage_bytes: _Optional[int] = ..., memory_failcnt: _Optional[int] = ..., oom_killed: _Optional[bool] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "spec", "status", "account", "created_at", "started_at", "finished_at", "return_code", "stdout", "stderr", "result", "reason", "runtime", "queue_delay", "overhead_delay", "collected", "kill_requested", "attempts", "image")
+    __slots__ = ("id", "spec", "status", "account", "created_at", "started_at", "finished_at", "return_code", "stdout", "stderr", "result", "reason", "runtime", "queue_delay", "overhead_delay", "collected", "kill_requested", "attempts", "image", "attempt_history")
     ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +183,7 @@ class Job(_message.Message):
     KILL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_HISTORY_FIELD_NUMBER: _ClassVar[int]
     id: int
     spec: JobSpec
     status: JobStatus
@@ -202,7 +203,26 @@ class Job(_message.Message):
     kill_requested: bool
     attempts: int
     image: str
-    def __init__(self, id: _Optional[int] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., account: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., return_code: _Optional[int] = ..., stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., result: _Optional[bytes] = ..., reason: _Optional[str] = ..., runtime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., queue_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overhead_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., collected: _Optional[_Union[Collected, _Mapping]] = ..., kill_requested: _Optional[bool] = ..., attempts: _Optional[int] = ..., image: _Optional[str] = ...) -> None: ...
+    attempt_history: _containers.RepeatedCompositeFieldContainer[Attempt]
+    def __init__(self, id: _Optional[int] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., account: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., return_code: _Optional[int] = ..., stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., result: _Optional[bytes] = ..., reason: _Optional[str] = ..., runtime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., queue_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overhead_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., collected: _Optional[_Union[Collected, _Mapping]] = ..., kill_requested: _Optional[bool] = ..., attempts: _Optional[int] = ..., image: _Optional[str] = ..., attempt_history: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ...) -> None: ...
+
+class Attempt(_message.Message):
+    __slots__ = ("number", "status", "started_at", "ended_at", "return_code", "reason", "owner")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    RETURN_CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    status: JobStatus
+    started_at: _timestamp_pb2.Timestamp
+    ended_at: _timestamp_pb2.Timestamp
+    return_code: int
+    reason: str
+    owner: str
+    def __init__(self, number: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., return_code: _Optional[int] = ..., reason: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
     __slots__ = ("jobs",)

@@ -20,7 +20,7 @@ from cloudpipe_server.jobs.compat import RunnerCheck
 from cloudpipe_server.jobs.events import JobEvents
 from cloudpipe_server.jobs.runner import JobRunner
 from cloudpipe_server.limits import check_spec_bounds
-from cloudpipe_server.models import TERMINAL_STATUSES, Job, JobQuery, JobSpec, JobStatus, Stream
+from cloudpipe_server.models import TERMINAL_STATUSES, Attempt, Job, JobQuery, JobSpec, JobStatus, Stream
 from cloudpipe_server.store.base import JobStore
 from cloudpipe_server.volumes.naming import mounts_any
 
@@ -137,6 +137,10 @@ class JobService:
 
     async def get(self, caller: Principal, job_id: int) -> Job:
         return await self._store.get(_existing_id(job_id), caller.account)
+
+    async def attempts(self, caller: Principal, job_id: int) -> list[Attempt]:
+        """The job's ended attempts, oldest first (`JobStore.attempts`); NotFound like `get`."""
+        return await self._store.attempts(_existing_id(job_id), caller.account)
 
     async def list_jobs(self, caller: Principal, query: JobQuery) -> list[Job]:
         if query.limit < 0:

@@ -40,7 +40,9 @@ class JobServicer(pb_grpc.JobServiceServicer):
         return pb.SubmitResponse(ids=ids)
 
     async def Get(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
-        return job_to_pb(await self._service.get(current_principal(), _id(request.id)), self._service.default_image)
+        caller, job_id = current_principal(), _id(request.id)
+        job = await self._service.get(caller, job_id)
+        return job_to_pb(job, self._service.default_image, await self._service.attempts(caller, job_id))
 
     async def List(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsResponse:
         check_query_size(len(request.ids), len(request.names))

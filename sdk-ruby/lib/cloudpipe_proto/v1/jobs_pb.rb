@@ -68,6 +68,16 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :kill_requested, :bool, 17
       optional :attempts, :uint32, 18
       optional :image, :string, 19
+      repeated :attempt_history, :message, 20, "cloudpipe.v1.Attempt"
+    end
+    add_message "cloudpipe.v1.Attempt" do
+      optional :number, :uint32, 1
+      optional :status, :enum, 2, "cloudpipe.v1.JobStatus"
+      optional :started_at, :message, 3, "google.protobuf.Timestamp"
+      optional :ended_at, :message, 4, "google.protobuf.Timestamp"
+      proto3_optional :return_code, :int32, 5
+      optional :reason, :string, 6
+      optional :owner, :string, 7
     end
     add_message "cloudpipe.v1.SubmitRequest" do
       repeated :jobs, :message, 1, "cloudpipe.v1.JobSpec"
@@ -216,6 +226,7 @@ module Cloudpipe
     Resources = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.Resources").msgclass
     Collected = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.Collected").msgclass
     Job = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.Job").msgclass
+    Attempt = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.Attempt").msgclass
     SubmitRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.SubmitRequest").msgclass
     SubmitResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.SubmitResponse").msgclass
     GetJobRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.GetJobRequest").msgclass

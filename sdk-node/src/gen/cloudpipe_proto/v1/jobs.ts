@@ -401,6 +401,35 @@ export interface Job {
    * when the spec names none. Set by the server on every Job it returns.
    */
   image: string;
+  /**
+   * The attempts that ended, oldest first (the latest 50 of them); a running attempt is
+   * not there yet (`attempts` counts it). Only in Get's answer: List leaves it empty.
+   */
+  attemptHistory: Attempt[];
+}
+
+/** One ended run of a job. */
+export interface Attempt {
+  /** The job's `attempts` while it ran: 1 for the first run. */
+  number: number;
+  /**
+   * How it ended: DONE, ERROR, KILLED or STALLED when the job ended with it; QUEUED when
+   * its runner was lost and the job was requeued for another attempt.
+   */
+  status: JobStatus;
+  /** When it was claimed (absent when unknown) and when it ended. */
+  startedAt?: Date | undefined;
+  endedAt?:
+    | Date
+    | undefined;
+  /** The container's exit code, when it exited. */
+  returnCode?:
+    | number
+    | undefined;
+  /** Why it ended as it did, for humans (at most 1 KiB). */
+  reason: string;
+  /** The server that ran it (the holder of its lease). */
+  owner: string;
 }
 
 export interface SubmitRequest {
@@ -1637,6 +1666,7 @@ function createBaseJob(): Job {
     killRequested: false,
     attempts: 0,
     image: "",
+    attemptHistory: [],
   };
 }
 
@@ -1698,6 +1728,9 @@ export const Job: MessageFns<Job> = {
     }
     if (message.image !== "") {
       writer.uint32(154).string(message.image);
+    }
+    for (const v of message.attemptHistory) {
+      Attempt.encode(v!, writer.uint32(162).fork()).join();
     }
     return writer;
   },
@@ -1867,6 +1900,14 @@ export const Job: MessageFns<Job> = {
             message.image = reader.string();
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.attemptHistory.push(Attempt.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1928,6 +1969,11 @@ export const Job: MessageFns<Job> = {
         : false,
       attempts: isSet(object.attempts) ? globalThis.Number(object.attempts) : 0,
       image: isSet(object.image) ? globalThis.String(object.image) : "",
+      attemptHistory: globalThis.Array.isArray(object?.attemptHistory)
+        ? object.attemptHistory.map((e: any) => Attempt.fromJSON(e))
+        : globalThis.Array.isArray(object?.attempt_history)
+        ? object.attempt_history.map((e: any) => Attempt.fromJSON(e))
+        : [],
     };
   },
 
@@ -1990,6 +2036,9 @@ export const Job: MessageFns<Job> = {
     if (message.image !== "") {
       obj.image = message.image;
     }
+    if (message.attemptHistory?.length) {
+      obj.attemptHistory = message.attemptHistory.map((e) => Attempt.toJSON(e));
+    }
     return obj;
   },
 
@@ -2025,6 +2074,192 @@ export const Job: MessageFns<Job> = {
     message.killRequested = object.killRequested ?? false;
     message.attempts = object.attempts ?? 0;
     message.image = object.image ?? "";
+    message.attemptHistory = object.attemptHistory?.map((e) => Attempt.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAttempt(): Attempt {
+  return {
+    number: 0,
+    status: 0,
+    startedAt: undefined,
+    endedAt: undefined,
+    returnCode: undefined,
+    reason: "",
+    owner: "",
+  };
+}
+
+export const Attempt: MessageFns<Attempt> = {
+  encode(message: Attempt, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.number !== 0) {
+      writer.uint32(8).uint32(message.number);
+    }
+    if (message.status !== 0) {
+      writer.uint32(16).int32(message.status);
+    }
+    if (message.startedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.startedAt), writer.uint32(26).fork()).join();
+    }
+    if (message.endedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.endedAt), writer.uint32(34).fork()).join();
+    }
+    if (message.returnCode !== undefined) {
+      writer.uint32(40).int32(message.returnCode);
+    }
+    if (message.reason !== "") {
+      writer.uint32(50).string(message.reason);
+    }
+    if (message.owner !== "") {
+      writer.uint32(58).string(message.owner);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Attempt {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttempt();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.number = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.startedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.endedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.returnCode = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.owner = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Attempt {
+    return {
+      number: isSet(object.number) ? globalThis.Number(object.number) : 0,
+      status: isSet(object.status) ? jobStatusFromJSON(object.status) : 0,
+      startedAt: isSet(object.startedAt)
+        ? fromJsonTimestamp(object.startedAt)
+        : isSet(object.started_at)
+        ? fromJsonTimestamp(object.started_at)
+        : undefined,
+      endedAt: isSet(object.endedAt)
+        ? fromJsonTimestamp(object.endedAt)
+        : isSet(object.ended_at)
+        ? fromJsonTimestamp(object.ended_at)
+        : undefined,
+      returnCode: isSet(object.returnCode)
+        ? globalThis.Number(object.returnCode)
+        : isSet(object.return_code)
+        ? globalThis.Number(object.return_code)
+        : undefined,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      owner: isSet(object.owner) ? globalThis.String(object.owner) : "",
+    };
+  },
+
+  toJSON(message: Attempt): unknown {
+    const obj: any = {};
+    if (message.number !== 0) {
+      obj.number = Math.round(message.number);
+    }
+    if (message.status !== 0) {
+      obj.status = jobStatusToJSON(message.status);
+    }
+    if (message.startedAt !== undefined) {
+      obj.startedAt = message.startedAt.toISOString();
+    }
+    if (message.endedAt !== undefined) {
+      obj.endedAt = message.endedAt.toISOString();
+    }
+    if (message.returnCode !== undefined) {
+      obj.returnCode = Math.round(message.returnCode);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.owner !== "") {
+      obj.owner = message.owner;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Attempt>, I>>(base?: I): Attempt {
+    return Attempt.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Attempt>, I>>(object: I): Attempt {
+    const message = createBaseAttempt();
+    message.number = object.number ?? 0;
+    message.status = object.status ?? 0;
+    message.startedAt = object.startedAt ?? undefined;
+    message.endedAt = object.endedAt ?? undefined;
+    message.returnCode = object.returnCode ?? undefined;
+    message.reason = object.reason ?? "";
+    message.owner = object.owner ?? "";
     return message;
   },
 };
