@@ -36,15 +36,17 @@ from cloudpipe_server.jobs.compat import RunnerCheck
 from cloudpipe_server.jobs.dispatcher import Dispatcher, DispatcherConfig
 from cloudpipe_server.jobs.events import JobEvents
 from cloudpipe_server.jobs.output import OutputHub
+from cloudpipe_server.jobs.quotas import Quotas, QuotaService
 from cloudpipe_server.jobs.retention import Retention, RetentionConfig
 from cloudpipe_server.jobs.service import JobService
-from cloudpipe_server.jobs.usage import Quotas, UsageService
+from cloudpipe_server.jobs.usage import UsageService
 from cloudpipe_server.metered_store import MeteredStore
 from cloudpipe_server.metrics import QueueDepth, ServerMetrics, serve
 from cloudpipe_server.rpc.images import ImageServicer
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
 from cloudpipe_server.rpc.metrics_interceptor import MetricsInterceptor
+from cloudpipe_server.rpc.quotas import QuotaServicer
 from cloudpipe_server.rpc.schedules import SavedJobServicer, ScheduleServicer
 from cloudpipe_server.rpc.secrets import SecretServicer
 from cloudpipe_server.rpc.server import build_server, set_executor_serving, set_serving
@@ -252,6 +254,8 @@ async def _serve(
     keyring = secrets_keyring(settings)
     keyring.load()  # a missing key file is made now; a bad one stops the start here
     secrets = SecretService(stores.secrets, keyring, utc_now, settings.secret_max_per_account)
+    defaults = Quotas(settings.max_queued_per_account, settings.max_running_per_account)
+    quotas = QuotaService(stores.quotas, defaults, authenticator, utc_now)
     dispatcher = Dispatcher(
         store,
         executor,
@@ -298,6 +302,7 @@ async def _serve(
         settings.poll_interval,
         watch=Watch(store, dispatcher, events, hub, settings.poll_interval),
         max_queued_per_account=settings.max_queued_per_account,
+        queue_limit=quotas.max_queued,
         runner_check=RunnerCheck(executor.image_labels, settings.default_image),
         default_image=settings.default_image,
         image_access=ImageAccess(builder.inspect),
@@ -323,11 +328,7 @@ async def _serve(
     server, _ = build_server(
         JobServicer(
             service,
-            UsageService(
-                store,
-                utc_now,
-                Quotas(settings.max_queued_per_account, settings.max_running_per_account),
-            ),
+            UsageService(store, utc_now, quotas),
         ),
         AuthInterceptor(authenticator, limiter, on_failure=lambda reason: metrics.auth_failures.labels(reason).inc()),
         SavedJobServicer(SavedJobService(schedule_store, jobs, utc_now)),
@@ -337,6 +338,7 @@ async def _serve(
         images=ImageServicer(ImageService(builder)),
         volumes=VolumeServicer(volumes),
         secrets=SecretServicer(secrets),
+        quotas=QuotaServicer(quotas),
     )
     retention = Retention(
         store,
@@ -356,6 +358,7 @@ async def _serve(
         utc_now,
         settings.deleted_account_sweep_interval,
         on_killed=events.publish,
+        quotas=quotas,
     )
     depth = QueueDepth(metrics, store.counts, lambda: len(dispatcher.running_job_ids))
     depth.accounts = accounts

@@ -77,6 +77,7 @@ class JobService:
         *,
         watch: Watch,
         max_queued_per_account: int = 0,
+        queue_limit: Callable[[str], Awaitable[int]] | None = None,
         runner_check: RunnerCheck | None = None,
         image_access: ImageAccess | None = None,
         default_image: str = "",
@@ -91,6 +92,7 @@ class JobService:
         self._secret_check = secret_check
         self._watch = watch
         self._max_queued = max_queued_per_account
+        self._queue_limit = queue_limit  # an account's own limit (its override, else the default)
         self._runner = runner
         self._events = events
         self._clock = clock
@@ -123,16 +125,22 @@ class JobService:
         return ids
 
     async def _check_queue_quota(self, caller: Principal, adding: int) -> None:
-        """At most `max_queued_per_account` WAITING + QUEUED jobs per account. Checked
-        before the insert, not in it: concurrent submits may overshoot a little."""
-        if not self._max_queued or not adding:
+        """At most the account's queued limit of WAITING + QUEUED jobs: `queue_limit(account)`
+        (its override, else the default) when given, else `max_queued_per_account`; 0:
+        none. Checked before the insert, not in it: concurrent submits may overshoot a
+        little."""
+        if not adding:
+            return
+        limit = self._max_queued if self._queue_limit is None else await self._queue_limit(caller.account)
+        if not limit:
             return
         counts = await self._store.counts(caller.account)
         pending = counts[JobStatus.WAITING] + counts[JobStatus.QUEUED]
-        if pending + adding > self._max_queued:
+        if pending + adding > limit:
             raise ResourceExhausted(
-                f"account {caller.account} has {pending} queued job(s) and the limit is {self._max_queued}"
-                f" (CLOUDPIPE_MAX_QUEUED_PER_ACCOUNT): {adding} more cannot be queued; wait for some to finish"
+                f"account {caller.account} has {pending} queued job(s) and its limit is {limit}"
+                f" (its quota, else CLOUDPIPE_MAX_QUEUED_PER_ACCOUNT): {adding} more cannot be queued;"
+                " wait for some to finish"
             )
 
     async def get(self, caller: Principal, job_id: int) -> Job:

@@ -1,6 +1,7 @@
 """Usage for the overview: queue counts by status and jobs finished per minute over a
 recent window, for the caller's account or (the admin only) every account, with the
-per-account quotas. Two store reads whatever the number of jobs."""
+per-account quotas (the caller's own limits in force; for every account, the server's
+defaults). Two store reads whatever the number of jobs, and one of the quota store."""
 
 from __future__ import annotations
 
@@ -10,20 +11,13 @@ from datetime import datetime, timedelta
 
 from cloudpipe_server.auth.base import Principal
 from cloudpipe_server.errors import InvalidArgument, PermissionDenied
+from cloudpipe_server.jobs.quotas import Quotas, QuotaService
 from cloudpipe_server.models import JobStatus
 from cloudpipe_server.store.base import JobStore
 
 DEFAULT_WINDOW = 60
 MAX_WINDOW = 1440
 FAILED = frozenset({JobStatus.ERROR, JobStatus.KILLED, JobStatus.STALLED})
-
-
-@dataclass(frozen=True)
-class Quotas:
-    """The server's per-account limits; 0: none."""
-
-    max_queued_per_account: int = 0
-    max_running_per_account: int = 0
 
 
 @dataclass(frozen=True)
@@ -43,7 +37,7 @@ class Usage:
     done_per_minute: list[int]
     failed_per_minute: list[int]
     runtime_ns: int
-    quotas: Quotas
+    quotas: Quotas  # the caller's account's limits in force; with all_accounts, the defaults
     accounts: list[AccountUsage] = field(default_factory=list)  # with all_accounts only
 
 
@@ -52,7 +46,7 @@ def _empty() -> dict[JobStatus, int]:
 
 
 class UsageService:
-    def __init__(self, store: JobStore, clock: Callable[[], datetime], quotas: Quotas) -> None:
+    def __init__(self, store: JobStore, clock: Callable[[], datetime], quotas: QuotaService) -> None:
         self._store = store
         self._clock = clock
         self._quotas = quotas
@@ -69,9 +63,12 @@ class UsageService:
         if all_accounts:
             per_account = await self._store.counts_by_account()
             finished = await self._store.finished_since(start)
+            quotas = self._quotas.defaults
         else:
             per_account = {caller.account: await self._store.counts(caller.account)}
             finished = await self._store.finished_since(start, caller.account)
+            mine = await self._quotas.in_force(caller.account)
+            quotas = Quotas(mine.max_queued, mine.max_running)
         done, failed = [0] * window, [0] * window
         totals: dict[str, list[int]] = {}
         for row in finished:
@@ -87,7 +84,7 @@ class UsageService:
             done_per_minute=done,
             failed_per_minute=failed,
             runtime_ns=sum(row.runtime_ns for row in finished),
-            quotas=self._quotas,
+            quotas=quotas,
             accounts=_accounts(per_account, totals) if all_accounts else [],
         )
 

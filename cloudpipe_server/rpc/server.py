@@ -1,5 +1,5 @@
 """The grpc.aio server: JobService, SavedJobService, ScheduleService, ImageService,
-VolumeService and SecretService plus the
+VolumeService, SecretService and QuotaService plus the
 standard health and reflection services.
 
 Health: the overall status ("") and JobService are SERVING while the server runs, also
@@ -21,6 +21,8 @@ from cloudpipe_proto.v1 import (
     images_pb2_grpc,
     jobs_pb2,
     jobs_pb2_grpc,
+    quotas_pb2,
+    quotas_pb2_grpc,
     schedules_pb2,
     schedules_pb2_grpc,
     secrets_pb2,
@@ -31,6 +33,7 @@ from cloudpipe_proto.v1 import (
 from cloudpipe_server.rpc.images import ImageServicer
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
+from cloudpipe_server.rpc.quotas import QuotaServicer
 from cloudpipe_server.rpc.schedules import SavedJobServicer, ScheduleServicer
 from cloudpipe_server.rpc.secrets import SecretServicer
 from cloudpipe_server.rpc.volumes import VolumeServicer
@@ -46,6 +49,7 @@ SERVICE_NAMES = (
     images_pb2.DESCRIPTOR.services_by_name["ImageService"].full_name,
     volumes_pb2.DESCRIPTOR.services_by_name["VolumeService"].full_name,
     secrets_pb2.DESCRIPTOR.services_by_name["SecretService"].full_name,
+    quotas_pb2.DESCRIPTOR.services_by_name["QuotaService"].full_name,
 )
 
 
@@ -59,6 +63,7 @@ def build_server(
     images: ImageServicer | None = None,
     volumes: VolumeServicer | None = None,
     secrets: SecretServicer | None = None,
+    quotas: QuotaServicer | None = None,
 ) -> tuple[aio.Server, health.aio.HealthServicer]:
     """A server with every service registered; the caller binds ports and starts it.
     `outer` interceptors run before authentication (metrics)."""
@@ -82,6 +87,8 @@ def build_server(
         volumes_pb2_grpc.add_VolumeServiceServicer_to_server(volumes, server)  # type: ignore[no-untyped-call]
     if secrets is not None:
         secrets_pb2_grpc.add_SecretServiceServicer_to_server(secrets, server)  # type: ignore[no-untyped-call]
+    if quotas is not None:
+        quotas_pb2_grpc.add_QuotaServiceServicer_to_server(quotas, server)  # type: ignore[no-untyped-call]
     health_servicer = health_servicer or health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)
