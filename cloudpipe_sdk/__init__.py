@@ -46,6 +46,7 @@ from cloudpipe_sdk._secrets import AsyncSecrets, Secrets
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._stream import Attachment
 from cloudpipe_sdk._types import (
+    Attempt,
     BuildLog,
     BuiltImage,
     Event,
@@ -77,6 +78,7 @@ __all__ = [
     "AsyncSecrets",
     "AsyncVolumes",
     "Attachment",
+    "Attempt",
     "AuthError",
     "BuildLog",
     "BuiltImage",

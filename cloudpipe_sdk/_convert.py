@@ -20,6 +20,7 @@ from cloudpipe_sdk._compat import UTC
 from cloudpipe_sdk._errors import ProtocolError
 from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._types import (
+    Attempt,
     Event,
     Exit,
     Fire,
@@ -191,6 +192,19 @@ def snapshot_from_pb(message: pb.Job) -> JobSnapshot:
         kill_requested=message.kill_requested,
         attempts=message.attempts,
         image=message.image or message.spec.image,
+        attempt_history=tuple(attempt_from_pb(attempt) for attempt in message.attempt_history),
+    )
+
+
+def attempt_from_pb(message: pb.Attempt) -> Attempt:
+    return Attempt(
+        number=message.number,
+        status=status_from_pb(message.status),
+        ended_at=_optional_time(message, "ended_at"),
+        started_at=_optional_time(message, "started_at"),
+        return_code=message.return_code if message.HasField("return_code") else None,
+        reason=message.reason,
+        owner=message.owner,
     )
 
 

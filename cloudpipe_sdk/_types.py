@@ -88,12 +88,31 @@ class ResourceUsage:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One ended run of a job (`JobSnapshot.attempt_history`): its `number` (1 for the
+    first run), how it ended (`status`: DONE, ERROR, KILLED or STALLED when the job
+    ended with it; QUEUED when its runner was lost and the job was requeued), when it
+    started and ended (UTC), its exit code when the container exited, why it ended
+    (`reason`, at most 1 KiB) and the server that ran it (`owner`)."""
+
+    number: int
+    status: JobStatus
+    ended_at: datetime | None = None
+    started_at: datetime | None = None
+    return_code: int | None = None
+    reason: str = ""
+    owner: str = ""
+
+
+@dataclass(frozen=True)
 class JobSnapshot:
     """A job as the server last described it. Times are UTC; `return_code` is None
     until the container exited; `runtime` is the container's run time once it ended,
     `queue_delay` the wait before it started, `overhead_delay` the container's create
     and start; `collected` what it used; `image` the image it runs in (the server's
-    default when the spec names none)."""
+    default when the spec names none). `attempts` counts its runs so far (a lost runner's
+    job may be run again); `attempt_history` holds the ended ones, oldest first (the
+    latest 50), as `client.get` reads them: a snapshot from a list has none."""
 
     id: int
     status: JobStatus
@@ -114,6 +133,7 @@ class JobSnapshot:
     kill_requested: bool = False
     attempts: int = 0
     image: str = ""
+    attempt_history: tuple[Attempt, ...] = ()
 
 
 @dataclass(frozen=True)

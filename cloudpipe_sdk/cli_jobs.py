@@ -21,10 +21,10 @@ from cloudpipe_sdk._compat import UTC
 from cloudpipe_sdk._errors import Timeout
 from cloudpipe_sdk._progress import progress_bar, wanted
 from cloudpipe_sdk._status import JobStatus
-from cloudpipe_sdk._types import Exit, JobSnapshot, Output
+from cloudpipe_sdk._types import Attempt, Exit, JobSnapshot, Output
 from cloudpipe_sdk._waiting import as_completed
 from cloudpipe_sdk.cli_live import attach, report_outcome, write_output
-from cloudpipe_sdk.cli_output import emit, emit_line, json_option, outcome_dict
+from cloudpipe_sdk.cli_output import emit, emit_line, json_option, outcome_dict, when
 from cloudpipe_sdk.cli_submit import CommandError, submit
 
 _AGO = re.compile(r"(\d+)([smhd])")
@@ -105,7 +105,8 @@ def list_jobs(
 @json_option
 @click.pass_obj
 def show(client: Client, job_id: int, as_json: bool) -> None:
-    """Show one job with its output.
+    """Show one job with its output, and its attempts when it ran more than once (a
+    lost runner's restartable job runs again). With --json: attempt_history always.
 
     \b
     cloudpipe show 42
@@ -114,6 +115,9 @@ def show(client: Client, job_id: int, as_json: bool) -> None:
     snapshot = client.get(job_id).snapshot
     row = _job_dict(snapshot)
     row["attempts"] = snapshot.attempts
+    history = [_attempt_dict(attempt) for attempt in snapshot.attempt_history]
+    if as_json:
+        row["attempt_history"] = history
     row["stdout"] = snapshot.stdout.decode("utf-8", "replace")
     row["stderr"] = snapshot.stderr.decode("utf-8", "replace")
     if as_json:
@@ -121,6 +125,39 @@ def show(client: Client, job_id: int, as_json: bool) -> None:
         return
     for key, value in row.items():
         click.echo(f"{key}: {value}")
+        if key == "attempts" and len(history) > 1:
+            for attempt in snapshot.attempt_history:
+                click.echo(f"  {_attempt_line(attempt)}")
+
+
+def _attempt_dict(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "status": attempt.status.value,
+        "started_at": _iso(attempt.started_at),
+        "ended_at": _iso(attempt.ended_at),
+        "return_code": attempt.return_code,
+        "reason": attempt.reason,
+        "owner": attempt.owner,
+    }
+
+
+def _attempt_line(attempt: Attempt) -> str:
+    """One attempt in a line: "#1 queued 2026-01-01 12:00:00Z -> 12:00:30Z on srv-a: why"."""
+    status = "requeued" if attempt.status is JobStatus.QUEUED else attempt.status.value
+    ended = when(attempt.ended_at)
+    if attempt.started_at is not None and when(attempt.started_at)[:10] == ended[:10]:
+        ended = ended[11:]  # the same day: the time alone
+    line = f"#{attempt.number} {status} {when(attempt.started_at)} -> {ended}"
+    if attempt.return_code is not None:
+        line += f" exit {attempt.return_code}"
+    if attempt.owner:
+        line += f" on {attempt.owner}"
+    return line + (f": {attempt.reason}" if attempt.reason else "")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z" if moment is not None else None
 
 
 @click.command()
