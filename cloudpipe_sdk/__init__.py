@@ -41,6 +41,7 @@ from cloudpipe_sdk._image import Image
 from cloudpipe_sdk._images import AsyncImages, Images
 from cloudpipe_sdk._job import Job
 from cloudpipe_sdk._options import JobOptions
+from cloudpipe_sdk._quotas import AccountQuotas, AsyncQuotas, QuotaLimits, Quotas
 from cloudpipe_sdk._schedules import AsyncSavedJobs, AsyncSchedules, SavedJobs, Schedules
 from cloudpipe_sdk._secrets import AsyncSecrets, Secrets
 from cloudpipe_sdk._status import JobStatus
@@ -68,11 +69,13 @@ from cloudpipe_sdk._volumes import AsyncVolumes, Volumes
 from cloudpipe_sdk._waiting import DoneAndNotDone, as_completed, wait
 
 __all__ = [
+    "AccountQuotas",
     "AlreadyExists",
     "AsyncAttachment",
     "AsyncClient",
     "AsyncImages",
     "AsyncJob",
+    "AsyncQuotas",
     "AsyncSavedJobs",
     "AsyncSchedules",
     "AsyncSecrets",
@@ -106,6 +109,8 @@ __all__ = [
     "NotFound",
     "Output",
     "ProtocolError",
+    "QuotaLimits",
+    "Quotas",
     "RemoteFunction",
     "RemoteTraceback",
     "ResourceExhausted",

@@ -38,6 +38,7 @@ from cloudpipe_sdk._aio_waiting import AsyncDoneAndNotDone, as_completed, map_re
 from cloudpipe_sdk._base import BaseClient, starred, zipped
 from cloudpipe_sdk._config import ClientConfig
 from cloudpipe_sdk._images import AsyncImageReferences, AsyncImages
+from cloudpipe_sdk._quotas import AsyncQuotas
 from cloudpipe_sdk._schedules import AsyncSavedJobs, AsyncSchedules
 from cloudpipe_sdk._secrets import AsyncSecrets
 from cloudpipe_sdk._transport import AsyncTransport
@@ -82,6 +83,11 @@ class AsyncClient(BaseClient[AsyncTransport]):
     def secrets(self) -> AsyncSecrets:
         """As `Client.secrets`, awaited."""
         return AsyncSecrets(self.transport)
+
+    @property
+    def quotas(self) -> AsyncQuotas:
+        """As `Client.quotas`, awaited."""
+        return AsyncQuotas(self.transport)
 
     async def _ensure_images(self, options: dict[str, Any]) -> None:
         """Build the Images these options (or the client's) name, before specs are made."""

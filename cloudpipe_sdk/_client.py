@@ -17,6 +17,7 @@ from cloudpipe_sdk._function import RemoteFunction
 from cloudpipe_sdk._images import ImageReferences, Images
 from cloudpipe_sdk._job import Job
 from cloudpipe_sdk._mapping import map_results
+from cloudpipe_sdk._quotas import Quotas
 from cloudpipe_sdk._schedules import SavedJobs, Schedules
 from cloudpipe_sdk._secrets import Secrets
 from cloudpipe_sdk._transport import Transport
@@ -76,6 +77,12 @@ class Client(BaseClient[Transport]):
         """Your account's secrets: set, list, delete; values go in and never come back
         (see `cloudpipe_sdk._secrets`)."""
         return Secrets(self.transport)
+
+    @property
+    def quotas(self) -> Quotas:
+        """Per-account quotas: get your own; the admin gets anyone's, sets, clears and
+        lists them (see `cloudpipe_sdk._quotas`)."""
+        return Quotas(self.transport)
 
     def close(self) -> None:
         """Close the connection (unless the channel was given, or this is a view made by

@@ -26,7 +26,7 @@ from typing import Any, Generic, Literal, TypeVar
 from cloudpipe_sdk._errors import CloudpipeError
 
 T = TypeVar("T")
-Service = Literal["jobs", "saved_jobs", "schedules", "images", "volumes", "secrets"]
+Service = Literal["jobs", "saved_jobs", "schedules", "images", "volumes", "secrets", "quotas"]
 Plan = Generator["Rpc[Any]", Any, T]
 
 

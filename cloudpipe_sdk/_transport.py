@@ -28,6 +28,7 @@ from cloudpipe_proto.v1 import images_pb2 as images_pb
 from cloudpipe_proto.v1 import images_pb2_grpc as images_grpc
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as jobs_grpc
+from cloudpipe_proto.v1 import quotas_pb2_grpc as quotas_grpc
 from cloudpipe_proto.v1 import schedules_pb2_grpc as schedules_grpc
 from cloudpipe_proto.v1 import secrets_pb2_grpc as secrets_grpc
 from cloudpipe_proto.v1 import volumes_pb2 as volumes_pb
@@ -60,6 +61,7 @@ def _stubs(channel: Any) -> dict[Service, Any]:
         "images": images_grpc.ImageServiceStub(channel),  # type: ignore[no-untyped-call]
         "volumes": volumes_grpc.VolumeServiceStub(channel),  # type: ignore[no-untyped-call]
         "secrets": secrets_grpc.SecretServiceStub(channel),  # type: ignore[no-untyped-call]
+        "quotas": quotas_grpc.QuotaServiceStub(channel),  # type: ignore[no-untyped-call]
     }
 
 

@@ -30,6 +30,7 @@ from cloudpipe_sdk.cli_admin import register as register_admin_commands
 from cloudpipe_sdk.cli_apply import register as register_apply_command
 from cloudpipe_sdk.cli_images import register as register_image_commands
 from cloudpipe_sdk.cli_jobs import register as register_job_commands
+from cloudpipe_sdk.cli_quotas import register as register_quota_commands
 from cloudpipe_sdk.cli_saved import register as register_saved_commands
 from cloudpipe_sdk.cli_schedules import register as register_schedule_commands
 from cloudpipe_sdk.cli_secrets import register as register_secret_commands
@@ -161,6 +162,7 @@ register_apply_command(main)
 register_image_commands(main)
 register_volume_commands(main)
 register_secret_commands(main)
+register_quota_commands(main)
 
 if __name__ == "__main__":
     sys.exit(main(prog_name="cloudpipe"))
