@@ -34,6 +34,7 @@ from cloudpipe_common.logs import bind_log_context
 from cloudpipe_proto.v1 import images_pb2_grpc as images_grpc
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
+from cloudpipe_proto.v1 import quotas_pb2_grpc as quotas_grpc
 from cloudpipe_proto.v1 import schedules_pb2_grpc as schedules_grpc
 from cloudpipe_proto.v1 import secrets_pb2_grpc as secrets_grpc
 from cloudpipe_proto.v1 import volumes_pb2_grpc as volumes_grpc
@@ -49,6 +50,7 @@ from http_gateway.ui_api import UiApi
 from http_gateway.ui_errors import service_failure
 from http_gateway.ui_images import ImageApi
 from http_gateway.ui_live import EventStream, Feeds
+from http_gateway.ui_quotas import QuotaApi
 from http_gateway.ui_schedules import ScheduleApi, UsageApi
 from http_gateway.ui_secrets import SecretApi
 from http_gateway.ui_volumes import FileDownload, VolumeApi
@@ -108,6 +110,7 @@ class Gateway:
             "images": images_grpc.ImageServiceStub(self._channel),  # type: ignore[no-untyped-call]
             "volumes": volumes_grpc.VolumeServiceStub(self._channel),  # type: ignore[no-untyped-call]
             "secrets": secrets_grpc.SecretServiceStub(self._channel),  # type: ignore[no-untyped-call]
+            "quotas": quotas_grpc.QuotaServiceStub(self._channel),  # type: ignore[no-untyped-call]
         }
         log.info("gateway for gRPC server %s", self._settings.server)
 
@@ -140,7 +143,7 @@ class Gateway:
 
     async def call_service(self, service: str, method: str, request: Any, caller: Caller) -> Any:
         """A unary call of `service` ("jobs", "schedules", "saved_jobs", "images", "volumes",
-        "secrets") for the UI's routes; a failure is answered by its meaning (ui_errors), not as a
+        "secrets", "quotas") for the UI's routes; a failure is answered by its meaning (ui_errors), not as a
         multyvac job route."""
         started = time.perf_counter()
         metric = f"{service}.{method}"
@@ -338,6 +341,7 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
     images = ImageApi(gateway)
     volumes = VolumeApi(gateway)
     secrets = SecretApi(gateway)
+    quotas = QuotaApi(gateway)
     accounts = AccountsApi(settings.auth_url, settings.auth_ca, settings.rpc_timeout)
 
     async def ui_job(request: Request) -> Reply:
@@ -394,6 +398,9 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
         Route("/ui/api/secrets", Endpoint(secrets.secrets)),
         Route("/ui/api/secret/set", Endpoint(secrets.set)),
         Route("/ui/api/secret/delete", Endpoint(secrets.delete)),
+        Route("/ui/api/quotas", Endpoint(quotas.quotas)),
+        Route("/ui/api/quota", Endpoint(quotas.quota)),
+        Route("/ui/api/quota/set", Endpoint(quotas.set)),
         Route("/ui/api/auth/signup", Endpoint(accounts.signup)),
         Route("/ui/api/auth/login", Endpoint(accounts.login)),
         Route("/ui/api/auth/logout", Endpoint(accounts.logout)),

@@ -198,3 +198,37 @@ def test_a_trusted_gateway_keeps_each_clients_failures_apart(
     finally:
         assert gateway.stop() == 0, gateway.log
         service.stop()
+
+
+def test_the_quota_routes_set_and_clear_an_accounts_quotas_for_the_admin_only(
+    gateway: GatewayProcess, auth_service: AuthProcess, auth_servers: object
+) -> None:
+    server: ServerProcess = auth_servers.kind(True)  # type: ignore[attr-defined]
+    name, _password, key = new_account(auth_service, "quota")
+    with (
+        httpx.Client(base_url=gateway.url, auth=("admin", server.api_key), timeout=30) as admin,
+        httpx.Client(base_url=gateway.url, auth=(name, key), timeout=30) as own,
+    ):
+        made = admin.post("/ui/api/quota/set", data={"account": name, "max_queued": "4", "max_running": ""})
+        assert made.status_code == 200, made.text
+        assert made.json()["override"] == {"max_queued": 4, "max_running": None} and made.json()["updated_at"]
+        assert own.get("/ui/api/quota").json()["max_queued"] == 4  # one's own, for anyone
+        listed = admin.get("/ui/api/quotas").json()
+        assert name in [q["account"] for q in listed["accounts"]] and set(listed["defaults"]) == {
+            "max_queued",
+            "max_running",
+        }
+        assert_api_error(own.post("/ui/api/quota/set", data={"account": name, "max_queued": "99"}), 403, "AFAIL")
+        assert_api_error(own.get("/ui/api/quotas"), 403, "AFAIL")
+        assert_api_error(admin.post("/ui/api/quota/set", data={"account": name, "max_queued": "-1"}), 400, "QINVAL")
+        assert_api_error(
+            admin.post("/ui/api/quota/set", data={"account": name, "max_queued": "10000000"}), 400, "QINVAL"
+        )
+        assert_api_error(admin.post("/ui/api/quota/set", data={"max_queued": "1"}), 400, "QINVAL")
+        missing = admin.post("/ui/api/quota/set", data={"account": "nobody@example.com", "max_queued": "1"})
+        assert_api_error(missing, 404, "NOTFOUND")
+        assert_api_error(admin.get("/ui/api/quota/set"), 405, "MINVAL")
+        cleared = admin.post("/ui/api/quota/set", data={"account": name})
+        assert (
+            cleared.json()["override"] == {"max_queued": None, "max_running": None} and not cleared.json()["updated_at"]
+        )

@@ -8,10 +8,13 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from cloudpipe_proto.v1 import jobs_pb2 as pb
+from cloudpipe_proto.v1 import jobs_pb2_grpc as pb_grpc
 from tests.auth.conftest import ADMIN_TOKEN
 from tests.auth.conftest import auth_servers as auth_servers  # the server checking keys with the service
 from tests.auth.conftest import auth_service as auth_service
@@ -20,7 +23,7 @@ from tests.auth.support import AuthProcess, new_account, start_auth_service
 from tests.gateway.support import GatewayProcess, start_gateway
 from tests.support import PerExecutor, ServerProcess
 from tests.ui.screens import screenshot
-from tests.ui.support import text_of, wait_for, wait_visible
+from tests.ui.support import log_in_to_jobs, text_of, wait_for, wait_visible
 
 
 def accounts_gateway(server: str, auth: AuthProcess, log_dir: Path) -> GatewayProcess:
@@ -144,3 +147,49 @@ def test_the_admin_disables_shows_keys_of_and_deletes_accounts(
     wait_for(browser, lambda d: d.switch_to.alert).accept()
     wait_for(browser, lambda d: text_of(d, "#notice") == f"{name} deleted.")
     wait_for(browser, lambda d: not row(), message="still listed")
+
+
+def test_the_admin_sets_an_accounts_quotas_on_the_page_and_the_server_holds_it_to_them(
+    browser: WebDriver, gateway: GatewayProcess, server: ServerProcess, auth_service: AuthProcess
+) -> None:
+    name, _password, key = new_account(auth_service, "limited")
+    log_in_to_jobs(browser, gateway.url, "admin", server.api_key)  # the quotas are the server's admin's
+    browser.get(f"{gateway.url}/ui/admin.html")
+    browser.execute_script("sessionStorage.removeItem('cloudpipe.admin');")
+    browser.get(f"{gateway.url}/ui/admin.html")
+    wait_visible(browser, "admin-login").find_element(By.ID, "admin-token").send_keys(ADMIN_TOKEN)
+    browser.find_element(By.ID, "admin-submit").click()
+
+    def cell() -> str:
+        found = browser.execute_script(
+            "const n = document.querySelector(arguments[0]); return n ? n.innerText : '';",
+            f'td[data-quotas-of="{name}"]',
+        )
+        return str(found)
+
+    wait_for(browser, lambda d: "Queued: no limit (default)" in cell(), message="the account's quotas are not shown")
+    browser.find_element(By.CSS_SELECTOR, f'button[data-action="quotas"][data-account="{name}"]').click()
+    assert browser.find_element(By.ID, "quota-account").get_attribute("value") == name
+    browser.find_element(By.ID, "quota-max-queued").send_keys("1")
+    browser.find_element(By.ID, "quota-submit").click()
+    wait_for(browser, lambda d: text_of(d, "#notice").startswith(f"Quotas of {name} saved: at most 1 queued"))
+    wait_for(browser, lambda d: "Queued: 1" in cell() and "(default)" in cell().split("Running")[1])
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'#quotas tr[data-quota-account="{name}"]'))
+    screenshot(browser, "admin-quotas")
+
+    # The server holds the account to it: two jobs at once are over its queued limit.
+    with grpc.insecure_channel(server.address) as channel:
+        jobs = pb_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
+        as_it = (("authorization", f"Bearer {key}"),)
+        with pytest.raises(grpc.RpcError) as refused:
+            jobs.Submit(pb.SubmitRequest(jobs=[pb.JobSpec(cmd="sleep 60")] * 2), metadata=as_it, timeout=20)
+        assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+        assert "its limit is 1" in (refused.value.details() or "")  # type: ignore[attr-defined]
+
+        browser.find_element(By.CSS_SELECTOR, f'button[data-action="quotas"][data-account="{name}"]').click()
+        browser.find_element(By.ID, "quota-clear").click()
+        wait_for(browser, lambda d: text_of(d, "#notice") == f"{name} runs under the server's defaults again.")
+        wait_for(browser, lambda d: "Queued: no limit (default)" in cell())
+        submitted = jobs.Submit(pb.SubmitRequest(jobs=[pb.JobSpec(cmd="sleep 60")] * 2), metadata=as_it, timeout=20)
+        assert len(submitted.ids) == 2
+        jobs.KillAll(pb.KillAllRequest(), metadata=as_it, timeout=20)
