@@ -199,11 +199,12 @@ def query_from_pb(msg: pb.ListJobsRequest) -> JobQuery:
         ),
         limit=msg.limit,
         newest_first=msg.newest_first,
-        with_output=_with_output(msg.view),
+        with_output=with_output(msg.view),
     )
 
 
-def _with_output(view: int) -> bool:
+def with_output(view: int) -> bool:
+    """Whether a `JobView` (of List or Get) answers the jobs' output."""
     # UNSPECIFIED is FULL: callers written before `view` existed (the multyvac gateway's
     # `GET /v1/job`, older SDKs) expect the output, and must keep getting it.
     if view in (pb.JOB_VIEW_UNSPECIFIED, pb.JOB_VIEW_FULL):

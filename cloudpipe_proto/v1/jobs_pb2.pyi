@@ -237,10 +237,12 @@ class SubmitResponse(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "view")
     ID_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     id: int
-    def __init__(self, id: _Optional[int] = ...) -> None: ...
+    view: JobView
+    def __init__(self, id: _Optional[int] = ..., view: _Optional[_Union[JobView, str]] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ("ids", "names", "statuses", "after_id", "before_id", "created_after", "created_before", "limit", "newest_first", "view")

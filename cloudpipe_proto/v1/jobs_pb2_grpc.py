@@ -104,8 +104,8 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Get(self, request, context):
-        """Get one job of the caller's account. NOT_FOUND when it does not exist or
-        belongs to another account.
+        """Get one job of the caller's account, with its attempt history. NOT_FOUND when it
+        does not exist or belongs to another account.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

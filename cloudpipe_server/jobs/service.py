@@ -143,8 +143,11 @@ class JobService:
                 " wait for some to finish"
             )
 
-    async def get(self, caller: Principal, job_id: int) -> Job:
-        return await self._store.get(_existing_id(job_id), caller.account)
+    async def get(self, caller: Principal, job_id: int, *, with_output: bool = True) -> Job:
+        """The caller's job; with `with_output=False`, without its output, result and
+        stdin (as a summary of `list_jobs`). NotFound when missing or another's."""
+        job = await self._store.get(_existing_id(job_id), caller.account, with_output=with_output)
+        return job if with_output else _summary(job)
 
     async def attempts(self, caller: Principal, job_id: int) -> list[Attempt]:
         """The job's ended attempts, oldest first (`JobStore.attempts`); NotFound like `get`."""

@@ -17,6 +17,7 @@ from cloudpipe_server.convert import (
     query_from_pb,
     spec_from_pb,
     status_event_to_pb,
+    with_output,
 )
 from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.executors.base import Signal
@@ -41,7 +42,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
 
     async def Get(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
         caller, job_id = current_principal(), _id(request.id)
-        job = await self._service.get(caller, job_id)
+        job = await self._service.get(caller, job_id, with_output=with_output(request.view))
         return job_to_pb(job, self._service.default_image, await self._service.attempts(caller, job_id))
 
     async def List(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsResponse:

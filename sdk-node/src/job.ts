@@ -1,6 +1,6 @@
 /** `Job`: a handle on one submitted job, and `JobInfo`, what the server knows of it. */
 import { status as GrpcStatus, type ClientReadableStream } from "@grpc/grpc-js";
-import type { Job as PbJob, JobStatusEvent } from "./gen/cloudpipe_proto/v1/jobs.js";
+import { JobView, type Job as PbJob, type JobStatusEvent } from "./gen/cloudpipe_proto/v1/jobs.js";
 import { fromServiceError, isServiceError, JobFailed, JobKilled, JobStalled, Timeout } from "./errors.js";
 import { isFunctionJob, parseEnvelope, remoteError } from "./functions.js";
 import { Outage, sleep } from "./retry.js";
@@ -114,7 +114,7 @@ export class Job<T = Buffer> {
 
   /** Fetch the job's current state. */
   async refresh(): Promise<JobInfo> {
-    const job = await this.transport.call(this.transport.jobs, this.transport.jobs.get, { id: this.id });
+    const job = await this.transport.call(this.transport.jobs, this.transport.jobs.get, { id: this.id, view: JobView.JOB_VIEW_FULL });
     this.snapshot = jobInfo(job);
     return this.snapshot;
   }

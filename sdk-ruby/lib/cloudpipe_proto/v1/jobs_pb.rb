@@ -87,6 +87,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
     end
     add_message "cloudpipe.v1.GetJobRequest" do
       optional :id, :uint64, 1
+      optional :view, :enum, 2, "cloudpipe.v1.JobView"
     end
     add_message "cloudpipe.v1.ListJobsRequest" do
       repeated :ids, :uint64, 1

@@ -23,8 +23,8 @@ module Cloudpipe
 
         # Submit one or many jobs atomically: either every job is stored or none is.
         rpc :Submit, ::Cloudpipe::V1::SubmitRequest, ::Cloudpipe::V1::SubmitResponse
-        # Get one job of the caller's account. NOT_FOUND when it does not exist or
-        # belongs to another account.
+        # Get one job of the caller's account, with its attempt history. NOT_FOUND when it
+        # does not exist or belongs to another account.
         rpc :Get, ::Cloudpipe::V1::GetJobRequest, ::Cloudpipe::V1::Job
         # List the caller's jobs, oldest first (or newest first), filtered. Ask for
         # `view = JOB_VIEW_SUMMARY` unless you need every job's output: a page of summaries

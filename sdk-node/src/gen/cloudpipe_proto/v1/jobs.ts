@@ -143,7 +143,7 @@ export function resultTypeToJSON(object: ResultType): string {
   }
 }
 
-/** How much of each job a List answers. */
+/** How much of each job a List (or a Get) answers. */
 export enum JobView {
   /** JOB_VIEW_UNSPECIFIED - FULL, so that callers written before `view` existed get what they always got. */
   JOB_VIEW_UNSPECIFIED = 0,
@@ -403,7 +403,8 @@ export interface Job {
   image: string;
   /**
    * The attempts that ended, oldest first (the latest 50 of them); a running attempt is
-   * not there yet (`attempts` counts it). Only in Get's answer: List leaves it empty.
+   * not there yet (`attempts` counts it). Only in Get's answer (any view): List leaves it
+   * empty.
    */
   attemptHistory: Attempt[];
 }
@@ -443,6 +444,11 @@ export interface SubmitResponse {
 
 export interface GetJobRequest {
   id: number;
+  /**
+   * JOB_VIEW_SUMMARY: without stdout, stderr, result and spec.stdin (a job page that
+   * streams the output itself); attempt_history is there in every view.
+   */
+  view: JobView;
 }
 
 export interface ListJobsRequest {
@@ -2413,13 +2419,16 @@ export const SubmitResponse: MessageFns<SubmitResponse> = {
 };
 
 function createBaseGetJobRequest(): GetJobRequest {
-  return { id: 0 };
+  return { id: 0, view: 0 };
 }
 
 export const GetJobRequest: MessageFns<GetJobRequest> = {
   encode(message: GetJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.id !== 0) {
       writer.uint32(8).uint64(message.id);
+    }
+    if (message.view !== 0) {
+      writer.uint32(16).int32(message.view);
     }
     return writer;
   },
@@ -2445,6 +2454,14 @@ export const GetJobRequest: MessageFns<GetJobRequest> = {
             message.id = longToNumber(reader.uint64());
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.view = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2458,13 +2475,19 @@ export const GetJobRequest: MessageFns<GetJobRequest> = {
   },
 
   fromJSON(object: any): GetJobRequest {
-    return { id: isSet(object.id) ? globalThis.Number(object.id) : 0 };
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      view: isSet(object.view) ? jobViewFromJSON(object.view) : 0,
+    };
   },
 
   toJSON(message: GetJobRequest): unknown {
     const obj: any = {};
     if (message.id !== 0) {
       obj.id = Math.round(message.id);
+    }
+    if (message.view !== 0) {
+      obj.view = jobViewToJSON(message.view);
     }
     return obj;
   },
@@ -2475,6 +2498,7 @@ export const GetJobRequest: MessageFns<GetJobRequest> = {
   fromPartial<I extends Exact<DeepPartial<GetJobRequest>, I>>(object: I): GetJobRequest {
     const message = createBaseGetJobRequest();
     message.id = object.id ?? 0;
+    message.view = object.view ?? 0;
     return message;
   },
 };
@@ -5004,8 +5028,8 @@ export const JobServiceService = {
     responseDeserialize: (value: Buffer): SubmitResponse => SubmitResponse.decode(value),
   },
   /**
-   * Get one job of the caller's account. NOT_FOUND when it does not exist or
-   * belongs to another account.
+   * Get one job of the caller's account, with its attempt history. NOT_FOUND when it
+   * does not exist or belongs to another account.
    */
   get: {
     path: "/cloudpipe.v1.JobService/Get" as const,
@@ -5142,8 +5166,8 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   /** Submit one or many jobs atomically: either every job is stored or none is. */
   submit: handleUnaryCall<SubmitRequest, SubmitResponse>;
   /**
-   * Get one job of the caller's account. NOT_FOUND when it does not exist or
-   * belongs to another account.
+   * Get one job of the caller's account, with its attempt history. NOT_FOUND when it
+   * does not exist or belongs to another account.
    */
   get: handleUnaryCall<GetJobRequest, Job>;
   /**
@@ -5214,8 +5238,8 @@ export interface JobServiceClient extends Client {
     callback: (error: ServiceError | null, response: SubmitResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Get one job of the caller's account. NOT_FOUND when it does not exist or
-   * belongs to another account.
+   * Get one job of the caller's account, with its attempt history. NOT_FOUND when it
+   * does not exist or belongs to another account.
    */
   get(request: GetJobRequest, callback: (error: ServiceError | null, response: Job) => void): ClientUnaryCall;
   get(
