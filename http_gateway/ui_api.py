@@ -2,7 +2,7 @@
 
     GET  /ui/api/jobs?status=&name=&image=&since=&until=&before=&limit=
          a page of summaries, newest first: {"jobs": [...], "next_before": jid or 0}
-    GET  /ui/api/job?jid=N&view=summary      one job's summary and details, no output
+    GET  /ui/api/job?jid=N&view=summary      one job's summary, details and attempts, no output
     GET  /ui/api/job/output?jid=N&part=stdout|stderr|result   the bytes, as a download
     POST /ui/api/job/rerun   jid=N           submit the job's spec again: {"jid": new}
     POST /ui/api/jobs/kill   jids=1,2,3      kill each: {"killed": [...], "failed": {...}}
@@ -21,8 +21,8 @@ from cloudpipe_proto.v1 import jobs_pb2 as pb
 from http_gateway import multyvac
 from http_gateway.caller import Caller
 from http_gateway.golang import parse_query
-from http_gateway.job_json import ns
-from http_gateway.multyvac import ApiError, Reply
+from http_gateway.job_json import ns, stamp
+from http_gateway.multyvac import STATUS_NAMES, ApiError, Reply
 from http_gateway.ui import parse_jid
 from http_gateway.ui_jobs import MAX_SCAN, SCAN_BATCH, parse_ids, parse_list_plan, summary
 from http_gateway.ui_live import Calls
@@ -48,7 +48,23 @@ def _detail(job: pb.Job) -> dict[str, Any]:
             "memory_max_usage_bytes": job.collected.memory_max_usage_bytes,
             "oom_killed": job.collected.oom_killed,
         },
+        attempt_history=[_attempt(attempt) for attempt in job.attempt_history],
     )
+    return out
+
+
+def _attempt(attempt: pb.Attempt) -> dict[str, Any]:
+    """One ended attempt of the job page's "Attempts" table."""
+    out: dict[str, Any] = {
+        "number": attempt.number,
+        "status": STATUS_NAMES.get(attempt.status, "error"),
+        "return_code": attempt.return_code if attempt.HasField("return_code") else "",
+        "reason": attempt.reason,
+        "owner": attempt.owner,
+    }
+    for field in ("started_at", "ended_at"):
+        if attempt.HasField(field):
+            out[field] = stamp(getattr(attempt, field))
     return out
 
 
@@ -103,15 +119,9 @@ class UiApi:
             jid = parse_jid(request.scope["query_string"])
         except ApiError as exc:
             raise await self._verified(caller, exc) from None
-        return multyvac.json_reply(_detail(await self._one(caller, jid)))
-
-    async def _one(self, caller: Caller, jid: int) -> pb.Job:
-        request = pb.ListJobsRequest(ids=[jid], limit=1, view=pb.JOB_VIEW_SUMMARY)
-        response = await self._gateway.call("list", "List", request, caller, jid)
-        if not response.jobs:
-            raise multyvac.jnf(jid)
-        job: pb.Job = response.jobs[0]
-        return job
+        get = pb.GetJobRequest(id=jid, view=pb.JOB_VIEW_SUMMARY)  # no output, with the attempts
+        job: pb.Job = await self._gateway.call("get", "Get", get, caller, jid)
+        return multyvac.json_reply(_detail(job))
 
     async def output(self, request: Request) -> Reply:
         if request.method != "GET":

@@ -2,7 +2,7 @@
 // the gateway's feed (/ui/api/job/live, over gRPC Attach), kill, run again, downloads.
 import {
   ONGOING, absoluteTime, api, download, duration, el, elapsed, follow, jobLabel, jobWhat, loadSession, nsToMs,
-  ongoingFor, parseStamp, relativeTime, requireSession, showError, statusBadge,
+  ongoingFor, parseStamp, relativeTime, requireSession, showError, statusBadge, table,
 } from "./common.js";
 
 const SHOWN_BYTES = 2 << 20; // of each stream in the page; the downloads have everything
@@ -62,6 +62,47 @@ function details(job) {
   return rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]);
 }
 
+// The ended attempts (the latest 50), when the job ran more than once: how each ended
+// ("Requeued" when its runner was lost), when, its exit code, the server and why.
+function attemptRows(history) {
+  return history.map((attempt) => {
+    const badge = attempt.status === "queued"
+      ? el("span", { class: "status status-requeued" }, el("span", { class: "mark", "aria-hidden": "true" }, "↻"), "Requeued")
+      : statusBadge(attempt.status);
+    const started = parseStamp(attempt.started_at);
+    const ended = parseStamp(attempt.ended_at);
+    return el("tr", {},
+      el("td", { class: "num" }, String(attempt.number)),
+      el("td", {}, badge),
+      el("td", {}, when(attempt.started_at)),
+      el("td", {}, when(attempt.ended_at)),
+      el("td", {}, started && ended ? duration(ended - started) : "—"),
+      el("td", {}, attempt.return_code === "" ? "—" : String(attempt.return_code)),
+      el("td", {}, attempt.owner ? el("code", {}, attempt.owner) : "—"),
+      el("td", {}, attempt.reason || "—"));
+  });
+}
+
+function renderAttempts() {
+  const history = job.attempt_history || [];
+  const section = document.getElementById("attempts-section");
+  section.hidden = history.length === 0 || (history.length === 1 && (job.attempts || 0) <= 1);
+  if (section.hidden) return;
+  document.getElementById("attempts").replaceChildren(table("Attempts of this job",
+    ["#", "Outcome", "Started", "Ended", "Duration", "Return code", "Server", "Reason"], attemptRows(history)));
+}
+
+// A new attempt began, or the job ended: read the details (and attempts) again.
+async function reloadDetails() {
+  try {
+    const fresh = await api(session, `api/job?view=summary&jid=${encodeURIComponent(jid)}`);
+    job = { ...job, ...fresh };
+    render();
+  } catch (failure) {
+    showError(errorRegion, failure);
+  }
+}
+
 function render() {
   const ongoing = ONGOING.includes(job.status);
   document.title = `Job ${job.jid} · Cloudpipe`;
@@ -71,6 +112,7 @@ function render() {
   kill.hidden = !ongoing;
   if (hadFocus && !ongoing) title.focus(); // the button went away: keep the reader's place
   document.getElementById("details").replaceChildren(...details(job));
+  renderAttempts();
 }
 
 // The output views, staying at the bottom where the reader was there.
@@ -125,8 +167,10 @@ function startLive() {
   stopLive = follow(session, () => `api/job/live?jid=${encodeURIComponent(jid)}&stdout=${received.stdout}&stderr=${received.stderr}`,
     (name, data) => {
       if (name === "job") {
+        const moved = data.attempts !== job.attempts || (data.status !== job.status && !ONGOING.includes(data.status));
         job = { ...job, ...data }; // a summary: the details of the first answer stay
         render();
+        if (moved) reloadDetails(); // an attempt ended: its row comes with the details
       } else if (name === "output") {
         append(data.stream, data.offset, data.data);
         showOutputSoon();

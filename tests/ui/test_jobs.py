@@ -4,6 +4,7 @@ live output, kill, filters, and job data rendered as text only."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,7 +13,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
 from tests.gateway.conftest import Stack
-from tests.gateway.support import job_payload, submit, wait_status
+from tests.gateway.support import job_payload, start_gateway, submit, wait_status
+from tests.lost_runner import a_job_run_twice
+from tests.ui.screens import screenshot
 from tests.ui.support import definitions, job_row, log_in_to_jobs, text_of, wait_for, wait_visible
 
 pytestmark = pytest.mark.docker
@@ -136,6 +139,39 @@ def test_the_job_page_shows_command_image_times_and_exit(browser: WebDriver, sta
     assert text_of(browser, "#stdout") == "to-out"
     assert text_of(browser, "#stderr") == "to-err"
     assert not browser.find_element(By.ID, "kill").is_displayed()
+    assert not browser.find_element(By.ID, "attempts-section").is_displayed(), "one attempt: the details say it all"
+
+
+def test_the_job_page_lists_the_attempts_of_a_job_that_ran_twice(
+    browser: WebDriver, stack: Stack, tmp_path: Path
+) -> None:
+    """A restartable job whose server was killed mid-run ran again on the next server:
+    the page's Attempts table has the lost attempt (requeued) and the one that ended done."""
+    server, jid = a_job_run_twice(tmp_path)
+    try:
+        gateway = start_gateway(server.address, tmp_path)
+        try:
+            log_in_to_jobs(browser, gateway.url, "admin", server.api_key)
+            browser.get(f"{gateway.url}/ui/job.html?jid={jid}")
+            wait_for(browser, lambda d: "Done" in text_of(d, "#status"))
+            section = wait_visible(browser, "attempts-section")
+            assert section.find_element(By.TAG_NAME, "h2").text == "Attempts"
+            rows = [
+                [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+                for row in browser.find_elements(By.CSS_SELECTOR, "#attempts tbody tr")
+            ]
+            assert len(rows) == 2, rows
+            (n1, outcome1, _, _, _, code1, server1, reason1), (n2, outcome2, _, _, _, code2, server2, reason2) = rows
+            assert (n1, code1) == ("1", "—") and "Requeued" in outcome1
+            assert "requeued after its runner was lost" in reason1
+            assert (n2, code2, reason2) == ("2", "0", "—") and "Done" in outcome2
+            assert server1 and server2 and server1 != server2, "another server ran it again"
+            assert definitions(browser, "#details")["Attempts"].startswith("2 (retried 1 time")
+            screenshot(browser, "job-attempts")
+        finally:
+            assert gateway.stop() == 0, gateway.log
+    finally:
+        assert server.stop() == 0, server.log
 
 
 def test_kill_from_the_job_page_ends_the_job_killed(browser: WebDriver, stack: Stack, http: httpx.Client) -> None:
