@@ -585,7 +585,11 @@ export interface UsageResponse {
     | undefined;
   /** With all_accounts: every account that has jobs, by name. */
   accounts: AccountUsage[];
-  /** The server's per-account limits; zero means none. */
+  /**
+   * The per-account limits in force for the caller's account (its quota overrides, see
+   * QuotaService, else the server's defaults); with all_accounts, the server's defaults.
+   * Zero means none.
+   */
   maxQueuedPerAccount: number;
   maxRunningPerAccount: number;
 }
