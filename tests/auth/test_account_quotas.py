@@ -189,3 +189,45 @@ def test_reflection_lists_the_quota_service(server: ServerProcess) -> None:
     assert "cloudpipe.v1.QuotaService" in listed.stdout.split()
     described = grpcurl(server.address, "describe", "cloudpipe.v1.QuotaService")
     assert "rpc Set" in described.stdout and "rpc List" in described.stdout
+
+
+@pytest.mark.docker
+def test_on_docker_an_accounts_own_running_limit_holds_while_other_accounts_run_more(
+    auth_service: AuthProcess, tmp_path_factory: pytest.TempPathFactory, docker_engine: object
+) -> None:
+    """Real containers: the server has no running limit and four slots; the admin holds
+    one account to one running job, while another account runs two."""
+    env = auth_service.server_env(CLOUDPIPE_AUTH_CACHE_TTL="0", CLOUDPIPE_MAX_CONCURRENT_JOBS="4")
+    server = start_server(tmp_path_factory.mktemp("quota-docker"), env=env)
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            quotas, jobs = quotas_stub(channel), jobs_stub(channel)
+            held, _, held_key = new_account(auth_service, "held")
+            _free, _, free_key = new_account(auth_service, "free")
+            quotas.Set(
+                qpb.SetQuotasRequest(account=held, override=limits(max_running=1)), metadata=key_of(server.api_key)
+            )
+            mine = submit(jobs, held_key, 2)
+            others = submit(jobs, free_key, 2)
+
+            def states(key: str, ids: list[int]) -> list[int]:
+                listed = jobs.List(pb.ListJobsRequest(ids=ids), metadata=key_of(key), timeout=20)
+                return [job.status for job in sorted(listed.jobs, key=lambda job: job.id)]
+
+            deadline = time.monotonic() + 90
+            while states(free_key, others).count(pb.JOB_STATUS_PROCESSING) < 2:  # the other account runs both
+                assert time.monotonic() < deadline, "the other account's jobs never ran"
+                time.sleep(0.2)
+            settle = time.monotonic() + 2  # several claim rounds (poll 0.2 s) with a free slot
+            while time.monotonic() < settle:
+                assert states(held_key, mine).count(pb.JOB_STATUS_PROCESSING) <= 1, "held runs past its limit"
+                time.sleep(0.1)
+            assert states(held_key, mine) == [pb.JOB_STATUS_PROCESSING, pb.JOB_STATUS_QUEUED]
+            jobs.Kill(pb.KillJobRequest(id=mine[0]), metadata=key_of(held_key), timeout=20)
+            while states(held_key, mine)[1] != pb.JOB_STATUS_PROCESSING:  # its next job runs once one ends
+                assert time.monotonic() < deadline, "held's second job never ran"
+                time.sleep(0.2)
+            for key in (held_key, free_key):
+                jobs.KillAll(pb.KillAllRequest(), metadata=key_of(key), timeout=20)
+    finally:
+        assert server.stop() == 0, server.log
