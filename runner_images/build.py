@@ -63,6 +63,7 @@ LABEL_RUNNER = "org.cloudpipe.runner"
 LABEL_PYTHON = "org.cloudpipe.python"
 LABEL_HASH = "org.cloudpipe.context-hash"
 LABEL_BASE = "org.cloudpipe.base"
+LABEL_BASE_PACKAGES = "org.cloudpipe.base.packages"  # what debootstrap included, comma-separated
 LABEL_SERIALIZERS = "org.cloudpipe.serializers"
 
 # The serializers of function jobs; both must equal the SDK's pinned versions.
@@ -201,7 +202,9 @@ SPECS: dict[str, ImageSpec] = {
         tag="cloudpipe/runner-py2:latest",
         default_base="debian:bullseye-slim",
         suite="bullseye",
-        base_packages=("python2.7",),
+        # rsync: the server end of multyvac's volume sync (multyvacinit/sync.py); rsync and
+        # ssh: the client end, for the multyvac client run from this image (tests, demo)
+        base_packages=("python2.7", "rsync", "openssh-client"),
         downloads=(
             Download(
                 requirements=(
@@ -308,6 +311,13 @@ def find_image(client: docker.DockerClient, ref: str) -> Image | None:
         return None
 
 
+def base_packages(image: Image) -> set[str]:
+    """The packages a debootstrap base was made with (none known for one made before
+    the label existed: it is built again once)."""
+    labels = (image.attrs.get("Config") or {}).get("Labels") or {}
+    return {name for name in str(labels.get(LABEL_BASE_PACKAGES, "")).split(",") if name}
+
+
 def try_pull(client: docker.DockerClient, ref: str) -> Image | None:
     """Pull ``ref``; return None (instead of raising) if the pull fails."""
     try:
@@ -337,9 +347,11 @@ def resolve_base(client: docker.DockerClient, spec: ImageSpec, override: str | N
         log(spec, f"base: {spec.default_base} (pulled)")
         return spec.default_base, image
     image = find_image(client, spec.local_base)
-    if image is not None:
+    if image is not None and set(spec.base_packages) <= base_packages(image):
         log(spec, f"base: {spec.local_base} (cached; {spec.default_base} unavailable)")
         return spec.local_base, image
+    if image is not None:
+        log(spec, f"base: {spec.local_base} lacks some of {','.join(spec.base_packages)}; building it again")
     log(spec, f"base: {spec.default_base} unavailable; building {spec.local_base} with debootstrap")
     return spec.local_base, build_debootstrap_base(client, spec)
 
@@ -503,6 +515,7 @@ def build_debootstrap_base(client: docker.DockerClient, spec: ImageSpec) -> Imag
                 "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 "ENV LANG=C.UTF-8",
                 f"LABEL {LABEL_BASE}={spec.suite}",
+                f"LABEL {LABEL_BASE_PACKAGES}={','.join(sorted(spec.base_packages))}",
                 'CMD ["bash"]',
             ],
         )
