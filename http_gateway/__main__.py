@@ -55,6 +55,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="the auth service's people's listener, for the UI's accounts pages (CLOUDPIPE_GATEWAY_AUTH_URL)",
     )
     parser.add_argument("--auth-ca", help="CA of the auth service's certificate (CLOUDPIPE_GATEWAY_AUTH_CA)")
+    parser.add_argument(
+        "--sync-offer-seconds",
+        type=float,
+        help="how long the SSH port of a multyvac volume sync waits (CLOUDPIPE_GATEWAY_SYNC_OFFER_SECONDS, 120)",
+    )
     return parser.parse_args(argv)
 
 

@@ -45,6 +45,9 @@ from http_gateway.config import GatewaySettings
 from http_gateway.golang import parse_query
 from http_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from http_gateway.multyvac import ApiError, Reply
+from http_gateway.multyvac_keys import key_json
+from http_gateway.multyvac_sync import SyncPorts, as_sync_job, is_sync, mount_of
+from http_gateway.multyvac_volumes import MultyvacVolumes, vnf, volume_name
 from http_gateway.ui_accounts import AccountsApi
 from http_gateway.ui_api import UiApi
 from http_gateway.ui_errors import service_failure
@@ -99,6 +102,8 @@ class Gateway:
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None
         self._services: dict[str, Any] = {}
+        self.volumes = MultyvacVolumes(self, settings.rpc_timeout)
+        self._sync: SyncPorts | None = None
 
     async def open(self) -> None:
         self._channel = open_aio_channel(self._settings.server, self._settings.server_tls_ca)
@@ -112,6 +117,7 @@ class Gateway:
             "secrets": secrets_grpc.SecretServiceStub(self._channel),  # type: ignore[no-untyped-call]
             "quotas": quotas_grpc.QuotaServiceStub(self._channel),  # type: ignore[no-untyped-call]
         }
+        self._sync = SyncPorts(self._stub, self._settings.host_port[0], self._settings.sync_offer_seconds)
         log.info("gateway for gRPC server %s", self._settings.server)
 
     @property
@@ -123,6 +129,8 @@ class Gateway:
         return self._services[service]
 
     async def close(self) -> None:
+        if self._sync is not None:
+            await self._sync.close()
         if self._channel is not None:
             await self._channel.close()
 
@@ -167,6 +175,8 @@ class Gateway:
         authenticated before parsing, so bad credentials win over bad input."""
         await self._authenticate(caller)
         return error
+
+    verified = _verified  # for the route modules (multyvac_volumes)
 
     @staticmethod
     def caller(request: Request) -> Caller:
@@ -219,7 +229,15 @@ class Gateway:
             await self._authenticate(caller)
             return job_json.jobs_reply([], self._settings.default_image)
         response = await self.call("list", "List", plan.request, caller)
-        return job_json.jobs_reply(response.jobs, self._settings.default_image)
+        rendered = [job_json.render_job(job, self._settings.default_image) for job in response.jobs]
+        for job, out in zip(response.jobs, rendered, strict=True):
+            if is_sync(job.spec) and job.status == pb.JOB_STATUS_PROCESSING and self._sync is not None:
+                port = await self._sync.offer(
+                    job, caller, multyvac.basic_credentials(request.headers.get("authorization"))[1]
+                )
+                if port:
+                    out["collected"]["ports"] = {"tcp": {"22": {"address": request.url.hostname, "port": port}}}
+        return multyvac.json_reply({"jobs": rendered})
 
     async def _submit(self, request: Request) -> Reply:
         caller = self.caller(request)
@@ -228,6 +246,13 @@ class Gateway:
         body = await self._body(request, caller, verified=True)
         # Parsing a large body takes a while: not on the event loop.
         specs = await asyncio.to_thread(multyvac.parse_submission, body, self._settings.default_image)
+        for spec in specs:
+            if is_sync(spec):
+                as_sync_job(spec)
+        await self.volumes.with_mounts(specs, caller)  # multyvac's `vol`: mounted at their paths
+        for spec in specs:
+            if is_sync(spec) and not mount_of(spec):  # its volume is missing: no port would ever show
+                raise vnf(volume_name(spec.volumes[0]) if spec.volumes else "")
         response = await self.call("submit", "Submit", pb.SubmitRequest(jobs=specs), caller)
         return multyvac.json_reply({"jids": list(response.ids)})
 
@@ -253,6 +278,17 @@ class Gateway:
         caller = self.caller(request)
         await self.call("kill_all", "KillAll", pb.KillAllRequest(), caller)
         return Reply(200, multyvac.TEXT, multyvac.OK_BODY)
+
+    async def key(self, request: Request) -> Reply:
+        """`GET /v1/key[?id=ACCOUNT]`: the SSH key of the caller's API key (multyvac_keys)."""
+        if request.method != "GET":
+            raise multyvac.minval("GET")
+        caller = self.caller(request)
+        await self._authenticate(caller)
+        wanted = parse_query(request.scope["query_string"])[0].get("id", [caller.account])
+        api_key = multyvac.basic_credentials(request.headers.get("authorization"))[1]
+        keys = [key_json(caller.account, api_key)] if caller.account in wanted else []
+        return multyvac.json_reply({"keys": keys})
 
     async def queue_stats(self, request: Request) -> Reply:
         caller = self.caller(request)
@@ -366,6 +402,12 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
         Route("/v1/job/kill", Endpoint(gateway.kill)),
         Route("/v1/job/kill_all", Endpoint(gateway.kill_all)),
         Route("/v1/job/queue_stats", Endpoint(gateway.queue_stats)),
+        Route("/v1/key", Endpoint(gateway.key)),
+        Route("/v1/volume", Endpoint(gateway.volumes.volumes)),
+        Route("/v1/volume/{name}", Endpoint(gateway.volumes.files)),
+        Route("/v1/volume/{name}/ls", Endpoint(gateway.volumes.ls)),
+        Route("/v1/volume/{name}/mkdir", Endpoint(gateway.volumes.mkdir)),
+        Route("/v1/volume/{name}/rm", Endpoint(gateway.volumes.rm)),
         Route("/metrics", Endpoint(gateway.metrics_text)),
         # The web UI: `/` stays Go's 404 (a multyvac client probing it sees the same server).
         Route("/ui", Endpoint(gateway.ui_redirect)),

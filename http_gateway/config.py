@@ -52,6 +52,9 @@ class GatewaySettings:
     auth_url: str = ""
     # CA of its certificate (certs/ca.pem of `cloudpipe pki init`); empty: the system's CAs.
     auth_ca: str = ""
+    # How long the SSH port of a multyvac volume-sync job waits for its client before the
+    # job is killed (http_gateway/multyvac_sync.py).
+    sync_offer_seconds: float = 120.0
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -82,6 +85,7 @@ class GatewaySettings:
             "server_tls_ca": "CLOUDPIPE_TLS_CA",
             "auth_url": "CLOUDPIPE_GATEWAY_AUTH_URL",
             "auth_ca": "CLOUDPIPE_GATEWAY_AUTH_CA",
+            "sync_offer_seconds": "CLOUDPIPE_GATEWAY_SYNC_OFFER_SECONDS",
         }
         kinds = {item.name: item.type for item in dataclasses.fields(cls)}
         values: dict[str, object] = {}
@@ -105,6 +109,8 @@ class GatewaySettings:
             raise SettingsError("CLOUDPIPE_GATEWAY_MAX_CONCURRENCY must be positive")
         if self.rpc_timeout <= 0:
             raise SettingsError("CLOUDPIPE_GATEWAY_RPC_TIMEOUT must be positive")
+        if not 0 < self.sync_offer_seconds <= 3600:
+            raise SettingsError("CLOUDPIPE_GATEWAY_SYNC_OFFER_SECONDS must be positive, at most 3600")
         if not self.default_image:
             raise SettingsError("CLOUDPIPE_GATEWAY_DEFAULT_IMAGE must not be empty")
         if self.auth_url and not self.auth_url.startswith(("https://", "http://")):

@@ -61,7 +61,7 @@ def render_job(job: pb.Job, default_image: str) -> dict[str, Any]:
     out["restartable"] = spec.restartable
     out["tags"] = dict(sorted(spec.tags.items()))
     out["layer"] = [{"name": spec.image}] if spec.image and spec.image != default_image else []
-    out["vol"] = [{"name": name} for name in spec.volumes]
+    out["vol"] = [{"name": entry.partition(":")[0]} for entry in spec.volumes]  # the name of a mount
     out["env"] = dict(sorted(spec.env.items()))
     out["result_source"] = spec.result_source
     out["result_type"] = "pickle" if spec.result_type == pb.RESULT_TYPE_PICKLE else "binary"

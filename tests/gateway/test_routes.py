@@ -30,10 +30,11 @@ TEXT = "text/plain; charset=utf-8"
         "/v1/jobs",
         "/v1/job/kill/",
         "/v1/job/1",
-        "/v1/volume",
-        "/v1/volume/auto-deps-host/ls",
+        "/v1/volumes",
+        "/v1/volume/a/b/c",
         "/v1/layer",
-        "/v1/key",
+        "/v1/keys",
+        "/v1/key/admin/activate",
         "/v1/cluster",
         "/v1/invoice/2015-04-10",
         "/v1/report/client_log/",
@@ -50,7 +51,7 @@ def test_unknown_paths_get_gos_plain_text_404(anon: httpx.Client, path: str, met
 
 
 def test_the_404_is_not_json_so_multyvac_reports_could_not_parse_body(http: httpx.Client) -> None:
-    response = http.get("/v1/volume", params={"name": "auto-deps-host"})
+    response = http.get("/v1/layer", params={"name": "some-layer"})
     with pytest.raises(ValueError):
         response.json()
 

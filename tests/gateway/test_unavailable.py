@@ -66,7 +66,7 @@ def test_what_needs_no_server_still_works(dead_gateway: GatewayProcess) -> None:
     assert httpx.get(f"{dead_gateway.url}/v1/auth_service").status_code == 200
     assert_api_error(httpx.get(f"{dead_gateway.url}/v1/job"), 401, "ANONE")
     assert_api_error(httpx.delete(f"{dead_gateway.url}/v1/job"), 405, "MINVAL")
-    assert httpx.get(f"{dead_gateway.url}/v1/volume").status_code == 404
+    assert httpx.get(f"{dead_gateway.url}/v1/layer").status_code == 404
 
 
 def test_a_server_that_never_answers_costs_one_deadline_not_a_hang(silent_gateway: GatewayProcess) -> None:
