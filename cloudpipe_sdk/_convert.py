@@ -305,7 +305,9 @@ def schedule_from_pb(message: spb.Schedule) -> Schedule:
 
 @decoder
 def volume_from_pb(message: vpb.Volume) -> Volume:
-    return Volume(message.name, _optional_time(message, "created_at"), message.size_bytes)
+    return Volume(
+        message.name, _optional_time(message, "created_at"), message.size_bytes, message.mount_path, message.description
+    )
 
 
 @decoder

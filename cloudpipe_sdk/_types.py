@@ -259,11 +259,14 @@ class BuildLog:
 @dataclass(frozen=True)
 class Volume:
     """One of your account's volumes. `size_bytes` is counted by `volumes.get` only (0
-    from `create` and `list`)."""
+    from `create` and `list`). `mount_path`, given at creation, is where multyvac jobs
+    that name the volume mount it ("" for none); SDK jobs always say where."""
 
     name: str
     created_at: datetime | None
     size_bytes: int = 0
+    mount_path: str = ""
+    description: str = ""
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ CHUNK = 1 << 20
 Progress = Callable[[int, int], None]
 
 
-def create_volume(name: str) -> Rpc[Volume]:
+def create_volume(name: str, mount_path: str = "", description: str = "") -> Rpc[Volume]:
     # not retried: a retry of one that was made would say ALREADY_EXISTS
-    return Rpc("volumes", "Create", pb.CreateVolumeRequest(name=name), volume_from_pb, retry=False)
+    request = pb.CreateVolumeRequest(name=name, mount_path=mount_path, description=description)
+    return Rpc("volumes", "Create", request, volume_from_pb, retry=False)
 
 
 def get_volume(name: str) -> Rpc[Volume]:
@@ -52,6 +53,11 @@ def list_files(volume: str, path: str) -> Rpc[Listing]:
         return Listing([volume_file_from_pb(e) for e in answer.entries], answer.truncated)
 
     return Rpc("volumes", "ListFiles", pb.ListFilesRequest(volume=volume, path=path), parse)
+
+
+def make_directory(volume: str, path: str) -> Rpc[VolumeFile]:
+    # retried: making a directory that exists is done
+    return Rpc("volumes", "MakeDirectory", pb.MakeDirectoryRequest(volume=volume, path=path), volume_file_from_pb)
 
 
 def remove_file(volume: str, path: str) -> Rpc[None]:

@@ -89,11 +89,12 @@ class Volumes:
 
     # -- volumes ---------------------------------------------------------------------
 
-    def create(self, name: str) -> Volume:
+    def create(self, name: str, *, mount_path: str = "", description: str = "") -> Volume:
         """Make an empty volume. Names: lower-case letters, digits, '_', '.', '-', at
         most 63, starting with a letter or digit. AlreadyExists when you have one of
-        that name; ResourceExhausted past the server's count per account."""
-        return self._transport.call(calls.create_volume(name))
+        that name; ResourceExhausted past the server's count per account. `mount_path`
+        (an absolute path) is where multyvac jobs naming the volume mount it."""
+        return self._transport.call(calls.create_volume(name, mount_path, description))
 
     def get(self, name: str) -> Volume:
         """One of your volumes, with its size counted now (NotFound if you have none
@@ -193,6 +194,11 @@ class Volumes:
         with closing(chunks):
             return b"".join(chunks)
 
+    def mkdir(self, volume: str, path: str) -> VolumeFile:
+        """Make a directory and any missing parents (done if it is one already;
+        InvalidRequest, `code` "FAILED_PRECONDITION", when a file is in the way)."""
+        return self._transport.call(calls.make_directory(volume, path))
+
     def rm(self, volume: str, path: str) -> None:
         """Remove a file, or a directory with everything under it (NotFound if nothing
         is there)."""
@@ -241,8 +247,8 @@ class AsyncVolumes:
     def __init__(self, transport: AsyncTransport) -> None:
         self._transport = transport
 
-    async def create(self, name: str) -> Volume:
-        return await self._transport.call(calls.create_volume(name))
+    async def create(self, name: str, *, mount_path: str = "", description: str = "") -> Volume:
+        return await self._transport.call(calls.create_volume(name, mount_path, description))
 
     async def get(self, name: str) -> Volume:
         return await self._transport.call(calls.get_volume(name))
@@ -304,6 +310,9 @@ class AsyncVolumes:
         _, chunks = await _open_download(self._transport, volume, remote_path)
         async with aclosing(chunks):
             return b"".join([chunk async for chunk in chunks])
+
+    async def mkdir(self, volume: str, path: str) -> VolumeFile:
+        return await self._transport.call(calls.make_directory(volume, path))
 
     async def rm(self, volume: str, path: str) -> None:
         await self._transport.call(calls.remove_file(volume, path))

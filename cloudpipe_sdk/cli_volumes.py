@@ -32,6 +32,8 @@ def _volume_dict(volume: Volume) -> dict[str, Any]:
         "name": volume.name,
         "created_at": volume.created_at.isoformat() if volume.created_at else None,
         "size_bytes": volume.size_bytes,
+        "mount_path": volume.mount_path,
+        "description": volume.description,
     }
 
 
@@ -94,17 +96,20 @@ def volume_group() -> None:
 
 @volume_group.command("create")
 @click.argument("name")
+@click.option("--mount-path", default="", help="where multyvac jobs naming the volume mount it (absolute)")
+@click.option("--description", default="", help="free text, at most 1 KiB")
 @json_option
 @click.pass_obj
-def volume_create(client: Client, name: str, as_json: bool) -> None:
+def volume_create(client: Client, name: str, mount_path: str, description: str, as_json: bool) -> None:
     """Make an empty volume NAME (lower-case letters, digits, '_', '.', '-'; at most 63,
     starting with a letter or digit).
 
     \b
     cloudpipe volume create mydata
+    cloudpipe volume create deps --mount-path /pymodules --description "my modules"
     cloudpipe volume create mydata --json
     """
-    volume = client.volumes.create(name)
+    volume = client.volumes.create(name, mount_path=mount_path, description=description)
     if as_json:
         emit(_volume_dict(volume))
     else:
@@ -127,6 +132,10 @@ def volume_show(client: Client, name: str, as_json: bool) -> None:
         emit(_volume_dict(volume))
         return
     click.echo(f"name:     {volume.name}\ncreated:  {when(volume.created_at)}\nsize:     {_size(volume.size_bytes)}")
+    if volume.mount_path:
+        click.echo(f"mounts:   {volume.mount_path} (for multyvac jobs naming it)")
+    if volume.description:
+        click.echo(f"about:    {volume.description}")
 
 
 @volume_group.command("ls")
@@ -228,6 +237,25 @@ def _to_stdout(client: Client, name: str, remote: str) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(1)
+
+
+@volume_group.command("mkdir")
+@click.argument("name")
+@click.argument("path")
+@json_option
+@click.pass_obj
+def volume_mkdir(client: Client, name: str, path: str, as_json: bool) -> None:
+    """Make the directory PATH in volume NAME, with any missing parents.
+
+    \b
+    cloudpipe volume mkdir mydata results/2026
+    cloudpipe volume mkdir mydata results --json
+    """
+    entry = client.volumes.mkdir(name, path)
+    if as_json:
+        emit(_file_dict(entry))
+    else:
+        click.echo(f"made {name}:{entry.path}/")
 
 
 @volume_group.command("rm")

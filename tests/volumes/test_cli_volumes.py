@@ -77,11 +77,25 @@ def test_files_in_and_out_with_the_volume_commands(account: Account, tmp_path: P
     assert account.run("volume", "ls", "no-such-volume").exit_code == 3
     assert account.run("volume", "create", "Bad Name").exit_code == 2
 
+    assert account.ok("volume", "mkdir", name, "docs/deeper/still") == f"made {name}:docs/deeper/still/\n"
+    made = json.loads(account.ok("volume", "mkdir", name, "docs/deeper", "--json"))
+    assert (made["path"], made["directory"]) == ("docs/deeper", True)
+    assert account.run("volume", "mkdir", name, "docs/notes.txt").exit_code == 2  # a file is in the way
     assert json.loads(account.ok("volume", "rm", name, "docs", "--json")) == {"volume": name, "removed": "docs"}
     assert [e["path"] for e in json.loads(account.ok("volume", "ls", name, "--json"))] == ["data.bin"]
     # not a terminal: no question asked
     assert account.ok("volume", "delete", name) == f"deleted volume {name}\n"
     assert json.loads(account.ok("volume", "ls", "--json")) == []
+
+
+def test_a_volume_made_with_a_mount_path_shows_it(account: Account) -> None:
+    name = f"m-{uuid.uuid4().hex[:8]}"
+    made = account.ok("volume", "create", name, "--mount-path", "/pymodules", "--description", "my modules", "--json")
+    assert (json.loads(made)["mount_path"], json.loads(made)["description"]) == ("/pymodules", "my modules")
+    shown = account.ok("volume", "show", name)
+    assert "mounts:   /pymodules (for multyvac jobs naming it)" in shown and "about:    my modules" in shown
+    assert account.run("volume", "create", f"{name}-x", "--mount-path", "relative").exit_code == 2
+    account.ok("volume", "delete", name)
 
 
 def test_submit_mounts_volumes(account: Account, tmp_path: Path) -> None:

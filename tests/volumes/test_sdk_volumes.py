@@ -221,3 +221,30 @@ def test_the_async_client_moves_files_too(volume_server: ServerProcess, tmp_path
 
     with tenant(volume_server, "carol") as client:
         asyncio.run(main(client.config.account))
+
+
+def test_a_volume_has_a_mount_path_for_multyvac_and_directories_are_made(alice: Client) -> None:
+    made = alice.volumes.create("deps", mount_path="/pymodules", description="my modules")
+    assert (made.mount_path, made.description) == ("/pymodules", "my modules")
+    assert alice.volumes.get("deps").mount_path == "/pymodules"
+    assert [v.mount_path for v in alice.volumes.list()] == ["/pymodules"]
+    with pytest.raises(InvalidRequest):
+        alice.volumes.create("bad", mount_path="/proc/x")
+    made_dir = alice.volumes.mkdir("deps", "pkg/sub")
+    assert (made_dir.path, made_dir.directory) == ("pkg/sub", True)
+    assert alice.volumes.mkdir("deps", "pkg").directory  # already one: done
+    alice.volumes.put_bytes("deps", "pkg/mod.py", b"X = 1\n")
+    with pytest.raises(InvalidRequest) as blocked:
+        alice.volumes.mkdir("deps", "pkg/mod.py")
+    assert blocked.value.code == "FAILED_PRECONDITION"
+    assert [(f.path, f.directory) for f in alice.volumes.ls("deps", "pkg")] == [
+        ("pkg/mod.py", False),
+        ("pkg/sub", True),
+    ]
+
+    async def main() -> None:
+        async with AsyncClient(alice.config.address, account=alice.config.account) as client:
+            assert (await client.volumes.mkdir("deps", "from-async")).directory
+            assert (await client.volumes.create("deps2", mount_path="/other")).mount_path == "/other"
+
+    asyncio.run(main())
