@@ -214,5 +214,5 @@ class JobQuery:
     limit: int = 1000
     newest_first: bool = False
     # False: the jobs come without stdout, stderr, result and spec.stdin (a list page).
-    # Stores may still read those and leave the stripping to the service layer.
+    # Every store leaves those columns out of its read (a projection), whatever their size.
     with_output: bool = True

@@ -169,10 +169,7 @@ class JobService:
         )
         jobs = await self._store.list_jobs(caller.account, bounded)
         if not query.with_output:
-            # Stripped here, whatever the store read: a page of summaries stays small on
-            # the wire. (The stores still read the columns; a projection there is the
-            # next step, once the per-backend store packages have landed.)
-            return [_summary(job) for job in jobs]
+            return jobs  # the store left the outputs out (a projection on every backend)
         # Running jobs show their output so far, as Get does (and as the original API did).
         for job in jobs:
             if job.status is JobStatus.PROCESSING:

@@ -166,6 +166,11 @@ def collected_from_doc(doc: Mapping[str, Any] | None) -> Collected:
     return Collected(**doc) if doc else Collected()
 
 
+# The stored columns a summary leaves out (JobQuery.with_output False): a page of
+# summaries reads none of them, whatever their size.
+OUTPUT_COLUMNS = ("stdin", "stdout", "stderr", "result")
+
+
 def job_from_record(record: Record, spec: Mapping[str, Any], collected: Mapping[str, Any] | None) -> Job:
     """A job from its stored record, the same way for every backend. `record` holds the
     job's fields under the `Job` names (`id`, `status`, ..., `run_after`) plus `stdin`:

@@ -4,6 +4,7 @@ replaced when the job finishes, kept when it stalls."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -212,3 +213,16 @@ async def test_large_output_across_many_chunks(store: JobStore) -> None:
     assert await store.finish(job_id, "d1", Outcome(JobStatus.DONE, T0, return_code=0, stdout=data))
     assert (await store.get(job_id)).stdout == data
     assert await store.read_output(job_id, Stream.STDOUT, middle) == data[middle:]
+
+
+async def test_a_summary_list_leaves_the_outputs_out_and_keeps_everything_else(store: JobStore) -> None:
+    job_id = await claimed_job(store, stdin=b"the input " * 1000)
+    big = os.urandom(1 << 20)
+    outcome = Outcome(JobStatus.DONE, T0, return_code=0, stdout=big, stderr=b"warn", result=b"r" * 500)
+    assert await store.finish(job_id, "d1", outcome)
+    [full] = await store.list_jobs("alice", JobQuery(ids=(job_id,)))
+    [summary] = await store.list_jobs("alice", JobQuery(ids=(job_id,), with_output=False))
+    assert (full.stdout, full.stderr, full.result, full.spec.stdin) == (big, b"warn", b"r" * 500, b"the input " * 1000)
+    assert (summary.stdout, summary.stderr, summary.result, summary.spec.stdin) == (b"", b"", b"", b"")
+    stripped = replace(full, stdout=b"", stderr=b"", result=b"", spec=replace(full.spec, stdin=b""))
+    assert summary == stripped  # every other field read as in the full row

@@ -67,6 +67,7 @@ from cloudpipe_server.models import (
     Stream,
 )
 from cloudpipe_server.store._shared import (
+    OUTPUT_COLUMNS,
     collected_to_doc,
     decide_reap,
     dedupe,
@@ -86,6 +87,8 @@ from cloudpipe_server.store.mongodb.schema import NOT_STARTED, doc_to_job, new_d
 
 _WAITING, _QUEUED, _PROCESSING = JobStatus.WAITING.value, JobStatus.QUEUED.value, JobStatus.PROCESSING.value
 _UNFINISHED = [s.value for s in JobStatus if not s.terminal]
+_NO_OUTPUT = dict.fromkeys(OUTPUT_COLUMNS, 0)
+_EMPTY_OUTPUT = dict.fromkeys(OUTPUT_COLUMNS, b"")
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 _TOO_LARGE = {10334, 17419}  # server codes: BSONObjectTooLarge, document grown past the limit by an update
 
@@ -205,9 +208,12 @@ class MongoJobStore(JobStore):
             if given:  # empty tuples, id 0 and None mean no filter (a datetime is always true)
                 where.setdefault(field, {})[operator] = value
 
+        # a summary: the outputs are not sent (the job comes with them empty)
+        fields = attempts.WITHOUT_ATTEMPTS if query.with_output else {**attempts.WITHOUT_ATTEMPTS, **_NO_OUTPUT}
+
         def read() -> list[Job]:
-            cursor = self._jobs.find(where, attempts.WITHOUT_ATTEMPTS).sort("_id", -1 if query.newest_first else 1)
-            return [doc_to_job(doc) for doc in cursor.limit(max(query.limit, 0))]
+            cursor = self._jobs.find(where, fields).sort("_id", -1 if query.newest_first else 1)
+            return [doc_to_job({**_EMPTY_OUTPUT, **doc}) for doc in cursor.limit(max(query.limit, 0))]
 
         # MongoDB reads limit 0 as "no limit", SQL as "nothing"; negative is "no limit" in both.
         return await self._mongo.run(read) if query.limit != 0 else []

@@ -49,6 +49,7 @@ from cloudpipe_server.models import (
     Stream,
 )
 from cloudpipe_server.store._shared import (
+    OUTPUT_COLUMNS,
     attempt_reason,
     collected_to_doc,
     decide_reap,
@@ -118,6 +119,7 @@ class PostgresJobStore(JobStore):
 
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
+        self._summary_columns = ""  # read from the catalog once, by the first summary list
 
     async def initialize(self) -> None:
         await self._db.connect(JOB_MIGRATIONS, version_table=JOB_VERSION_TABLE, lock=MIGRATE_LOCK)
@@ -176,10 +178,25 @@ class PostgresJobStore(JobStore):
         clauses = ["account = %s", *(clause for given, clause, _ in filters if given)]
         params = [account, *(value for given, _, value in filters if given)]
         order = "DESC" if query.newest_first else "ASC"
-        sql = f"SELECT * FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id {order} LIMIT %s"
         params.append(query.limit if query.limit >= 0 else None)  # like SQLite: negative = no limit
         async with self._db.connection() as conn:
+            columns = "*" if query.with_output else await self._summary(conn)
+            sql = f"SELECT {columns} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id {order} LIMIT %s"
             return [_row_to_job(row) for row in await fetch_all(conn, sql.encode(), params)]  # built from literals
+
+    async def _summary(self, conn: Conn) -> str:
+        """Every column of `jobs` but the outputs, which come as empty byteas: their
+        TOASTed values are never read (the catalog's list, so later columns count)."""
+        if not self._summary_columns:
+            rows = await fetch_all(
+                conn,
+                b"SELECT column_name FROM information_schema.columns"
+                b" WHERE table_schema = current_schema() AND table_name = 'jobs' ORDER BY ordinal_position",
+            )
+            names = [row["column_name"] for row in rows if row["column_name"] not in OUTPUT_COLUMNS]
+            empty = [f"''::bytea AS {name}" for name in OUTPUT_COLUMNS]
+            self._summary_columns = ", ".join([*(f'"{name}"' for name in names), *empty])
+        return self._summary_columns
 
     async def claim(
         self, owner: str, now: datetime, lease: timedelta, limit: int, per_account_limit: int = 0

@@ -26,6 +26,7 @@ from typing import Any
 from cloudpipe_server.errors import InvalidArgument, NotFound
 from cloudpipe_server.models import Attempt, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
 from cloudpipe_server.store._shared import (
+    OUTPUT_COLUMNS,
     collected_to_doc,
     decide_reap,
     dedupe,
@@ -140,11 +141,12 @@ class SqliteJobStore(JobStore):
             clauses.append("created_at < ?")
             params.append(to_ns(query.created_before))
         order = "DESC" if query.newest_first else "ASC"
-        sql = f"SELECT * FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id {order} LIMIT ?"
+        where = f"FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id {order} LIMIT ?"
         params.append(query.limit)
 
         def read(conn: sqlite3.Connection) -> list[Job]:
-            return [_row_to_job(row) for row in conn.execute(sql, params)]
+            columns = "*" if query.with_output else _summary_columns(conn)
+            return [_row_to_job(row) for row in conn.execute(f"SELECT {columns} {where}", params)]
 
         return await self._db.run(read)
 
@@ -464,6 +466,13 @@ def _kill(conn: sqlite3.Connection, job_ids: Sequence[int], now: datetime) -> No
             " WHERE id = ? AND status IN ('waiting', 'queued')",
             (to_ns(now), job_id),
         )
+
+
+def _summary_columns(conn: sqlite3.Connection) -> str:
+    """Every column of `jobs` but the outputs, which come as empty blobs: SQLite never
+    copies them out (from the table's own list, so later migrations' columns count)."""
+    names = [row[1] for row in conn.execute("PRAGMA table_info(jobs)") if row[1] not in OUTPUT_COLUMNS]
+    return ", ".join([*(f'"{name}"' for name in names), *(f"x'' AS {name}" for name in OUTPUT_COLUMNS)])
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:
