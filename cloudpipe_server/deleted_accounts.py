@@ -22,10 +22,9 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from cloudpipe_server.auth.base import Standing
+from cloudpipe_server.auth.base import Standing, StandingCheck
 from cloudpipe_server.errors import CloudpipeError, NotFound, Unavailable
 from cloudpipe_server.jobs.quotas import QuotaService
-from cloudpipe_server.scheduler.firing import AccountCheck
 from cloudpipe_server.store.base import JobStore, ScheduleStore
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ class DeletedAccounts:
         self,
         jobs: JobStore,
         schedules: ScheduleStore,
-        accounts: AccountCheck,
+        accounts: StandingCheck,
         clock: Callable[[], datetime],
         interval: float,
         *,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,13 @@ class Standing(enum.Enum):
     ACTIVE = "active"
     DISABLED = "disabled"
     GONE = "gone"
+
+
+class StandingCheck(Protocol):
+    """Where an account stands (the server's `Authenticator` is one)."""
+
+    async def standing(self, account: str) -> Standing | None:
+        """None or ACTIVE: it may act; raises Unavailable when that cannot be told."""
 
 
 class Authenticator(abc.ABC):

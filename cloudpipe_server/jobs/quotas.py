@@ -15,9 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from cloudpipe_server.auth.base import Principal, Standing
+from cloudpipe_server.auth.base import Principal, Standing, StandingCheck
 from cloudpipe_server.errors import InvalidArgument, NotFound, PermissionDenied
-from cloudpipe_server.scheduler.firing import AccountCheck
 from cloudpipe_server.store.base import AccountQuota, QuotaStore
 
 # Bounds of an override: a limit past these is a typo, not a plan (0 is "no limit").
@@ -60,7 +59,7 @@ class QuotaService:
     authenticate as would be dead weight, so it is NotFound."""
 
     def __init__(
-        self, store: QuotaStore, defaults: Quotas, accounts: AccountCheck, clock: Callable[[], datetime]
+        self, store: QuotaStore, defaults: Quotas, accounts: StandingCheck, clock: Callable[[], datetime]
     ) -> None:
         self._store = store
         self.defaults = defaults

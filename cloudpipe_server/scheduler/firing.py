@@ -6,7 +6,7 @@ by a second server completing the fire, returns the job the first submit created
 Then the job id is attached to the fire (PENDING -> RUNNING).
 
 Nobody is calling when a schedule fires, so before submitting in an account's name the
-firer asks whether the account still stands (`AccountCheck`, the server's
+firer asks whether the account still stands (`StandingCheck`, the server's
 authenticator): a deleted account's fires FAIL and its schedules are paused (its name
 can never come back, see the auth service), a disabled account's fires FAIL, and while
 that cannot be told (the auth service is down) they stay PENDING for a later pass.
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from cloudpipe_common.logs import job_fields
-from cloudpipe_server.auth.base import Principal, Standing
+from cloudpipe_server.auth.base import Principal, Standing, StandingCheck
 from cloudpipe_server.errors import CloudpipeError, InvalidArgument, NotFound, Unavailable
 from cloudpipe_server.jobs.service import JobService
 from cloudpipe_server.models import JobSpec, JobStatus
@@ -43,13 +43,6 @@ class JobsPort(Protocol):
 
     async def kill(self, account: str, job_id: int) -> None:
         """Kill a job (a finished one is left as it is)."""
-
-
-class AccountCheck(Protocol):
-    """Where an account stands (the server's `Authenticator`)."""
-
-    async def standing(self, account: str) -> Standing | None:
-        """None or ACTIVE: it may act; raises Unavailable when that cannot be told."""
 
 
 class ServiceJobs:
@@ -98,7 +91,7 @@ class Firer:
         store: ScheduleStore,
         jobs: JobsPort,
         clock: Callable[[], datetime],
-        accounts: AccountCheck | None = None,
+        accounts: StandingCheck | None = None,
     ) -> None:
         self._store = store
         self._jobs = jobs

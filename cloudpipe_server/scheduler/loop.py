@@ -28,9 +28,10 @@ from datetime import datetime, timedelta
 from itertools import chain
 
 from cloudpipe_common.logs import job_fields
+from cloudpipe_server.auth.base import StandingCheck
 from cloudpipe_server.errors import CloudpipeError
 from cloudpipe_server.scheduler.cron import Timing, cron_expression
-from cloudpipe_server.scheduler.firing import AccountCheck, Firer, JobsPort
+from cloudpipe_server.scheduler.firing import Firer, JobsPort
 from cloudpipe_server.scheduler.models import Fire, FireOutcome, OverlapPolicy, Schedule
 from cloudpipe_server.scheduler.policies import Decision, is_missed, plan_catchup, plan_overlap
 from cloudpipe_server.store.base import FireRecord, OutcomeChange, ScheduleStore
@@ -153,7 +154,7 @@ class Scheduler:
         firer: Firer | None = None,
         *,
         on_fire: Callable[[Fire, datetime], None] | None = None,
-        accounts: AccountCheck | None = None,
+        accounts: StandingCheck | None = None,
     ) -> None:
         self._store = store
         self._on_fire = on_fire  # each recorded fire and the time of the pass (metrics)
