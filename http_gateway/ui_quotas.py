@@ -23,12 +23,14 @@ from starlette.requests import Request
 
 from cloudpipe_proto.v1 import quotas_pb2 as pb
 from http_gateway import multyvac
+from http_gateway.caller import Caller
 from http_gateway.golang import parse_query
 from http_gateway.job_json import stamp
 from http_gateway.multyvac import ApiError, Reply
 from http_gateway.ui_schedules import Services
 
 MAX_FORM_BYTES = 4 << 10
+MAX_LIMIT_DIGITS = 9  # past the server's largest limit (1,000,000), within int64
 _HINT = "See docs/ui.md for the UI's routes."
 
 
@@ -60,7 +62,9 @@ def _limit(values: dict[str, list[str]], key: str) -> int | None:
     text = given[0].strip()
     if not text:
         return None
-    if not text.isdigit():  # a negative number too: the server would refuse it as well
+    # ASCII digits only (str.isdigit takes '²' too, which int() refuses), and short enough
+    # for the int64 field: a negative number or a huge one is the server's to refuse
+    if not (text.isascii() and text.isdigit() and len(text) <= MAX_LIMIT_DIGITS):
         raise _qinval(f"{key} is a whole number of jobs (0: no limit), or empty for the server's default")
     return int(text)
 
@@ -88,6 +92,11 @@ class QuotaApi:
         ask = pb.GetQuotasRequest(account=values.get("account", [""])[0].strip())
         return multyvac.json_reply(quotas_json(await self._gateway.call_service("quotas", "Get", ask, caller)))
 
+    async def _verified(self, caller: Caller, error: ApiError) -> ApiError:
+        """`error` once the server has accepted the credentials (bad credentials beat bad input)."""
+        await self._gateway.call_service("quotas", "Get", pb.GetQuotasRequest(), caller)
+        return error
+
     async def set(self, request: Request) -> Reply:
         if request.method != "POST":
             raise multyvac.minval("POST")
@@ -97,16 +106,19 @@ class QuotaApi:
         async for chunk in request.stream():
             size += len(chunk)
             if size > MAX_FORM_BYTES:
-                raise ApiError(413, "QINVAL", f"The form is over {MAX_FORM_BYTES} bytes")
+                raise await self._verified(caller, ApiError(413, "QINVAL", f"The form is over {MAX_FORM_BYTES} bytes"))
             chunks.append(chunk)
         values, error = parse_query(b"".join(chunks))
         if error is not None:
-            raise _qinval("The form has a malformed %-escape")
+            raise await self._verified(caller, _qinval("The form has a malformed %-escape"))
         account = values.get("account", [""])[0].strip()
         if not account:
-            raise _qinval("Name the account in account")
+            raise await self._verified(caller, _qinval("Name the account in account"))
         override = pb.QuotaLimits()
-        max_queued, max_running = _limit(values, "max_queued"), _limit(values, "max_running")
+        try:
+            max_queued, max_running = _limit(values, "max_queued"), _limit(values, "max_running")
+        except ApiError as exc:
+            raise await self._verified(caller, exc) from None
         if max_queued is not None:
             override.max_queued = max_queued
         if max_running is not None:

@@ -225,6 +225,12 @@ def test_the_quota_routes_set_and_clear_an_accounts_quotas_for_the_admin_only(
             admin.post("/ui/api/quota/set", data={"account": name, "max_queued": "10000000"}), 400, "QINVAL"
         )
         assert_api_error(admin.post("/ui/api/quota/set", data={"max_queued": "1"}), 400, "QINVAL")
+        for odd in ("²", "٣", "9" * 30, "1.5", "1e3"):  # unicode digits, past int64, not whole: 400, never 500
+            refused = admin.post("/ui/api/quota/set", data={"account": name, "max_running": odd})
+            assert_api_error(refused, 400, "QINVAL")
+        with httpx.Client(base_url=gateway.url, auth=("admin", "wrong-key"), timeout=30) as stranger:
+            # bad credentials beat bad input
+            assert stranger.post("/ui/api/quota/set", data={"account": name, "max_running": "²"}).status_code == 401
         missing = admin.post("/ui/api/quota/set", data={"account": "nobody@example.com", "max_queued": "1"})
         assert_api_error(missing, 404, "NOTFOUND")
         assert_api_error(admin.get("/ui/api/quota/set"), 405, "MINVAL")
