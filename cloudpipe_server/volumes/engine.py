@@ -189,15 +189,19 @@ class VolumeEngine:
 
     async def make_directory(self, account: str, name: str, path: str) -> Entry:
         """`path` and its missing parents made as directories (done when it is one)."""
+        # "./$1" for find: a path may start with '-', which find would read as an option
         script = (
             'cd /v && if [ -e "$1" ] && [ ! -d "$1" ]; then exit 3; fi;'
-            ' mkdir -p -- "$1" 2>/dev/null || exit 3; find "$1" -maxdepth 0 -printf \'%m\t%T@\''
+            ' err=$(mkdir -p -- "$1" 2>&1) || { echo "$err"; exit 4; };'
+            ' find "./$1" -maxdepth 0 -printf \'%m\\t%T@\''
         )
         try:
             output = await self._run(account, name, ["bash", "-c", script, "mkdir", path])
         except _Exit as exc:
-            if exc.code == 3:
+            if exc.code == 3 or "Not a directory" in exc.output:
                 raise FailedPrecondition(f"{path!r}: a file is in the way of that directory") from None
+            if exc.code == 4:
+                raise FailedPrecondition(f"could not make {path!r}: {exc.output.strip()[:200]}") from None
             raise self._missing(exc, path, "directory") from None
         mode, _, mtime = output.strip().partition("\t")
         modified = datetime.fromtimestamp(float(mtime), UTC) if mtime else None
