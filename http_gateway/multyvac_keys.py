@@ -4,9 +4,10 @@ to rsync into a volume (`Volume.sync_up`/`sync_down`).
 DECISION: nothing is stored. The key pair of an account's API key is derived from that
 key (HKDF-SHA256, salted, the account as context; an Ed25519 seed), so the gateway can
 hand the private key to a caller holding the API key, and recognise its public key on
-the sync SSH port, without a key table; a new API key gives a new SSH key, and a
-revoked one can no longer open a sync (the SSH side accepts only the key of a caller
-the server has just accepted). The answer never carries the API key itself
+the sync SSH port, without a key table; a new API key gives a new SSH key. The SSH side
+accepts only the keys of callers the server accepted while asking for that sync job, so a
+revoked API key opens no new sync; within one offer (at most `--sync-offer-seconds`) a
+key accepted before its revocation still can. The answer never carries the API key itself
 (`secret_key` is empty): the client already has it.
 """
 

@@ -10,8 +10,9 @@ listener per sync job, on the gateway's own host, gone after one session or
 key of a caller the server accepted (http_gateway/multyvac_keys.py), the only command
 is an rsync server on a path inside the mount, and the session's bytes are the job's
 stdin and stdout through the gRPC `Attach` stream. The job's first line of stdin is the
-checked rsync argument list; `multyvacinit/sync.py` checks it again and becomes that
-rsync server. Nothing else is reachable over this SSH: no shell, no forwarding.
+checked rsync argument list; `multyvacinit/sync.py` checks its options (and that its
+paths are plain absolute ones) again, then becomes that rsync server. Nothing else is
+reachable over this SSH: no shell, no forwarding.
 
 DECISION: an unused offer (the client never connected) kills its job, so a client that
 died mid-sync leaves no job waiting for ever. The bytes of a sync count as the job's
@@ -45,7 +46,11 @@ SYNC_COMMAND = "python /usr/local/lib/python2.7/dist-packages/multyvacinit/sync.
 SESSION_SECONDS = 3600.0  # the longest a sync session may take
 CHUNK = 1 << 16
 DONE_REMEMBERED = 10_000  # sync jobs whose one offer is over (a later GET shows no port)
-_FLAGS = re.compile(r"-[A-Za-z.]+")
+# An rsync server's short options as its client sends them (`-vlogDtprLze.iLsfxCIvu`: the
+# letters, then `e.` and the client's capabilities). Only letters that change what is sent
+# or how: never `s` (--protect-args: the server would read a new, unchecked argument list
+# from stdin) nor any letter that takes a value.
+_FLAGS = re.compile(r"-(?=.)[vqblogDtprzLcunxHAXSWdOJKkmIyRCiEPh]*(?:e\.[A-Za-z]*)?")
 _CHMOD = re.compile(r"--chmod=[ugoaDF+=,rwxXst-]+")
 _LONG = frozenset({"--sender", "--delete", "--numeric-ids", "--no-implied-dirs", "--partial", "--inplace"})
 
@@ -134,7 +139,11 @@ class SyncPorts:
             offer = self._offers.get(job.id)
             if offer is None:
                 offer = _Offer(job.id, caller.account, caller.metadata, mount)
-                await self._listen(offer)
+                try:
+                    await self._listen(offer)
+                except OSError as exc:  # no port to be had: the job shows none (the client gives up)
+                    log.warning("sync job %d: cannot listen for SSH: %s", job.id, exc)
+                    return 0
                 self._offers[job.id] = offer
                 task = asyncio.create_task(self._expire(offer))
                 self._tasks.add(task)

@@ -42,6 +42,7 @@ from http_gateway.multyvac import ApiError, Reply
 from http_gateway.ui_errors import service_failure
 
 MAX_FILE_BYTES = 16 << 20
+MAX_VOLUME_JSON = 64 << 10  # the body of a volume's creation
 UPLOAD_CHUNK = 1 << 20
 TRANSFER_SECONDS = 600.0
 _HINT = "See multyvac's volume documentation; Cloudpipe serves its volume calls."
@@ -161,10 +162,15 @@ class MultyvacVolumes:
             return multyvac.json_reply({"volumes": [volume_json(v) for v in listed]})
         if request.method != "POST":
             raise multyvac.minval()
-        body = await request.body() if int(request.headers.get("content-length") or 0) <= 64 << 10 else None
-        if body is None:
-            raise await self._gateway.verified(caller, ApiError(413, "QINVAL", "The volume is over 64 KiB of JSON"))
-        fields = await self._creation(body, caller)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():  # counted as it comes: a chunked body declares no length
+            size += len(chunk)
+            if size > MAX_VOLUME_JSON:
+                error = ApiError(413, "QINVAL", f"The volume is over {MAX_VOLUME_JSON} bytes of JSON")
+                raise await self._gateway.verified(caller, error)
+            chunks.append(chunk)
+        fields = await self._creation(b"".join(chunks), caller)
         await self._create(caller, fields)
         return Reply(200, multyvac.JSON, multyvac.OK_BODY)
 
@@ -290,7 +296,10 @@ class MultyvacVolumes:
 
     async def _put(self, request: Request, caller: Caller, name: str) -> None:
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_FILE_BYTES + (64 << 10):
+        if not declared.isdigit():  # multyvac (requests) always declares it; a form of unknown size is not read
+            error = ApiError(411, "QINVAL", "A file upload needs its Content-Length", "Send the form whole.")
+            raise await self._gateway.verified(caller, error)
+        if int(declared) > MAX_FILE_BYTES + (64 << 10):
             error = ApiError(
                 413, "VTOOBIG", f"A file is at most {MAX_FILE_BYTES} bytes here", "Use cloudpipe volume put."
             )

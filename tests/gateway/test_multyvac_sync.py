@@ -21,6 +21,7 @@ from http_gateway.multyvac_keys import ssh_key
 from http_gateway.multyvac_sync import SYNC_COMMAND, rsync_argv
 from tests.gateway.conftest import Stack
 from tests.gateway.support import (
+    PY2_IMAGE,
     GatewayProcess,
     assert_api_error,
     get_job,
@@ -43,6 +44,7 @@ MOUNT = "/pymodules"
         "rsync --server -vlogDtprLze.iLsfxC . /pymodules/",
         "rsync --server --sender -vlogDtprLze.iLsfxC . /pymodules/helpers",
         "rsync --server -vlogDtprze.iLsfxC --chmod=u+rwx . /pymodules/a /pymodules/b",
+        "rsync --server -vlogDtprLze.iLsfxCIvu . /pymodules/",  # rsync 3.2's capabilities
     ],
 )
 def test_rsync_servers_inside_the_mount_are_accepted(command: str) -> None:
@@ -55,22 +57,51 @@ def test_rsync_servers_inside_the_mount_are_accepted(command: str) -> None:
         None,
         "",
         "bash",
-        "sh -c 'rsync --server -av . /pymodules/'",
-        "rsync -av . /pymodules/",  # not a server
-        "rsync --server -av --log-file=/tmp/x . /pymodules/",
-        "rsync --server -av --rsync-path=/bin/sh . /pymodules/",
-        "rsync --server -av -T /tmp . /pymodules/",
-        "rsync --server -av . /etc/",
-        "rsync --server -av . /pymodules/../etc",
-        "rsync --server -av . /pymodulesX",
-        "rsync --server -av . relative",
-        "rsync --server -av .",
-        "rsync --server -av /pymodules/",
-        "rsync --server -av . '/pymodules/unbalanced",
+        "sh -c 'rsync --server -vlogDtpr . /pymodules/'",
+        "rsync -vlogDtpr . /pymodules/",  # not a server
+        "rsync --server -vlogDtpr --log-file=/tmp/x . /pymodules/",
+        "rsync --server -vlogDtpr --rsync-path=/bin/sh . /pymodules/",
+        "rsync --server -vlogDtpr -T /tmp . /pymodules/",
+        "rsync --server -s . /pymodules/",  # --protect-args: a new argument list from stdin
+        "rsync --server -vlogDtprs . /pymodules/",
+        "rsync --server -vT.. . /pymodules/",
+        "rsync --server -vM . /pymodules/",
+        "rsync --server - . /pymodules/",
+        "rsync --server -vlogDtpr . /etc/",
+        "rsync --server -vlogDtpr . /pymodules/../etc",
+        "rsync --server -vlogDtpr . /pymodulesX",
+        "rsync --server -vlogDtpr . relative",
+        "rsync --server -vlogDtpr .",
+        "rsync --server -vlogDtpr /pymodules/",
+        "rsync --server -vlogDtpr . '/pymodules/unbalanced",
     ],
 )
 def test_anything_else_is_refused(command: str | None) -> None:
     assert rsync_argv(command, MOUNT) is None
+
+
+@pytest.mark.docker
+def test_the_job_checks_the_command_line_again(py2_docker: Any) -> None:
+    """multyvacinit/sync.py in the runner-py2 image: the same options refused, and plain
+    absolute paths only (the mount is the gateway's check)."""
+    script = (
+        "from multyvacinit import sync\n"
+        "for argv in %r:\n"
+        "    try:\n"
+        "        sync.checked(argv); print('ok')\n"
+        "    except ValueError:\n"
+        "        print('refused')\n"
+    )
+    cases = [
+        ["rsync", "--server", "-vlogDtprLze.iLsfxCIvu", ".", "/pymodules/"],
+        ["rsync", "--server", "-s", ".", "/pymodules/"],
+        ["rsync", "--server", "-vlogDtpr", "--log-file=/tmp/x", ".", "/pymodules/"],
+        ["rsync", "--server", "-vlogDtpr", ".", "/pymodules/../etc"],
+        ["rsync", "--server", "-vlogDtpr", ".", "relative"],
+        ["sh", "-c", "id", ".", "/pymodules/"],
+    ]
+    out = py2_docker.containers.run(PY2_IMAGE, ["python", "-c", script % (cases,)], remove=True, network_mode="none")
+    assert out.decode().split() == ["ok", "refused", "refused", "refused", "refused", "refused"]
 
 
 def sync_job(http: httpx.Client) -> tuple[int, int]:

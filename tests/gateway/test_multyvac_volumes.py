@@ -79,6 +79,13 @@ def test_the_volume_calls_over_http(http: httpx.Client, anon: httpx.Client, volu
     assert_api_error(http.delete("/v1/volume/data"), 405, "MINVAL")
     assert_api_error(http.put("/v1/volume/data", content=b"not a form"), 400, "QINVAL")
 
+    def chunked(size: int) -> Iterator[bytes]:  # no Content-Length: the body is counted as it comes
+        for _ in range(size // 65536):
+            yield b" " * 65536
+
+    assert_api_error(http.post("/v1/volume", content=chunked(4 << 20)), 413, "QINVAL")
+    assert_api_error(http.put("/v1/volume/data", content=chunked(1 << 20)), 411, "QINVAL")
+
 
 def test_the_key_is_the_ssh_key_of_the_callers_api_key(stack: Stack, http: httpx.Client, anon: httpx.Client) -> None:
     assert_api_error(anon.get("/v1/key"), 401, "ANONE")

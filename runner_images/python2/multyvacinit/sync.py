@@ -4,9 +4,10 @@ multyvac 0.5.0 submits ``python .../multyvacinit/sync.py`` with the volume, wait
 the job to show an SSH port, runs ``rsync -e ssh`` against it, then kills the job.
 Cloudpipe's gateway serves that SSH port itself and carries the session over the
 job's stdin and stdout; it sends, as the first line of stdin, the rsync server's
-argument list (JSON), checked on its side: ``["rsync", "--server", ...]``. This
-process checks it again, then becomes that rsync server, whose protocol is the rest
-of stdin and all of stdout. The volume is mounted where the client points rsync.
+argument list (JSON), checked on its side (options, and paths inside the mount):
+``["rsync", "--server", ...]``. This process checks the options and that the paths
+are plain absolute ones again, then becomes that rsync server, whose protocol is the
+rest of stdin and all of stdout. The volume is mounted where the client points rsync.
 """
 import json
 import os
@@ -14,7 +15,9 @@ import re
 import sys
 
 MAX_LINE = 64 * 1024
-FLAGS = re.compile(r'^-[A-Za-z.]+$')
+# never 's' (--protect-args: rsync would read a new argument list from stdin), nor a
+# letter that takes a value; after 'e.', the client's capabilities
+FLAGS = re.compile(r'^-(?=.)[vqblogDtprzLcunxHAXSWdOJKkmIyRCiEPh]*(?:e\.[A-Za-z]*)?$')
 CHMOD = re.compile(r'^--chmod=[ugoaDF+=,rwxXst-]+$')
 LONG = ('--sender', '--delete', '--numeric-ids', '--no-implied-dirs', '--partial', '--inplace')
 
@@ -46,6 +49,9 @@ def checked(argv):
             raise ValueError('a non-string option')
         if not (FLAGS.match(option) or CHMOD.match(option) or option in LONG):
             raise ValueError('option %r is not allowed' % (option,))
+    for path in argv[dot + 1:]:
+        if not isinstance(path, (type(u''), str)) or not path.startswith('/') or '/../' in path + '/':
+            raise ValueError('path %r is not a plain absolute path' % (path,))
     return [part.encode('utf-8') if isinstance(part, type(u'')) else part for part in argv]
 
 
