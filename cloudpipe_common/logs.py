@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import logging
 import sys
 from collections.abc import Iterator, Mapping
@@ -125,9 +126,21 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         line = super().formatMessage(record)
         pairs = [
-            f"{_TEXT_NAMES[name]}={getattr(record, name)}" for name in FIELDS if getattr(record, name, None) is not None
+            f"{_TEXT_NAMES[name]}={_text_value(getattr(record, name))}"
+            for name in FIELDS
+            if getattr(record, name, None) is not None
         ]
         return f"{line} {' '.join(pairs)}" if pairs else line
+
+
+def _text_value(value: object) -> str:
+    """A field's value as one word: quoted (JSON string rules) when it has a space, a
+    quote, '=' or a control character, so a claimed account name like `x job=1` cannot
+    pass for other fields."""
+    text = str(value)
+    if text and text.isprintable() and not any(c in text for c in ' "=\\'):
+        return text
+    return json.dumps(text)
 
 
 def formatter(fmt: str) -> logging.Formatter:

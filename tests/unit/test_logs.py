@@ -103,6 +103,18 @@ def test_text_lines_end_with_the_fields_before_a_traceback(as_text: Captured) ->
     assert lines[-1].endswith("no job here")
 
 
+def test_a_text_field_cannot_pass_for_other_fields(as_text: Captured) -> None:
+    """The account of a failed login is what the caller claimed: one with a space or '='
+    is quoted, so `x job=1` cannot read as a job field."""
+    with log_context(account="x job=1"):
+        as_text.log.info("login failed")
+    with log_context(account='quo"te\nnext'):
+        as_text.log.info("also failed")
+    first, second = as_text.lines()
+    assert first.endswith('login failed account="x job=1"')
+    assert second.endswith('also failed account="quo\\"te\\nnext"') and len(as_text.lines()) == 2
+
+
 async def test_each_task_logs_with_its_own_job(as_json: Captured) -> None:
     """What the dispatcher does: one task per job, its context naming the job; concurrent
     tasks do not mix their fields, and the loop that made them has none."""
