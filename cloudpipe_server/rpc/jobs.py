@@ -42,8 +42,11 @@ class JobServicer(pb_grpc.JobServiceServicer):
 
     async def Get(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
         caller, job_id = current_principal(), _id(request.id)
+        # the history first: an attempt ending between the two reads is then missing from it
+        # (it shows at the next Get), never there while the job still says it runs
+        history = await self._service.attempts(caller, job_id)
         job = await self._service.get(caller, job_id, with_output=with_output(request.view))
-        return job_to_pb(job, self._service.default_image, await self._service.attempts(caller, job_id))
+        return job_to_pb(job, self._service.default_image, history)
 
     async def List(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsResponse:
         check_query_size(len(request.ids), len(request.names))
