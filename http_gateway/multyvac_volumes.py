@@ -39,6 +39,7 @@ from http_gateway.caller import Caller
 from http_gateway.golang import GoError, parse_query, parse_uint
 from http_gateway.job_json import stamp
 from http_gateway.multyvac import ApiError, Reply
+from http_gateway.request_body import read_body
 from http_gateway.ui_errors import service_failure
 
 MAX_FILE_BYTES = 16 << 20
@@ -162,15 +163,10 @@ class MultyvacVolumes:
             return multyvac.json_reply({"volumes": [volume_json(v) for v in listed]})
         if request.method != "POST":
             raise multyvac.minval()
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():  # counted as it comes: a chunked body declares no length
-            size += len(chunk)
-            if size > MAX_VOLUME_JSON:
-                error = ApiError(413, "QINVAL", f"The volume is over {MAX_VOLUME_JSON} bytes of JSON")
-                raise await self._gateway.verified(caller, error)
-            chunks.append(chunk)
-        fields = await self._creation(b"".join(chunks), caller)
+        body = await read_body(
+            request, MAX_VOLUME_JSON, lambda error: self._gateway.verified(caller, error), "The volume"
+        )
+        fields = await self._creation(body, caller)
         await self._create(caller, fields)
         return Reply(200, multyvac.JSON, multyvac.OK_BODY)
 

@@ -36,6 +36,7 @@ from starlette.requests import Request
 from http_gateway import multyvac
 from http_gateway.golang import parse_query
 from http_gateway.multyvac import ApiError, Reply
+from http_gateway.request_body import as_is, read_form
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +102,7 @@ class AccountsApi:
 
     @staticmethod
     async def _form(request: Request) -> dict[str, str]:
-        if request.method != "POST":
-            raise multyvac.minval("POST")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_FORM_BYTES:
-                raise ApiError(413, "QINVAL", f"The form is over {MAX_FORM_BYTES} bytes")
-            chunks.append(chunk)
-        values, _error = parse_query(b"".join(chunks))
+        values = await read_form(request, MAX_FORM_BYTES, as_is)
         return {key: found[0] for key, found in values.items() if found}
 
     @staticmethod

@@ -27,6 +27,7 @@ from http_gateway.caller import Caller
 from http_gateway.golang import parse_query
 from http_gateway.job_json import stamp
 from http_gateway.multyvac import ApiError, Reply
+from http_gateway.request_body import read_form
 from http_gateway.ui_schedules import Services
 
 MAX_FORM_BYTES = 4 << 10
@@ -101,16 +102,7 @@ class QuotaApi:
         if request.method != "POST":
             raise multyvac.minval("POST")
         caller = self._gateway.caller(request)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_FORM_BYTES:
-                raise await self._verified(caller, ApiError(413, "QINVAL", f"The form is over {MAX_FORM_BYTES} bytes"))
-            chunks.append(chunk)
-        values, error = parse_query(b"".join(chunks))
-        if error is not None:
-            raise await self._verified(caller, _qinval("The form has a malformed %-escape"))
+        values = await read_form(request, MAX_FORM_BYTES, lambda error: self._verified(caller, error), strict=True)
         account = values.get("account", [""])[0].strip()
         if not account:
             raise await self._verified(caller, _qinval("Name the account in account"))

@@ -30,6 +30,7 @@ from http_gateway.caller import Caller
 from http_gateway.golang import GoError, parse_query, parse_uint
 from http_gateway.job_json import ns, stamp
 from http_gateway.multyvac import ApiError, Reply
+from http_gateway.request_body import read_form
 from http_gateway.ui_jobs import FUNCTION_TAG
 
 MAX_FORM_BYTES = 64 << 10
@@ -206,17 +207,7 @@ class ScheduleApi:
         return error
 
     async def _form(self, request: Request, caller: Caller) -> dict[str, list[str]]:
-        if request.method != "POST":
-            raise multyvac.minval("POST")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_FORM_BYTES:
-                raise await self._verified(caller, ApiError(413, "QINVAL", f"The form is over {MAX_FORM_BYTES} bytes"))
-            chunks.append(chunk)
-        values, _error = parse_query(b"".join(chunks))
-        return values
+        return await read_form(request, MAX_FORM_BYTES, lambda error: self._verified(caller, error))
 
     @staticmethod
     def _get_only(request: Request) -> None:

@@ -21,9 +21,9 @@ from starlette.requests import Request
 from cloudpipe_proto.v1 import secrets_pb2 as pb
 from http_gateway import multyvac
 from http_gateway.caller import Caller
-from http_gateway.golang import parse_query
 from http_gateway.job_json import stamp
 from http_gateway.multyvac import ApiError, Reply
+from http_gateway.request_body import read_form
 from http_gateway.ui_schedules import Services
 
 MAX_VALUE_BYTES = 64 << 10  # the server's limit on a value
@@ -56,19 +56,7 @@ class SecretApi:
         return error
 
     async def _form(self, request: Request, caller: Caller) -> dict[str, list[str]]:
-        if request.method != "POST":
-            raise multyvac.minval("POST")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_FORM_BYTES:
-                raise await self._verified(caller, ApiError(413, "QINVAL", f"The form is over {MAX_FORM_BYTES} bytes"))
-            chunks.append(chunk)
-        values, error = parse_query(b"".join(chunks))
-        if error is not None:  # not its text: that quotes the bad escape, maybe of the value
-            raise await self._verified(caller, _qinval("The form has a malformed %-escape"))
-        return values
+        return await read_form(request, MAX_FORM_BYTES, lambda error: self._verified(caller, error), strict=True)
 
     async def _named(self, values: dict[str, list[str]], caller: Caller) -> str:
         name = values.get("name", [""])[0].strip()
