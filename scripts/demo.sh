@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start Cloudpipe (SQLite store, local Docker) with its multyvac HTTP gateway and web UI,
-# then run a shell job, a Python function job and a multyvac job. Everything missing is
+# then run a shell job, a Python function job and multyvac jobs. Everything missing is
 # installed first; the server and the gateway keep running afterwards.
 #
 #   bash scripts/demo.sh         # start (or reuse) and run the demo
@@ -123,6 +123,14 @@ def add(a, b):
     return a + b
 jid = multyvac.submit(add, 3, 4)
 print("multyvac job %s: add(3, 4) = %s" % (jid, multyvac.get(jid).get_result()))
+# a module of the client'"'"'s own: multyvac syncs it (rsync over the gateway'"'"'s SSH) into
+# its auto-deps volume, mounted on the job'"'"'s PYTHONPATH
+import sys
+open("/tmp/mymath.py", "w").write("def triple(x):\n    return 3 * x\n")
+sys.path.insert(0, "/tmp")
+from mymath import triple
+jid = multyvac.submit(lambda x: triple(x) + 1, 4)
+print("multyvac job %s: triple(4) + 1 with the local module mymath = %s" % (jid, multyvac.get(jid).get_result()))
 '
 
 KEY_FILE="$DATA_DIR/admin.key"
