@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 import pytest
@@ -167,3 +167,23 @@ def code_of(call: Callable[[], object]) -> grpc.StatusCode:
         if hasattr(result, "__iter__") and not isinstance(result, (bytes, str)):
             list(result)
     return raised.value.code()  # type: ignore[no-any-return, attr-defined]
+
+
+def remove_labelled_containers(client: Any, label: str, timeout: float = 20) -> None:
+    """Force-remove every container with `label` (KEY=VALUE) and wait until none is left.
+    One the engine is already removing (a job's container removed as its run ended) is
+    let go: the engine answers 409 "removal ... already in progress" and finishes it."""
+    import docker.errors
+
+    for container in client.api.containers(all=True, filters={"label": label}):
+        try:
+            client.api.remove_container(container["Id"], force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
+    deadline = time.monotonic() + timeout
+    while client.api.containers(all=True, filters={"label": label}):
+        assert time.monotonic() < deadline, f"containers labelled {label} still there after {timeout} s"
+        time.sleep(0.1)

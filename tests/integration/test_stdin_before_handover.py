@@ -28,7 +28,7 @@ from cloudpipe_server.jobs.service import JobService
 from cloudpipe_server.models import Job, JobSpec, JobStatus, Outcome
 from cloudpipe_server.store.sqlite import SqliteJobStore
 from cloudpipe_server.store.sqlite.database import SqliteDatabase
-from tests.support import OWNER_LABEL, SESSION_PREFIX
+from tests.support import OWNER_LABEL, SESSION_PREFIX, remove_labelled_containers
 
 pytestmark = pytest.mark.docker
 
@@ -72,8 +72,7 @@ async def plant(tmp_path: Path, docker_engine: docker.DockerClient) -> AsyncIter
         await dispatcher.stop(5)  # leaves a running job's container for a restart to adopt
         await executor.close()
         await store.close()
-        for container in docker_engine.api.containers(all=True, filters={"label": f"{OWNER_LABEL}={owner}"}):
-            docker_engine.api.remove_container(container["Id"], force=True)
+        remove_labelled_containers(docker_engine, f"{OWNER_LABEL}={owner}")
 
 
 async def test_stdin_sent_before_the_executor_has_the_run_is_delivered(
