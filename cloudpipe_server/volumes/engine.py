@@ -193,7 +193,7 @@ class VolumeEngine:
         script = (
             'cd /v && if [ -e "$1" ] && [ ! -d "$1" ]; then exit 3; fi;'
             ' err=$(mkdir -p -- "$1" 2>&1) || { echo "$err"; exit 4; };'
-            ' find "./$1" -maxdepth 0 -printf \'%m\\t%T@\''
+            " find \"./$1\" -maxdepth 0 -printf '%m\\t%T@'"
         )
         try:
             output = await self._run(account, name, ["bash", "-c", script, "mkdir", path])
