@@ -257,6 +257,7 @@ class SyncPorts:
             await call.write(pb.AttachRequest(close_stdin=True))
 
         pump = asyncio.create_task(upstream())
+        ended: pb.ExitEvent | None = None
         try:
             while (event := await call.read()) is not grpc.aio.EOF:
                 kind = event.WhichOneof("event")
@@ -273,3 +274,7 @@ class SyncPorts:
             with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError, asyncio.InvalidStateError):
                 await pump
             call.cancel()
+            if ended is None:  # the session broke off (the client went away): the job has nothing left to do
+                log.info("sync job %d: the session ended before the job; killing it", offer.job_id)
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await self._jobs.Kill(pb.KillJobRequest(id=offer.job_id), metadata=offer.metadata, timeout=15)

@@ -164,6 +164,20 @@ def test_a_sync_of_a_missing_volume_is_refused_at_submit(http: httpx.Client) -> 
     assert_api_error(http.post("/v1/job", json={"jobs": [job]}), 404, "VNF", "Volume [never-made] not found.")
 
 
+@pytest.mark.docker
+def test_a_client_gone_mid_session_leaves_no_job_behind(stack: Stack, http: httpx.Client) -> None:
+    jid, port = sync_job(http)
+
+    async def walk_away() -> None:
+        async with await connect(port, private_key("admin", stack.key)) as conn:
+            process = await conn.create_process("rsync --server -vlogDtprLze.iLsfxCIvu . /pymodules/", encoding=None)
+            await asyncio.sleep(1)  # the rsync server has started and waits for the protocol
+            process.close()  # no protocol, no end of stdin: the connection simply goes
+
+    asyncio.run(walk_away())
+    assert wait_status(http, jid, {"killed", "done", "error"})["status"] in ("killed", "error")
+
+
 @pytest.fixture
 def hasty_gateway(stack: Stack, tmp_path: Path) -> Iterator[GatewayProcess]:
     """A gateway in front of the same server whose sync ports wait 2 s for a client."""
