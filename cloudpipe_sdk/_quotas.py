@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cloudpipe_proto.v1 import quotas_pb2 as pb
+from cloudpipe_sdk._compat import UTC
 from cloudpipe_sdk._errors import InvalidRequest
 from cloudpipe_sdk._rpc import Rpc
 
