@@ -17,7 +17,7 @@ from cloudpipe_proto.v1 import jobs_pb2 as jpb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as jpb_grpc
 from cloudpipe_sdk import Client, JobStatus, NotFound
 from tests.support import ServerProcess, free_port
-from tests.transfers.conftest import INPUT_MAX_BYTES, HttpFiles
+from tests.transfers.conftest import INPUT_MAX_BYTES, OUTPUT_MAX_BYTES, HttpFiles
 from tests.transfers.seaweed import S3Server
 
 pytestmark = pytest.mark.docker
@@ -133,6 +133,21 @@ def test_an_input_over_the_limit_fails_the_job(client: Client, s3_server: S3Serv
         f"input /in/big.bin: s3://{bucket}/big.bin: the job's inputs are over {INPUT_MAX_BYTES} bytes together"
         " (CLOUDPIPE_TRANSFER_INPUT_MAX_BYTES)"
     )
+
+
+def test_outputs_over_the_limit_fail_the_job(client: Client, s3_server: S3Server, bucket: str) -> None:
+    job = client.shell(
+        f"head -c {OUTPUT_MAX_BYTES // 2} /dev/zero > /out/a && head -c {OUTPUT_MAX_BYTES} /dev/zero > /out/b",
+        outputs={"/out/": f"s3://{bucket}/big/"},
+        storage_secret="S3",
+    )
+    assert job.wait(timeout=120) is JobStatus.ERROR
+    assert job.reason == (
+        f"output /out/: s3://{bucket}/big/: the job's outputs are over {OUTPUT_MAX_BYTES} bytes together"
+        " (CLOUDPIPE_TRANSFER_OUTPUT_MAX_BYTES)"
+    )
+    assert job.snapshot.return_code == 0  # the job itself succeeded
+    assert set(objects(s3_server, bucket, "big/")) <= {"big/a"}  # what came before the limit may be there
 
 
 def test_a_missing_storage_secret_is_refused_at_submit(client: Client, bucket: str) -> None:
