@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +23,8 @@ from tests.transfers.seaweed import S3Server, start_s3_server
 
 INPUT_MAX_BYTES = 2 << 20
 OUTPUT_MAX_BYTES = 2 << 20
+TRANSFER_TIMEOUT = 3.0
+SLOW_SECONDS = 30.0
 
 
 @pytest.fixture(scope="session")
@@ -40,14 +43,26 @@ class HttpFiles:
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
+    """Serves the files; `/slow` answers only after SLOW_SECONDS (a source that hangs)."""
+
+    def do_GET(self) -> None:
+        if self.path == "/slow":
+            time.sleep(SLOW_SECONDS)
+        super().do_GET()
+
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that gave up on /slow: the broken pipe is expected
 
 
 @pytest.fixture(scope="session")
 def http_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpFiles]:
     root = tmp_path_factory.mktemp("http-files")
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    httpd = _QuietServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield HttpFiles(root, f"http://127.0.0.1:{httpd.server_address[1]}")
@@ -63,7 +78,7 @@ def transfer_server(
         "CLOUDPIPE_TRANSFER_ALLOW_PRIVATE_ADDRESSES": "true",
         "CLOUDPIPE_TRANSFER_INPUT_MAX_BYTES": str(INPUT_MAX_BYTES),
         "CLOUDPIPE_TRANSFER_OUTPUT_MAX_BYTES": str(OUTPUT_MAX_BYTES),
-        "CLOUDPIPE_TRANSFER_TIMEOUT": "5",
+        "CLOUDPIPE_TRANSFER_TIMEOUT": str(TRANSFER_TIMEOUT),
     }
     process = start_server(tmp_path_factory.mktemp("transfer-server"), env=env)
     yield process

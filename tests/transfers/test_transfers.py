@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import grpc
 import pytest
@@ -17,7 +18,7 @@ from cloudpipe_proto.v1 import jobs_pb2 as jpb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as jpb_grpc
 from cloudpipe_sdk import Client, JobStatus, NotFound
 from tests.support import ServerProcess, free_port
-from tests.transfers.conftest import INPUT_MAX_BYTES, OUTPUT_MAX_BYTES, HttpFiles
+from tests.transfers.conftest import INPUT_MAX_BYTES, OUTPUT_MAX_BYTES, SLOW_SECONDS, HttpFiles
 from tests.transfers.seaweed import S3Server
 
 pytestmark = pytest.mark.docker
@@ -123,6 +124,15 @@ def test_bad_credentials_and_an_unreachable_endpoint_fail_clearly(
     )
     assert missing.reason == f"input /in/k: {http_files.url}/not-there: HTTP 404 File not found", missing.reason
     assert b"not-the-key" not in json.dumps(wrong.reason).encode()
+
+
+def test_a_source_that_does_not_answer_fails_the_job_in_bounded_time(client: Client, http_files: HttpFiles) -> None:
+    started = time.monotonic()
+    job = client.shell("true", inputs={"/in/s": f"{http_files.url}/slow"})
+    assert job.wait(timeout=120) is JobStatus.ERROR
+    assert time.monotonic() - started < SLOW_SECONDS  # the read timeout (and one retry), not the source, ended it
+    assert job.reason.startswith(f"input /in/s: {http_files.url}/slow: no answer from 127.0.0.1:"), job.reason
+    assert "timed out" in job.reason
 
 
 def test_an_input_over_the_limit_fails_the_job(client: Client, s3_server: S3Server, bucket: str) -> None:
