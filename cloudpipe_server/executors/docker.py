@@ -325,7 +325,9 @@ class DockerExecutor(Executor):
                 container_id = self._create(job, image, limits, user, staged)
         except _JobError as exc:
             self._forget(job.id, None)
-            return Outcome(JobStatus.KILLED if run.killed else JobStatus.ERROR, self._clock(), reason=str(exc))
+            if run.killed:  # while its image was pulled or its inputs fetched
+                return Outcome(JobStatus.KILLED, self._clock(), reason="killed before it started")
+            return Outcome(JobStatus.ERROR, self._clock(), reason=str(exc))
         except _UNREACHABLE as exc:
             self._forget(job.id, None)
             raise ExecutorUnavailable(f"the Docker engine did not answer: {exc}") from None

@@ -135,6 +135,18 @@ def test_a_source_that_does_not_answer_fails_the_job_in_bounded_time(client: Cli
     assert "timed out" in job.reason
 
 
+def test_a_job_killed_while_its_inputs_are_fetched_ends_killed(client: Client, http_files: HttpFiles) -> None:
+    started = time.monotonic()
+    job = client.shell("true", inputs={"/in/s": f"{http_files.url}/slow"})
+    while job.refresh().status is not JobStatus.PROCESSING:
+        assert time.monotonic() - started < 60, job.status
+        time.sleep(0.1)
+    job.kill()
+    assert job.wait(timeout=120) is JobStatus.KILLED
+    assert job.reason == "killed before it started" and job.snapshot.return_code is None
+    assert time.monotonic() - started < SLOW_SECONDS
+
+
 def test_an_input_over_the_limit_fails_the_job(client: Client, s3_server: S3Server, bucket: str) -> None:
     put(s3_server, bucket, "big.bin", b"x" * (INPUT_MAX_BYTES + 1))
     job = client.shell("true", inputs={"/in/big.bin": f"s3://{bucket}/big.bin"}, storage_secret="S3")
