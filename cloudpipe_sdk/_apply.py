@@ -58,7 +58,19 @@ from cloudpipe_sdk._types import JobSpec, ScheduleSpec
 if TYPE_CHECKING:
     from cloudpipe_sdk._transport import Transport
 
-JOB_KEYS = {"cmd", "image", "env", "timeout", "cpus", "memory", "network", "stdin"}
+JOB_KEYS = {
+    "cmd",
+    "image",
+    "env",
+    "timeout",
+    "cpus",
+    "memory",
+    "network",
+    "stdin",
+    "inputs",
+    "outputs",
+    "storage_secret",
+}
 SAVED_KEYS = JOB_KEYS | {"description"}
 SCHEDULE_KEYS = JOB_KEYS | {
     "cron",
@@ -134,6 +146,9 @@ def _job_fields(spec: JobSpec) -> dict[str, Any]:
         "memory": spec.memory,
         "network": spec.network,
         "stdin": spec.stdin,
+        "inputs": dict(spec.inputs),
+        "outputs": dict(spec.outputs),
+        "storage_secret": spec.storage_secret,
         "kind": f"python function ({spec.serializer})" if spec.serializer else "shell",
     }
 
@@ -181,10 +196,20 @@ def _job_spec(table: dict[str, Any], where: str) -> JobSpec:
             cpus=table.get("cpus"),
             memory=table.get("memory"),
             network=bool(table.get("network", False)),
+            inputs=_strings(table.get("inputs", {}), f"{where}.inputs"),
+            outputs=_strings(table.get("outputs", {}), f"{where}.outputs"),
+            storage_secret=table.get("storage_secret"),
         )
         return options.shell_spec(table["cmd"], stdin=table.get("stdin"))
     except (InvalidRequest, TypeError, ValueError) as exc:
         raise InvalidRequest(f"{where}: {exc}") from None
+
+
+def _strings(table: object, where: str) -> dict[str, str]:
+    """A TOML table of path = "URL" (`inputs`, `outputs`)."""
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise InvalidRequest(f'{where}: expected a table of "/path" = "URL"')
+    return {str(k): v for k, v in table.items()}
 
 
 def _moment(value: object, where: str) -> datetime | None:

@@ -87,7 +87,8 @@ class BaseClient(Generic[TransportT]):
     def with_options(self: Self, **options: Any) -> Self:
         """A view of this client (same connection, not closed by the view) whose jobs
         use these `JobOptions`: image, cpus, memory, timeout, retries, serializer, env,
-        name, tags, network, restartable, fresh_container, volumes, secrets.
+        name, tags, network, restartable, fresh_container, volumes, secrets,
+        inputs, outputs, storage_secret.
 
         Example::
 

@@ -124,7 +124,8 @@ class Client(BaseClient[Transport]):
         `result_source` is "stdout" or "file:/path/in/container". `interactive` keeps
         stdin open for `job.attach()`. The job starts once every job of `depends_on`
         ended done. `options` are `JobOptions` (image, cpus, memory, timeout in seconds,
-        env, name, tags, network, restartable, fresh_container, volumes, secrets;
+        env, name, tags, network, restartable, fresh_container, volumes, secrets,
+        inputs, outputs, storage_secret;
         `retries` is refused: the server does not re-run a failed command). Submitting is
         idempotent: a retried call never makes a second job (pass your own
         `idempotency_key` to extend that across processes).

@@ -24,6 +24,7 @@ from cloudpipe_sdk._serialize import (
     dump_call,
     version_of,
 )
+from cloudpipe_sdk._transfers import storage_secret_name, transfer_entries
 from cloudpipe_sdk._types import BuiltImage, JobSpec
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*", re.IGNORECASE)
@@ -56,7 +57,15 @@ class JobOptions:
       list of names, each becoming the environment variable of that name, or a mapping
       of name -> absolute file path, each written to that file (mode 0400, the job's
       user's; a job with file secrets runs in a fresh container). A list may also hold
-      "NAME:/path" entries, for both kinds in one job. Only names travel in the spec.
+      "NAME:/path" entries, for both kinds in one job. Only names travel in the spec;
+    - `inputs`: files the server fetches into the container before the job starts,
+      container path -> "s3://bucket/key", "https://..." or "http://..." (owned by the
+      job's user); `outputs`: what the server uploads after the job ended DONE,
+      container path -> "s3://bucket/key", a path ending in "/" being a directory
+      uploaded under a prefix ending in "/"; `storage_secret`: the name of your secret
+      holding the object store's credentials (JSON: endpoint_url, access_key_id,
+      secret_access_key, region), needed for s3:// URLs. A job with inputs or outputs
+      runs in a fresh container (docs/sdk.md, "Inputs and outputs").
 
     Example::
 
@@ -64,6 +73,8 @@ class JobOptions:
         JobOptions(volumes={"/data": "mydata", "/ref": "refdata:ro"})
         JobOptions(secrets=["API_TOKEN"])                           # $API_TOKEN
         JobOptions(secrets={"DB_PASSWORD": "/run/secrets/db"})      # a file
+        JobOptions(inputs={"/in/data.csv": "s3://bucket/data.csv"},
+                   outputs={"/out/": "s3://bucket/runs/1/"}, storage_secret="S3")
     """
 
     image: str | Image | BuiltImage | None = None
@@ -80,6 +91,9 @@ class JobOptions:
     fresh_container: bool = False
     volumes: Mapping[str, str] = field(default_factory=dict)
     secrets: Sequence[str] | Mapping[str, str] = ()
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    storage_secret: str | None = None
     # Names an Image (builds it): set by the client these options belong to.
     _resolve: Callable[[Image], str] | None = field(default=None, compare=False, repr=False)
 
@@ -93,6 +107,9 @@ class JobOptions:
         memory_bytes(self.memory)
         mount_entries(self.volumes)
         secret_entries(self.secrets, self.env)
+        storage_secret_name(
+            self.storage_secret, transfer_entries(self.inputs, "inputs"), transfer_entries(self.outputs, "outputs")
+        )
 
     def merged(self, **changes: Any) -> JobOptions:
         """A copy with `changes` applied (None values leave a setting as it is)."""
@@ -175,6 +192,9 @@ class JobOptions:
             "fresh_container": self.fresh_container,
             "volumes": mount_entries(self.volumes),
             "secrets": secret_entries(self.secrets, self.env),
+            "inputs": transfer_entries(self.inputs, "inputs"),
+            "outputs": transfer_entries(self.outputs, "outputs"),
+            "storage_secret": self.storage_secret or "",
             "cpus": float(self.cpus or 0.0),
             "memory": memory_bytes(self.memory),
             "timeout": None if self.timeout is None else float(self.timeout),

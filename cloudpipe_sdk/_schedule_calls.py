@@ -151,6 +151,9 @@ INLINE_JOB_OPTIONS = frozenset(
         "fresh_container",
         "volumes",
         "secrets",
+        "inputs",
+        "outputs",
+        "storage_secret",
     }
 )
 

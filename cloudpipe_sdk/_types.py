@@ -42,7 +42,10 @@ class JobSpec:
     mount entries, "NAME:/path" or "NAME:/path:ro" (`JobOptions(volumes=...)` makes
     them; a bare name is multyvac's and mounts nothing). `secrets` are the wire's
     entries too, names only: "NAME" (an environment variable) or "NAME:/path" (a file);
-    `JobOptions(secrets=...)` makes them, and no value is ever in a spec.
+    `JobOptions(secrets=...)` makes them, and no value is ever in a spec. `inputs` and
+    `outputs` map container paths to URLs (fetched before the job starts, uploaded
+    after it ended DONE), `storage_secret` names the secret with the object store's
+    credentials for their s3:// URLs.
     """
 
     cmd: str
@@ -63,6 +66,9 @@ class JobSpec:
     depends_on: tuple[int, ...] = ()
     volumes: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    storage_secret: str = ""
     serializer: str = ""
     client_python: str = ""
     idempotency_key: str = ""

@@ -106,7 +106,8 @@ def list_jobs(
 @click.pass_obj
 def show(client: Client, job_id: int, as_json: bool) -> None:
     """Show one job with its output, and its attempts when it ran more than once (a
-    lost runner's restartable job runs again). With --json: attempt_history always.
+    lost runner's restartable job runs again), and its inputs, outputs and storage
+    secret when it has them. With --json: attempt_history always.
 
     \b
     cloudpipe show 42
@@ -118,12 +119,21 @@ def show(client: Client, job_id: int, as_json: bool) -> None:
     history = [_attempt_dict(attempt) for attempt in snapshot.attempt_history]
     if as_json:
         row["attempt_history"] = history
+    spec = snapshot.spec
+    transfers = {"inputs": dict(spec.inputs), "outputs": dict(spec.outputs), "storage_secret": spec.storage_secret}
+    row.update({key: value for key, value in transfers.items() if value})
     row["stdout"] = snapshot.stdout.decode("utf-8", "replace")
     row["stderr"] = snapshot.stderr.decode("utf-8", "replace")
     if as_json:
         emit(row)
         return
     for key, value in row.items():
+        if key in ("inputs", "outputs"):
+            arrow = "<-" if key == "inputs" else "->"
+            click.echo(f"{key}:")
+            for path, url in sorted(value.items()):
+                click.echo(f"  {path} {arrow} {url}")
+            continue
         click.echo(f"{key}: {value}")
         if key == "attempts" and len(history) > 1:
             for attempt in snapshot.attempt_history:

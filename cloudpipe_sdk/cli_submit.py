@@ -53,6 +53,19 @@ def _mounts(values: tuple[str, ...]) -> dict[str, str]:
     return mounts
 
 
+def _transfers(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    """`--input PATH=URL` / `--output PATH=URL` options as a path -> URL mapping."""
+    found: dict[str, str] = {}
+    for item in values:
+        path, sep, url = item.partition("=")
+        if not sep or not path or not url:
+            raise CommandError(f"{flag}: expected /PATH=URL, got {item!r}")
+        if path in found:
+            raise CommandError(f"{flag}: {path} is given twice")
+        found[path] = url
+    return found
+
+
 def _argument(text: str) -> Any:
     try:
         return ast.literal_eval(text)
@@ -113,6 +126,26 @@ def _load_function(target: str) -> Any:
     help="give the job your secret NAME as the environment variable NAME, or as the file /PATH (repeatable)",
 )
 @click.option(
+    "--input",
+    "input_pairs",
+    multiple=True,
+    metavar="/PATH=URL",
+    help="fetch URL (s3://bucket/key, https://...) into the container at /PATH before the job starts (repeatable)",
+)
+@click.option(
+    "--output",
+    "output_pairs",
+    multiple=True,
+    metavar="/PATH=URL",
+    help="upload /PATH to s3://bucket/key after the job ended done; /DIR/=s3://bucket/prefix/ for a directory"
+    " (repeatable)",
+)
+@click.option(
+    "--storage-secret",
+    metavar="NAME",
+    help="your secret holding the object store's credentials (JSON), for s3:// inputs and outputs",
+)
+@click.option(
     "--interactive",
     is_flag=True,
     help="keep the job's stdin open for `cloudpipe attach` (with --wait: attach now)",
@@ -148,6 +181,8 @@ def submit(
     tag_pairs: tuple[str, ...],
     volume_mounts: tuple[str, ...],
     secret_uses: tuple[str, ...],
+    input_pairs: tuple[str, ...],
+    output_pairs: tuple[str, ...],
     depends_on: tuple[int, ...],
     stdin_file: Any,
     force_shell: bool,
@@ -173,6 +208,8 @@ def submit(
     cloudpipe submit --cpus 2 --memory 1G -- make -j2 test
     cloudpipe submit --volume mydata:/data --volume ref:/ref:ro 'cp /ref/in /data/'
     cloudpipe submit --secret API_TOKEN --secret DB_PASSWORD:/run/secrets/db 'deploy.sh'
+    cloudpipe submit --storage-secret S3 --input /in/a.csv=s3://data/a.csv \\
+        --output /out/=s3://data/runs/1/ 'sort /in/a.csv > /out/sorted.csv'
     cloudpipe submit --wait math:factorial 20
     cloudpipe submit --wait --retries 2 mytasks:flaky
     cloudpipe submit --interactive --wait 'python3 -i'
@@ -183,6 +220,8 @@ def submit(
     job_options.update(env=_pairs(env_pairs, "--env"), tags=_pairs(tag_pairs, "--tag"))
     job_options["volumes"] = _mounts(volume_mounts)
     job_options["secrets"] = list(secret_uses)  # "NAME" or "NAME:/path", checked by JobOptions
+    job_options["inputs"] = _transfers(input_pairs, "--input")
+    job_options["outputs"] = _transfers(output_pairs, "--output")
     if _FUNCTION.fullmatch(command) and not force_shell:
         shell_only = {
             "--stdin": stdin_file is not None,

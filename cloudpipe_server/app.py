@@ -57,6 +57,8 @@ from cloudpipe_server.scheduler.service import SavedJobService, ScheduleService
 from cloudpipe_server.secrets.keyring import Keyring
 from cloudpipe_server.secrets.service import SecretService
 from cloudpipe_server.store import Stores, open_stores
+from cloudpipe_server.transfers.base import TransferConfig
+from cloudpipe_server.transfers.service import Transfers
 from cloudpipe_server.volumes.engine import VolumeEngine
 from cloudpipe_server.volumes.service import VolumeQuotas, VolumeService
 
@@ -110,6 +112,22 @@ def cluster_of(settings: Settings) -> str:
     return settings.cluster_id or hashlib.sha256(settings.store_url_for_logs.encode()).hexdigest()[:16]
 
 
+def build_transfers(settings: Settings) -> Transfers:
+    """Jobs' inputs and outputs go through files in <data_dir>/transfers (not /tmp,
+    which may be memory)."""
+    temp_dir = settings.data_dir / "transfers"
+    temp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return Transfers(
+        TransferConfig(
+            input_max_bytes=settings.transfer_input_max_bytes,
+            output_max_bytes=settings.transfer_output_max_bytes,
+            allow_private_addresses=settings.transfer_allow_private_addresses,
+            timeout=settings.transfer_timeout,
+            temp_dir=str(temp_dir),
+        )
+    )
+
+
 def build_executor(settings: Settings, owner: str, metrics: ServerMetrics | None = None) -> Executor:
     """Jobs run on the Docker engine: in warm containers when they can (unless
     CLOUDPIPE_WARM_POOL=false), otherwise each in a fresh container."""
@@ -122,7 +140,7 @@ def build_executor(settings: Settings, owner: str, metrics: ServerMetrics | None
         output_cap_bytes=settings.output_cap_bytes,
         result_cap_bytes=settings.result_cap_bytes,
     )
-    fresh = DockerExecutor(docker_config, utc_now)
+    fresh = DockerExecutor(docker_config, utc_now, transfers=build_transfers(settings))
     if not settings.warm_pool:
         return fresh
     warm = WarmConfig(

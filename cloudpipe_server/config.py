@@ -63,6 +63,15 @@ class Settings:
     # A `file:` result over this many bytes fails the job with a reason saying so; it is
     # never held whole in memory (the archive is streamed and counted).
     result_cap_bytes: int = 64 << 20
+    # Job inputs and outputs (s3:// and http(s):// URLs; docs/sdk.md, "Inputs and
+    # outputs"): all inputs of one job, and all its outputs, at most this many bytes each
+    # (a job over it fails, saying so); each request's connect and read timeout; and
+    # whether a URL or S3 endpoint may resolve to a loopback, private, link-local or
+    # metadata address (off: refused, so users cannot reach the server's own network).
+    transfer_input_max_bytes: int = 1 << 30
+    transfer_output_max_bytes: int = 1 << 30
+    transfer_timeout: float = 30.0
+    transfer_allow_private_addresses: bool = False
     docker_host: str = ""  # empty: DOCKER_HOST or the local socket
     log_level: str = "INFO"
     # Serve Prometheus metrics at http://<this>/metrics; empty (the default): not served.
@@ -160,6 +169,10 @@ class Settings:
             raise InvalidArgument("CLOUDPIPE_IMAGE_BUILDS_AT_ONCE and _MAX_PER_ACCOUNT must be at least 1")
         if self.volume_max_per_account < 1 or self.volume_max_bytes < 1:
             raise InvalidArgument("CLOUDPIPE_VOLUME_MAX_PER_ACCOUNT and _MAX_BYTES must be at least 1")
+        if self.transfer_input_max_bytes < 1 or self.transfer_output_max_bytes < 1 or self.transfer_timeout <= 0:
+            raise InvalidArgument(
+                "CLOUDPIPE_TRANSFER_INPUT_MAX_BYTES and _OUTPUT_MAX_BYTES must be at least 1, _TIMEOUT positive"
+            )
         if self.max_concurrent_jobs < 1:
             raise InvalidArgument("CLOUDPIPE_MAX_CONCURRENT_JOBS must be at least 1")
         if self.lease_seconds <= self.poll_interval:

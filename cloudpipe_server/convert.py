@@ -99,6 +99,9 @@ def spec_from_pb(msg: pb.JobSpec, where: str = "job") -> JobSpec:
         idempotency_key=msg.idempotency_key,
         fresh_container=msg.fresh_container,
         secrets=tuple(msg.secrets),
+        inputs=dict(msg.inputs),
+        outputs=dict(msg.outputs),
+        storage_secret=msg.storage_secret,
     )
 
 
@@ -131,6 +134,9 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
         schedule_id=spec.schedule_id,
         fresh_container=spec.fresh_container,
         secrets=list(spec.secrets),
+        inputs=dict(spec.inputs),
+        outputs=dict(spec.outputs),
+        storage_secret=spec.storage_secret,
     )
     if spec.max_runtime is not None:
         msg.max_runtime.CopyFrom(_duration(spec.max_runtime))

@@ -19,6 +19,7 @@ from cloudpipe_common.limits import MAX_JOBS_PER_SUBMIT
 from cloudpipe_server.errors import InvalidArgument, ResourceExhausted
 from cloudpipe_server.models import JobSpec
 from cloudpipe_server.secrets.naming import parse_uses
+from cloudpipe_server.transfers.urls import check_transfers
 from cloudpipe_server.volumes.naming import parse_mounts
 
 MAX_SUBMIT_BYTES = 128 << 20  # one Submit request, serialized
@@ -84,6 +85,7 @@ def check_spec_bounds(spec: JobSpec, where: str) -> None:
     for secret in spec.secrets:
         _check_text(secret, f"{where}.secrets")
     parse_uses(spec.secrets, spec.env, where)
+    check_transfers(spec, where)
     if len(spec.depends_on) > MAX_DEPENDENCIES:
         raise InvalidArgument(f"{where}.depends_on: at most {MAX_DEPENDENCIES} jobs, got {len(spec.depends_on)}")
     _check_numbers(spec, where)

@@ -79,6 +79,12 @@ class JobSpec:
     # The account's secrets given to the job: "NAME" (an environment variable) or
     # "NAME:/path" (a file); names only, values are resolved when the job starts.
     secrets: tuple[str, ...] = ()
+    # Files fetched before the job starts (container path -> URL) and paths uploaded
+    # after it ended DONE (a path ending in "/" is a directory), and the account's
+    # secret with the object store's credentials for their s3:// URLs (its name only).
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    storage_secret: str = ""
 
     @property
     def result_path(self) -> str | None:
@@ -127,6 +133,7 @@ class Job:
     # never stored, never answered, never printed (`repr` leaves them out).
     secret_env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     secret_files: Mapping[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+    storage_credentials: bytes = field(default=b"", repr=False, compare=False)  # `storage_secret`'s value
 
     @property
     def queue_delay(self) -> timedelta | None:

@@ -4,10 +4,11 @@ of their host config."""
 from __future__ import annotations
 
 import io
+import posixpath
 import re
 import tarfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from docker.types import LogConfig
@@ -68,6 +69,30 @@ def job_environment(job: Job) -> dict[str, str]:
     if spec.serializer:
         environment["CLOUDPIPE_SERIALIZER"] = spec.serializer
     return environment
+
+
+def user_ids(user: str) -> tuple[int, int]:
+    """(uid, gid) of a numeric `user` as `job_user` answers it ("1000:1000" or "1000")."""
+    uid, _, gid = user.partition(":")
+    return int(uid), int(gid or uid)
+
+
+def output_directories(outputs: Mapping[str, str]) -> list[str]:
+    """The directories a job's outputs are written in: each directory output ("/out/"
+    -> "/out") and each file output's parent, once each, outermost first."""
+    found = {posixpath.dirname(path.rstrip("/")) if not path.endswith("/") else path.rstrip("/") for path in outputs}
+    return sorted(found - {"/", ""})
+
+
+def directories_archive(paths: Sequence[str], uid: int, gid: int) -> bytes:
+    """A tar of empty directories to extract at "/", each 0755 and owned by `uid:gid`."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in paths:
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.type, info.mode, info.uid, info.gid, info.mtime = tarfile.DIRTYPE, 0o755, uid, gid, int(time.time())
+            tar.addfile(info)
+    return buffer.getvalue()
 
 
 def secret_files_archive(files: Mapping[str, bytes], uid: int, gid: int) -> bytes:

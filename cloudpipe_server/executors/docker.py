@@ -23,8 +23,8 @@ other engine error after the start ends the job ERROR with the output read so fa
 (Well over 400 lines, on purpose: one run's whole life on the engine (create, attach,
 start, wait, outcome, copy-out, adopt) and the calls that act on a running container
 (kill, signal, stdin) share the table of runs in progress and read best in one place;
-stream I/O is in docker_io, container settings in container_config, and the warm pool
-builds on this in warm*.py.)
+stream I/O is in docker_io, container settings in container_config, inputs and outputs
+in docker_transfers, and the warm pool builds on this in warm*.py.)
 """
 
 from __future__ import annotations
@@ -35,10 +35,11 @@ import re
 import tarfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import docker
 import docker.errors
@@ -63,6 +64,7 @@ from cloudpipe_server.executors.container_config import (
     job_environment,
     job_user,
     secret_files_archive,
+    user_ids,
 )
 from cloudpipe_server.executors.docker_io import (
     AttachedStreams,
@@ -72,8 +74,11 @@ from cloudpipe_server.executors.docker_io import (
     concatenated_files,
     in_daemon_thread,
 )
+from cloudpipe_server.executors.docker_transfers import put_transfers, upload_outputs
 from cloudpipe_server.executors.reasons import exec_too_big, final_status, result_over_cap
 from cloudpipe_server.models import Collected, Job, JobStatus, Outcome, Stream
+from cloudpipe_server.transfers.base import TransferFailed
+from cloudpipe_server.transfers.service import Transfers
 from cloudpipe_server.volumes.naming import LABEL_ACCOUNT as LABEL_VOLUME_ACCOUNT
 from cloudpipe_server.volumes.naming import engine_name, parse_mounts
 
@@ -128,9 +133,12 @@ class _Run:
 class DockerExecutor(Executor):
     """`Executor` on one Docker engine."""
 
-    def __init__(self, config: DockerConfig, clock: Callable[[], datetime]) -> None:
+    def __init__(self, config: DockerConfig, clock: Callable[[], datetime], transfers: Transfers | None = None) -> None:
+        """`transfers` fetches jobs' inputs and uploads their outputs (None: a job with
+        either fails with a reason saying this server does not do them)."""
         self._config = config
         self._clock = clock
+        self._transfers = transfers
         self._client: docker.DockerClient | None = None  # made on first contact (`_engine`)
         self._connect_lock = threading.Lock()
         self._runs: dict[int, _Run] = {}
@@ -312,9 +320,13 @@ class DockerExecutor(Executor):
             return Outcome(JobStatus.ERROR, self._clock(), reason=too_big)
         try:
             self._engine()
-            container_id = self._create(job, image, limits, self._user_for(image))
+            user = self._user_for(image)
+            with self._staged_inputs(job, user, run) as staged:
+                container_id = self._create(job, image, limits, user, staged)
         except _JobError as exc:
             self._forget(job.id, None)
+            if run.killed:  # while its image was pulled or its inputs fetched
+                return Outcome(JobStatus.KILLED, self._clock(), reason="killed before it started")
             return Outcome(JobStatus.ERROR, self._clock(), reason=str(exc))
         except _UNREACHABLE as exc:
             self._forget(job.id, None)
@@ -489,6 +501,10 @@ class DockerExecutor(Executor):
                     status, reason = JobStatus.ERROR, str(exc)
         with self._lock:
             killed = run.killed
+        if status is JobStatus.DONE and job.spec.outputs and not killed:
+            problem = self._upload_outputs(job, container_id)  # only a job that ended DONE uploads
+            if problem:
+                status, reason = JobStatus.ERROR, problem
         status, reason = final_status(
             status,
             reason,
@@ -535,7 +551,7 @@ class DockerExecutor(Executor):
         self._image_users[image] = user
         return user
 
-    def _create(self, job: Job, image: str, limits: Limits, user: str) -> str:
+    def _create(self, job: Job, image: str, limits: Limits, user: str, staged: IO[bytes] | None = None) -> str:
         spec = job.spec
         # Names are global on the engine and job ids are per store: the cluster keeps
         # two installations (or test sessions) sharing an engine from colliding.
@@ -573,13 +589,54 @@ class DockerExecutor(Executor):
             raise _JobError(f"could not create the container: {exc.explanation or exc}") from None
         if job.secret_files:
             self._put_secret_files(container_id, job, user)
+        if staged is not None or job.spec.outputs:
+            self._put_transfers(container_id, job, user, staged)
         return container_id
+
+    # -- inputs and outputs (cloudpipe_server/transfers) -------------------------------------
+
+    def _need_transfers(self) -> Transfers:
+        if self._transfers is None:
+            raise _JobError("this server does not fetch inputs or upload outputs")
+        return self._transfers
+
+    @contextmanager
+    def _staged_inputs(self, job: Job, user: str, run: _Run) -> Iterator[IO[bytes] | None]:
+        """The job's inputs fetched into a tar (a temporary file) before its container is
+        made, so a failed fetch leaves nothing on the engine; None without inputs."""
+        if not job.spec.inputs and not job.spec.outputs:
+            yield None
+            return
+        transfers = self._need_transfers()
+        if not job.spec.inputs:
+            yield None
+            return
+        try:
+            with transfers.staged_inputs(job, user_ids(user), lambda: run.killed) as archive:
+                log.info("job %d: %d inputs fetched", job.id, len(job.spec.inputs), extra=job_fields(job.id))
+                yield archive
+        except TransferFailed as exc:
+            raise _JobError(str(exc)) from None
+
+    def _put_transfers(self, container_id: str, job: Job, user: str, staged: IO[bytes] | None) -> None:
+        try:
+            put_transfers(self.api, container_id, job, user, staged)
+        except TransferFailed as exc:
+            self.api.remove_container(container_id, force=True)
+            raise _JobError(str(exc)) from None
+
+    def _upload_outputs(self, job: Job, container_id: str) -> str:
+        """Upload the exited job's outputs; "" or why they could not all be."""
+        try:
+            return upload_outputs(self.api, self._need_transfers(), job, container_id)
+        except _JobError as exc:
+            return str(exc)
 
     def _put_secret_files(self, container_id: str, job: Job, user: str) -> None:
         """The job's file secrets, written into its created container before it starts:
         owned by the job's user, readable by it alone (missing parents are made 0755)."""
-        uid, _, gid = user.partition(":")
-        archive = secret_files_archive(job.secret_files, int(uid), int(gid or uid))
+        uid, gid = user_ids(user)
+        archive = secret_files_archive(job.secret_files, uid, gid)
         try:
             written = bool(self.api.put_archive(container_id, "/", archive))
             problem = "" if written else "the engine refused the archive"

@@ -206,7 +206,7 @@ class ResultTooLarge(Exception):
         self.cap = cap
 
 
-class _ChunkReader(io.RawIOBase):
+class ChunkReader(io.RawIOBase):
     """A readable file over an iterator of byte chunks (an archive as the engine
     streams it), so `tarfile` reads it piece by piece instead of whole."""
 
@@ -236,7 +236,7 @@ def concatenated_files(chunks: Iterable[bytes], cap: int) -> bytes:
     counted through the stream, never kept."""
     kept = bytearray()
     total = 0
-    with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as archive:
+    with tarfile.open(fileobj=ChunkReader(chunks), mode="r|") as archive:
         for member in archive:
             if not member.isfile():
                 continue

@@ -178,8 +178,9 @@ class PooledDockerExecutor(Executor):
     def _wants_warm(self, job: Job, limits: Limits) -> bool:
         spec = job.spec
         # fresh containers for a job with volumes (a container with exactly its mounts)
-        # and for one with secret files (written into its container before it starts)
-        mounts = mounts_any(spec.volumes) or gives_files(spec.secrets)
+        # and for one with secret files, inputs or outputs (written into its container
+        # before it starts, read out of it after it exited)
+        mounts = mounts_any(spec.volumes) or gives_files(spec.secrets) or bool(spec.inputs or spec.outputs)
         alone = spec.fresh_container or spec.interactive or limits.network or mounts
         return self._config.enabled and not alone
 

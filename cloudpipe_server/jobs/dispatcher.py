@@ -373,6 +373,7 @@ class Dispatcher:
         The job is tracked meanwhile, so the heartbeat keeps its lease while the engine
         is away. With no container left, the job is left to the reaper once its lease
         expires: requeued if restartable, else STALLED, as any job whose runner was lost."""
+        job = await self._prepared_for_outputs(job)
         while True:
             await self._engine.wait_up()
             try:
@@ -391,6 +392,17 @@ class Dispatcher:
             log.warning("job %d: no container to re-adopt; the reaper recovers it when its lease expires", job.id)
             return
         await self._record(job.id, outcome)
+
+    async def _prepared_for_outputs(self, job: Job) -> Job:
+        """A re-adopted job that uploads outputs needs its storage secret again; when it
+        cannot be had, the job is adopted without it (its upload then fails, saying so)."""
+        if self._prepare is None or not job.spec.outputs:
+            return job
+        try:
+            return await self._prepare(job)
+        except Exception as exc:
+            log.warning("job %d: its secrets could not be read for its outputs: %s", job.id, exc)
+            return job
 
     async def _refreshed(self, job: Job) -> Job:
         """The job as stored now (its container's start time bounds what is left of its

@@ -106,7 +106,7 @@ class JobService:
             await self._image_access.check(caller.account, checked)
         if self._mount_check is not None and any(mounts_any(spec.volumes) for spec in checked):
             await self._mount_check(caller.account, checked)
-        if self._secret_check is not None and any(spec.secrets for spec in checked):
+        if self._secret_check is not None and any(spec.secrets or spec.storage_secret for spec in checked):
             await self._secret_check(caller.account, checked)
         if self._runner_check is not None:
             checked = await self._runner_check.resolve(checked)

@@ -49,25 +49,37 @@ class SecretService:
         log.info("account %s: secret %s deleted", caller.account, name)
 
     async def check_uses(self, account: str, specs: Sequence[JobSpec]) -> None:
-        """At submit: every secret a job names is the account's (else NotFound)."""
-        wanted: dict[str, int] = {}
+        """At submit: every secret a job names (in `secrets` and as its
+        `storage_secret`) is the account's (else NotFound)."""
+        wanted: dict[str, str] = {}
         for index, spec in enumerate(specs):
             for use in parse_uses(spec.secrets, spec.env, f"jobs[{index}]"):
-                wanted.setdefault(use.name, index)
+                wanted.setdefault(use.name, f"jobs[{index}].secrets")
+            if spec.storage_secret:
+                wanted.setdefault(check_name(spec.storage_secret), f"jobs[{index}].storage_secret")
         if not wanted:
             return
         found = await self._store.get_secrets(account, sorted(wanted))
-        for name, index in wanted.items():
+        for name, where in wanted.items():
             if name not in found:
-                raise NotFound(f"jobs[{index}].secrets: secret {name!r} not found (set it first)")
+                raise NotFound(f"{where}: secret {name!r} not found (set it first)")
 
     async def resolve(self, job: Job) -> Job:
         """The job as its executor gets it: its secrets' values attached (not in its spec).
         FailedPrecondition when one is gone or cannot be decrypted (the job fails so)."""
         uses = parse_uses(job.spec.secrets, job.spec.env, "job")
-        if not uses:
+        storage = job.spec.storage_secret
+        if not uses and not storage:
             return job
-        found = await self._store.get_secrets(job.account, sorted({use.name for use in uses}))
+        found = await self._store.get_secrets(job.account, sorted({use.name for use in uses} | {storage} - {""}))
+        credentials = b""
+        if storage:
+            stored_storage = found.get(storage)
+            if stored_storage is None:
+                raise FailedPrecondition(
+                    f"storage secret {storage!r} no longer exists (deleted after the job was submitted)"
+                )
+            credentials = self._keyring.decrypt(stored_storage.ciphertext, storage)
         env: dict[str, str] = {}
         files: dict[str, bytes] = {}
         for use in uses:
@@ -87,7 +99,7 @@ class SecretService:
                     ) from None
                 if "\0" in env[use.name]:
                     raise FailedPrecondition(f"secret {use.name!r} holds a NUL byte; give it as a file")
-        return replace(job, secret_env=env, secret_files=files)
+        return replace(job, secret_env=env, secret_files=files, storage_credentials=credentials)
 
     async def rotate_key(self) -> int:
         """A new key encrypts from now on; every stored secret is re-encrypted with it in

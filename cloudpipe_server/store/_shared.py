@@ -116,6 +116,9 @@ def spec_to_doc(spec: JobSpec) -> dict[str, Any]:
         "schedule_id": spec.schedule_id,
         "fresh_container": spec.fresh_container,
         "secrets": list(spec.secrets),
+        "inputs": dict(spec.inputs),
+        "outputs": dict(spec.outputs),
+        "storage_secret": spec.storage_secret,
     }
 
 
@@ -149,6 +152,9 @@ def spec_from_doc(doc: Mapping[str, Any], stdin: bytes) -> JobSpec:
         schedule_id=doc.get("schedule_id", ""),
         fresh_container=bool(doc.get("fresh_container", False)),
         secrets=tuple(doc.get("secrets", ())),
+        inputs=dict(doc.get("inputs", {})),
+        outputs=dict(doc.get("outputs", {})),
+        storage_secret=doc.get("storage_secret", ""),
     )
 
 

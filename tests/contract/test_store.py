@@ -51,6 +51,9 @@ async def test_spec_round_trips_every_field(store: JobStore) -> None:
         volumes=("v1",),
         serializer="cloudpickle",
         client_python="3.11",
+        inputs={"/in/a.csv": "s3://bucket/a.csv", "/in/p": "https://example.org/p?x=1"},
+        outputs={"/out/": "s3://bucket/runs/1/"},
+        storage_secret="S3",
     )
     [job_id] = await store.submit("alice", [full], T0)
     assert (await store.get(job_id)).spec == full

@@ -35,6 +35,9 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :schedule_id, :string, 24
       optional :fresh_container, :bool, 25
       repeated :secrets, :string, 26
+      map :inputs, :string, :string, 28
+      map :outputs, :string, :string, 29
+      optional :storage_secret, :string, 30
     end
     add_message "cloudpipe.v1.Resources" do
       optional :cpus, :double, 1

@@ -338,6 +338,28 @@ export interface JobSpec {
    * that file (readable by the job's user only). Values never appear in any answer.
    */
   secrets: string[];
+  /**
+   * Files fetched by the server before the job starts: absolute container path (a file,
+   * not ending in "/") -> URL, "s3://bucket/key" (with storage_secret), "http://..." or
+   * "https://..." (see docs/sdk.md, "Object-store inputs and outputs"). Each file is
+   * written owned by the job's user, mode 0644. A failed fetch fails the job (ERROR,
+   * the reason naming the path and URL) before it starts.
+   */
+  inputs: { [key: string]: string };
+  /**
+   * Paths uploaded by the server after the job ended DONE: absolute container path ->
+   * "s3://bucket/key"; a path ending in "/" is a directory, each regular file under it
+   * uploaded under the URL's prefix, which then ends in "/" too ("s3://bucket/runs/7/").
+   * A job that did not end DONE uploads nothing; a failed upload makes it ERROR.
+   */
+  outputs: { [key: string]: string };
+  /**
+   * The account's secret (see secrets.proto) holding the object store's credentials
+   * for the s3:// URLs of inputs and outputs, a JSON object: {"endpoint_url": ...,
+   * "access_key_id": ..., "secret_access_key": ..., "region": ...}. Required when
+   * any URL is s3://; a missing secret is refused at submit.
+   */
+  storageSecret: string;
 }
 
 export interface JobSpec_EnvEntry {
@@ -346,6 +368,16 @@ export interface JobSpec_EnvEntry {
 }
 
 export interface JobSpec_TagsEntry {
+  key: string;
+  value: string;
+}
+
+export interface JobSpec_InputsEntry {
+  key: string;
+  value: string;
+}
+
+export interface JobSpec_OutputsEntry {
   key: string;
   value: string;
 }
@@ -637,6 +669,9 @@ function createBaseJobSpec(): JobSpec {
     scheduleId: "",
     freshContainer: false,
     secrets: [],
+    inputs: {},
+    outputs: {},
+    storageSecret: "",
   };
 }
 
@@ -723,6 +758,15 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     for (const v of message.secrets) {
       writer.uint32(210).string(v!);
+    }
+    globalThis.Object.entries(message.inputs).forEach(([key, value]: [string, string]) => {
+      JobSpec_InputsEntry.encode({ key: key as any, value }, writer.uint32(226).fork()).join();
+    });
+    globalThis.Object.entries(message.outputs).forEach(([key, value]: [string, string]) => {
+      JobSpec_OutputsEntry.encode({ key: key as any, value }, writer.uint32(234).fork()).join();
+    });
+    if (message.storageSecret !== "") {
+      writer.uint32(242).string(message.storageSecret);
     }
     return writer;
   },
@@ -964,6 +1008,36 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.secrets.push(reader.string());
             continue;
           }
+          case 28: {
+            if (tag !== 226) {
+              break;
+            }
+
+            const entry28 = JobSpec_InputsEntry.decode(reader, reader.uint32());
+            if (entry28.value !== undefined) {
+              message.inputs[entry28.key] = entry28.value;
+            }
+            continue;
+          }
+          case 29: {
+            if (tag !== 234) {
+              break;
+            }
+
+            const entry29 = JobSpec_OutputsEntry.decode(reader, reader.uint32());
+            if (entry29.value !== undefined) {
+              message.outputs[entry29.key] = entry29.value;
+            }
+            continue;
+          }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.storageSecret = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1074,6 +1148,39 @@ export const JobSpec: MessageFns<JobSpec> = {
       secrets: globalThis.Array.isArray(object?.secrets)
         ? object.secrets.map((e: any) => globalThis.String(e))
         : [],
+      inputs: isObject(object.inputs)
+        ? (globalThis.Object.entries(object.inputs) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      outputs: isObject(object.outputs)
+        ? (globalThis.Object.entries(object.outputs) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      storageSecret: isSet(object.storageSecret)
+        ? globalThis.String(object.storageSecret)
+        : isSet(object.storage_secret)
+        ? globalThis.String(object.storage_secret)
+        : "",
     };
   },
 
@@ -1169,6 +1276,27 @@ export const JobSpec: MessageFns<JobSpec> = {
     if (message.secrets?.length) {
       obj.secrets = message.secrets;
     }
+    if (message.inputs) {
+      const entries = globalThis.Object.entries(message.inputs) as [string, string][];
+      if (entries.length > 0) {
+        obj.inputs = {};
+        entries.forEach(([k, v]) => {
+          obj.inputs[k] = v;
+        });
+      }
+    }
+    if (message.outputs) {
+      const entries = globalThis.Object.entries(message.outputs) as [string, string][];
+      if (entries.length > 0) {
+        obj.outputs = {};
+        entries.forEach(([k, v]) => {
+          obj.outputs[k] = v;
+        });
+      }
+    }
+    if (message.storageSecret !== "") {
+      obj.storageSecret = message.storageSecret;
+    }
     return obj;
   },
 
@@ -1223,6 +1351,25 @@ export const JobSpec: MessageFns<JobSpec> = {
     message.scheduleId = object.scheduleId ?? "";
     message.freshContainer = object.freshContainer ?? false;
     message.secrets = object.secrets?.map((e) => e) || [];
+    message.inputs = (globalThis.Object.entries(object.inputs ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.outputs = (globalThis.Object.entries(object.outputs ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.storageSecret = object.storageSecret ?? "";
     return message;
   },
 };
@@ -1391,6 +1538,176 @@ export const JobSpec_TagsEntry: MessageFns<JobSpec_TagsEntry> = {
   },
   fromPartial<I extends Exact<DeepPartial<JobSpec_TagsEntry>, I>>(object: I): JobSpec_TagsEntry {
     const message = createBaseJobSpec_TagsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseJobSpec_InputsEntry(): JobSpec_InputsEntry {
+  return { key: "", value: "" };
+}
+
+export const JobSpec_InputsEntry: MessageFns<JobSpec_InputsEntry> = {
+  encode(message: JobSpec_InputsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobSpec_InputsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobSpec_InputsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobSpec_InputsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: JobSpec_InputsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<JobSpec_InputsEntry>, I>>(base?: I): JobSpec_InputsEntry {
+    return JobSpec_InputsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobSpec_InputsEntry>, I>>(object: I): JobSpec_InputsEntry {
+    const message = createBaseJobSpec_InputsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseJobSpec_OutputsEntry(): JobSpec_OutputsEntry {
+  return { key: "", value: "" };
+}
+
+export const JobSpec_OutputsEntry: MessageFns<JobSpec_OutputsEntry> = {
+  encode(message: JobSpec_OutputsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobSpec_OutputsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobSpec_OutputsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobSpec_OutputsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: JobSpec_OutputsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<JobSpec_OutputsEntry>, I>>(base?: I): JobSpec_OutputsEntry {
+    return JobSpec_OutputsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobSpec_OutputsEntry>, I>>(object: I): JobSpec_OutputsEntry {
+    const message = createBaseJobSpec_OutputsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
     return message;

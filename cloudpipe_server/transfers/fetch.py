@@ -1,0 +1,111 @@
+"""A job's inputs fetched into one tar archive (a temporary file) that the executor
+puts into the job's created container: each file streamed through a temporary file,
+counted against the job's input budget as it comes, written owned by the job's user,
+mode 0644. A missing parent directory is made by the engine (root's, 0755)."""
+
+from __future__ import annotations
+
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import IO, Any
+
+import urllib3
+from minio.error import MinioException
+from urllib3.exceptions import HTTPError
+
+from cloudpipe_server.models import Job
+from cloudpipe_server.transfers.base import TransferConfig, TransferFailed, describe
+from cloudpipe_server.transfers.credentials import StorageCredentials
+from cloudpipe_server.transfers.guard import AddressRefused
+from cloudpipe_server.transfers.urls import INPUT_SCHEMES, parse_url
+
+CHUNK = 1 << 20
+
+
+@contextmanager
+def staged_inputs(
+    job: Job,
+    owner: tuple[int, int],
+    http: urllib3.PoolManager,
+    config: TransferConfig,
+    credentials: Callable[[], StorageCredentials],
+    cancelled: Callable[[], bool],
+) -> Iterator[IO[bytes]]:
+    """The job's inputs as a tar to extract at "/", open for reading from its start, and
+    removed on exit. Raises TransferFailed naming the input that could not be fetched
+    (or that would take the job over `config.input_max_bytes`)."""
+    budget = _Budget(config.input_max_bytes)
+    with ExitStack() as stack:
+        archive = stack.enter_context(tempfile.TemporaryFile(dir=config.temp_dir))
+        with tarfile.open(fileobj=archive, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for path in sorted(job.spec.inputs):
+                url = job.spec.inputs[path]
+                if cancelled():
+                    raise TransferFailed("killed while its inputs were fetched")
+                with tempfile.TemporaryFile(dir=config.temp_dir) as body:
+                    try:
+                        _fetch(url, body, budget, http, credentials, cancelled)
+                    except TransferFailed as exc:
+                        raise TransferFailed(f"input {path}: {url}: {exc}") from None
+                    except AddressRefused as exc:
+                        raise TransferFailed(f"input {path}: {url}: {exc}") from None
+                    except (MinioException, HTTPError, OSError) as exc:
+                        raise TransferFailed(f"input {path}: {url}: {describe(exc)}") from None
+                    info = tarfile.TarInfo(path.lstrip("/"))
+                    info.size, info.mode, info.mtime = body.tell(), 0o644, int(time.time())
+                    info.uid, info.gid = owner
+                    body.seek(0)
+                    tar.addfile(info, body)
+        archive.seek(0)
+        yield archive
+
+
+class _Budget:
+    """Bytes a job's transfers may still take."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> None:
+        self.used += size
+        if self.used > self.limit:
+            raise TransferFailed(
+                f"the job's inputs are over {self.limit} bytes together (CLOUDPIPE_TRANSFER_INPUT_MAX_BYTES)"
+            )
+
+
+def _fetch(
+    url: str,
+    into: IO[bytes],
+    budget: _Budget,
+    http: urllib3.PoolManager,
+    credentials: Callable[[], StorageCredentials],
+    cancelled: Callable[[], bool],
+) -> None:
+    location = parse_url(url, INPUT_SCHEMES, "input")
+    response: Any
+    if location.is_s3:
+        response = credentials().client(http).get_object(location.bucket, location.key)
+    else:
+        response = http.request("GET", url, preload_content=False, redirect=True)
+        if response.status != 200:
+            status = response.status
+            response.release_conn()
+            raise TransferFailed(f"HTTP {status} {response.reason or ''}".rstrip())
+    try:
+        announced = response.headers.get("Content-Length")
+        if announced and announced.isdigit():
+            budget.take(int(announced))  # refused before a byte is read
+            budget.used -= int(announced)
+        for piece in response.stream(CHUNK):
+            budget.take(len(piece))
+            into.write(piece)
+            if cancelled():
+                raise TransferFailed("killed while its inputs were fetched")
+    finally:
+        response.close()
+        response.release_conn()

@@ -1,0 +1,91 @@
+"""A job's outputs uploaded from its exited container: each output path's archive as
+the engine streams it, every regular file in it (symbolic links, devices and the like
+are skipped) through a temporary file to its object, counted against the job's output
+budget from the archive's headers before it is read."""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable
+from typing import IO
+
+import urllib3
+from minio.error import MinioException
+from urllib3.exceptions import HTTPError
+
+from cloudpipe_server.models import Job
+from cloudpipe_server.transfers.base import TransferConfig, TransferFailed, describe
+from cloudpipe_server.transfers.credentials import StorageCredentials
+from cloudpipe_server.transfers.guard import AddressRefused
+from cloudpipe_server.transfers.urls import OUTPUT_SCHEMES, Location, parse_url
+
+CHUNK = 1 << 20
+# (container path) -> (its tar archive as a stream, whether the path is a directory);
+# raises TransferFailed when the path is not in the container
+OpenArchive = Callable[[str], tuple[IO[bytes], bool]]
+
+
+def upload_outputs(
+    job: Job,
+    open_archive: OpenArchive,
+    http: urllib3.PoolManager,
+    config: TransferConfig,
+    credentials: Callable[[], StorageCredentials],
+) -> int:
+    """Upload every output of `job`; returns how many files were uploaded. Raises
+    TransferFailed naming the first output that could not be uploaded (what was
+    uploaded before it stays in the bucket)."""
+    used = 0
+    uploaded = 0
+    for path in sorted(job.spec.outputs):
+        url = job.spec.outputs[path]
+        try:
+            client = credentials().client(http)
+            location = parse_url(url, OUTPUT_SCHEMES, "output")
+            archive, is_dir = open_archive(path.rstrip("/") if path.endswith("/") else path)
+            if path.endswith("/") != is_dir:
+                raise TransferFailed(
+                    "is a directory in the container; end the path with '/' to upload a directory"
+                    if is_dir
+                    else "is a file in the container, not a directory"
+                )
+            with tarfile.open(fileobj=archive, mode="r|") as tar:
+                for member in tar:
+                    if not member.isfile():
+                        continue
+                    key = _key(location, member.name, path.endswith("/"))
+                    if key is None:
+                        continue
+                    used += member.size
+                    if used > config.output_max_bytes:
+                        raise TransferFailed(
+                            f"the job's outputs are over {config.output_max_bytes} bytes together"
+                            " (CLOUDPIPE_TRANSFER_OUTPUT_MAX_BYTES)"
+                        )
+                    source = tar.extractfile(member)
+                    if source is None:
+                        continue
+                    with tempfile.TemporaryFile(dir=config.temp_dir) as body:
+                        shutil.copyfileobj(source, body, CHUNK)
+                        size = body.tell()
+                        body.seek(0)
+                        client.put_object(location.bucket, key, body, size)
+                    uploaded += 1
+        except TransferFailed as exc:
+            raise TransferFailed(f"output {path}: {url}: {exc}") from None
+        except AddressRefused as exc:
+            raise TransferFailed(f"output {path}: {url}: {exc}") from None
+        except (MinioException, HTTPError, OSError, tarfile.TarError) as exc:
+            raise TransferFailed(f"output {path}: {url}: {describe(exc)}") from None
+    return uploaded
+
+
+def _key(location: Location, member: str, directory: bool) -> str | None:
+    """The object key of archive member `member`: the URL's own for a file output;
+    under a directory output, the URL's prefix + the path below the directory."""
+    if not directory:
+        return location.key
+    _, slash, below = member.partition("/")
+    return location.key + below if slash and below else None
