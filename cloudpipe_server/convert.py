@@ -99,6 +99,7 @@ def spec_from_pb(msg: pb.JobSpec, where: str = "job") -> JobSpec:
         idempotency_key=msg.idempotency_key,
         fresh_container=msg.fresh_container,
         secrets=tuple(msg.secrets),
+        tty=msg.tty,
     )
 
 
@@ -131,6 +132,7 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
         schedule_id=spec.schedule_id,
         fresh_container=spec.fresh_container,
         secrets=list(spec.secrets),
+        tty=spec.tty,
     )
     if spec.max_runtime is not None:
         msg.max_runtime.CopyFrom(_duration(spec.max_runtime))

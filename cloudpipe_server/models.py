@@ -79,6 +79,9 @@ class JobSpec:
     # The account's secrets given to the job: "NAME" (an environment variable) or
     # "NAME:/path" (a file); names only, values are resolved when the job starts.
     secrets: tuple[str, ...] = ()
+    # A terminal (pty) for the job: implies `interactive` (validate_spec sets it); its
+    # output is one stream, stdout. Always a fresh container.
+    tty: bool = False
 
     @property
     def result_path(self) -> str | None:

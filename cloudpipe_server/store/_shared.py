@@ -116,6 +116,7 @@ def spec_to_doc(spec: JobSpec) -> dict[str, Any]:
         "schedule_id": spec.schedule_id,
         "fresh_container": spec.fresh_container,
         "secrets": list(spec.secrets),
+        "tty": spec.tty,
     }
 
 
@@ -149,6 +150,7 @@ def spec_from_doc(doc: Mapping[str, Any], stdin: bytes) -> JobSpec:
         schedule_id=doc.get("schedule_id", ""),
         fresh_container=bool(doc.get("fresh_container", False)),
         secrets=tuple(doc.get("secrets", ())),
+        tty=bool(doc.get("tty", False)),
     )
 
 
