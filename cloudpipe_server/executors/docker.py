@@ -127,6 +127,9 @@ class _Run:
     # from its start on, one call at a time (`_apply_size`), so the last asked wins
     size: tuple[int, int] | None = None
     sizing: threading.Lock = field(default_factory=threading.Lock)
+    # a tty job's input waits for its start and its first size, so what was typed (or
+    # sized) before the start reaches a terminal of the size asked, in that order
+    input_held: bool = False
 
 
 class DockerExecutor(Executor):
@@ -264,7 +267,7 @@ class DockerExecutor(Executor):
             # once the job has ended or does not run here
             return "not-started"
         streams = run.streams
-        if streams is None:
+        if streams is None or run.input_held:
             return "not-started"
         return "written" if await asyncio.to_thread(action, streams) else "closed"
 
@@ -390,6 +393,7 @@ class DockerExecutor(Executor):
         streams = AttachedStreams(attach, self._config.output_cap_bytes, job.id, observer.output, tty=job.spec.tty)
         with self._lock:
             run.streams = streams
+            run.input_held = job.spec.tty
         with self._lock:
             killed = run.killed
         if killed:  # the kill came after the create: its stop found nothing running
@@ -407,6 +411,7 @@ class DockerExecutor(Executor):
             killed = run.killed
         if job.spec.tty:  # a size asked for before the start: set as soon as it can be
             self._apply_size(job.id, run)
+            run.input_held = False
         if killed:  # the kill came during the start: its stop may have come before it
             log.info("job %d: killed while its container started; stopping it", job.id)
             self.api.stop(container_id, timeout=self._config.kill_grace_seconds)

@@ -139,7 +139,10 @@ class AttachedStreams:
 
     def _close_stdin(self) -> None:
         self._stdin_open = False
-        self._raw.shutdown(socket.SHUT_WR)
+        if self._tty:  # a terminal's end of input is its EOF key: half-closing the socket
+            self._raw.sendall(b"\x04")  # would make the engine stop copying the output
+        else:
+            self._raw.shutdown(socket.SHUT_WR)
 
     def collect(self, timeout: float) -> tuple[bytes, bytes]:
         """Wait for the stream to end (the container exited); return (stdout, stderr)."""

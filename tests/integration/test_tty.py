@@ -34,6 +34,7 @@ def read_until(session: object, text: bytes, timeout: float = 60) -> bytes:
     raise AssertionError(f"the stream ended before {text!r}: {seen!r}")
 
 
+@pytest.mark.timeout(120)
 def test_a_tty_job_has_a_terminal_of_the_size_it_is_given(client: Client) -> None:
     job = client.shell("tty; read line; stty size; echo to-stderr >&2; read line; stty size", tty=True)
     assert job.snapshot.spec.tty and job.snapshot.spec.interactive, "tty implies interactive"
@@ -53,12 +54,14 @@ def test_a_tty_job_has_a_terminal_of_the_size_it_is_given(client: Client) -> Non
     assert "to-stderr" in job.stdout
 
 
+@pytest.mark.timeout(120)
 def test_ctrl_c_typed_into_a_tty_job_interrupts_its_foreground_command(client: Client) -> None:
     job = client.shell("bash --norc -i", tty=True)
     with job.attach() as session:
         read_until(session, b"$ ")
         session.write(b"sleep 300\r")
-        time.sleep(1.5)
+        read_until(session, b"sleep 300\r\n")
+        time.sleep(1.5)  # bash has started the sleep
         session.write(b"\x03")  # Ctrl-C, as a terminal sends it: SIGINT from the job's pty
         read_until(session, b"^C")
         session.write(b"echo after-$?\r")

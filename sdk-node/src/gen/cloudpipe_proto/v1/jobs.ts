@@ -340,8 +340,9 @@ export interface JobSpec {
   secrets: string[];
   /**
    * Give the job a terminal (a pty, as `docker run -t`): implies `interactive`; stdout
-   * and stderr come as one stream, stdout. Resize it with AttachRequest.resize. Never
-   * runs in a warm container. Not for function jobs (their stdin is a pickled call).
+   * and stderr come as one stream, stdout. Resize it with AttachRequest.resize; its
+   * close_stdin types the terminal's end of file (Ctrl-D). Never runs in a warm
+   * container. Not for function jobs (their stdin is a pickled call).
    */
   tty: boolean;
 }
