@@ -14,12 +14,21 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import docker
 import pytest
 
 from cloudpipe_sdk import Client, JobStatus
 from tests.cli.support import cloudpipe
-from tests.support import ROOT, ServerProcess
+from tests.support import (
+    OWNER_LABEL,
+    ROOT,
+    SESSION_PREFIX,
+    ServerProcess,
+    remove_labelled_containers,
+    start_server,
+)
 
 pytestmark = pytest.mark.docker
 PROMPT = r"cloudpipe@\w+:~\$"  # the job's bash, as the runner image's user
@@ -190,6 +199,25 @@ def test_python_on_a_terminal_echoes_once_and_exit_ends_attach(tmux: Tmux, clien
     tmux.assert_restored()
     assert_clean(tmux.screen())
     assert job.wait(30) is JobStatus.DONE
+
+
+def test_the_terminal_is_restored_when_the_server_goes_away(tmp_path: Path, docker_engine: docker.DockerClient) -> None:
+    server = start_server(tmp_path / "gone")
+    terminal = Tmux(server)
+    try:
+        job = server.client().shell("bash", tty=True)
+        terminal.line(f"cloudpipe attach {job.id}")
+        terminal.expect(PROMPT, timeout=90)
+        server.stop()  # its job's container is left running, for a restart to adopt
+        terminal.expect("cannot reach the server", timeout=60)
+        assert terminal.exit_code() == 5
+        terminal.assert_restored()
+        assert_clean(terminal.screen())
+    finally:
+        terminal.close()
+        server.stop()
+        owner = f"{SESSION_PREFIX}{server.address.rsplit(':', 1)[1]}"  # the server's identity
+        remove_labelled_containers(docker_engine, f"{OWNER_LABEL}={owner}")
 
 
 def test_a_tty_job_from_pipes_is_attached_as_today(server: ServerProcess, client: Client) -> None:

@@ -74,6 +74,20 @@ def test_ctrl_c_typed_into_a_tty_job_interrupts_its_foreground_command(client: C
     assert job.wait(60) is JobStatus.ERROR
 
 
+def test_a_tty_job_keeps_every_limit_of_a_job(client: Client) -> None:
+    job = client.shell("id -u; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; ls /sys/class/net", tty=True)
+    assert job.wait(60) is JobStatus.DONE
+    lines = job.stdout.replace("\r\n", "\n").split()
+    assert lines[0] != "0", "not root"
+    assert lines[1:5] == ["NoNewPrivs:", "1", "CapEff:", "0000000000000000"] or lines[1:5] == [
+        "CapEff:",
+        "0000000000000000",
+        "NoNewPrivs:",
+        "1",
+    ], job.stdout
+    assert lines[5:] == ["lo"], "no network unless asked"
+
+
 def test_tty_implies_interactive_and_is_refused_for_a_function_job(server: ServerProcess) -> None:
     with grpc.insecure_channel(server.address) as channel:
         stub = pb_grpc.JobServiceStub(channel)
