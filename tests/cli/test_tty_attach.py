@@ -51,7 +51,11 @@ class Tmux:
             f"CLOUDPIPE_API_KEY={shlex.quote(server.api_key)}; alias cloudpipe={shlex.quote(cli)}; "
             "PS1='host$ '; clear"
         )
-        self.expect(r"host\$", timeout=20)
+        try:
+            self.expect(r"host\$", timeout=20)
+        except BaseException:
+            self.close()  # no fixture teardown runs for a fixture that failed to start
+            raise
 
     def line(self, text: str) -> None:
         """Type `text` and Enter."""
@@ -203,8 +207,9 @@ def test_python_on_a_terminal_echoes_once_and_exit_ends_attach(tmux: Tmux, clien
 
 def test_the_terminal_is_restored_when_the_server_goes_away(tmp_path: Path, docker_engine: docker.DockerClient) -> None:
     server = start_server(tmp_path / "gone")
-    terminal = Tmux(server)
+    terminal: Tmux | None = None
     try:
+        terminal = Tmux(server)
         job = server.client().shell("bash", tty=True)
         terminal.line(f"cloudpipe attach {job.id}")
         terminal.expect(PROMPT, timeout=90)
@@ -214,7 +219,8 @@ def test_the_terminal_is_restored_when_the_server_goes_away(tmp_path: Path, dock
         terminal.assert_restored()
         assert_clean(terminal.screen())
     finally:
-        terminal.close()
+        if terminal is not None:
+            terminal.close()
         server.stop()
         owner = f"{SESSION_PREFIX}{server.address.rsplit(':', 1)[1]}"  # the server's identity
         remove_labelled_containers(docker_engine, f"{OWNER_LABEL}={owner}")
