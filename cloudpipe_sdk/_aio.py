@@ -125,6 +125,7 @@ class AsyncClient(BaseClient[AsyncTransport]):
         stdin: bytes | str | None = None,
         result_source: str = "stdout",
         interactive: bool = False,
+        tty: bool = False,
         depends_on: Sequence[AsyncJob | int] = (),
         idempotency_key: str | None = None,
         **options: Any,
@@ -136,6 +137,7 @@ class AsyncClient(BaseClient[AsyncTransport]):
             stdin=stdin,
             result_source=result_source,
             interactive=interactive,
+            tty=tty,
             depends_on=depends_on,
             options=options,
         )

@@ -148,6 +148,10 @@ class AsyncAttachment(AttachState):
         """TERM or INT reach the job's processes; KILL kills the job (it ends killed)."""
         await self._send(self._signal(name))
 
+    async def resize(self, rows: int, columns: int) -> None:
+        """As `Attachment.resize`: the terminal size of a `tty=True` job."""
+        await self._send(self._resize(rows, columns))
+
     async def _send(self, request: pb.AttachRequest) -> None:
         async with self._lock:
             self._backlog.append(request)

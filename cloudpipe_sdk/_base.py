@@ -108,6 +108,7 @@ class BaseClient(Generic[TransportT]):
         stdin: bytes | str | None,
         result_source: str,
         interactive: bool,
+        tty: bool,
         depends_on: Sequence[HasId | int],
         options: dict[str, Any],
     ) -> JobSpec:
@@ -116,6 +117,7 @@ class BaseClient(Generic[TransportT]):
             stdin=stdin,
             result_source=result_source,
             interactive=interactive,
+            tty=tty,
             depends_on=[dep if isinstance(dep, int) else dep.id for dep in depends_on],
         )
 

@@ -115,6 +115,7 @@ class Client(BaseClient[Transport]):
         stdin: bytes | str | None = None,
         result_source: str = "stdout",
         interactive: bool = False,
+        tty: bool = False,
         depends_on: Sequence[Job | int] = (),
         idempotency_key: str | None = None,
         **options: Any,
@@ -122,7 +123,9 @@ class Client(BaseClient[Transport]):
         """Run `cmd` with `/bin/bash -c` in a container and return its Job.
 
         `result_source` is "stdout" or "file:/path/in/container". `interactive` keeps
-        stdin open for `job.attach()`. The job starts once every job of `depends_on`
+        stdin open for `job.attach()`; `tty` gives the job a terminal (a pty: it is
+        interactive too, stdout and stderr come as one stream, stdout; set its size
+        with the attachment's `resize`). The job starts once every job of `depends_on`
         ended done. `options` are `JobOptions` (image, cpus, memory, timeout in seconds,
         env, name, tags, network, restartable, fresh_container, volumes, secrets,
         inputs, outputs, storage_secret;
@@ -142,6 +145,7 @@ class Client(BaseClient[Transport]):
             stdin=stdin,
             result_source=result_source,
             interactive=interactive,
+            tty=tty,
             depends_on=depends_on,
             options=options,
         )

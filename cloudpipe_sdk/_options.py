@@ -128,11 +128,13 @@ class JobOptions:
         stdin: bytes | str | None = None,
         result_source: str = "stdout",
         interactive: bool = False,
+        tty: bool = False,
         depends_on: Sequence[int] = (),
         idempotency_key: str = "",
     ) -> JobSpec:
-        """The spec of the shell command `cmd` run with these options. Raises
-        InvalidRequest when `retries` is set (it applies to function jobs only)."""
+        """The spec of the shell command `cmd` run with these options (`tty`: with a
+        terminal, which makes it interactive too). Raises InvalidRequest when `retries`
+        is set (it applies to function jobs only)."""
         if self.retries:
             raise InvalidRequest(
                 f"retries={self.retries}: only function jobs are retried (the runner calls the function "
@@ -143,7 +145,8 @@ class JobOptions:
             cmd,
             stdin=stdin.encode() if isinstance(stdin, str) else (stdin or b""),
             result_source=result_source,
-            interactive=interactive,
+            interactive=interactive or tty,
+            tty=tty,
             depends_on=tuple(depends_on),
             idempotency_key=idempotency_key,
         )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from cloudpipe_sdk._transport import Transport
 
 SignalName = Literal["TERM", "INT", "KILL"]
+MAX_TERMINAL_CELLS = 10_000  # rows or columns of a tty job's terminal, as the server bounds them
 
 
 class AttachState:
@@ -54,6 +55,13 @@ class AttachState:
             return pb.AttachRequest(signal=SIGNALS[name])
         except KeyError:
             raise InvalidRequest(f"signal: {name!r} is not one of {', '.join(SIGNALS)}") from None
+
+    @staticmethod
+    def _resize(rows: int, columns: int) -> pb.AttachRequest:
+        for name, value in (("rows", rows), ("columns", columns)):
+            if not 1 <= value <= MAX_TERMINAL_CELLS:
+                raise InvalidRequest(f"resize: {name} must be from 1 to {MAX_TERMINAL_CELLS}, got {value}")
+        return pb.AttachRequest(resize=pb.TerminalSize(rows=rows, columns=columns))
 
     _CLOSE_STDIN = pb.AttachRequest(close_stdin=True)
 
@@ -95,6 +103,13 @@ class Attachment(AttachState):
     def signal(self, name: SignalName) -> None:
         """TERM or INT reach the job's processes; KILL kills the job (it ends killed)."""
         self._send(self._signal(name))
+
+    def resize(self, rows: int, columns: int) -> None:
+        """Set the terminal size of a job submitted with `tty=True` (each 1 to 10000).
+        Sent before the job runs, it applies once it starts; after it ended, it is
+        ignored. A job without a terminal refuses it (the iteration raises
+        InvalidRequest)."""
+        self._send(self._resize(rows, columns))
 
     def _send(self, request: pb.AttachRequest) -> None:
         with self._lock:

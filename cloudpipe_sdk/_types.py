@@ -42,10 +42,11 @@ class JobSpec:
     mount entries, "NAME:/path" or "NAME:/path:ro" (`JobOptions(volumes=...)` makes
     them; a bare name is multyvac's and mounts nothing). `secrets` are the wire's
     entries too, names only: "NAME" (an environment variable) or "NAME:/path" (a file);
-    `JobOptions(secrets=...)` makes them, and no value is ever in a spec. `inputs` and
-    `outputs` map container paths to URLs (fetched before the job starts, uploaded
-    after it ended DONE), `storage_secret` names the secret with the object store's
-    credentials for their s3:// URLs.
+    `JobOptions(secrets=...)` makes them, and no value is ever in a spec. `tty` gives
+    the job a terminal (it is then `interactive` too, and its output is one stream,
+    stdout). `inputs` and `outputs` map container paths to URLs (fetched before the job
+    starts, uploaded after it ended DONE), `storage_secret` names the secret with the
+    object store's credentials for their s3:// URLs.
     """
 
     cmd: str
@@ -63,6 +64,7 @@ class JobSpec:
     restartable: bool = False
     fresh_container: bool = False
     interactive: bool = False
+    tty: bool = False
     depends_on: tuple[int, ...] = ()
     volumes: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()

@@ -10,6 +10,8 @@ stdout and stderr.
 
 Ctrl-C while attached is forwarded to the job as SIGINT; a second Ctrl-C detaches
 (the job keeps running) and exits 130, as a shell reports a command ended by SIGINT.
+A tty job attached from a terminal is attached raw instead (cli_tty: keys as bytes,
+the window size, the detach keys, also exit 130 when they detach).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from cloudpipe_sdk._status import JobStatus
 from cloudpipe_sdk._stream import Attachment
 from cloudpipe_sdk._types import Exit, JobSnapshot, Output
 from cloudpipe_sdk.cli_output import emit_line, json_option, outcome_dict, output_line
+from cloudpipe_sdk.cli_tty import DEFAULT_DETACH_KEYS, attach_raw, detach_keys_option, parse_detach_keys, terminals
 
 DETACHED = 130  # exit code after the second Ctrl-C, the shell's for "ended by SIGINT"
 ENDED = 2  # attach to a job that already ended, or type into one that is not interactive
@@ -170,29 +173,40 @@ class _Interrupts:
 
 @click.command()
 @click.argument("job_id", type=int)
+@detach_keys_option
 @json_option
 @click.pass_obj
-def attach(client: Client, job_id: int, as_json: bool) -> None:
+def attach(client: Client, job_id: int, detach_keys: bytes, as_json: bool) -> None:
     """Connect our stdin, stdout and stderr to a running job until it ends.
 
     What you type goes to the job's stdin (it must have been submitted with
     --interactive); end of input (Ctrl-D) closes it. Ctrl-C sends SIGINT to the job; a
-    second Ctrl-C detaches and leaves the job running. Exit 0 when the job ends done,
-    1 when it does not, 2 when it had already ended or you typed into a job that is not
-    interactive, 130 when you detached.
+    second Ctrl-C detaches and leaves the job running.
+
+    A job submitted with --tty, attached from a terminal, gets our terminal raw: every
+    key goes to the job (Ctrl-C, Ctrl-Z, Ctrl-\\ are signals through its terminal,
+    Ctrl-D its end of file), the window size follows ours, and the detach keys
+    (Ctrl-P Ctrl-Q, or --detach-keys) leave it running. Our terminal is restored
+    however the attachment ends. From pipes it is attached as any interactive job.
+
+    Exit 0 when the job ends done, 1 when it does not, 2 when it had already ended or
+    you typed into a job that is not interactive, 130 when you detached.
 
     \b
     job=$(cloudpipe submit --interactive 'python3 -i')
     cloudpipe attach "$job"
     echo 'print(1)' | cloudpipe attach --json "$job"      # JSON lines
+    job=$(cloudpipe submit --tty bash)
+    cloudpipe attach --detach-keys ctrl-x,x "$job"
     """
-    sys.exit(attach_to(client.get(job_id), as_json=as_json))
+    sys.exit(attach_to(client.get(job_id), as_json=as_json, detach_keys=detach_keys))
 
 
-def attach_to(job: Job, *, job_code: bool = False, as_json: bool = False) -> int:
+def attach_to(job: Job, *, job_code: bool = False, as_json: bool = False, detach_keys: bytes | None = None) -> int:
     """`cloudpipe attach` (and `submit --interactive --wait`): our terminal on the job
     until it ends or we detach; the exit code the attach command documents, or with
-    `job_code` (for submit --wait) the job's own when it ends (see `exit_code`)."""
+    `job_code` (for submit --wait) the job's own when it ends (see `exit_code`). A tty
+    job from a terminal (unless `as_json`) is attached raw (see cli_tty)."""
     job_id = job.id
     snapshot = job.snapshot
     if snapshot.status.finished:
@@ -202,6 +216,16 @@ def attach_to(job: Job, *, job_code: bool = False, as_json: bool = False) -> int
             err=True,
         )
         return ENDED
+    if snapshot.spec.tty and not as_json and terminals():
+        keys = parse_detach_keys(DEFAULT_DETACH_KEYS) if detach_keys is None else detach_keys
+        with job.attach() as session:
+            ended = attach_raw(session, keys)
+        if ended is None:
+            click.echo(f"cloudpipe: detached from job {job_id}; it keeps running (cloudpipe kill {job_id})", err=True)
+            return DETACHED
+        if job_code:
+            return exit_code(job.refresh())
+        return 0 if ended.status is JobStatus.DONE else 1
     with job.attach() as session:
         pump = _StdinPump(session, interactive=snapshot.spec.interactive)
         interrupts = _Interrupts(session, job_id)

@@ -19,6 +19,7 @@ import click
 from cloudpipe_sdk._client import Client
 from cloudpipe_sdk.cli_live import attach_to, run_to_end
 from cloudpipe_sdk.cli_output import emit, json_option
+from cloudpipe_sdk.cli_tty import detach_keys_option
 
 _FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
@@ -151,6 +152,15 @@ def _load_function(target: str) -> Any:
     help="keep the job's stdin open for `cloudpipe attach` (with --wait: attach now)",
 )
 @click.option(
+    "--tty",
+    "-t",
+    "with_tty",
+    is_flag=True,
+    help="give the job a terminal (implies --interactive; stdout and stderr as one stream); "
+    "attached from a terminal, ours is raw, with its window size",
+)
+@detach_keys_option
+@click.option(
     "--result-file",
     metavar="PATH",
     help="the result is this file in the container, not stdout (shell commands)",
@@ -188,6 +198,8 @@ def submit(
     force_shell: bool,
     wait: bool,
     interactive: bool,
+    with_tty: bool,
+    detach_keys: bytes,
     result_file: str | None,
     idempotency_key: str | None,
     as_json: bool,
@@ -202,6 +214,9 @@ def submit(
     command's own non-zero exit code, else 1 (a function that raised, a killed job).
     With --json: {"id": ...}, or with --wait JSON lines ({"stream", "text"} for
     output, then {"exit": {"status", "return_code", "result" or "error"...}}).
+    With --interactive or --tty, --wait attaches at once (as `cloudpipe attach`; a
+    --tty job from a terminal gets it raw, Ctrl-P Ctrl-Q or --detach-keys detach, exit
+    130) and exits with the job's code.
 
     \b
     cloudpipe submit 'echo hello'
@@ -213,6 +228,7 @@ def submit(
     cloudpipe submit --wait math:factorial 20
     cloudpipe submit --wait --retries 2 mytasks:flaky
     cloudpipe submit --interactive --wait 'python3 -i'
+    cloudpipe submit --tty --wait bash          # a shell with a terminal; Ctrl-P Ctrl-Q detaches
     cloudpipe submit --wait --result-file /tmp/out.txt 'date > /tmp/out.txt'
     cloudpipe submit --json --wait 'echo hi'
     """
@@ -227,6 +243,7 @@ def submit(
             "--stdin": stdin_file is not None,
             "--depends-on": bool(depends_on),
             "--interactive": interactive,
+            "--tty": with_tty,
             "--result-file": result_file is not None,
             "--idempotency-key": idempotency_key is not None,
         }
@@ -253,6 +270,7 @@ def submit(
             stdin=stdin,
             depends_on=depends_on,
             interactive=interactive,
+            tty=with_tty,
             result_source=f"file:{result_file}" if result_file else "stdout",
             idempotency_key=idempotency_key,
             **job_options,
@@ -263,6 +281,6 @@ def submit(
         else:
             click.echo(job.id)
         return
-    if interactive:
-        sys.exit(attach_to(job, job_code=True, as_json=as_json))
+    if interactive or with_tty:
+        sys.exit(attach_to(job, job_code=True, as_json=as_json, detach_keys=detach_keys))
     sys.exit(run_to_end(job, as_json=as_json))

@@ -102,6 +102,7 @@ def spec_from_pb(msg: pb.JobSpec, where: str = "job") -> JobSpec:
         inputs=dict(msg.inputs),
         outputs=dict(msg.outputs),
         storage_secret=msg.storage_secret,
+        tty=msg.tty,
     )
 
 
@@ -137,6 +138,7 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
         inputs=dict(spec.inputs),
         outputs=dict(spec.outputs),
         storage_secret=spec.storage_secret,
+        tty=spec.tty,
     )
     if spec.max_runtime is not None:
         msg.max_runtime.CopyFrom(_duration(spec.max_runtime))

@@ -85,6 +85,9 @@ class JobSpec:
     inputs: Mapping[str, str] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
     storage_secret: str = ""
+    # A terminal (pty) for the job: implies `interactive` (validate_spec sets it); its
+    # output is one stream, stdout. Always a fresh container.
+    tty: bool = False
 
     @property
     def result_path(self) -> str | None:

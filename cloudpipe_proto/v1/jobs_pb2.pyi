@@ -69,7 +69,7 @@ SIGNAL_INT: Signal
 SIGNAL_KILL: Signal
 
 class JobSpec(_message.Message):
-    __slots__ = ("cmd", "name", "image", "stdin", "env", "tags", "result_source", "result_type", "max_runtime", "restartable", "depends_on", "resources", "network", "core", "multicore", "profile", "volumes", "serializer", "client_python", "interactive", "idempotency_key", "saved_job", "saved_job_version", "schedule_id", "fresh_container", "secrets", "inputs", "outputs", "storage_secret")
+    __slots__ = ("cmd", "name", "image", "stdin", "env", "tags", "result_source", "result_type", "max_runtime", "restartable", "depends_on", "resources", "network", "core", "multicore", "profile", "volumes", "serializer", "client_python", "interactive", "idempotency_key", "saved_job", "saved_job_version", "schedule_id", "fresh_container", "secrets", "tty", "inputs", "outputs", "storage_secret")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +124,7 @@ class JobSpec(_message.Message):
     SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     FRESH_CONTAINER_FIELD_NUMBER: _ClassVar[int]
     SECRETS_FIELD_NUMBER: _ClassVar[int]
+    TTY_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     STORAGE_SECRET_FIELD_NUMBER: _ClassVar[int]
@@ -153,10 +154,11 @@ class JobSpec(_message.Message):
     schedule_id: str
     fresh_container: bool
     secrets: _containers.RepeatedScalarFieldContainer[str]
+    tty: bool
     inputs: _containers.ScalarMap[str, str]
     outputs: _containers.ScalarMap[str, str]
     storage_secret: str
-    def __init__(self, cmd: _Optional[str] = ..., name: _Optional[str] = ..., image: _Optional[str] = ..., stdin: _Optional[bytes] = ..., env: _Optional[_Mapping[str, str]] = ..., tags: _Optional[_Mapping[str, str]] = ..., result_source: _Optional[str] = ..., result_type: _Optional[_Union[ResultType, str]] = ..., max_runtime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., restartable: _Optional[bool] = ..., depends_on: _Optional[_Iterable[int]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., network: _Optional[bool] = ..., core: _Optional[str] = ..., multicore: _Optional[int] = ..., profile: _Optional[bool] = ..., volumes: _Optional[_Iterable[str]] = ..., serializer: _Optional[str] = ..., client_python: _Optional[str] = ..., interactive: _Optional[bool] = ..., idempotency_key: _Optional[str] = ..., saved_job: _Optional[str] = ..., saved_job_version: _Optional[int] = ..., schedule_id: _Optional[str] = ..., fresh_container: _Optional[bool] = ..., secrets: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Mapping[str, str]] = ..., outputs: _Optional[_Mapping[str, str]] = ..., storage_secret: _Optional[str] = ...) -> None: ...
+    def __init__(self, cmd: _Optional[str] = ..., name: _Optional[str] = ..., image: _Optional[str] = ..., stdin: _Optional[bytes] = ..., env: _Optional[_Mapping[str, str]] = ..., tags: _Optional[_Mapping[str, str]] = ..., result_source: _Optional[str] = ..., result_type: _Optional[_Union[ResultType, str]] = ..., max_runtime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., restartable: _Optional[bool] = ..., depends_on: _Optional[_Iterable[int]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., network: _Optional[bool] = ..., core: _Optional[str] = ..., multicore: _Optional[int] = ..., profile: _Optional[bool] = ..., volumes: _Optional[_Iterable[str]] = ..., serializer: _Optional[str] = ..., client_python: _Optional[str] = ..., interactive: _Optional[bool] = ..., idempotency_key: _Optional[str] = ..., saved_job: _Optional[str] = ..., saved_job_version: _Optional[int] = ..., schedule_id: _Optional[str] = ..., fresh_container: _Optional[bool] = ..., secrets: _Optional[_Iterable[str]] = ..., tty: _Optional[bool] = ..., inputs: _Optional[_Mapping[str, str]] = ..., outputs: _Optional[_Mapping[str, str]] = ..., storage_secret: _Optional[str] = ...) -> None: ...
 
 class Resources(_message.Message):
     __slots__ = ("cpus", "memory_bytes", "pids")
@@ -357,16 +359,26 @@ class AttachStart(_message.Message):
     def __init__(self, id: _Optional[int] = ..., stdout_offset: _Optional[int] = ..., stderr_offset: _Optional[int] = ...) -> None: ...
 
 class AttachRequest(_message.Message):
-    __slots__ = ("start", "stdin", "close_stdin", "signal")
+    __slots__ = ("start", "stdin", "close_stdin", "signal", "resize")
     START_FIELD_NUMBER: _ClassVar[int]
     STDIN_FIELD_NUMBER: _ClassVar[int]
     CLOSE_STDIN_FIELD_NUMBER: _ClassVar[int]
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_FIELD_NUMBER: _ClassVar[int]
     start: AttachStart
     stdin: bytes
     close_stdin: bool
     signal: Signal
-    def __init__(self, start: _Optional[_Union[AttachStart, _Mapping]] = ..., stdin: _Optional[bytes] = ..., close_stdin: _Optional[bool] = ..., signal: _Optional[_Union[Signal, str]] = ...) -> None: ...
+    resize: TerminalSize
+    def __init__(self, start: _Optional[_Union[AttachStart, _Mapping]] = ..., stdin: _Optional[bytes] = ..., close_stdin: _Optional[bool] = ..., signal: _Optional[_Union[Signal, str]] = ..., resize: _Optional[_Union[TerminalSize, _Mapping]] = ...) -> None: ...
+
+class TerminalSize(_message.Message):
+    __slots__ = ("rows", "columns")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    rows: int
+    columns: int
+    def __init__(self, rows: _Optional[int] = ..., columns: _Optional[int] = ...) -> None: ...
 
 class OutputChunk(_message.Message):
     __slots__ = ("stream", "offset", "data")

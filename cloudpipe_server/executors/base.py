@@ -122,6 +122,12 @@ class Executor(abc.ABC):
     async def close_stdin(self, job_id: int) -> Delivery:
         """Close a running job's stdin; answers like `write_stdin`."""
 
+    async def resize(self, job_id: int, rows: int, columns: int) -> Delivery:
+        """Set a running tty job's terminal size: "written" (done, or nothing is left to
+        resize: its container exited) or "not-started" (as for `write_stdin`). Executors
+        without terminals answer "written" and do nothing."""
+        return "written"
+
     async def image_labels(self, image: str) -> Mapping[str, str] | None:
         """The labels of `image` as the engine has it, or None when it is not there
         (yet) or this executor cannot tell. Only used for submit-time checks."""

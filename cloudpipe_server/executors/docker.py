@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
@@ -128,6 +128,13 @@ class _Run:
     streams: AttachedStreams | None = None
     killed: bool = False
     started: bool = False
+    # a tty job's terminal size (rows, columns), the latest asked for; set on the engine
+    # from its start on, one call at a time (`_apply_size`), so the last asked wins
+    size: tuple[int, int] | None = None
+    sizing: threading.Lock = field(default_factory=threading.Lock)
+    # a tty job's input waits for its start and its first size, so what was typed (or
+    # sized) before the start reaches a terminal of the size asked, in that order
+    input_held: bool = False
 
 
 class DockerExecutor(Executor):
@@ -234,6 +241,30 @@ class DockerExecutor(Executor):
     async def close_stdin(self, job_id: int) -> Delivery:
         return await self._to_stdin(job_id, AttachedStreams.close_stdin)
 
+    async def resize(self, job_id: int, rows: int, columns: int) -> Delivery:
+        with self._lock:
+            run = self._runs.get(job_id)
+            if run is None:  # not ours yet (or just ended)
+                return "not-started"
+            # before the start it is kept for it (the engine's API 1.41 takes no size at create)
+            run.size = (rows, columns)
+            started = run.started
+        if started:
+            await asyncio.to_thread(self._apply_size, job_id, run)
+        return "written"
+
+    def _apply_size(self, job_id: int, run: _Run) -> None:
+        """Set the run's latest asked terminal size on its started container."""
+        with run.sizing:
+            with self._lock:
+                size, container_id = run.size, run.container_id
+            if size is None or container_id is None:
+                return
+            try:
+                self.api.resize(container_id, height=size[0], width=size[1])
+            except docker.errors.APIError as exc:  # it exited meanwhile: nothing left to resize
+                log.info("job %d: terminal not resized: %s", job_id, exc, extra=job_fields(job_id))
+
     async def _to_stdin(self, job_id: int, action: Callable[[AttachedStreams], bool]) -> Delivery:
         """Run a blocking stdin action on the job's attached streams, in a thread."""
         with self._lock:
@@ -244,7 +275,7 @@ class DockerExecutor(Executor):
             # once the job has ended or does not run here
             return "not-started"
         streams = run.streams
-        if streams is None:
+        if streams is None or run.input_held:
             return "not-started"
         return "written" if await asyncio.to_thread(action, streams) else "closed"
 
@@ -365,14 +396,16 @@ class DockerExecutor(Executor):
 
     def _start_and_wait(self, job: Job, run: _Run, container_id: str, limits: Limits, observer: RunObserver) -> Outcome:
         # One attach, made before start so no output is missed: stdin in, stdout and
-        # stderr out as a multiplexed, binary-safe stream (the engine's log is not).
+        # stderr out as a multiplexed, binary-safe stream (the engine's log is not); a
+        # tty job's is its terminal's raw bytes, one stream, read as stdout.
         keep_stdin = bool(job.spec.stdin) or job.spec.interactive
         attach = self.api.attach_socket(
             container_id, params={"stdin": int(keep_stdin), "stdout": 1, "stderr": 1, "stream": 1}
         )
-        streams = AttachedStreams(attach, self._config.output_cap_bytes, job.id, observer.output)
+        streams = AttachedStreams(attach, self._config.output_cap_bytes, job.id, observer.output, tty=job.spec.tty)
         with self._lock:
             run.streams = streams
+            run.input_held = job.spec.tty
         with self._lock:
             killed = run.killed
         if killed:  # the kill came after the create: its stop found nothing running
@@ -385,9 +418,12 @@ class DockerExecutor(Executor):
             return Outcome(
                 JobStatus.ERROR, self._clock(), reason=f"the container did not start: {exc.explanation or exc}"
             )
-        run.started = True
         with self._lock:
+            run.started = True
             killed = run.killed
+        if job.spec.tty:  # a size asked for before the start: set as soon as it can be
+            self._apply_size(job.id, run)
+            run.input_held = False
         if killed:  # the kill came during the start: its stop may have come before it
             log.info("job %d: killed while its container started; stopping it", job.id)
             self.api.stop(container_id, timeout=self._config.kill_grace_seconds)
@@ -574,6 +610,7 @@ class DockerExecutor(Executor):
             environment=environment,
             labels={LABEL_JOB: str(job.id), LABEL_OWNER: self._config.owner, LABEL_CLUSTER: self._config.cluster},
             stdin_open=bool(spec.stdin) or spec.interactive,
+            tty=spec.tty,  # validate_spec made a tty job interactive: its stdin is open
             host_config=host_config,
             network_disabled=not limits.network,
         )

@@ -81,11 +81,14 @@ class CappedOutput:
 
 class AttachedStreams:
     """One attach socket: stdin in, stdout and stderr out (Docker's multiplexed frames,
-    binary-safe). Output is kept up to `cap` bytes per stream and handed to `on_chunk`
-    as it arrives."""
+    binary-safe; with `tty`, the terminal's raw bytes, all stdout). Output is kept up to
+    `cap` bytes per stream and handed to `on_chunk` as it arrives."""
 
-    def __init__(self, attach: Any, cap: int, job_id: int, on_chunk: Callable[[OutputChunk], None]) -> None:
+    def __init__(
+        self, attach: Any, cap: int, job_id: int, on_chunk: Callable[[OutputChunk], None], *, tty: bool = False
+    ) -> None:
         self._attach = attach
+        self._tty = tty
         self._raw = getattr(attach, "_sock", attach)
         self._job_id = job_id
         self._on_chunk = on_chunk
@@ -99,7 +102,7 @@ class AttachedStreams:
 
     def _read(self) -> None:
         try:
-            for number, data in frames_iter(self._attach, tty=False):
+            for number, data in frames_iter(self._attach, tty=self._tty):
                 if number not in (Stream.STDOUT, Stream.STDERR) or not data:
                     continue
                 chunk = self._output.add(Stream(number), data)
@@ -136,7 +139,10 @@ class AttachedStreams:
 
     def _close_stdin(self) -> None:
         self._stdin_open = False
-        self._raw.shutdown(socket.SHUT_WR)
+        if self._tty:  # a terminal's end of input is its EOF key: half-closing the socket
+            self._raw.sendall(b"\x04")  # would make the engine stop copying the output
+        else:
+            self._raw.shutdown(socket.SHUT_WR)
 
     def collect(self, timeout: float) -> tuple[bytes, bytes]:
         """Wait for the stream to end (the container exited); return (stdout, stderr)."""

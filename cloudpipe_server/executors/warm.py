@@ -2,8 +2,9 @@
 fresh container of the wrapped `DockerExecutor`.
 
 A job runs warm when the pool is on, the job did not ask for `fresh_container`, is not
-interactive, needs no network, and its image carries the agent (label
-`org.cloudpipe.agent`); the container is one of its account's, with its image and
+interactive, has no terminal (`tty`: the agent runs its jobs on pipes, it has no pty),
+needs no network, and its image carries the agent (label `org.cloudpipe.agent`); the
+container is one of its account's, with its image and
 resource shape (see `warm_pool`). Every other job, and any job the pool cannot place,
 gets a fresh container exactly as before.
 
@@ -181,7 +182,7 @@ class PooledDockerExecutor(Executor):
         # and for one with secret files, inputs or outputs (written into its container
         # before it starts, read out of it after it exited)
         mounts = mounts_any(spec.volumes) or gives_files(spec.secrets) or bool(spec.inputs or spec.outputs)
-        alone = spec.fresh_container or spec.interactive or limits.network or mounts
+        alone = spec.fresh_container or spec.interactive or spec.tty or limits.network or mounts
         return self._config.enabled and not alone
 
     async def _run_warm(
@@ -266,6 +267,10 @@ class PooledDockerExecutor(Executor):
 
     async def close_stdin(self, job_id: int) -> Delivery:
         return "closed" if job_id in self._runs else await self._fresh.close_stdin(job_id)
+
+    async def resize(self, job_id: int, rows: int, columns: int) -> Delivery:
+        # a tty job never runs warm (the agent gives its jobs pipes, no terminal)
+        return "written" if job_id in self._runs else await self._fresh.resize(job_id, rows, columns)
 
     async def adopt(self, job: Job, limits: Limits) -> Outcome | None:
         return await self._fresh.adopt(job, limits)

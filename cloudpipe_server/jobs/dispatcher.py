@@ -127,6 +127,9 @@ class Dispatcher:
     async def close_stdin(self, job_id: int) -> Delivery:
         return await self._executor.close_stdin(job_id)
 
+    async def resize(self, job_id: int, rows: int, columns: int) -> Delivery:
+        return await self._executor.resize(job_id, rows, columns)
+
     async def signal(self, job_id: int, signal: Signal) -> bool:
         return await self._executor.signal(job_id, signal)
 

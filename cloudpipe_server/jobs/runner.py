@@ -39,5 +39,8 @@ class JobRunner(Protocol):
     async def close_stdin(self, job_id: int) -> Delivery:
         """Close the running job's stdin (see `Executor.close_stdin`)."""
 
+    async def resize(self, job_id: int, rows: int, columns: int) -> Delivery:
+        """Set the running tty job's terminal size (see `Executor.resize`)."""
+
     def unflushed_output(self, job_id: int) -> list[OutputChunk]:
         """Output of a job running here that may not be in the store yet."""

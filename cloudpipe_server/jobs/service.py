@@ -20,7 +20,16 @@ from cloudpipe_server.jobs.compat import RunnerCheck
 from cloudpipe_server.jobs.events import JobEvents
 from cloudpipe_server.jobs.runner import JobRunner
 from cloudpipe_server.limits import check_spec_bounds
-from cloudpipe_server.models import TERMINAL_STATUSES, Attempt, Job, JobQuery, JobSpec, JobStatus, Stream
+from cloudpipe_server.models import (
+    TERMINAL_STATUSES,
+    Attempt,
+    Job,
+    JobQuery,
+    JobSpec,
+    JobStatus,
+    ResultType,
+    Stream,
+)
 from cloudpipe_server.store.base import JobStore
 from cloudpipe_server.volumes.naming import mounts_any
 
@@ -32,6 +41,7 @@ MAX_JOBS_PER_WATCH = 10_000
 _WATCH_BATCH = 200  # ids per store query while watching many jobs (bounds memory)
 _WATCH_COALESCE = 0.02  # after a wake-up, let jobs finishing together share one query
 MAX_JOB_ID = (1 << 63) - 1  # ids are signed 64-bit in every store; larger ones cannot exist
+MAX_TERMINAL_CELLS = 10_000  # rows or columns of a tty job's terminal
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMAGE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.:/@-]*")
 # refuses, at submit, jobs naming a volume (VolumeService) or a secret (SecretService)
@@ -61,7 +71,22 @@ def validate_spec(spec: JobSpec, where: str = "job") -> JobSpec:
     for dep in spec.depends_on:
         if dep > MAX_JOB_ID:
             raise InvalidArgument(f"{where}.depends_on: job {dep} not found")
+    if spec.tty:
+        if spec.serializer or spec.result_type is ResultType.PICKLE:
+            raise InvalidArgument(
+                f"{where}.tty: a function job cannot have a terminal (its stdin is the pickled call, "
+                "which a terminal would echo and mangle); use tty for shell commands"
+            )
+        if not spec.interactive:  # a terminal nobody can type into is no use: tty implies it
+            spec = replace(spec, interactive=True)
     return spec
+
+
+def check_terminal_size(rows: int, columns: int) -> None:
+    """Raise InvalidArgument unless both are from 1 to MAX_TERMINAL_CELLS."""
+    for name, value in (("rows", rows), ("columns", columns)):
+        if not 1 <= value <= MAX_TERMINAL_CELLS:
+            raise InvalidArgument(f"resize.{name}: must be from 1 to {MAX_TERMINAL_CELLS}, got {value}")
 
 
 class JobService:
@@ -282,6 +307,22 @@ class JobService:
 
     async def close_stdin(self, caller: Principal, job_id: int) -> None:
         await self._deliver(caller, job_id, "close stdin of", lambda: self._runner.close_stdin(job_id))
+
+    async def resize(self, caller: Principal, job_id: int, rows: int, columns: int) -> None:
+        """Set a tty job's terminal size. Refused (FailedPrecondition) for a job without a
+        terminal; waits, as stdin does, until the job's container runs; ignored once the
+        job ended (a size sent as it ends is no error: nothing is left to resize)."""
+        check_terminal_size(rows, columns)
+        job = await self._store.get(_existing_id(job_id), caller.account, with_output=False)
+        if not job.spec.tty:
+            raise FailedPrecondition(f"cannot resize job {job_id}: it has no terminal (it was not submitted with tty)")
+        try:
+            await self._deliver(caller, job_id, "resize", lambda: self._runner.resize(job_id, rows, columns))
+        except FailedPrecondition:
+            job = await self._store.get(job_id, caller.account, with_output=False)
+            if not job.status.terminal:
+                raise  # it runs on another server
+            log.debug("job %d: resize ignored, the job ended", job_id, extra=job_fields(job_id))
 
     async def _deliver(
         self, caller: Principal, job_id: int, action: str, attempt: Callable[[], Awaitable[Delivery]]

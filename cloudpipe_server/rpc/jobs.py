@@ -139,10 +139,12 @@ class JobServicer(pb_grpc.JobServiceServicer):
             await self._service.close_stdin(caller, job_id)
         elif action == "signal":
             await self._service.signal(caller, job_id, _signal(request.signal))
+        elif action == "resize":
+            await self._service.resize(caller, job_id, request.resize.rows, request.resize.columns)
         elif action == "start":
             raise InvalidArgument("start: send it once, as the first request")
         else:
-            raise InvalidArgument("action: every AttachRequest needs one of start, stdin, close_stdin, signal")
+            raise InvalidArgument("action: every AttachRequest needs one of start, stdin, close_stdin, signal, resize")
 
 
 def _event_to_pb(event: AttachEvent) -> pb.AttachEvent:

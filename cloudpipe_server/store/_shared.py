@@ -119,6 +119,7 @@ def spec_to_doc(spec: JobSpec) -> dict[str, Any]:
         "inputs": dict(spec.inputs),
         "outputs": dict(spec.outputs),
         "storage_secret": spec.storage_secret,
+        "tty": spec.tty,
     }
 
 
@@ -155,6 +156,7 @@ def spec_from_doc(doc: Mapping[str, Any], stdin: bytes) -> JobSpec:
         inputs=dict(doc.get("inputs", {})),
         outputs=dict(doc.get("outputs", {})),
         storage_secret=doc.get("storage_secret", ""),
+        tty=bool(doc.get("tty", False)),
     )
 
 

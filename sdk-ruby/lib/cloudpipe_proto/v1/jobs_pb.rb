@@ -35,6 +35,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :schedule_id, :string, 24
       optional :fresh_container, :bool, 25
       repeated :secrets, :string, 26
+      optional :tty, :bool, 27
       map :inputs, :string, :string, 28
       map :outputs, :string, :string, 29
       optional :storage_secret, :string, 30
@@ -144,7 +145,12 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
         optional :stdin, :bytes, 2
         optional :close_stdin, :bool, 3
         optional :signal, :enum, 4, "cloudpipe.v1.Signal"
+        optional :resize, :message, 5, "cloudpipe.v1.TerminalSize"
       end
+    end
+    add_message "cloudpipe.v1.TerminalSize" do
+      optional :rows, :uint32, 1
+      optional :columns, :uint32, 2
     end
     add_message "cloudpipe.v1.OutputChunk" do
       optional :stream, :enum, 1, "cloudpipe.v1.OutputStream"
@@ -246,6 +252,7 @@ module Cloudpipe
     JobStatusEvent = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.JobStatusEvent").msgclass
     AttachStart = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.AttachStart").msgclass
     AttachRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.AttachRequest").msgclass
+    TerminalSize = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.TerminalSize").msgclass
     OutputChunk = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.OutputChunk").msgclass
     ExitEvent = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.ExitEvent").msgclass
     AttachEvent = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.AttachEvent").msgclass

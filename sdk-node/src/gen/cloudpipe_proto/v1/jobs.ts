@@ -339,6 +339,13 @@ export interface JobSpec {
    */
   secrets: string[];
   /**
+   * Give the job a terminal (a pty, as `docker run -t`): implies `interactive`; stdout
+   * and stderr come as one stream, stdout. Resize it with AttachRequest.resize; its
+   * close_stdin types the terminal's end of file (Ctrl-D). Never runs in a warm
+   * container. Not for function jobs (their stdin is a pickled call).
+   */
+  tty: boolean;
+  /**
    * Files fetched by the server before the job starts: absolute container path (a file,
    * not ending in "/") -> URL, "s3://bucket/key" (with storage_secret), "http://..." or
    * "https://..." (see docs/sdk.md, "Object-store inputs and outputs"). Each file is
@@ -555,7 +562,19 @@ export interface AttachRequest {
     | { $case: "stdin"; value: Buffer }
     | { $case: "closeStdin"; value: boolean }
     | { $case: "signal"; value: Signal }
+    | //
+    /**
+     * The size of a tty job's terminal (JobSpec.tty); refused for a job without one.
+     * Waits, as stdin does, until the job runs; ignored once it ended.
+     */
+    { $case: "resize"; value: TerminalSize }
     | undefined;
+}
+
+/** A terminal's size in character cells, each from 1 to 10000. */
+export interface TerminalSize {
+  rows: number;
+  columns: number;
 }
 
 export interface OutputChunk {
@@ -669,6 +688,7 @@ function createBaseJobSpec(): JobSpec {
     scheduleId: "",
     freshContainer: false,
     secrets: [],
+    tty: false,
     inputs: {},
     outputs: {},
     storageSecret: "",
@@ -758,6 +778,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     for (const v of message.secrets) {
       writer.uint32(210).string(v!);
+    }
+    if (message.tty !== false) {
+      writer.uint32(216).bool(message.tty);
     }
     globalThis.Object.entries(message.inputs).forEach(([key, value]: [string, string]) => {
       JobSpec_InputsEntry.encode({ key: key as any, value }, writer.uint32(226).fork()).join();
@@ -1008,6 +1031,14 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.secrets.push(reader.string());
             continue;
           }
+          case 27: {
+            if (tag !== 216) {
+              break;
+            }
+
+            message.tty = reader.bool();
+            continue;
+          }
           case 28: {
             if (tag !== 226) {
               break;
@@ -1148,6 +1179,7 @@ export const JobSpec: MessageFns<JobSpec> = {
       secrets: globalThis.Array.isArray(object?.secrets)
         ? object.secrets.map((e: any) => globalThis.String(e))
         : [],
+      tty: isSet(object.tty) ? globalThis.Boolean(object.tty) : false,
       inputs: isObject(object.inputs)
         ? (globalThis.Object.entries(object.inputs) as [string, any][]).reduce(
           (acc: { [key: string]: string }, [key, value]: [string, any]) => {
@@ -1276,6 +1308,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     if (message.secrets?.length) {
       obj.secrets = message.secrets;
     }
+    if (message.tty !== false) {
+      obj.tty = message.tty;
+    }
     if (message.inputs) {
       const entries = globalThis.Object.entries(message.inputs) as [string, string][];
       if (entries.length > 0) {
@@ -1351,6 +1386,7 @@ export const JobSpec: MessageFns<JobSpec> = {
     message.scheduleId = object.scheduleId ?? "";
     message.freshContainer = object.freshContainer ?? false;
     message.secrets = object.secrets?.map((e) => e) || [];
+    message.tty = object.tty ?? false;
     message.inputs = (globalThis.Object.entries(object.inputs ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {
@@ -3922,6 +3958,9 @@ export const AttachRequest: MessageFns<AttachRequest> = {
       case "signal":
         writer.uint32(32).int32(message.action.value);
         break;
+      case "resize":
+        TerminalSize.encode(message.action.value, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -3971,6 +4010,14 @@ export const AttachRequest: MessageFns<AttachRequest> = {
             message.action = { $case: "signal", value: reader.int32() as any };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.action = { $case: "resize", value: TerminalSize.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3995,6 +4042,8 @@ export const AttachRequest: MessageFns<AttachRequest> = {
         ? { $case: "closeStdin", value: globalThis.Boolean(object.close_stdin) }
         : isSet(object.signal)
         ? { $case: "signal", value: signalFromJSON(object.signal) }
+        : isSet(object.resize)
+        ? { $case: "resize", value: TerminalSize.fromJSON(object.resize) }
         : undefined,
     };
   },
@@ -4009,6 +4058,8 @@ export const AttachRequest: MessageFns<AttachRequest> = {
       obj.closeStdin = message.action.value;
     } else if (message.action?.$case === "signal") {
       obj.signal = signalToJSON(message.action.value);
+    } else if (message.action?.$case === "resize") {
+      obj.resize = TerminalSize.toJSON(message.action.value);
     }
     return obj;
   },
@@ -4043,7 +4094,98 @@ export const AttachRequest: MessageFns<AttachRequest> = {
         }
         break;
       }
+      case "resize": {
+        if (object.action?.value !== undefined && object.action?.value !== null) {
+          message.action = { $case: "resize", value: TerminalSize.fromPartial(object.action.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseTerminalSize(): TerminalSize {
+  return { rows: 0, columns: 0 };
+}
+
+export const TerminalSize: MessageFns<TerminalSize> = {
+  encode(message: TerminalSize, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rows !== 0) {
+      writer.uint32(8).uint32(message.rows);
+    }
+    if (message.columns !== 0) {
+      writer.uint32(16).uint32(message.columns);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TerminalSize {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTerminalSize();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.rows = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.columns = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TerminalSize {
+    return {
+      rows: isSet(object.rows) ? globalThis.Number(object.rows) : 0,
+      columns: isSet(object.columns) ? globalThis.Number(object.columns) : 0,
+    };
+  },
+
+  toJSON(message: TerminalSize): unknown {
+    const obj: any = {};
+    if (message.rows !== 0) {
+      obj.rows = Math.round(message.rows);
+    }
+    if (message.columns !== 0) {
+      obj.columns = Math.round(message.columns);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TerminalSize>, I>>(base?: I): TerminalSize {
+    return TerminalSize.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TerminalSize>, I>>(object: I): TerminalSize {
+    const message = createBaseTerminalSize();
+    message.rows = object.rows ?? 0;
+    message.columns = object.columns ?? 0;
     return message;
   },
 };
