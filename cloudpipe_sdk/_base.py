@@ -108,7 +108,7 @@ class BaseClient(Generic[TransportT]):
         stdin: bytes | str | None,
         result_source: str,
         interactive: bool,
-        tty: bool,
+        tty: bool = False,
         depends_on: Sequence[HasId | int],
         options: dict[str, Any],
     ) -> JobSpec:

@@ -223,8 +223,7 @@ def submit(
     cloudpipe submit --cpus 2 --memory 1G -- make -j2 test
     cloudpipe submit --volume mydata:/data --volume ref:/ref:ro 'cp /ref/in /data/'
     cloudpipe submit --secret API_TOKEN --secret DB_PASSWORD:/run/secrets/db 'deploy.sh'
-    cloudpipe submit --storage-secret S3 --input /in/a.csv=s3://data/a.csv \\
-        --output /out/=s3://data/runs/1/ 'sort /in/a.csv > /out/sorted.csv'
+    cloudpipe submit --storage-secret S3 --input /in/a=s3://data/a --output /out/=s3://data/run1/ 'sort /in/a >/out/s'
     cloudpipe submit --wait math:factorial 20
     cloudpipe submit --wait --retries 2 mytasks:flaky
     cloudpipe submit --interactive --wait 'python3 -i'

@@ -96,6 +96,10 @@ function baseSpec(cmd: string, options: JobOptions): JobSpec {
     scheduleId: "",
     freshContainer: options.freshContainer ?? false,
     secrets: options.secrets ?? [],
+    tty: false,
+    inputs: {},
+    outputs: {},
+    storageSecret: "",
   };
 }
 
