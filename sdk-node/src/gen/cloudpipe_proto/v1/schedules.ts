@@ -433,8 +433,13 @@ export interface ScheduleHistoryResponse {
 
 /** A saved job to store: version 1 of a new one, or the next version of one. */
 export interface ApplySavedJob {
+  /** Unique per account; the rules of CreateSavedJobRequest.name. */
   name: string;
-  spec?: JobSpec | undefined;
+  /** The template, checked as Create and Update check it. */
+  spec?:
+    | JobSpec
+    | undefined;
+  /** Stored with this version. */
   description: string;
   /**
    * The latest version the client read: zero means the saved job must not exist yet;
@@ -445,6 +450,7 @@ export interface ApplySavedJob {
 
 /** A schedule to create or replace (a rename is not part of an apply: spec.name names it). */
 export interface ApplySchedule {
+  /** The definition, checked as Create and Update check it. */
   spec?:
     | ScheduleSpec
     | undefined;
