@@ -99,11 +99,13 @@ class ApplyFailed(CloudpipeError):
 
     def __init__(self, error: CloudpipeError) -> None:
         cause = _CODE_SUFFIX.sub("", str(error))
+        if not cause.endswith("nothing was written"):
+            cause += "; nothing was applied"
         if getattr(error, "code", "") == "FAILED_PRECONDITION":
-            advice = "run apply again: it compares the file with the server anew"
+            advice = "Run apply again: it compares the file with the server anew"
         else:
-            advice = "fix the cause and apply again"
-        super().__init__(f"{cause}; nothing was applied: {advice}")
+            advice = "Fix the cause and apply again"
+        super().__init__(f"{cause}. {advice}")
         self.error = error
         self.code = getattr(error, "code", "")
 

@@ -117,7 +117,9 @@ def test_an_entry_changed_between_plan_and_write_writes_nothing_and_says_so(
     client.saved_jobs.save_shell(raced, "echo someone else")  # another client, between plan and write
     with pytest.raises(ApplyFailed, match=f"saved_jobs.{raced}: changed since it was read") as failed:
         run(client.transport, changes)
-    assert failed.value.code == "FAILED_PRECONDITION" and "run apply again" in str(failed.value)
+    assert failed.value.code == "FAILED_PRECONDITION" and str(failed.value).endswith(
+        "nothing was written. Run apply again: it compares the file with the server anew"
+    )
     with pytest.raises(NotFound):  # nothing written: not the entry before it, nor the schedule after it
         client.saved_jobs.get(first)
     with pytest.raises(NotFound):
