@@ -29,10 +29,13 @@ every saved job and schedule is sent to the server's validation (ScheduleService
 with the definition: cron, time zone, image names, limits, the saved job a schedule
 names, at the version it names), a schedule of a saved job declared in the same file
 is checked against that declaration, and every problem is reported at once. A file
-with any error changes nothing (`InvalidRequest` listing them). The writes that follow
-are one call per changed entry, not one transaction: if the server fails or another
-client changes the same names between the check and the writes, the entries before
-the failure stay applied (`ApplyFailed` says which); applying the file again converges.
+with any error changes nothing (`InvalidRequest` listing them). The write that follows
+is one call (ScheduleService.Apply) and one transaction on the server: every changed
+entry is stored, or none. Each entry carries what the plan read (a saved job's latest
+version, a schedule's `updated_at`, or that it did not exist); when another client
+created, changed or deleted one of them between the plan and the write, or the server
+fails, nothing is written (`ApplyFailed`, naming the entry) and applying the file again
+plans anew against what is there now.
 
 About 400 lines, a tenth of them this description: one file's whole path (read, check
 by the server, plan, write) reads in one place; `[images.NAME]` tables are parsed by
@@ -42,10 +45,8 @@ _image_file and the command's output is cli_apply's.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +88,9 @@ SCHEDULE_KEYS = JOB_KEYS | {
 }
 
 
+_CODE_SUFFIX = re.compile(r"\s*\([A-Z_]+\)$")
+
+
 @dataclass
 class Change:
     """What applying does to one object: create (with what the file says), update (with
@@ -96,20 +100,26 @@ class Change:
     name: str
     action: str
     details: list[str] = field(default_factory=list)
-    run: Callable[[], object] = lambda: None
+    # what the write sends (None: unchanged): the entry with what the plan read
+    entry: calls.SavedJobEntry | calls.ScheduleEntry | None = None
 
 
 class ApplyFailed(CloudpipeError):
-    """A write failed after the file was validated: `applied` are the changes made
-    before it (they stay), `failed` the one that failed."""
+    """The write of a validated file failed and wrote nothing: an entry changed on the
+    server since the plan read it (`error.code` FAILED_PRECONDITION; applying again
+    plans anew), or the server failed. `error` is the server's error."""
 
-    def __init__(self, applied: list[Change], failed: Change, error: CloudpipeError) -> None:
-        done = ", ".join(f"{c.kind} {c.name}" for c in applied) or "nothing"
-        super().__init__(
-            f"{failed.kind} {failed.name}: {error}; applied before it: {done}. Fix the cause and apply again"
-        )
-        self.applied = applied
-        self.failed = failed
+    def __init__(self, error: CloudpipeError) -> None:
+        cause = _CODE_SUFFIX.sub("", str(error))
+        if not cause.endswith("nothing was written"):
+            cause += "; nothing was applied"
+        if getattr(error, "code", "") == "FAILED_PRECONDITION":
+            advice = "Run apply again: it compares the file with the server anew"
+        else:
+            advice = "Fix the cause and apply again"
+        super().__init__(f"{cause}. {advice}")
+        self.error = error
+        self.code = getattr(error, "code", "")
 
 
 # What a key of the file is when the file does not give it (shown as "(default)").
@@ -269,9 +279,6 @@ def _changed(current: dict[str, Any], desired: dict[str, Any]) -> list[str]:
     ]
 
 
-_CODE_SUFFIX = re.compile(r"\s*\([A-Z_]+\)$")
-
-
 def _server_says(where: str, exc: CloudpipeError) -> str:
     """A server validation error named after the file's entry: `spec.job.image: ...`
     of entry `saved_jobs.x` reads `saved_jobs.x.image: ...`."""
@@ -299,8 +306,8 @@ def load(path: str | Path) -> dict[str, Any]:
     return document
 
 
-def _existing(kind: str, name: str, diff: list[str], write: Callable[[], object]) -> Change:
-    return Change(kind, name, "update", diff, write) if diff else Change(kind, name, "unchanged")
+def _existing(kind: str, name: str, diff: list[str], entry: calls.SavedJobEntry | calls.ScheduleEntry) -> Change:
+    return Change(kind, name, "update", diff, entry) if diff else Change(kind, name, "unchanged")
 
 
 class _Planner:
@@ -333,12 +340,12 @@ class _Planner:
             current = self._transport.call(calls.get_saved_job(name))
         except NotFound:
             self.saved_versions[name] = (spec, 1)
-            create = partial(self._transport.call, calls.create_saved_job(name, spec, description))
+            create = calls.SavedJobEntry(name, spec, description, 0)
             self.changes.append(Change("saved job", name, "create", _created(desired, set(table)), create))
             return
         diff = _changed({**_job_fields(current.spec), "description": current.description}, desired)
         self.saved_versions[name] = (spec, current.version + (1 if diff else 0))
-        update = partial(self._transport.call, calls.update_saved_job(name, spec, description))
+        update = calls.SavedJobEntry(name, spec, description, current.version)
         self.changes.append(_existing("saved job", name, diff, update))
 
     def schedule(self, name: str, raw: object) -> None:
@@ -364,11 +371,11 @@ class _Planner:
         try:
             existing = self._transport.call(calls.get_schedule(name))
         except NotFound:
-            make = partial(self._transport.call, calls.create_schedule(wanted))
+            make = calls.ScheduleEntry(wanted, None)
             self.changes.append(Change("schedule", name, "create", _created(desired, set(table)), make))
             return
         diff = _changed(_schedule_fields(existing.spec), desired)
-        change = partial(self._transport.call, calls.update_schedule(name, wanted))
+        change = calls.ScheduleEntry(wanted, existing.updated_at)
         self.changes.append(_existing("schedule", name, diff, change))
 
 
@@ -416,16 +423,17 @@ def plan(transport: Transport, document: dict[str, Any], folder: Path = Path()) 
     return planner.changes
 
 
-def run(changes: list[Change]) -> list[Change]:
-    """Make the changes in order (saved jobs before the schedules that run them); the
-    ones made. ApplyFailed when one fails (those before it stay made)."""
-    made: list[Change] = []
-    for change in changes:
-        if change.action == "unchanged":
-            continue
-        try:
-            change.run()
-        except CloudpipeError as exc:
-            raise ApplyFailed(made, change, exc) from None
-        made.append(change)
+def run(transport: Transport, changes: list[Change]) -> list[Change]:
+    """Make the changes in one call, one transaction on the server (saved jobs before the
+    schedules that run them); the ones made. ApplyFailed when the write fails: then
+    none is made."""
+    made = [change for change in changes if change.entry is not None]
+    if not made:
+        return []
+    saved = [c.entry for c in made if isinstance(c.entry, calls.SavedJobEntry)]
+    schedules = [c.entry for c in made if isinstance(c.entry, calls.ScheduleEntry)]
+    try:
+        transport.call(calls.apply(saved, schedules))
+    except CloudpipeError as exc:
+        raise ApplyFailed(exc) from None
     return made

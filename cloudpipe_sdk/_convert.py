@@ -305,6 +305,7 @@ def schedule_from_pb(message: spb.Schedule) -> Schedule:
         _optional_time(message, "next_fire_at"),
         fire_from_pb(message.last_fire) if message.HasField("last_fire") else None,
         schedule_spec_from_pb(message.spec),
+        _optional_time(message, "updated_at"),
     )
 
 

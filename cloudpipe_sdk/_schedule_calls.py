@@ -4,6 +4,7 @@ run, and `schedule_spec`, the one builder of schedule definitions."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -253,6 +254,66 @@ def schedule_function(
     label = name or fn.__name__.replace("_", "-")
     yield from save(label, options.function_spec(fn, (), {}))
     return (yield from put_schedule(schedule_spec(label, cron, saved_job=label, **schedule)))
+
+
+# -- apply -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SavedJobEntry:
+    """A saved job of one apply: `expected_version` is its latest version as read (0:
+    it did not exist)."""
+
+    name: str
+    spec: JobSpec
+    description: str
+    expected_version: int
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """A schedule of one apply: `expected_updated_at` as read (None: it did not exist)."""
+
+    spec: ScheduleSpec
+    expected_updated_at: datetime | None
+
+
+def apply(
+    saved_jobs: Sequence[SavedJobEntry], schedules: Sequence[ScheduleEntry]
+) -> Rpc[tuple[list[SavedJob], list[Schedule]]]:
+    """One ScheduleService.Apply: every entry stored, or none (FAILED_PRECONDITION when
+    one changed since it was read)."""
+    request = pb.ApplyRequest(
+        saved_jobs=[
+            pb.ApplySavedJob(
+                name=job.name,
+                spec=spec_to_pb(job.spec),
+                description=job.description,
+                expected_version=job.expected_version,
+            )
+            for job in saved_jobs
+        ],
+        schedules=[_apply_schedule(entry) for entry in schedules],
+    )
+
+    def decode(response: pb.ApplyResponse) -> tuple[list[SavedJob], list[Schedule]]:
+        return [saved_job_from_pb(s) for s in response.saved_jobs], [schedule_from_pb(s) for s in response.schedules]
+
+    return Rpc("schedules", "Apply", request, decode, retry=False)
+
+
+def _apply_saved_job(job: SavedJobEntry) -> pb.ApplySavedJob:
+    spec = spec_to_pb(job.spec)
+    return pb.ApplySavedJob(
+        name=job.name, spec=spec, description=job.description, expected_version=job.expected_version
+    )
+
+
+def _apply_schedule(entry: ScheduleEntry) -> pb.ApplySchedule:
+    message = pb.ApplySchedule(spec=schedule_spec_to_pb(entry.spec))
+    if entry.expected_updated_at is not None:
+        message.expected_updated_at.FromDatetime(entry.expected_updated_at)
+    return message
 
 
 def _nothing(_: object) -> None:

@@ -206,6 +206,8 @@ class Schedule:
     next_fire_at: datetime | None
     last_fire: Fire | None
     spec: ScheduleSpec
+    # When the definition last changed (apply writes only if it still has this value).
+    updated_at: datetime | None = None
 
 
 # -- events of a live job (Job.stream(), Job.attach()) ---------------------------------

@@ -41,7 +41,7 @@ def apply_command(client: Client, file: str, dry_run: bool, as_json: bool) -> No
     if as_json:
         rows = [{"kind": c.kind, "name": c.name, "action": c.action, "changes": c.details} for c in changes]
         if not dry_run:
-            run(changes)
+            run(client.transport, changes)
         emit({"dry_run": dry_run, "changes": rows, "counts": counts})
         return
     for change in changes:
@@ -53,7 +53,7 @@ def apply_command(client: Client, file: str, dry_run: bool, as_json: bool) -> No
     if dry_run:
         click.echo("dry run: the file is valid; nothing changed")
         return
-    run(changes)
+    run(client.transport, changes)
     click.echo("applied")
 
 

@@ -51,6 +51,7 @@ from cloudpipe_server.rpc.schedules import SavedJobServicer, ScheduleServicer
 from cloudpipe_server.rpc.secrets import SecretServicer
 from cloudpipe_server.rpc.server import build_server, set_executor_serving, set_serving
 from cloudpipe_server.rpc.volumes import VolumeServicer
+from cloudpipe_server.scheduler.apply import ApplyService
 from cloudpipe_server.scheduler.firing import ServiceJobs
 from cloudpipe_server.scheduler.loop import Scheduler, SchedulerConfig
 from cloudpipe_server.scheduler.service import SavedJobService, ScheduleService
@@ -350,7 +351,10 @@ async def _serve(
         ),
         AuthInterceptor(authenticator, limiter, on_failure=lambda reason: metrics.auth_failures.labels(reason).inc()),
         SavedJobServicer(SavedJobService(schedule_store, jobs, utc_now)),
-        ScheduleServicer(ScheduleService(schedule_store, jobs, utc_now, wake=scheduler.wake)),
+        ScheduleServicer(
+            schedule_service := ScheduleService(schedule_store, jobs, utc_now, wake=scheduler.wake),
+            ApplyService(schedule_store, schedule_service, utc_now, wake=scheduler.wake),
+        ),
         outer=[MetricsInterceptor(metrics)],
         health_servicer=health_servicer,
         images=ImageServicer(ImageService(builder)),

@@ -329,3 +329,39 @@ class ScheduleHistoryResponse(_message.Message):
     FIRES_FIELD_NUMBER: _ClassVar[int]
     fires: _containers.RepeatedCompositeFieldContainer[Fire]
     def __init__(self, fires: _Optional[_Iterable[_Union[Fire, _Mapping]]] = ...) -> None: ...
+
+class ApplySavedJob(_message.Message):
+    __slots__ = ("name", "spec", "description", "expected_version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    spec: _jobs_pb2.JobSpec
+    description: str
+    expected_version: int
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[_jobs_pb2.JobSpec, _Mapping]] = ..., description: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+
+class ApplySchedule(_message.Message):
+    __slots__ = ("spec", "expected_updated_at")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    spec: ScheduleSpec
+    expected_updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, spec: _Optional[_Union[ScheduleSpec, _Mapping]] = ..., expected_updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ApplyRequest(_message.Message):
+    __slots__ = ("saved_jobs", "schedules")
+    SAVED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    saved_jobs: _containers.RepeatedCompositeFieldContainer[ApplySavedJob]
+    schedules: _containers.RepeatedCompositeFieldContainer[ApplySchedule]
+    def __init__(self, saved_jobs: _Optional[_Iterable[_Union[ApplySavedJob, _Mapping]]] = ..., schedules: _Optional[_Iterable[_Union[ApplySchedule, _Mapping]]] = ...) -> None: ...
+
+class ApplyResponse(_message.Message):
+    __slots__ = ("saved_jobs", "schedules")
+    SAVED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    saved_jobs: _containers.RepeatedCompositeFieldContainer[SavedJob]
+    schedules: _containers.RepeatedCompositeFieldContainer[Schedule]
+    def __init__(self, saved_jobs: _Optional[_Iterable[_Union[SavedJob, _Mapping]]] = ..., schedules: _Optional[_Iterable[_Union[Schedule, _Mapping]]] = ...) -> None: ...

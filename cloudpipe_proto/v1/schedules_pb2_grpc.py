@@ -381,6 +381,11 @@ class ScheduleServiceStub:
                 request_serializer=cloudpipe__proto_dot_v1_dot_schedules__pb2.ScheduleHistoryRequest.SerializeToString,
                 response_deserializer=cloudpipe__proto_dot_v1_dot_schedules__pb2.ScheduleHistoryResponse.FromString,
                 _registered_method=True)
+        self.Apply = channel.unary_unary(
+                '/cloudpipe.v1.ScheduleService/Apply',
+                request_serializer=cloudpipe__proto_dot_v1_dot_schedules__pb2.ApplyRequest.SerializeToString,
+                response_deserializer=cloudpipe__proto_dot_v1_dot_schedules__pb2.ApplyResponse.FromString,
+                _registered_method=True)
 
 
 class ScheduleServiceServicer:
@@ -453,6 +458,16 @@ class ScheduleServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Apply(self, request, context):
+        """Store the saved jobs and schedules of one file (`cloudpipe apply`) in one
+        transaction: every entry or none. INVALID_ARGUMENT listing every invalid entry;
+        FAILED_PRECONDITION naming an entry that changed since the client read it (nothing
+        is written: read again and retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScheduleServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -505,6 +520,11 @@ def add_ScheduleServiceServicer_to_server(servicer, server):
                     servicer.History,
                     request_deserializer=cloudpipe__proto_dot_v1_dot_schedules__pb2.ScheduleHistoryRequest.FromString,
                     response_serializer=cloudpipe__proto_dot_v1_dot_schedules__pb2.ScheduleHistoryResponse.SerializeToString,
+            ),
+            'Apply': grpc.unary_unary_rpc_method_handler(
+                    servicer.Apply,
+                    request_deserializer=cloudpipe__proto_dot_v1_dot_schedules__pb2.ApplyRequest.FromString,
+                    response_serializer=cloudpipe__proto_dot_v1_dot_schedules__pb2.ApplyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -778,6 +798,33 @@ class ScheduleService:
             '/cloudpipe.v1.ScheduleService/History',
             cloudpipe__proto_dot_v1_dot_schedules__pb2.ScheduleHistoryRequest.SerializeToString,
             cloudpipe__proto_dot_v1_dot_schedules__pb2.ScheduleHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Apply(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cloudpipe.v1.ScheduleService/Apply',
+            cloudpipe__proto_dot_v1_dot_schedules__pb2.ApplyRequest.SerializeToString,
+            cloudpipe__proto_dot_v1_dot_schedules__pb2.ApplyResponse.FromString,
             options,
             channel_credentials,
             insecure,

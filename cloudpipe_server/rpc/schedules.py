@@ -10,7 +10,7 @@ import grpc
 from cloudpipe_proto.v1 import jobs_pb2
 from cloudpipe_proto.v1 import schedules_pb2 as pb
 from cloudpipe_proto.v1 import schedules_pb2_grpc as pb_grpc
-from cloudpipe_server.convert import spec_from_pb
+from cloudpipe_server.convert import spec_from_pb, timestamp_from_pb
 from cloudpipe_server.convert_schedules import (
     fire_to_pb,
     overrides_from_pb,
@@ -22,6 +22,8 @@ from cloudpipe_server.convert_schedules import (
 )
 from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.rpc.interceptor import current_principal
+from cloudpipe_server.scheduler.apply import MAX_APPLY_ENTRIES, ApplyService, ScheduleEntry
+from cloudpipe_server.scheduler.models import SavedJobWrite
 from cloudpipe_server.scheduler.service import SavedJobService, ScheduleService
 
 Context: TypeAlias = grpc.aio.ServicerContext
@@ -59,8 +61,9 @@ class SavedJobServicer(pb_grpc.SavedJobServiceServicer):
 
 
 class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
-    def __init__(self, service: ScheduleService) -> None:
+    def __init__(self, service: ScheduleService, apply: ApplyService) -> None:
         self._service = service
+        self._apply = apply
 
     async def Create(self, request: pb.CreateScheduleRequest, context: Context) -> pb.Schedule:
         spec = schedule_spec_from_pb(request.spec)
@@ -114,8 +117,36 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
         )
         return pb.ScheduleHistoryResponse(fires=[fire_to_pb(f) for f in fires])
 
+    async def Apply(self, request: pb.ApplyRequest, context: Context) -> pb.ApplyResponse:
+        if len(request.saved_jobs) > MAX_APPLY_ENTRIES or len(request.schedules) > MAX_APPLY_ENTRIES:
+            raise InvalidArgument(f"saved_jobs, schedules: at most {MAX_APPLY_ENTRIES} entries each")
+        saved = [
+            SavedJobWrite(
+                job.name,
+                spec_from_pb(_required_spec(job), f"saved_jobs.{job.name}.spec"),
+                job.description,
+                job.expected_version,
+            )
+            for job in request.saved_jobs
+        ]
+        entries = [
+            ScheduleEntry(
+                schedule_spec_from_pb(entry.spec, f"schedules.{entry.spec.name}.spec"),
+                timestamp_from_pb(entry.expected_updated_at, f"schedules.{entry.spec.name}.expected_updated_at")
+                if entry.HasField("expected_updated_at")
+                else None,
+            )
+            for entry in request.schedules
+        ]
+        stored_jobs, stored = await self._apply.apply(current_principal(), saved, entries)
+        return pb.ApplyResponse(
+            saved_jobs=[saved_job_to_pb(s) for s in stored_jobs], schedules=[schedule_to_pb(s) for s in stored]
+        )
 
-def _required_spec(request: pb.CreateSavedJobRequest | pb.UpdateSavedJobRequest) -> jobs_pb2.JobSpec:
+
+def _required_spec(
+    request: pb.CreateSavedJobRequest | pb.UpdateSavedJobRequest | pb.ApplySavedJob,
+) -> jobs_pb2.JobSpec:
     if not request.HasField("spec"):
         raise InvalidArgument("spec: a saved job needs a job spec")
     return request.spec

@@ -116,6 +116,30 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class SavedJobWrite:
+    """A saved job of one apply: version 1 of a new one when `expected_version` is 0
+    (the name must be free), else version `expected_version + 1` (which must still be
+    the latest version when the apply is written)."""
+
+    name: str
+    spec: JobSpec
+    description: str = ""
+    expected_version: int = 0
+
+
+@dataclass(frozen=True)
+class ScheduleWrite:
+    """A schedule of one apply. `expected_updated_at` None: a new schedule, stored as
+    `schedule` is (id, cursor, times), its name must be free. Otherwise the existing
+    schedule of that name, which must still have that `updated_at`, gets the spec and
+    cursor of `schedule` and `updated_at` = now (its id, creation time, pause state and
+    fires stay)."""
+
+    schedule: Schedule
+    expected_updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Fire:
     """One fire of a schedule, identified by (`schedule_id`, `scheduled_at`): recorded
     once, whatever number of schedulers run. `scheduled_at` is the nominal cron time

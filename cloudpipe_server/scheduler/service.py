@@ -46,7 +46,7 @@ def validate_name(name: str, where: str = "name") -> str:
     return name
 
 
-def _template(spec: JobSpec, where: str) -> JobSpec:
+def template(spec: JobSpec, where: str) -> JobSpec:
     """A job spec fit to be run again and again."""
     validate_spec(spec, where)
     if spec.idempotency_key:
@@ -54,6 +54,22 @@ def _template(spec: JobSpec, where: str) -> JobSpec:
     if spec.depends_on:
         raise InvalidArgument(f"{where}.depends_on: a saved or scheduled job cannot depend on other jobs")
     return replace(spec, saved_job="", saved_job_version=0, schedule_id="")
+
+
+def cursor_after(schedule_id: str, spec: ScheduleSpec, after: datetime) -> tuple[datetime, datetime] | None:
+    """The first (fire, due) time of a schedule after `after`, None when it has ended."""
+    cron = CronExpression(spec.cron, spec.timezone)
+    return Timing(schedule_id, cron, spec.jitter, spec.start_at, spec.end_at).next_after(after)
+
+
+def updated_cursor(current: Schedule, spec: ScheduleSpec, now: datetime) -> tuple[datetime, datetime] | None:
+    """The cursor of `current` once its spec is `spec`: kept when the timing is the same
+    (and it is not paused), else the first time after now."""
+    timing = (spec.cron, spec.timezone, spec.jitter, spec.start_at, spec.end_at)
+    old = current.spec
+    if timing == (old.cron, old.timezone, old.jitter, old.start_at, old.end_at) and not current.paused:
+        return current.cursor
+    return cursor_after(current.id, spec, now)
 
 
 def apply_overrides(saved: SavedJob, overrides: RunOverrides) -> JobSpec:
@@ -95,14 +111,14 @@ class SavedJobService:
 
     async def create(self, caller: Principal, name: str, spec: JobSpec, description: str = "") -> SavedJob:
         saved = await self._store.create_saved_job(
-            caller.account, validate_name(name), _template(spec, "spec"), description, self._clock()
+            caller.account, validate_name(name), template(spec, "spec"), description, self._clock()
         )
         log.info("saved job %r v1 created by %s", name, caller.account)
         return saved
 
     async def update(self, caller: Principal, name: str, spec: JobSpec, description: str = "") -> SavedJob:
         saved = await self._store.update_saved_job(
-            caller.account, validate_name(name), _template(spec, "spec"), description, self._clock()
+            caller.account, validate_name(name), template(spec, "spec"), description, self._clock()
         )
         log.info("saved job %r v%d stored by %s", name, saved.version, caller.account)
         return saved
@@ -168,7 +184,7 @@ class ScheduleService:
             await self._store.get_saved_job(caller.account, spec.saved_job, spec.saved_job_version)
         elif spec.saved_job_version:
             raise InvalidArgument(f"{prefix}saved_job_version: only with saved_job")
-        job = _template(spec.job, f"{prefix}job") if spec.job is not None else None
+        job = template(spec.job, f"{prefix}job") if spec.job is not None else None
         if not timedelta(0) <= spec.jitter <= MAX_JITTER:
             raise InvalidArgument(f"{prefix}jitter: must be between 0 and {MAX_JITTER}")
         check_instant(spec.start_at, f"{prefix}start_at")
@@ -181,15 +197,11 @@ class ScheduleService:
             raise InvalidArgument(f"{prefix}catchup_window: at most {MAX_CATCHUP_WINDOW.days} days")
         return replace(spec, job=job, timezone=spec.timezone or "UTC")
 
-    def _cursor(self, schedule_id: str, spec: ScheduleSpec, after: datetime) -> tuple[datetime, datetime] | None:
-        cron = CronExpression(spec.cron, spec.timezone)
-        return Timing(schedule_id, cron, spec.jitter, spec.start_at, spec.end_at).next_after(after)
-
     async def create(self, caller: Principal, spec: ScheduleSpec) -> Schedule:
         spec = await self.validate(caller, spec, "spec.")
         now = self._clock()
         schedule_id = secrets.token_hex(8)
-        cursor = self._cursor(schedule_id, spec, now)
+        cursor = cursor_after(schedule_id, spec, now)
         schedule = await self._store.create_schedule(
             Schedule(schedule_id, caller.account, spec, now, now, *(cursor or (None, None)))
         )
@@ -200,12 +212,7 @@ class ScheduleService:
     async def update(self, caller: Principal, name: str, spec: ScheduleSpec) -> Schedule:
         current = await self._store.get_schedule(caller.account, validate_name(name))
         spec = await self.validate(caller, spec, "spec.")
-        timing = (spec.cron, spec.timezone, spec.jitter, spec.start_at, spec.end_at)
-        old = current.spec
-        if timing == (old.cron, old.timezone, old.jitter, old.start_at, old.end_at) and not current.paused:
-            cursor = current.cursor
-        else:
-            cursor = self._cursor(current.id, spec, self._clock())
+        cursor = updated_cursor(current, spec, self._clock())
         schedule = await self._store.update_schedule(caller.account, name, spec, cursor, self._clock())
         self._wake()
         return schedule
@@ -230,7 +237,7 @@ class ScheduleService:
         current = await self._store.get_schedule(caller.account, validate_name(name))
         now = self._clock()
         schedule = await self._store.set_paused(
-            caller.account, name, False, self._cursor(current.id, current.spec, now), now
+            caller.account, name, False, cursor_after(current.id, current.spec, now), now
         )
         self._wake()
         return schedule

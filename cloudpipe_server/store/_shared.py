@@ -22,7 +22,7 @@ from typing import Any, Protocol
 # the time codec is shared with the auth service's account store
 from cloudpipe_common.timestamps import from_ns as from_ns
 from cloudpipe_common.timestamps import to_ns as to_ns
-from cloudpipe_server.errors import AlreadyExists, NotFound
+from cloudpipe_server.errors import AlreadyExists, FailedPrecondition, NotFound
 from cloudpipe_server.models import (
     ATTEMPT_REASON_BYTES,
     TERMINAL_STATUSES,
@@ -476,6 +476,37 @@ def schedule_exists(account: str, name: str) -> AlreadyExists:
 
 def schedule_missing(name: str) -> NotFound:
     return NotFound(f"name: no schedule named {name!r}")
+
+
+def check_saved_job_write(name: str, expected: int, latest: int | None) -> None:
+    """Raise FailedPrecondition unless the saved job's latest version (None: there is
+    none) is the one an apply planned against (0: none)."""
+    if (latest or 0) == expected:
+        return
+    if not expected:
+        found = f"it was created meanwhile (now at version {latest})"
+    elif latest is None:
+        found = "it was deleted meanwhile"
+    else:
+        found = f"it is at version {latest} now"
+    raise FailedPrecondition(
+        f"saved_jobs.{name}: changed since it was read (expected version {expected or 'none'}; {found});"
+        " nothing was written"
+    )
+
+
+def check_schedule_write(name: str, expected: datetime | None, updated_at: int | None) -> None:
+    """Raise FailedPrecondition unless the schedule's stored `updated_at` (ns; None:
+    there is no such schedule) is the one an apply planned against (None: none)."""
+    if (None if expected is None else to_ns(expected)) == updated_at:
+        return
+    if expected is None:
+        found = "it was created meanwhile"
+    elif updated_at is None:
+        found = "it was deleted meanwhile"
+    else:
+        found = f"it was updated at {at_ns(updated_at).isoformat()}"
+    raise FailedPrecondition(f"schedules.{name}: changed since it was read ({found}); nothing was written")
 
 
 def saved_job_from_row(row: Mapping[str, Any], spec_doc: Mapping[str, Any]) -> SavedJob:

@@ -38,7 +38,15 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from cloudpipe_server.models import Attempt, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
-from cloudpipe_server.scheduler.models import Fire, FireOutcome, SavedJob, Schedule, ScheduleSpec
+from cloudpipe_server.scheduler.models import (
+    Fire,
+    FireOutcome,
+    SavedJob,
+    SavedJobWrite,
+    Schedule,
+    ScheduleSpec,
+    ScheduleWrite,
+)
 
 
 class JobStore(abc.ABC):
@@ -365,6 +373,21 @@ class ScheduleStore(abc.ABC):
         ((next_fire_at, next_due_at), None when it has ended), set `updated_at`, and
         break any lease, so a pass deciding on the old spec records nothing. Raises
         NotFound, or AlreadyExists when renamed onto another schedule's name."""
+
+    @abc.abstractmethod
+    async def apply_changes(
+        self, account: str, saved_jobs: Sequence[SavedJobWrite], schedules: Sequence[ScheduleWrite], now: datetime
+    ) -> tuple[list[SavedJob], list[Schedule]]:
+        """Store the saved jobs, then the schedules, of one apply, atomically: all of them
+        or none. Every precondition (a saved job's `expected_version` is still its latest,
+        0: no such saved job; a schedule's `expected_updated_at` is still its
+        `updated_at`, None: no such schedule) is checked in the same transaction as the
+        writes, so a concurrent create, update or delete of any entry makes the whole
+        apply fail. Returns what was stored, in the order given. Raises
+        FailedPrecondition naming the first entry whose precondition fails (nothing
+        written), also for two concurrent applies of one name (one of them wins whole).
+        MongoDB without transactions (a standalone server) refuses every apply with
+        FailedPrecondition (store/README.md)."""
 
     @abc.abstractmethod
     async def set_paused(

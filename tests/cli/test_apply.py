@@ -105,12 +105,67 @@ def test_diffs_show_what_the_file_gives_and_what_changes(server: ServerProcess, 
     assert client.saved_jobs.get(name).spec.cmd == "echo one"  # dry runs changed nothing
 
 
-def test_a_write_failing_after_the_check_says_what_was_applied(server: ServerProcess, client: Client) -> None:
-    first, raced = unique("first"), unique("raced")
-    document = {"saved_jobs": {first: {"cmd": "true"}, raced: {"cmd": "true"}}}
+def test_an_entry_changed_between_plan_and_write_writes_nothing_and_says_so(
+    server: ServerProcess, client: Client
+) -> None:
+    first, raced, nightly = unique("first"), unique("raced"), unique("nightly")
+    document = {
+        "saved_jobs": {first: {"cmd": "true"}, raced: {"cmd": "true"}},
+        "schedules": {nightly: {"cron": "@daily", "saved_job": first}},
+    }
     changes = plan(client.transport, document)
-    client.saved_jobs.save_shell(raced, "echo someone else")  # another client, between check and write
-    with pytest.raises(ApplyFailed, match=f"saved job {raced}: .*applied before it: saved job {first}") as failed:
-        run(changes)
-    assert [c.name for c in failed.value.applied] == [first]
-    assert [c.action for c in plan(client.transport, document)] == ["unchanged", "update"]  # apply again converges
+    client.saved_jobs.save_shell(raced, "echo someone else")  # another client, between plan and write
+    with pytest.raises(ApplyFailed, match=f"saved_jobs.{raced}: changed since it was read") as failed:
+        run(client.transport, changes)
+    assert failed.value.code == "FAILED_PRECONDITION" and str(failed.value).endswith(
+        "nothing was written. Run apply again: it compares the file with the server anew"
+    )
+    with pytest.raises(NotFound):  # nothing written: not the entry before it, nor the schedule after it
+        client.saved_jobs.get(first)
+    with pytest.raises(NotFound):
+        client.schedules.get(nightly)
+    assert client.saved_jobs.get(raced).spec.cmd == "echo someone else"
+    again = plan(client.transport, document)  # apply again: planned anew, it converges
+    assert [c.action for c in again] == ["create", "update", "create"]
+    assert [c.name for c in run(client.transport, again)] == [first, raced, nightly]
+    assert client.saved_jobs.get(raced).version == 2
+
+
+def test_a_schedule_changed_between_plan_and_write_writes_nothing(
+    server: ServerProcess, client: Client, tmp_path: Path
+) -> None:
+    job, nightly = unique("job"), unique("nightly")
+    path = tmp_path / "file.toml"
+    path.write_text(f'[schedules.{nightly}]\ncron = "@daily"\ncmd = "echo one"\n')
+    assert cloudpipe(server, "apply", str(path)).exit_code == 0
+    document = {
+        "saved_jobs": {job: {"cmd": "true"}},
+        "schedules": {nightly: {"cron": "@hourly", "cmd": "echo one"}},
+    }
+    changes = plan(client.transport, document)
+    client.schedules.pause(nightly)  # another client changes the schedule between plan and write
+    with pytest.raises(ApplyFailed, match=f"schedules.{nightly}: changed since it was read"):
+        run(client.transport, changes)
+    assert client.schedules.get(nightly).spec.cron == "@daily"
+    with pytest.raises(NotFound):
+        client.saved_jobs.get(job)
+
+
+def test_an_apply_and_a_re_apply_through_the_command(server: ServerProcess, client: Client, tmp_path: Path) -> None:
+    report, nightly = unique("report"), unique("nightly")
+    path = tmp_path / "file.toml"
+    path.write_text(
+        f'[saved_jobs.{report}]\ncmd = "echo report"\n\n'
+        f'[schedules.{nightly}]\ncron = "30 2 * * *"\nsaved_job = "{report}"\n'
+    )
+    first = cloudpipe(server, "apply", str(path))
+    assert first.exit_code == 0, first.stderr
+    assert "2 to create, 0 to update, 0 unchanged" in first.stdout and first.stdout.endswith("applied\n")
+    again = cloudpipe(server, "apply", str(path))
+    assert again.exit_code == 0, again.stderr
+    assert "0 to create, 0 to update, 2 unchanged" in again.stdout
+    path.write_text(path.read_text().replace("echo report", "echo report v2"))
+    changed = cloudpipe(server, "apply", str(path))
+    assert changed.exit_code == 0 and "0 to create, 1 to update, 1 unchanged" in changed.stdout
+    assert client.saved_jobs.get(report).version == 2
+    assert client.schedules.get(nightly).spec.saved_job == report

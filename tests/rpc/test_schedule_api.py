@@ -146,3 +146,50 @@ def test_reflection_lists_the_schedule_services(server: ServerProcess) -> None:
     assert {"cloudpipe.v1.SavedJobService", "cloudpipe.v1.ScheduleService"} <= set(listed.stdout.split())
     described = grpcurl(server.address, "describe", "cloudpipe.v1.ScheduleService")
     assert "rpc Preview" in described.stdout and "rpc Trigger" in described.stdout
+
+
+def test_apply_checks_every_entry_and_writes_none_of_a_bad_change_set(
+    stubs: tuple[pb_grpc.SavedJobServiceStub, pb_grpc.ScheduleServiceStub], server: ServerProcess
+) -> None:
+    saved, schedules = stubs
+    good, bad, nightly, weekly = unique("good"), unique("bad"), unique("nightly"), unique("weekly")
+    request = pb.ApplyRequest(
+        saved_jobs=[
+            pb.ApplySavedJob(name=good, spec=jobs_pb.JobSpec(cmd="true")),
+            pb.ApplySavedJob(name=bad, spec=jobs_pb.JobSpec(cmd="true", image="Not A Valid Image")),
+        ],
+        schedules=[
+            # runs the saved job of this request, at a version it will not have
+            pb.ApplySchedule(spec=pb.ScheduleSpec(name=nightly, cron="@daily", saved_job=good, saved_job_version=2)),
+            pb.ApplySchedule(spec=pb.ScheduleSpec(name=weekly, cron="61 * * * *", saved_job=good)),
+        ],
+    )
+    code, details = refused(lambda: schedules.Apply(request, metadata=auth(server)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith("3 problems; nothing was changed")
+    assert f"saved_jobs.{bad}.spec.image: 'Not A Valid Image'" in details
+    assert f"schedules.{nightly}.saved_job_version: saved job {good!r} will be at version 1" in details
+    assert f"schedules.{weekly}.cron: '61 * * * *' is not a valid cron expression" in details
+    code, _ = refused(lambda: saved.Get(pb.GetSavedJobRequest(name=good), metadata=auth(server)))
+    assert code == grpc.StatusCode.NOT_FOUND
+
+
+def test_apply_stores_a_change_set_and_refuses_a_stale_one(
+    stubs: tuple[pb_grpc.SavedJobServiceStub, pb_grpc.ScheduleServiceStub], server: ServerProcess
+) -> None:
+    _, schedules = stubs
+    report, nightly = unique("report"), unique("nightly")
+    spec = pb.ScheduleSpec(name=nightly, cron="@daily", saved_job=report, saved_job_version=1)
+    request = pb.ApplyRequest(
+        saved_jobs=[pb.ApplySavedJob(name=report, spec=jobs_pb.JobSpec(cmd="true"), description="d")],
+        schedules=[pb.ApplySchedule(spec=spec)],
+    )
+    stored = schedules.Apply(request, metadata=auth(server))
+    assert [(s.name, s.version) for s in stored.saved_jobs] == [(report, 1)]
+    [schedule] = stored.schedules
+    assert schedule.spec.saved_job == report and schedule.HasField("next_fire_at")
+    code, details = refused(lambda: schedules.Apply(request, metadata=auth(server)))  # the same plan, again
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert details.startswith(f"saved_jobs.{report}: changed since it was read")
+    update = pb.ApplyRequest(schedules=[pb.ApplySchedule(spec=spec, expected_updated_at=schedule.updated_at)])
+    assert schedules.Apply(update, metadata=auth(server)).schedules[0].id == schedule.id

@@ -39,10 +39,13 @@ from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
+from cloudpipe_server.errors import FailedPrecondition
 from cloudpipe_server.models import JobSpec
-from cloudpipe_server.scheduler.models import Fire, SavedJob, Schedule, ScheduleSpec
+from cloudpipe_server.scheduler.models import Fire, SavedJob, SavedJobWrite, Schedule, ScheduleSpec, ScheduleWrite
 from cloudpipe_server.store._shared import (
     FIRE_COLUMNS,
+    check_saved_job_write,
+    check_schedule_write,
     cursor_ns,
     fire_from_row,
     fire_values,
@@ -144,19 +147,7 @@ class MongoScheduleStore(ScheduleStore):
     # -- schedules -----------------------------------------------------------------
 
     async def create_schedule(self, schedule: Schedule) -> Schedule:
-        fire_at, due_at = cursor_ns(schedule.cursor)
-        doc: Doc = {
-            "_id": schedule.id,
-            "account": schedule.account,
-            **_spec_fields(schedule.spec),
-            "paused": schedule.paused,
-            "created_at": to_ns(schedule.created_at),
-            "updated_at": to_ns(schedule.updated_at),
-            "next_fire_at": fire_at,
-            "next_due_at": due_at,
-            "lease_owner": "",
-            "lease_expires_at": None,
-        }
+        doc = _schedule_doc(schedule)
         try:
             await self._mongo.run(self._schedules.insert_one, doc)
         except DuplicateKeyError:
@@ -183,6 +174,81 @@ class MongoScheduleStore(ScheduleStore):
         fire_at, due_at = cursor_ns(cursor)
         changes = {**_spec_fields(spec), "next_fire_at": fire_at, "next_due_at": due_at, "updated_at": to_ns(now)}
         return await self._change(account, name, changes, spec.name)
+
+    async def apply_changes(
+        self, account: str, saved_jobs: Sequence[SavedJobWrite], schedules: Sequence[ScheduleWrite], now: datetime
+    ) -> tuple[list[SavedJob], list[Schedule]]:
+        if not self._mongo.transactions:
+            raise FailedPrecondition(
+                "apply: this MongoDB server has no transactions (a standalone server), so a file cannot be"
+                " applied all or nothing; nothing was written. Run MongoDB as a replica set (one member is"
+                " enough), or create and update the entries one at a time"
+            )
+
+        def apply() -> tuple[list[SavedJob], list[Schedule]]:
+            with self._mongo.client.start_session() as session:
+                return session.with_transaction(lambda s: self._apply(account, saved_jobs, schedules, now, s))
+
+        return await self._mongo.run(apply)
+
+    def _apply(
+        self,
+        account: str,
+        saved_jobs: Sequence[SavedJobWrite],
+        schedules: Sequence[ScheduleWrite],
+        now: datetime,
+        session: ClientSession,
+    ) -> tuple[list[SavedJob], list[Schedule]]:
+        """One attempt of the apply's transaction: every precondition read in it, then
+        the writes. A concurrent writer of the same documents makes the server abort it
+        (a write conflict, retried by `with_transaction`, whose next attempt sees the
+        change and fails its precondition); a duplicate key (an entry created meanwhile)
+        aborts it too and becomes FailedPrecondition."""
+        for job in saved_jobs:
+            latest = self._saved.find_one(
+                {"account": account, "name": job.name}, sort=[("version", -1)], session=session
+            )
+            check_saved_job_write(job.name, job.expected_version, None if latest is None else int(latest["version"]))
+        for write in schedules:
+            found = self._schedules.find_one({"account": account, "name": write.schedule.name}, session=session)
+            check_schedule_write(
+                write.schedule.name, write.expected_updated_at, None if found is None else found["updated_at"]
+            )
+        stored_jobs = []
+        for job in saved_jobs:
+            version = job.expected_version + 1
+            try:
+                self._saved.insert_one(
+                    _saved_doc(account, job.name, version, job.spec, job.description, now), session=session
+                )
+            except DuplicateKeyError:
+                check_saved_job_write(job.name, job.expected_version, version)  # raises
+            stored_jobs.append(SavedJob(account, job.name, version, job.spec, now, job.description))
+        stored = []
+        for write in schedules:
+            schedule = write.schedule
+            if write.expected_updated_at is None:
+                try:
+                    self._schedules.insert_one(_schedule_doc(schedule), session=session)
+                except DuplicateKeyError:
+                    check_schedule_write(schedule.name, None, to_ns(now))  # created meanwhile: raises
+            else:
+                fire_at, due_at = cursor_ns(schedule.cursor)
+                changes = {
+                    **_spec_fields(schedule.spec),
+                    "next_fire_at": fire_at,
+                    "next_due_at": due_at,
+                    "updated_at": to_ns(now),
+                    "lease_owner": "",
+                    "lease_expires_at": None,
+                }
+                query = {"account": account, "name": schedule.name, "updated_at": to_ns(write.expected_updated_at)}
+                if self._schedules.update_one(query, {"$set": changes}, session=session).matched_count != 1:
+                    check_schedule_write(schedule.name, write.expected_updated_at, None)  # changed meanwhile: raises
+            doc = self._schedules.find_one({"account": account, "name": schedule.name}, session=session)
+            assert doc is not None  # written just now, in this transaction
+            stored.append(_schedule(doc))
+        return stored_jobs, stored
 
     async def set_paused(
         self, account: str, name: str, paused: bool, cursor: tuple[datetime, datetime] | None, now: datetime
@@ -339,6 +405,22 @@ def _saved_doc(account: str, name: str, version: int, spec: JobSpec, description
         "stdin": Binary(spec.stdin),
         "description": description,
         "created_at": to_ns(now),
+    }
+
+
+def _schedule_doc(schedule: Schedule) -> Doc:
+    fire_at, due_at = cursor_ns(schedule.cursor)
+    return {
+        "_id": schedule.id,
+        "account": schedule.account,
+        **_spec_fields(schedule.spec),
+        "paused": schedule.paused,
+        "created_at": to_ns(schedule.created_at),
+        "updated_at": to_ns(schedule.updated_at),
+        "next_fire_at": fire_at,
+        "next_due_at": due_at,
+        "lease_owner": "",
+        "lease_expires_at": None,
     }
 
 

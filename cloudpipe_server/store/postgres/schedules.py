@@ -16,9 +16,12 @@ from typing import LiteralString
 from psycopg import errors
 from psycopg.types.json import Jsonb
 
+from cloudpipe_server.errors import AlreadyExists
 from cloudpipe_server.models import JobSpec
-from cloudpipe_server.scheduler.models import Fire, SavedJob, Schedule, ScheduleSpec
+from cloudpipe_server.scheduler.models import Fire, SavedJob, SavedJobWrite, Schedule, ScheduleSpec, ScheduleWrite
 from cloudpipe_server.store._shared import (
+    check_saved_job_write,
+    check_schedule_write,
     cursor_ns,
     fire_from_row,
     fire_values,
@@ -62,27 +65,17 @@ class PostgresScheduleStore(ScheduleStore):
     async def create_saved_job(
         self, account: str, name: str, spec: JobSpec, description: str, now: datetime
     ) -> SavedJob:
-        try:
-            async with self._db.connection() as conn:
-                await _insert_version(conn, account, name, 1, spec, description, now)
-        except errors.UniqueViolation:
-            raise saved_job_exists(account, name) from None
-        return SavedJob(account, name, 1, spec, now, description)
+        async with self._db.connection() as conn:
+            return await _create_saved_job(conn, account, name, spec, description, now)
 
     async def update_saved_job(
         self, account: str, name: str, spec: JobSpec, description: str, now: datetime
     ) -> SavedJob:
         async with self._db.connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", (f"{account}\x1f{name}",))
-            cursor = await conn.execute(
-                "SELECT max(version) AS v FROM saved_jobs WHERE account = %s AND name = %s", (account, name)
-            )
-            row = await cursor.fetchone()
-            if row is None or row["v"] is None:
+            latest = await _latest_version(conn, account, name)
+            if latest is None:
                 raise saved_job_missing(name)
-            version = int(row["v"]) + 1
-            await _insert_version(conn, account, name, version, spec, description, now)
-        return SavedJob(account, name, version, spec, now, description)
+            return await _insert_version(conn, account, name, latest + 1, spec, description, now)
 
     async def get_saved_job(self, account: str, name: str, version: int = 0) -> SavedJob:
         if version:
@@ -116,42 +109,20 @@ class PostgresScheduleStore(ScheduleStore):
     # -- schedules -----------------------------------------------------------------
 
     async def create_schedule(self, schedule: Schedule) -> Schedule:
-        fire_at, due_at = cursor_ns(schedule.cursor)
-        try:
-            rows = await self._db.rows(
-                "INSERT INTO schedules (id, account, name, spec, paused, created_at, updated_at, next_fire_at,"
-                " next_due_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
-                (
-                    schedule.id,
-                    schedule.account,
-                    schedule.name,
-                    Jsonb(schedule_spec_to_doc(schedule.spec)),
-                    schedule.paused,
-                    to_ns(schedule.created_at),
-                    to_ns(schedule.updated_at),
-                    fire_at,
-                    due_at,
-                ),
-            )
-        except errors.UniqueViolation:
-            raise schedule_exists(schedule.account, schedule.name) from None
-        return schedule_from_row(rows[0], rows[0]["spec"])
+        async with self._db.connection() as conn:
+            return await _create_schedule(conn, schedule)
 
     async def update_schedule(
         self, account: str, name: str, spec: ScheduleSpec, cursor: tuple[datetime, datetime] | None, now: datetime
     ) -> Schedule:
-        fire_at, due_at = cursor_ns(cursor)
-        try:
-            rows = await self._db.rows(
-                "UPDATE schedules SET name = %s, spec = %s, next_fire_at = %s, next_due_at = %s, updated_at = %s,"
-                " lease_owner = '', lease_expires_at = NULL WHERE account = %s AND name = %s RETURNING *",
-                (spec.name, Jsonb(schedule_spec_to_doc(spec)), fire_at, due_at, to_ns(now), account, name),
-            )
-        except errors.UniqueViolation:
-            raise schedule_exists(account, spec.name) from None
-        if not rows:
-            raise schedule_missing(name)
-        return schedule_from_row(rows[0], rows[0]["spec"])
+        async with self._db.connection() as conn:
+            return await _update_schedule(conn, account, name, spec, cursor, now)
+
+    async def apply_changes(
+        self, account: str, saved_jobs: Sequence[SavedJobWrite], schedules: Sequence[ScheduleWrite], now: datetime
+    ) -> tuple[list[SavedJob], list[Schedule]]:
+        async with self._db.connection() as conn, conn.transaction():
+            return await _apply(conn, account, saved_jobs, schedules, now)
 
     async def set_paused(
         self, account: str, name: str, paused: bool, cursor: tuple[datetime, datetime] | None, now: datetime
@@ -267,12 +238,113 @@ class PostgresScheduleStore(ScheduleStore):
 
 async def _insert_version(
     conn: Conn, account: str, name: str, version: int, spec: JobSpec, description: str, now: datetime
-) -> None:
+) -> SavedJob:
     await conn.execute(
         "INSERT INTO saved_jobs (account, name, version, spec, stdin, description, created_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s)",
         (account, name, version, Jsonb(spec_to_doc(spec)), spec.stdin, description, to_ns(now)),
     )
+    return SavedJob(account, name, version, spec, now, description)
+
+
+async def _latest_version(conn: Conn, account: str, name: str) -> int | None:
+    """The saved job's latest version (None: none), holding until the end of the
+    transaction the advisory lock that serialises its versions."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", (f"{account}\x1f{name}",))
+    cursor = await conn.execute(
+        "SELECT max(version) AS v FROM saved_jobs WHERE account = %s AND name = %s", (account, name)
+    )
+    row = await cursor.fetchone()
+    return None if row is None or row["v"] is None else int(row["v"])
+
+
+async def _create_saved_job(
+    conn: Conn, account: str, name: str, spec: JobSpec, description: str, now: datetime
+) -> SavedJob:
+    try:
+        return await _insert_version(conn, account, name, 1, spec, description, now)
+    except errors.UniqueViolation:
+        raise saved_job_exists(account, name) from None
+
+
+async def _create_schedule(conn: Conn, schedule: Schedule) -> Schedule:
+    fire_at, due_at = cursor_ns(schedule.cursor)
+    try:
+        cursor = await conn.execute(
+            "INSERT INTO schedules (id, account, name, spec, paused, created_at, updated_at, next_fire_at,"
+            " next_due_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+            (
+                schedule.id,
+                schedule.account,
+                schedule.name,
+                Jsonb(schedule_spec_to_doc(schedule.spec)),
+                schedule.paused,
+                to_ns(schedule.created_at),
+                to_ns(schedule.updated_at),
+                fire_at,
+                due_at,
+            ),
+        )
+    except errors.UniqueViolation:
+        raise schedule_exists(schedule.account, schedule.name) from None
+    row = await cursor.fetchone()
+    assert row is not None  # INSERT ... RETURNING returns the row it inserted
+    return schedule_from_row(row, row["spec"])
+
+
+async def _update_schedule(
+    conn: Conn, account: str, name: str, spec: ScheduleSpec, cursor: tuple[datetime, datetime] | None, now: datetime
+) -> Schedule:
+    fire_at, due_at = cursor_ns(cursor)
+    try:
+        result = await conn.execute(
+            "UPDATE schedules SET name = %s, spec = %s, next_fire_at = %s, next_due_at = %s, updated_at = %s,"
+            " lease_owner = '', lease_expires_at = NULL WHERE account = %s AND name = %s RETURNING *",
+            (spec.name, Jsonb(schedule_spec_to_doc(spec)), fire_at, due_at, to_ns(now), account, name),
+        )
+    except errors.UniqueViolation:
+        raise schedule_exists(account, spec.name) from None
+    row = await result.fetchone()
+    if row is None:
+        raise schedule_missing(name)
+    return schedule_from_row(row, row["spec"])
+
+
+async def _apply(
+    conn: Conn, account: str, saved_jobs: Sequence[SavedJobWrite], schedules: Sequence[ScheduleWrite], now: datetime
+) -> tuple[list[SavedJob], list[Schedule]]:
+    """`ScheduleStore.apply_changes` in the caller's transaction. The preconditions lock
+    what they read (each saved job's advisory lock, each schedule's row) in name order,
+    so concurrent applies wait for each other instead of deadlocking; a schedule created
+    meanwhile by someone else is caught by the unique index (the transaction then rolls
+    back whole)."""
+    for job in sorted(saved_jobs, key=lambda j: j.name):
+        check_saved_job_write(job.name, job.expected_version, await _latest_version(conn, account, job.name))
+    for write in sorted(schedules, key=lambda w: w.schedule.name):
+        cursor = await conn.execute(
+            "SELECT updated_at FROM schedules WHERE account = %s AND name = %s FOR UPDATE",
+            (account, write.schedule.name),
+        )
+        row = await cursor.fetchone()
+        check_schedule_write(write.schedule.name, write.expected_updated_at, None if row is None else row["updated_at"])
+    stored_jobs = []
+    for job in saved_jobs:
+        version = job.expected_version + 1
+        try:
+            stored_jobs.append(await _insert_version(conn, account, job.name, version, job.spec, job.description, now))
+        except errors.UniqueViolation:  # created meanwhile by a Create, which takes no advisory lock
+            check_saved_job_write(job.name, job.expected_version, version)  # raises
+    stored = []
+    for write in schedules:
+        try:
+            if write.expected_updated_at is None:
+                stored.append(await _create_schedule(conn, write.schedule))
+            else:
+                spec, cursor_at = write.schedule.spec, write.schedule.cursor
+                stored.append(await _update_schedule(conn, account, spec.name, spec, cursor_at, now))
+        except AlreadyExists:
+            check_schedule_write(write.schedule.name, None, to_ns(now))  # created meanwhile: raises
+    return stored_jobs, stored
 
 
 async def _record(conn: Conn, owner: str, record: FireRecord) -> list[Fire] | None:

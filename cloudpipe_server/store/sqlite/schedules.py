@@ -11,9 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cloudpipe_server.models import JobSpec
-from cloudpipe_server.scheduler.models import Fire, SavedJob, Schedule, ScheduleSpec
+from cloudpipe_server.scheduler.models import Fire, SavedJob, SavedJobWrite, Schedule, ScheduleSpec, ScheduleWrite
 from cloudpipe_server.store._shared import (
     FIRE_COLUMNS,
+    check_saved_job_write,
+    check_schedule_write,
     cursor_ns,
     fire_from_row,
     fire_values,
@@ -58,7 +60,7 @@ class SqliteScheduleStore(ScheduleStore):
         self, account: str, name: str, spec: JobSpec, description: str, now: datetime
     ) -> SavedJob:
         def insert(conn: sqlite3.Connection) -> SavedJob:
-            if conn.execute("SELECT 1 FROM saved_jobs WHERE account = ? AND name = ?", (account, name)).fetchone():
+            if _latest_version(conn, account, name) is not None:
                 raise saved_job_exists(account, name)
             return _insert_version(conn, account, name, 1, spec, description, now)
 
@@ -68,12 +70,10 @@ class SqliteScheduleStore(ScheduleStore):
         self, account: str, name: str, spec: JobSpec, description: str, now: datetime
     ) -> SavedJob:
         def insert(conn: sqlite3.Connection) -> SavedJob:
-            row = conn.execute(
-                "SELECT max(version) FROM saved_jobs WHERE account = ? AND name = ?", (account, name)
-            ).fetchone()
-            if row[0] is None:
+            latest = _latest_version(conn, account, name)
+            if latest is None:
                 raise saved_job_missing(name)
-            return _insert_version(conn, account, name, row[0] + 1, spec, description, now)
+            return _insert_version(conn, account, name, latest + 1, spec, description, now)
 
         return await self._db.run(insert, write=True)
 
@@ -112,48 +112,17 @@ class SqliteScheduleStore(ScheduleStore):
     # -- schedules -----------------------------------------------------------------
 
     async def create_schedule(self, schedule: Schedule) -> Schedule:
-        def insert(conn: sqlite3.Connection) -> Schedule:
-            fire_at, due_at = cursor_ns(schedule.cursor)
-            try:
-                conn.execute(
-                    "INSERT INTO schedules (id, account, name, spec, paused, created_at, updated_at,"
-                    " next_fire_at, next_due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        schedule.id,
-                        schedule.account,
-                        schedule.name,
-                        json.dumps(schedule_spec_to_doc(schedule.spec)),
-                        int(schedule.paused),
-                        to_ns(schedule.created_at),
-                        to_ns(schedule.updated_at),
-                        fire_at,
-                        due_at,
-                    ),
-                )
-            except sqlite3.IntegrityError:
-                raise schedule_exists(schedule.account, schedule.name) from None
-            return _get(conn, schedule.account, schedule.name)
-
-        return await self._db.run(insert, write=True)
+        return await self._db.run(lambda conn: _create_schedule(conn, schedule), write=True)
 
     async def update_schedule(
         self, account: str, name: str, spec: ScheduleSpec, cursor: tuple[datetime, datetime] | None, now: datetime
     ) -> Schedule:
-        def update(conn: sqlite3.Connection) -> Schedule:
-            fire_at, due_at = cursor_ns(cursor)
-            try:
-                changed = conn.execute(
-                    "UPDATE schedules SET name = ?, spec = ?, next_fire_at = ?, next_due_at = ?, updated_at = ?,"
-                    " lease_owner = '', lease_expires_at = NULL WHERE account = ? AND name = ?",
-                    (spec.name, json.dumps(schedule_spec_to_doc(spec)), fire_at, due_at, to_ns(now), account, name),
-                ).rowcount
-            except sqlite3.IntegrityError:
-                raise schedule_exists(account, spec.name) from None
-            if not changed:
-                raise schedule_missing(name)
-            return _get(conn, account, spec.name)
+        return await self._db.run(lambda conn: _update_schedule(conn, account, name, spec, cursor, now), write=True)
 
-        return await self._db.run(update, write=True)
+    async def apply_changes(
+        self, account: str, saved_jobs: Sequence[SavedJobWrite], schedules: Sequence[ScheduleWrite], now: datetime
+    ) -> tuple[list[SavedJob], list[Schedule]]:
+        return await self._db.run(lambda conn: _apply(conn, account, saved_jobs, schedules, now), write=True)
 
     async def set_paused(
         self, account: str, name: str, paused: bool, cursor: tuple[datetime, datetime] | None, now: datetime
@@ -291,6 +260,85 @@ def _exists(conn: sqlite3.Connection, account: str, name: str) -> bool:
     return (
         conn.execute("SELECT 1 FROM saved_jobs WHERE account = ? AND name = ?", (account, name)).fetchone() is not None
     )
+
+
+def _latest_version(conn: sqlite3.Connection, account: str, name: str) -> int | None:
+    row = conn.execute("SELECT max(version) FROM saved_jobs WHERE account = ? AND name = ?", (account, name)).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def _create_schedule(conn: sqlite3.Connection, schedule: Schedule) -> Schedule:
+    fire_at, due_at = cursor_ns(schedule.cursor)
+    try:
+        conn.execute(
+            "INSERT INTO schedules (id, account, name, spec, paused, created_at, updated_at,"
+            " next_fire_at, next_due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                schedule.id,
+                schedule.account,
+                schedule.name,
+                json.dumps(schedule_spec_to_doc(schedule.spec)),
+                int(schedule.paused),
+                to_ns(schedule.created_at),
+                to_ns(schedule.updated_at),
+                fire_at,
+                due_at,
+            ),
+        )
+    except sqlite3.IntegrityError:
+        raise schedule_exists(schedule.account, schedule.name) from None
+    return _get(conn, schedule.account, schedule.name)
+
+
+def _update_schedule(
+    conn: sqlite3.Connection,
+    account: str,
+    name: str,
+    spec: ScheduleSpec,
+    cursor: tuple[datetime, datetime] | None,
+    now: datetime,
+) -> Schedule:
+    fire_at, due_at = cursor_ns(cursor)
+    try:
+        changed = conn.execute(
+            "UPDATE schedules SET name = ?, spec = ?, next_fire_at = ?, next_due_at = ?, updated_at = ?,"
+            " lease_owner = '', lease_expires_at = NULL WHERE account = ? AND name = ?",
+            (spec.name, json.dumps(schedule_spec_to_doc(spec)), fire_at, due_at, to_ns(now), account, name),
+        ).rowcount
+    except sqlite3.IntegrityError:
+        raise schedule_exists(account, spec.name) from None
+    if not changed:
+        raise schedule_missing(name)
+    return _get(conn, account, spec.name)
+
+
+def _apply(
+    conn: sqlite3.Connection,
+    account: str,
+    saved_jobs: Sequence[SavedJobWrite],
+    schedules: Sequence[ScheduleWrite],
+    now: datetime,
+) -> tuple[list[SavedJob], list[Schedule]]:
+    """`ScheduleStore.apply_changes` inside the caller's write transaction: every
+    precondition first, then the writes (a failure rolls all of them back)."""
+    for job in saved_jobs:
+        check_saved_job_write(job.name, job.expected_version, _latest_version(conn, account, job.name))
+    for write in schedules:
+        row = conn.execute(
+            "SELECT updated_at FROM schedules WHERE account = ? AND name = ?", (account, write.schedule.name)
+        ).fetchone()
+        check_schedule_write(write.schedule.name, write.expected_updated_at, None if row is None else row[0])
+    stored_jobs = [
+        _insert_version(conn, account, job.name, job.expected_version + 1, job.spec, job.description, now)
+        for job in saved_jobs
+    ]
+    stored = [
+        _create_schedule(conn, write.schedule)
+        if write.expected_updated_at is None
+        else _update_schedule(conn, account, write.schedule.name, write.schedule.spec, write.schedule.cursor, now)
+        for write in schedules
+    ]
+    return stored_jobs, stored
 
 
 def _insert_version(

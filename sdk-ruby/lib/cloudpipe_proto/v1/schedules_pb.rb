@@ -148,6 +148,24 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
     add_message "cloudpipe.v1.ScheduleHistoryResponse" do
       repeated :fires, :message, 1, "cloudpipe.v1.Fire"
     end
+    add_message "cloudpipe.v1.ApplySavedJob" do
+      optional :name, :string, 1
+      optional :spec, :message, 2, "cloudpipe.v1.JobSpec"
+      optional :description, :string, 3
+      optional :expected_version, :uint32, 4
+    end
+    add_message "cloudpipe.v1.ApplySchedule" do
+      optional :spec, :message, 1, "cloudpipe.v1.ScheduleSpec"
+      optional :expected_updated_at, :message, 2, "google.protobuf.Timestamp"
+    end
+    add_message "cloudpipe.v1.ApplyRequest" do
+      repeated :saved_jobs, :message, 1, "cloudpipe.v1.ApplySavedJob"
+      repeated :schedules, :message, 2, "cloudpipe.v1.ApplySchedule"
+    end
+    add_message "cloudpipe.v1.ApplyResponse" do
+      repeated :saved_jobs, :message, 1, "cloudpipe.v1.SavedJob"
+      repeated :schedules, :message, 2, "cloudpipe.v1.Schedule"
+    end
     add_enum "cloudpipe.v1.OverlapPolicy" do
       value :OVERLAP_POLICY_UNSPECIFIED, 0
       value :OVERLAP_POLICY_SKIP, 1
@@ -204,6 +222,10 @@ module Cloudpipe
     PreviewScheduleResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.PreviewScheduleResponse").msgclass
     ScheduleHistoryRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.ScheduleHistoryRequest").msgclass
     ScheduleHistoryResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.ScheduleHistoryResponse").msgclass
+    ApplySavedJob = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.ApplySavedJob").msgclass
+    ApplySchedule = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.ApplySchedule").msgclass
+    ApplyRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.ApplyRequest").msgclass
+    ApplyResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.ApplyResponse").msgclass
     OverlapPolicy = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.OverlapPolicy").enummodule
     CatchupPolicy = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.CatchupPolicy").enummodule
     FireOutcome = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cloudpipe.v1.FireOutcome").enummodule

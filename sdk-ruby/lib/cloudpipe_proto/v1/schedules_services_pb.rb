@@ -62,6 +62,11 @@ module Cloudpipe
         rpc :Preview, ::Cloudpipe::V1::PreviewScheduleRequest, ::Cloudpipe::V1::PreviewScheduleResponse
         # Fires, newest first, with their job ids and outcomes.
         rpc :History, ::Cloudpipe::V1::ScheduleHistoryRequest, ::Cloudpipe::V1::ScheduleHistoryResponse
+        # Store the saved jobs and schedules of one file (`cloudpipe apply`) in one
+        # transaction: every entry or none. INVALID_ARGUMENT listing every invalid entry;
+        # FAILED_PRECONDITION naming an entry that changed since the client read it (nothing
+        # is written: read again and retry).
+        rpc :Apply, ::Cloudpipe::V1::ApplyRequest, ::Cloudpipe::V1::ApplyResponse
       end
 
       Stub = Service.rpc_stub_class

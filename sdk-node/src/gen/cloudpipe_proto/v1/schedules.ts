@@ -431,6 +431,52 @@ export interface ScheduleHistoryResponse {
   fires: Fire[];
 }
 
+/** A saved job to store: version 1 of a new one, or the next version of one. */
+export interface ApplySavedJob {
+  /** Unique per account; the rules of CreateSavedJobRequest.name. */
+  name: string;
+  /** The template, checked as Create and Update check it. */
+  spec?:
+    | JobSpec
+    | undefined;
+  /** Stored with this version. */
+  description: string;
+  /**
+   * The latest version the client read: zero means the saved job must not exist yet;
+   * otherwise it must still be the latest version.
+   */
+  expectedVersion: number;
+}
+
+/** A schedule to create or replace (a rename is not part of an apply: spec.name names it). */
+export interface ApplySchedule {
+  /** The definition, checked as Create and Update check it. */
+  spec?:
+    | ScheduleSpec
+    | undefined;
+  /**
+   * The schedule's updated_at as the client read it: unset means it must not exist
+   * yet; otherwise it must still have this updated_at.
+   */
+  expectedUpdatedAt?: Date | undefined;
+}
+
+export interface ApplyRequest {
+  /**
+   * At most 1000 saved jobs and 1000 schedules, each name at most once. A schedule may
+   * run a saved job of this request (at most at the version the request stores).
+   */
+  savedJobs: ApplySavedJob[];
+  schedules: ApplySchedule[];
+}
+
+export interface ApplyResponse {
+  /** The versions stored, in the request's order. */
+  savedJobs: SavedJob[];
+  /** The schedules stored, in the request's order. */
+  schedules: Schedule[];
+}
+
 function createBaseSavedJob(): SavedJob {
   return { name: "", version: 0, spec: undefined, description: "", createdAt: undefined };
 }
@@ -3467,6 +3513,400 @@ export const ScheduleHistoryResponse: MessageFns<ScheduleHistoryResponse> = {
   },
 };
 
+function createBaseApplySavedJob(): ApplySavedJob {
+  return { name: "", spec: undefined, description: "", expectedVersion: 0 };
+}
+
+export const ApplySavedJob: MessageFns<ApplySavedJob> = {
+  encode(message: ApplySavedJob, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.spec !== undefined) {
+      JobSpec.encode(message.spec, writer.uint32(18).fork()).join();
+    }
+    if (message.description !== "") {
+      writer.uint32(26).string(message.description);
+    }
+    if (message.expectedVersion !== 0) {
+      writer.uint32(32).uint32(message.expectedVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplySavedJob {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApplySavedJob();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.spec = JobSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.expectedVersion = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApplySavedJob {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      spec: isSet(object.spec) ? JobSpec.fromJSON(object.spec) : undefined,
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      expectedVersion: isSet(object.expectedVersion)
+        ? globalThis.Number(object.expectedVersion)
+        : isSet(object.expected_version)
+        ? globalThis.Number(object.expected_version)
+        : 0,
+    };
+  },
+
+  toJSON(message: ApplySavedJob): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.spec !== undefined) {
+      obj.spec = JobSpec.toJSON(message.spec);
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.expectedVersion !== 0) {
+      obj.expectedVersion = Math.round(message.expectedVersion);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApplySavedJob>, I>>(base?: I): ApplySavedJob {
+    return ApplySavedJob.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApplySavedJob>, I>>(object: I): ApplySavedJob {
+    const message = createBaseApplySavedJob();
+    message.name = object.name ?? "";
+    message.spec = (object.spec !== undefined && object.spec !== null) ? JobSpec.fromPartial(object.spec) : undefined;
+    message.description = object.description ?? "";
+    message.expectedVersion = object.expectedVersion ?? 0;
+    return message;
+  },
+};
+
+function createBaseApplySchedule(): ApplySchedule {
+  return { spec: undefined, expectedUpdatedAt: undefined };
+}
+
+export const ApplySchedule: MessageFns<ApplySchedule> = {
+  encode(message: ApplySchedule, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.spec !== undefined) {
+      ScheduleSpec.encode(message.spec, writer.uint32(10).fork()).join();
+    }
+    if (message.expectedUpdatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expectedUpdatedAt), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplySchedule {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApplySchedule();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.spec = ScheduleSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.expectedUpdatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApplySchedule {
+    return {
+      spec: isSet(object.spec) ? ScheduleSpec.fromJSON(object.spec) : undefined,
+      expectedUpdatedAt: isSet(object.expectedUpdatedAt)
+        ? fromJsonTimestamp(object.expectedUpdatedAt)
+        : isSet(object.expected_updated_at)
+        ? fromJsonTimestamp(object.expected_updated_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ApplySchedule): unknown {
+    const obj: any = {};
+    if (message.spec !== undefined) {
+      obj.spec = ScheduleSpec.toJSON(message.spec);
+    }
+    if (message.expectedUpdatedAt !== undefined) {
+      obj.expectedUpdatedAt = message.expectedUpdatedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApplySchedule>, I>>(base?: I): ApplySchedule {
+    return ApplySchedule.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApplySchedule>, I>>(object: I): ApplySchedule {
+    const message = createBaseApplySchedule();
+    message.spec = (object.spec !== undefined && object.spec !== null)
+      ? ScheduleSpec.fromPartial(object.spec)
+      : undefined;
+    message.expectedUpdatedAt = object.expectedUpdatedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseApplyRequest(): ApplyRequest {
+  return { savedJobs: [], schedules: [] };
+}
+
+export const ApplyRequest: MessageFns<ApplyRequest> = {
+  encode(message: ApplyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.savedJobs) {
+      ApplySavedJob.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.schedules) {
+      ApplySchedule.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApplyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.savedJobs.push(ApplySavedJob.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.schedules.push(ApplySchedule.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApplyRequest {
+    return {
+      savedJobs: globalThis.Array.isArray(object?.savedJobs)
+        ? object.savedJobs.map((e: any) => ApplySavedJob.fromJSON(e))
+        : globalThis.Array.isArray(object?.saved_jobs)
+        ? object.saved_jobs.map((e: any) => ApplySavedJob.fromJSON(e))
+        : [],
+      schedules: globalThis.Array.isArray(object?.schedules)
+        ? object.schedules.map((e: any) => ApplySchedule.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ApplyRequest): unknown {
+    const obj: any = {};
+    if (message.savedJobs?.length) {
+      obj.savedJobs = message.savedJobs.map((e) => ApplySavedJob.toJSON(e));
+    }
+    if (message.schedules?.length) {
+      obj.schedules = message.schedules.map((e) => ApplySchedule.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApplyRequest>, I>>(base?: I): ApplyRequest {
+    return ApplyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApplyRequest>, I>>(object: I): ApplyRequest {
+    const message = createBaseApplyRequest();
+    message.savedJobs = object.savedJobs?.map((e) => ApplySavedJob.fromPartial(e)) || [];
+    message.schedules = object.schedules?.map((e) => ApplySchedule.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseApplyResponse(): ApplyResponse {
+  return { savedJobs: [], schedules: [] };
+}
+
+export const ApplyResponse: MessageFns<ApplyResponse> = {
+  encode(message: ApplyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.savedJobs) {
+      SavedJob.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.schedules) {
+      Schedule.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApplyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.savedJobs.push(SavedJob.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.schedules.push(Schedule.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApplyResponse {
+    return {
+      savedJobs: globalThis.Array.isArray(object?.savedJobs)
+        ? object.savedJobs.map((e: any) => SavedJob.fromJSON(e))
+        : globalThis.Array.isArray(object?.saved_jobs)
+        ? object.saved_jobs.map((e: any) => SavedJob.fromJSON(e))
+        : [],
+      schedules: globalThis.Array.isArray(object?.schedules)
+        ? object.schedules.map((e: any) => Schedule.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ApplyResponse): unknown {
+    const obj: any = {};
+    if (message.savedJobs?.length) {
+      obj.savedJobs = message.savedJobs.map((e) => SavedJob.toJSON(e));
+    }
+    if (message.schedules?.length) {
+      obj.schedules = message.schedules.map((e) => Schedule.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApplyResponse>, I>>(base?: I): ApplyResponse {
+    return ApplyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApplyResponse>, I>>(object: I): ApplyResponse {
+    const message = createBaseApplyResponse();
+    message.savedJobs = object.savedJobs?.map((e) => SavedJob.fromPartial(e)) || [];
+    message.schedules = object.schedules?.map((e) => Schedule.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /** SavedJobService keeps named job templates, versioned, and runs them. */
 export type SavedJobServiceService = typeof SavedJobServiceService;
 export const SavedJobServiceService = {
@@ -3767,6 +4207,21 @@ export const ScheduleServiceService = {
       Buffer.from(ScheduleHistoryResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ScheduleHistoryResponse => ScheduleHistoryResponse.decode(value),
   },
+  /**
+   * Store the saved jobs and schedules of one file (`cloudpipe apply`) in one
+   * transaction: every entry or none. INVALID_ARGUMENT listing every invalid entry;
+   * FAILED_PRECONDITION naming an entry that changed since the client read it (nothing
+   * is written: read again and retry).
+   */
+  apply: {
+    path: "/cloudpipe.v1.ScheduleService/Apply" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ApplyRequest): Buffer => Buffer.from(ApplyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ApplyRequest => ApplyRequest.decode(value),
+    responseSerialize: (value: ApplyResponse): Buffer => Buffer.from(ApplyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ApplyResponse => ApplyResponse.decode(value),
+  },
 } as const;
 
 export interface ScheduleServiceServer extends UntypedServiceImplementation {
@@ -3786,6 +4241,13 @@ export interface ScheduleServiceServer extends UntypedServiceImplementation {
   preview: handleUnaryCall<PreviewScheduleRequest, PreviewScheduleResponse>;
   /** Fires, newest first, with their job ids and outcomes. */
   history: handleUnaryCall<ScheduleHistoryRequest, ScheduleHistoryResponse>;
+  /**
+   * Store the saved jobs and schedules of one file (`cloudpipe apply`) in one
+   * transaction: every entry or none. INVALID_ARGUMENT listing every invalid entry;
+   * FAILED_PRECONDITION naming an entry that changed since the client read it (nothing
+   * is written: read again and retry).
+   */
+  apply: handleUnaryCall<ApplyRequest, ApplyResponse>;
 }
 
 export interface ScheduleServiceClient extends Client {
@@ -3941,6 +4403,27 @@ export interface ScheduleServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ScheduleHistoryResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Store the saved jobs and schedules of one file (`cloudpipe apply`) in one
+   * transaction: every entry or none. INVALID_ARGUMENT listing every invalid entry;
+   * FAILED_PRECONDITION naming an entry that changed since the client read it (nothing
+   * is written: read again and retry).
+   */
+  apply(
+    request: ApplyRequest,
+    callback: (error: ServiceError | null, response: ApplyResponse) => void,
+  ): ClientUnaryCall;
+  apply(
+    request: ApplyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ApplyResponse) => void,
+  ): ClientUnaryCall;
+  apply(
+    request: ApplyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ApplyResponse) => void,
   ): ClientUnaryCall;
 }
 
