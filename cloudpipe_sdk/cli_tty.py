@@ -26,7 +26,7 @@ import termios
 import threading
 import tty
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import Any
 
@@ -111,7 +111,10 @@ def raw_terminal() -> Iterator[None]:
         tty.setraw(0, termios.TCSANOW)
         yield
     finally:
-        termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        # after a hangup the terminal is gone (EIO): nothing is left to restore, and the
+        # exit code the hangup gave must stand
+        with suppress(termios.error, OSError):
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
         for number, handler in previous.items():
             signal.signal(number, handler)
 

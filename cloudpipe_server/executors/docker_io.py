@@ -96,6 +96,7 @@ class AttachedStreams:
         self._reader = threading.Thread(target=self._read, daemon=True, name=f"cloudpipe-out-{job_id}")
         self._stdin_lock = threading.Lock()
         self._stdin_open = True
+        self._line_open = False  # a tty job's last input byte ended no line (see _close_stdin)
 
     def start(self) -> None:
         self._reader.start()
@@ -119,6 +120,7 @@ class AttachedStreams:
             try:
                 if data:
                     self._raw.sendall(data)
+                    self._line_open = data[-1:] not in (b"\n", b"\r")
                 if then_close:
                     self._close_stdin()
                 return True
@@ -140,7 +142,9 @@ class AttachedStreams:
     def _close_stdin(self) -> None:
         self._stdin_open = False
         if self._tty:  # a terminal's end of input is its EOF key: half-closing the socket
-            self._raw.sendall(b"\x04")  # would make the engine stop copying the output
+            # would make the engine stop copying the output. After a line left open, the
+            # first EOF key only hands that line to the reader; the second is the end.
+            self._raw.sendall(b"\x04\x04" if self._line_open else b"\x04")
         else:
             self._raw.shutdown(socket.SHUT_WR)
 

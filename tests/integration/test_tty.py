@@ -187,3 +187,19 @@ def test_resizing_a_tty_job_that_ended_is_ignored(server: ServerProcess, client:
         events = list(session)
     assert isinstance(events[-1], Exit) and events[-1].status is JobStatus.DONE
     assert b"over" in b"".join(e.data for e in events if isinstance(e, Output))
+
+
+@pytest.mark.timeout(120)
+def test_closing_stdin_after_a_line_left_open_ends_the_input(client: Client) -> None:
+    """Input piped into a tty job need not end with a newline: closing stdin after `abc`
+    still ends the reader's input (the first EOF key hands `abc` over, the second ends it)."""
+    job = client.shell("stty -echo; echo ready; wc -c", tty=True)
+    with job.attach() as session:
+        read_until(session, b"ready")
+        session.write(b"abc")
+        session.close_stdin()
+        for event in session:
+            if isinstance(event, Exit):
+                break
+    assert job.wait(60) is JobStatus.DONE, job.snapshot.reason
+    assert job.stdout.split()[-1] == "3", job.stdout

@@ -3,6 +3,11 @@ typed without holding back or losing any other key."""
 
 from __future__ import annotations
 
+import os
+import pty
+import sys
+import time
+
 import click
 import pytest
 
@@ -32,3 +37,28 @@ def test_a_start_of_the_keys_is_sent_once_the_next_key_shows_it_is_not_them() ->
     assert matcher.feed(b"b") == (b"\x10b", False)
     assert matcher.feed(b"\x10\x10") == (b"\x10", False)  # the second may start them again
     assert matcher.feed(b"\x11") == (b"", True)
+
+
+def test_a_hangup_in_raw_mode_exits_129_without_a_traceback() -> None:
+    """The terminal gone (its other end closed: SIGHUP, then EIO on restoring it) leaves
+    the hangup's exit code standing."""
+    code = (
+        "import os, time\n"
+        "from cloudpipe_sdk.cli_tty import raw_terminal\n"
+        "with raw_terminal():\n"
+        "    os.write(1, b'ready')\n"
+        "    time.sleep(60)\n"
+    )
+    pid, master = pty.fork()
+    if pid == 0:  # the child: our CLI's raw terminal on a pty of its own
+        os.execv(sys.executable, [sys.executable, "-c", code])
+    try:
+        seen = b""
+        deadline = time.monotonic() + 60
+        while b"ready" not in seen and time.monotonic() < deadline:
+            seen += os.read(master, 1024)
+        assert b"ready" in seen, seen
+    finally:
+        os.close(master)  # hang up
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 129
