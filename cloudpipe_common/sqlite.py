@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -77,7 +78,7 @@ class SqliteDatabase:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
         conn.row_factory = sqlite3.Row
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enter_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
         except BaseException:
@@ -155,3 +156,22 @@ def _migrate_table(conn: sqlite3.Connection, migrations: Sequence[str], table: s
     if len(migrations) > version:  # never write the version down: a newer server may have migrated further
         conn.execute(f"DELETE FROM {table}")
         conn.execute(f"INSERT INTO {table} VALUES (?)", (len(migrations),))
+
+
+_WAL_WAIT_SECONDS = 30.0
+
+
+def _enter_wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode. Switching needs the file to itself, and SQLite answers
+    "database is locked" at once, without waiting as for a lock, while another process
+    opens the same new file (servers starting together on one data dir): so try again
+    for a while, as a lock would be waited for."""
+    deadline = time.monotonic() + _WAL_WAIT_SECONDS
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
