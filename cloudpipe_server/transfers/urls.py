@@ -137,6 +137,10 @@ def _check_path(path: str, field: str, *, directory_allowed: bool) -> None:
         raise InvalidArgument(f"{field}: a path of at most {MAX_PATH_BYTES} bytes, without control characters")
     if not directory_allowed and path.endswith("/"):
         raise InvalidArgument(f"{field}: an input is one file, not a directory")
+    if path.startswith("//"):
+        # normpath keeps a leading "//" (POSIX leaves its meaning to the system), so
+        # "//proc/x" would pass every rule below while naming /proc/x in the container.
+        raise InvalidArgument(f"{field}: a path starts with one '/', not '//'")
     if not bare.startswith("/") or posixpath.normpath(bare) != bare or bare == "/":
         what = "an absolute file path" + (" (a directory ending in '/')" if directory_allowed else "")
         raise InvalidArgument(f"{field}: give {what} in the container, normalized, without '.' or '..', not '/'")
