@@ -365,6 +365,9 @@ class DockerExecutor(Executor):
         except _ENGINE_ERRORS as exc:
             self._forget(job.id, None)
             return Outcome(JobStatus.ERROR, self._clock(), reason=f"Docker engine unavailable: {exc}")
+        except BaseException:  # anything else (a bug): the run is over all the same
+            self._forget(job.id, None)
+            raise
         with self._lock:
             run.container_id = container_id
             killed_early = run.killed

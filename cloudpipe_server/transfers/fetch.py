@@ -16,6 +16,7 @@ import urllib3
 from minio.error import MinioException
 from urllib3.exceptions import HTTPError
 
+from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.models import Job
 from cloudpipe_server.transfers.base import TransferConfig, TransferFailed, describe
 from cloudpipe_server.transfers.credentials import StorageCredentials
@@ -23,6 +24,9 @@ from cloudpipe_server.transfers.guard import AddressRefused
 from cloudpipe_server.transfers.urls import INPUT_SCHEMES, parse_url
 
 CHUNK = 1 << 20
+# what a request, the client (ValueError: a name or setting it refuses) or a URL stored
+# before a submit rule was added (InvalidArgument) fails with
+_FAILURES = (MinioException, HTTPError, OSError, ValueError, InvalidArgument)
 
 
 @contextmanager
@@ -52,7 +56,7 @@ def staged_inputs(
                         raise TransferFailed(f"input {path}: {url}: {exc}") from None
                     except AddressRefused as exc:
                         raise TransferFailed(f"input {path}: {url}: {exc}") from None
-                    except (MinioException, HTTPError, OSError) as exc:
+                    except _FAILURES as exc:
                         raise TransferFailed(f"input {path}: {url}: {describe(exc)}") from None
                     info = tarfile.TarInfo(path.lstrip("/"))
                     info.size, info.mode, info.mtime = body.tell(), 0o644, int(time.time())

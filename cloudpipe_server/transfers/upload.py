@@ -15,6 +15,7 @@ import urllib3
 from minio.error import MinioException
 from urllib3.exceptions import HTTPError
 
+from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.models import Job
 from cloudpipe_server.transfers.base import TransferConfig, TransferFailed, describe
 from cloudpipe_server.transfers.credentials import StorageCredentials
@@ -22,6 +23,9 @@ from cloudpipe_server.transfers.guard import AddressRefused
 from cloudpipe_server.transfers.urls import OUTPUT_SCHEMES, Location, parse_url
 
 CHUNK = 1 << 20
+# what a request, the client (ValueError: a name or setting it refuses) or a URL stored
+# before a submit rule was added (InvalidArgument) fails with
+_FAILURES = (MinioException, HTTPError, OSError, tarfile.TarError, ValueError, InvalidArgument)
 # (container path) -> (its tar archive as a stream, whether the path is a directory);
 # raises TransferFailed when the path is not in the container
 OpenArchive = Callable[[str], tuple[IO[bytes], bool]]
@@ -77,7 +81,7 @@ def upload_outputs(
             raise TransferFailed(f"output {path}: {url}: {exc}") from None
         except AddressRefused as exc:
             raise TransferFailed(f"output {path}: {url}: {exc}") from None
-        except (MinioException, HTTPError, OSError, tarfile.TarError) as exc:
+        except _FAILURES as exc:
             raise TransferFailed(f"output {path}: {url}: {describe(exc)}") from None
     return uploaded
 
