@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from typing import IO, Any
 
 import docker.errors
@@ -56,7 +57,7 @@ def _exists(api: Any, container_id: str, path: str) -> bool:
     return True
 
 
-def upload_outputs(api: Any, transfers: Transfers, job: Job, container_id: str) -> str:
+def upload_outputs(api: Any, transfers: Transfers, job: Job, container_id: str, cancelled: Callable[[], bool]) -> str:
     """Upload the exited job's outputs from its container; "" or why they could not all be."""
 
     def open_archive(path: str) -> tuple[IO[bytes], bool]:
@@ -70,7 +71,7 @@ def upload_outputs(api: Any, transfers: Transfers, job: Job, container_id: str) 
         return io.BufferedReader(ChunkReader(stream), 1 << 20), directory
 
     try:
-        count = transfers.upload_outputs(job, open_archive)
+        count = transfers.upload_outputs(job, open_archive, cancelled)
     except TransferFailed as exc:
         log.info("job %d: outputs not uploaded: %s", job.id, exc, extra=job_fields(job.id))
         return str(exc)

@@ -18,7 +18,14 @@ from cloudpipe_proto.v1 import jobs_pb2 as jpb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as jpb_grpc
 from cloudpipe_sdk import Client, JobStatus, NotFound
 from tests.support import ServerProcess, free_port
-from tests.transfers.conftest import INPUT_MAX_BYTES, OUTPUT_MAX_BYTES, SLOW_SECONDS, HttpFiles
+from tests.transfers.conftest import (
+    INPUT_MAX_BYTES,
+    OUTPUT_MAX_BYTES,
+    SLOW_SECONDS,
+    TRANSFER_DEADLINE,
+    TRICKLE_BYTES,
+    HttpFiles,
+)
 from tests.transfers.seaweed import S3Server
 
 pytestmark = pytest.mark.docker
@@ -133,6 +140,17 @@ def test_a_source_that_does_not_answer_fails_the_job_in_bounded_time(client: Cli
     assert time.monotonic() - started < SLOW_SECONDS  # the read timeout (and one retry), not the source, ended it
     assert job.reason.startswith(f"input /in/s: {http_files.url}/slow: no answer from 127.0.0.1:"), job.reason
     assert "timed out" in job.reason
+
+
+def test_a_source_trickling_bytes_fails_the_job_at_the_deadline(client: Client, http_files: HttpFiles) -> None:
+    started = time.monotonic()
+    job = client.shell("true", inputs={"/in/t": f"{http_files.url}/trickle"})
+    assert job.wait(timeout=TRICKLE_BYTES * 0.6) is JobStatus.ERROR, job.status
+    assert time.monotonic() - started < TRICKLE_BYTES / 2  # the deadline, not the source's end, ended it
+    assert job.reason == (
+        f"input /in/t: {http_files.url}/trickle: the job's inputs took over {TRANSFER_DEADLINE:g} s together"
+        " (CLOUDPIPE_TRANSFER_DEADLINE)"
+    ), job.reason
 
 
 def test_a_job_killed_while_its_inputs_are_fetched_ends_killed(client: Client, http_files: HttpFiles) -> None:
