@@ -165,6 +165,30 @@ def test_a_job_killed_while_its_inputs_are_fetched_ends_killed(client: Client, h
     assert time.monotonic() - started < SLOW_SECONDS
 
 
+def test_a_job_killed_while_its_outputs_are_uploaded_ends_killed(
+    client: Client, s3_server: S3Server, bucket: str
+) -> None:
+    files = 3000  # small files: the upload takes long enough to be killed in the middle
+    job = client.shell(
+        f"mkdir -p /out && cd /out && for i in $(seq {files}); do echo $i > $i.txt; done",
+        outputs={"/out/": f"s3://{bucket}/many/"},
+        storage_secret="S3",
+    )
+    started = time.monotonic()
+    while not any(True for _ in s3_server.client().list_objects(bucket, prefix="many/", recursive=True)):
+        assert job.refresh().status is JobStatus.PROCESSING, (job.status, job.reason)
+        assert time.monotonic() - started < 60
+        time.sleep(0.05)
+    job.kill()
+    killed = time.monotonic()
+    assert job.wait(timeout=30) is JobStatus.KILLED, (job.status, job.reason)
+    assert time.monotonic() - killed < 5
+    time.sleep(1)
+    uploaded = len(objects(s3_server, bucket, "many/"))
+    time.sleep(2)  # the upload stopped: it does not run on in the background to its end or deadline
+    assert len(objects(s3_server, bucket, "many/")) == uploaded < files
+
+
 def test_an_input_over_the_limit_fails_the_job(client: Client, s3_server: S3Server, bucket: str) -> None:
     put(s3_server, bucket, "big.bin", b"x" * (INPUT_MAX_BYTES + 1))
     job = client.shell("true", inputs={"/in/big.bin": f"s3://{bucket}/big.bin"}, storage_secret="S3")
