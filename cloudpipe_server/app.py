@@ -124,6 +124,8 @@ def build_transfers(settings: Settings) -> Transfers:
             output_max_bytes=settings.transfer_output_max_bytes,
             allow_private_addresses=settings.transfer_allow_private_addresses,
             timeout=settings.transfer_timeout,
+            deadline=settings.transfer_deadline,
+            max_output_files=settings.transfer_max_output_files,
             temp_dir=str(temp_dir),
         )
     )

@@ -71,6 +71,8 @@ class Settings:
     transfer_input_max_bytes: int = 1 << 30
     transfer_output_max_bytes: int = 1 << 30
     transfer_timeout: float = 30.0
+    transfer_deadline: float = 900.0  # seconds for all of a job's inputs, and all of its outputs
+    transfer_max_output_files: int = 10_000
     transfer_allow_private_addresses: bool = False
     docker_host: str = ""  # empty: DOCKER_HOST or the local socket
     log_level: str = "INFO"
@@ -169,9 +171,14 @@ class Settings:
             raise InvalidArgument("CLOUDPIPE_IMAGE_BUILDS_AT_ONCE and _MAX_PER_ACCOUNT must be at least 1")
         if self.volume_max_per_account < 1 or self.volume_max_bytes < 1:
             raise InvalidArgument("CLOUDPIPE_VOLUME_MAX_PER_ACCOUNT and _MAX_BYTES must be at least 1")
-        if self.transfer_input_max_bytes < 1 or self.transfer_output_max_bytes < 1 or self.transfer_timeout <= 0:
+        if (
+            min(self.transfer_input_max_bytes, self.transfer_output_max_bytes, self.transfer_max_output_files) < 1
+            or self.transfer_timeout <= 0
+            or self.transfer_deadline <= 0
+        ):
             raise InvalidArgument(
-                "CLOUDPIPE_TRANSFER_INPUT_MAX_BYTES and _OUTPUT_MAX_BYTES must be at least 1, _TIMEOUT positive"
+                "CLOUDPIPE_TRANSFER_INPUT_MAX_BYTES, _OUTPUT_MAX_BYTES and _MAX_OUTPUT_FILES must be at least 1,"
+                " _TIMEOUT and _DEADLINE positive"
             )
         if self.max_concurrent_jobs < 1:
             raise InvalidArgument("CLOUDPIPE_MAX_CONCURRENT_JOBS must be at least 1")

@@ -365,6 +365,9 @@ class DockerExecutor(Executor):
         except _ENGINE_ERRORS as exc:
             self._forget(job.id, None)
             return Outcome(JobStatus.ERROR, self._clock(), reason=f"Docker engine unavailable: {exc}")
+        except BaseException:  # anything else (a bug): the run is over all the same
+            self._forget(job.id, None)
+            raise
         with self._lock:
             run.container_id = container_id
             killed_early = run.killed
@@ -538,9 +541,11 @@ class DockerExecutor(Executor):
         with self._lock:
             killed = run.killed
         if status is JobStatus.DONE and job.spec.outputs and not killed:
-            problem = self._upload_outputs(job, container_id)  # only a job that ended DONE uploads
+            problem = self._upload_outputs(job, container_id, run)  # only a job that ended DONE uploads
             if problem:
                 status, reason = JobStatus.ERROR, problem
+            with self._lock:
+                killed = run.killed  # a kill stops the upload: the job ends KILLED
         status, reason = final_status(
             status,
             reason,
@@ -662,10 +667,10 @@ class DockerExecutor(Executor):
             self.api.remove_container(container_id, force=True)
             raise _JobError(str(exc)) from None
 
-    def _upload_outputs(self, job: Job, container_id: str) -> str:
+    def _upload_outputs(self, job: Job, container_id: str, run: _Run) -> str:
         """Upload the exited job's outputs; "" or why they could not all be."""
         try:
-            return upload_outputs(self.api, self._need_transfers(), job, container_id)
+            return upload_outputs(self.api, self._need_transfers(), job, container_id, lambda: run.killed)
         except _JobError as exc:
             return str(exc)
 

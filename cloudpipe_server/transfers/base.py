@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -15,12 +17,37 @@ class TransferConfig:
     # (off: a URL or endpoint resolving to one is refused; tests on loopback turn it on).
     allow_private_addresses: bool = False
     timeout: float = 30.0  # seconds to connect, and between two reads of one response
+    # seconds all of a job's inputs may take to fetch, and all of its outputs to upload
+    # (a source trickling a byte at a time never hits `timeout`)
+    deadline: float = 900.0
+    max_output_files: int = 10_000  # files all of a job's outputs hold together
     temp_dir: str | None = None  # where files go through; None: the system's
 
 
 class TransferFailed(Exception):
     """An input could not be fetched or an output uploaded; the message is the job's
     reason, naming the path and the URL ("input /in/a.csv: s3://b/a.csv: NoSuchKey")."""
+
+
+class Progress:
+    """The bounds of one job's fetch, or its upload, checked at every read and between
+    files: `check()` raises TransferFailed once `cancelled()` (the job was killed) or
+    once `deadline` seconds have passed since it was made."""
+
+    def __init__(self, deadline: float, cancelled: Callable[[], bool], what: str, done: str) -> None:
+        self._ends = time.monotonic() + deadline
+        self._deadline = deadline
+        self._cancelled = cancelled
+        self._what = what
+        self._done = done
+
+    def check(self) -> None:
+        if self._cancelled():
+            raise TransferFailed(f"killed while its {self._what} were {self._done}")
+        if time.monotonic() > self._ends:
+            raise TransferFailed(
+                f"the job's {self._what} took over {self._deadline:g} s together (CLOUDPIPE_TRANSFER_DEADLINE)"
+            )
 
 
 def describe(exc: BaseException) -> str:

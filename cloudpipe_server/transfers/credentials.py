@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
+from minio.helpers import BaseURL
 
 from cloudpipe_server.transfers.base import TransferFailed
 
@@ -67,10 +68,16 @@ def parse_credentials(value: bytes, secret: str) -> StorageCredentials:
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
         raise TransferFailed(f"{where}: endpoint_url is http(s)://host[:port], without a path")
+    region = doc.get("region", "")
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number or out of range
+        BaseURL(f"{parts.scheme}://{parts.netloc}", region or None)  # what the client checks when made
+    except ValueError as exc:
+        raise TransferFailed(f"{where}: {str(exc)[:200]}") from None
     return StorageCredentials(
         endpoint_url=endpoint,
         access_key_id=doc["access_key_id"],
         secret_access_key=doc["secret_access_key"],
-        region=doc.get("region", ""),
+        region=region,
         session_token=doc.get("session_token", ""),
     )

@@ -16,13 +16,17 @@ import urllib3
 from minio.error import MinioException
 from urllib3.exceptions import HTTPError
 
+from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.models import Job
-from cloudpipe_server.transfers.base import TransferConfig, TransferFailed, describe
+from cloudpipe_server.transfers.base import Progress, TransferConfig, TransferFailed, describe
 from cloudpipe_server.transfers.credentials import StorageCredentials
 from cloudpipe_server.transfers.guard import AddressRefused
 from cloudpipe_server.transfers.urls import INPUT_SCHEMES, parse_url
 
-CHUNK = 1 << 20
+CHUNK = 64 << 10  # read1: what has arrived, up to this, so bounds are checked at every read
+# what a request, the client (ValueError: a name or setting it refuses) or a URL stored
+# before a submit rule was added (InvalidArgument) fails with
+_FAILURES = (MinioException, HTTPError, OSError, ValueError, InvalidArgument)
 
 
 @contextmanager
@@ -38,6 +42,7 @@ def staged_inputs(
     removed on exit. Raises TransferFailed naming the input that could not be fetched
     (or that would take the job over `config.input_max_bytes`)."""
     budget = _Budget(config.input_max_bytes)
+    progress = Progress(config.deadline, cancelled, "inputs", "fetched")
     with ExitStack() as stack:
         archive = stack.enter_context(tempfile.TemporaryFile(dir=config.temp_dir))
         with tarfile.open(fileobj=archive, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -45,14 +50,15 @@ def staged_inputs(
                 url = job.spec.inputs[path]
                 if cancelled():
                     raise TransferFailed("killed while its inputs were fetched")
+                progress.check()
                 with tempfile.TemporaryFile(dir=config.temp_dir) as body:
                     try:
-                        _fetch(url, body, budget, http, credentials, cancelled)
+                        _fetch(url, body, budget, http, credentials, cancelled, progress)
                     except TransferFailed as exc:
                         raise TransferFailed(f"input {path}: {url}: {exc}") from None
                     except AddressRefused as exc:
                         raise TransferFailed(f"input {path}: {url}: {exc}") from None
-                    except (MinioException, HTTPError, OSError) as exc:
+                    except _FAILURES as exc:
                         raise TransferFailed(f"input {path}: {url}: {describe(exc)}") from None
                     info = tarfile.TarInfo(path.lstrip("/"))
                     info.size, info.mode, info.mtime = body.tell(), 0o644, int(time.time())
@@ -85,6 +91,7 @@ def _fetch(
     http: urllib3.PoolManager,
     credentials: Callable[[], StorageCredentials],
     cancelled: Callable[[], bool],
+    progress: Progress,
 ) -> None:
     location = parse_url(url, INPUT_SCHEMES, "input")
     response: Any
@@ -101,11 +108,12 @@ def _fetch(
         if announced and announced.isdigit():
             budget.take(int(announced))  # refused before a byte is read
             budget.used -= int(announced)
-        for piece in response.stream(CHUNK):
+        while piece := response.read1(CHUNK):
             budget.take(len(piece))
             into.write(piece)
             if cancelled():
                 raise TransferFailed("killed while its inputs were fetched")
+            progress.check()
     finally:
         response.close()
         response.release_conn()

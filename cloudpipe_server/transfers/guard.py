@@ -27,11 +27,24 @@ class AddressRefused(Exception):
     """A transfer would reach an address the server does not fetch from or upload to."""
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the well-known prefix: a translator's way to IPv4
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated; some stacks still route it to IPv4
+
+
 def address_allowed(address: str) -> bool:
-    """Whether `address` (an IPv4 or IPv6 literal) is globally routable."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """Whether `address` (an IPv4 or IPv6 literal) is globally routable. An IPv6
+    address that carries an IPv4 one (mapped, 6to4, NAT64's well-known prefix) is
+    judged by that IPv4 address; IPv4-compatible ones (::/96) are refused."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _IPV4_COMPATIBLE:
+            return False
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour is not None:
+            ip = ip.sixtofour
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip.is_global and not ip.is_multicast
 
 

@@ -32,9 +32,9 @@ class Transfers:
         """The job's inputs as a tar to put at "/" (see `fetch.staged_inputs`)."""
         return staged_inputs(job, owner, self._http, self.config, lambda: _credentials(job), cancelled)
 
-    def upload_outputs(self, job: Job, open_archive: OpenArchive) -> int:
+    def upload_outputs(self, job: Job, open_archive: OpenArchive, cancelled: Callable[[], bool]) -> int:
         """Upload the job's outputs (see `upload.upload_outputs`)."""
-        return upload_outputs(job, open_archive, self._http, self.config, lambda: _credentials(job))
+        return upload_outputs(job, open_archive, self._http, self.config, lambda: _credentials(job), cancelled)
 
 
 def _credentials(job: Job) -> StorageCredentials:

@@ -5,7 +5,6 @@ budget from the archive's headers before it is read."""
 
 from __future__ import annotations
 
-import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable
@@ -15,13 +14,17 @@ import urllib3
 from minio.error import MinioException
 from urllib3.exceptions import HTTPError
 
+from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.models import Job
-from cloudpipe_server.transfers.base import TransferConfig, TransferFailed, describe
+from cloudpipe_server.transfers.base import Progress, TransferConfig, TransferFailed, describe
 from cloudpipe_server.transfers.credentials import StorageCredentials
 from cloudpipe_server.transfers.guard import AddressRefused
 from cloudpipe_server.transfers.urls import OUTPUT_SCHEMES, Location, parse_url
 
-CHUNK = 1 << 20
+CHUNK = 64 << 10
+# what a request, the client (ValueError: a name or setting it refuses) or a URL stored
+# before a submit rule was added (InvalidArgument) fails with
+_FAILURES = (MinioException, HTTPError, OSError, tarfile.TarError, ValueError, InvalidArgument)
 # (container path) -> (its tar archive as a stream, whether the path is a directory);
 # raises TransferFailed when the path is not in the container
 OpenArchive = Callable[[str], tuple[IO[bytes], bool]]
@@ -33,15 +36,20 @@ def upload_outputs(
     http: urllib3.PoolManager,
     config: TransferConfig,
     credentials: Callable[[], StorageCredentials],
+    cancelled: Callable[[], bool],
 ) -> int:
     """Upload every output of `job`; returns how many files were uploaded. Raises
     TransferFailed naming the first output that could not be uploaded (what was
-    uploaded before it stays in the bucket)."""
+    uploaded before it stays in the bucket), also once `cancelled()` (checked before
+    each file and at each read), after `config.deadline` seconds, or past
+    `config.max_output_files` files."""
     used = 0
     uploaded = 0
+    progress = Progress(config.deadline, cancelled, "outputs", "uploaded")
     for path in sorted(job.spec.outputs):
         url = job.spec.outputs[path]
         try:
+            progress.check()
             client = credentials().client(http)
             location = parse_url(url, OUTPUT_SCHEMES, "output")
             archive, is_dir = open_archive(path.rstrip("/") if path.endswith("/") else path)
@@ -58,6 +66,12 @@ def upload_outputs(
                     key = _key(location, member.name, path.endswith("/"))
                     if key is None:
                         continue
+                    progress.check()
+                    if uploaded >= config.max_output_files:
+                        raise TransferFailed(
+                            f"the job's outputs hold over {config.max_output_files} files together"
+                            " (CLOUDPIPE_TRANSFER_MAX_OUTPUT_FILES)"
+                        )
                     used += member.size
                     if used > config.output_max_bytes:
                         raise TransferFailed(
@@ -68,7 +82,9 @@ def upload_outputs(
                     if source is None:
                         continue
                     with tempfile.TemporaryFile(dir=config.temp_dir) as body:
-                        shutil.copyfileobj(source, body, CHUNK)
+                        while piece := source.read(CHUNK):
+                            body.write(piece)
+                            progress.check()
                         size = body.tell()
                         body.seek(0)
                         client.put_object(location.bucket, key, body, size)
@@ -77,7 +93,7 @@ def upload_outputs(
             raise TransferFailed(f"output {path}: {url}: {exc}") from None
         except AddressRefused as exc:
             raise TransferFailed(f"output {path}: {url}: {exc}") from None
-        except (MinioException, HTTPError, OSError, tarfile.TarError) as exc:
+        except _FAILURES as exc:
             raise TransferFailed(f"output {path}: {url}: {describe(exc)}") from None
     return uploaded
 

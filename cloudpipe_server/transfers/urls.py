@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from minio.helpers import check_bucket_name
+
 from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.models import JobSpec
 from cloudpipe_server.secrets.naming import check_name, parse_uses
@@ -72,6 +74,10 @@ def parse_url(url: str, schemes: tuple[str, ...], field: str) -> Location:
             f"{field}: {url[:200]!r}: {bucket[:80]!r} is not a bucket name (3 to 63 lower-case letters, digits,"
             " '.' and '-')"
         )
+    try:
+        check_bucket_name(bucket, strict=True)  # the client's own rules: it refuses the rest when used
+    except ValueError as exc:
+        raise InvalidArgument(f"{field}: {url[:200]!r}: {exc}") from None
     if parts.query or parts.fragment:
         raise InvalidArgument(f"{field}: {url[:200]!r}: an s3:// URL is s3://bucket/key, without '?' or '#'")
     key = unquote(parts.path[1:])
@@ -137,6 +143,10 @@ def _check_path(path: str, field: str, *, directory_allowed: bool) -> None:
         raise InvalidArgument(f"{field}: a path of at most {MAX_PATH_BYTES} bytes, without control characters")
     if not directory_allowed and path.endswith("/"):
         raise InvalidArgument(f"{field}: an input is one file, not a directory")
+    if path.startswith("//"):
+        # normpath keeps a leading "//" (POSIX leaves its meaning to the system), so
+        # "//proc/x" would pass every rule below while naming /proc/x in the container.
+        raise InvalidArgument(f"{field}: a path starts with one '/', not '//'")
     if not bare.startswith("/") or posixpath.normpath(bare) != bare or bare == "/":
         what = "an absolute file path" + (" (a directory ending in '/')" if directory_allowed else "")
         raise InvalidArgument(f"{field}: give {what} in the container, normalized, without '.' or '..', not '/'")

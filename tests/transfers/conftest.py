@@ -25,6 +25,8 @@ INPUT_MAX_BYTES = 2 << 20
 OUTPUT_MAX_BYTES = 2 << 20
 TRANSFER_TIMEOUT = 3.0
 SLOW_SECONDS = 30.0
+TRANSFER_DEADLINE = 10.0  # for all of a job's inputs (and outputs) on the transfer server
+TRICKLE_BYTES = 100  # /trickle sends one a second: never a read timeout, and over the deadline
 
 
 @pytest.fixture(scope="session")
@@ -43,9 +45,19 @@ class HttpFiles:
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    """Serves the files; `/slow` answers only after SLOW_SECONDS (a source that hangs)."""
+    """Serves the files; `/slow` answers only after SLOW_SECONDS (a source that hangs),
+    `/trickle` sends TRICKLE_BYTES one a second (a source that never quite stops)."""
 
     def do_GET(self) -> None:
+        if self.path == "/trickle":
+            self.send_response(200)
+            self.send_header("Content-Length", str(TRICKLE_BYTES))
+            self.end_headers()
+            for _ in range(TRICKLE_BYTES):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(1)
+            return
         if self.path == "/slow":
             time.sleep(SLOW_SECONDS)
         super().do_GET()
@@ -79,6 +91,7 @@ def transfer_server(
         "CLOUDPIPE_TRANSFER_INPUT_MAX_BYTES": str(INPUT_MAX_BYTES),
         "CLOUDPIPE_TRANSFER_OUTPUT_MAX_BYTES": str(OUTPUT_MAX_BYTES),
         "CLOUDPIPE_TRANSFER_TIMEOUT": str(TRANSFER_TIMEOUT),
+        "CLOUDPIPE_TRANSFER_DEADLINE": str(TRANSFER_DEADLINE),
     }
     process = start_server(tmp_path_factory.mktemp("transfer-server"), env=env)
     yield process

@@ -27,6 +27,14 @@ from tests.transfers.conftest import HttpFiles
         ("fe80::1%eth0", False),
         ("fd00:ec2::254", False),  # the metadata service over IPv6
         ("::ffff:127.0.0.1", False),  # loopback mapped into IPv6
+        ("64:ff9b::a9fe:a9fe", False),  # the metadata service through NAT64's well-known prefix
+        ("64:ff9b::7f00:1", False),
+        ("64:ff9b::808:808", True),  # 8.8.8.8 through NAT64
+        ("2002:a9fe:a9fe::1", False),  # 6to4 of the metadata service
+        ("2002:0a00:0001::1", False),  # 6to4 of 10.0.0.1
+        ("2002:0808:0808::1", True),  # 6to4 of 8.8.8.8
+        ("::127.0.0.1", False),  # IPv4-compatible
+        ("::8.8.8.8", False),  # IPv4-compatible, deprecated: refused whatever it holds
         ("8.8.8.8", True),
         ("2606:4700:4700::1111", True),
     ],

@@ -18,7 +18,14 @@ from cloudpipe_proto.v1 import jobs_pb2 as jpb
 from cloudpipe_proto.v1 import jobs_pb2_grpc as jpb_grpc
 from cloudpipe_sdk import Client, JobStatus, NotFound
 from tests.support import ServerProcess, free_port
-from tests.transfers.conftest import INPUT_MAX_BYTES, OUTPUT_MAX_BYTES, SLOW_SECONDS, HttpFiles
+from tests.transfers.conftest import (
+    INPUT_MAX_BYTES,
+    OUTPUT_MAX_BYTES,
+    SLOW_SECONDS,
+    TRANSFER_DEADLINE,
+    TRICKLE_BYTES,
+    HttpFiles,
+)
 from tests.transfers.seaweed import S3Server
 
 pytestmark = pytest.mark.docker
@@ -135,6 +142,17 @@ def test_a_source_that_does_not_answer_fails_the_job_in_bounded_time(client: Cli
     assert "timed out" in job.reason
 
 
+def test_a_source_trickling_bytes_fails_the_job_at_the_deadline(client: Client, http_files: HttpFiles) -> None:
+    started = time.monotonic()
+    job = client.shell("true", inputs={"/in/t": f"{http_files.url}/trickle"})
+    assert job.wait(timeout=TRICKLE_BYTES * 0.6) is JobStatus.ERROR, job.status
+    assert time.monotonic() - started < TRICKLE_BYTES / 2  # the deadline, not the source's end, ended it
+    assert job.reason == (
+        f"input /in/t: {http_files.url}/trickle: the job's inputs took over {TRANSFER_DEADLINE:g} s together"
+        " (CLOUDPIPE_TRANSFER_DEADLINE)"
+    ), job.reason
+
+
 def test_a_job_killed_while_its_inputs_are_fetched_ends_killed(client: Client, http_files: HttpFiles) -> None:
     started = time.monotonic()
     job = client.shell("true", inputs={"/in/s": f"{http_files.url}/slow"})
@@ -145,6 +163,30 @@ def test_a_job_killed_while_its_inputs_are_fetched_ends_killed(client: Client, h
     assert job.wait(timeout=120) is JobStatus.KILLED
     assert job.reason == "killed before it started" and job.snapshot.return_code is None
     assert time.monotonic() - started < SLOW_SECONDS
+
+
+def test_a_job_killed_while_its_outputs_are_uploaded_ends_killed(
+    client: Client, s3_server: S3Server, bucket: str
+) -> None:
+    files = 3000  # small files: the upload takes long enough to be killed in the middle
+    job = client.shell(
+        f"mkdir -p /out && cd /out && for i in $(seq {files}); do echo $i > $i.txt; done",
+        outputs={"/out/": f"s3://{bucket}/many/"},
+        storage_secret="S3",
+    )
+    started = time.monotonic()
+    while not any(True for _ in s3_server.client().list_objects(bucket, prefix="many/", recursive=True)):
+        assert job.refresh().status is JobStatus.PROCESSING, (job.status, job.reason)
+        assert time.monotonic() - started < 60
+        time.sleep(0.05)
+    job.kill()
+    killed = time.monotonic()
+    assert job.wait(timeout=30) is JobStatus.KILLED, (job.status, job.reason)
+    assert time.monotonic() - killed < 5
+    time.sleep(1)
+    uploaded = len(objects(s3_server, bucket, "many/"))
+    time.sleep(2)  # the upload stopped: it does not run on in the background to its end or deadline
+    assert len(objects(s3_server, bucket, "many/")) == uploaded < files
 
 
 def test_an_input_over_the_limit_fails_the_job(client: Client, s3_server: S3Server, bucket: str) -> None:
