@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from cloudpipe_server.errors import FailedPrecondition, NotFound
+from cloudpipe_server.errors import FailedPrecondition
 from cloudpipe_server.models import JobSpec
 from cloudpipe_server.scheduler.models import SavedJobWrite, Schedule, ScheduleSpec, ScheduleWrite
 from cloudpipe_server.store import ScheduleStore, Stores
@@ -128,8 +128,7 @@ async def test_a_saved_job_of_another_account_is_not_a_conflict(store: ScheduleS
     await store.create_saved_job("bob", "report", JobSpec(cmd="bob's"), "", T0)
     [saved], [] = await store.apply_changes("alice", [SavedJobWrite("report", JobSpec(cmd="a"))], [], T0)
     assert saved.version == 1 and (await store.get_saved_job("bob", "report")).spec.cmd == "bob's"
-    with pytest.raises(NotFound):
-        await store.get_schedule("alice", "nightly")
+    assert (await store.get_saved_job("alice", "report")).spec.cmd == "a"
 
 
 async def test_concurrent_applies_of_the_same_names_one_wins_whole(
