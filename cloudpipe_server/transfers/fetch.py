@@ -48,15 +48,11 @@ def staged_inputs(
         with tarfile.open(fileobj=archive, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for path in sorted(job.spec.inputs):
                 url = job.spec.inputs[path]
-                if cancelled():
-                    raise TransferFailed("killed while its inputs were fetched")
                 progress.check()
                 with tempfile.TemporaryFile(dir=config.temp_dir) as body:
                     try:
-                        _fetch(url, body, budget, http, credentials, cancelled, progress)
-                    except TransferFailed as exc:
-                        raise TransferFailed(f"input {path}: {url}: {exc}") from None
-                    except AddressRefused as exc:
+                        _fetch(url, body, budget, http, credentials, progress)
+                    except (TransferFailed, AddressRefused) as exc:
                         raise TransferFailed(f"input {path}: {url}: {exc}") from None
                     except _FAILURES as exc:
                         raise TransferFailed(f"input {path}: {url}: {describe(exc)}") from None
@@ -90,7 +86,6 @@ def _fetch(
     budget: _Budget,
     http: urllib3.PoolManager,
     credentials: Callable[[], StorageCredentials],
-    cancelled: Callable[[], bool],
     progress: Progress,
 ) -> None:
     location = parse_url(url, INPUT_SCHEMES, "input")
@@ -111,8 +106,6 @@ def _fetch(
         while piece := response.read1(CHUNK):
             budget.take(len(piece))
             into.write(piece)
-            if cancelled():
-                raise TransferFailed("killed while its inputs were fetched")
             progress.check()
     finally:
         response.close()

@@ -89,9 +89,7 @@ def upload_outputs(
                         body.seek(0)
                         client.put_object(location.bucket, key, body, size)
                     uploaded += 1
-        except TransferFailed as exc:
-            raise TransferFailed(f"output {path}: {url}: {exc}") from None
-        except AddressRefused as exc:
+        except (TransferFailed, AddressRefused) as exc:
             raise TransferFailed(f"output {path}: {url}: {exc}") from None
         except _FAILURES as exc:
             raise TransferFailed(f"output {path}: {url}: {describe(exc)}") from None
