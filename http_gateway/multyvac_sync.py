@@ -36,6 +36,7 @@ from typing import Any
 
 import grpc
 
+from cloudpipe_common.waiting import within
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from http_gateway.caller import Caller
 from http_gateway.multyvac_keys import ssh_key
@@ -203,7 +204,7 @@ class SyncPorts:
         """Close the offer when its session ended; kill its job when nobody came or the
         session never reached it (a refused command): no sync job waits for ever."""
         try:
-            await asyncio.wait_for(offer.used.wait(), self._offer_seconds)
+            await within(offer.used.wait(), self._offer_seconds)
             await offer.ended.wait()
         except TimeoutError:
             log.warning("sync job %d: no client within %.0f s", offer.job_id, self._offer_seconds)

@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from cloudpipe_common.waiting import within
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from http_gateway import multyvac
 from http_gateway.caller import Caller
@@ -111,7 +112,7 @@ async def _drain(queue: asyncio.Queue[bytes], tasks: list[asyncio.Task[None]], s
         yield b": connected\n\n"
         while (remaining := deadline - loop.time()) > 0:
             try:
-                item = await asyncio.wait_for(queue.get(), min(remaining, HEARTBEAT_SECONDS))
+                item = await within(queue.get(), min(remaining, HEARTBEAT_SECONDS))
             except TimeoutError:
                 item = b": ping\n\n"
             yield item

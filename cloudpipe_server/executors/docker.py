@@ -47,6 +47,7 @@ import requests.exceptions
 from docker.types import Mount
 
 from cloudpipe_common.logs import job_fields
+from cloudpipe_common.waiting import within
 from cloudpipe_server.executors.base import (
     Delivery,
     EngineLost,
@@ -189,7 +190,7 @@ class DockerExecutor(Executor):
 
     async def reachable(self) -> bool:
         try:  # a daemon thread: a hung engine leaves no worker of the default pool stuck
-            return await asyncio.wait_for(in_daemon_thread(self._ping), PING_TIMEOUT)
+            return await within(in_daemon_thread(self._ping), PING_TIMEOUT)
         except TimeoutError:
             return False
 

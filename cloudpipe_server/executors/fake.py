@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from cloudpipe_common.waiting import within
 from cloudpipe_server.executors.base import Delivery, Executor, Limits, ManagedContainer, RunObserver, Signal
 from cloudpipe_server.models import Job, JobStatus, Outcome, OutputChunk, Stream
 
@@ -185,7 +186,7 @@ class FakeExecutor(Executor):
     async def _sleep(self, run: _Run, seconds: float) -> bool:
         """Sleep unless killed first; whether the whole time passed."""
         try:
-            await asyncio.wait_for(run.killed.wait(), seconds)
+            await within(run.killed.wait(), seconds)
         except TimeoutError:
             return True
         return False

@@ -35,6 +35,7 @@ import docker.errors
 import requests.exceptions
 from docker.types import LogConfig
 
+from cloudpipe_common.waiting import within
 from cloudpipe_server.executors.agent_protocol import PROTOCOL
 from cloudpipe_server.executors.base import Delivery, Executor, Limits, ManagedContainer, RunObserver, Signal
 from cloudpipe_server.executors.container_config import confined_host_config, job_environment, job_user
@@ -204,12 +205,12 @@ class PooledDockerExecutor(Executor):
         timed_out = False
         try:
             try:
-                ended = await asyncio.wait_for(asyncio.shield(run.done), limits.max_runtime)
+                ended = await within(asyncio.shield(run.done), limits.max_runtime)
             except TimeoutError:
                 timed_out = True
                 container.signal(run, signals.SIGKILL)
                 try:
-                    ended = await asyncio.wait_for(asyncio.shield(run.done), 30)
+                    ended = await within(asyncio.shield(run.done), 30)
                 except TimeoutError:  # the agent does not answer: the container goes
                     await container.close()
                     ended = None

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cloudpipe_common.logs import background_context
+from cloudpipe_common.waiting import within
 from cloudpipe_server.executors.agent_protocol import (
     EXIT,
     READY,
@@ -136,7 +137,7 @@ class WarmContainer:
             self._read(reader), name=f"cloudpipe-warm-{self.id[:12]}", context=background_context(self.key.account)
         )  # it outlives the job that asked for the container
         try:
-            self.agent = await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+            self.agent = await within(asyncio.shield(self._ready), timeout)
         except TimeoutError:
             await self.close()
             raise ContainerGone(f"the agent in {self.id[:12]} did not answer within {timeout:g} s") from None

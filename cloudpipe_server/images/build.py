@@ -34,6 +34,7 @@ from typing import Any
 
 import requests
 
+from cloudpipe_common.waiting import within
 from cloudpipe_server.errors import FailedPrecondition, ResourceExhausted
 from cloudpipe_server.images import wheels
 from cloudpipe_server.images.dockerfile import LABEL_ACCOUNT, RECIPE_VERSION, Base, Recipe, render
@@ -272,7 +273,7 @@ class ImageBuilder:
         try:
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), max(0.0, deadline - time.monotonic()))
+                    item = await within(queue.get(), max(0.0, deadline - time.monotonic()))
                 except TimeoutError:
                     yield failed(f"the build took longer than the limit of {self._config.timeout:.0f} s")
                     return

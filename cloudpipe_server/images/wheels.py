@@ -21,6 +21,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from cloudpipe_common.waiting import within
+
 MAX_DOWNLOAD_BYTES = 512 << 20  # wheels of one step together
 _MANYLINUX = ("manylinux2014", "manylinux_2_28", "manylinux_2_31", "manylinux_2_34", "manylinux_2_36")
 
@@ -97,7 +99,7 @@ async def _run(argv: list[str], timeout: float, cwd: Path) -> str:
         cwd=cwd,
     )
     try:
-        raw, _ = await asyncio.wait_for(process.communicate(), timeout)
+        raw, _ = await within(process.communicate(), timeout)
     except TimeoutError:
         process.kill()
         await process.wait()

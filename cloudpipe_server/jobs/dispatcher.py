@@ -34,6 +34,7 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from cloudpipe_common.logs import job_context, job_fields
+from cloudpipe_common.waiting import wait_set
 from cloudpipe_server.errors import FailedPrecondition, NotFound, StoreUnavailable
 from cloudpipe_server.executors.base import (
     Delivery,
@@ -194,10 +195,7 @@ class Dispatcher:
                 self._track(job, self._execute(job))
             if claimed and len(claimed) == free:
                 continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._config.poll_interval)
-            except TimeoutError:
-                pass
+            await wait_set(self._wake, self._config.poll_interval)
 
     async def _adopt_leftovers(self) -> None:
         try:

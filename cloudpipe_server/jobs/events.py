@@ -7,6 +7,8 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Collection
 
+from cloudpipe_common.waiting import wait_set
+
 
 class JobEvents:
     """Wake everything waiting on a job id."""
@@ -29,9 +31,7 @@ class JobEvents:
         for job_id in job_ids:
             self._waiters[job_id].add(event)
         try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
+            await wait_set(event, timeout)
         finally:
             for job_id in job_ids:
                 waiters = self._waiters[job_id]

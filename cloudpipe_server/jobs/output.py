@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from cloudpipe_common.waiting import wait_set
 from cloudpipe_server.errors import StoreUnavailable
 from cloudpipe_server.models import OutputChunk
 from cloudpipe_server.store.base import JobStore
@@ -84,10 +85,7 @@ class OutputWriter:
 
     async def _loop(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._due.wait(), FLUSH_INTERVAL)
-            except TimeoutError:
-                pass
+            await wait_set(self._due, FLUSH_INTERVAL)
             self._due.clear()
             if self._pending:
                 try:

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from itertools import chain
 
 from cloudpipe_common.logs import job_fields
+from cloudpipe_common.waiting import wait_set
 from cloudpipe_server.auth.base import StandingCheck
 from cloudpipe_server.errors import CloudpipeError
 from cloudpipe_server.scheduler.cron import Timing, cron_expression
@@ -196,8 +197,7 @@ class Scheduler:
                 log.exception("scheduler pass failed, retrying")
                 delay = self._config.interval
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            await wait_set(self._wake, delay)
 
     async def _delay(self) -> float:
         due = await self._store.next_due_at()

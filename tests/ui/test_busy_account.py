@@ -49,15 +49,20 @@ def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, list
             big = [pb.JobSpec(cmd=BIG_OUTPUT, name=f"prints-10mb-{n}") for n in range(3)]
             big += [pb.JobSpec(cmd="wc -c", name=f"reads-10mb-{n}", stdin=b"i" * TEN_MB) for n in range(2)]
             ids = list(stub.Submit(pb.SubmitRequest(jobs=big), timeout=120, metadata=md).ids)
+            seen: list[tuple[int, str]] = []
             try:
-                for event in stub.WatchMany(pb.WatchManyRequest(ids=ids), timeout=300, metadata=md):
+                # Well inside the tests' own timeout, so a late job fails with what it was doing.
+                for event in stub.WatchMany(pb.WatchManyRequest(ids=ids), timeout=200, metadata=md):
+                    seen.append((event.id, pb.JobStatus.Name(event.status)))
                     assert event.status == pb.JOB_STATUS_DONE, event
             except grpc.RpcError as error:
                 # summaries: a full Get of a 10 MB job is over the client's 4 MiB answer limit
                 summary = pb.JOB_VIEW_SUMMARY
                 jobs = [stub.Get(pb.GetJobRequest(id=jid, view=summary), timeout=30, metadata=md) for jid in ids]
                 statuses = [(pb.JobStatus.Name(job.status), job.reason) for job in jobs]
-                pytest.fail(f"the 10 MB jobs did not finish ({error.code()}): {statuses}\n{server.log[-4000:]}")
+                pytest.fail(
+                    f"the 10 MB jobs did not finish ({error.code()}): {statuses}; watched: {seen}\n{server.log[-4000:]}"
+                )
         yield Stack(server, gateway), ids
     finally:
         with httpx.Client(base_url=gateway.url, auth=("admin", server.api_key), timeout=30) as client:
