@@ -99,6 +99,7 @@ class Dispatcher:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._writers: dict[int, OutputWriter] = {}
         self._attempts: dict[int, int] = {}  # job id -> the attempt running here (its lease)
+        self._recording: set[int] = set()  # jobs whose outcome is being stored: `finish` decides
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
         self._engine = EngineWatch(executor.reachable, on_engine)
@@ -257,7 +258,9 @@ class Dispatcher:
             now + timedelta(seconds=self._config.lease_seconds),
             attempts={job_id: self._attempts[job_id] for job_id in ids if job_id in self._attempts},
         )
-        lost = set(ids) - held
+        # A job that ended meanwhile (or whose outcome is being stored) gave its lease up
+        # itself; stopping "its container" then would hit the next job in a warm one.
+        lost = {i for i in set(ids) - held if i in self._running and i not in self._recording}
         for job_id in lost:
             log.warning("job %d: lease lost; stopping its container", job_id, extra=job_fields(job_id))
         to_kill = lost | await self._store.kill_requested(list(held))
@@ -458,6 +461,7 @@ class Dispatcher:
 
     async def _record(self, job_id: int, outcome: Outcome) -> None:
         """Store the outcome (see `_store_retrying`)."""
+        self._recording.add(job_id)
         try:
             async for attempt in self._store_retrying(job_id, "recording the outcome"):
                 with attempt:
@@ -467,6 +471,8 @@ class Dispatcher:
         except StoreUnavailable as exc:
             log.error("job %d: outcome not recorded before shutdown (%s); the lease decides", job_id, exc)
             return
+        finally:
+            self._recording.discard(job_id)
         if recorded:
             log.info("job %d: %s%s", job_id, outcome.status.value, f" ({outcome.reason})" if outcome.reason else "")
         else:

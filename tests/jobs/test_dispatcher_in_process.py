@@ -214,3 +214,38 @@ async def test_stdin_typed_into_an_interactive_job_reaches_it(build: Callable[..
     await plant.service.close_stdin(ALICE, job_id)
     job = await plant.until(job_id, JobStatus.DONE)
     assert job.stdout == b"first typed"
+
+
+class LateHeartbeat:
+    """The store, except that a lease extension naming `job_id` waits until that job's
+    outcome is stored first (the job ends while the heartbeat's extension is under way)."""
+
+    def __init__(self, store: SqliteJobStore) -> None:
+        self._store = store
+        self.job_id = 0
+        self.raced = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def extend_leases(self, owner: str, job_ids: Any, until: datetime, **kwargs: Any) -> set[int]:
+        if self.job_id in job_ids:
+            deadline = time.monotonic() + 10
+            while not (await self._store.get(self.job_id, with_output=False)).status.terminal:
+                assert time.monotonic() < deadline, "the job never ended"
+                await asyncio.sleep(0.01)
+            self.raced = True
+        return await self._store.extend_leases(owner, job_ids, until, **kwargs)
+
+
+async def test_a_job_that_ends_during_a_lease_extension_is_not_taken_for_lost(
+    build: Callable[..., Awaitable[Plant]], caplog: pytest.LogCaptureFixture
+) -> None:
+    late: list[LateHeartbeat] = []
+    plant = await build(lease_seconds=0.6, wrap=lambda store: late.append(LateHeartbeat(store)) or late[0])
+    late[0].job_id = job_id = await submit(plant, "sleep 0.3; echo done")
+    job = await plant.until(job_id, JobStatus.DONE)
+    await until(lambda: asyncio.sleep(0, late[0].raced))
+    await asyncio.sleep(0.5)  # the next sweeps
+    assert (job.stdout, plant.executor.killed) == (b"done\n", [])
+    assert not [r for r in caplog.records if "lease lost" in r.getMessage()]
