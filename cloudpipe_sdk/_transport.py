@@ -39,6 +39,7 @@ from cloudpipe_sdk._errors import CloudpipeError, from_rpc_error
 from cloudpipe_sdk._job_calls import wait_request, watch_request
 from cloudpipe_sdk._retry import Outage, async_retrying, gave_up, retrying, unavailable
 from cloudpipe_sdk._rpc import Done, Plan, Rpc, Service, advance
+from cloudpipe_sdk._uploading import send_upload
 
 T = TypeVar("T")
 
@@ -259,12 +260,12 @@ class AsyncTransport(_Settings):
         try:
             async for attempt in async_retrying(self.retry_for, target=self.address):
                 with attempt:
-                    entry = await stub.Upload(requests(), metadata=self.metadata)
+                    entry = await send_upload(stub.Upload(metadata=self.metadata), requests())
         except grpc.RpcError as exc:
             if unavailable(exc):
                 raise gave_up(exc, self.address, self.retry_for) from None
             raise from_rpc_error(exc) from None
-        return entry  # type: ignore[no-any-return]
+        return entry
 
     async def download(self, request: volumes_pb.DownloadRequest) -> AsyncGenerator[volumes_pb.DownloadChunk, None]:
         """As `Transport.download`."""

@@ -34,6 +34,7 @@ from starlette.requests import Request
 
 from cloudpipe_proto.v1 import jobs_pb2 as jpb
 from cloudpipe_proto.v1 import volumes_pb2 as pb
+from cloudpipe_sdk._uploading import send_upload
 from http_gateway import multyvac
 from http_gateway.caller import Caller
 from http_gateway.golang import GoError, parse_query, parse_uint
@@ -337,7 +338,7 @@ class MultyvacVolumes:
 
         stub = self._gateway.service_stub("volumes")
         try:
-            await stub.Upload(messages(), metadata=caller.metadata, timeout=TRANSFER_SECONDS)
+            await send_upload(stub.Upload(metadata=caller.metadata, timeout=TRANSFER_SECONDS), messages())
         except grpc.aio.AioRpcError as exc:
             if _volume_missing(exc):
                 raise vnf(name) from None

@@ -23,7 +23,6 @@ stream cut short shows as a short body); an upload is the request body forwarded
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -35,6 +34,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from cloudpipe_proto.v1 import volumes_pb2 as pb
+from cloudpipe_sdk._uploading import send_upload
 from http_gateway import multyvac
 from http_gateway.caller import Caller
 from http_gateway.golang import parse_query
@@ -208,27 +208,26 @@ class VolumeApi:
         if int(declared) > MAX_DECLARED:
             raise await self._verified(caller, ApiError(413, "QINVAL", f"The file is over {MAX_DECLARED} bytes"))
         start = pb.UploadStart(volume=name, path=path, size_bytes=int(declared))
+
+        async def messages() -> AsyncIterator[pb.UploadRequest]:
+            yield pb.UploadRequest(start=start)
+            pending = bytearray()
+            async for chunk in request.stream():
+                pending += chunk
+                while len(pending) >= UPLOAD_CHUNK:
+                    yield pb.UploadRequest(data=bytes(pending[:UPLOAD_CHUNK]))
+                    del pending[:UPLOAD_CHUNK]
+            if pending:
+                yield pb.UploadRequest(data=bytes(pending))
+
         call = self._stub().Upload(metadata=caller.metadata, timeout=TRANSFER_SECONDS)
         try:
-            try:
-                await call.write(pb.UploadRequest(start=start))
-                pending = bytearray()
-                async for chunk in request.stream():
-                    pending += chunk
-                    while len(pending) >= UPLOAD_CHUNK:
-                        await call.write(pb.UploadRequest(data=bytes(pending[:UPLOAD_CHUNK])))
-                        del pending[:UPLOAD_CHUNK]
-                if pending:
-                    await call.write(pb.UploadRequest(data=bytes(pending)))
-                await call.done_writing()
-            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-                pass  # the server ended the call (a refusal): its status, awaited below, says why
-            entry = await call
+            # the body is read once the server accepted the start; a client gone mid-body
+            # cancels the call, and nothing is stored
+            entry = await send_upload(call, messages())
         except grpc.aio.AioRpcError as exc:
             log.info("volumes.Upload for %s failed: %s %s", caller.account, exc.code().name, exc.details())
             raise service_failure(exc, caller.account) from None
-        finally:
-            call.cancel()  # a no-op once it ended; else (the client went away) nothing is stored
         return multyvac.json_reply(entry_json(entry))
 
 

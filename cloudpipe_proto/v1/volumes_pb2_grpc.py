@@ -129,6 +129,11 @@ class VolumeServiceServicer:
         """Write one file: the first message names it (`start`), the others carry its bytes in
         order (`data`). The file appears whole or not at all; parent directories are made.
         RESOURCE_EXHAUSTED when the volume would grow past the per-account byte quota.
+        Once the start passed its checks, the server sends the initial metadata
+        `x-cloudpipe-upload: accepted` before it reads any data; a refused start ends the
+        call without it. A client may wait for that answer before it sends the data (grpc's
+        asyncio client must: a write that fails after the server's status replaces that
+        status with INTERNAL, grpc/grpc#36066).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

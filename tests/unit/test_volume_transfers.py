@@ -18,14 +18,16 @@ import pytest
 from cloudpipe_proto.v1 import volumes_pb2 as pb
 from cloudpipe_proto.v1 import volumes_pb2_grpc as pb_grpc
 from cloudpipe_sdk import AsyncClient, Client, InvalidRequest, Unavailable
+from cloudpipe_sdk._uploading import ACCEPTED, ACCEPTED_KEY
 
 MiB = 1 << 20
 
 
 class Scripted(pb_grpc.VolumeServiceServicer):
-    """Upload: stores what a call received, after `fail_uploads` calls that end
-    UNAVAILABLE once they have read everything. Download: `files[path]` in 1 MiB chunks,
-    after `fail_downloads` calls that end UNAVAILABLE at once; `cut_after` chunks, then
+    """Upload: accepts the start (the initial metadata the real server sends), then
+    stores what a call received, after `fail_uploads` calls that end UNAVAILABLE once
+    they have read everything. Download: `files[path]` in 1 MiB chunks, after
+    `fail_downloads` calls that end UNAVAILABLE at once; `cut_after` chunks, then
     UNAVAILABLE, when set."""
 
     def __init__(self) -> None:
@@ -38,6 +40,7 @@ class Scripted(pb_grpc.VolumeServiceServicer):
 
     def Upload(self, request_iterator: Iterator[pb.UploadRequest], context: grpc.ServicerContext) -> pb.FileEntry:
         start = next(request_iterator).start
+        context.send_initial_metadata(((ACCEPTED_KEY, ACCEPTED),))  # as the real server does
         data = b"".join(message.data for message in request_iterator)
         with self.lock:
             self.starts.append(start)

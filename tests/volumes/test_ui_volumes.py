@@ -163,6 +163,21 @@ def test_uploads_stream_the_body_into_a_whole_file_within_the_quota(alice: Tenan
     assert listing(alice, "up") == [("in", True, 4096)]
 
 
+def test_an_upload_refused_at_its_start_is_429_every_time(http: httpx.Client) -> None:
+    """The server refuses an upload over the quota at its start and ends the call. A
+    gateway that went on writing the body then had a write fail after that status, and
+    grpc's asyncio client (grpc/grpc#36066) replaced the status with INTERNAL "Internal
+    error from Core" (a 502) now and then; the gateway now waits for the server to
+    accept the start before it sends any of the body."""
+    assert http.post("/ui/api/volume/create", data={"name": "tight"}).status_code == 200
+    body = b"\0" * (9 << 20)
+    answers = [
+        http.post("/ui/api/volume/upload", params={"name": "tight", "path": f"f{n}"}, content=body) for n in range(40)
+    ]
+    assert [a.status_code for a in answers] == [429] * 40, [a.text for a in answers if a.status_code != 429][:3]
+    assert_api_error(answers[-1], 429, "LIMIT")
+
+
 def test_bad_credentials_beat_bad_input(gateway: GatewayProcess) -> None:
     with httpx.Client(base_url=gateway.url, timeout=30) as anonymous:
         assert anonymous.post("/ui/api/volume/delete", data={"name": ""}).status_code == 401

@@ -36,6 +36,11 @@ module Cloudpipe
         # Write one file: the first message names it (`start`), the others carry its bytes in
         # order (`data`). The file appears whole or not at all; parent directories are made.
         # RESOURCE_EXHAUSTED when the volume would grow past the per-account byte quota.
+        # Once the start passed its checks, the server sends the initial metadata
+        # `x-cloudpipe-upload: accepted` before it reads any data; a refused start ends the
+        # call without it. A client may wait for that answer before it sends the data (grpc's
+        # asyncio client must: a write that fails after the server's status replaces that
+        # status with INTERNAL, grpc/grpc#36066).
         rpc :Upload, stream(::Cloudpipe::V1::UploadRequest), ::Cloudpipe::V1::FileEntry
         # Read one file: its entry first, then its bytes in chunks.
         rpc :Download, ::Cloudpipe::V1::DownloadRequest, stream(::Cloudpipe::V1::DownloadChunk)

@@ -1693,6 +1693,11 @@ export const VolumeServiceService = {
    * Write one file: the first message names it (`start`), the others carry its bytes in
    * order (`data`). The file appears whole or not at all; parent directories are made.
    * RESOURCE_EXHAUSTED when the volume would grow past the per-account byte quota.
+   * Once the start passed its checks, the server sends the initial metadata
+   * `x-cloudpipe-upload: accepted` before it reads any data; a refused start ends the
+   * call without it. A client may wait for that answer before it sends the data (grpc's
+   * asyncio client must: a write that fails after the server's status replaces that
+   * status with INTERNAL, grpc/grpc#36066).
    */
   upload: {
     path: "/cloudpipe.v1.VolumeService/Upload" as const,
@@ -1755,6 +1760,11 @@ export interface VolumeServiceServer extends UntypedServiceImplementation {
    * Write one file: the first message names it (`start`), the others carry its bytes in
    * order (`data`). The file appears whole or not at all; parent directories are made.
    * RESOURCE_EXHAUSTED when the volume would grow past the per-account byte quota.
+   * Once the start passed its checks, the server sends the initial metadata
+   * `x-cloudpipe-upload: accepted` before it reads any data; a refused start ends the
+   * call without it. A client may wait for that answer before it sends the data (grpc's
+   * asyncio client must: a write that fails after the server's status replaces that
+   * status with INTERNAL, grpc/grpc#36066).
    */
   upload: handleClientStreamingCall<UploadRequest, FileEntry>;
   /** Read one file: its entry first, then its bytes in chunks. */
@@ -1852,6 +1862,11 @@ export interface VolumeServiceClient extends Client {
    * Write one file: the first message names it (`start`), the others carry its bytes in
    * order (`data`). The file appears whole or not at all; parent directories are made.
    * RESOURCE_EXHAUSTED when the volume would grow past the per-account byte quota.
+   * Once the start passed its checks, the server sends the initial metadata
+   * `x-cloudpipe-upload: accepted` before it reads any data; a refused start ends the
+   * call without it. A client may wait for that answer before it sends the data (grpc's
+   * asyncio client must: a write that fails after the server's status replaces that
+   * status with INTERNAL, grpc/grpc#36066).
    */
   upload(callback: (error: ServiceError | null, response: FileEntry) => void): ClientWritableStream<UploadRequest>;
   upload(
