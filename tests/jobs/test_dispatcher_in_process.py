@@ -249,3 +249,11 @@ async def test_a_job_that_ends_during_a_lease_extension_is_not_taken_for_lost(
     await asyncio.sleep(0.5)  # the next sweeps
     assert (job.stdout, plant.executor.killed) == (b"done\n", [])
     assert not [r for r in caplog.records if "lease lost" in r.getMessage()]
+
+
+async def test_watch_many_reports_jobs_without_their_output(build: Callable[..., Awaitable[Plant]]) -> None:
+    plant = await build()
+    job_id = await submit(plant, "echo printed")
+    assert (await plant.until(job_id, JobStatus.DONE)).stdout == b"printed\n"
+    [job] = [job async for job in plant.service.watch_many(ALICE, [job_id])]
+    assert (job.id, job.status, job.return_code, job.stdout) == (job_id, JobStatus.DONE, 0, b"")
