@@ -22,7 +22,7 @@ from cloudpipe_server.errors import FailedPrecondition
 from cloudpipe_server.models import JobSpec
 from cloudpipe_server.scheduler.models import SavedJobWrite, Schedule, ScheduleSpec, ScheduleWrite
 from cloudpipe_server.store import ScheduleStore, Stores
-from tests.contract.backends import mongomock_stores
+from tests.contract.backends import mongomock_stores, postgres
 from tests.contract.common import T0
 from tests.contract.test_schedule_store import spec_sessions
 
@@ -163,3 +163,29 @@ async def test_mongodb_without_transactions_refuses_an_apply_and_writes_nothing(
         await stores.schedules.apply_changes("alice", [SavedJobWrite("report", JobSpec(cmd="a"))], [], T0)
     assert await stores.schedules.list_saved_jobs("alice") == []
     await stores.close()
+
+
+async def test_postgres_a_delete_waits_for_an_apply_that_checked_the_saved_job(postgres_url: str) -> None:
+    """An apply that has checked a saved job's version holds its lock until it commits;
+    a delete of that job waits for it, then deletes what it wrote too. (The delete took
+    no lock: it removed the old version at once and the apply's next version brought
+    the job back, an outcome of neither order.)"""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from cloudpipe_server.store.postgres.schedules import _apply
+
+    stores = postgres(postgres_url)
+    await stores.initialize()
+    try:
+        await stores.schedules.create_saved_job("alice", "report", JobSpec(cmd="v1"), "", T0)
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True, row_factory=dict_row) as conn:
+            async with conn.transaction():  # the apply, between its checks and its commit
+                await _apply(conn, "alice", [SavedJobWrite("report", JobSpec(cmd="v2"), "", 1)], [], T0 + SECOND)
+                deleting = asyncio.ensure_future(stores.schedules.delete_saved_job("alice", "report"))
+                await asyncio.sleep(1)
+                assert not deleting.done(), "the delete did not wait for the apply"
+            await deleting
+        assert await stores.schedules.list_saved_jobs("alice") == []
+    finally:
+        await stores.close()

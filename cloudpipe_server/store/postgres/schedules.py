@@ -2,10 +2,10 @@
 store: the backend's one `database.PostgresDatabase`). Claims are `UPDATE ... WHERE id
 IN (SELECT ... FOR UPDATE SKIP LOCKED)`; a fire record is one transaction that locks
 the schedule row, checks the lease, inserts the fires (`ON CONFLICT DO NOTHING` on the
-primary key (schedule_id, scheduled_at)) and moves the cursor. Versions of one saved
-job are serialised by a transaction-scoped advisory lock on its name. The schema
-(`schema.py`) version lives in `schedule_schema_version`, migrated under an advisory
-lock like the job store's."""
+primary key (schedule_id, scheduled_at)) and moves the cursor. The versions of one
+saved job, and its deletion, are serialised by a transaction-scoped advisory lock on
+its name. The schema (`schema.py`) version lives in `schedule_schema_version`, migrated
+under an advisory lock like the job store's."""
 
 from __future__ import annotations
 
@@ -101,7 +101,10 @@ class PostgresScheduleStore(ScheduleStore):
         return [saved_job_from_row(row, row["spec"]) for row in rows]
 
     async def delete_saved_job(self, account: str, name: str) -> None:
-        async with self._db.connection() as conn:
+        # under the saved job's lock: an apply that checked its version finishes first
+        # (else it would store the next version of a job deleted meanwhile, bringing it back)
+        async with self._db.connection() as conn, conn.transaction():
+            await _lock_saved_job(conn, account, name)
             cursor = await conn.execute("DELETE FROM saved_jobs WHERE account = %s AND name = %s", (account, name))
             if cursor.rowcount == 0:
                 raise saved_job_missing(name)
@@ -247,10 +250,15 @@ async def _insert_version(
     return SavedJob(account, name, version, spec, now, description)
 
 
-async def _latest_version(conn: Conn, account: str, name: str) -> int | None:
-    """The saved job's latest version (None: none), holding until the end of the
-    transaction the advisory lock that serialises its versions."""
+async def _lock_saved_job(conn: Conn, account: str, name: str) -> None:
+    """Take, until the end of the transaction, the advisory lock that serialises the
+    versions of one saved job (and its deletion)."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", (f"{account}\x1f{name}",))
+
+
+async def _latest_version(conn: Conn, account: str, name: str) -> int | None:
+    """The saved job's latest version (None: none), under its lock (`_lock_saved_job`)."""
+    await _lock_saved_job(conn, account, name)
     cursor = await conn.execute(
         "SELECT max(version) AS v FROM saved_jobs WHERE account = %s AND name = %s", (account, name)
     )
