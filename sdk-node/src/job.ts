@@ -19,6 +19,9 @@ export interface JobInfo {
   cmd: string;
   image: string;
   tags: Record<string, string>;
+  /** What the job declared: container path -> URL fetched before it starts / uploaded after. */
+  inputs: Record<string, string>;
+  outputs: Record<string, string>;
   createdAt: Date | null;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -46,6 +49,8 @@ export function jobInfo(job: PbJob): JobInfo {
     cmd: spec?.cmd ?? "",
     image: job.image || (spec?.image ?? ""), // the image it runs in, defaults resolved
     tags: { ...(spec?.tags ?? {}) },
+    inputs: { ...(spec?.inputs ?? {}) },
+    outputs: { ...(spec?.outputs ?? {}) },
     createdAt: job.createdAt ?? null,
     startedAt: job.startedAt ?? null,
     finishedAt: job.finishedAt ?? null,

@@ -28,6 +28,15 @@ export interface JobOptions {
   /** Secrets of your account given to the job: "NAME" (an environment variable) or
    * "NAME:/path" (a file readable by the job alone); see docs/secrets.md. */
   secrets?: string[];
+  /** Files the server fetches into the container before the job starts: container path
+   * -> "s3://bucket/key", "https://..." or "http://..." (docs/sdk.md, "Inputs and outputs"). */
+  inputs?: Record<string, string>;
+  /** What the server uploads after the job ended done: container path -> "s3://bucket/key";
+   * a path ending in "/" is a directory, uploaded under a prefix ending in "/". */
+  outputs?: Record<string, string>;
+  /** The name of your secret holding the object store's credentials (JSON: endpoint_url,
+   * access_key_id, secret_access_key, region); s3:// URLs need one. */
+  storageSecret?: string;
   /** Function jobs: call the function up to this many more times when it throws. */
   retries?: number;
 }
@@ -97,9 +106,9 @@ function baseSpec(cmd: string, options: JobOptions): JobSpec {
     freshContainer: options.freshContainer ?? false,
     secrets: options.secrets ?? [],
     tty: false,
-    inputs: {},
-    outputs: {},
-    storageSecret: "",
+    inputs: { ...(options.inputs ?? {}) },
+    outputs: { ...(options.outputs ?? {}) },
+    storageSecret: options.storageSecret ?? "",
   };
 }
 

@@ -37,6 +37,21 @@ test("stdin, env, a file result source and resource options reach the job", asyn
   assert.equal((await job.refresh()).stdout.toString(), "typed-hi\n");
 });
 
+test("inputs and outputs travel with the job, and the server fetches the inputs before it starts", async () => {
+  const url = "http://127.0.0.1:9/data.txt"; // loopback: a source this server refuses to reach
+  const job = await c.shell("cat /in/data.txt", { inputs: { "/in/data.txt": url } });
+  await assert.rejects(job.result(60), sdk.JobFailed);
+  const info = await job.refresh();
+  assert.deepEqual([info.inputs, info.outputs], [{ "/in/data.txt": url }, {}]);
+  assert.match(info.reason, /127\.0\.0\.1/);
+  assert.equal(info.stdout.length, 0); // it never ran
+  await assert.rejects(c.shell("true", { outputs: { "/out/": "s3://bucket/run/" } }), (error) => {
+    assert.ok(error instanceof sdk.InvalidRequest);
+    assert.match(error.message, /storage_secret/);
+    return true;
+  });
+});
+
 test("a failing command throws JobFailed with its return code and stderr", async () => {
   const job = await c.shell("echo bad >&2; exit 3");
   await assert.rejects(job.result(60), (error) => {
