@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import grpc
 
 from cloudpipe_proto.v1 import jobs_pb2 as pb
+from cloudpipe_sdk._compat import within
 from cloudpipe_sdk._errors import CloudpipeError, Timeout, Unavailable, from_rpc_error
 from cloudpipe_sdk._job_calls import WATCH_LIMIT, kill_job
 from cloudpipe_sdk._job_calls import fetch as fetch_plan
@@ -82,7 +83,7 @@ class Watch:
         """The next event and any others already queued; Timeout at the deadline."""
         remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         try:
-            items = [await asyncio.wait_for(self._queue.get(), remaining)]
+            items = [await within(self._queue.get(), remaining)]
         except TimeoutError:
             raise Timeout(f"{left} job(s) did not finish in time") from None
         while not self._queue.empty():
