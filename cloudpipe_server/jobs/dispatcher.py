@@ -259,7 +259,7 @@ class Dispatcher:
             attempts={job_id: self._attempts[job_id] for job_id in ids if job_id in self._attempts},
         )
         # A job that ended meanwhile (or whose outcome is being stored) gave its lease up
-        # itself; stopping "its container" then would hit the next job in a warm one.
+        # itself: it was not lost, and nothing of it is left to stop.
         lost = {i for i in set(ids) - held if i in self._running and i not in self._recording}
         for job_id in lost:
             log.warning("job %d: lease lost; stopping its container", job_id, extra=job_fields(job_id))
