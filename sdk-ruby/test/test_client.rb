@@ -62,6 +62,17 @@ class TestClient < Minitest::Test
     assert_includes @client.list(statuses: [:killed]).map(&:id), job.id
   end
 
+  def test_data_options_reach_the_server
+    url = "http://127.0.0.1:9/data.txt" # loopback: a source this server refuses to reach
+    job = @client.shell("cat /in/data.txt", inputs: { "/in/data.txt" => url })
+    assert_raises(Cloudpipe::JobFailed) { job.result(timeout: 60) }
+    assert_match(/127\.0\.0\.1/, job.reason)
+    error = assert_raises(Cloudpipe::InvalidRequest) { @client.shell("true", outputs: { "/out/" => "s3://bucket/run/" }) }
+    assert_match(/storage_secret/, error.message)
+    assert_raises(Cloudpipe::NotFound) { @client.shell("true", volumes: ["no-such-volume:/data"]) }
+    assert_raises(Cloudpipe::NotFound) { @client.shell("true", secrets: ["NO_SUCH_SECRET"]) }
+  end
+
   def test_errors_are_typed
     error = assert_raises(Cloudpipe::NotFound) { @client.get(987_654_321) }
     assert_equal "NOT_FOUND", error.code

@@ -63,9 +63,14 @@ module Cloudpipe
     end
 
     # Run `cmd` with /bin/bash -c in a container; returns its Job. `timeout` is the
-    # container's wall-clock limit in seconds; `memory` is in bytes.
+    # container's wall-clock limit in seconds; `memory` is in bytes. Data in and out:
+    # `volumes` ["name:/path", "name:/path:ro"], `secrets` ["NAME", "NAME:/path"], and
+    # `inputs` / `outputs` ({ "/in/data.csv" => "s3://bucket/key" }: fetched before the
+    # job starts, uploaded after it ended done) with `storage_secret`, the name of your
+    # secret holding the object store's credentials (docs/sdk.md, "Inputs and outputs").
     def shell(cmd, stdin: nil, env: {}, image: nil, name: nil, tags: {}, result_source: "stdout",
-              timeout: nil, cpus: nil, memory: nil, network: false, idempotency_key: nil)
+              timeout: nil, cpus: nil, memory: nil, network: false, idempotency_key: nil,
+              volumes: [], secrets: [], inputs: {}, outputs: {}, storage_secret: nil)
       raise InvalidRequest, "cmd: must not be empty" if cmd.to_s.empty?
 
       spec = Cloudpipe::V1::JobSpec.new(
@@ -73,6 +78,9 @@ module Cloudpipe
         tags: tags.transform_keys(&:to_s), result_source: result_source, result_type: :RESULT_TYPE_BINARY,
         network: network, idempotency_key: idempotency_key || SecureRandom.uuid,
         resources: Cloudpipe::V1::Resources.new(cpus: cpus.to_f, memory_bytes: memory.to_i),
+        volumes: volumes.map(&:to_s), secrets: secrets.map(&:to_s),
+        inputs: inputs.transform_keys(&:to_s), outputs: outputs.transform_keys(&:to_s),
+        storage_secret: storage_secret.to_s,
       )
       spec.max_runtime = Google::Protobuf::Duration.new(seconds: timeout.floor, nanos: ((timeout % 1) * 1e9).round) if timeout
       # retried safely: the idempotency key makes a repeated Submit return the same job
