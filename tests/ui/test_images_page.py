@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -27,8 +28,15 @@ MARKUP = "<img src=x onerror=alert(1)>"
 
 
 def row_of(driver: WebDriver, reference: str) -> str:
-    rows = driver.find_elements(By.CSS_SELECTOR, f'#images tr[data-image="{reference}"]')
-    return str(rows[0].text) if rows else ""
+    """The text of the image's row ("" when it is not listed), read again when the list
+    is drawn anew between finding the row and reading it (a stale element)."""
+    for _ in range(20):
+        try:
+            rows = driver.find_elements(By.CSS_SELECTOR, f'#images tr[data-image="{reference}"]')
+            return str(rows[0].text) if rows else ""
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError("the images list was drawn anew at every read")
 
 
 @pytest.fixture(scope="module")
