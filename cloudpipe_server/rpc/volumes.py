@@ -17,7 +17,7 @@ from cloudpipe_server.volumes.service import VolumeService
 Context: TypeAlias = grpc.aio.ServicerContext
 MAX_CHUNK = 1 << 20
 # sent as initial metadata once an upload's start is accepted (volumes.proto, Upload)
-UPLOAD_ACCEPTED_KEY = "x-cloudpipe-upload"
+UPLOAD_ACCEPTED = (("x-cloudpipe-upload", "accepted"),)
 
 
 def volume_to_pb(volume: VolumeInfo) -> pb.Volume:
@@ -74,7 +74,7 @@ class VolumeServicer(pb_grpc.VolumeServiceServicer):
 
         async def chunks() -> AsyncIterator[bytes]:
             # the start passed every check: the client may send the data now (see the proto)
-            await context.send_initial_metadata(((UPLOAD_ACCEPTED_KEY, "accepted"),))
+            await context.send_initial_metadata(UPLOAD_ACCEPTED)
             async for message in request_iterator:
                 part = message.WhichOneof("part")
                 if part != "data":
