@@ -4,7 +4,10 @@ mongomock is an in-memory double of pymongo, used here only because no MongoDB s
 runs on this machine; nothing measured or proven on it says anything about MongoDB
 itself. One gap matters to a job store: its writes (find_one_and_update included) read,
 then write, with no lock in between, so two threads can both claim one job, which a
-server never allows (every single-document write is atomic there). `atomic_writes()`
+server never allows (every single-document write is atomic there); and its deletes find
+the matching documents, then remove them one by one, so two threads deleting one document
+make the second raise KeyError where a server deletes it once and counts it once.
+`atomic_writes()`
 holds one lock around each write for as long as it is active: it models that server
 guarantee and nothing more, so what is tested is the store's own logic.
 """
@@ -16,7 +19,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-WRITES = ("find_one_and_update", "update_one", "update_many", "insert_many", "insert_one")
+WRITES = (
+    "find_one_and_update",
+    "find_one_and_replace",
+    "find_one_and_delete",
+    "update_one",
+    "update_many",
+    "replace_one",
+    "insert_many",
+    "insert_one",
+    "delete_one",
+    "delete_many",
+)
 
 
 @contextmanager

@@ -65,3 +65,36 @@ async def test_concurrent_claims_from_tasks_never_double_claim_mongomock_double(
     assert sorted(everything) == ids, "every job claimed exactly once"
     for backend in stores:
         await backend.close()
+
+
+def test_the_mongomock_double_deletes_a_document_once_under_concurrent_deletes() -> None:
+    """The double itself (mongomock, used only because no MongoDB server runs here): bare,
+    two threads deleting one document make the second raise KeyError (seen as a purge
+    test's failure in CI); a server deletes it once and counts it once, and
+    `atomic_writes()` must give the same."""
+    import threading
+
+    import mongomock
+
+    def race() -> tuple[list[BaseException], int]:
+        collection: Any = mongomock.MongoClient()["db"]["docs"]
+        collection.insert_many([{"_id": i} for i in range(300)])
+        start, errors, counts = threading.Barrier(6), [], []
+
+        def delete() -> None:
+            start.wait()
+            try:
+                counts.append(collection.delete_many({"_id": {"$in": list(range(300))}}).deleted_count)
+            except KeyError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=delete) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        return errors, sum(counts)
+
+    with atomic_writes():
+        for _ in range(10):
+            assert race() == ([], 300), "every document deleted and counted exactly once"
