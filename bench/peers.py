@@ -7,10 +7,13 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench import proc_cpu
 
 RAY_VENV = Path.home() / ".venvs" / "cloudpipe-bench-ray"
 RAY_SETUP = f"python3 -m venv {RAY_VENV} && {RAY_VENV}/bin/pip install ray cloudpickle==3.1.1"
@@ -44,21 +47,40 @@ def process_pool_latency(calls: int) -> list[float]:
     return times
 
 
-def process_pool_throughput(tasks: int) -> float:
-    """Jobs per second of `tasks` calls over as many workers as cores."""
+def process_pool_throughput(tasks: int) -> tuple[float, float]:
+    """(jobs per second, CPU seconds per job of this process and its workers) of `tasks`
+    calls over as many workers as cores."""
     with concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
         list(pool.map(inc, range(os.cpu_count() or 1)))  # workers started
+        before = proc_cpu.snapshot()
         began = time.perf_counter()
         results = list(pool.map(inc, range(tasks)))
         elapsed = time.perf_counter() - began
+        after = proc_cpu.snapshot()
     assert results[-1] == tasks
-    return tasks / elapsed
+    ours = proc_cpu.descendants(after, os.getpid())
+    spent = proc_cpu.cpu_by_group(before, after, lambda proc: "pool" if proc.pid in ours else None)
+    return tasks / elapsed, spent.get("pool", 0.0) / tasks
 
 
 def ray_python() -> str | None:
+    """The Python that has Ray: $CLOUDPIPE_BENCH_RAY_PYTHON, else the bench's own
+    virtualenv, which is made (once; it prints how long that took) when it is missing.
+    None when that fails."""
     configured = os.environ.get("CLOUDPIPE_BENCH_RAY_PYTHON")
-    candidate = Path(configured) if configured else RAY_VENV / "bin" / "python"
-    return str(candidate) if candidate.exists() else None
+    if configured:
+        return configured if Path(configured).exists() else None
+    candidate = RAY_VENV / "bin" / "python"
+    if not candidate.exists():
+        print(f"installing Ray for the peer column, once: {RAY_SETUP}", file=sys.stderr)
+        began = time.perf_counter()
+        made = subprocess.run(RAY_SETUP, shell=True, capture_output=True, text=True, check=False)
+        if made.returncode != 0:
+            print(f"installing Ray failed:\n{made.stderr[-2000:]}", file=sys.stderr)
+            shutil.rmtree(RAY_VENV, ignore_errors=True)  # no half-made venv next time
+            return None
+        print(f"Ray installed in {time.perf_counter() - began:.0f} s ({RAY_VENV})", file=sys.stderr)
+    return str(candidate)
 
 
 def ray(calls: int, tasks: int) -> dict[str, object] | None:
@@ -66,7 +88,7 @@ def ray(calls: int, tasks: int) -> dict[str, object] | None:
     the Ray virtualenv's Python, or None when Ray is not installed."""
     python = ray_python()
     if python is None:
-        print(f"Ray not installed; skipping its column ({RAY_SETUP})", file=sys.stderr)
+        print("Ray is not available; skipping its column", file=sys.stderr)
         return None
     script = Path(__file__).with_name("ray_local.py")
     done = subprocess.run(
