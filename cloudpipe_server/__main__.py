@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cloudpipe_common.logs import FORMATS, configure_logging, log_format
+from cloudpipe_common.memory import limit_malloc_arenas
 from cloudpipe_server.app import rotate_secrets_key, start_server
 from cloudpipe_server.config import Settings
 from cloudpipe_server.errors import CloudpipeError
@@ -66,6 +67,7 @@ async def serve(settings: Settings, shutdown_grace: float, executor: ExecutorFac
 def main(argv: list[str] | None = None, *, executor: ExecutorFactory | None = None) -> int:
     """Run the server; `executor` builds the executor from the settings instead of the
     Docker one (tests pass `cloudpipe_server.executors.fake.FakeExecutor`)."""
+    limit_malloc_arenas(os.environ)  # before any thread starts: see cloudpipe_common/memory.py
     args = parse_args(argv)
     try:
         settings = Settings.from_env(

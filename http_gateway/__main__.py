@@ -17,6 +17,7 @@ import uvicorn
 
 from cloudpipe_common.errors import InvalidArgument
 from cloudpipe_common.logs import FORMATS, configure_logging, log_format
+from cloudpipe_common.memory import limit_malloc_arenas
 from http_gateway.app import create_app
 from http_gateway.config import GatewaySettings, SettingsError
 
@@ -64,6 +65,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    limit_malloc_arenas(os.environ)  # before any thread starts: see cloudpipe_common/memory.py
     args = vars(parse_args(argv))
     chosen_format = args.pop("log_format")
     try:
