@@ -270,6 +270,16 @@ def print_report(report: Report) -> None:
             f"server RSS MiB: first {rss[0]:.1f}, max {max(rss):.1f}, last {rss[-1]:.1f};"
             f" after the restart min {min(settled):.1f} max {max(settled):.1f}"
         )
+        # flat: the restarted server's peak in its last half is no more than 10 % over its
+        # peak in its first half (a leak keeps raising it; allocator noise does not)
+        half = len(settled) // 2
+        if half:
+            early, late = max(settled[:half]), max(settled[half:])
+            growth = late / early - 1
+            print(
+                f"server RSS growth after the restart (peak of the last half vs the first): {growth:+.1%},"
+                f" {'flat' if growth <= 0.10 else 'NOT flat'}"
+            )
     print(f"lost (not finished after the drain): {len(report.lost)}")
     for line in report.lost + report.untrue:
         print("  " + line)
