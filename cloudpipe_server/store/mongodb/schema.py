@@ -50,6 +50,7 @@ def setup_jobs(db: Database[Doc]) -> None:
     jobs.create_index([("status", 1), ("_id", 1)], name="status_id")
     jobs.create_index([("account", 1), ("_id", 1)], name="account_id")
     jobs.create_index([("account", 1), ("name", 1)], name="account_name")
+    jobs.create_index([("account", 1), ("status", 1)], name="account_status")  # counts per status
     jobs.create_index([("status", 1), ("lease_expires_at", 1)], name="status_lease")
     jobs.create_index([("depends_on", 1), ("status", 1)], name="depends_on_status")  # the dependents of a job
     jobs.create_index([("finished_at", 1)], name="finished_at")  # retention (retention.py)

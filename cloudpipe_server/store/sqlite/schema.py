@@ -88,6 +88,10 @@ JOB_MIGRATIONS: list[str] = [
         PRIMARY KEY (job_id, attempt)
     ) WITHOUT ROWID;
     """,
+    # 7: an account's counts per status read an index, not every row (QueueStats, Usage)
+    """
+    CREATE INDEX jobs_account_status ON jobs (account, status);
+    """,
 ]
 
 SCHEDULE_VERSION_TABLE = "schedule_schema"
