@@ -8,8 +8,8 @@
   `ProcessPoolExecutor` call and Ray local's `ray.get(inc.remote(i))`: p50 and p99;
 - throughput: `--tasks` trivial functions submitted through the `Submit` RPC in batches of
   1,000, until every result is in hand (their ends watched with `WatchMany`, their results
-  read back with `List`), and through the user's
-  own `client.map`, vs Ray local and a `ProcessPoolExecutor` over all cores, in jobs/s;
+  read back with `List`), and through the user's own `client.map`, vs Ray local and a
+  `ProcessPoolExecutor` over all cores, in jobs/s;
 - control-plane overhead: a warm job's end-to-end time minus its time in the container;
 - CPU per job: the CPU seconds of every process a throughput round used (the server,
   this server's warm agents with the jobs they fork, the Docker engine, this client), vs
@@ -20,7 +20,8 @@
 
 The server is a real `cloudpipe-server` process (SQLite store, local Docker, log level
 WARNING) with a warm pool of `--concurrency` containers, pre-warmed. Ray runs from its
-own virtualenv (see bench/peers.py); without it, its column says so.
+own virtualenv (bench/peers.py makes it when missing: about 40 s here); when that fails,
+its column says so.
 """
 
 from __future__ import annotations
