@@ -194,8 +194,7 @@ def throughput(server: ServerProcess, client: Client, tasks: int, deadline_s: fl
     values = []
     for start in range(0, len(ids), 5000):
         chunk = ids[start : start + 5000]
-        request = pb.ListJobsRequest(ids=chunk, limit=len(chunk))
-        response = client.transport.stub("jobs").List(request, metadata=client.transport.metadata)
+        response = stub.List(pb.ListJobsRequest(ids=chunk, limit=len(chunk)), metadata=metadata)
         values += [cloudpickle.loads(j.result)["value"] for j in response.jobs if j.status == pb.JOB_STATUS_DONE]
     elapsed = time.perf_counter() - began
     spent = proc_cpu.cpu_by_group(before, proc_cpu.snapshot(), cloudpipe_group(server, agents))

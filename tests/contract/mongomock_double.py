@@ -7,9 +7,8 @@ then write, with no lock in between, so two threads can both claim one job, whic
 server never allows (every single-document write is atomic there); and its deletes find
 the matching documents, then remove them one by one, so two threads deleting one document
 make the second raise KeyError where a server deletes it once and counts it once.
-`atomic_writes()`
-holds one lock around each write for as long as it is active: it models that server
-guarantee and nothing more, so what is tested is the store's own logic.
+`atomic_writes()` holds one lock around each write for as long as it is active: it
+models that server guarantee and nothing more, so what is tested is the store's own logic.
 """
 
 from __future__ import annotations
