@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from cloudpipe_sdk import Client
-from tests.cli.support import cloudpipe
+from tests.cli.support import TmuxServer, cloudpipe
 from tests.support import ROOT, ServerProcess
 
 pytestmark = pytest.mark.docker
@@ -31,20 +31,21 @@ def in_terminal(command: list[str], timeout: float = 90) -> str:
     if shutil.which("tmux") is None:
         pytest.fail("these tests need tmux (apt-get install tmux; scripts/setup.sh installs it)")
     session = f"cloudpipe-test-{uuid.uuid4().hex[:8]}"
+    tmux = TmuxServer(session)
     shell = f"cd {shlex.quote(str(ROOT))} && {shlex.join(command)}; echo EXITED-$?; sleep 60"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30", shell], check=True)
+    subprocess.run(tmux.command("new-session", "-d", "-s", session, "-x", "120", "-y", "30", shell), check=True)
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = subprocess.run(
-                ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=True
+                tmux.command("capture-pane", "-p", "-t", session), capture_output=True, text=True, check=True
             ).stdout
             if "EXITED-" in screen:
                 return screen
             time.sleep(0.2)
         raise AssertionError(f"still running after {timeout} s:\n{screen}")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+        tmux.stop()
 
 
 def test_wait_draws_a_progress_bar_in_a_terminal_only(server: ServerProcess, client: Client) -> None:

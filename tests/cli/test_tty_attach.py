@@ -20,7 +20,7 @@ import docker
 import pytest
 
 from cloudpipe_sdk import Client, JobStatus
-from tests.cli.support import cloudpipe
+from tests.cli.support import TmuxServer, cloudpipe
 from tests.support import (
     OWNER_LABEL,
     ROOT,
@@ -42,9 +42,12 @@ class Tmux:
         if shutil.which("tmux") is None:
             pytest.fail("these tests need tmux (apt-get install tmux; scripts/setup.sh installs it)")
         self.name = f"cloudpipe-tty-{uuid.uuid4().hex[:8]}"
+        self.tmux = TmuxServer(self.name)
         shell = "env -i PATH=/usr/bin:/bin TERM=xterm HOME=/tmp bash --norc --noprofile"
-        tmux = ["tmux", "new-session", "-d", "-s", self.name, "-x", str(columns), "-y", str(rows), shell]
-        subprocess.run(tmux, check=True)
+        subprocess.run(
+            self.tmux.command("new-session", "-d", "-s", self.name, "-x", str(columns), "-y", str(rows), shell),
+            check=True,
+        )
         cli = shlex.join([sys.executable, "-m", "cloudpipe_sdk.cli", "--address", server.address])
         self.line(
             f"cd {shlex.quote(str(ROOT))}; export PYTHONPATH={shlex.quote(str(ROOT))} "
@@ -63,12 +66,12 @@ class Tmux:
 
     def keys(self, *keys: str) -> None:
         """tmux key names (`C-c`, `Enter`) or literal text."""
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        subprocess.run(self.tmux.command("send-keys", "-t", self.name, *keys), check=True)
 
     def screen(self) -> str:
         """Everything on the terminal so far, wrapped lines joined."""
         return subprocess.run(
-            ["tmux", "capture-pane", "-p", "-J", "-S", "-1000", "-t", self.name],
+            self.tmux.command("capture-pane", "-p", "-J", "-S", "-1000", "-t", self.name),
             capture_output=True,
             text=True,
             check=True,
@@ -102,10 +105,12 @@ class Tmux:
         assert sorted(last) == ["echo", "icanon"], screen
 
     def resize(self, columns: int, rows: int) -> None:
-        subprocess.run(["tmux", "resize-window", "-t", self.name, "-x", str(columns), "-y", str(rows)], check=True)
+        subprocess.run(
+            self.tmux.command("resize-window", "-t", self.name, "-x", str(columns), "-y", str(rows)), check=True
+        )
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], check=False)
+        self.tmux.stop()
 
 
 @pytest.fixture
