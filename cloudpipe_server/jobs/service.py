@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -266,22 +267,30 @@ class JobService:
             raise InvalidArgument(f"ids: at most {MAX_JOBS_PER_WATCH} jobs per watch, got {len(ids)}")
         if 0 in ids:
             raise InvalidArgument("ids: a job id is required, got 0")
-        known = await self._find(caller, ids, ())
-        missing = [i for i in ids if i not in known]
-        if missing:
-            shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
-            raise NotFound(f"job(s) {shown} not found")
-        pending = set(ids)
-        finished = [job for job in known.values() if job.status.terminal]
-        while True:
-            for job in finished:
-                pending.discard(job.id)
-                yield job
-            if not pending:
-                return
-            await self._events.wait_any(pending, self._poll_interval)
-            await asyncio.sleep(_WATCH_COALESCE)
-            finished = list((await self._find(caller, sorted(pending), tuple(TERMINAL_STATUSES))).values())
+        with self._events.subscribe(ids) as subscription:  # before the first read: no change slips between
+            known = await self._find(caller, ids, ())
+            missing = [i for i in ids if i not in known]
+            if missing:
+                shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
+                raise NotFound(f"job(s) {shown} not found")
+            pending = set(ids)
+            finished = [job for job in known.values() if job.status.terminal]
+            swept = time.monotonic()
+            while True:
+                for job in finished:
+                    pending.discard(job.id)
+                    yield job
+                self._events.unsubscribe(subscription, [job.id for job in finished])
+                if not pending:
+                    return
+                changed = await subscription.changed(self._poll_interval)
+                await asyncio.sleep(_WATCH_COALESCE)
+                changed |= subscription.take()
+                if time.monotonic() - swept >= self._poll_interval:
+                    # every poll interval all of them: another replica's changes wake no one here
+                    changed, swept = set(pending), time.monotonic()
+                terminal = tuple(TERMINAL_STATUSES)
+                finished = list((await self._find(caller, sorted(changed & pending), terminal)).values())
 
     async def _find(self, caller: Principal, ids: Sequence[int], statuses: tuple[JobStatus, ...]) -> dict[int, Job]:
         """The caller's jobs among `ids` (in these statuses, when given), queried in batches."""
