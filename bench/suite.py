@@ -1,6 +1,7 @@
 """Cloudpipe against its peers, every number measured in this one run.
 
     python -m bench.suite [--calls 500] [--tasks 10000] [--concurrency 4] [--write bench/RESULTS.md]
+                          [--profile DIR]
 
 - cold latency: a fresh-container shell job (`true`, `fresh_container=True`) from submit
   to result in the SDK, vs `docker run --rm --network none IMAGE /bin/bash -c true`;
@@ -15,6 +16,8 @@
   this server's warm agents with the jobs they fork, the Docker engine, this client), vs
   Ray's driver, GCS, raylet and workers and the ProcessPool's parent and workers
   (bench/proc_cpu.py); on a shared machine CPU seconds move much less than wall time;
+- with `--profile DIR`: the server sampled by py-spy through the second round, its
+  collapsed stacks in DIR and the functions holding its CPU in the table (bench/profile.py);
 - server memory (RSS): right after `--tasks` jobs were queued, after they finished, and
   after a second round as large (flat means no growth).
 
@@ -42,6 +45,7 @@ import cloudpickle
 import grpc
 
 from bench import peers, proc_cpu
+from bench.profile import Recording, summary
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_sdk import Client
 from tests.support import OWNER_LABEL, RUNNER_IMAGES, SESSION_PREFIX, ServerProcess, start_server
@@ -171,7 +175,13 @@ def cloudpipe_group(server: ServerProcess, agents: set[int]) -> Callable[[proc_c
     return group
 
 
-def throughput(server: ServerProcess, client: Client, tasks: int, deadline_s: float) -> Round:
+def throughput(
+    server: ServerProcess, client: Client, tasks: int, deadline_s: float, profile: Path | None = None
+) -> Round:
+    """One round; with `profile`, the server is sampled by py-spy into that file."""
+    if profile is not None:
+        with Recording(server.process.pid, profile):
+            return throughput(server, client, tasks, deadline_s)
     specs = [function_spec(i) for i in range(tasks)]
     agents = agent_pids(server)
     before = proc_cpu.snapshot()
@@ -283,7 +293,8 @@ def measure(args: argparse.Namespace, breakdown: dict[str, float]) -> list[Row]:
                 first = throughput(server, client, args.tasks, args.deadline)
                 rate, queued_rss, done = first.rate, first.queued_rss, first.done
                 after_first = rss_bytes(server.process.pid)
-                second = throughput(server, client, args.tasks, args.deadline)
+                profile = args.profile / "server-2nd-round.collapsed" if args.profile else None
+                second = throughput(server, client, args.tasks, args.deadline, profile)
                 rate2 = second.rate
                 after_second = rss_bytes(server.process.pid)
                 ray_rate = float(ray["throughput"]) if ray is not None else None  # type: ignore[arg-type]
@@ -354,7 +365,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="max concurrent jobs and warm containers")
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds a throughput round may take")
     parser.add_argument("--write", type=Path, help="also write the table (and the machine) to this Markdown file")
+    parser.add_argument(
+        "--profile", type=Path, help="sample the server with py-spy in the 2nd round; stacks and summary in this dir"
+    )
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     breakdown: dict[str, float] = {}
     rows = measure(args, breakdown)
     text = table(rows)
@@ -362,6 +378,9 @@ def main() -> None:
         text += "\n\nWhere Cloudpipe's CPU per job goes (2nd throughput round):\n\n" + "\n".join(
             f"- {name}: {ms(seconds)}" for name, seconds in sorted(breakdown.items(), key=lambda kv: -kv[1])
         )
+    if args.profile:
+        text += "\n\nWhere the server's CPU goes (py-spy, 2nd throughput round):\n\n"
+        text += summary(args.profile / "server-2nd-round.collapsed")
     print(text)
     if args.write:
         args.write.write_text(
