@@ -115,17 +115,12 @@ def backends(root: Path) -> Iterator[list[Backend]]:
     from psycopg.conninfo import make_conninfo
 
     from cloudpipe_server.store import mongodb, postgres, sqlite
-    from tests.contract.postgres_cluster import fresh_database, start_cluster
+    from tests.contract.postgres_cluster import benchmark_server, fresh_database
 
     with ExitStack() as stack:
         path = root / "growth.db"
         found = [Backend("sqlite", lambda: sqlite.open_stores(path).jobs, lambda: sqlite.open_stores(path).jobs)]
-        server = os.environ.get("CLOUDPIPE_TEST_POSTGRES_URL")
-        if not server:
-            cluster = start_cluster(durable=True)
-            stack.callback(cluster.stop)
-            server = cluster.url()
-        url = stack.enter_context(fresh_database(server, "cloudpipe_growth"))
+        url = stack.enter_context(fresh_database(benchmark_server(stack), "cloudpipe_growth"))
         quick = make_conninfo(url, options="-c synchronous_commit=off")
         found.append(
             Backend("postgres", lambda: postgres.open_stores(url).jobs, lambda: postgres.open_stores(quick).jobs)

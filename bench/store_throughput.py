@@ -111,7 +111,7 @@ async def contended(backend: Backend, jobs: int) -> tuple[float, list[float]]:
 @contextmanager
 def backends(root: Path) -> Iterator[list[Backend]]:
     """Every backend that can run here, each on an empty database of its own."""
-    from tests.contract.postgres_cluster import fresh_database, start_cluster
+    from tests.contract.postgres_cluster import benchmark_server, fresh_database
 
     with ExitStack() as stack:
         from cloudpipe_server.store import sqlite
@@ -122,11 +122,7 @@ def backends(root: Path) -> Iterator[list[Backend]]:
 
         from cloudpipe_server.store import postgres
 
-        server = os.environ.get("CLOUDPIPE_TEST_POSTGRES_URL")
-        if not server:
-            cluster = start_cluster(durable=True)
-            stack.callback(cluster.stop)
-            server = cluster.url()
+        server = benchmark_server(stack)
         durable = stack.enter_context(fresh_database(server, "cloudpipe_bench"))
         relaxed = make_conninfo(
             stack.enter_context(fresh_database(server, "cloudpipe_bench")), options="-c synchronous_commit=off"

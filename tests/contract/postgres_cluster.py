@@ -4,7 +4,8 @@
 loopback port (unix socket in that directory too) and `ThrowawayCluster.stop()` removes
 everything again. PostgreSQL refuses to run as root, so as root the binaries run as the
 `postgres` OS user (`runuser -u postgres --`) and the directory is handed to that user.
-`fresh_database()` gives each test (or benchmark run) its own database on any server.
+`fresh_database()` gives each test (or benchmark run) its own database on any server;
+`benchmark_server()` is the server a benchmark uses.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +119,17 @@ def fresh_database(admin_url: str, prefix: str = "cloudpipe_test") -> Iterator[s
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def benchmark_server(stack: ExitStack) -> str:
+    """A superuser URL for a benchmark: `CLOUDPIPE_TEST_POSTGRES_URL` when set, else a
+    throwaway cluster with PostgreSQL's default durability, stopped with `stack`."""
+    external = os.environ.get("CLOUDPIPE_TEST_POSTGRES_URL")
+    if external:
+        return external
+    cluster = start_cluster(durable=True)
+    stack.callback(cluster.stop)
+    return cluster.url()
 
 
 def _free_port() -> int:

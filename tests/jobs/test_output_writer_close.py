@@ -8,26 +8,15 @@ PROCESSING for good (the busy-account UI test under load)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from cloudpipe_server.jobs.output import FLUSH_BYTES, OutputWriter
 from cloudpipe_server.models import JobSpec, OutputChunk, Stream
 from cloudpipe_server.store.sqlite import SqliteJobStore
-from cloudpipe_server.store.sqlite.database import SqliteDatabase
 
 OWNER = "writer-test"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
-    store = SqliteJobStore(SqliteDatabase(tmp_path / "jobs.db"))
-    await store.initialize()
-    yield store
-    await store.close()
 
 
 async def test_a_close_that_comes_as_output_arrives_ends_the_writer(store: SqliteJobStore) -> None:

@@ -7,11 +7,7 @@ server's CPU per job grew with the size of the map."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
 
 from cloudpipe_server.auth.base import Principal
 from cloudpipe_server.executors.fake import FakeExecutor
@@ -23,7 +19,6 @@ from cloudpipe_server.jobs.service import JobService
 from cloudpipe_server.models import Job, JobSpec, JobStatus
 from cloudpipe_server.store.base import JobQuery
 from cloudpipe_server.store.sqlite import SqliteJobStore
-from cloudpipe_server.store.sqlite.database import SqliteDatabase
 
 ALICE = Principal("alice")
 
@@ -45,14 +40,6 @@ class CountingReads:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._store, name)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
-    store = SqliteJobStore(SqliteDatabase(tmp_path / "jobs.db"))
-    await store.initialize()
-    yield store
-    await store.close()
 
 
 def service_on(store: CountingReads, poll_interval: float) -> tuple[JobService, JobEvents]:
