@@ -2,7 +2,7 @@
 flame summaries in bench/RESULTS.md (`python -m bench.suite --profile DIR`).
 
 py-spy is not a dependency of Cloudpipe: install it into any virtualenv
-(`pip install py-spy`) and put it on PATH, or pass its path. The recording is py-spy's
+(`pip install py-spy`) and put it on PATH, or give `Recording` its path. The recording is py-spy's
 "raw" format (collapsed stacks: `frame;frame;frame count` per line, which flamegraph.pl
 and speedscope read), sampled without stopping the process (`--nonblocking`), idle
 threads left out, all threads of the process together.

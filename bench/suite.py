@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -370,6 +371,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.profile:
+        if shutil.which("py-spy") is None:  # said now, not after the rounds before the profiled one
+            parser.error("--profile needs py-spy on PATH: pip install py-spy")
         args.profile.mkdir(parents=True, exist_ok=True)
     breakdown: dict[str, float] = {}
     rows = measure(args, breakdown)
