@@ -42,17 +42,17 @@ class CountingReads:
         return getattr(self._store, name)
 
 
-def service_on(store: CountingReads, poll_interval: float) -> tuple[JobService, JobEvents]:
+def service_on(store: CountingReads, poll_interval: float) -> JobService:
     events, hub = JobEvents(), OutputHub()
     config = DispatcherConfig("watch-test", 2, 0.05, 3.0, 3, "image", 1.0, 1 << 30, 64, 3600.0)
     dispatcher = Dispatcher(store, FakeExecutor(now, owner="watch-test"), events, hub, config, now)  # type: ignore[arg-type]
     watch = Watch(store, dispatcher, events, hub, poll_interval)  # type: ignore[arg-type]
-    return JobService(store, dispatcher, events, now, poll_interval, watch=watch), events  # type: ignore[arg-type]
+    return JobService(store, dispatcher, events, now, poll_interval, watch=watch)  # type: ignore[arg-type]
 
 
 async def test_each_wake_reads_only_the_jobs_that_changed(store: SqliteJobStore) -> None:
     counting = CountingReads(store)
-    service, _ = service_on(counting, poll_interval=60)  # no sweep of every id within the test
+    service = service_on(counting, poll_interval=60)  # no sweep of every id within the test
     ids = await service.submit(ALICE, [JobSpec(cmd="true") for _ in range(150)])
     seen: list[int] = []
 
@@ -77,7 +77,7 @@ async def test_each_wake_reads_only_the_jobs_that_changed(store: SqliteJobStore)
 async def test_a_change_no_event_announces_is_found_by_the_sweep(store: SqliteJobStore) -> None:
     """Another replica's kill publishes nothing here: the sweep every poll interval sees it."""
     counting = CountingReads(store)
-    service, _ = service_on(counting, poll_interval=0.2)
+    service = service_on(counting, poll_interval=0.2)
     ids = await service.submit(ALICE, [JobSpec(cmd="true") for _ in range(3)])
     watching = asyncio.create_task(anext(aiter(service.watch_many(ALICE, ids))))
     await asyncio.sleep(0.1)
