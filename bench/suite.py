@@ -381,6 +381,12 @@ def main() -> None:
         text += "\n\nWhere Cloudpipe's CPU per job goes (2nd throughput round):\n\n" + "\n".join(
             f"- {name}: {ms(seconds)}" for name, seconds in sorted(breakdown.items(), key=lambda kv: -kv[1])
         )
+    text += (
+        "\n\nIssue 17's other targets, each with a PostgreSQL of its own, have benches of their own:"
+        " `python -m bench.store_growth` (cost with 100,000 finished and 10,000 queued jobs),"
+        " `python -m bench.store_throughput --jobs 10000` (store time per job) and"
+        " `python -m bench.replicas` (two replicas sharing PostgreSQL)."
+    )
     if args.profile:
         text += "\n\nWhere the server's CPU goes (py-spy, 2nd throughput round):\n\n"
         text += summary(args.profile / "server-2nd-round.collapsed")
