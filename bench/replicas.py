@@ -25,11 +25,10 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from urllib.parse import quote
 
 import cloudpickle
 
-from bench.suite import function_spec, submit_raw
+from bench.suite import done_jobs, function_spec, submit_raw
 from cloudpipe_proto.v1 import jobs_pb2 as pb
 from cloudpipe_sdk import Client
 from tests.support import ServerProcess, start_server
@@ -55,15 +54,9 @@ def round_rate(clients: Sequence[Client], tasks: int) -> float:
         thread.start()
     for thread in watchers:
         thread.join()
-    values, attempts = [], []
-    for client, mine in zip(clients, ids, strict=True):
-        stub, metadata = client.transport.stub("jobs"), client.transport.metadata
-        for start in range(0, len(mine), 5000):
-            chunk = mine[start : start + 5000]
-            response = stub.List(pb.ListJobsRequest(ids=chunk, limit=len(chunk)), metadata=metadata)
-            done = [j for j in response.jobs if j.status == pb.JOB_STATUS_DONE]
-            values += [cloudpickle.loads(j.result)["value"] for j in done]
-            attempts += [j.attempts for j in done]
+    done = [job for client, mine in zip(clients, ids, strict=True) for job in done_jobs(client, mine)]
+    values = [cloudpickle.loads(job.result)["value"] for job in done]
+    attempts = [job.attempts for job in done]
     elapsed = time.perf_counter() - began
     assert sorted(values) == [i + 1 for i in range(tasks)], "every job DONE"
     assert set(attempts) == {1}, "every job run once (no claim by both replicas, no retry)"
@@ -75,16 +68,10 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=5000, help="jobs per round (default 5000)")
     parser.add_argument("--concurrency", type=int, default=4, help="concurrent jobs and warm containers per replica")
     args = parser.parse_args()
-    from psycopg.conninfo import conninfo_to_dict
-
-    from tests.contract.postgres_cluster import benchmark_server, fresh_database
+    from tests.contract.postgres_cluster import benchmark_server, database_url, fresh_database
 
     with tempfile.TemporaryDirectory(prefix="cloudpipe-replicas-") as tmp, ExitStack() as stack:
-        database = conninfo_to_dict(stack.enter_context(fresh_database(benchmark_server(stack), "cloudpipe_replicas")))
-        login = ":".join(quote(str(database[k]), safe="") for k in ("user", "password") if database.get(k))
-        store = (
-            f"postgresql://{login}@{database['host']}:{database['port']}/{database['dbname']}"  # a URL, not conninfo
-        )
+        store = database_url(stack.enter_context(fresh_database(benchmark_server(stack), "cloudpipe_replicas")))
         env = {
             "CLOUDPIPE_STORE_URL": store,
             "CLOUDPIPE_ADMIN_KEY": "bench-replicas-admin-key",

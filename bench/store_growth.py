@@ -136,6 +136,10 @@ def backends(root: Path) -> Iterator[list[Backend]]:
         yield found
 
 
+def p90(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10)[8]
+
+
 def report(results: dict[str, dict[str, tuple[list[float], ...]]], finished: int, queued: int) -> bool:
     """Print the table; whether every call met the target."""
     print(f"\nms per call: empty store, and holding {finished:,} finished + {queued:,} queued jobs\n")
@@ -148,7 +152,6 @@ def report(results: dict[str, dict[str, tuple[list[float], ...]]], finished: int
             ratio = statistics.median(loaded) / statistics.median(empty)
             verdict = "met" if ratio <= TARGET else "MISSED"
             every &= ratio <= TARGET
-            p90 = lambda values: statistics.quantiles(values, n=10)[8]  # noqa: E731
             print(
                 f"{name:<10}{call:<8}{statistics.median(empty):>10.3f}{p90(empty):>8.3f}"
                 f"{statistics.median(loaded):>11.3f}{p90(loaded):>8.3f}{ratio:>7.2f}x  <= {TARGET}x {verdict}"

@@ -100,6 +100,17 @@ def submit_raw(client: Client, specs: list[pb.JobSpec]) -> list[int]:
     return list(stub.Submit(pb.SubmitRequest(jobs=specs), metadata=metadata, timeout=120).ids)
 
 
+def done_jobs(client: Client, ids: list[int]) -> list[pb.Job]:
+    """Those of `ids` that ended DONE, with their results: read back with `List`, 5,000 a call."""
+    stub, metadata = client.transport.stub("jobs"), client.transport.metadata
+    done: list[pb.Job] = []
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        response = stub.List(pb.ListJobsRequest(ids=chunk, limit=len(chunk)), metadata=metadata)
+        done += [job for job in response.jobs if job.status == pb.JOB_STATUS_DONE]
+    return done
+
+
 def map_rate(client: Client, tasks: int) -> float:
     """Jobs/s of `list(client.map(inc, range(tasks)))`: the user's own path, every
     input a job of its own, results in hand."""
@@ -202,11 +213,7 @@ def throughput(
             if exc.code() is not grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise
             break  # the round's deadline: what finished counts
-    values = []
-    for start in range(0, len(ids), 5000):
-        chunk = ids[start : start + 5000]
-        response = stub.List(pb.ListJobsRequest(ids=chunk, limit=len(chunk)), metadata=metadata)
-        values += [cloudpickle.loads(j.result)["value"] for j in response.jobs if j.status == pb.JOB_STATUS_DONE]
+    values = [cloudpickle.loads(job.result)["value"] for job in done_jobs(client, ids)]
     elapsed = time.perf_counter() - began
     spent = proc_cpu.cpu_by_group(before, proc_cpu.snapshot(), cloudpipe_group(server, agents))
     return Round(len(values) / elapsed, queued_rss, len(values), {k: v / tasks for k, v in spent.items()})

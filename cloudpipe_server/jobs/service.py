@@ -40,6 +40,7 @@ DEFAULT_LIST_LIMIT = 1000
 MAX_LIST_LIMIT = 9999
 MAX_JOBS_PER_WATCH = 10_000
 _WATCH_BATCH = 200  # ids per store query while watching many jobs (bounds memory)
+_TERMINAL = tuple(TERMINAL_STATUSES)  # the statuses a watch of many jobs reads
 _WATCH_COALESCE = 0.02  # after a wake-up, let jobs finishing together share one query
 MAX_JOB_ID = (1 << 63) - 1  # ids are signed 64-bit in every store; larger ones cannot exist
 MAX_TERMINAL_CELLS = 10_000  # rows or columns of a tty job's terminal
@@ -289,8 +290,7 @@ class JobService:
                 if time.monotonic() - swept >= self._poll_interval:
                     # every poll interval all of them: another replica's changes wake no one here
                     changed, swept = set(pending), time.monotonic()
-                terminal = tuple(TERMINAL_STATUSES)
-                finished = list((await self._find(caller, sorted(changed & pending), terminal)).values())
+                finished = list((await self._find(caller, sorted(changed & pending), _TERMINAL)).values())
 
     async def _find(self, caller: Principal, ids: Sequence[int], statuses: tuple[JobStatus, ...]) -> dict[int, Job]:
         """The caller's jobs among `ids` (in these statuses, when given), queried in batches."""

@@ -121,6 +121,18 @@ def fresh_database(admin_url: str, prefix: str = "cloudpipe_test") -> Iterator[s
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def database_url(conninfo: str, scheme: str = "postgresql") -> str:
+    """The `scheme://user[:password]@host:port/dbname` URL of a conninfo string (what
+    `fresh_database` yields), the form CLOUDPIPE_STORE_URL takes."""
+    from urllib.parse import quote
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    parts = conninfo_to_dict(conninfo)
+    login = ":".join(quote(str(parts[key]), safe="") for key in ("user", "password") if parts.get(key))
+    return f"{scheme}://{login}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+
+
 def benchmark_server(stack: ExitStack) -> str:
     """A superuser URL for a benchmark: `CLOUDPIPE_TEST_POSTGRES_URL` when set, else a
     throwaway cluster with PostgreSQL's default durability, stopped with `stack`."""

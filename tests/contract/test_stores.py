@@ -12,6 +12,7 @@ from cloudpipe_server.errors import InvalidArgument, StoreUnavailable
 from cloudpipe_server.store import Stores, open_stores
 from tests.contract.backends import postgres
 from tests.contract.common import T0, spec
+from tests.contract.postgres_cluster import database_url
 
 
 async def test_the_stores_of_a_backend_share_its_database_and_close_together(stores: Stores) -> None:
@@ -51,10 +52,7 @@ async def test_the_postgres_stores_share_one_pool(postgres_url: str) -> None:
 
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
 async def test_a_postgresql_url_opens_both_stores_on_that_database(scheme: str, postgres_url: str) -> None:
-    from psycopg.conninfo import conninfo_to_dict
-
-    parts = conninfo_to_dict(postgres_url)
-    stores = open_stores(f"{scheme}://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}")
+    stores = open_stores(database_url(postgres_url, scheme))
     await stores.initialize()
     try:
         [job_id] = await stores.jobs.submit("alice", [spec("via the URL")], T0)
