@@ -6,7 +6,7 @@ thread blocked inside `sys.stdin.buffer.readline()` holds that object's lock whe
 interpreter shuts down, and Python aborts with `Fatal Python error:
 _enter_buffered_busy` (exit 134). A thread blocked in `os.read` holds no such lock, so
 `sys.exit` from the main thread is clean on every path. Only the main thread writes to
-stdout and stderr.
+the `sys.stdout` and `sys.stderr` objects (the Ctrl-C notice goes to fd 2 directly).
 
 Ctrl-C while attached is forwarded to the job as SIGINT; a second Ctrl-C detaches
 (the job keeps running) and exits 130, as a shell reports a command ended by SIGINT.
@@ -16,6 +16,7 @@ the window size, the detach keys, also exit 130 when they detach).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -153,22 +154,46 @@ class _StdinPump:
 
 
 class _Interrupts:
-    """SIGINT while attached: the first is sent to the job, the second detaches."""
+    """SIGINT while attached: the first is sent to the job, the second detaches; one
+    that comes after the attachment ended does nothing (we are exiting with the job's
+    code, never with click's "Aborted!").
 
-    def __init__(self, session: Attachment, job_id: int) -> None:
-        self._session = session
+    It is installed before the attachment opens and left installed until the process
+    exits (both commands that attach exit next), so no Ctrl-C finds Python's default
+    handler in between. The handler only counts and starts a thread: the session's lock
+    may be held by the frame it interrupted. That thread forwards the signal, then says
+    so on fd 2 with `os.write` (no buffered stream's lock, see the module docstring).
+    Saying it from there, after the request is queued, also keeps the message out of the
+    window in which the terminal driver, having sent SIGINT, flushes the output not yet
+    read (Linux's n_tty signals first and flushes after)."""
+
+    def __init__(self, job_id: int) -> None:
         self._job_id = job_id
+        self._session: Attachment | None = None
         self.count = 0
 
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self)
+
+    def attached(self, session: Attachment | None) -> None:
+        """The live session (None once it ended: later Ctrl-Cs do nothing)."""
+        self._session = session
+
     def __call__(self, signum: int, frame: FrameType | None) -> None:
+        session = self._session
+        if session is None:
+            return
         self.count += 1
-        # the session's lock may be held by the frame this handler interrupted: act from
-        # a thread of its own, never from here
         if self.count == 1:
-            threading.Thread(target=self._session.signal, args=("INT",), daemon=True).start()
-            click.echo(f"\ncloudpipe: sent INT to job {self._job_id}; Ctrl-C again to detach", err=True)
+            threading.Thread(target=self._forward, args=(session,), daemon=True).start()
         else:
-            threading.Thread(target=self._session.close, daemon=True).start()
+            threading.Thread(target=session.close, daemon=True).start()
+
+    def _forward(self, session: Attachment) -> None:
+        session.signal("INT")
+        message = f"\ncloudpipe: sent INT to job {self._job_id}; Ctrl-C again to detach\n"
+        with contextlib.suppress(OSError):
+            os.write(2, message.encode())
 
 
 @click.command()
@@ -226,10 +251,11 @@ def attach_to(job: Job, *, job_code: bool = False, as_json: bool = False, detach
         if job_code:
             return exit_code(job.refresh())
         return 0 if ended.status is JobStatus.DONE else 1
+    interrupts = _Interrupts(job_id)
+    interrupts.install()
     with job.attach() as session:
         pump = _StdinPump(session, interactive=snapshot.spec.interactive)
-        interrupts = _Interrupts(session, job_id)
-        previous = signal.signal(signal.SIGINT, interrupts)
+        interrupts.attached(session)
         try:
             pump.start()
             for event in session:
@@ -242,7 +268,7 @@ def attach_to(job: Job, *, job_code: bool = False, as_json: bool = False, detach
                         return exit_code(job.refresh())
                     return 0 if event.status is JobStatus.DONE else 1
         finally:
-            signal.signal(signal.SIGINT, previous)
+            interrupts.attached(None)
     if pump.refused:
         click.echo(
             f"cloudpipe: job {job_id} was not submitted interactive, so it takes no input; "

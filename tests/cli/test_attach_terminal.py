@@ -6,6 +6,8 @@ interactive. Each must exit with the code docs/cli.md states, and say why."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from cloudpipe_sdk import Client, JobStatus
@@ -50,11 +52,17 @@ def test_ctrl_c_is_sent_to_the_job_as_sigint(server: ServerProcess, client: Clie
     job = client.shell("echo ready; sleep 60", interactive=True)
     terminal = Terminal(server, "attach", str(job.id))
     terminal.expect("ready", timeout=90)
+    typed = time.monotonic()
     terminal.type(CTRL_C)
-    assert terminal.wait() == 1  # the job ended error, killed by SIGINT
+    code = terminal.wait()
+    took = time.monotonic() - typed
+    # the job first: whether the INT reached it, and when attach ended, tell a lost
+    # Ctrl-C from a lost message
+    status = job.wait(timeout=10)
+    assert status is JobStatus.ERROR and job.return_code == 130, (status, job.return_code, took, terminal.text)
+    assert code == 1, (code, took, terminal.text)  # the job ended error, killed by SIGINT
     assert_clean(terminal)
     assert "sent INT to job" in terminal.text
-    assert job.wait(timeout=10) is JobStatus.ERROR and job.return_code == 130
 
 
 def test_a_second_ctrl_c_detaches_and_leaves_the_job_running(server: ServerProcess, client: Client) -> None:
