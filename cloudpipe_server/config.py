@@ -14,6 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from cloudpipe_common.limits import (
+    DEFAULT_OUTPUT_CAP_BYTES,
+    DEFAULT_RESULT_CAP_BYTES,
+    MAX_MESSAGE_BYTES,
+    job_answer_bytes,
+)
 from cloudpipe_common.settings import default_data_dir, parse_setting
 from cloudpipe_server.errors import InvalidArgument
 
@@ -59,10 +65,12 @@ class Settings:
     secrets_key_file: str = ""  # empty: <data_dir>/secrets.key (made on first use, 0600)
     secret_max_per_account: int = 100
     volume_max_bytes: int = 10 << 30  # per volume, checked at each upload (jobs' own writes are not capped)
-    output_cap_bytes: int = 64 << 20  # per stream (stdout, stderr); beyond it output is dropped and noted
+    # Per stream (stdout, stderr); beyond it output is dropped and noted. With the result
+    # cap, it must leave a job's whole answer within one gRPC message (validate).
+    output_cap_bytes: int = DEFAULT_OUTPUT_CAP_BYTES
     # A `file:` result over this many bytes fails the job with a reason saying so; it is
     # never held whole in memory (the archive is streamed and counted).
-    result_cap_bytes: int = 64 << 20
+    result_cap_bytes: int = DEFAULT_RESULT_CAP_BYTES
     # Job inputs and outputs (s3:// and http(s):// URLs; docs/sdk.md, "Inputs and
     # outputs"): all inputs of one job, and all its outputs, at most this many bytes each
     # (a job over it fails, saying so); each request's connect and read timeout; and
@@ -163,6 +171,14 @@ class Settings:
     def validate(self) -> None:
         if self.output_cap_bytes < 1 or self.result_cap_bytes < 1:
             raise InvalidArgument("CLOUDPIPE_OUTPUT_CAP_BYTES and CLOUDPIPE_RESULT_CAP_BYTES must be at least 1")
+        answer = job_answer_bytes(self.output_cap_bytes, self.result_cap_bytes)
+        if answer > MAX_MESSAGE_BYTES:
+            raise InvalidArgument(
+                f"CLOUDPIPE_OUTPUT_CAP_BYTES ({self.output_cap_bytes}, per stream, twice) and"
+                f" CLOUDPIPE_RESULT_CAP_BYTES ({self.result_cap_bytes}) leave a job's answer up to {answer} bytes"
+                f" with its stdin, over the {MAX_MESSAGE_BYTES}-byte message limit: its Get would fail;"
+                " lower them"
+            )
         if self.image_build_memory_bytes < (64 << 20) or self.image_build_cpus <= 0 or self.image_build_timeout <= 0:
             raise InvalidArgument(
                 "CLOUDPIPE_IMAGE_BUILD_MEMORY_BYTES must be at least 64 MiB, _CPUS and _TIMEOUT positive"

@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable
 from datetime import timedelta
 
-from cloudpipe_common.limits import MAX_JOBS_PER_SUBMIT
+from cloudpipe_common.limits import MAX_JOBS_PER_SUBMIT, MAX_STDIN_BYTES
 from cloudpipe_server.errors import InvalidArgument, ResourceExhausted
 from cloudpipe_server.models import JobSpec
 from cloudpipe_server.secrets.naming import parse_uses
@@ -23,7 +23,6 @@ from cloudpipe_server.transfers.urls import check_transfers
 from cloudpipe_server.volumes.naming import parse_mounts
 
 MAX_SUBMIT_BYTES = 128 << 20  # one Submit request, serialized
-MAX_STDIN_BYTES = 64 << 20  # one job's stdin (a function job's pickle)
 MAX_ARG_BYTES = 131_071  # the command, and each NAME=value of the environment
 MAX_EXEC_BYTES = 1 << 20  # the command plus the whole environment
 MAX_TEXT_BYTES = 1024  # name, image, result_source, idempotency key, each volume, ...

@@ -46,6 +46,7 @@ import docker.errors
 import requests.exceptions
 from docker.types import Mount
 
+from cloudpipe_common.limits import DEFAULT_OUTPUT_CAP_BYTES, DEFAULT_RESULT_CAP_BYTES
 from cloudpipe_common.logs import job_fields
 from cloudpipe_common.waiting import within
 from cloudpipe_server.executors.base import (
@@ -116,8 +117,8 @@ class DockerConfig:
     base_url: str = ""  # empty: from the environment (DOCKER_HOST) or the local socket
     job_user: str = "65534:65534"
     pull_missing_images: bool = True
-    output_cap_bytes: int = 64 << 20
-    result_cap_bytes: int = 64 << 20
+    output_cap_bytes: int = DEFAULT_OUTPUT_CAP_BYTES
+    result_cap_bytes: int = DEFAULT_RESULT_CAP_BYTES
     kill_grace_seconds: int = 3
 
 

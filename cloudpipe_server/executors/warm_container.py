@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cloudpipe_common.limits import DEFAULT_RESULT_CAP_BYTES
 from cloudpipe_common.logs import background_context
 from cloudpipe_common.waiting import within
 from cloudpipe_server.executors.agent_protocol import (
@@ -75,7 +76,7 @@ class WarmRun:
     done: asyncio.Future[AgentExit | None]
     output: CappedOutput
     on_output: Callable[[OutputChunk], None]
-    result_cap: int = 64 << 20
+    result_cap: int = DEFAULT_RESULT_CAP_BYTES
     result: bytearray = field(default_factory=bytearray)
     result_size: int = 0  # all the agent sent; beyond `result_cap` it is counted, not kept
     pid: int = 0
@@ -96,7 +97,12 @@ class WarmContainer:
     """A started warm container and its attach connection."""
 
     def __init__(
-        self, container_id: str, key: PoolKey, sock: socket.socket, output_cap: int, result_cap: int = 64 << 20
+        self,
+        container_id: str,
+        key: PoolKey,
+        sock: socket.socket,
+        output_cap: int,
+        result_cap: int = DEFAULT_RESULT_CAP_BYTES,
     ) -> None:
         self.id = container_id
         self.key = key
