@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 from typing import Any
 
@@ -38,6 +39,7 @@ from cloudpipe_sdk.cli_tty import DEFAULT_DETACH_KEYS, attach_raw, detach_keys_o
 
 DETACHED = 130  # exit code after the second Ctrl-C, the shell's for "ended by SIGINT"
 ENDED = 2  # attach to a job that already ended, or type into one that is not interactive
+NOTICE_DELAY = 0.05  # seconds from a forwarded Ctrl-C to its notice (see _Interrupts)
 
 
 def write_output(event: Output, *, as_json: bool = False) -> None:
@@ -162,10 +164,10 @@ class _Interrupts:
     exits (both commands that attach exit next), so no Ctrl-C finds Python's default
     handler in between. The handler only counts and starts a thread: the session's lock
     may be held by the frame it interrupted. That thread forwards the signal, then says
-    so on fd 2 with `os.write` (no buffered stream's lock, see the module docstring).
-    Saying it from there, after the request is queued, also keeps the message out of the
-    window in which the terminal driver, having sent SIGINT, flushes the output not yet
-    read (Linux's n_tty signals first and flushes after)."""
+    so on fd 2 with `os.write` (no buffered stream's lock, see the module docstring),
+    `NOTICE_DELAY` later: the terminal driver sends SIGINT first and only then flushes
+    the output not yet read (Linux's n_tty), so a notice written at once can be flushed
+    away by the very Ctrl-C it answers."""
 
     def __init__(self, job_id: int) -> None:
         self._job_id = job_id
@@ -191,6 +193,7 @@ class _Interrupts:
 
     def _forward(self, session: Attachment) -> None:
         session.signal("INT")
+        time.sleep(NOTICE_DELAY)
         message = f"\ncloudpipe: sent INT to job {self._job_id}; Ctrl-C again to detach\n"
         with contextlib.suppress(OSError):
             os.write(2, message.encode())
