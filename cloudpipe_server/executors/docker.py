@@ -30,6 +30,7 @@ in docker_transfers, and the warm pool builds on this in warm*.py.)
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import tarfile
@@ -330,7 +331,10 @@ class DockerExecutor(Executor):
         if container_id is None or self._closing:
             return
         threading.Thread(
-            target=self._remove_quietly, args=(job_id, container_id), daemon=True, name="cloudpipe-remove"
+            target=contextvars.copy_context().run,
+            args=(self._remove_quietly, job_id, container_id),
+            daemon=True,
+            name="cloudpipe-remove",
         ).start()
 
     def _remove_quietly(self, job_id: int, container_id: str) -> None:
@@ -439,8 +443,8 @@ class DockerExecutor(Executor):
         stats.start()
         if keep_stdin:
             threading.Thread(
-                target=streams.write_stdin,
-                args=(job.spec.stdin,),
+                target=contextvars.copy_context().run,
+                args=(streams.write_stdin, job.spec.stdin),
                 kwargs={"then_close": not job.spec.interactive},
                 daemon=True,
             ).start()

@@ -93,7 +93,10 @@ class AttachedStreams:
         self._job_id = job_id
         self._on_chunk = on_chunk
         self._output = CappedOutput(cap)
-        self._reader = threading.Thread(target=self._read, daemon=True, name=f"cloudpipe-out-{job_id}")
+        # the job's log context (job id, account) goes with it: its lines say whose they are
+        self._reader = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._read,), daemon=True, name=f"cloudpipe-out-{job_id}"
+        )
         self._stdin_lock = threading.Lock()
         self._stdin_open = True
         self._line_open = False  # a tty job's last input byte ended no line (see _close_stdin)
