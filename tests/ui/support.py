@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -14,8 +15,11 @@ T = TypeVar("T")
 
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], T], timeout: float = 20, message: str = "") -> T:
-    """The first truthy value of `condition(driver)`, polled until `timeout` seconds."""
-    result: T = WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, message)
+    """The first truthy value of `condition(driver)`, polled until `timeout` seconds. A
+    live page redraws its rows as events arrive: an element found and then redrawn
+    before it was read (StaleElementReferenceException) is "not yet", polled again."""
+    wait = WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException])
+    result: T = wait.until(condition, message)
     return result
 
 
