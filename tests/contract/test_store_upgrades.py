@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from cloudpipe_server.models import JobQuery, JobStatus, Outcome
+from cloudpipe_server.models import JobQuery, JobStatus, Outcome, Stream
 from cloudpipe_server.store import JobStore, Stores, open_stores, to_ns
 from tests.contract.backends import mongomock_stores, postgres
 from tests.contract.common import LEASE, T0, out, spec
@@ -204,3 +204,56 @@ async def test_mongodb_database_before_secrets_gets_their_index_and_keeps_its_jo
         await _secrets_work_and_the_rest_is_kept(after)
     assert client.cloudpipe.secrets.index_information()["account_name"]["unique"]
     await after.close()
+
+
+async def test_sqlite_database_at_schema_7_moves_its_values_out_of_the_job_rows(tmp_path: Path) -> None:
+    from cloudpipe_server.store.sqlite.schema import JOB_MIGRATIONS as MIGRATIONS
+
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        for script in MIGRATIONS[:7]:
+            conn.executescript(script)
+        conn.execute("PRAGMA user_version = 7")
+        conn.execute(
+            "INSERT INTO jobs (account, status, spec, stdin, created_at) VALUES ('alice', 'queued', ?, ?, ?)",
+            (OLD_SPEC, b"in" * 5000, to_ns(T0)),
+        )
+        conn.execute(
+            "INSERT INTO jobs (account, status, spec, stdout, stderr, result, created_at, finished_at)"
+            " VALUES ('alice', 'done', ?, ?, ?, ?, ?, ?)",
+            (OLD_SPEC, b"out", b"err", b"res" * 5000, to_ns(T0), to_ns(T0)),
+        )
+    backend = open_stores(f"sqlite:///{path}").jobs
+    await backend.initialize()
+    try:
+        queued, done = await backend.get(1), await backend.get(2)
+        assert queued.spec.stdin == b"in" * 5000
+        assert (done.stdout, done.stderr, done.result) == (b"out", b"err", b"res" * 5000)
+        assert await backend.read_output(2, Stream.STDOUT, 1) == b"ut"
+    finally:
+        await backend.close()
+    with closing(sqlite3.connect(path)) as conn:
+        sizes = conn.execute("SELECT SUM(length(stdin) + length(stdout) + length(stderr) + length(result)) FROM jobs")
+        assert sizes.fetchone()[0] == 0  # the rows hold none of it
+        kinds = conn.execute("SELECT job_id, kind FROM job_blobs ORDER BY job_id, kind").fetchall()
+        assert kinds == [(1, "stdin"), (2, "result"), (2, "stderr"), (2, "stdout")]
+
+
+async def test_sqlite_keeps_a_running_jobs_stdin_out_of_the_row_its_lease_updates_rewrite(tmp_path: Path) -> None:
+    """Each lease extension rewrites the job's row; with the stdin in it, a 50 MB stdin
+    made each one write 50 MB (197 ms, against 0.3 ms without: bench.store_blobs)."""
+    path = tmp_path / "cp.db"
+    backend = open_stores(f"sqlite:///{path}").jobs
+    await backend.initialize()
+    try:
+        [job_id] = await backend.submit("alice", [spec("cat", stdin=b"s" * 100_000)], T0)
+        [claimed] = await backend.claim("o1", T0, LEASE, 1)
+        assert claimed.spec.stdin == b"s" * 100_000  # the executor gets it
+        assert await backend.extend_leases("o1", [job_id], T0 + 2 * LEASE) == {job_id}
+        [summary] = await backend.list_jobs("alice", JobQuery(ids=(job_id,), with_output=False))
+        assert summary.spec.stdin == b""
+        with closing(sqlite3.connect(path)) as conn:
+            row = conn.execute("SELECT length(stdin) FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            assert row[0] == 0
+    finally:
+        await backend.close()

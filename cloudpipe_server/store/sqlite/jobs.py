@@ -26,7 +26,6 @@ from typing import Any
 from cloudpipe_server.errors import InvalidArgument, NotFound
 from cloudpipe_server.models import Attempt, Job, JobQuery, JobSpec, JobStatus, Outcome, OutputChunk, Stream
 from cloudpipe_server.store._shared import (
-    OUTPUT_COLUMNS,
     collected_to_doc,
     decide_reap,
     dedupe,
@@ -40,7 +39,7 @@ from cloudpipe_server.store._shared import (
     to_ns,
 )
 from cloudpipe_server.store.base import FinishedCount, JobStore, Purged
-from cloudpipe_server.store.sqlite import attempts, dependencies, identity, output, retention
+from cloudpipe_server.store.sqlite import attempts, blobs, dependencies, identity, output, retention
 from cloudpipe_server.store.sqlite.database import SqliteDatabase
 from cloudpipe_server.store.sqlite.quotas import WITHIN_RUNNING_LIMIT, migrate_quotas, running_limited
 from cloudpipe_server.store.sqlite.schema import JOB_MIGRATIONS
@@ -82,14 +81,13 @@ class SqliteJobStore(JobStore):
                         raise InvalidArgument(f"depends_on: job {dep} not found")
                 status = JobStatus.WAITING if spec.depends_on else JobStatus.QUEUED
                 cursor = conn.execute(
-                    "INSERT INTO jobs (account, name, status, spec, stdin, depends_on, created_at, idempotency_key)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO jobs (account, name, status, spec, depends_on, created_at, idempotency_key)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         account,
                         spec.name,
                         status.value,
                         json.dumps(spec_to_doc(spec)),
-                        spec.stdin,
                         json.dumps(list(spec.depends_on)),
                         to_ns(now),
                         spec.idempotency_key,
@@ -97,6 +95,7 @@ class SqliteJobStore(JobStore):
                 )
                 assert cursor.lastrowid is not None
                 ids.append(cursor.lastrowid)
+                blobs.put(conn, cursor.lastrowid, {"stdin": spec.stdin})
                 dependencies.record(conn, cursor.lastrowid, spec.depends_on)
             dependencies.settle_waiting(conn, now, ids)
             return plan.ids(ids)
@@ -108,7 +107,7 @@ class SqliteJobStore(JobStore):
             return output.with_live_output(conn, _get(conn, job_id, account))
 
         if not with_output:
-            return await self._db.run(lambda conn: _get(conn, job_id, account))
+            return await self._db.run(lambda conn: _get(conn, job_id, account), snapshot=True)
         return await self._db.run(read, snapshot=True)
 
     async def attempts(self, job_id: int, account: str | None = None) -> list[Attempt]:
@@ -145,10 +144,10 @@ class SqliteJobStore(JobStore):
         params.append(query.limit)
 
         def read(conn: sqlite3.Connection) -> list[Job]:
-            columns = "*" if query.with_output else _summary_columns(conn)
-            return [_row_to_job(row) for row in conn.execute(f"SELECT {columns} {where}", params)]
+            jobs = [_row_to_job(row) for row in conn.execute(f"SELECT * {where}", params)]
+            return blobs.fill(conn, jobs) if query.with_output else jobs
 
-        return await self._db.run(read)
+        return await self._db.run(read, snapshot=query.with_output)
 
     async def claim(
         self, owner: str, now: datetime, lease: timedelta, limit: int, per_account_limit: int = 0
@@ -164,7 +163,7 @@ class SqliteJobStore(JobStore):
                 f" container_id = '' WHERE id IN ({due} ORDER BY id LIMIT ?) RETURNING *",
                 (owner, to_ns(now + lease), to_ns(now), *args, limit),
             ).fetchall()
-            return sorted((_row_to_job(row) for row in rows), key=lambda job: job.id)
+            return blobs.fill(conn, sorted((_row_to_job(row) for row in rows), key=lambda job: job.id))
 
         return await self._db.run(claim, write=True)
 
@@ -173,7 +172,7 @@ class SqliteJobStore(JobStore):
             rows = conn.execute(
                 "SELECT * FROM jobs WHERE status = 'processing' AND lease_owner = ? ORDER BY id", (owner,)
             ).fetchall()
-            return [output.with_live_output(conn, _row_to_job(row)) for row in rows]
+            return [output.with_live_output(conn, job) for job in blobs.fill(conn, [_row_to_job(row) for row in rows])]
 
         return await self._db.run(read, snapshot=True)
 
@@ -234,21 +233,18 @@ class SqliteJobStore(JobStore):
             if row["kill_requested"] and status is JobStatus.ERROR:
                 status = JobStatus.KILLED
             conn.execute(
-                "UPDATE jobs SET status = ?, finished_at = ?, reason = ?, return_code = ?, stdout = ?,"
-                " stderr = ?, result = ?, collected = ?, lease_owner = '', lease_expires_at = NULL"
-                " WHERE id = ?",
+                "UPDATE jobs SET status = ?, finished_at = ?, reason = ?, return_code = ?,"
+                " collected = ?, lease_owner = '', lease_expires_at = NULL WHERE id = ?",
                 (
                     status.value,
                     to_ns(outcome.finished_at),
                     outcome.reason,
                     outcome.return_code,
-                    outcome.stdout,
-                    outcome.stderr,
-                    outcome.result,
                     json.dumps(collected_to_doc(outcome.collected)),
                     job_id,
                 ),
             )
+            blobs.put(conn, job_id, {"stdout": outcome.stdout, "stderr": outcome.stderr, "result": outcome.result})
             ended = Attempt(
                 job_id=job_id,
                 number=row["attempts"],
@@ -445,7 +441,7 @@ def _get(conn: sqlite3.Connection, job_id: int, account: str | None) -> Job:
     row = conn.execute("SELECT * FROM jobs WHERE id = ?", (int64(job_id),)).fetchone()
     if row is None or (account is not None and row["account"] != account):
         raise NotFound(f"job {job_id} not found")
-    return _row_to_job(row)
+    return blobs.fill(conn, [_row_to_job(row)])[0]
 
 
 _UNCLAIMED = (
@@ -466,13 +462,6 @@ def _kill(conn: sqlite3.Connection, job_ids: Sequence[int], now: datetime) -> No
             " WHERE id = ? AND status IN ('waiting', 'queued')",
             (to_ns(now), job_id),
         )
-
-
-def _summary_columns(conn: sqlite3.Connection) -> str:
-    """Every column of `jobs` but the outputs, which come as empty blobs: SQLite never
-    copies them out (from the table's own list, so later migrations' columns count)."""
-    names = [row[1] for row in conn.execute("PRAGMA table_info(jobs)") if row[1] not in OUTPUT_COLUMNS]
-    return ", ".join([*(f'"{name}"' for name in names), *(f"x'' AS {name}" for name in OUTPUT_COLUMNS)])
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:

@@ -3,7 +3,7 @@ appended chunk, so an append writes only its own bytes. A stream's chunks never 
 (an append stores only what goes beyond the stream's stored end, `_shared.unstored`),
 and reads stop at the first gap (`_shared.read_from`). Chunks exist only while a job
 is PROCESSING: `finish` replaces them by the outcome's output, the reaper discards them
-(requeue) or moves them into the job's row (stall). Every function here runs inside
+(requeue) or moves them into the job's stdout and stderr (stall; `blobs.py`). Every function here runs inside
 the caller's transaction (`SqliteDatabase.run`)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from cloudpipe_server.errors import NotFound
 from cloudpipe_server.models import Job, JobStatus, OutputChunk, Stream
 from cloudpipe_server.store._shared import read_from, unstored
+from cloudpipe_server.store.sqlite import blobs
 
 # The lease is held: parameters id, owner, attempt, attempt (None: any attempt).
 HELD = "id = ? AND lease_owner = ? AND status = 'processing' AND (? IS NULL OR attempts = ?)"
@@ -59,26 +60,21 @@ def with_live_output(conn: sqlite3.Connection, job: Job) -> Job:
 
 
 def read(conn: sqlite3.Connection, job_id: int, stream: Stream, offset: int, account: str | None) -> bytes:
-    column = "stdout" if stream is Stream.STDOUT else "stderr"
     offset = max(offset, 0)
-    row = conn.execute(
-        # substr() misreads huge positions; a blob is shorter than 2**31 bytes
-        f"SELECT account, status, substr({column}, ?) AS tail FROM jobs WHERE id = ?",
-        (min(offset, 2**31 - 1) + 1, job_id),
-    )
-    found = row.fetchone()
+    found = conn.execute("SELECT account, status FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if found is None or (account is not None and found["account"] != account):
         raise NotFound(f"job {job_id} not found")
     if found["status"] == JobStatus.PROCESSING.value:
         return stream_from(conn, job_id, stream, offset)
-    return bytes(found["tail"] or b"")
+    return blobs.tail(conn, job_id, "stdout" if stream is Stream.STDOUT else "stderr", offset)
 
 
 def keep(conn: sqlite3.Connection, job_id: int) -> None:
     """Move the chunks into the job's stdout/stderr (a job that ends without an outcome)."""
-    conn.execute(
-        "UPDATE jobs SET stdout = ?, stderr = ? WHERE id = ?",
-        (stream_from(conn, job_id, Stream.STDOUT, 0), stream_from(conn, job_id, Stream.STDERR, 0), job_id),
+    blobs.put(
+        conn,
+        job_id,
+        {"stdout": stream_from(conn, job_id, Stream.STDOUT, 0), "stderr": stream_from(conn, job_id, Stream.STDERR, 0)},
     )
     discard(conn, job_id)
 

@@ -1,7 +1,7 @@
 """Removing finished jobs in the SQLite store: `rm` of a caller's jobs and the bounded
 retention batches (`JobStore.delete_finished`, `JobStore.purge`). Finished jobs have no
-chunks in `job_output` (those exist only while a job runs); their dependency rows and
-their attempts (`attempts.py`) go with them. Every function here runs inside the
+chunks in `job_output` (those exist only while a job runs); their dependency rows,
+their attempts (`attempts.py`) and their values (`blobs.py`) go with them. Every function here runs inside the
 caller's transaction."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import datetime
 from cloudpipe_server.errors import FailedPrecondition, NotFound
 from cloudpipe_server.models import JobStatus
 from cloudpipe_server.store._shared import decide_trim, int64, to_ns
-from cloudpipe_server.store.sqlite import attempts
+from cloudpipe_server.store.sqlite import attempts, blobs
 
 TERMINAL = tuple(s.value for s in JobStatus if s.terminal)
 _IN_TERMINAL = f"status IN ({','.join('?' * len(TERMINAL))})"
@@ -60,22 +60,26 @@ def purge_jobs(conn: sqlite3.Connection, before: datetime, limit: int) -> int:
 
 
 def purge_output(conn: sqlite3.Connection, before: datetime, limit: int) -> int:
-    cursor = conn.execute(
-        "UPDATE jobs SET stdout = x'', stderr = x'', result = x'', stdin = x'' WHERE id IN ("
-        f" SELECT id FROM jobs WHERE finished_at < ? AND {_IN_TERMINAL}"
-        " AND (length(stdout) > 0 OR length(stderr) > 0 OR length(result) > 0 OR length(stdin) > 0)"
-        " ORDER BY finished_at LIMIT ?)",
+    rows = conn.execute(
+        f"SELECT id FROM jobs WHERE finished_at < ? AND {_IN_TERMINAL}"
+        " AND EXISTS (SELECT 1 FROM job_blobs b WHERE b.job_id = jobs.id) ORDER BY finished_at LIMIT ?",
         (to_ns(before), *TERMINAL, limit),
     )
-    return cursor.rowcount
+    ids = [row["id"] for row in rows]
+    blobs.clear(conn, ids)
+    return len(ids)
 
 
-_SIZE = "(length(stdout) + length(stderr) + length(result) + length(stdin))"
+# A finished job's stdin, stdout, stderr and result together, from job_blobs.
+_SIZED = (
+    "SELECT j.account AS account, j.id AS id, j.finished_at AS finished_at, SUM(length(b.data)) AS size"
+    f" FROM job_blobs b JOIN jobs j ON j.id = b.job_id WHERE j.{_IN_TERMINAL} GROUP BY b.job_id"
+)
 
 
 def trim_output(conn: sqlite3.Connection, budget: int, limit: int) -> int:
     over = conn.execute(
-        f"SELECT account, SUM({_SIZE}) AS total FROM jobs WHERE {_IN_TERMINAL} GROUP BY account HAVING total > ?",
+        f"SELECT account, SUM(size) AS total FROM ({_SIZED}) GROUP BY account HAVING total > ?",
         (*TERMINAL, budget),
     ).fetchall()
     if not over:
@@ -83,18 +87,11 @@ def trim_output(conn: sqlite3.Connection, budget: int, limit: int) -> int:
     totals = {row["account"]: row["total"] for row in over}
     marks = ",".join("?" * len(totals))
     sized = conn.execute(
-        f"SELECT account, id, {_SIZE} AS size FROM jobs WHERE account IN ({marks}) AND {_IN_TERMINAL}"
-        f" AND {_SIZE} > 0 ORDER BY account, finished_at, id",
-        (*totals, *TERMINAL),
+        f"SELECT account, id, size FROM ({_SIZED}) WHERE account IN ({marks}) ORDER BY account, finished_at, id",
+        (*TERMINAL, *totals),
     )
     ids = decide_trim(((r["account"], r["id"], r["size"]) for r in sized), totals, budget, limit)
-    for start in range(0, len(ids), 500):
-        part = ids[start : start + 500]
-        conn.execute(
-            f"UPDATE jobs SET stdout = x'', stderr = x'', result = x'', stdin = x''"
-            f" WHERE id IN ({','.join('?' * len(part))})",
-            part,
-        )
+    blobs.clear(conn, ids)
     return len(ids)
 
 
@@ -104,5 +101,6 @@ def _delete(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
     marks = ",".join("?" * len(ids))
     conn.execute(f"DELETE FROM job_dependencies WHERE job_id IN ({marks}) OR depends_on IN ({marks})", (*ids, *ids))
     conn.execute(f"DELETE FROM job_output WHERE job_id IN ({marks})", ids)
+    blobs.clear(conn, ids)
     attempts.delete(conn, ids)
     conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids)

@@ -92,6 +92,22 @@ JOB_MIGRATIONS: list[str] = [
     """
     CREATE INDEX jobs_account_status ON jobs (account, status);
     """,
+    # 8: a job's stdin, stdout, stderr and result out of its row, in job_blobs (blobs.py);
+    # the row's columns of those names stay empty
+    """
+    CREATE TABLE job_blobs (
+        job_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (job_id, kind)
+    );
+    INSERT INTO job_blobs (job_id, kind, data) SELECT id, 'stdin', stdin FROM jobs WHERE length(stdin) > 0;
+    INSERT INTO job_blobs (job_id, kind, data) SELECT id, 'stdout', stdout FROM jobs WHERE length(stdout) > 0;
+    INSERT INTO job_blobs (job_id, kind, data) SELECT id, 'stderr', stderr FROM jobs WHERE length(stderr) > 0;
+    INSERT INTO job_blobs (job_id, kind, data) SELECT id, 'result', result FROM jobs WHERE length(result) > 0;
+    UPDATE jobs SET stdin = x'', stdout = x'', stderr = x'', result = x''
+        WHERE length(stdin) + length(stdout) + length(stderr) + length(result) > 0;
+    """,
 ]
 
 SCHEDULE_VERSION_TABLE = "schedule_schema"
