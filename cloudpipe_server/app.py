@@ -3,14 +3,17 @@ are chosen and wired together."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
 import secrets
 import socket
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -25,6 +28,7 @@ from cloudpipe_server.deleted_accounts import DeletedAccounts
 from cloudpipe_server.errors import FailedPrecondition
 from cloudpipe_server.executors.base import Executor, Limits
 from cloudpipe_server.executors.docker import DockerConfig, DockerExecutor
+from cloudpipe_server.executors.nodes import NodePoolExecutor, PoolNode
 from cloudpipe_server.executors.warm import PooledDockerExecutor, WarmConfig, parse_prewarm
 from cloudpipe_server.identity import IdentityLease
 from cloudpipe_server.images.access import ImageAccess
@@ -42,6 +46,7 @@ from cloudpipe_server.jobs.service import JobService
 from cloudpipe_server.jobs.usage import UsageService
 from cloudpipe_server.metered_store import MeteredStore
 from cloudpipe_server.metrics import QueueDepth, ServerMetrics, serve
+from cloudpipe_server.nodes.spec import load_nodes
 from cloudpipe_server.rpc.images import ImageServicer
 from cloudpipe_server.rpc.interceptor import AuthInterceptor
 from cloudpipe_server.rpc.jobs import JobServicer
@@ -133,11 +138,32 @@ def build_transfers(settings: Settings) -> Transfers:
 
 def build_executor(settings: Settings, owner: str, metrics: ServerMetrics | None = None) -> Executor:
     """Jobs run on the Docker engine: in warm containers when they can (unless
-    CLOUDPIPE_WARM_POOL=false), otherwise each in a fresh container."""
+    CLOUDPIPE_WARM_POOL=false), otherwise each in a fresh container. With
+    CLOUDPIPE_NODES_FILE, on the engines it names, each job placed on one of them."""
+    if not settings.nodes_file:
+        return _engine_executor(settings, owner, metrics, settings.docker_host)[0]
+    nodes = []
+    for spec in load_nodes(settings.nodes_file):
+        executor, fresh = _engine_executor(settings, owner, metrics, spec.url)
+        nodes.append(PoolNode(spec, executor, _engine_info(fresh)))
+    return NodePoolExecutor(nodes, utc_now, node_lost_seconds=settings.node_lost_seconds)
+
+
+def _engine_info(fresh: DockerExecutor) -> Callable[[], Awaitable[Mapping[str, Any]]]:
+    async def info() -> Mapping[str, Any]:
+        return await asyncio.to_thread(lambda: fresh.api.info())
+
+    return info
+
+
+def _engine_executor(
+    settings: Settings, owner: str, metrics: ServerMetrics | None, base_url: str
+) -> tuple[Executor, DockerExecutor]:
+    """The executor of one engine, and its fresh-container executor."""
     docker_config = DockerConfig(
         owner=owner,
         cluster=cluster_of(settings),
-        base_url=settings.docker_host,
+        base_url=base_url,
         job_user=settings.job_user,
         pull_missing_images=settings.pull_missing_images,
         output_cap_bytes=settings.output_cap_bytes,
@@ -145,7 +171,7 @@ def build_executor(settings: Settings, owner: str, metrics: ServerMetrics | None
     )
     fresh = DockerExecutor(docker_config, utc_now, transfers=build_transfers(settings))
     if not settings.warm_pool:
-        return fresh
+        return fresh, fresh
     warm = WarmConfig(
         max_containers=settings.warm_pool_max_containers or settings.max_concurrent_jobs,
         idle_seconds=settings.warm_pool_idle_seconds,
@@ -160,7 +186,7 @@ def build_executor(settings: Settings, owner: str, metrics: ServerMetrics | None
         ),
     )
     on_acquire = metrics.warm_acquired if metrics is not None else None
-    return PooledDockerExecutor(fresh, docker_config, warm, utc_now, on_acquire=on_acquire)
+    return PooledDockerExecutor(fresh, docker_config, warm, utc_now, on_acquire=on_acquire), fresh
 
 
 @dataclass

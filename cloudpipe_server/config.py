@@ -83,6 +83,12 @@ class Settings:
     transfer_max_output_files: int = 10_000
     transfer_allow_private_addresses: bool = False
     docker_host: str = ""  # empty: DOCKER_HOST or the local socket
+    # Run jobs on several Docker engines, each job placed on one (cloudpipe_server/nodes):
+    # a JSON file listing them. Empty (the default): the one engine of docker_host.
+    nodes_file: str = ""
+    # A node whose engine has not answered for this long is lost: the jobs it ran are
+    # requeued (restartable) or STALLED once their leases expire.
+    node_lost_seconds: float = 60.0
     log_level: str = "INFO"
     # Serve Prometheus metrics at http://<this>/metrics; empty (the default): not served.
     # No credentials are checked there: use loopback or a private address.

@@ -45,6 +45,7 @@ if ((WITH_TEST_DEPS)); then
   command -v node >/dev/null || packages+=(nodejs)
   command -v npm >/dev/null || packages+=(npm)
   packages+=(ruby ruby-grpc ruby-google-protobuf ruby-grpc-tools libprotobuf-dev)
+  command -v ip >/dev/null || packages+=(iproute2) # the multi-node tests' engines in network namespaces
 fi
 apt_install "${packages[@]}"
 
