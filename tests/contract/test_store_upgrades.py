@@ -19,13 +19,23 @@ from tests.contract.mongomock_double import atomic_writes
 OLD_SPEC = json.dumps({"cmd": "echo old", "name": "old", "restartable": True})  # as schema 1 stored it
 
 
+def sqlite_at(path: Path, version: int) -> sqlite3.Connection:
+    """A job database written by the first `version` migrations (a connection to fill it;
+    the caller closes it)."""
+    from cloudpipe_server.store.sqlite.schema import JOB_MIGRATIONS
+
+    conn = sqlite3.connect(path)
+    for script in JOB_MIGRATIONS[:version]:
+        conn.executescript(script)
+    conn.execute(f"PRAGMA user_version = {version}")
+    return conn
+
+
 async def test_sqlite_database_at_schema_1_upgrades_and_keeps_its_jobs(tmp_path: Path) -> None:
     from cloudpipe_server.store.sqlite.schema import JOB_MIGRATIONS as MIGRATIONS
 
     path = tmp_path / "old.db"
-    with closing(sqlite3.connect(path)) as conn, conn:
-        conn.executescript(MIGRATIONS[0])
-        conn.execute("PRAGMA user_version = 1")
+    with closing(sqlite_at(path, 1)) as conn, conn:
         conn.execute(
             "INSERT INTO jobs (account, name, status, spec, created_at) VALUES ('alice', 'old', 'queued', ?, ?)",
             (OLD_SPEC, to_ns(T0)),
@@ -41,13 +51,8 @@ async def test_sqlite_database_at_schema_1_upgrades_and_keeps_its_jobs(tmp_path:
 
 
 async def test_sqlite_waiting_jobs_stored_before_the_upgrade_still_settle(tmp_path: Path) -> None:
-    from cloudpipe_server.store.sqlite.schema import JOB_MIGRATIONS as MIGRATIONS
-
     path = tmp_path / "old.db"
-    with closing(sqlite3.connect(path)) as conn, conn:
-        for script in MIGRATIONS[:2]:
-            conn.executescript(script)
-        conn.execute("PRAGMA user_version = 2")
+    with closing(sqlite_at(path, 2)) as conn, conn:
         for status, depends_on in (("processing", "[]"), ("waiting", "[1]"), ("waiting", "[2]")):
             conn.execute(
                 "INSERT INTO jobs (account, status, spec, depends_on, created_at, lease_owner)"
@@ -207,13 +212,8 @@ async def test_mongodb_database_before_secrets_gets_their_index_and_keeps_its_jo
 
 
 async def test_sqlite_database_at_schema_7_moves_its_values_out_of_the_job_rows(tmp_path: Path) -> None:
-    from cloudpipe_server.store.sqlite.schema import JOB_MIGRATIONS as MIGRATIONS
-
     path = tmp_path / "old.db"
-    with closing(sqlite3.connect(path)) as conn, conn:
-        for script in MIGRATIONS[:7]:
-            conn.executescript(script)
-        conn.execute("PRAGMA user_version = 7")
+    with closing(sqlite_at(path, 7)) as conn, conn:
         conn.execute(
             "INSERT INTO jobs (account, status, spec, stdin, created_at) VALUES ('alice', 'queued', ?, ?, ?)",
             (OLD_SPEC, b"in" * 5000, to_ns(T0)),
