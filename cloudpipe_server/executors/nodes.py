@@ -183,23 +183,27 @@ class NodePoolExecutor(Executor):
         from when it went down; after that it is lost, and so is the job's container
         there: None, and the job's lease decides (requeued if restartable, else STALLED)."""
         placed = self._placed.get(job.id)
-        candidates = [placed] if placed is not None else list(self._nodes.values())
-        try:
-            for node in candidates:
-                if not await self._until_up(node):
-                    log.warning("job %d: node %s lost (down over %g s)", job.id, node.name, self._node_lost_seconds)
-                    continue
-                self._placed[job.id] = node
-                try:
-                    outcome = await node.executor.adopt(job, limits)
-                except EngineLost:
-                    node.mark(False)
-                    raise  # gone again as we asked: the dispatcher asks again
-                if outcome is not None:
-                    return outcome
-            return None
-        finally:
-            self._placed.pop(job.id, None)
+        # not known (this server restarted): the nodes that answer first, so a node that
+        # is away delays only the jobs that are not found elsewhere
+        candidates = [placed] if placed is not None else sorted(self._nodes.values(), key=lambda n: not n.load.up)
+        for node in candidates:
+            if not await self._until_up(node):
+                log.warning("job %d: node %s lost (down over %g s)", job.id, node.name, self._node_lost_seconds)
+                continue
+            self._placed[job.id] = node  # kills and signals reach it while it is waited for
+            try:
+                outcome = await node.executor.adopt(job, limits)
+            except EngineLost:
+                node.mark(False)
+                raise  # gone again as we asked: the dispatcher asks again, of this node
+            except BaseException:
+                self._placed.pop(job.id, None)
+                raise
+            if outcome is not None:
+                self._placed.pop(job.id, None)
+                return outcome
+        self._placed.pop(job.id, None)
+        return None
 
     async def _until_up(self, node: PoolNode) -> bool:
         """Whether the node answers, waiting while it has been down less than
@@ -257,6 +261,7 @@ class NodePoolExecutor(Executor):
     async def list_managed(self) -> list[ManagedContainer]:
         """Every node's that answers (a down node's containers are not known now)."""
         found: list[ManagedContainer] = []
+        where: dict[str, PoolNode] = {}
         for node in self._nodes.values():
             if not node.load.up:
                 continue
@@ -265,9 +270,9 @@ class NodePoolExecutor(Executor):
             except Exception as exc:
                 log.warning("node %s: could not list its containers: %s", node.name, exc)
                 continue
-            for container in containers:
-                self._containers[container.container_id] = node
+            where.update((container.container_id, node) for container in containers)
             found.extend(containers)
+        self._containers = where  # this listing's only: the map never outgrows the nodes' containers
         return found
 
     async def remove(self, container_id: str) -> None:
