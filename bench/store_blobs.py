@@ -1,12 +1,13 @@
-"""What a job's large values cost the calls that do not need them: a lease extension,
-a List summary and a Get of a job holding a big stdin (and, finished, a big stdout and
-result), each timed against the same call on a job without them, in the same run.
+"""What a job's large values cost the calls that do not need them: a lease extension
+and a List summary of a job holding a big stdin, and a List summary once it finished
+with a big stdout and result, each timed against the same call on a job without them,
+in the same run.
 
     python -m bench.store_blobs [--mb 50] [--rounds 20] [--store sqlite|postgres]
 
 The ratio is big job / small job for each call's median; 1.0 means the values cost
 those calls nothing. SQLite keeps them out of the job's row (store/sqlite/blobs.py);
-before, with them in the row, a 50 MB stdin made each lease extension 600x slower.
+before, with them in the row, a 50 MiB stdin made each lease extension 1,382x slower.
 PostgreSQL is a real throwaway cluster (tests/contract/postgres_cluster.py), whose
 TOAST keeps large values out of line by itself.
 """

@@ -21,5 +21,7 @@ JOB_ANSWER_OVERHEAD_BYTES = 4 << 20
 
 def job_answer_bytes(output_cap_bytes: int, result_cap_bytes: int) -> int:
     """The largest full answer for one job under these caps: stdin, stdout and stderr
-    each at the cap (the truncation note is within the overhead), the result at its cap."""
-    return MAX_STDIN_BYTES + 2 * output_cap_bytes + result_cap_bytes + JOB_ANSWER_OVERHEAD_BYTES
+    each at the cap (the truncation note is within the overhead), and the result at its
+    cap, or at the output cap when it is the job's stdout (the default result source)."""
+    result = max(result_cap_bytes, output_cap_bytes)
+    return MAX_STDIN_BYTES + 2 * output_cap_bytes + result + JOB_ANSWER_OVERHEAD_BYTES

@@ -172,6 +172,7 @@ class _Interrupts:
     def __init__(self, job_id: int) -> None:
         self._job_id = job_id
         self._session: Attachment | None = None
+        self._notices: list[threading.Thread] = []
         self.count = 0
 
     def install(self) -> None:
@@ -181,13 +182,22 @@ class _Interrupts:
         """The live session (None once it ended: later Ctrl-Cs do nothing)."""
         self._session = session
 
+    def finish(self) -> None:
+        """Ended: later Ctrl-Cs do nothing, and a notice on its way is written before we
+        exit (a daemon thread would die with the process, its notice unwritten)."""
+        self._session = None
+        for thread in self._notices:
+            thread.join(NOTICE_DELAY + 1.0)
+
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         session = self._session
         if session is None:
             return
         self.count += 1
         if self.count == 1:
-            threading.Thread(target=self._forward, args=(session,), daemon=True).start()
+            notice = threading.Thread(target=self._forward, args=(session,), daemon=True)
+            self._notices.append(notice)
+            notice.start()
         else:
             threading.Thread(target=session.close, daemon=True).start()
 
@@ -265,13 +275,14 @@ def attach_to(job: Job, *, job_code: bool = False, as_json: bool = False, detach
                 if isinstance(event, Output):
                     write_output(event, as_json=as_json)
                 elif isinstance(event, Exit):
+                    interrupts.finish()  # nothing left to send a Ctrl-C to
                     if as_json:
                         emit_line({"exit": outcome_dict(job.refresh())})
                     if job_code:
                         return exit_code(job.refresh())
                     return 0 if event.status is JobStatus.DONE else 1
         finally:
-            interrupts.attached(None)
+            interrupts.finish()
     if pump.refused:
         click.echo(
             f"cloudpipe: job {job_id} was not submitted interactive, so it takes no input; "

@@ -143,7 +143,7 @@ def build_executor(settings: Settings, owner: str, metrics: ServerMetrics | None
     if not settings.nodes_file:
         return _engine_executor(settings, owner, metrics, settings.docker_host)[0]
     nodes = []
-    for spec in load_nodes(settings.nodes_file):
+    for spec in load_nodes(settings.nodes_file, os.environ):
         executor, fresh = _engine_executor(settings, owner, metrics, spec.url)
         nodes.append(PoolNode(spec, executor, _engine_info(fresh)))
     return NodePoolExecutor(nodes, utc_now, node_lost_seconds=settings.node_lost_seconds)

@@ -208,6 +208,8 @@ class Settings:
             raise InvalidArgument("CLOUDPIPE_LEASE_SECONDS must be longer than CLOUDPIPE_POLL_INTERVAL")
         if self.max_attempts < 1:
             raise InvalidArgument("CLOUDPIPE_MAX_ATTEMPTS must be at least 1")
+        if not 0 < self.node_lost_seconds < 86_400 * 365:  # NaN fails too
+            raise InvalidArgument("CLOUDPIPE_NODE_LOST_SECONDS must be a positive number of seconds")
         if self.auth_service:
             if not self.auth_service.startswith("https://"):
                 raise InvalidArgument("CLOUDPIPE_AUTH_SERVICE must be an https:// URL (mutual TLS)")

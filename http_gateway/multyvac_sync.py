@@ -16,7 +16,7 @@ reachable over this SSH: no shell, no forwarding.
 
 DECISION: an unused offer (the client never connected) kills its job, so a client that
 died mid-sync leaves no job waiting for ever. The bytes of a sync count as the job's
-stdin and stdout, within the server's caps (64 MiB of output by default): a
+stdin and stdout, within the server's caps (32 MiB of output per stream by default): a
 `sync_down` of more is cut short; `cloudpipe volume get` streams any size.
 """
 

@@ -44,6 +44,7 @@ from typing import IO, Any
 
 import docker
 import docker.errors
+import docker.utils
 import requests.exceptions
 from docker.types import Mount
 
@@ -123,6 +124,16 @@ class DockerConfig:
     kill_grace_seconds: int = 3
 
 
+def _client_for(base_url: str) -> docker.DockerClient:
+    """The engine's client: DOCKER_HOST's (and its TLS) when `base_url` is empty; for a
+    tcp:// engine, the mutual TLS of DOCKER_CERT_PATH / DOCKER_TLS_VERIFY, as the docker
+    CLI uses them (the server refuses tcp:// nodes without them: nodes.spec)."""
+    if not base_url:
+        return docker.from_env()
+    tls = docker.utils.kwargs_from_env().get("tls", False) if base_url.startswith("tcp://") else False
+    return docker.DockerClient(base_url=base_url, tls=tls)
+
+
 @dataclass
 class _Run:
     """What the executor knows about a job it runs now."""
@@ -173,7 +184,7 @@ class DockerExecutor(Executor):
             if self._client is None:
                 base_url = self._config.base_url
                 try:
-                    self._client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
+                    self._client = _client_for(base_url)
                 except docker.errors.DockerException as exc:
                     raise _EngineDown(str(exc)) from None
             return self._client

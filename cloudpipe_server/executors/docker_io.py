@@ -172,7 +172,9 @@ class StatsSampler:
     def __init__(self, samples: Iterable[dict[str, Any]]) -> None:
         self._samples = samples
         self._collected = Collected()
-        self._thread = threading.Thread(target=self._read, daemon=True, name="cloudpipe-stats")
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._read,), daemon=True, name="cloudpipe-stats"
+        )
 
     def start(self) -> None:
         self._thread.start()

@@ -56,15 +56,25 @@ class PoolNode:
     down_since: float = field(init=False, default_factory=time.monotonic)  # monotonic time it went down
 
     def __post_init__(self) -> None:
-        self.load = NodeLoad(self.spec.name, self.spec.cpus or 1.0, self.spec.memory_bytes or 1 << 30, up=False)
         self.measured = self.spec.cpus is not None and self.spec.memory_bytes is not None
+        self.load = NodeLoad(
+            self.spec.name, self.spec.cpus or 1.0, self.spec.memory_bytes or 1 << 30, up=False, known=self.measured
+        )
+        self._checking: asyncio.Task[bool] | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
 
     async def check(self) -> bool:
-        """Whether the engine answers now; its capacity is read the first time it does."""
+        """Whether the engine answers now; its capacity is read the first time it does.
+        One check runs at a time per node: callers meanwhile share its answer (a silent
+        engine's ping holds a thread until it times out)."""
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.ensure_future(self._check())
+        return await asyncio.shield(self._checking)
+
+    async def _check(self) -> bool:
         up = await self.executor.reachable()
         if up and not self.measured:
             try:
@@ -75,7 +85,7 @@ class PoolNode:
             else:
                 self.load.cpus = self.spec.cpus or float(info.get("NCPU") or 1)
                 self.load.memory_bytes = self.spec.memory_bytes or int(info.get("MemTotal") or 1 << 30)
-                self.measured = True
+                self.measured = self.load.known = True
         self.mark(up)
         return up
 
@@ -141,8 +151,7 @@ class NodePoolExecutor(Executor):
         tried: set[str] = set()
         waited = False
         while True:
-            loads = [node.load for node in self._nodes.values() if node.name not in tried]
-            chosen = place(loads, limits.cpus, limits.memory_bytes)
+            chosen = place(self.nodes, limits.cpus, limits.memory_bytes, exclude=tried)
             if isinstance(chosen, NoNode):
                 if chosen.ever:  # the job's own problem: no node could ever run it
                     return Outcome(JobStatus.ERROR, self._clock(), reason=chosen.reason)
@@ -191,6 +200,7 @@ class NodePoolExecutor(Executor):
                 log.warning("job %d: node %s lost (down over %g s)", job.id, node.name, self._node_lost_seconds)
                 continue
             self._placed[job.id] = node  # kills and signals reach it while it is waited for
+            self._reserve(node, limits, +1)  # it runs there until adopt returns
             try:
                 outcome = await node.executor.adopt(job, limits)
             except EngineLost:
@@ -199,6 +209,8 @@ class NodePoolExecutor(Executor):
             except BaseException:
                 self._placed.pop(job.id, None)
                 raise
+            finally:
+                self._reserve(node, limits, -1)
             if outcome is not None:
                 self._placed.pop(job.id, None)
                 return outcome

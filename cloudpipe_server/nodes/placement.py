@@ -7,7 +7,7 @@ larger than itself)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 
@@ -20,6 +20,7 @@ class NodeLoad:
     memory_bytes: int
     up: bool = True
     draining: bool = False
+    known: bool = True  # its capacity is known (False until its engine first answered)
     reserved_cpus: float = 0.0
     reserved_memory: int = 0
     running: int = 0
@@ -39,15 +40,19 @@ class NoNode:
     ever: bool = False
 
 
-def place(nodes: Sequence[NodeLoad], cpus: float, memory_bytes: int) -> NodeLoad | NoNode:
-    usable = [node for node in nodes if node.up and not node.draining]
+def place(
+    nodes: Sequence[NodeLoad], cpus: float, memory_bytes: int, exclude: Collection[str] = ()
+) -> NodeLoad | NoNode:
+    """The node for a job of this size, leaving out the nodes named in `exclude` (tried
+    already); whether it fits no node ever is judged over every node."""
+    usable = [node for node in nodes if node.up and not node.draining and node.name not in exclude]
     if not usable:
         down = sum(1 for node in nodes if not node.up)
         return NoNode(f"no node is available ({down} of {len(nodes)} down, the rest drained)")
     fitting = [node for node in usable if cpus <= node.cpus and memory_bytes <= node.memory_bytes]
     if not fitting:
         biggest = max(nodes, key=lambda node: (node.cpus, node.memory_bytes))
-        too_big = all(cpus > node.cpus or memory_bytes > node.memory_bytes for node in nodes)
+        too_big = all(node.known and (cpus > node.cpus or memory_bytes > node.memory_bytes) for node in nodes)
         return NoNode(
             f"no {'' if too_big else 'available '}node has {cpus:g} cpus and {memory_bytes} bytes of memory"
             f" (the largest, {biggest.name}: {biggest.cpus:g} cpus, {biggest.memory_bytes} bytes)",

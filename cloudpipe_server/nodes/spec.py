@@ -1,8 +1,9 @@
 """The nodes an operator declares: a JSON file (CLOUDPIPE_NODES_FILE) holding a list of
 `{"name": ..., "url": ..., "labels": {...}, "cpus": ..., "memory_bytes": ...}`. `url` is
 a Docker engine URL (`unix:///path`, or `tcp://host:port` with the engine's standard
-mutual TLS through DOCKER_CERT_PATH); `labels`, `cpus` and `memory_bytes` are optional
-(capacity is read from the engine's own info when not given)."""
+mutual TLS of DOCKER_CERT_PATH and DOCKER_TLS_VERIFY, which must be set for one);
+`labels`, `cpus` and `memory_bytes` are optional (capacity is read from the engine's own
+info when not given)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 from cloudpipe_server.errors import InvalidArgument
 
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
-URL = re.compile(r"(unix://|tcp://|ssh://)\S+")
+URL = re.compile(r"(unix://|tcp://)\S+")
 MAX_NODES = 1000
 
 
@@ -30,13 +31,22 @@ class NodeSpec:
     memory_bytes: int | None = None  # None: the engine's MemTotal
 
 
-def load_nodes(path: str) -> list[NodeSpec]:
-    """The nodes of the file at `path`; InvalidArgument naming what is wrong."""
+def load_nodes(path: str, env: Mapping[str, str]) -> list[NodeSpec]:
+    """The nodes of the file at `path`; InvalidArgument naming what is wrong. A tcp://
+    node needs the engine's mutual TLS in `env` (never plain TCP: anyone who reaches an
+    engine's port owns its host)."""
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise InvalidArgument(f"CLOUDPIPE_NODES_FILE: cannot read {path}: {exc.strerror}") from None
-    return parse_nodes(text, path)
+    nodes = parse_nodes(text, path)
+    plain = [node.name for node in nodes if node.url.startswith("tcp://")]
+    if plain and not (env.get("DOCKER_CERT_PATH") and env.get("DOCKER_TLS_VERIFY")):
+        raise InvalidArgument(
+            f"{path}: node {plain[0]} is tcp://, which needs the engine's mutual TLS: set DOCKER_CERT_PATH"
+            " (its ca.pem, cert.pem and key.pem) and DOCKER_TLS_VERIFY=1"
+        )
+    return nodes
 
 
 def parse_nodes(text: str, where: str = "nodes") -> list[NodeSpec]:

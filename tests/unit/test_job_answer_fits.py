@@ -65,6 +65,11 @@ def test_caps_that_would_make_an_answer_too_large_are_refused_at_start() -> None
         Settings.from_env({"HOME": "/home/u", "CLOUDPIPE_RESULT_CAP_BYTES": str(200 << 20)})
     with pytest.raises(InvalidArgument, match="CLOUDPIPE_OUTPUT_CAP_BYTES"):
         Settings.from_env({"HOME": "/home/u", "CLOUDPIPE_OUTPUT_CAP_BYTES": str(64 << 20)})
+    # the default result is the stdout, up to the output cap, and it is sent twice
+    with pytest.raises(InvalidArgument, match="CLOUDPIPE_OUTPUT_CAP_BYTES"):
+        Settings.from_env(
+            {"HOME": "/home/u", "CLOUDPIPE_OUTPUT_CAP_BYTES": str(70 << 20), "CLOUDPIPE_RESULT_CAP_BYTES": "1024"}
+        )
     raised = Settings.from_env({"HOME": "/home/u", "CLOUDPIPE_RESULT_CAP_BYTES": str(120 << 20)})
     job, attempts = largest_job(raised)
     assert job_to_pb(job, attempts=attempts).ByteSize() <= MAX_MESSAGE_BYTES

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cloudpipe_server.errors import InvalidArgument
 from cloudpipe_server.nodes.placement import NodeLoad, NoNode, place
-from cloudpipe_server.nodes.spec import NodeSpec, parse_nodes
+from cloudpipe_server.nodes.spec import NodeSpec, load_nodes, parse_nodes
 
 
 def test_nodes_parse_with_optional_labels_and_capacity() -> None:
@@ -69,3 +71,24 @@ def test_a_job_too_big_for_every_node_or_for_those_available_is_not_placed_and_s
     nodes[0].up = False
     nodes.pop()
     assert place(nodes, 1.0, 1 << 30) == NoNode("no node is available (1 of 1 down, the rest drained)")
+
+
+def test_a_job_is_too_big_ever_only_by_every_node_known_not_only_those_left() -> None:
+    big, small = NodeLoad("big", 8, 16 << 30), NodeLoad("small", 2, 16 << 30)
+    # the big node was tried already (it did not answer): not now, but it is not too big
+    assert place([big, small], 4.0, 1 << 30, exclude={"big"}) == NoNode(
+        "no available node has 4 cpus and 1073741824 bytes of memory (the largest, big: 8 cpus, 17179869184 bytes)"
+    )
+    # a node whose engine never answered yet may be big enough: not "ever"
+    unknown = NodeLoad("later", 1, 1 << 30, up=False, known=False)
+    verdict = place([small, unknown], 4.0, 1 << 30)
+    assert isinstance(verdict, NoNode) and not verdict.ever
+
+
+def test_a_tcp_node_needs_the_engines_mutual_tls(tmp_path: Path) -> None:
+    nodes = tmp_path / "nodes.json"
+    nodes.write_text('[{"name": "n1", "url": "unix:///run/n1.sock"}, {"name": "n2", "url": "tcp://10.0.0.2:2376"}]')
+    with pytest.raises(InvalidArgument, match="node n2 is tcp://, which needs the engine's mutual TLS"):
+        load_nodes(str(nodes), {})
+    tls = {"DOCKER_CERT_PATH": "/etc/cloudpipe/docker", "DOCKER_TLS_VERIFY": "1"}
+    assert [node.name for node in load_nodes(str(nodes), tls)] == ["n1", "n2"]
