@@ -178,8 +178,8 @@ class _Interrupts:
     def install(self) -> None:
         signal.signal(signal.SIGINT, self)
 
-    def attached(self, session: Attachment | None) -> None:
-        """The live session (None once it ended: later Ctrl-Cs do nothing)."""
+    def attached(self, session: Attachment) -> None:
+        """The live session, until `finish`."""
         self._session = session
 
     def finish(self) -> None:

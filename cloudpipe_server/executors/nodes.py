@@ -51,14 +51,13 @@ class PoolNode:
     spec: NodeSpec
     executor: Executor
     info: Callable[[], Awaitable[Mapping[str, Any]]]
-    load: NodeLoad = field(init=False)
-    measured: bool = field(init=False)  # its capacity is known
+    load: NodeLoad = field(init=False)  # its capacity is known once `load.known`
     down_since: float = field(init=False, default_factory=time.monotonic)  # monotonic time it went down
 
     def __post_init__(self) -> None:
-        self.measured = self.spec.cpus is not None and self.spec.memory_bytes is not None
+        declared = self.spec.cpus is not None and self.spec.memory_bytes is not None
         self.load = NodeLoad(
-            self.spec.name, self.spec.cpus or 1.0, self.spec.memory_bytes or 1 << 30, up=False, known=self.measured
+            self.spec.name, self.spec.cpus or 1.0, self.spec.memory_bytes or 1 << 30, up=False, known=declared
         )
         self._checking: asyncio.Task[bool] | None = None
 
@@ -76,7 +75,7 @@ class PoolNode:
 
     async def _check(self) -> bool:
         up = await self.executor.reachable()
-        if up and not self.measured:
+        if up and not self.load.known:
             try:
                 info = await within(self.info(), INFO_TIMEOUT)
             except Exception as exc:  # the engine answered a ping but not this: try again later
@@ -85,7 +84,7 @@ class PoolNode:
             else:
                 self.load.cpus = self.spec.cpus or float(info.get("NCPU") or 1)
                 self.load.memory_bytes = self.spec.memory_bytes or int(info.get("MemTotal") or 1 << 30)
-                self.measured = self.load.known = True
+                self.load.known = True
         self.mark(up)
         return up
 
@@ -115,10 +114,6 @@ class NodePoolExecutor(Executor):
     @property
     def nodes(self) -> list[NodeLoad]:
         return [node.load for node in self._nodes.values()]
-
-    def node_of(self, job_id: int) -> str | None:
-        node = self._placed.get(job_id)
-        return node.name if node is not None else None
 
     def start(self) -> None:
         for node in self._nodes.values():

@@ -17,7 +17,7 @@ def test_a_ctrl_c_after_the_attachment_ended_is_ignored() -> None:
     interrupts = _Interrupts(job_id=7)
     try:
         interrupts.install()
-        interrupts.attached(None)  # ended (or not open yet)
+        interrupts.finish()  # the attachment ended
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)  # the handler runs between bytecodes of this thread
         assert interrupts.count == 0

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from cloudpipe_server.models import Job
-
-KINDS = ("stdin", "stdout", "stderr", "result")
 
 
 def put(conn: sqlite3.Connection, job_id: int, values: Mapping[str, bytes]) -> None:
@@ -33,19 +31,16 @@ def put(conn: sqlite3.Connection, job_id: int, values: Mapping[str, bytes]) -> N
         )
 
 
-def fill(conn: sqlite3.Connection, jobs: Sequence[Job], kinds: Iterable[str] = KINDS) -> list[Job]:
-    """`jobs` (read from their rows) with these kinds of their values."""
-    wanted = tuple(kinds)
-    if not jobs or not wanted:
+def fill(conn: sqlite3.Connection, jobs: Sequence[Job]) -> list[Job]:
+    """`jobs` (read from their rows) with their values."""
+    if not jobs:
         return list(jobs)
     found: dict[int, dict[str, bytes]] = {}
     ids = [job.id for job in jobs]
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
         rows = conn.execute(
-            f"SELECT job_id, kind, data FROM job_blobs WHERE job_id IN ({','.join('?' * len(part))})"
-            f" AND kind IN ({','.join('?' * len(wanted))})",
-            (*part, *wanted),
+            f"SELECT job_id, kind, data FROM job_blobs WHERE job_id IN ({','.join('?' * len(part))})", part
         )
         for row in rows:
             found.setdefault(row["job_id"], {})[row["kind"]] = bytes(row["data"])

@@ -3,8 +3,8 @@ appended chunk, so an append writes only its own bytes. A stream's chunks never 
 (an append stores only what goes beyond the stream's stored end, `_shared.unstored`),
 and reads stop at the first gap (`_shared.read_from`). Chunks exist only while a job
 is PROCESSING: `finish` replaces them by the outcome's output, the reaper discards them
-(requeue) or moves them into the job's stdout and stderr (stall; `blobs.py`). Every function here runs inside
-the caller's transaction (`SqliteDatabase.run`)."""
+(requeue) or moves them into the job's stdout and stderr (stall; `blobs.py`). Every
+function here runs inside the caller's transaction (`SqliteDatabase.run`)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Removing finished jobs in the SQLite store: `rm` of a caller's jobs and the bounded
 retention batches (`JobStore.delete_finished`, `JobStore.purge`). Finished jobs have no
 chunks in `job_output` (those exist only while a job runs); their dependency rows,
-their attempts (`attempts.py`) and their values (`blobs.py`) go with them. Every function here runs inside the
-caller's transaction."""
+their attempts (`attempts.py`) and their values (`blobs.py`) go with them. Every
+function here runs inside the caller's transaction."""
 
 from __future__ import annotations
 
