@@ -99,6 +99,8 @@ class Dispatcher:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._writers: dict[int, OutputWriter] = {}
         self._attempts: dict[int, int] = {}  # job id -> the attempt running here (its lease)
+        # job id -> its account, for the lines of sweeps over many jobs (the heartbeat)
+        self._accounts: dict[int, str] = {}
         self._recording: set[int] = set()  # jobs whose outcome is being stored: `finish` decides
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -222,6 +224,7 @@ class Dispatcher:
             work = self._after(earlier, job.id, work)
         # the task's own context names its job: every line of its run carries job_id and account
         context = job_context(job.id, job.account)
+        self._accounts[job.id] = job.account
         self._running[job.id] = asyncio.create_task(work, name=f"cloudpipe-job-{job.id}", context=context)
 
     async def _after(self, earlier: asyncio.Task[None], job_id: int, work: Coroutine[Any, Any, None]) -> None:
@@ -234,6 +237,7 @@ class Dispatcher:
         if self._running.get(job_id) is asyncio.current_task():
             del self._running[job_id]
             self._attempts.pop(job_id, None)
+            self._accounts.pop(job_id, None)
 
     async def _heartbeat_loop(self) -> None:
         interval = self._config.lease_seconds / 3
@@ -262,11 +266,17 @@ class Dispatcher:
         # itself: it was not lost, and nothing of it is left to stop.
         lost = {i for i in set(ids) - held if i in self._running and i not in self._recording}
         for job_id in lost:
-            log.warning("job %d: lease lost; stopping its container", job_id, extra=job_fields(job_id))
+            log.warning(
+                "job %d: lease lost; stopping its container",
+                job_id,
+                extra=job_fields(job_id, self._accounts.get(job_id)),
+            )
         to_kill = lost | await self._store.kill_requested(list(held))
         # concurrently: each stop may wait out the grace period, and the next lease
         # extension must not wait for all of them
-        kills = (asyncio.create_task(self._executor.kill(i), context=job_context(i)) for i in to_kill)
+        kills = (
+            asyncio.create_task(self._executor.kill(i), context=job_context(i, self._accounts.get(i))) for i in to_kill
+        )
         await asyncio.gather(*kills)
         for job in await self._store.reap_expired(now, self._config.max_attempts):
             log.warning(

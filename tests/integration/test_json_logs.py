@@ -98,7 +98,7 @@ def test_json_logs_name_the_job_and_account_and_never_a_secret(tmp_path: Path, d
         lines = about(served, job.id)
         assert len(lines) >= 3, (job.id, lines)  # queued, processing, ..., how it ended
         for record in lines:
-            assert record["job_id"] == job.id and record["account"] == account, record
+            assert record.get("job_id") == job.id and record.get("account") == account, record
     messages = {record["message"] for record in about(served, killed.id)}
     assert any("kill requested" in message for message in messages), messages
     assert any("stopping" in message for message in messages), messages  # the executor's line
